@@ -1,0 +1,58 @@
+// What every command shares: global options, and the one place errors become exit codes.
+import type { Command } from 'commander';
+import { TsrunError } from '../src/errors.js';
+
+export interface GlobalOptions {
+  /** Store root (images, layers, containers). */
+  root: string;
+  /** Runtime state (locks, pids); tmpfs, gone after a reboot. */
+  runroot: string;
+  insecureRegistry: string[];
+  debug: boolean;
+}
+
+export function globalOptions(cmd: Command): GlobalOptions {
+  // optsWithGlobals merges the program's options into the subcommand's.
+  const o = cmd.optsWithGlobals() as Partial<GlobalOptions>;
+  return {
+    root: o.root ?? process.env.TSRUN_ROOT ?? '/var/lib/tsrun',
+    runroot: o.runroot ?? process.env.TSRUN_RUNROOT ?? '/run/tsrun',
+    insecureRegistry: o.insecureRegistry ?? [],
+    debug: o.debug ?? false,
+  };
+}
+
+/** Collects a repeatable option into an array (`-e A -e B`). */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/**
+ * Runs a command's action; a TsrunError becomes `tsrun: <message>` and its exit code
+ * (docker's: 125 engine, 126, 127), anything else is a bug and shows its stack.
+ */
+export function action<A extends unknown[]>(fn: (...args: A) => Promise<number | void>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      const code = await fn(...args);
+      process.exitCode = code ?? 0;
+    } catch (err) {
+      process.exitCode = report(err);
+    }
+  };
+}
+
+export function report(err: unknown): number {
+  if (err instanceof TsrunError) {
+    process.stderr.write(`tsrun: ${err.message}\n`);
+    if (process.env.TSRUN_DEBUG && err.cause) process.stderr.write(`  caused by: ${String(err.cause)}\n`);
+    return err.exitCode;
+  }
+  process.stderr.write(`tsrun: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  return 125;
+}
+
+/** Bad flag value: docker's exit status 125 and a message naming the flag. */
+export function flagError(flag: string, value: string, why: string): TsrunError {
+  return new TsrunError('EINVAL_FLAG', `invalid argument "${value}" for "${flag}" flag: ${why}`);
+}

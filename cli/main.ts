@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// tsrun's entry point. Each command lives in its own cli/<command>.ts, which declares its flags
+// and imports the code under src/ only when it runs, so `tsrun run` does not pay to load
+// the registry client.
+import { Command, CommanderError } from 'commander';
+import { collect } from './common.js';
+import { register as registerRun } from './run.js';
+import { register as registerImages } from './images.js';
+import { register as registerLoad } from './load.js';
+
+const program = new Command('tsrun')
+  .description('A daemonless, Docker-like container engine')
+  .version('tsrun 0.1.0', '-v, --version')
+  .option('--root <dir>', 'storage root: images, layers, containers (env TSRUN_ROOT)', undefined)
+  .option('--runroot <dir>', 'runtime state directory (env TSRUN_RUNROOT)', undefined)
+  .option('--insecure-registry <host[:port]|cidr>', 'allow plain HTTP / unverified TLS for this registry (repeatable)', collect, [])
+  .option('-D, --debug', 'show the causes of errors', false)
+  .enablePositionalOptions()
+  .showHelpAfterError()
+  // docker's exit status for a usage error is 125, not commander's 1.
+  .exitOverride((err: CommanderError) => {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
+      process.exit(0);
+    }
+    process.exit(125);
+  });
+
+for (const register of [registerRun, registerImages, registerLoad]) register(program);
+
+await program.parseAsync(process.argv);

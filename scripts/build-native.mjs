@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// Builds the native helper (native/*.c → native/build/tsrun-helper) with the system C compiler.
+// Runs from `npm install`/`npm ci` (the "prepare" script) and from `npm run build`.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const cc = process.env.CC || 'cc';
+const probe = spawnSync(cc, ['--version'], { stdio: 'ignore' });
+if (probe.error || probe.status !== 0) {
+  console.error(
+    `tsrun: cannot build the native helper: no C compiler (${cc}) found.\n` +
+      `Install one, e.g. on Debian/Ubuntu: apt-get install -y gcc libc6-dev`,
+  );
+  process.exit(1);
+}
+const sources = readdirSync(join(root, 'native'))
+  .filter((f) => f.endsWith('.c'))
+  .map((f) => join(root, 'native', f));
+mkdirSync(join(root, 'native', 'build'), { recursive: true });
+const out = join(root, 'native', 'build', 'tsrun-helper');
+const args = ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror=implicit-function-declaration',
+  '-D_GNU_SOURCE', '-o', out, ...sources];
+const r = spawnSync(cc, args, { stdio: 'inherit' });
+if (r.status !== 0) {
+  console.error(`tsrun: building the native helper failed (${cc} ${args.join(' ')})`);
+  process.exit(1);
+}

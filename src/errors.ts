@@ -1,0 +1,56 @@
+// One error type for everything tsrun reports. `code` is stable (tests and scripts match on it);
+// the message says what was being done and to what; `cause` keeps the underlying error.
+// Only cli/ turns errors into exit codes and text.
+
+export type ErrorCode =
+  | 'EINVAL_FLAG' // a flag value is malformed or out of range
+  | 'EINVAL_REF' // an image reference does not parse
+  | 'ENOIMAGE' // the image is not in the store (and could not be pulled)
+  | 'ENOCONTAINER'
+  | 'EBADIMAGE' // an archive or layout that is not a valid image
+  | 'EUNSAFE' // a layer or path that tries to escape its root
+  | 'EDIGEST' // content does not match its digest or size
+  | 'EREGISTRY' // a registry said no or misbehaved
+  | 'EAUTH'
+  | 'EINSECURE' // a registry that only speaks HTTP, not declared insecure
+  | 'ENETWORK'
+  | 'EHELPER' // the native helper failed to start or broke the protocol
+  | 'ESTEP' // a launch step failed inside the helper
+  | 'ENOTFOUND_EXEC' // 127
+  | 'ENOEXEC' // 126
+  | 'ESTATE' // an operation not valid in the container's current state
+  | 'ELOCK'
+  | 'EKERNEL' // a missing kernel feature
+  | 'EINTERNAL';
+
+export class TsrunError extends Error {
+  readonly code: ErrorCode;
+  /** Exit status the CLI should use (docker's: 125 engine, 126 not executable, 127 not found). */
+  readonly exitCode: number;
+
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; exitCode?: number } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'TsrunError';
+    this.code = code;
+    this.exitCode = options.exitCode ?? defaultExitCode(code);
+  }
+}
+
+function defaultExitCode(code: ErrorCode): number {
+  if (code === 'ENOTFOUND_EXEC') return 127;
+  if (code === 'ENOEXEC') return 126;
+  return 125;
+}
+
+/** Node system errors carry `code` ('ENOENT', ...); this reads it without casts everywhere. */
+export function errnoOf(err: unknown): string | undefined {
+  if (err && typeof err === 'object' && 'code' in err && typeof err.code === 'string') return err.code;
+  return undefined;
+}
+
+/** Wrap a lower-level error with what tsrun was doing, keeping a TsrunError's own code. */
+export function wrap(code: ErrorCode, doing: string, err: unknown): TsrunError {
+  if (err instanceof TsrunError) return err;
+  const detail = err instanceof Error ? err.message : String(err);
+  return new TsrunError(code, `${doing}: ${detail}`, { cause: err });
+}
