@@ -1,0 +1,83 @@
+// tsrun run [OPTIONS] IMAGE [COMMAND] [ARG...]
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import type { RunFlagValues } from '../src/container/run-options.js';
+import { action, collect, globalOptions } from './common.js';
+
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
+
+type RunFlags = RunFlagValues & { platform?: string; pull: string };
+
+export function register(program: Command): void {
+  program
+    .command('run')
+    .description('Create and run a new container from an image')
+    .usage('[OPTIONS] IMAGE [COMMAND] [ARG...]')
+    .helpOption('--help', 'display help for command')
+    .argument('<image>', 'image name, name:tag, name@digest or image ID')
+    .argument('[command...]', 'command and arguments (default: the image\'s Entrypoint + Cmd)')
+    .passThroughOptions()
+    // Container
+    .option('--name <string>', 'assign a name to the container')
+    .option('--rm', 'automatically remove the container when it exits', false)
+    .option('-i, --interactive', 'keep STDIN open', false)
+    .option('-t, --tty', 'allocate a pseudo-TTY', false)
+    .option('--init', 'run an init inside the container that forwards signals and reaps processes', false)
+    .option('--trace', 'print every step the helper executes, like strace (tsrun only)', false)
+    // Process
+    .option('--entrypoint <command>', 'overwrite the default ENTRYPOINT of the image')
+    .option('-e, --env <KEY=value>', 'set an environment variable (repeatable)', collect, [])
+    .option('--env-file <file>', 'read environment variables from a file (repeatable)', collect, [])
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .option('-u, --user <name|uid[:group|gid]>', 'user to run as')
+    .option('-h, --hostname <name>', 'container host name (default: the first 12 digits of the ID)')
+    .option('--ulimit <name=soft[:hard]>', 'ulimit options (repeatable; never above the host\'s hard limit)', collect, [])
+    // Storage
+    .option('-v, --volume <host:ctr[:ro]>', 'bind mount a host path (repeatable)', collect, [])
+    .option('--tmpfs <path[:opts]>', 'mount a tmpfs (repeatable)', collect, [])
+    .option('--read-only', 'mount the container\'s root filesystem as read only', false)
+    // Security
+    .option('--cap-add <cap>', 'add a Linux capability (repeatable)', collect, [])
+    .option('--cap-drop <cap>', 'drop a Linux capability (repeatable)', collect, [])
+    .option('--privileged', 'give extended privileges: all capabilities, no masked paths', false)
+    .option('--security-opt <opt>', 'security options: no-new-privileges=true|false (default true)', collect, [])
+    // Namespaces
+    .addOption(new Option('--network, --net <mode>', 'network mode: none or host (bridge: not yet)').default('none'))
+    .option('--pid <mode>', 'PID namespace: "host" to share the host\'s', '')
+    .option('--ipc <mode>', 'IPC namespace: "host" to share the host\'s', '')
+    .option('--uts <mode>', 'UTS namespace: "host" to share the host\'s', '')
+    // Image
+    .option('--platform <os/arch[/variant]>', 'platform to pull if the image is missing')
+    .addOption(new Option('--pull <policy>', 'pull the image before running').choices(['missing', 'always', 'never']).default('missing'))
+    .action(action(async (image: string, command: string[], flags: RunFlags, cmd: Command) => {
+      const g = globalOptions(cmd);
+      const { parseRunOptions } = await import('../src/container/run-options.js');
+      const options = parseRunOptions(flags, command, {
+        readFile: (p) => readFileSync(p, 'utf8'),
+        env: process.env,
+        stdinIsTty: process.stdin.isTTY === true,
+      });
+      const { findOrPullImage } = await import('../src/container/image-lookup.js');
+      const record = await findOrPullImage(g, image, { pull: flags.pull, platform: flags.platform });
+      const { runContainer } = await import('../src/container/run.js');
+
+      // Signals arriving while the container starts are held and sent once it runs.
+      let container: { signal(s: NodeJS.Signals): void } | undefined;
+      const pending: NodeJS.Signals[] = [];
+      for (const sig of FORWARDED) process.on(sig, () => (container ? container.signal(sig) : pending.push(sig)));
+
+      const running = await runContainer({
+        storeRoot: g.root,
+        image: record,
+        options,
+        stdio: [0, 1, 2],
+        ...(options.trace && {
+          onTrace: (t) => process.stderr.write(`[${t.who === 'monitor' ? 'monitor' : `step ${t.step}`}] ${t.text}\n`),
+        }),
+      });
+      container = running;
+      for (const sig of pending) running.signal(sig);
+      const status = await running.wait();
+      return status.code;
+    }));
+}

@@ -1,0 +1,41 @@
+// Facts about the host that shape a container: resource limits and tsrun's own capabilities.
+import { readFileSync } from 'node:fs';
+
+const LIMIT_NAMES: Record<string, string> = {
+  'Max cpu time': 'cpu',
+  'Max file size': 'fsize',
+  'Max data size': 'data',
+  'Max stack size': 'stack',
+  'Max core file size': 'core',
+  'Max resident set': 'rss',
+  'Max processes': 'nproc',
+  'Max open files': 'nofile',
+  'Max locked memory': 'memlock',
+  'Max address space': 'as',
+  'Max file locks': 'locks',
+  'Max pending signals': 'sigpending',
+  'Max msgqueue size': 'msgqueue',
+  'Max nice priority': 'nice',
+  'Max realtime priority': 'rtprio',
+  'Max realtime timeout': 'rttime',
+};
+
+/** This process's hard limits by rlimit name (-1 = unlimited), from /proc/self/limits. */
+export function hostHardLimits(): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of readFileSync('/proc/self/limits', 'utf8').split('\n').slice(1)) {
+    const m = /^(.+?)\s{2,}(\S+)\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const name = LIMIT_NAMES[m[1]!.trim()];
+    if (name) out[name] = m[3] === 'unlimited' ? -1 : Number(m[3]);
+  }
+  return out;
+}
+
+const CAP_SYS_RESOURCE = 24n;
+
+/** Whether this process may raise hard rlimits (many VMs and CI sandboxes drop CAP_SYS_RESOURCE). */
+export function hasCapSysResource(): boolean {
+  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+  return m !== null && ((BigInt(`0x${m[1]}`) >> CAP_SYS_RESOURCE) & 1n) === 1n;
+}

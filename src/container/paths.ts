@@ -1,0 +1,45 @@
+// Where a container's files live under the store root (DESIGN.md "Images and storage"):
+//   containers/<id>/  config.json state.json upper/ work/ rootfs/ hostname hosts resolv.conf
+//   names/<name> -> ../containers/<id>   (a symlink: creating it is the atomic name reservation)
+import { join } from 'node:path';
+
+export class ContainerPaths {
+  readonly dir: string;
+
+  constructor(
+    readonly storeRoot: string,
+    readonly id: string,
+  ) {
+    this.dir = join(storeRoot, 'containers', id);
+  }
+
+  get config(): string {
+    return join(this.dir, 'config.json');
+  }
+  get state(): string {
+    return join(this.dir, 'state.json');
+  }
+  get rootfs(): string {
+    return join(this.dir, 'rootfs');
+  }
+  /** Overlay upper and work dirs, relative to the store root (keeps mount options short). */
+  get upperRel(): string {
+    return join('containers', this.id, 'upper');
+  }
+  get workRel(): string {
+    return join('containers', this.id, 'work');
+  }
+  get hostname(): string {
+    return join(this.dir, 'hostname');
+  }
+  get hosts(): string {
+    return join(this.dir, 'hosts');
+  }
+  get resolvConf(): string {
+    return join(this.dir, 'resolv.conf');
+  }
+}
+
+export function namesDir(storeRoot: string): string {
+  return join(storeRoot, 'names');
+}

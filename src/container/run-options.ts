@@ -1,0 +1,102 @@
+// `run`'s flags (as commander hands them over) → validated ContainerOptions.
+import { TsrunError } from '../errors.js';
+import {
+  expandEnv,
+  parseCapability,
+  parseEnvFile,
+  parseNamespaceMode,
+  parseNetworkMode,
+  parseSecurityOpts,
+  parseTmpfs,
+  parseUlimit,
+  parseVolume,
+  type ContainerOptions,
+} from '../namespaces/options.js';
+
+export interface RunFlagValues {
+  name?: string;
+  hostname?: string;
+  entrypoint?: string;
+  env: string[];
+  envFile: string[];
+  workdir?: string;
+  user?: string;
+  volume: string[];
+  tmpfs: string[];
+  readOnly: boolean;
+  rm: boolean;
+  interactive: boolean;
+  tty: boolean;
+  init: boolean;
+  ulimit: string[];
+  capAdd: string[];
+  capDrop: string[];
+  privileged: boolean;
+  securityOpt: string[];
+  network: string;
+  pid: string;
+  ipc: string;
+  uts: string;
+  trace: boolean;
+}
+
+export interface HostAccess {
+  readFile(path: string): string;
+  env: NodeJS.ProcessEnv;
+  stdinIsTty: boolean;
+}
+
+export function parseRunOptions(f: RunFlagValues, args: string[], host: HostAccess): ContainerOptions {
+  const env: string[] = [];
+  for (const file of f.envFile) {
+    let text: string;
+    try {
+      text = host.readFile(file);
+    } catch (err) {
+      throw new TsrunError('EINVAL_FLAG', `invalid argument "${file}" for "--env-file" flag: cannot read it`, { cause: err });
+    }
+    env.push(...parseEnvFile(text, file, host.env));
+  }
+  for (const e of f.env) env.push(...expandEnv(e, host.env));
+
+  const uts = parseNamespaceMode('--uts', f.uts);
+  if (uts === 'host' && f.hostname !== undefined) {
+    throw new TsrunError('EINVAL_FLAG', 'conflicting options: --hostname and --uts host (the host\'s name would change)');
+  }
+  if (f.interactive && f.tty && !host.stdinIsTty) {
+    throw new TsrunError('EINVAL_FLAG', 'the input device is not a TTY; drop -t, or run from a terminal');
+  }
+  if (f.workdir !== undefined && !f.workdir.startsWith('/')) {
+    throw new TsrunError('EINVAL_FLAG', `invalid argument "${f.workdir}" for "--workdir" flag: it needs to be an absolute path`);
+  }
+  if (f.hostname !== undefined && !/^[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})$/.test(f.hostname)) {
+    throw new TsrunError('EINVAL_FLAG', `invalid argument "${f.hostname}" for "--hostname" flag: not a valid host name`);
+  }
+
+  return {
+    ...(f.name !== undefined && { name: f.name }),
+    ...(f.hostname !== undefined && { hostname: f.hostname }),
+    ...(f.entrypoint !== undefined && { entrypoint: f.entrypoint }),
+    ...(f.workdir !== undefined && { workdir: f.workdir }),
+    ...(f.user !== undefined && { user: f.user }),
+    args,
+    env,
+    volumes: f.volume.map(parseVolume),
+    tmpfs: f.tmpfs.map(parseTmpfs),
+    readOnly: f.readOnly,
+    tty: f.tty,
+    interactive: f.interactive,
+    init: f.init,
+    ulimits: f.ulimit.map(parseUlimit),
+    capAdd: f.capAdd.map((c) => parseCapability('--cap-add', c)),
+    capDrop: f.capDrop.map((c) => parseCapability('--cap-drop', c)),
+    privileged: f.privileged,
+    ...parseSecurityOpts(f.securityOpt),
+    network: parseNetworkMode(f.network),
+    pid: parseNamespaceMode('--pid', f.pid),
+    ipc: parseNamespaceMode('--ipc', f.ipc),
+    uts,
+    trace: f.trace,
+    remove: f.rm,
+  };
+}

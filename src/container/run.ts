@@ -1,0 +1,194 @@
+// `run`: create a container from an image and run its process in the foreground.
+// The steps, each undone if a later one fails:
+//   1. find the image            4. write config.json (OCI spec) and the launch plan
+//   2. reserve the name          5. the helper clones the container; we release it; it execs
+//   3. make the container dir    6. wait for the exit status; with --rm remove everything
+import { mkdirSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { TsrunError, errnoOf } from '../errors.js';
+import type { ImageRecord } from '../image/types.js';
+import type { ContainerOptions } from '../namespaces/options.js';
+import { createSpec, type OciSpec } from '../namespaces/spec.js';
+import { buildPlan } from '../namespaces/plan.js';
+import { HelperProcess, type ExitStatus, type TraceLine } from '../namespaces/helper.js';
+import { resolveUser } from './user.js';
+import { hostsFile, resolvConf } from './etc-files.js';
+import { hostHardLimits, hasCapSysResource } from './host.js';
+import { generateName, newContainerId, validateName } from './names.js';
+import { ContainerPaths, namesDir } from './paths.js';
+
+export interface RunRequest {
+  storeRoot: string;
+  image: ImageRecord;
+  options: ContainerOptions;
+  /** The container's stdio (the CLI's own fds). */
+  stdio: [number, number, number];
+  onTrace?: (line: TraceLine) => void;
+}
+
+export interface ContainerState {
+  id: string;
+  name: string;
+  image: string;
+  imageId: string;
+  status: 'created' | 'running' | 'exited';
+  pid: number;
+  monitorPid: number;
+  exitCode: number | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+/** A container whose process runs; the caller forwards signals and waits. */
+export interface RunningContainer {
+  id: string;
+  name: string;
+  spec: OciSpec;
+  signal(sig: NodeJS.Signals): void;
+  /** Waits for the exit, records it, and removes the container if --rm. */
+  wait(): Promise<ExitStatus>;
+}
+
+function writeJson(path: string, value: unknown): void {
+  // Write a temporary file, then rename(2) over the target: a reader never sees half a file.
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 });
+  renameSync(tmp, path);
+}
+
+function reserveName(storeRoot: string, wanted: string | undefined, id: string): string {
+  const dir = namesDir(storeRoot);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (let attempt = 0; ; attempt++) {
+    const name = wanted === undefined ? generateName() : validateName(wanted);
+    try {
+      // symlink(2) fails with EEXIST if the name is taken: an atomic reservation across processes.
+      symlinkSync(join('..', 'containers', id), join(dir, name));
+      return name;
+    } catch (err) {
+      if (errnoOf(err) !== 'EEXIST') throw err;
+      if (wanted !== undefined) {
+        throw new TsrunError('ESTATE', `the container name "/${name}" is already in use; remove that container or choose another name with --name`);
+      }
+      if (attempt > 20) throw err;
+    }
+  }
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+export async function runContainer(req: RunRequest): Promise<RunningContainer> {
+  const { storeRoot, image, options } = req;
+  const id = newContainerId();
+  const undo: Array<() => void> = [];
+  const cleanup = () => {
+    for (const u of undo.reverse()) {
+      try {
+        u();
+      } catch {
+        // best effort: keep undoing the rest
+      }
+    }
+  };
+
+  try {
+    const name = reserveName(storeRoot, options.name, id);
+    undo.push(() => unlinkSync(join(namesDir(storeRoot), name)));
+
+    const paths = new ContainerPaths(storeRoot, id);
+    mkdirSync(join(storeRoot, 'containers'), { recursive: true, mode: 0o700 });
+    mkdirSync(paths.dir, { mode: 0o700 });
+    undo.push(() => rmSync(paths.dir, { recursive: true, force: true }));
+    for (const d of ['upper', 'work', 'rootfs']) mkdirSync(join(paths.dir, d), { mode: 0o755 });
+
+    const layersTopFirst = [...image.layers].reverse();
+    const user = resolveUser(options.user ?? image.config.config?.User, layersTopFirst.map((l) => l.dir));
+    const hostname = options.hostname ?? id.slice(0, 12);
+    writeFileSync(paths.hostname, `${hostname}\n`);
+    writeFileSync(paths.hosts, hostsFile(hostname));
+    writeFileSync(paths.resolvConf, resolvConf());
+
+    const spec = createSpec(image.config, options, {
+      id,
+      rootfs: paths.rootfs,
+      user,
+      etcFiles: { hostname: paths.hostname, hosts: paths.hosts, resolvConf: paths.resolvConf },
+      hostHardLimits: hostHardLimits(),
+      canRaiseLimits: hasCapSysResource(),
+    });
+    writeJson(paths.config, spec);
+
+    // An image without layers still needs one lower dir for overlayfs.
+    let lowerDirs = layersTopFirst.map((l) => l.link);
+    if (lowerDirs.length === 0) {
+      mkdirSync(join(paths.dir, 'empty'));
+      lowerDirs = [join('containers', id, 'empty')];
+    }
+    const plan = buildPlan(
+      spec,
+      {
+        storeRoot,
+        lowerDirs,
+        upperDir: paths.upperRel,
+        workDir: paths.workRel,
+        name,
+        trace: options.trace,
+        interactive: options.interactive,
+        init: options.init,
+        cgroupProcs: [],
+      },
+      isFile,
+    );
+
+    const state: ContainerState = {
+      id,
+      name,
+      image: image.names[0] ?? image.id,
+      imageId: image.id,
+      status: 'created',
+      pid: 0,
+      monitorPid: 0,
+      exitCode: null,
+      createdAt: new Date().toISOString(),
+      startedAt: null,
+      finishedAt: null,
+    };
+    writeJson(paths.state, state);
+
+    const helper = HelperProcess.launch(plan, { stdio: req.stdio, ...(req.onTrace && { onTrace: req.onTrace }) });
+    undo.push(() => helper.signal('SIGKILL'));
+    const pid = await helper.waitPid();
+    helper.go();
+    await helper.waitStarted();
+    Object.assign(state, { status: 'running', pid, monitorPid: helper.pid ?? 0, startedAt: new Date().toISOString() });
+    writeJson(paths.state, state);
+
+    return {
+      id,
+      name,
+      spec,
+      signal: (sig) => helper.signal(sig),
+      wait: async () => {
+        const status = await helper.waitExit();
+        if (options.remove) {
+          undo.pop(); // the helper has exited: nothing to kill
+          cleanup();
+        } else {
+          Object.assign(state, { status: 'exited', exitCode: status.code, finishedAt: new Date().toISOString() });
+          writeJson(paths.state, state);
+        }
+        return status;
+      },
+    };
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
+}

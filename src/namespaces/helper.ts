@@ -1,0 +1,206 @@
+// The TypeScript side of the native helper's protocol (drawn in native/README.md):
+//
+//   tsrun ── plan ──────────▶ helper ── clone(CLONE_NEW*) ──▶ child (waits)
+//   tsrun ◀── pid <n> ─────── helper
+//   tsrun ── go ────────────▶ helper ── release ────────────▶ child runs the steps, execve
+//   tsrun ◀── started | error <step> <op> <errno> <msg>
+//   tsrun ◀── exit <code> <signal>
+//
+// Each message gets a typed wait (`waitPid`, `waitStarted`, `waitExit`) instead of raw lines.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Duplex } from 'node:stream';
+import { TsrunError } from '../errors.js';
+import { decodeField, serializePlan, type Plan } from './plan.js';
+
+export interface TraceLine {
+  who: 'monitor' | 'child';
+  step: number;
+  text: string;
+}
+
+export interface ExitStatus {
+  /** docker's: the exit status, or 128+n when killed by signal n. */
+  code: number;
+  signal: number;
+}
+
+export function helperPath(): string {
+  if (process.env.TSRUN_HELPER) return process.env.TSRUN_HELPER;
+  // dist/src/namespaces/helper.js or src/namespaces/helper.ts → <package>/native/build/tsrun-helper
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    const candidate = join(dir, 'native', 'build', 'tsrun-helper');
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  throw new TsrunError('EHELPER', 'the native helper is not built: run `npm run build:native` (it needs a C compiler: apt-get install gcc)');
+}
+
+type Message =
+  | { kind: 'pid'; pid: number }
+  | { kind: 'started' }
+  | { kind: 'error'; step: number; op: string; errno: string; message: string }
+  | { kind: 'exit'; status: ExitStatus };
+
+export interface LaunchIO {
+  /** The container's stdio: the caller's own fds, inherited by the helper. */
+  stdio: [number | 'ignore', number | 'ignore', number | 'ignore'];
+  onTrace?: (line: TraceLine) => void;
+}
+
+/** A running helper: the monitor of one container. */
+export class HelperProcess {
+  private readonly queue: Message[] = [];
+  private waiter: ((m: Message | undefined) => void) | undefined;
+  private closed = false;
+  private buffered = '';
+
+  private constructor(
+    readonly child: ChildProcess,
+    private readonly channel: Duplex,
+    private readonly onTrace: ((line: TraceLine) => void) | undefined,
+  ) {
+    channel.setEncoding('utf8');
+    channel.on('data', (chunk: string) => this.receive(chunk));
+    channel.on('close', () => this.deliver(undefined));
+    channel.on('error', () => this.deliver(undefined));
+  }
+
+  /** Start the helper and hand it the plan. */
+  static launch(plan: Plan, io: LaunchIO): HelperProcess {
+    const child = spawn(helperPath(), [], {
+      stdio: [...io.stdio, 'pipe'],
+      // Its own session: the terminal's Ctrl-C reaches tsrun, which forwards it once.
+      detached: true,
+    });
+    const channel = child.stdio[3] as Duplex | null;
+    if (!channel) throw new TsrunError('EHELPER', 'the native helper has no control channel');
+    const helper = new HelperProcess(child, channel, io.onTrace);
+    child.on('error', (err) => helper.fail(err));
+    channel.write(serializePlan(plan));
+    return helper;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  async waitPid(): Promise<number> {
+    const m = await this.next('pid');
+    if (m.kind !== 'pid') throw this.unexpected(m, 'pid');
+    return m.pid;
+  }
+
+  go(): void {
+    this.channel.write('go\n');
+  }
+
+  /** Resolves once the container's process has called execve. */
+  async waitStarted(): Promise<void> {
+    const m = await this.next('started');
+    if (m.kind !== 'started') throw this.unexpected(m, 'started');
+  }
+
+  async waitExit(): Promise<ExitStatus> {
+    const m = await this.next('exit');
+    if (m.kind !== 'exit') throw this.unexpected(m, 'exit');
+    return m.status;
+  }
+
+  /** Forward a signal to the monitor, which passes it on to the container. */
+  signal(sig: NodeJS.Signals): void {
+    try {
+      this.child.kill(sig);
+    } catch {
+      // already gone
+    }
+  }
+
+  /** Let the helper outlive us (detached containers). */
+  release(): void {
+    this.channel.destroy();
+    this.child.unref();
+  }
+
+  private fail(err: Error): void {
+    this.closed = true;
+    this.failure = err;
+    this.deliver(undefined);
+  }
+
+  private failure: Error | undefined;
+
+  private receive(chunk: string): void {
+    this.buffered += chunk;
+    let nl: number;
+    while ((nl = this.buffered.indexOf('\n')) >= 0) {
+      const line = this.buffered.slice(0, nl);
+      this.buffered = this.buffered.slice(nl + 1);
+      this.parse(line);
+    }
+  }
+
+  private parse(line: string): void {
+    const [kind, ...raw] = line.split(' ');
+    const f = raw.map(decodeField);
+    switch (kind) {
+      case 'trace':
+        this.onTrace?.({ who: f[0] === 'monitor' ? 'monitor' : 'child', step: Number(f[1]), text: f.slice(2).join(' ') });
+        return;
+      case 'pid':
+        return this.deliver({ kind: 'pid', pid: Number(f[0]) });
+      case 'started':
+        return this.deliver({ kind: 'started' });
+      case 'error':
+        return this.deliver({ kind: 'error', step: Number(f[0]), op: f[1] ?? '?', errno: f[2] ?? '?', message: f.slice(3).join(' ') });
+      case 'exit':
+        return this.deliver({ kind: 'exit', status: { code: Number(f[0]), signal: Number(f[1] ?? 0) } });
+      default:
+        this.fail(new Error(`unexpected message from the helper: ${JSON.stringify(line)}`));
+    }
+  }
+
+  private deliver(m: Message | undefined): void {
+    if (m === undefined) this.closed = true;
+    else this.queue.push(m);
+    const w = this.waiter;
+    if (w) {
+      this.waiter = undefined;
+      w(this.queue.shift());
+    }
+  }
+
+  private next(expecting: string): Promise<Message> {
+    const m = this.queue.shift();
+    if (m) return m.kind === 'error' ? Promise.reject(stepError(m)) : Promise.resolve(m);
+    if (this.closed) return Promise.reject(this.closedError(expecting));
+    return new Promise((resolve, reject) => {
+      this.waiter = (msg) => {
+        if (!msg) reject(this.closedError(expecting));
+        else if (msg.kind === 'error') reject(stepError(msg));
+        else resolve(msg);
+      };
+    });
+  }
+
+  private closedError(expecting: string): TsrunError {
+    const why = this.failure ? `: ${this.failure.message}` : '';
+    return new TsrunError('EHELPER', `the native helper stopped before reporting "${expecting}"${why}`, { cause: this.failure });
+  }
+
+  private unexpected(m: Message, expecting: string): TsrunError {
+    return new TsrunError('EHELPER', `the native helper sent "${m.kind}" while tsrun waited for "${expecting}"`);
+  }
+}
+
+/** A failed step becomes docker's exit codes: 127 command not found, 126 not executable. */
+function stepError(m: Extract<Message, { kind: 'error' }>): TsrunError {
+  if (m.op === 'exec') {
+    if (m.errno === 'ENOENT') return new TsrunError('ENOTFOUND_EXEC', `failed to start the container: ${m.message}`);
+    if (['EACCES', 'ENOEXEC', 'EISDIR', 'EPERM'].includes(m.errno)) return new TsrunError('ENOEXEC', `failed to start the container: ${m.message}`);
+  }
+  return new TsrunError('ESTEP', `failed to start the container: step ${m.step} (${m.op}): ${m.message} (${m.errno})`);
+}

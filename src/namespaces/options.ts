@@ -1,0 +1,176 @@
+// The container options `run` accepts, parsed and validated from docker-style flag strings.
+// Every parser throws a TsrunError naming the flag, so the CLI can exit 125 as docker does.
+import { TsrunError } from '../errors.js';
+import { ALL_CAPABILITIES } from './defaults.js';
+
+export type NamespaceMode = 'private' | 'host';
+export type NetworkMode = 'none' | 'host';
+
+export interface VolumeMount {
+  source: string;
+  target: string;
+  readonly: boolean;
+}
+
+export interface TmpfsMount {
+  target: string;
+  options: string[];
+}
+
+export interface Ulimit {
+  name: string;
+  soft: number; // -1: unlimited
+  hard: number;
+}
+
+export interface ContainerOptions {
+  name?: string;
+  hostname?: string;
+  /** undefined: the image's; '' clears it (docker's `--entrypoint ''`). */
+  entrypoint?: string;
+  /** Trailing arguments; empty means the image's Cmd. */
+  args: string[];
+  /** KEY=value entries, in order (later wins). */
+  env: string[];
+  workdir?: string;
+  user?: string;
+  volumes: VolumeMount[];
+  tmpfs: TmpfsMount[];
+  readOnly: boolean;
+  tty: boolean;
+  interactive: boolean;
+  init: boolean;
+  ulimits: Ulimit[];
+  capAdd: string[];
+  capDrop: string[];
+  privileged: boolean;
+  noNewPrivileges: boolean;
+  network: NetworkMode;
+  pid: NamespaceMode;
+  ipc: NamespaceMode;
+  uts: NamespaceMode;
+  trace: boolean;
+  remove: boolean;
+}
+
+export function flagError(flag: string, value: string, why: string): TsrunError {
+  return new TsrunError('EINVAL_FLAG', `invalid argument "${value}" for "${flag}" flag: ${why}`);
+}
+
+/** `-v /host:/ctr[:ro|rw]`. Only absolute host paths: named volumes are not supported. */
+export function parseVolume(spec: string): VolumeMount {
+  const parts = spec.split(':');
+  if (parts.length < 2 || parts.length > 3) throw flagError('--volume', spec, 'expected /host/path:/container/path[:ro]');
+  const [source, target, mode = 'rw'] = parts as [string, string, string?];
+  if (!source.startsWith('/')) {
+    throw flagError('--volume', spec, `"${source}" is not an absolute host path (named volumes are not supported)`);
+  }
+  if (!target.startsWith('/')) throw flagError('--volume', spec, `container path "${target}" must be absolute`);
+  if (target === '/') throw flagError('--volume', spec, 'cannot mount over the container root');
+  const opts = mode.split(',');
+  for (const o of opts) {
+    if (!['ro', 'rw', 'z', 'Z', 'rprivate', 'private'].includes(o)) throw flagError('--volume', spec, `unknown mode "${o}"`);
+  }
+  return { source: normalizePath(source), target: normalizePath(target), readonly: opts.includes('ro') };
+}
+
+/** `--tmpfs /path[:opt,opt]` (size=64m, mode=1777, noexec ...). */
+export function parseTmpfs(spec: string): TmpfsMount {
+  const colon = spec.indexOf(':');
+  const target = colon < 0 ? spec : spec.slice(0, colon);
+  const options = colon < 0 ? [] : spec.slice(colon + 1).split(',').filter(Boolean);
+  if (!target.startsWith('/')) throw flagError('--tmpfs', spec, 'the path must be absolute');
+  for (const o of options) {
+    if (!/^(size=\d+[kmg%]?|mode=[0-7]{3,4}|uid=\d+|gid=\d+|nr_inodes=\d+[kmg]?|noexec|exec|nosuid|suid|nodev|dev|ro|rw)$/.test(o)) {
+      throw flagError('--tmpfs', spec, `unknown option "${o}"`);
+    }
+  }
+  return { target: normalizePath(target), options };
+}
+
+const RLIMITS = new Set([
+  'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss',
+  'rtprio', 'rttime', 'sigpending', 'stack', 'as',
+]);
+
+/** `--ulimit nofile=1024[:2048]` (docker's syntax; -1 is unlimited). */
+export function parseUlimit(spec: string): Ulimit {
+  const m = /^([a-z]+)=(-?\d+)(?::(-?\d+))?$/.exec(spec);
+  if (!m) throw flagError('--ulimit', spec, 'expected name=soft[:hard]');
+  const [, name, softStr, hardStr] = m as unknown as [string, string, string, string | undefined];
+  if (!RLIMITS.has(name)) throw flagError('--ulimit', spec, `unknown limit "${name}" (one of ${[...RLIMITS].join(', ')})`);
+  const soft = Number(softStr);
+  const hard = hardStr === undefined ? soft : Number(hardStr);
+  if (soft < -1 || hard < -1) throw flagError('--ulimit', spec, 'values must be >= -1 (-1 is unlimited)');
+  if (hard !== -1 && (soft === -1 || soft > hard)) throw flagError('--ulimit', spec, `soft limit ${soft} is above hard limit ${hard}`);
+  return { name, soft, hard };
+}
+
+/** `--cap-add NET_ADMIN` / `cap_net_admin` / `ALL`: normalized to CAP_NET_ADMIN. */
+export function parseCapability(flag: string, value: string): string {
+  const upper = value.toUpperCase();
+  if (upper === 'ALL') return 'ALL';
+  const name = upper.startsWith('CAP_') ? upper : `CAP_${upper}`;
+  if (!(ALL_CAPABILITIES as readonly string[]).includes(name)) throw flagError(flag, value, 'unknown capability');
+  return name;
+}
+
+export function parseNamespaceMode(flag: string, value: string): NamespaceMode {
+  if (value === 'host') return 'host';
+  if (value === '' || value === 'private') return 'private';
+  throw flagError(flag, value, 'expected "host" or "private"');
+}
+
+export function parseNetworkMode(value: string): NetworkMode {
+  if (value === 'none' || value === 'host') return value;
+  if (value === 'bridge') {
+    throw flagError('--network', value, 'bridge networking is not implemented yet; use --network none (the default) or host');
+  }
+  throw flagError('--network', value, 'expected none or host');
+}
+
+/** `--security-opt no-new-privileges[=true|false]`; returns the noNewPrivileges setting. */
+export function parseSecurityOpts(opts: string[]): { noNewPrivileges: boolean } {
+  let noNewPrivileges = true; // tsrun's default, stricter than docker's
+  for (const opt of opts) {
+    const [key, value = 'true'] = opt.split(/[=:]/, 2) as [string, string?];
+    if (key === 'no-new-privileges') {
+      if (value !== 'true' && value !== 'false') throw flagError('--security-opt', opt, 'expected no-new-privileges=true|false');
+      noNewPrivileges = value === 'true';
+    } else {
+      throw flagError('--security-opt', opt, 'supported: no-new-privileges=true|false');
+    }
+  }
+  return { noNewPrivileges };
+}
+
+/** `--env-file` contents: KEY=value lines, `#` comments, bare KEY taken from `hostEnv`. */
+export function parseEnvFile(text: string, file: string, hostEnv: NodeJS.ProcessEnv): string[] {
+  const out: string[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.replace(/\r$/, '').trimStart();
+    if (line === '' || line.startsWith('#')) return;
+    out.push(...expandEnv(line, hostEnv, `--env-file ${file}:${i + 1}`));
+  });
+  return out;
+}
+
+/** `-e KEY=value` is taken as is; `-e KEY` takes the host's value, or nothing if unset (docker). */
+export function expandEnv(entry: string, hostEnv: NodeJS.ProcessEnv, flag = '--env'): string[] {
+  const eq = entry.indexOf('=');
+  const key = eq < 0 ? entry : entry.slice(0, eq);
+  if (key === '' || /\s/.test(key)) throw flagError(flag, entry, 'variable name is empty or contains whitespace');
+  if (eq >= 0) return [entry];
+  const value = hostEnv[key];
+  return value === undefined ? [] : [`${key}=${value}`];
+}
+
+function normalizePath(p: string): string {
+  const parts: string[] = [];
+  for (const part of p.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') parts.pop();
+    else parts.push(part);
+  }
+  return '/' + parts.join('/');
+}

@@ -1,0 +1,165 @@
+// The launch plan: an OCI spec compiled into the ordered, syscall-level steps that the native
+// helper executes (native/README.md defines the format). Pure, so a unit test can read the
+// exact sequence a container is made of, and `--trace` shows it being executed.
+import type { OciMount, OciSpec } from './spec.js';
+import { DEFAULT_DEVICES } from './defaults.js';
+
+export type Step = [op: string, ...args: string[]];
+
+export interface Plan {
+  /** Monitor settings (before `clone`). */
+  monitor: Step[];
+  cloneFlags: string[];
+  /** What the child executes, in order. */
+  steps: Step[];
+}
+
+export interface PlanContext {
+  /** Store root: overlay lowerdirs are given relative to it (short `l/...` links). */
+  storeRoot: string;
+  /** Lower dirs, relative to storeRoot, TOP layer first (overlayfs order). */
+  lowerDirs: string[];
+  upperDir: string;
+  workDir: string;
+  name: string;
+  trace: boolean;
+  interactive: boolean;
+  init: boolean;
+  /** cgroup.procs files the monitor puts the container in before it runs a single instruction. */
+  cgroupProcs: string[];
+}
+
+const NS_FLAGS: Record<string, string> = {
+  mount: 'newns',
+  uts: 'newuts',
+  ipc: 'newipc',
+  pid: 'newpid',
+  network: 'newnet',
+  cgroup: 'newcgroup',
+  user: 'newuser',
+};
+
+/** Split OCI mount options into mount(2) flags (the helper's names) and fs data. */
+export function mountFlags(options: string[]): { flags: string[]; data: string[] } {
+  const known = new Set(['ro', 'nosuid', 'nodev', 'noexec', 'relatime', 'strictatime', 'noatime']);
+  const flags: string[] = [];
+  const data: string[] = [];
+  for (const o of options) {
+    if (known.has(o)) flags.push(o);
+    else if (o === 'rbind') flags.push('bind', 'rec');
+    else if (o === 'bind') flags.push('bind');
+    else if (['rw', 'rprivate', 'private', 'suid', 'dev', 'exec'].includes(o)) continue;
+    else data.push(o);
+  }
+  return { flags, data };
+}
+
+const list = (xs: string[]) => (xs.length === 0 ? '-' : xs.join(','));
+
+function parentDirs(path: string): string {
+  return path.slice(0, path.lastIndexOf('/')) || '/';
+}
+
+/** Steps for one OCI mount onto a path inside the root (before pivot_root). */
+function mountSteps(m: OciMount, sourceIsFile: (p: string) => boolean): Step[] {
+  const { flags, data } = mountFlags(m.options);
+  const steps: Step[] = [];
+  const isBind = flags.includes('bind');
+  const readonlyBind = isBind && flags.includes('ro');
+  // A bind mount ignores MS_RDONLY on the first call: it takes a remount to make it read-only.
+  const firstFlags = readonlyBind ? flags.filter((f) => f !== 'ro') : flags;
+  if (isBind && sourceIsFile(m.source)) {
+    steps.push(['mkdir', parentDirs(m.destination), '755'], ['touch', m.destination, '644']);
+  } else {
+    steps.push(['mkdir', m.destination, '755']);
+  }
+  steps.push(['mount-in', isBind ? m.source : m.source, m.destination, isBind ? 'none' : m.type, list(firstFlags), data.join(',')]);
+  if (readonlyBind) steps.push(['remount-ro', m.destination]);
+  return steps;
+}
+
+export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: string) => boolean): Plan {
+  const p = spec.process;
+  const namespaces = spec.linux.namespaces.map((n) => n.type);
+  const monitor: Step[] = [
+    ['trace', ctx.trace ? '1' : '0'],
+    ['name', ctx.name],
+    ['stdin', ctx.interactive ? 'inherit' : 'null'],
+    ['tty', p.terminal ? '1' : '0'],
+    ...ctx.cgroupProcs.map((f): Step => ['cgroup-procs', f]),
+  ];
+  const steps: Step[] = [['setsid']];
+  if (namespaces.includes('uts')) steps.push(['sethostname', spec.hostname]);
+  if (namespaces.includes('network')) steps.push(['lo-up']);
+  // Nothing mounted from here on propagates back to the host.
+  steps.push(['propagation', 'private']);
+  steps.push(['chdir-host', ctx.storeRoot]);
+  const overlayData = [`lowerdir=${ctx.lowerDirs.join(':')}`, `upperdir=${ctx.upperDir}`, `workdir=${ctx.workDir}`];
+  steps.push(['mount', 'overlay', spec.root.path, 'overlay', 'nosuid', overlayData.join(',')]);
+  steps.push(['root', spec.root.path]);
+
+  for (const m of spec.mounts) {
+    steps.push(...mountSteps(m, sourceIsFile));
+    if (m.destination === '/dev') {
+      // A fresh /dev holds only the standard nodes, never the host's.
+      for (const [name, major, minor] of DEFAULT_DEVICES) steps.push(['mknod', `/dev/${name}`, 'c', String(major), String(minor), '666']);
+      steps.push(
+        ['symlink', '/proc/self/fd', '/dev/fd'],
+        ['symlink', '/proc/self/fd/0', '/dev/stdin'],
+        ['symlink', '/proc/self/fd/1', '/dev/stdout'],
+        ['symlink', '/proc/self/fd/2', '/dev/stderr'],
+      );
+    }
+    if (m.destination === '/dev/pts') steps.push(['symlink', 'pts/ptmx', '/dev/ptmx']);
+  }
+  if (p.cwd !== '/') steps.push(['mkdir', p.cwd, '755']);
+
+  steps.push(['pivot-root']);
+  for (const path of spec.linux.maskedPaths) steps.push(['mask', path]);
+  for (const path of spec.linux.readonlyPaths) steps.push(['readonly', path]);
+  if (spec.root.readonly) steps.push(['remount-ro', '/']);
+  if (p.terminal) steps.push(['console']);
+
+  for (const r of p.rlimits) {
+    const name = r.type.replace(/^RLIMIT_/, '').toLowerCase();
+    const fmt = (n: number) => (n === -1 ? 'unlimited' : String(n));
+    steps.push(['rlimit', name, fmt(r.soft), fmt(r.hard)]);
+  }
+  if (p.noNewPrivileges) steps.push(['no-new-privs']);
+  const capNames = (caps: string[]) => list(caps.map((c) => c.replace(/^CAP_/, '').toLowerCase()));
+  steps.push(['user', String(p.user.uid), String(p.user.gid), list(p.user.additionalGids.map(String))]);
+  steps.push(['caps', capNames(p.capabilities.bounding), capNames(p.capabilities.effective)]);
+  steps.push(['chdir', p.cwd]);
+  for (const e of p.env) steps.push(['env', e]);
+  if (ctx.init) steps.push(['init']);
+  steps.push(['exec', p.args[0]!, ...p.args]);
+
+  return { monitor, cloneFlags: namespaces.map((n) => NS_FLAGS[n]!), steps };
+}
+
+/** Percent-encode one field: `%`, space and bytes outside 0x21..0x7e; the empty string is `%`. */
+export function encodeField(s: string): string {
+  if (s === '') return '%';
+  let out = '';
+  for (const byte of Buffer.from(s, 'utf8')) {
+    out += byte === 0x25 || byte < 0x21 || byte > 0x7e ? `%${byte.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(byte);
+  }
+  return out;
+}
+
+export function decodeField(s: string): string {
+  if (s === '%') return '';
+  return Buffer.from(s.replace(/%([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8');
+}
+
+export function serializePlan(plan: Plan): string {
+  const line = (step: Step) => step.map(encodeField).join(' ');
+  return [
+    'tsrun-plan 1',
+    ...plan.monitor.map(line),
+    line(['clone', list(plan.cloneFlags)]),
+    ...plan.steps.map(line),
+    'end',
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import { buildPlan, decodeField, encodeField, mountFlags, serializePlan, type PlanContext } from '../../src/namespaces/plan.js';
+import { createSpec, type SpecContext } from '../../src/namespaces/spec.js';
+import type { ContainerOptions } from '../../src/namespaces/options.js';
+
+const ctx: SpecContext = {
+  id: 'b'.repeat(64),
+  rootfs: '/store/containers/b/rootfs',
+  user: { uid: 0, gid: 0, additionalGids: [], home: '/root' },
+  etcFiles: { hostname: '/c/hostname', hosts: '/c/hosts', resolvConf: '/c/resolv.conf' },
+  hostHardLimits: { nofile: 20000 },
+  canRaiseLimits: false,
+};
+const opts: ContainerOptions = {
+  args: ['echo', 'hi there'], env: [], volumes: [{ source: '/data', target: '/data', readonly: true }], tmpfs: [],
+  readOnly: true, tty: false, interactive: false, init: false, ulimits: [], capAdd: [], capDrop: [], privileged: false,
+  noNewPrivileges: true, network: 'none', pid: 'private', ipc: 'private', uts: 'private', trace: false, remove: true,
+};
+const planCtx: PlanContext = {
+  storeRoot: '/store', lowerDirs: ['l/TOP', 'l/BOTTOM'], upperDir: 'containers/b/upper', workDir: 'containers/b/work',
+  name: 'test', trace: false, interactive: false, init: false, cgroupProcs: ['/sys/fs/cgroup/pids/tsrun/b/cgroup.procs'],
+};
+const image = { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers' as const, diff_ids: [] } };
+
+describe('buildPlan', () => {
+  const plan = buildPlan(createSpec(image, opts, ctx), planCtx, (p) => p.startsWith('/c/'));
+  const ops = plan.steps.map((s) => s[0]);
+
+  it('clones every private namespace', () => {
+    expect(plan.cloneFlags.sort()).toEqual(['newcgroup', 'newipc', 'newnet', 'newns', 'newpid', 'newuts']);
+  });
+  it('mounts the overlay with short relative lowerdirs, top layer first', () => {
+    const mount = plan.steps.find((s) => s[0] === 'mount')!;
+    expect(mount).toEqual(['mount', 'overlay', ctx.rootfs, 'overlay', 'nosuid',
+      'lowerdir=l/TOP:l/BOTTOM,upperdir=containers/b/upper,workdir=containers/b/work']);
+    expect(ops.indexOf('chdir-host')).toBeLessThan(ops.indexOf('mount'));
+  });
+  it('makes mounts private before mounting anything, and pivots before masking', () => {
+    expect(ops.indexOf('propagation')).toBeLessThan(ops.indexOf('mount'));
+    expect(ops.indexOf('pivot-root')).toBeLessThan(ops.indexOf('mask'));
+    expect(ops.lastIndexOf('mount-in')).toBeLessThan(ops.indexOf('pivot-root'));
+  });
+  it('drops privileges in order: rlimits, no_new_privs, user, caps, then exec last', () => {
+    const order = ['rlimit', 'no-new-privs', 'user', 'caps', 'chdir', 'exec'].map((op) => ops.indexOf(op));
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+    expect(ops.at(-1)).toBe('exec');
+    expect(plan.steps.at(-1)).toEqual(['exec', 'echo', 'echo', 'hi there']);
+  });
+  it('makes a read-only bind with a remount, and a read-only root', () => {
+    const i = plan.steps.findIndex((s) => s[0] === 'mount-in' && s[2] === '/data');
+    expect(plan.steps[i]![4]).toBe('bind,rec');
+    expect(plan.steps[i + 1]).toEqual(['remount-ro', '/data']);
+    expect(plan.steps).toContainEqual(['remount-ro', '/']);
+  });
+  it('creates file targets for file bind mounts', () => {
+    expect(plan.steps).toContainEqual(['touch', '/etc/hosts', '644']);
+  });
+  it('creates the standard device nodes and the ptmx link', () => {
+    expect(plan.steps).toContainEqual(['mknod', '/dev/null', 'c', '1', '3', '666']);
+    expect(plan.steps).toContainEqual(['symlink', 'pts/ptmx', '/dev/ptmx']);
+  });
+  it('puts the container in its cgroup from the monitor', () => {
+    expect(plan.monitor).toContainEqual(['cgroup-procs', '/sys/fs/cgroup/pids/tsrun/b/cgroup.procs']);
+  });
+  it('skips sethostname with --uts host and lo-up with --network host', () => {
+    const p = buildPlan(createSpec(image, { ...opts, uts: 'host', network: 'host' }, ctx), planCtx, () => false);
+    expect(p.steps.map((s) => s[0])).not.toContain('sethostname');
+    expect(p.steps.map((s) => s[0])).not.toContain('lo-up');
+  });
+});
+
+describe('plan encoding', () => {
+  it('round-trips awkward strings', () => {
+    for (const s of ['', 'a b', '100%', 'tab\there', 'new\nline', 'ünïcödé', '%']) expect(decodeField(encodeField(s))).toBe(s);
+    expect(encodeField('')).toBe('%');
+    expect(encodeField('a b')).toBe('a%20b');
+  });
+  it('serializes one step per line between the header and end', () => {
+    const text = serializePlan({ monitor: [['trace', '0']], cloneFlags: ['newns'], steps: [['exec', 'sh', 'sh', '-c', 'echo a b']] });
+    expect(text.split('\n')).toEqual(['tsrun-plan 1', 'trace 0', 'clone newns', 'exec sh sh -c echo%20a%20b', 'end', '']);
+  });
+  it('maps OCI mount options to flags and data', () => {
+    expect(mountFlags(['rbind', 'rprivate', 'ro'])).toEqual({ flags: ['bind', 'rec', 'ro'], data: [] });
+    expect(mountFlags(['nosuid', 'mode=755', 'size=65536k'])).toEqual({ flags: ['nosuid'], data: ['mode=755', 'size=65536k'] });
+  });
+});
