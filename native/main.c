@@ -1,0 +1,113 @@
+/*
+ * tsrun-helper: the small C half of tsrun.
+ *
+ * Node cannot fork, and unshare()/setns() affect only the calling thread of a
+ * multithreaded process, so tsrun hands a fully decided *launch plan* to this
+ * single-threaded program. It clone()s the container's first process into new
+ * namespaces, runs the plan's steps in it, execve()s, and stays behind as the
+ * container's monitor (its parent). See README.md for the plan and protocol.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "helper.h"
+
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+static void say(int fd, const char *s) { (void)!write(fd, s, strlen(s)); }
+
+/* Close every inherited fd but 0-3: whatever tsrun's parent leaked to us
+ * (a host directory, a socket) must never be reachable from the container. */
+static void close_inherited_fds(void)
+{
+	if (syscall(SYS_close_range, 4u, ~0u, 0u) == 0)
+		return;
+	/* close_range() is Linux >= 5.9: walk /proc/self/fd instead. Collect
+	 * first, close after, so we do not pull entries out under readdir. */
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return;
+	int fds[1024], n = 0, self = dirfd(d);
+	for (struct dirent *e; (e = readdir(d)) && n < 1024;) {
+		int fd = atoi(e->d_name);
+		if (fd > PROTO_FD && fd != self)
+			fds[n++] = fd;
+	}
+	closedir(d);
+	while (n)
+		close(fds[--n]);
+}
+
+/* ps shows /proc/<pid>/cmdline: we overwrite our argv strings in place
+ * (like setproctitle), cut to the space argv had. */
+static char *title_start;
+static size_t title_room;
+
+void proc_title(const char *title)
+{
+	size_t n = strlen(title);
+	if (!title_start || title_room < 1)
+		return;
+	if (n > title_room - 1)
+		n = title_room - 1;
+	memset(title_start, 0, title_room);
+	memcpy(title_start, title, n);
+	/* Overwriting the NUL that ends the argument area tells the kernel
+	 * this is a setproctitle()-style title: /proc/<pid>/cmdline then stops
+	 * at the first NUL, with no trail of empty arguments. */
+	title_start[title_room] = ' ';
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+		say(1, "tsrun-helper " HELPER_VERSION "\n");
+		return 0;
+	}
+	if (argc > 1) {
+		say(2, "usage: tsrun-helper [--version]  (plan on fd 3, see native/README.md)\n");
+		return 125;
+	}
+	/* fds 0-2 must be open, or the first file we open would become the
+	 * container's stdout. */
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
+			return 125;
+	if (fcntl(PROTO_FD, F_GETFD) < 0) {
+		say(2, "tsrun-helper: fd 3 must be the plan socket (see native/README.md)\n");
+		return 125;
+	}
+	close_inherited_fds();
+	/* fd 3 belongs to the monitor; the container must not inherit it. */
+	fcntl(PROTO_FD, F_SETFD, FD_CLOEXEC);
+	/* Not dumpable: a process in the container cannot ptrace us or open our
+	 * /proc/<pid>/fd and /proc/<pid>/exe (runc's CVE-2016-9962 and
+	 * CVE-2019-5736). execve() of the container program makes it dumpable
+	 * again, as a normal process should be. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* tsrun may go away at any time; a write to a dead fd 3 must be an
+	 * EPIPE we ignore, not a signal that kills the monitor. */
+	signal(SIGPIPE, SIG_IGN);
+	prctl(PR_SET_NAME, "tsrun-monitor", 0, 0, 0);
+
+	struct plan plan;
+	char err[512];
+	if (plan_read(PROTO_FD, &plan, err, sizeof(err)) < 0) {
+		proto_send("error", "0", "plan", "EINVAL", err, NULL);
+		return 125;
+	}
+	title_start = argv[0];
+	title_room = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) - argv[0]);
+	char title[256] = "tsrun:[monitor ";
+	strncat(title, plan.name ? plan.name : "", sizeof(title) - 20);
+	proc_title(strcat(title, "]"));
+	monitor_run(&plan);
+}

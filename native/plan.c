@@ -1,0 +1,177 @@
+/*
+ * plan.c: read and check the launch plan from fd 3.
+ *
+ * The plan is data written by TypeScript: one step per line, percent-encoded
+ * fields. Everything is checked here, before clone(), so that a malformed
+ * plan is an "error 0 plan ..." and never a half-built container.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helper.h"
+
+#include <sched.h>
+
+static const struct { const char *name; unsigned long flag; } clone_names[] = {
+	{"newns", CLONE_NEWNS},     {"newuts", CLONE_NEWUTS},
+	{"newipc", CLONE_NEWIPC},   {"newpid", CLONE_NEWPID},
+	{"newnet", CLONE_NEWNET},   {"newcgroup", CLONE_NEWCGROUP},
+	{"newuser", CLONE_NEWUSER},
+};
+
+unsigned long plan_clone_flag(const char *name)
+{
+	for (size_t i = 0; i < sizeof(clone_names) / sizeof(*clone_names); i++)
+		if (strcmp(clone_names[i].name, name) == 0)
+			return clone_names[i].flag;
+	return 0;
+}
+
+static int perr(char *err, size_t len, int lineno, const char *fmt, ...)
+{
+	va_list ap;
+	int n = snprintf(err, len, "plan line %d: ", lineno);
+	va_start(ap, fmt);
+	if (n >= 0 && (size_t)n < len)
+		vsnprintf(err + n, len - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Split a line into fields at single spaces and decode each in place. */
+static int split(char *line, struct step *st)
+{
+	int n = 1;
+	for (char *p = line; *p; p++)
+		n += *p == ' ';
+	st->argv = calloc((size_t)n + 1, sizeof(char *));
+	if (!st->argv)
+		return -1;
+	st->argc = 0;
+	for (char *tok = line, *sp;; tok = sp + 1) {
+		sp = strchr(tok, ' ');
+		if (sp)
+			*sp = '\0';
+		if (pct_decode(tok) < 0)
+			return -1;
+		st->argv[st->argc++] = tok;
+		if (!sp)
+			break;
+	}
+	return 0;
+}
+
+static int bool01(const char *v, int *out)
+{
+	if (strcmp(v, "0") && strcmp(v, "1"))
+		return -1;
+	*out = v[0] == '1';
+	return 0;
+}
+
+static int monitor_line(struct plan *p, struct step *st, char *err,
+			size_t errlen, int ln)
+{
+	const char *k = st->argv[0];
+	const char *v = st->argv[1];
+	if (st->argc != 2)
+		return perr(err, errlen, ln, "%s takes exactly one field", k);
+	if (strcmp(k, "trace") == 0) {
+		if (bool01(v, &p->trace) < 0)
+			return perr(err, errlen, ln, "trace must be 0 or 1");
+	} else if (strcmp(k, "tty") == 0) {
+		if (bool01(v, &p->tty) < 0)
+			return perr(err, errlen, ln, "tty must be 0 or 1");
+	} else if (strcmp(k, "name") == 0) {
+		p->name = v;
+	} else if (strcmp(k, "stdin") == 0) {
+		if (strcmp(v, "inherit") && strcmp(v, "null"))
+			return perr(err, errlen, ln, "stdin must be inherit or null");
+		p->stdin_null = strcmp(v, "null") == 0;
+	} else if (strcmp(k, "cgroup-procs") == 0) {
+		char **a = realloc(p->cgroup_procs,
+				   sizeof(char *) * (size_t)(p->n_cgroup_procs + 1));
+		if (!a)
+			return perr(err, errlen, ln, "out of memory");
+		p->cgroup_procs = a;
+		a[p->n_cgroup_procs++] = st->argv[1];
+	} else if (strcmp(k, "clone") == 0) {
+		if (strcmp(v, "-") == 0)
+			return 0;
+		char *list = strdup(v);
+		for (char *save, *t = strtok_r(list, ",", &save); t;
+		     t = strtok_r(NULL, ",", &save)) {
+			unsigned long f = plan_clone_flag(t);
+			if (!f) {
+				perr(err, errlen, ln, "unknown clone flag %s", t);
+				free(list);
+				return -1;
+			}
+			p->clone_flags |= f;
+		}
+		free(list);
+	} else {
+		return perr(err, errlen, ln, "unknown monitor line %s (before clone)", k);
+	}
+	return 0;
+}
+
+int plan_read(int fd, struct plan *p, char *err, size_t errlen)
+{
+	int ln = 0, seen_clone = 0, cap = 0;
+	memset(p, 0, sizeof(*p));
+	for (;;) {
+		char *raw = proto_read_line();
+		if (!raw) {
+			int r = proto_fill(fd);
+			if (r <= 0)
+				return perr(err, errlen, ln + 1, r == 0 ?
+					    "fd 3 closed before \"end\"" :
+					    "reading fd 3: %s", errmsg(errno));
+			continue;
+		}
+		ln++;
+		char *line = strdup(raw); /* raw is only valid until the next read */
+		struct step st;
+		if (!line || split(line, &st) < 0)
+			return perr(err, errlen, ln, "bad percent-encoding");
+		const char *k = st.argv[0];
+		if (ln == 1) {
+			if (strcmp(k, "tsrun-plan") || st.argc != 2 || strcmp(st.argv[1], "1"))
+				return perr(err, errlen, ln, "expected \"tsrun-plan 1\"");
+			continue;
+		}
+		if (strcmp(k, "end") == 0)
+			break;
+		if (!seen_clone) {
+			if (strcmp(k, "clone") == 0)
+				seen_clone = 1;
+			if (monitor_line(p, &st, err, errlen, ln) < 0)
+				return -1;
+			continue;
+		}
+		const struct step_def *d = step_lookup(k);
+		if (!d)
+			return perr(err, errlen, ln, "unknown step %s", k);
+		int nargs = st.argc - 1;
+		if (nargs < d->min_args || (d->max_args >= 0 && nargs > d->max_args))
+			return perr(err, errlen, ln, "step %s: wrong number of fields (%d)",
+				    k, nargs);
+		if (p->n_steps == cap) {
+			cap = cap ? cap * 2 : 64;
+			struct step *s = realloc(p->steps, sizeof(*s) * (size_t)cap);
+			if (!s)
+				return perr(err, errlen, ln, "out of memory");
+			p->steps = s;
+		}
+		st.def = d;
+		p->steps[p->n_steps++] = st;
+	}
+	if (!seen_clone)
+		return perr(err, errlen, ln, "no clone line");
+	if (p->n_steps == 0 || strcmp(p->steps[p->n_steps - 1].argv[0], "exec"))
+		return perr(err, errlen, ln, "the last step must be exec");
+	return 0;
+}

@@ -1,0 +1,205 @@
+/*
+ * tty.c: the container's pseudo-terminal.
+ *
+ * Child side (the `console` step): open a PTY *inside* the container's own
+ * devpts, so the container's tty names and permissions are its own, make the
+ * slave its controlling terminal and stdio, and hand the master to the
+ * monitor with SCM_RIGHTS.
+ * Monitor side: copy our stdin to the master and the master to our stdout,
+ * with our terminal in raw mode so every key (^C too) reaches the container.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "helper.h"
+
+/* ------------------------------------------------------------ monitor side */
+
+static int master = -1, relay_in, in_eof, master_eof, raw_set;
+static struct termios saved;
+static char pend[4096];
+static size_t plen, poff;
+
+int tty_master(void) { return master; }
+
+static void write_all(int fd, const char *b, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, b, n);
+		if (w < 0 && errno == EAGAIN) { /* fd 1 may be non-blocking */
+			struct pollfd p = {.fd = fd, .events = POLLOUT};
+			poll(&p, 1, -1);
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return; /* nobody reads our stdout any more: drop */
+		b += w;
+		n -= (size_t)w;
+	}
+}
+
+void tty_resize(void)
+{
+	struct winsize ws;
+	if (master < 0)
+		return;
+	if (ioctl(0, TIOCGWINSZ, &ws) == 0 || ioctl(1, TIOCGWINSZ, &ws) == 0)
+		TR(ioctl(master, TIOCSWINSZ, &ws), "ioctl(%d, TIOCSWINSZ, {ws_row=%d, ws_col=%d})",
+		   master, ws.ws_row, ws.ws_col);
+}
+
+void tty_setup(int m, int relay_stdin)
+{
+	master = m;
+	/* Non-blocking: a container that does not read its input must not
+	 * stall the loop that also carries its output. */
+	fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+	relay_in = relay_stdin;
+	if (relay_in && isatty(0) && tcgetattr(0, &saved) == 0) {
+		/* Raw: no echo, no line editing, no ^C -> SIGINT on our side;
+		 * the container's PTY does all of that for its own programs. */
+		struct termios raw = saved;
+		cfmakeraw(&raw);
+		if (tcsetattr(0, TCSANOW, &raw) == 0)
+			raw_set = 1;
+	}
+	tty_resize();
+}
+
+void tty_restore(void)
+{
+	if (raw_set)
+		tcsetattr(0, TCSANOW, &saved);
+	raw_set = 0;
+}
+
+int tty_poll_fds(struct pollfd *pfd, int n)
+{
+	if (master < 0)
+		return n;
+	if (!master_eof)
+		pfd[n++] = (struct pollfd){.fd = master,
+					   .events = POLLIN | (plen ? POLLOUT : 0)};
+	if (relay_in && !in_eof && !plen)
+		pfd[n++] = (struct pollfd){.fd = 0, .events = POLLIN};
+	return n;
+}
+
+/* master -> stdout, once. Returns 0 when nothing more is there now. */
+static int copy_out(void)
+{
+	char buf[8192];
+	ssize_t r = read(master, buf, sizeof(buf));
+	if (r > 0) {
+		write_all(1, buf, (size_t)r);
+		return 1;
+	}
+	if (r == 0 || (errno != EAGAIN && errno != EINTR))
+		master_eof = 1; /* EIO: every slave fd is closed */
+	return 0;
+}
+
+static void flush_in(void)
+{
+	while (plen) {
+		ssize_t w = write(master, pend + poff, plen);
+		if (w <= 0) {
+			if (w < 0 && errno != EAGAIN && errno != EINTR)
+				plen = 0; /* the PTY is gone: drop the input */
+			return;
+		}
+		poff += (size_t)w;
+		plen -= (size_t)w;
+	}
+}
+
+void tty_handle(struct pollfd *pfd, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (!pfd[i].revents)
+			continue;
+		if (pfd[i].fd == master) {
+			if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
+				copy_out();
+			if (pfd[i].revents & POLLOUT)
+				flush_in();
+		} else if (pfd[i].fd == 0) {
+			ssize_t r = read(0, pend, sizeof(pend));
+			if (r > 0) {
+				plen = (size_t)r;
+				poff = 0;
+				flush_in();
+			} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+				in_eof = 1; /* stop reading; the container keeps its PTY */
+			}
+		}
+	}
+}
+
+/* The container is gone: print what it wrote before it exited. */
+void tty_drain(void)
+{
+	if (master >= 0)
+		while (!master_eof && copy_out())
+			;
+}
+
+/* -------------------------------------------------------------- child side */
+
+int step_console(struct child *c, char **args, int nargs)
+{
+	(void)args, (void)nargs;
+	struct stat st;
+	int unlock = 0, peer;
+	/* /dev/ptmx is a symlink to pts/ptmx: the container's own devpts
+	 * instance (mounted with newinstance), resolved inside the root. */
+	int m = in_root(c, "/dev/ptmx", O_RDWR | O_NOCTTY, 0);
+	if (m < 0)
+		return fail(c, errno, "open /dev/ptmx in the container");
+	/* devpts' ptmx is char 5:2; anything else was planted in the image */
+	if (fstat(m, &st) < 0 || !S_ISCHR(st.st_mode) || major(st.st_rdev) != 5 ||
+	    minor(st.st_rdev) != 2)
+		return fail(c, ENOTTY, "/dev/ptmx is not the devpts ptmx");
+	if (TR(ioctl(m, TIOCSPTLCK, &unlock), "ioctl(%d, TIOCSPTLCK, [0])", m) < 0)
+		return fail(c, errno, "unlockpt");
+	/* TIOCGPTPEER opens the slave from the master itself (Linux >= 4.13):
+	 * no path lookup of /dev/pts/N that an image could redirect. */
+	peer = (int)TR(ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY),
+		       "ioctl(%d, TIOCGPTPEER, O_RDWR|O_NOCTTY)", m);
+	if (peer < 0) {
+		unsigned ptn;
+		char path[32];
+		if (ioctl(m, TIOCGPTN, &ptn) < 0)
+			return fail(c, errno, "ptsname");
+		snprintf(path, sizeof(path), "/dev/pts/%u", ptn);
+		if ((peer = in_root(c, path, O_RDWR | O_NOCTTY | O_NOFOLLOW, 0)) < 0)
+			return fail(c, errno, "open %s", path);
+	}
+	if (TR(imsg_send(c->sock, MSG_CONSOLE, c->step, m, NULL, NULL, NULL),
+	       "sendmsg(%d, {SCM_RIGHTS, [%d]})", c->sock, m) < 0)
+		return fail(c, errno, "send the PTY master to the monitor");
+	close(m);
+	char ack;
+	if (read(c->sock, &ack, 1) != 1) /* wait until the monitor sized it */
+		return fail(c, EPIPE, "the monitor did not take the PTY");
+	/* A controlling terminal belongs to a session leader. */
+	if (getsid(0) != getpid() && TR(setsid(), "setsid()") < 0)
+		return fail(c, errno, "setsid");
+	if (TR(ioctl(peer, TIOCSCTTY, 0), "ioctl(%d, TIOCSCTTY, 0)", peer) < 0)
+		return fail(c, errno, "make the PTY the controlling terminal");
+	for (int fd = 0; fd < 3; fd++)
+		if (TR(dup2(peer, fd), "dup2(%d, %d)", peer, fd) < 0)
+			return fail(c, errno, "dup2 the PTY to fd %d", fd);
+	if (peer > 2)
+		close(peer);
+	return 0;
+}
