@@ -1,0 +1,332 @@
+// `tsrun pull`: manifest → config → layers, into the store.
+//
+// Layers download in parallel (3 by default) and each is streamed, as it arrives, both into the
+// store as a compressed blob (hashed: the digest in the manifest) and through decompression into
+// the store's unpacker (hashed again: the diff_id in the config). unpackLayer needs the parent's
+// chain ID, but a chain ID is only a hash of diff_ids — all known from the config before any
+// layer arrives — so unpacking is parallel too:
+//   chainId(L0) = diffId(L0);  chainId(Ln) = sha256(chainId(Ln-1) + " " + diffId(Ln))
+import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
+import { PassThrough, pipeline, type Readable, type Transform } from 'node:stream';
+import { TsrunError } from '../errors.js';
+import { blobStream, readBlob } from '../registry-client/blob.js';
+import { RegistryClient, type ClientOptions } from '../registry-client/client.js';
+import { MAX_CONFIG_BYTES, parseManifest, sha256 } from '../registry-client/manifest.js';
+import { formatPlatform, hostPlatform, normalizePlatform, parsePlatform, platformMatches, selectManifest } from '../registry-client/platform.js';
+import { formatReference, parseReference, type Reference } from '../registry-client/reference.js';
+import type { Repository } from '../registry-client/remote.js';
+import { addBlobSource } from '../registry-client/sources.js';
+import type { Descriptor, Digest, ImageConfig, ImageManifest, ImageRecord, LayerRecord, Platform } from './types.js';
+
+/** The part of ImageStore (store.ts) that pulling uses. */
+export interface PullStore {
+  readonly root: string;
+  hasBlob(d: Digest): Promise<boolean>;
+  blobPath(d: Digest): string;
+  readBlob(d: Digest): Promise<Buffer>;
+  writeBlob(source: AsyncIterable<Uint8Array>, expected: { digest: Digest; size?: number }): Promise<void>;
+  writeBlobBytes(bytes: Uint8Array, expected?: { digest: Digest; size?: number }): Promise<Digest>;
+  layer(chainId: Digest): Promise<LayerRecord | undefined>;
+  unpackLayer(diffId: Digest, parentChainId: Digest | null, tar: AsyncIterable<Uint8Array>): Promise<LayerRecord>;
+  putImage(p: { manifestDigest: Digest; manifest: ImageManifest; configDigest: Digest; names: string[] }): Promise<ImageRecord>;
+  resolve(nameOrId: string): Promise<ImageRecord | undefined>;
+}
+
+export type LayerStatus =
+  | 'Waiting'
+  | 'Downloading'
+  | 'Retrying'
+  | 'Verifying Checksum'
+  | 'Extracting'
+  | 'Pull complete'
+  | 'Already exists';
+
+/** One line of docker's progress display: a layer (short digest) and what is happening to it. */
+export interface PullEvent {
+  id: string;
+  status: LayerStatus;
+  current?: number;
+  total?: number;
+  /** For Retrying: why, and how long until the next try. */
+  detail?: string;
+}
+
+export interface PullOptions extends ClientOptions {
+  /** os/arch[/variant] or a Platform; default: this machine's. */
+  platform?: string | Platform;
+  maxConcurrentDownloads?: number;
+  /** Decompression for a layer media type (default: src/image/compression.ts). */
+  decompressor?: (mediaType: string) => Transform | null;
+  /** Reuse a client (and its connections, tokens) across pulls, e.g. for --all-tags. */
+  client?: RegistryClient;
+  /** Tells the caller which image is being pulled, before any layer event. */
+  onResolved?: (info: { manifestDigest: Digest; layers: number }) => void;
+}
+
+export interface PullResult {
+  /** The full reference pulled (docker.io/library/busybox:latest). */
+  name: string;
+  manifestDigest: Digest;
+  image: ImageRecord;
+  /** false when the store already had this exact image under this name. */
+  updated: boolean;
+}
+
+const DEFAULT_CONCURRENCY = 3;
+
+export function chainIds(diffIds: Digest[]): Digest[] {
+  const out: Digest[] = [];
+  for (const d of diffIds) out.push(out.length === 0 ? d : sha256(Buffer.from(`${out[out.length - 1]} ${d}`)));
+  return out;
+}
+
+export function shortId(d: Digest): string {
+  return d.slice('sha256:'.length, 'sha256:'.length + 12);
+}
+
+/** Prefix an error with the command and reference, keeping its code (`pull x: ...`). */
+export function inContext(err: unknown, prefix: string): TsrunError {
+  if (err instanceof TsrunError) return new TsrunError(err.code, `${prefix}: ${err.message}`, { cause: err.cause ?? err });
+  return new TsrunError('EREGISTRY', `${prefix}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+}
+
+/** Pull `input` (busybox, 127.0.0.1:5000/app:v1, x@sha256:...) into `store`. */
+export async function pullImage(
+  store: PullStore,
+  input: string | Reference,
+  options: PullOptions = {},
+  onProgress: (e: PullEvent) => void = () => {},
+): Promise<PullResult> {
+  const ref = typeof input === 'string' ? parseReference(input) : input;
+  const shown = typeof input === 'string' ? input : formatReference(ref);
+  const client = options.client ?? (await RegistryClient.open('pull', options));
+  try {
+    return await pullWith(client, store, ref, options, onProgress);
+  } catch (err) {
+    throw inContext(err, `pull ${shown}`);
+  } finally {
+    if (!options.client) await client.close();
+  }
+}
+
+/** `pull --all-tags`: every tag of the repository, one after the other. */
+export async function pullAllTags(
+  store: PullStore,
+  input: string,
+  options: PullOptions = {},
+  onProgress: (e: PullEvent & { tag: string }) => void = () => {},
+  onTag: (tag: string) => void = () => {},
+): Promise<PullResult[]> {
+  const ref = parseReference(input);
+  if (typeof input === 'string' && (/:[^/]+$/.test(input.split('@')[0]!) || ref.digest)) {
+    throw new TsrunError('EINVAL_FLAG', `pull ${input}: tag can't be used with --all-tags/-a`);
+  }
+  const client = options.client ?? (await RegistryClient.open('pull', options));
+  try {
+    let tags: string[];
+    try {
+      tags = await client.registry(ref.registry).repository(ref.repository).listTags();
+    } catch (err) {
+      throw inContext(err, `pull ${input}`);
+    }
+    const results: PullResult[] = [];
+    for (const tag of tags.sort()) {
+      onTag(tag);
+      results.push(await pullImage(store, { ...ref, tag }, { ...options, client }, (e) => onProgress({ ...e, tag })));
+    }
+    return results;
+  } finally {
+    if (!options.client) await client.close();
+  }
+}
+
+async function pullWith(
+  client: RegistryClient,
+  store: PullStore,
+  ref: Reference,
+  options: PullOptions,
+  onProgress: (e: PullEvent) => void,
+): Promise<PullResult> {
+  const name = formatReference(ref);
+  const repo = client.registry(ref.registry).repository(ref.repository, ['pull']);
+  const explicit = options.platform !== undefined;
+  const want = options.platform === undefined ? hostPlatform() : typeof options.platform === 'string' ? parsePlatform(options.platform) : normalizePlatform(options.platform);
+
+  // 1. The manifest: from the store when pinned by a digest we already hold, else the registry.
+  const top = await manifestBytes(store, repo, ref.digest ?? ref.tag ?? 'latest');
+  let parsed = parseManifest(top.bytes, top.contentType, `${name}`);
+  let manifestDigest = top.digest;
+  let manifestRaw = top.bytes;
+  if (parsed.kind === 'index') {
+    await saveBlob(store, top.bytes, top.digest);
+    const chosen = selectManifest(parsed.index.manifests, want, name);
+    const child = await manifestBytes(store, repo, chosen.digest);
+    parsed = parseManifest(child.bytes, child.contentType ?? chosen.mediaType, `${name} (${formatPlatform(want)})`);
+    if (parsed.kind === 'index') throw new TsrunError('EREGISTRY', `${name}: an index inside an index is not supported`);
+    manifestDigest = child.digest;
+    manifestRaw = child.bytes;
+  }
+  const manifest = parsed.manifest;
+  options.onResolved?.({ manifestDigest, layers: manifest.layers.length });
+  const before = await store.resolve(name).catch(() => undefined);
+
+  // 2. The config: diff_ids (what the layers unpack to) and the platform.
+  const config = await imageConfig(store, repo, manifest.config);
+  const diffIds = config.rootfs?.diff_ids;
+  if (!Array.isArray(diffIds) || diffIds.length !== manifest.layers.length) {
+    throw new TsrunError(
+      'EDIGEST',
+      `${name}: the config lists ${Array.isArray(diffIds) ? diffIds.length : 'no'} diff_ids for ${manifest.layers.length} layers in the manifest`,
+    );
+  }
+  const actual = normalizePlatform({ os: config.os ?? 'unknown', architecture: config.architecture ?? 'unknown', ...(config.variant && { variant: config.variant }) });
+  if (!platformMatches(actual, want)) {
+    const msg = `the image's platform (${formatPlatform(actual)}) does not match the ${explicit ? 'requested' : 'detected host'} platform (${formatPlatform(want)})`;
+    if (explicit) throw new TsrunError('ENOIMAGE', `${name}: image was found but ${msg}`);
+    options.onWarning?.(`${name}: ${msg}`);
+  }
+
+  // 3. The layers: skip the ones already unpacked, fetch the rest in parallel.
+  const chains = chainIds(diffIds);
+  const todo: number[] = [];
+  for (let i = 0; i < manifest.layers.length; i++) {
+    if (await store.layer(chains[i]!)) onProgress({ id: shortId(manifest.layers[i]!.digest), status: 'Already exists' });
+    else todo.push(i);
+  }
+  for (const i of todo) onProgress({ id: shortId(manifest.layers[i]!.digest), status: 'Waiting' });
+  const decompressor = options.decompressor ?? (await defaultDecompressor());
+  await runLimited(todo, options.maxConcurrentDownloads ?? DEFAULT_CONCURRENCY, (i) =>
+    fetchLayer(store, repo, manifest.layers[i]!, diffIds[i]!, i === 0 ? null : chains[i - 1]!, decompressor, onProgress),
+  );
+
+  // 4. Manifest last: an image is recorded only once everything it needs is in the store.
+  await saveBlob(store, manifestRaw, manifestDigest);
+  const image = await store.putImage({ manifestDigest, manifest, configDigest: manifest.config.digest, names: [name] });
+  await Promise.all(manifest.layers.map((l) => addBlobSource(sourcesDir(store), l.digest, `${ref.registry}/${ref.repository}`).catch(() => {})));
+  return { name, manifestDigest, image, updated: before?.manifestDigest !== manifestDigest };
+}
+
+export function sourcesDir(store: { root: string }): string {
+  return join(store.root, 'registry-sources');
+}
+
+async function defaultDecompressor(): Promise<(mediaType: string) => Transform | null> {
+  const mod = await import('./compression.js');
+  return mod.decompressor;
+}
+
+async function saveBlob(store: PullStore, bytes: Buffer, digest: Digest): Promise<void> {
+  if (!(await store.hasBlob(digest))) await store.writeBlobBytes(bytes, { digest, size: bytes.length });
+}
+
+async function manifestBytes(store: PullStore, repo: Repository, reference: string): Promise<{ bytes: Buffer; digest: Digest; contentType?: string }> {
+  // The store's blobs were verified when written: a digest we hold needs no network.
+  if (reference.startsWith('sha256:') && (await store.hasBlob(reference as Digest))) {
+    return { bytes: await store.readBlob(reference as Digest), digest: reference as Digest };
+  }
+  const m = await repo.getManifest(reference);
+  return { bytes: m.bytes, digest: m.digest, ...(m.contentType && { contentType: m.contentType }) };
+}
+
+async function imageConfig(store: PullStore, repo: Repository, desc: Descriptor): Promise<ImageConfig> {
+  let bytes: Buffer;
+  if (await store.hasBlob(desc.digest)) {
+    bytes = await store.readBlob(desc.digest);
+  } else {
+    bytes = await readBlob(repo, desc, MAX_CONFIG_BYTES); // verified: size and digest
+    await store.writeBlobBytes(bytes, { digest: desc.digest, size: desc.size });
+  }
+  try {
+    return JSON.parse(bytes.toString('utf8')) as ImageConfig;
+  } catch (err) {
+    throw new TsrunError('EREGISTRY', `image config ${desc.digest} is not valid JSON`, { cause: err });
+  }
+}
+
+/** Runs `fn` over `items` with at most `limit` at a time; the first failure stops new starts. */
+async function runLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (!failed && next < items.length) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  const results = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (rejected) throw rejected.reason;
+}
+
+/** One layer: download (or read the blob we have) → [store blob] + [decompress → unpack]. */
+async function fetchLayer(
+  store: PullStore,
+  repo: Repository,
+  desc: Descriptor,
+  diffId: Digest,
+  parent: Digest | null,
+  decompressor: (mediaType: string) => Transform | null,
+  onProgress: (e: PullEvent) => void,
+): Promise<void> {
+  const id = shortId(desc.digest);
+  const haveBlob = await store.hasBlob(desc.digest);
+  let lastShown = 0;
+  const source: AsyncIterable<Uint8Array> = haveBlob
+    ? createReadStream(store.blobPath(desc.digest))
+    : blobStream(repo, desc, {
+        onProgress: (current, total) => {
+          // Throttle: a progress line per 64 KiB is plenty.
+          if (current - lastShown >= 65536 || current === total) {
+            lastShown = current;
+            onProgress({ id, status: 'Downloading', current, total });
+          }
+        },
+        onRetry: (delayMs, reason) => onProgress({ id, status: 'Retrying', detail: `Retrying in ${Math.ceil(delayMs / 1000)} seconds (${reason})` }),
+      });
+  onProgress({ id, status: haveBlob ? 'Extracting' : 'Downloading', current: 0, total: desc.size });
+
+  const toBlob = new PassThrough();
+  const toUnpack = new PassThrough();
+  const decompress = decompressor(desc.mediaType);
+  const tar: Readable = decompress ? pipeline(toUnpack, decompress, () => {}) : toUnpack;
+  const outs = haveBlob ? [toUnpack] : [toBlob, toUnpack];
+
+  const abort = (err: unknown) => {
+    for (const s of [toBlob, toUnpack, tar]) s.destroy(err instanceof Error ? err : new Error(String(err)));
+  };
+  const tasks: Array<Promise<unknown>> = [
+    fanOut(source, outs).then(() => {
+      if (!haveBlob) onProgress({ id, status: 'Verifying Checksum', current: desc.size, total: desc.size });
+      onProgress({ id, status: 'Extracting', current: desc.size, total: desc.size });
+    }),
+    store.unpackLayer(diffId, parent, tar),
+  ];
+  if (!haveBlob) tasks.push(store.writeBlob(toBlob, { digest: desc.digest, size: desc.size }));
+  const results = await Promise.allSettled(tasks.map((t) => t.catch((err) => (abort(err), Promise.reject(err)))));
+  const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failure) throw failure.reason;
+  onProgress({ id, status: 'Pull complete' });
+}
+
+/** Copies one stream to several, at the pace of the slowest (backpressure on each). */
+async function fanOut(source: AsyncIterable<Uint8Array>, outs: PassThrough[]): Promise<void> {
+  try {
+    for await (const chunk of source) {
+      for (const out of outs) {
+        if (out.destroyed) throw new TsrunError('EINTERNAL', 'layer consumer stopped');
+        if (!out.write(chunk)) await once(out, 'drain');
+      }
+    }
+    for (const out of outs) out.end();
+  } catch (err) {
+    for (const out of outs) out.destroy(err instanceof Error ? err : new Error(String(err)));
+    throw err;
+  }
+}

@@ -1,0 +1,273 @@
+// HTTP to registries: which scheme, which TLS settings, timeouts, proxies and redirects.
+//
+// The scheme is decided once per registry by the first request (`ping`, GET /v2/), as docker
+// does: HTTPS, verified against the system roots plus certs.d. Only for a registry declared
+// insecure (see insecure.ts) is an unverified HTTPS tried, and then plain HTTP — and only when
+// TLS itself failed: once a TLS handshake worked, an HTTP error is an HTTP error, never a reason
+// to downgrade.
+//
+// Redirects are followed here rather than by undici so that credentials stay with the origin
+// they were meant for: blob downloads are often redirected to a storage host.
+import type { Readable } from 'node:stream';
+import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
+import { TsrunError } from '../errors.js';
+import { certsDirs as defaultCertsDirs, loadTlsMaterial, tlsOptions } from './certs.js';
+import { InsecurePolicy, splitHostPort } from './insecure.js';
+import { DEFAULT_REGISTRY, DOCKER_HUB_API } from './reference.js';
+import { classifyNetworkError, describeNetworkError } from './neterr.js';
+
+export interface Timeouts {
+  /** TCP connect plus TLS handshake. */
+  connectMs: number;
+  /** From sending the request to the response headers. */
+  headersMs: number;
+  /** Longest silence while reading a body. */
+  bodyIdleMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: Timeouts = { connectMs: 30_000, headersMs: 60_000, bodyIdleMs: 60_000 };
+
+export interface TransportOptions {
+  insecure?: InsecurePolicy;
+  certsDirs?: string[];
+  timeouts?: Partial<Timeouts>;
+  /** The tsrun command being run ("pull"), so errors can show the exact fix. */
+  command?: string;
+  /** One-line warnings for the user (plain HTTP with credentials); src/ never prints. */
+  onWarning?: (message: string) => void;
+  userAgent?: string;
+}
+
+export type ResponseBody = Dispatcher.ResponseData['body'];
+
+export interface HttpRequest {
+  method?: string;
+  url: URL;
+  headers?: Record<string, string>;
+  /** The Authorization header, sent only to `url`'s origin, never after a redirect leaves it. */
+  authorization?: string;
+  /** A buffer, or a function giving a fresh stream each time (redirects and retries resend). */
+  body?: Buffer | string | (() => Readable);
+  signal?: AbortSignal;
+  /** Default: follow for GET and HEAD. */
+  followRedirects?: boolean;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** The URL that answered, after redirects. */
+  url: URL;
+  body: ResponseBody;
+}
+
+export interface PingResult {
+  /** https://host[:port] or http://host[:port]: where /v2/ lives. */
+  base: URL;
+  status: number;
+  /** The raw WWW-Authenticate header of GET /v2/, if any. */
+  challenge?: string;
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 10;
+
+/** The host the registry's API lives on (Docker Hub's is not docker.io). */
+export function apiHost(registry: string): string {
+  return registry === DEFAULT_REGISTRY ? DOCKER_HUB_API : registry;
+}
+
+export function header(res: { headers: HttpResponse['headers'] }, name: string): string | undefined {
+  const v = res.headers[name.toLowerCase()];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export class Transport {
+  readonly insecure: InsecurePolicy;
+  readonly timeouts: Timeouts;
+  private readonly certsDirs: string[];
+  private readonly command: string;
+  private readonly warn: (message: string) => void;
+  private readonly userAgent: string;
+  private readonly dispatchers = new Map<string, Promise<Dispatcher>>();
+  private readonly pings = new Map<string, Promise<PingResult>>();
+  private readonly warned = new Set<string>();
+
+  constructor(options: TransportOptions = {}) {
+    this.insecure = options.insecure ?? new InsecurePolicy([]);
+    this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+    this.certsDirs = options.certsDirs ?? defaultCertsDirs();
+    this.command = options.command ?? 'pull';
+    this.warn = options.onWarning ?? (() => {});
+    this.userAgent = options.userAgent ?? 'tsrun/0.1.0';
+  }
+
+  /** GET /v2/ once per registry: decides the scheme and returns the auth challenge. */
+  ping(registry: string): Promise<PingResult> {
+    let p = this.pings.get(registry);
+    if (!p) {
+      p = this.probe(registry);
+      p.catch(() => this.pings.delete(registry));
+      this.pings.set(registry, p);
+    }
+    return p;
+  }
+
+  /** An absolute URL on the registry: base from the ping + path (/v2/...). */
+  async url(registry: string, path: string): Promise<URL> {
+    const { base } = await this.ping(registry);
+    return new URL(path, base);
+  }
+
+  private async probe(registry: string): Promise<PingResult> {
+    const host = apiHost(registry);
+    const insecure = await this.insecure.isInsecure(registry);
+    const https = new URL(`https://${host}/v2/`);
+    let tlsError: unknown;
+    try {
+      return await this.pingAt(https, !insecure);
+    } catch (err) {
+      const kind = classifyNetworkError(err);
+      if (!insecure) {
+        if (kind === 'http-on-https') throw this.httpOnlyError(registry, err);
+        if (kind === 'untrusted-cert') throw this.untrustedError(registry, err);
+      }
+      // Insecure: fall back to HTTP only when TLS itself failed, never after it worked.
+      if (!insecure || kind === 'other') {
+        const e = this.networkError('GET', https, err);
+        if (kind !== 'other' || !/UND_ERR_SOCKET|ECONNRESET/.test(e.message)) throw e;
+        // A server that hangs up right after the handshake usually wanted a client certificate.
+        throw new TsrunError(
+          'ENETWORK',
+          `${e.message} (if the registry requires a client certificate, put it in ${this.certsDirs[0]}/${registry}/client.cert and client.key)`,
+          { cause: err },
+        );
+      }
+      tlsError = err;
+    }
+    const http = new URL(`http://${host}/v2/`);
+    try {
+      return await this.pingAt(http, false);
+    } catch (err) {
+      const first = describeNetworkError(tlsError, this.timeouts);
+      throw new TsrunError(
+        'ENETWORK',
+        `cannot reach the registry at ${registry}: over HTTPS: ${first}; over HTTP: ${describeNetworkError(err, this.timeouts)}`,
+        { cause: err },
+      );
+    }
+  }
+
+  private async pingAt(url: URL, verify: boolean): Promise<PingResult> {
+    const res = await this.send({ method: 'GET', url }, verify);
+    await res.body.dump();
+    const challenge = header(res, 'www-authenticate');
+    return { base: new URL(`${url.protocol}//${url.host}`), status: res.status, ...(challenge && { challenge }) };
+  }
+
+  /** Sends a request to a registry URL (or a redirect target), following redirects. */
+  async request(req: HttpRequest): Promise<HttpResponse> {
+    const method = req.method ?? 'GET';
+    const follow = req.followRedirects ?? (method === 'GET' || method === 'HEAD');
+    const origin = req.url.origin;
+    let url = req.url;
+    for (let hop = 0; ; hop++) {
+      const sameOrigin = url.origin === origin;
+      const verify = !(await this.insecure.isInsecure(url.host));
+      const headers = { ...req.headers };
+      if (req.authorization && sameOrigin) {
+        headers.authorization = req.authorization;
+        if (url.protocol === 'http:' && !this.warned.has(url.host)) {
+          this.warned.add(url.host);
+          this.warn(`sending credentials to ${url.host} over plain HTTP (it is declared insecure); anyone on the network path can read them`);
+        }
+      }
+      let res: HttpResponse;
+      try {
+        res = await this.send({ ...req, method, url, headers }, verify);
+      } catch (err) {
+        throw this.networkError(method, url, err);
+      }
+      const location = header(res, 'location');
+      if (!follow || !REDIRECTS.has(res.status) || !location) return res;
+      await res.body.dump();
+      if (hop >= MAX_REDIRECTS) throw new TsrunError('EREGISTRY', `${method} ${req.url}: more than ${MAX_REDIRECTS} redirects`);
+      url = new URL(location, url);
+      if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+        throw new TsrunError('EREGISTRY', `${method} ${req.url}: redirected to unsupported URL ${url.protocol}`);
+      }
+    }
+  }
+
+  private async send(req: HttpRequest, verify: boolean): Promise<HttpResponse> {
+    const dispatcher = await this.dispatcher(req.url, verify);
+    const body = typeof req.body === 'function' ? req.body() : req.body;
+    const res = await request(req.url, {
+      method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
+      headers: { 'user-agent': this.userAgent, ...req.headers },
+      ...(body !== undefined && { body }),
+      ...(req.signal && { signal: req.signal }),
+      dispatcher,
+    });
+    return { status: res.statusCode, headers: res.headers, url: req.url, body: res.body };
+  }
+
+  /** One connection pool per host and TLS setting; proxies from HTTP(S)_PROXY / NO_PROXY. */
+  private dispatcher(url: URL, verify: boolean): Promise<Dispatcher> {
+    const key = `${url.host}|${verify}`;
+    let d = this.dispatchers.get(key);
+    if (!d) {
+      d = (async () => {
+        const tls = tlsOptions(await loadTlsMaterial(url.host, this.certsDirs), verify);
+        const options = {
+          connect: { timeout: this.timeouts.connectMs, ...tls },
+          headersTimeout: this.timeouts.headersMs,
+          bodyTimeout: this.timeouts.bodyIdleMs,
+        };
+        // Like Go's net/http, never send loopback traffic through a proxy.
+        const { host } = splitHostPort(url.host);
+        if (host === 'localhost' || host === '::1' || host.startsWith('127.')) return new Agent(options);
+        // HTTPS goes through a CONNECT tunnel; plain HTTP as an absolute-form request, as curl
+        // and Go do (many proxies only allow CONNECT to port 443).
+        return new EnvHttpProxyAgent({ ...options, requestTls: tls, proxyTunnel: false });
+      })();
+      this.dispatchers.set(key, d);
+    }
+    return d;
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.dispatchers.values()];
+    this.dispatchers.clear();
+    await Promise.all(all.map(async (d) => (await d.catch(() => undefined))?.close()));
+  }
+
+  private fixFor(registry: string): string {
+    return (
+      `If you trust it, declare it insecure: tsrun --insecure-registry ${registry} ${this.command} ..., ` +
+      `or add "insecure-registries": ["${registry}"] to /etc/tsrun/config.json`
+    );
+  }
+
+  private httpOnlyError(registry: string, cause: unknown): TsrunError {
+    return new TsrunError(
+      'EINSECURE',
+      `the registry at ${registry} answered over plain HTTP ("server gave HTTP response to HTTPS client"). ${this.fixFor(registry)}`,
+      { cause },
+    );
+  }
+
+  private untrustedError(registry: string, cause: unknown): TsrunError {
+    return new TsrunError(
+      'EINSECURE',
+      `the registry at ${registry} presented a TLS certificate that is not trusted (${describeNetworkError(cause)}). ` +
+        `Put its CA certificate in ${this.certsDirs[0]}/${registry}/ca.crt; or, ${this.fixFor(registry).replace(/^If/, 'if')}`,
+      { cause },
+    );
+  }
+
+  private networkError(method: string, url: URL, cause: unknown): TsrunError {
+    if (cause instanceof TsrunError) return cause;
+    return new TsrunError('ENETWORK', `${method} ${url.href}: ${describeNetworkError(cause, this.timeouts)}`, { cause });
+  }
+}
