@@ -7,6 +7,10 @@ import { collect } from './common.js';
 import { register as registerRun } from './run.js';
 import { register as registerImages } from './images.js';
 import { register as registerLoad } from './load.js';
+import { register as registerPull } from './pull.js';
+import { register as registerPush } from './push.js';
+import { register as registerLogin } from './login.js';
+import { register as registerLogout } from './logout.js';
 
 const program = new Command('tsrun')
   .description('A daemonless, Docker-like container engine')
@@ -25,6 +29,8 @@ const program = new Command('tsrun')
     process.exit(125);
   });
 
-for (const register of [registerRun, registerImages, registerLoad]) register(program);
+for (const register of [registerRun, registerPull, registerPush, registerImages, registerLoad, registerLogin, registerLogout]) {
+  register(program);
+}
 
 await program.parseAsync(process.argv);

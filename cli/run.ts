@@ -6,7 +6,7 @@ import { action, collect, globalOptions } from './common.js';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
 
-type RunFlags = RunFlagValues & { platform?: string; pull: string };
+type RunFlags = RunFlagValues & { platform?: string; pull: string; net?: string };
 
 export function register(program: Command): void {
   program
@@ -42,7 +42,8 @@ export function register(program: Command): void {
     .option('--privileged', 'give extended privileges: all capabilities, no masked paths', false)
     .option('--security-opt <opt>', 'security options: no-new-privileges=true|false (default true)', collect, [])
     // Namespaces
-    .addOption(new Option('--network, --net <mode>', 'network mode: none or host (bridge: not yet)').default('none'))
+    .option('--network <mode>', 'network mode: none or host (bridge: not yet)', 'none')
+    .addOption(new Option('--net <mode>', 'alias of --network').hideHelp())
     .option('--pid <mode>', 'PID namespace: "host" to share the host\'s', '')
     .option('--ipc <mode>', 'IPC namespace: "host" to share the host\'s', '')
     .option('--uts <mode>', 'UTS namespace: "host" to share the host\'s', '')
@@ -52,13 +53,21 @@ export function register(program: Command): void {
     .action(action(async (image: string, command: string[], flags: RunFlags, cmd: Command) => {
       const g = globalOptions(cmd);
       const { parseRunOptions } = await import('../src/container/run-options.js');
+      if (flags.net !== undefined) flags.network = flags.net;
       const options = parseRunOptions(flags, command, {
         readFile: (p) => readFileSync(p, 'utf8'),
         env: process.env,
         stdinIsTty: process.stdin.isTTY === true,
       });
       const { findOrPullImage } = await import('../src/container/image-lookup.js');
-      const record = await findOrPullImage(g, image, { pull: flags.pull, platform: flags.platform });
+      const { ProgressView, warnLine } = await import('./pull.js');
+      const view = new ProgressView(process.stderr, false);
+      const record = await findOrPullImage(g, image, { pull: flags.pull, platform: flags.platform }, {
+        onPull: (message) => view.say(message),
+        onProgress: (e) => view.update(e),
+        onWarning: warnLine,
+      });
+      view.finish();
       const { runContainer } = await import('../src/container/run.js');
 
       // Signals arriving while the container starts are held and sent once it runs.

@@ -1,11 +1,20 @@
-// Find the image `run` was given: a name (normalized as docker does) or an image ID prefix.
+// Find the image `run` was given — a name (normalized as docker does) or an image ID prefix —
+// and pull it when it is missing, as `docker run` does.
 import { TsrunError } from '../errors.js';
 import type { ImageRecord } from '../image/types.js';
+import type { PullEvent } from '../image/pull.js';
 import { normalizeName } from '../registry-client/reference.js';
 
 export interface LookupContext {
   root: string;
   insecureRegistry: string[];
+}
+
+export interface PullHooks {
+  /** Called once before pulling, with docker's wording ("Unable to find image ... locally"). */
+  onPull?: (message: string) => void;
+  onProgress?: (e: PullEvent) => void;
+  onWarning?: (message: string) => void;
 }
 
 export async function findImage(root: string, input: string): Promise<ImageRecord | undefined> {
@@ -24,6 +33,7 @@ export async function findOrPullImage(
   ctx: LookupContext,
   input: string,
   opts: { pull: string; platform?: string | undefined },
+  hooks: PullHooks = {},
 ): Promise<ImageRecord> {
   if (opts.pull !== 'always') {
     const found = await findImage(ctx.root, input);
@@ -31,6 +41,19 @@ export async function findOrPullImage(
     if (opts.pull === 'never') {
       throw new TsrunError('ENOIMAGE', `no such image: ${input} (not in ${ctx.root}, and --pull never)`);
     }
+    hooks.onPull?.(`Unable to find image '${input}' locally`);
   }
-  throw new TsrunError('ENOIMAGE', `unable to find image '${input}' locally; load it with \`tsrun load\``);
+  const [{ pullImage }, { ImageStore }] = await Promise.all([import('../image/pull.js'), import('../image/store.js')]);
+  const store = await ImageStore.open(ctx.root);
+  const result = await pullImage(
+    store,
+    input,
+    {
+      insecureRegistries: ctx.insecureRegistry,
+      ...(opts.platform && { platform: opts.platform }),
+      ...(hooks.onWarning && { onWarning: hooks.onWarning }),
+    },
+    hooks.onProgress,
+  );
+  return result.image;
 }

@@ -1,0 +1,72 @@
+// Each integration test file gets its own store root (under /tmp, named tsrun-test-*), runs the
+// real CLI from dist/ with the Node that runs the tests, and removes everything afterwards.
+import { spawn, spawnSync, type SpawnOptions, type SpawnSyncReturns } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe } from 'vitest';
+import { findLeaks } from '../../leaks.js';
+
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const cliPath = join(repoRoot, 'dist', 'cli', 'main.js');
+export const isRoot = process.getuid?.() === 0;
+
+/**
+ * describe() for tests that need root. Outside CI they are skipped for ordinary users; in CI
+ * (TSRUN_REQUIRE_PRIVILEGED=1, set by .ci/run) a missing privilege is a failure, not a skip.
+ */
+export function describePrivileged(name: string, fn: () => void): void {
+  if (!isRoot && process.env.TSRUN_REQUIRE_PRIVILEGED === '1') {
+    describe(name, () => {
+      throw new Error(`"${name}" needs root, and TSRUN_REQUIRE_PRIVILEGED=1 forbids skipping it`);
+    });
+    return;
+  }
+  describe.skipIf(!isRoot)(name, fn);
+}
+
+export interface Result {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export class TestEnv {
+  readonly root: string;
+
+  constructor(label: string) {
+    this.root = mkdtempSync(join(tmpdir(), `tsrun-test-${label}-`));
+  }
+
+  args(args: string[]): string[] {
+    return [cliPath, '--root', this.root, ...args];
+  }
+
+  /** Run tsrun to completion. */
+  run(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}): Result {
+    const r: SpawnSyncReturns<string> = spawnSync(process.execPath, this.args(args), {
+      encoding: 'utf8',
+      input: opts.input ?? '',
+      env: { ...process.env, ...opts.env },
+      timeout: opts.timeout ?? 30_000,
+    });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  /** Start tsrun and return the child (for signals and concurrent checks). */
+  spawn(args: string[], opts: SpawnOptions = {}) {
+    return spawn(process.execPath, this.args(args), { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  }
+
+  leaks(): string[] {
+    return findLeaks(this.root);
+  }
+
+  /** Removes the store; fails if anything the tests made is still mounted or running. */
+  cleanup(): void {
+    const leaks = this.leaks();
+    rmSync(this.root, { recursive: true, force: true });
+    if (leaks.length > 0) throw new Error(`left behind:\n${leaks.join('\n')}`);
+  }
+}
