@@ -12,8 +12,10 @@ import {
   parseVolume,
   type ContainerOptions,
 } from '../namespaces/options.js';
+import { DEFAULT_CGROUP_PARENT, parseResources, type ResourceFlags } from '../cgroups/index.js';
 
-export interface RunFlagValues {
+export interface RunFlagValues extends ResourceFlags {
+  cgroupParent?: string;
   name?: string;
   hostname?: string;
   entrypoint?: string;
@@ -98,5 +100,17 @@ export function parseRunOptions(f: RunFlagValues, args: string[], host: HostAcce
     uts,
     trace: f.trace,
     remove: f.rm,
+    resources: parseResources(f),
+    cgroupParent: parseCgroupParent(f.cgroupParent),
   };
+}
+
+/** A relative path below the cgroup root; `..` and absolute escapes are refused. */
+function parseCgroupParent(value: string | undefined): string {
+  if (value === undefined) return DEFAULT_CGROUP_PARENT;
+  const trimmed = value.replace(/^\/+|\/+$/g, '');
+  if (trimmed === '' || trimmed.split('/').some((c) => c === '..' || c === '.' || c === '')) {
+    throw new TsrunError('EINVAL_FLAG', `invalid argument "${value}" for "--cgroup-parent" flag: expected a path like tsrun or ci/jobs`);
+  }
+  return trimmed;
 }

@@ -16,6 +16,8 @@ import { hostsFile, resolvConf } from './etc-files.js';
 import { hostHardLimits, hasCapSysResource } from './host.js';
 import { generateName, newContainerId, validateName } from './names.js';
 import { ContainerPaths, namesDir } from './paths.js';
+import { detectCgroups, openDriver, type CgroupDriver, type CgroupHandle, type Resources } from '../cgroups/index.js';
+import { cgroupMounts } from '../namespaces/cgroup-mounts.js';
 
 export interface RunRequest {
   storeRoot: string;
@@ -35,6 +37,9 @@ export interface ContainerState {
   pid: number;
   monitorPid: number;
   exitCode: number | null;
+  oomKilled: boolean;
+  /** controller → cgroup directory, for inspect and for learners to `cat`. */
+  cgroupPaths: Record<string, string>;
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
@@ -84,6 +89,21 @@ function isFile(path: string): boolean {
   }
 }
 
+/**
+ * Another tsrun may remove the (empty) parent between our mkdir of the parent and of the leaf:
+ * the leaf's mkdir then fails with ENOENT, and a second attempt recreates the parent.
+ */
+function createCgroup(driver: CgroupDriver, parent: string, id: string, resources: Resources): CgroupHandle {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return driver.create(parent, id, resources);
+    } catch (err) {
+      const code = errnoOf(err) ?? errnoOf((err as { cause?: unknown }).cause);
+      if (code !== 'ENOENT' || attempt >= 3) throw err;
+    }
+  }
+}
+
 export async function runContainer(req: RunRequest): Promise<RunningContainer> {
   const { storeRoot, image, options } = req;
   const id = newContainerId();
@@ -115,6 +135,7 @@ export async function runContainer(req: RunRequest): Promise<RunningContainer> {
     writeFileSync(paths.hosts, hostsFile(hostname));
     writeFileSync(paths.resolvConf, resolvConf());
 
+    const cgroupLayout = detectCgroups();
     const spec = createSpec(image.config, options, {
       id,
       rootfs: paths.rootfs,
@@ -122,6 +143,7 @@ export async function runContainer(req: RunRequest): Promise<RunningContainer> {
       etcFiles: { hostname: paths.hostname, hosts: paths.hosts, resolvConf: paths.resolvConf },
       hostHardLimits: hostHardLimits(),
       canRaiseLimits: hasCapSysResource(),
+      cgroupMounts: cgroupMounts(cgroupLayout, !options.privileged),
     });
     writeJson(paths.config, spec);
 
@@ -131,6 +153,17 @@ export async function runContainer(req: RunRequest): Promise<RunningContainer> {
       mkdirSync(join(paths.dir, 'empty'));
       lowerDirs = [join('containers', id, 'empty')];
     }
+    // The cgroup exists, with its limits, before the container's first instruction: the
+    // helper writes the child's pid into every cgroup.procs before releasing it.
+    const driver = openDriver(cgroupLayout);
+    const cgroup = createCgroup(driver, options.cgroupParent, id, options.resources);
+    const removeCgroup = () => {
+      cgroup.remove();
+      // Like docker, tsrun keeps no daemon state: an empty parent goes with its last container.
+      driver.removeParent(options.cgroupParent);
+    };
+    undo.push(removeCgroup);
+
     const plan = buildPlan(
       spec,
       {
@@ -142,7 +175,7 @@ export async function runContainer(req: RunRequest): Promise<RunningContainer> {
         trace: options.trace,
         interactive: options.interactive,
         init: options.init,
-        cgroupProcs: [],
+        cgroupProcs: cgroup.procsFiles,
       },
       isFile,
     );
@@ -156,6 +189,8 @@ export async function runContainer(req: RunRequest): Promise<RunningContainer> {
       pid: 0,
       monitorPid: 0,
       exitCode: null,
+      oomKilled: false,
+      cgroupPaths: cgroup.paths,
       createdAt: new Date().toISOString(),
       startedAt: null,
       finishedAt: null,
@@ -177,14 +212,16 @@ export async function runContainer(req: RunRequest): Promise<RunningContainer> {
       signal: (sig) => helper.signal(sig),
       wait: async () => {
         const status = await helper.waitExit();
+        undo.pop(); // the helper has exited: nothing to kill
+        const oomKilled = cgroup.oomKilled();
         if (options.remove) {
-          undo.pop(); // the helper has exited: nothing to kill
           cleanup();
         } else {
-          Object.assign(state, { status: 'exited', exitCode: status.code, finishedAt: new Date().toISOString() });
+          removeCgroup();
+          Object.assign(state, { status: 'exited', exitCode: status.code, oomKilled, finishedAt: new Date().toISOString() });
           writeJson(paths.state, state);
         }
-        return status;
+        return { ...status, oomKilled };
       },
     };
   } catch (err) {

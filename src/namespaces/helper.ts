@@ -25,6 +25,8 @@ export interface ExitStatus {
   /** docker's: the exit status, or 128+n when killed by signal n. */
   code: number;
   signal: number;
+  /** Set by the caller from the cgroup: the kernel's OOM killer ended the container. */
+  oomKilled?: boolean;
 }
 
 export function helperPath(): string {

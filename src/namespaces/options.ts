@@ -2,6 +2,7 @@
 // Every parser throws a TsrunError naming the flag, so the CLI can exit 125 as docker does.
 import { TsrunError } from '../errors.js';
 import { ALL_CAPABILITIES } from './defaults.js';
+import type { Resources } from '../cgroups/types.js';
 
 export type NamespaceMode = 'private' | 'host';
 export type NetworkMode = 'none' | 'host';
@@ -51,6 +52,10 @@ export interface ContainerOptions {
   uts: NamespaceMode;
   trace: boolean;
   remove: boolean;
+  /** cgroup limits (OCI linux.resources). */
+  resources: Resources;
+  /** Parent of the container's cgroup (`tsrun` by default). */
+  cgroupParent: string;
 }
 
 export function flagError(flag: string, value: string, why: string): TsrunError {

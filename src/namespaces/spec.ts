@@ -11,6 +11,7 @@ import {
   READONLY_PATHS,
 } from './defaults.js';
 import type { ContainerOptions, Ulimit } from './options.js';
+import type { Resources } from '../cgroups/types.js';
 
 export interface OciMount {
   destination: string;
@@ -38,6 +39,8 @@ export interface OciSpec {
     namespaces: Array<{ type: 'pid' | 'network' | 'ipc' | 'uts' | 'mount' | 'cgroup' | 'user' }>;
     maskedPaths: string[];
     readonlyPaths: string[];
+    cgroupsPath: string;
+    resources: Resources;
   };
   annotations: Record<string, string>;
 }
@@ -60,6 +63,8 @@ export interface SpecContext {
   hostHardLimits: Record<string, number>;
   /** Whether tsrun holds CAP_SYS_RESOURCE (may raise hard limits). */
   canRaiseLimits: boolean;
+  /** /sys/fs/cgroup inside the container (see cgroup-mounts.ts); none when empty. */
+  cgroupMounts: OciMount[];
 }
 
 /** The argv docker would run: entrypoint + cmd, with `--entrypoint` and trailing args applied. */
@@ -137,6 +142,7 @@ function mounts(opts: ContainerOptions, ctx: SpecContext): OciMount[] {
       options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
     },
     { destination: '/sys', type: 'sysfs', source: 'sysfs', options: sysOptions },
+    ...ctx.cgroupMounts,
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
   ];
@@ -205,7 +211,12 @@ export function createSpec(image: ImageConfig, opts: ContainerOptions, ctx: Spec
     linux: {
       namespaces,
       maskedPaths: opts.privileged ? [] : MASKED_PATHS,
-      readonlyPaths: opts.privileged ? [] : READONLY_PATHS,
+      // A v1 tmpfs at /sys/fs/cgroup is made read-only once the hierarchies are mounted in it.
+      readonlyPaths: opts.privileged
+        ? []
+        : [...READONLY_PATHS, ...(ctx.cgroupMounts[0]?.type === 'tmpfs' ? [ctx.cgroupMounts[0].destination] : [])],
+      cgroupsPath: `${opts.cgroupParent}/${ctx.id}`,
+      resources: opts.resources,
     },
     annotations: { 'io.tsrun.init': String(opts.init) },
   };

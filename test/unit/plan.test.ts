@@ -10,11 +10,13 @@ const ctx: SpecContext = {
   etcFiles: { hostname: '/c/hostname', hosts: '/c/hosts', resolvConf: '/c/resolv.conf' },
   hostHardLimits: { nofile: 20000 },
   canRaiseLimits: false,
+  cgroupMounts: [],
 };
 const opts: ContainerOptions = {
   args: ['echo', 'hi there'], env: [], volumes: [{ source: '/data', target: '/data', readonly: true }], tmpfs: [],
   readOnly: true, tty: false, interactive: false, init: false, ulimits: [], capAdd: [], capDrop: [], privileged: false,
   noNewPrivileges: true, network: 'none', pid: 'private', ipc: 'private', uts: 'private', trace: false, remove: true,
+  resources: {}, cgroupParent: 'tsrun',
 };
 const planCtx: PlanContext = {
   storeRoot: '/store', lowerDirs: ['l/TOP', 'l/BOTTOM'], upperDir: 'containers/b/upper', workDir: 'containers/b/work',

@@ -15,7 +15,7 @@ function opts(over: Partial<ContainerOptions> = {}): ContainerOptions {
   return {
     args: [], env: [], volumes: [], tmpfs: [], readOnly: false, tty: false, interactive: false, init: false,
     ulimits: [], capAdd: [], capDrop: [], privileged: false, noNewPrivileges: true, network: 'none',
-    pid: 'private', ipc: 'private', uts: 'private', trace: false, remove: false, ...over,
+    pid: 'private', ipc: 'private', uts: 'private', trace: false, remove: false, resources: {}, cgroupParent: 'tsrun', ...over,
   };
 }
 
@@ -26,6 +26,7 @@ const ctx: SpecContext = {
   etcFiles: { hostname: '/c/hostname', hosts: '/c/hosts', resolvConf: '/c/resolv.conf' },
   hostHardLimits: { nofile: 20000 },
   canRaiseLimits: false,
+  cgroupMounts: [],
 };
 
 describe('processArgs (docker semantics)', () => {

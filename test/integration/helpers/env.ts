@@ -34,9 +34,12 @@ export interface Result {
 
 export class TestEnv {
   readonly root: string;
+  /** This file's own cgroup parent, removed with its last container. */
+  readonly cgroupParent: string;
 
   constructor(label: string) {
     this.root = mkdtempSync(join(tmpdir(), `tsrun-test-${label}-`));
+    this.cgroupParent = `tsrun-test-${label}-${process.pid}`;
   }
 
   args(args: string[]): string[] {
@@ -48,7 +51,7 @@ export class TestEnv {
     const r: SpawnSyncReturns<string> = spawnSync(process.execPath, this.args(args), {
       encoding: 'utf8',
       input: opts.input ?? '',
-      env: { ...process.env, ...opts.env },
+      env: { ...process.env, TSRUN_CGROUP_PARENT: this.cgroupParent, ...opts.env },
       timeout: opts.timeout ?? 30_000,
     });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -56,7 +59,11 @@ export class TestEnv {
 
   /** Start tsrun and return the child (for signals and concurrent checks). */
   spawn(args: string[], opts: SpawnOptions = {}) {
-    return spawn(process.execPath, this.args(args), { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    return spawn(process.execPath, this.args(args), {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...opts,
+      env: { ...process.env, TSRUN_CGROUP_PARENT: this.cgroupParent, ...opts.env },
+    });
   }
 
   leaks(): string[] {

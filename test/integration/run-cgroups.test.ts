@@ -1,0 +1,69 @@
+// `run` with cgroup limits on this host's real hierarchy (v1 controllers here, v2 elsewhere):
+// the container is in its cgroup from its first instruction, sees itself at /, and is held by
+// its limits. Each test file uses its own cgroup parent and removes it.
+import { existsSync } from 'node:fs';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { detectCgroups } from '../../src/cgroups/index.js';
+import { describePrivileged, TestEnv } from './helpers/env.js';
+import { loadBusybox } from './helpers/images.js';
+
+describePrivileged('tsrun run: cgroups', () => {
+  let env: TestEnv;
+  let image: string;
+  const parent = `tsrun-test-${process.pid}`;
+  const layout = detectCgroups();
+  const v2 = layout.mode === 'v2';
+  const file = (controller: string, name: string) => (v2 ? `/sys/fs/cgroup/${name}` : `/sys/fs/cgroup/${controller}/${name}`);
+  const run = (flags: string[], script: string) =>
+    env.run(['run', '--rm', '--cgroup-parent', parent, ...flags, image, 'sh', '-c', script], { timeout: 60_000 });
+
+  beforeAll(() => {
+    env = new TestEnv('cgroups');
+    image = loadBusybox(env);
+  });
+  afterAll(() => {
+    env.cleanup();
+    const left = [layout.unified, ...Object.values(layout.v1)].filter((d): d is string => !!d && existsSync(`${d}/${parent}`));
+    expect(left).toEqual([]);
+  });
+
+  it('puts the container in its own cgroup, seen as / through a cgroup namespace', () => {
+    const r = run([], 'cat /proc/self/cgroup');
+    expect(r.status).toBe(0);
+    for (const line of r.stdout.trim().split('\n')) expect(line).toMatch(/:\/$/);
+  });
+
+  it('shows the limits in force under /sys/fs/cgroup, read-only', () => {
+    const r = run(['--memory', '64m', '--pids-limit', '50'], `cat ${file('memory', v2 ? 'memory.max' : 'memory.limit_in_bytes')} ${file('pids', 'pids.max')}; (touch /sys/fs/cgroup/x) 2>/dev/null || echo RO`);
+    expect(r.stdout).toBe('67108864\n50\nRO\n');
+  });
+
+  it('contains a fork bomb under --pids-limit 32, and the host can still fork', () => {
+    // A bounded bomb: 200 background sleeps; the cgroup stops it at 32 tasks.
+    const r = run(['--pids-limit', '32'], `for i in $(seq 200); do (sleep 3 &) 2>/dev/null; done; cat ${file('pids', 'pids.current')}`);
+    const current = Number(r.stdout.trim().split('\n').at(-1));
+    expect(current).toBeGreaterThan(1);
+    expect(current).toBeLessThanOrEqual(32);
+    expect(env.run(['images', '-q']).status).toBe(0); // the host still forks
+  });
+
+  it('kills a memory hog under --memory 32m with 137, OOMKilled', () => {
+    const r = run(['--memory', '32m', '--memory-swap', '32m'], 'x=$(head -c 200m /dev/zero | tr "\\0" a); echo survived');
+    expect(r.stdout).not.toContain('survived');
+    expect(r.status).toBe(137);
+  });
+
+  it('pins to a CPU with --cpuset-cpus 0', () => {
+    const r = run(['--cpuset-cpus', '0'], 'grep Cpus_allowed_list /proc/self/status');
+    expect(r.stdout).toMatch(/Cpus_allowed_list:\s+0\n/);
+  });
+
+  it('refuses bad limits with docker-style messages (125)', () => {
+    const low = env.run(['run', '--rm', '--memory', '1m', image, 'true']);
+    expect(low.status).toBe(125);
+    expect(low.stderr).toContain('--memory');
+    const bad = env.run(['run', '--rm', '--cpus', 'lots', image, 'true']);
+    expect(bad.status).toBe(125);
+    expect(bad.stderr).toContain('--cpus');
+  });
+});
