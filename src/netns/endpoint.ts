@@ -1,0 +1,241 @@
+// Connecting a container to a network, between the helper's clone() and the container's exec:
+//
+//   host                                     container netns (the helper's child, pid P)
+//   ────                                     ──────────────────────────────────────────
+//   bridge tsrun0 10.89.0.1/24
+//     └─ veth1a2b3c4d ═══════ veth pair ═══════ eth0 10.89.0.2/24, default via 10.89.0.1
+//   /run/netns/tsrun-<id12> ── bind mount of /proc/P/ns/net (`ip netns exec` works)
+//   iptables: DNAT host ports → 10.89.0.2   (firewall-rules.ts)
+//
+// Three processes at most: `ip -batch -` on the host side, `ip -n <netns> -batch -` inside,
+// and `iptables-restore` when ports are published.
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { TsrunError, wrap } from '../errors.js';
+import { ensureBridge, linkExists } from './bridge.js';
+import { runCommand } from './exec.js';
+import { addPortRules, removePortRules, removeTagged, setupNetworkFirewall } from './firewall.js';
+import { endpointTag } from './firewall-rules.js';
+import { resolveHostPorts } from './host-ports.js';
+import { formatIp, isHostAddress, macForIp, parseCidr, parseIp, size } from './ipv4.js';
+import { withLock } from './lock.js';
+import { createNetworkLocked, DEFAULT_NETWORK, findNetwork, listNetworks } from './network.js';
+import type { PortMapping } from './publish.js';
+import {
+  createJsonExclusive,
+  endpointPath,
+  ensureDirs,
+  lockPath,
+  readEndpoints,
+  readJson,
+  removeFile,
+  validateContainerId,
+  type Endpoint,
+  type NetworkConfig,
+} from './store.js';
+
+export const NETNS_DIR = '/run/netns';
+
+/** Names derived from the container id, so they can be found again without any record. */
+export const hostVethName = (id: string) => `veth${createHash('sha256').update(id).digest('hex').slice(0, 8)}`;
+export const netnsName = (id: string) => `tsrun-${id.slice(0, 12)}`;
+
+export interface AttachRequest {
+  id: string;
+  /** The container's name: what its peers' /etc/hosts call it. */
+  name: string;
+  /** Host pid of the container's first process, still in its fresh network namespace. */
+  pid: number;
+  /** Default: "bridge", created with tsrun0 and 10.89.0.0/24 if it does not exist. */
+  network?: string;
+  ports?: PortMapping[];
+  /** More names for the peers' /etc/hosts (--network-alias). */
+  aliases?: string[];
+  /** A fixed address (--ip); by default the lowest free one. */
+  ip?: string;
+}
+
+export interface Attachment {
+  network: string;
+  bridge: string;
+  ip: string;
+  prefixLen: number;
+  gateway: string;
+  mac: string;
+  mtu: number;
+  hostVeth: string;
+  netnsName: string;
+  netnsPath: string;
+  /** As requested, with the host ports actually chosen. */
+  ports: PortMapping[];
+  /** /etc/hosts lines for the other containers on the network (none on the default network). */
+  hostsEntries: Array<[ip: string, names: string]>;
+}
+
+function allocate(net: NetworkConfig, endpoints: Endpoint[], wanted?: string): string {
+  const cidr = parseCidr(net.subnet)!;
+  const used = new Set([net.gateway, ...endpoints.filter((e) => e.network === net.name).map((e) => e.ip)]);
+  if (wanted !== undefined) {
+    const n = parseIp(wanted);
+    if (n === undefined || !isHostAddress(cidr, n)) throw new TsrunError('EINVAL_FLAG', `invalid address ${wanted}: not a host address of ${net.subnet}`);
+    if (used.has(wanted)) throw new TsrunError('ENETWORK', `address ${wanted} is already in use on network ${net.name}`);
+    return wanted;
+  }
+  for (let n = cidr.base + 1; n < cidr.base + size(cidr) - 1; n++) {
+    if (!used.has(formatIp(n))) return formatIp(n);
+  }
+  throw new TsrunError('ENETWORK', `no free address left in network ${net.name} (${net.subnet})`);
+}
+
+/** `ip -batch` lines run on the host: the veth pair (its container end created directly in the
+ * container's namespace as eth0), the host end on the bridge, and the netns bind mount. */
+export function hostBatch(ep: Endpoint): string {
+  return [
+    `link add ${ep.hostVeth} mtu ${ep.mtu} type veth peer name eth0 mtu ${ep.mtu} address ${ep.mac} netns ${ep.pid}`,
+    `link set ${ep.hostVeth} master ${ep.bridge} up`,
+    // A bridge never sends a frame back out of the port it came in by, unless told to: needed
+    // when a container reaches its own published port through a host address.
+    `link set ${ep.hostVeth} type bridge_slave hairpin on`,
+    `netns attach ${ep.netnsName} ${ep.pid}`,
+  ].join('\n') + '\n';
+}
+
+/** `ip -n <netns> -batch` lines run inside the container's namespace. */
+export function containerBatch(ep: Endpoint): string {
+  return [
+    'link set lo up',
+    'link set eth0 up',
+    `addr add ${ep.ip}/${ep.prefixLen} brd + dev eth0`,
+    `route add default via ${ep.gateway} dev eth0`,
+  ].join('\n') + '\n';
+}
+
+async function reserve(stateDir: string, req: AttachRequest): Promise<{ ep: Endpoint; net: NetworkConfig }> {
+  const networkName = req.network ?? DEFAULT_NETWORK;
+  return withLock(lockPath(stateDir), async () => {
+    let net = findNetwork(stateDir, networkName);
+    if (!net && networkName === DEFAULT_NETWORK) net = createNetworkLocked(stateDir, { name: DEFAULT_NETWORK });
+    if (!net) throw new TsrunError('ENETWORK', `network ${networkName} not found`);
+    await ensureBridge(net);
+    const endpoints = readEndpoints(stateDir);
+    if (endpoints.some((e) => e.id === req.id)) throw new TsrunError('ESTATE', `container ${req.id.slice(0, 12)} is already attached to a network`);
+    const ip = allocate(net, endpoints, req.ip);
+    const ports = await resolveHostPorts(req.ports ?? [], endpoints.flatMap((e) => e.ports));
+    const ep: Endpoint = {
+      id: req.id,
+      name: req.name,
+      aliases: req.aliases ?? [],
+      network: net.name,
+      bridge: net.bridge,
+      ip,
+      prefixLen: parseCidr(net.subnet)!.prefixLen,
+      gateway: net.gateway,
+      mac: macForIp(parseIp(ip)!),
+      mtu: net.mtu,
+      hostVeth: hostVethName(req.id),
+      netnsName: netnsName(req.id),
+      netnsPath: `${NETNS_DIR}/${netnsName(req.id)}`,
+      ports,
+      pid: req.pid,
+      created: new Date().toISOString(),
+    };
+    // Recorded before anything exists in the kernel: whatever happens next, detach() knows what to undo.
+    if (!createJsonExclusive(endpointPath(stateDir, req.id), ep)) throw new TsrunError('ESTATE', `container ${req.id.slice(0, 12)} is already attached`);
+    return { ep, net };
+  });
+}
+
+/** Connect the container (its first process `pid`, not yet exec'd) to a network. */
+export async function attach(stateDir: string, req: AttachRequest): Promise<Attachment> {
+  validateContainerId(req.id);
+  if (!Number.isInteger(req.pid) || req.pid <= 0) throw new TsrunError('EINTERNAL', `attach: invalid pid ${req.pid}`);
+  ensureDirs(stateDir);
+  const { ep, net } = await reserve(stateDir, req);
+  const short = req.id.slice(0, 12);
+  try {
+    await runCommand(['ip', '-batch', '-'], hostBatch(ep), `create veth pair ${ep.hostVeth} for container ${short} (pid ${ep.pid})`);
+    await runCommand(['ip', '-n', ep.netnsName, '-batch', '-'], containerBatch(ep), `configure eth0 ${ep.ip}/${ep.prefixLen} in container ${short}`);
+    await addPortRules(ep).catch(async () => {
+      // tsrun's chains are gone (someone flushed the firewall) while the bridge stayed: restore them.
+      await setupNetworkFirewall(net);
+      await addPortRules(ep);
+    });
+  } catch (err) {
+    await detach(stateDir, req.id).catch(() => {});
+    throw wrap('ENETWORK', `attach container ${short} to network ${ep.network}`, err);
+  }
+  const { network, bridge, ip, prefixLen, gateway, mac, mtu, hostVeth, netnsPath, ports } = ep;
+  return { network, bridge, ip, prefixLen, gateway, mac, mtu, hostVeth, netnsName: ep.netnsName, netnsPath, ports, hostsEntries: hostsEntries(stateDir, req.id) };
+}
+
+/**
+ * Disconnect the container: its veth, netns bind mount, port rules, then its address.
+ * Idempotent, and needs nothing but the endpoint file (works after tsrun was killed).
+ */
+export async function detach(stateDir: string, id: string): Promise<void> {
+  const path = endpointPath(stateDir, id);
+  const ep = readJson<Endpoint>(path);
+  const veth = ep?.hostVeth ?? hostVethName(id);
+  const ns = ep?.netnsName ?? netnsName(id);
+  const lines: string[] = [];
+  // Deleting one end of a veth pair deletes the other; the namespace goes when its last user does.
+  if (linkExists(veth)) lines.push(`link del ${veth}`);
+  if (existsSync(`${NETNS_DIR}/${ns}`)) lines.push(`netns delete ${ns}`);
+  // Independent, so concurrent: deleting a veth waits for the kernel's RCU grace period (~15 ms).
+  const results = await Promise.allSettled([
+    lines.length > 0 ? runCommand(['ip', '-batch', '-'], lines.join('\n') + '\n', `remove the network of container ${id.slice(0, 12)}`) : undefined,
+    ep ? removePortRules(ep) : undefined,
+  ]);
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
+  // Last: the address is free again only when nothing uses it any more.
+  removeFile(path);
+}
+
+/** Detach every container that `isAlive` says is gone (after a kill -9 or a reboot); returns their ids. */
+export async function recover(stateDir: string, isAlive: (id: string) => boolean): Promise<string[]> {
+  const released: string[] = [];
+  for (const ep of readEndpoints(stateDir)) {
+    if (isAlive(ep.id)) continue;
+    await detach(stateDir, ep.id);
+    released.push(ep.id);
+  }
+  return released;
+}
+
+/**
+ * Put back every rule of this state dir's networks and containers, e.g. after the host's
+ * firewall was flushed or reloaded (like `podman network reload`). Idempotent.
+ */
+export async function reloadFirewall(stateDir: string): Promise<void> {
+  for (const net of listNetworks(stateDir)) if (linkExists(net.bridge)) await setupNetworkFirewall(net);
+  for (const ep of readEndpoints(stateDir)) {
+    await removeTagged(endpointTag(ep.bridge, ep.id));
+    await addPortRules(ep);
+  }
+}
+
+export interface Peer {
+  id: string;
+  name: string;
+  aliases: string[];
+  ip: string;
+}
+
+/** The containers attached to a network. */
+export function networkPeers(stateDir: string, network: string): Peer[] {
+  return readEndpoints(stateDir)
+    .filter((e) => e.network === network)
+    .map(({ id, name, aliases, ip }) => ({ id, name, aliases, ip }));
+}
+
+/**
+ * /etc/hosts lines naming the other containers on this container's network. Like docker, the
+ * default network gives no names (only user-defined networks do).
+ */
+export function hostsEntries(stateDir: string, id: string): Array<[ip: string, names: string]> {
+  const self = readJson<Endpoint>(endpointPath(stateDir, id));
+  if (!self || self.network === DEFAULT_NETWORK) return [];
+  return networkPeers(stateDir, self.network)
+    .filter((p) => p.id !== id)
+    .map((p) => [p.ip, [p.name, ...p.aliases].join(' ')]);
+}
