@@ -13,9 +13,17 @@ import {
   type ContainerOptions,
 } from '../namespaces/options.js';
 import { DEFAULT_CGROUP_PARENT, parseResources, type ResourceFlags } from '../cgroups/index.js';
+import { parseAddHost, parsePublish } from '../netns/index.js';
 
 export interface RunFlagValues extends ResourceFlags {
   cgroupParent?: string;
+  publish: string[];
+  publishAll: boolean;
+  dns: string[];
+  dnsSearch: string[];
+  dnsOption: string[];
+  addHost: string[];
+  networkAlias: string[];
   name?: string;
   hostname?: string;
   entrypoint?: string;
@@ -62,6 +70,10 @@ export function parseRunOptions(f: RunFlagValues, args: string[], host: HostAcce
   for (const e of f.env) env.push(...expandEnv(e, host.env));
 
   const uts = parseNamespaceMode('--uts', f.uts);
+  const network = parseNetworkMode(f.network);
+  if ((network === 'none' || network === 'host') && (f.publish.length > 0 || f.publishAll)) {
+    throw new TsrunError('EINVAL_FLAG', `conflicting options: port publishing and --network ${network}`);
+  }
   if (uts === 'host' && f.hostname !== undefined) {
     throw new TsrunError('EINVAL_FLAG', 'conflicting options: --hostname and --uts host (the host\'s name would change)');
   }
@@ -94,13 +106,18 @@ export function parseRunOptions(f: RunFlagValues, args: string[], host: HostAcce
     capDrop: f.capDrop.map((c) => parseCapability('--cap-drop', c)),
     privileged: f.privileged,
     ...parseSecurityOpts(f.securityOpt),
-    network: parseNetworkMode(f.network),
+    network,
     pid: parseNamespaceMode('--pid', f.pid),
     ipc: parseNamespaceMode('--ipc', f.ipc),
     uts,
     trace: f.trace,
     remove: f.rm,
     resources: parseResources(f),
+    publish: f.publish.flatMap(parsePublish),
+    publishAll: f.publishAll,
+    dns: { dns: f.dns, dnsSearch: f.dnsSearch, dnsOptions: f.dnsOption },
+    addHosts: f.addHost.map(parseAddHost),
+    networkAliases: f.networkAlias,
     cgroupParent: parseCgroupParent(f.cgroupParent),
   };
 }

@@ -12,10 +12,11 @@ import { createSpec, type OciSpec } from '../namespaces/spec.js';
 import { buildPlan } from '../namespaces/plan.js';
 import { HelperProcess, type ExitStatus, type TraceLine } from '../namespaces/helper.js';
 import { resolveUser } from './user.js';
-import { hostsFile, resolvConf } from './etc-files.js';
 import { hostHardLimits, hasCapSysResource } from './host.js';
 import { generateName, newContainerId, validateName } from './names.js';
 import { ContainerPaths, namesDir } from './paths.js';
+import { portsToPublish, recipeFor, refreshPeers, usesBridge, writeHosts, writeResolvConf } from './network.js';
+import type { PortMapping } from '../netns/index.js';
 import { detectCgroups, openDriver, type CgroupDriver, type CgroupHandle, type Resources } from '../cgroups/index.js';
 import { cgroupMounts } from '../namespaces/cgroup-mounts.js';
 
@@ -40,6 +41,16 @@ export interface ContainerState {
   oomKilled: boolean;
   /** controller → cgroup directory, for inspect and for learners to `cat`. */
   cgroupPaths: Record<string, string>;
+  network?: {
+    name: string;
+    ip: string;
+    gateway: string;
+    mac: string;
+    prefixLen: number;
+    hostVeth: string;
+    netnsPath: string;
+    ports: PortMapping[];
+  };
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
@@ -107,11 +118,12 @@ function createCgroup(driver: CgroupDriver, parent: string, id: string, resource
 export async function runContainer(req: RunRequest): Promise<RunningContainer> {
   const { storeRoot, image, options } = req;
   const id = newContainerId();
-  const undo: Array<() => void> = [];
-  const cleanup = () => {
-    for (const u of undo.reverse()) {
+  // Everything done so far, to undo in reverse if a later step fails (or at --rm).
+  const undo: Array<() => void | Promise<void>> = [];
+  const cleanup = async () => {
+    for (const u of undo.splice(0).reverse()) {
       try {
-        u();
+        await u();
       } catch {
         // best effort: keep undoing the rest
       }
@@ -132,8 +144,8 @@ export async function runContainer(req: RunRequest): Promise<RunningContainer> {
     const user = resolveUser(options.user ?? image.config.config?.User, layersTopFirst.map((l) => l.dir));
     const hostname = options.hostname ?? id.slice(0, 12);
     writeFileSync(paths.hostname, `${hostname}\n`);
-    writeFileSync(paths.hosts, hostsFile(hostname));
-    writeFileSync(paths.resolvConf, resolvConf());
+    writeHosts(storeRoot, id, recipeFor(hostname, options));
+    writeResolvConf(paths, options);
 
     const cgroupLayout = detectCgroups();
     const spec = createSpec(image.config, options, {
@@ -198,8 +210,24 @@ export async function runContainer(req: RunRequest): Promise<RunningContainer> {
     writeJson(paths.state, state);
 
     const helper = HelperProcess.launch(plan, { stdio: req.stdio, ...(req.onTrace && { onTrace: req.onTrace }) });
-    undo.push(() => helper.signal('SIGKILL'));
+    const killHelper = () => helper.signal('SIGKILL');
+    undo.push(killHelper);
     const pid = await helper.waitPid();
+    const disconnect = async () => {
+      if (!state.network) return;
+      const { detach } = await import('../netns/index.js');
+      await detach(storeRoot, id);
+      refreshPeers(storeRoot, state.network.name, id);
+    };
+    if (usesBridge(options.network)) {
+      // Between clone and exec: the container's network namespace exists, its process waits.
+      const { attach, detach } = await import('../netns/index.js');
+      undo.push(() => detach(storeRoot, id));
+      const att = await attach(storeRoot, { id, name, pid, network: options.network, ports: portsToPublish(options, image.config), aliases: options.networkAliases });
+      state.network = { name: att.network, ip: att.ip, gateway: att.gateway, mac: att.mac, prefixLen: att.prefixLen, hostVeth: att.hostVeth, netnsPath: att.netnsPath, ports: att.ports };
+      writeHosts(storeRoot, id, recipeFor(hostname, options, att));
+      refreshPeers(storeRoot, att.network, id);
+    }
     helper.go();
     await helper.waitStarted();
     Object.assign(state, { status: 'running', pid, monitorPid: helper.pid ?? 0, startedAt: new Date().toISOString() });
@@ -212,10 +240,10 @@ export async function runContainer(req: RunRequest): Promise<RunningContainer> {
       signal: (sig) => helper.signal(sig),
       wait: async () => {
         const status = await helper.waitExit();
-        undo.pop(); // the helper has exited: nothing to kill
         const oomKilled = cgroup.oomKilled();
+        await disconnect();
         if (options.remove) {
-          cleanup();
+          await cleanup();
         } else {
           removeCgroup();
           Object.assign(state, { status: 'exited', exitCode: status.code, oomKilled, finishedAt: new Date().toISOString() });
@@ -225,7 +253,7 @@ export async function runContainer(req: RunRequest): Promise<RunningContainer> {
       },
     };
   } catch (err) {
-    cleanup();
+    await cleanup();
     throw err;
   }
 }

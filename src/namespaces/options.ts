@@ -3,9 +3,11 @@
 import { TsrunError } from '../errors.js';
 import { ALL_CAPABILITIES } from './defaults.js';
 import type { Resources } from '../cgroups/types.js';
+import type { AddHost, DnsOptions, PortMapping } from '../netns/index.js';
 
 export type NamespaceMode = 'private' | 'host';
-export type NetworkMode = 'none' | 'host';
+/** none, host, bridge (the default network) or the name of a user-defined network. */
+export type NetworkMode = string;
 
 export interface VolumeMount {
   source: string;
@@ -56,6 +58,12 @@ export interface ContainerOptions {
   resources: Resources;
   /** Parent of the container's cgroup (`tsrun` by default). */
   cgroupParent: string;
+  /** -p, plus -P's image ports (host port 0 = random). */
+  publish: PortMapping[];
+  publishAll: boolean;
+  dns: DnsOptions;
+  addHosts: AddHost[];
+  networkAliases: string[];
 }
 
 export function flagError(flag: string, value: string, why: string): TsrunError {
@@ -127,11 +135,13 @@ export function parseNamespaceMode(flag: string, value: string): NamespaceMode {
 }
 
 export function parseNetworkMode(value: string): NetworkMode {
-  if (value === 'none' || value === 'host') return value;
-  if (value === 'bridge') {
-    throw flagError('--network', value, 'bridge networking is not implemented yet; use --network none (the default) or host');
+  if (value.startsWith('container:')) {
+    throw flagError('--network', value, 'sharing another container\'s network is not supported yet');
   }
-  throw flagError('--network', value, 'expected none or host');
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(value)) {
+    throw flagError('--network', value, 'expected bridge, none, host or the name of a network');
+  }
+  return value;
 }
 
 /** `--security-opt no-new-privileges[=true|false]`; returns the noNewPrivileges setting. */
