@@ -1,0 +1,90 @@
+// blobs/sha256/<hex>: content-addressed files (manifests, configs, compressed layers).
+// A blob appears only whole and verified: written to <root>/tmp while hashed, checked against
+// the expected digest and size, fsynced, then renamed into place.
+import { createReadStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { TsrunError, errnoOf } from '../errors.js';
+import { Hasher, checkDigest, hexOf, mismatch, sha256, type Expected } from './digest.js';
+import { tempName } from './fsutil.js';
+import type { Digest } from './types.js';
+
+export class Blobs {
+  constructor(private readonly root: string) {}
+
+  path(digest: Digest): string {
+    return path.join(this.root, 'blobs', 'sha256', hexOf(checkDigest(digest, 'blob')));
+  }
+
+  async has(digest: Digest): Promise<boolean> {
+    return fs.stat(this.path(digest)).then((s) => s.isFile(), () => false);
+  }
+
+  async read(digest: Digest): Promise<Buffer> {
+    try {
+      return await fs.readFile(this.path(digest));
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') throw new TsrunError('ENOIMAGE', `blob ${digest} is not in the store`, { cause: err });
+      throw err;
+    }
+  }
+
+  stream(digest: Digest): Readable {
+    return createReadStream(this.path(digest));
+  }
+
+  async write(source: AsyncIterable<Uint8Array>, expected: Expected): Promise<void> {
+    const target = this.path(expected.digest);
+    const tmp = path.join(this.root, 'tmp', tempName() + '.blob');
+    try {
+      const fh = await fs.open(tmp, 'wx', 0o644);
+      const hasher = new Hasher();
+      try {
+        for await (const chunk of source) {
+          hasher.update(chunk);
+          if (expected.size !== undefined && hasher.size > expected.size) {
+            throw new TsrunError('EDIGEST', `blob ${expected.digest}: more than the expected ${expected.size} bytes`);
+          }
+          await fh.write(chunk);
+        }
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      const bad = mismatch(`blob ${expected.digest}`, expected, { digest: hasher.digest(), size: hasher.size });
+      if (bad) throw bad;
+      await fs.rename(tmp, target);
+    } catch (err) {
+      await fs.rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  async writeBytes(bytes: Uint8Array, expected?: Expected): Promise<Digest> {
+    const digest = sha256(bytes);
+    if (expected) {
+      const bad = mismatch(`blob ${expected.digest}`, expected, { digest, size: bytes.length });
+      if (bad) throw bad;
+    }
+    if (!(await this.has(digest))) await this.write(once(bytes), { digest, size: bytes.length });
+    return digest;
+  }
+
+  async remove(digest: Digest): Promise<void> {
+    await fs.rm(this.path(digest), { force: true });
+  }
+
+  /** Count and total size, for `usage`. */
+  async usage(): Promise<{ count: number; size: number }> {
+    const dir = path.join(this.root, 'blobs', 'sha256');
+    const names = await fs.readdir(dir);
+    let size = 0;
+    for (const b of names) size += (await fs.stat(path.join(dir, b)).catch(() => undefined))?.size ?? 0;
+    return { count: names.length, size };
+  }
+}
+
+async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes;
+}

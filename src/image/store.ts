@@ -1,0 +1,396 @@
+// The image store (DESIGN.md, "Images and storage"):
+//
+//   <root>/blobs/sha256/<hex>   verified blobs: manifests, configs, compressed layers
+//   <root>/layers/<hex>/        unpacked layer by chain ID: diff/ (overlay lower) + layer.json
+//   <root>/l/<26 chars>         short link → ../layers/<hex>/diff (for overlay mount options)
+//   <root>/tmp/                 downloads in progress: <pid>-<random>
+//   <root>/images.json          names → manifest digest, and what each image holds
+//
+// Anything is trusted only after it was verified and renamed into place; a process killed
+// half-way leaves temp files that the next open removes.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { TsrunError, errnoOf, wrap } from '../errors.js';
+import { normalizeName, parseReference, repositoryName } from '../registry-client/reference.js';
+import { Blobs } from './blobs.js';
+import { chainIds, checkDigest, hexOf, isDigest, type Expected } from './digest.js';
+import { ownerPid, removeTree, tempName, withLock, writeFileAtomic } from './fsutil.js';
+import { emptyDb, lookup, nameKey, namesOf, parseDb, referenced, unique, type ImageEntry, type ImagesDb } from './images-db.js';
+import { Layers, isAbandoned } from './layers.js';
+import type { Digest, ImageConfig, ImageManifest, ImageRecord, LayerRecord } from './types.js';
+
+/** An image as the store knows it: ImageRecord plus what `images` and `inspect` show. */
+export interface StoredImage extends ImageRecord {
+  /** repository@sha256:<manifest digest>. */
+  repoDigests: string[];
+  /** When it was pulled or loaded into this store. */
+  added: string;
+}
+
+export interface RemoveResult {
+  untagged: string[];
+  /** The image ID, then the chain IDs of the layers deleted with it. */
+  deleted: Digest[];
+}
+
+export interface StoreUsage {
+  images: number;
+  layers: { count: number; size: number };
+  blobs: { count: number; size: number };
+}
+
+/** An image config is small; this bounds what a corrupt store makes us parse. */
+const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
+
+export class ImageStore {
+  private readonly blobs: Blobs;
+  private readonly layers: Layers;
+  private readonly configs = new Map<Digest, ImageConfig>();
+  private readonly dbFile: string;
+  private readonly lockFile: string;
+
+  private constructor(readonly root: string) {
+    this.blobs = new Blobs(root);
+    this.layers = new Layers(root);
+    this.dbFile = path.join(root, 'images.json');
+    this.lockFile = path.join(root, 'images.lock');
+  }
+
+  /** Opens (creating if needed) the store at `root`, and removes what killed processes left. */
+  static async open(root: string): Promise<ImageStore> {
+    const abs = path.resolve(root);
+    const store = new ImageStore(abs);
+    try {
+      for (const dir of ['blobs/sha256', 'layers', 'l', 'tmp']) {
+        await fs.mkdir(path.join(abs, dir), { recursive: true, mode: 0o700 });
+      }
+      if (!(await fs.stat(store.dbFile).then(() => true, () => false))) {
+        await withLock(store.lockFile, async () => {
+          if (!(await fs.stat(store.dbFile).then(() => true, () => false))) await store.saveDb(emptyDb());
+        });
+      }
+    } catch (err) {
+      // Typically EACCES: the default root needs root; --root or TSRUN_ROOT choose another.
+      throw wrap('EINTERNAL', `opening the image store at ${abs}`, err);
+    }
+    await store.cleanup().catch(() => {});
+    return store;
+  }
+
+  // ---- blobs ---------------------------------------------------------------------------
+
+  blobPath(digest: Digest): string {
+    return this.blobs.path(digest);
+  }
+
+  async hasBlob(digest: Digest): Promise<boolean> {
+    return this.blobs.has(digest);
+  }
+
+  async readBlob(digest: Digest): Promise<Buffer> {
+    return this.blobs.read(digest);
+  }
+
+  /** Streams a blob in: temp file, hashed while written, verified (EDIGEST), renamed. */
+  async writeBlob(source: AsyncIterable<Uint8Array>, expected: Expected): Promise<void> {
+    return this.blobs.write(source, expected);
+  }
+
+  /** Stores bytes (verified against `expected` when given); returns their digest. */
+  async writeBlobBytes(bytes: Uint8Array, expected?: Expected): Promise<Digest> {
+    return this.blobs.writeBytes(bytes, expected);
+  }
+
+  blobStream(digest: Digest): Readable {
+    return this.blobs.stream(digest);
+  }
+
+  /**
+   * A fresh private directory under <root>/tmp (same file system as the store, so renames into
+   * it are atomic). Removed by the caller; if the process dies, by the next open.
+   */
+  async makeTempDir(label = 'tmp'): Promise<string> {
+    const dir = path.join(this.root, 'tmp', `${tempName()}-${label}`);
+    await fs.mkdir(dir, { mode: 0o700 });
+    return dir;
+  }
+
+  // ---- layers --------------------------------------------------------------------------
+
+  /** The unpacked layer with this chain ID, if present. */
+  async layer(chainId: Digest): Promise<LayerRecord | undefined> {
+    return this.layers.get(checkDigest(chainId, 'chain ID'));
+  }
+
+  /**
+   * Unpacks an uncompressed layer tar (chain ID from `parentChainId` and `diffId`), verifying
+   * that the tar hashes to `diffId`. Reads `tar` to its end in every case; when the layer is
+   * already present, it is only verified and the existing one returned.
+   */
+  async unpackLayer(diffId: Digest, parentChainId: Digest | null, tar: AsyncIterable<Uint8Array>): Promise<LayerRecord> {
+    return this.layers.unpack(checkDigest(diffId, 'diff ID'), parentChainId, tar);
+  }
+
+  // ---- images --------------------------------------------------------------------------
+
+  /**
+   * Records an image whose config blob and layers are already in the store; `names` are
+   * references (normalized here); a name@digest adds a repo digest, not a tag. A name that
+   * pointed at another image moves to this one (the other one stays, untagged).
+   */
+  async putImage(p: { manifestDigest: Digest; manifest: ImageManifest; configDigest: Digest; names: string[] }): Promise<StoredImage> {
+    const manifestDigest = checkDigest(p.manifestDigest, 'manifest digest');
+    const configDigest = checkDigest(p.configDigest, 'config digest');
+    if (p.manifest.config?.digest !== configDigest) {
+      throw new TsrunError('EBADIMAGE', `manifest ${manifestDigest} names config ${p.manifest.config?.digest}, not ${configDigest}`);
+    }
+    const config = await this.config(configDigest);
+    const diffIds = config.rootfs.diff_ids;
+    if (diffIds.length !== p.manifest.layers.length) {
+      throw new TsrunError('EBADIMAGE', `image ${configDigest}: ${p.manifest.layers.length} layers in the manifest but ${diffIds.length} diff_ids in the config`);
+    }
+    const chains = chainIds(diffIds);
+    const tags: string[] = [];
+    const repoDigests: string[] = [];
+    for (const name of p.names) {
+      const ref = parseReference(name);
+      if (ref.tag !== undefined) tags.push(`${repositoryName(ref)}:${ref.tag}`);
+      repoDigests.push(`${repositoryName(ref)}@${manifestDigest}`);
+    }
+    const blobs: Digest[] = [];
+    for (const d of [manifestDigest, configDigest, ...p.manifest.layers.map((l) => l.digest)]) {
+      if (isDigest(d) && (await this.hasBlob(d))) blobs.push(d);
+    }
+    return this.locked(async (db, save) => {
+      for (const c of chains) {
+        if (!(await this.layers.get(c))) throw new TsrunError('EBADIMAGE', `image ${configDigest}: layer ${c} is not in the store`);
+      }
+      const old = db.images[manifestDigest];
+      db.images[manifestDigest] = {
+        id: configDigest,
+        layers: chains,
+        blobs: union(old?.blobs, blobs),
+        repoDigests: union(old?.repoDigests, repoDigests),
+        added: old?.added ?? new Date().toISOString(),
+      };
+      for (const t of tags) db.names[t] = manifestDigest;
+      await save();
+      return this.record(db, manifestDigest);
+    });
+  }
+
+  /**
+   * Finds an image by name (`busybox`, `docker.io/library/busybox:latest`), by `name@sha256:…`,
+   * or by image ID (`sha256:<64 hex>`, or a unique prefix of 3 or more hex digits).
+   */
+  async resolve(nameOrId: string): Promise<StoredImage | undefined> {
+    const db = await this.readDb();
+    const m = lookup(db, nameOrId);
+    return m === undefined ? undefined : this.record(db, m);
+  }
+
+  /** Every image, newest first. */
+  async list(): Promise<StoredImage[]> {
+    const db = await this.readDb();
+    const out: StoredImage[] = [];
+    // Lenient: an image with a missing layer is still listed (so it can be seen and removed).
+    for (const m of Object.keys(db.images)) out.push(await this.record(db, m as Digest, false));
+    return out.sort((a, b) => createdOf(b).localeCompare(createdOf(a)));
+  }
+
+  /** Points `newName` at the image `idOrName` refers to. */
+  async tag(idOrName: string, newName: string): Promise<StoredImage> {
+    const ref = parseReference(newName);
+    if (ref.digest !== undefined) throw new TsrunError('EINVAL_REF', `cannot tag with a digest: ${newName}`);
+    const name = normalizeName(newName);
+    return this.locked(async (db, save) => {
+      const m = lookup(db, idOrName);
+      if (m === undefined) throw noSuchImage(idOrName);
+      db.names[name] = m;
+      await save();
+      return this.record(db, m);
+    });
+  }
+
+  /** Removes one name; the image stays (untagged if that was its last name). */
+  async untag(name: string): Promise<Digest> {
+    return this.locked(async (db, save) => {
+      const key = nameKey(db, name);
+      if (key === undefined) throw noSuchImage(name);
+      const m = db.names[key]!;
+      delete db.names[key];
+      await save();
+      return m;
+    });
+  }
+
+  /**
+   * docker rmi: by name, removes that name, and the image too if it was the last one; by ID,
+   * removes the image and all its names (refused without `force` when it has several).
+   * Layers and blobs no other image uses are deleted; shared ones stay.
+   */
+  async removeImage(idOrName: string, options: { force?: boolean } = {}): Promise<RemoveResult> {
+    return this.locked(async (db, save) => {
+      const m = lookup(db, idOrName);
+      if (m === undefined) throw noSuchImage(idOrName);
+      const key = nameKey(db, idOrName);
+      if (key !== undefined && namesOf(db, m).length > 1) {
+        delete db.names[key];
+        await save();
+        return { untagged: [key], deleted: [] };
+      }
+      const id = db.images[m]!.id;
+      const targets = key !== undefined ? [m] : (Object.keys(db.images) as Digest[]).filter((d) => db.images[d]!.id === id);
+      const names = targets.flatMap((t) => namesOf(db, t));
+      if (key === undefined && names.length > 1 && !options.force) {
+        throw new TsrunError(
+          'ESTATE',
+          `conflict: unable to delete ${hexOf(id).slice(0, 12)} (must be forced) - image is referenced in multiple repositories`,
+        );
+      }
+      const gone: ImageEntry[] = targets.map((t) => db.images[t]!);
+      for (const n of names) delete db.names[n];
+      for (const t of targets) delete db.images[t];
+      await save();
+      // Deleted only after images.json no longer mentions them, and still under the lock, so
+      // a concurrent putImage cannot start using a layer we are about to delete.
+      const keep = referenced(db);
+      const layers = unique(gone.flatMap((e) => e.layers)).filter((l) => !keep.layers.has(l));
+      const blobs = unique(gone.flatMap((e) => e.blobs)).filter((b) => !keep.blobs.has(b));
+      await this.deleteContent(layers, blobs);
+      return { untagged: names, deleted: [id, ...layers.reverse()] };
+    });
+  }
+
+  /**
+   * Deletes layers and blobs that no image references: what a failed load or pull made
+   * (nothing else may trust them). Referenced ones are kept.
+   */
+  async discard(p: { layers?: Digest[]; blobs?: Digest[] }): Promise<void> {
+    await this.locked(async (db) => {
+      const keep = referenced(db);
+      await this.deleteContent(
+        (p.layers ?? []).filter((l) => !keep.layers.has(l)),
+        (p.blobs ?? []).filter((b) => !keep.blobs.has(b)),
+      );
+    });
+  }
+
+  async usage(): Promise<StoreUsage> {
+    const db = await this.readDb();
+    let layerSize = 0;
+    const chains = await this.layers.list();
+    for (const c of chains) layerSize += (await this.layers.get(c).catch(() => undefined))?.size ?? 0;
+    return { images: Object.keys(db.images).length, layers: { count: chains.length, size: layerSize }, blobs: await this.blobs.usage() };
+  }
+
+  /** The parsed config blob (cached). */
+  async config(configDigest: Digest): Promise<ImageConfig> {
+    const cached = this.configs.get(configDigest);
+    if (cached) return cached;
+    if (!(await this.hasBlob(configDigest))) throw new TsrunError('EBADIMAGE', `config ${configDigest} is not in the store`);
+    const bytes = await this.readBlob(configDigest);
+    if (bytes.length > MAX_CONFIG_BYTES) throw new TsrunError('EBADIMAGE', `config ${configDigest} is too large`);
+    const config = parseConfig(bytes, configDigest);
+    this.configs.set(configDigest, config);
+    return config;
+  }
+
+  // ---- internals -----------------------------------------------------------------------
+
+  private async readDb(): Promise<ImagesDb> {
+    const text = await fs.readFile(this.dbFile, 'utf8').catch((err: unknown) => {
+      if (errnoOf(err) === 'ENOENT') return undefined;
+      throw err;
+    });
+    return text === undefined ? emptyDb() : parseDb(text, this.dbFile);
+  }
+
+  private async saveDb(db: ImagesDb): Promise<void> {
+    await writeFileAtomic(this.dbFile, JSON.stringify(db, null, 2) + '\n', 0o600);
+  }
+
+  /** Read-modify-write of images.json under the store's lock. */
+  private async locked<T>(fn: (db: ImagesDb, save: () => Promise<void>) => Promise<T>): Promise<T> {
+    return withLock(this.lockFile, async () => {
+      const db = await this.readDb();
+      return fn(db, () => this.saveDb(db));
+    });
+  }
+
+  /** The ImageRecord for an images.json entry; `strict`: every layer must be present. */
+  private async record(db: ImagesDb, manifestDigest: Digest, strict = true): Promise<StoredImage> {
+    const entry = db.images[manifestDigest];
+    if (!entry) throw new TsrunError('EINTERNAL', `image ${manifestDigest} vanished from images.json`);
+    const config = strict ? await this.config(entry.id) : await this.config(entry.id).catch(() => brokenConfig(entry.layers.length));
+    const layers: LayerRecord[] = [];
+    for (const c of entry.layers) {
+      const l = await this.layers.get(c);
+      if (l) layers.push(l);
+      else if (strict) throw new TsrunError('EBADIMAGE', `image ${entry.id}: layer ${c} is missing from the store (remove the image and pull it again)`);
+    }
+    return {
+      id: entry.id,
+      manifestDigest,
+      names: namesOf(db, manifestDigest),
+      config,
+      layers,
+      size: layers.reduce((sum, l) => sum + l.size, 0),
+      repoDigests: entry.repoDigests,
+      added: entry.added,
+    };
+  }
+
+  private async deleteContent(layers: Digest[], blobs: Digest[]): Promise<void> {
+    for (const l of layers) await this.layers.remove(l);
+    for (const b of blobs) await this.blobs.remove(b);
+  }
+
+  private async cleanup(): Promise<void> {
+    await this.layers.cleanup();
+    const tmp = path.join(this.root, 'tmp');
+    for (const name of await fs.readdir(tmp)) {
+      const full = path.join(tmp, name);
+      if (await isAbandoned(full, ownerPid(name))) await removeTree(full).catch(() => {});
+    }
+    // writeFileAtomic's temp copies of images.json, from a process killed mid-write.
+    const prefix = `.${path.basename(this.dbFile)}.`;
+    for (const name of await fs.readdir(this.root)) {
+      const pid = ownerPid(name, prefix);
+      if (pid !== undefined && (await isAbandoned(path.join(this.root, name), pid))) await fs.rm(path.join(this.root, name), { force: true });
+    }
+  }
+}
+
+function noSuchImage(input: string): TsrunError {
+  return new TsrunError('ENOIMAGE', `No such image: ${input}`);
+}
+
+function parseConfig(bytes: Buffer, digest: Digest): ImageConfig {
+  let config: ImageConfig;
+  try {
+    config = JSON.parse(bytes.toString('utf8')) as ImageConfig;
+  } catch (err) {
+    throw new TsrunError('EBADIMAGE', `config ${digest} is not valid JSON`, { cause: err });
+  }
+  const diffIds = config?.rootfs?.diff_ids;
+  if (!Array.isArray(diffIds) || !diffIds.every(isDigest)) {
+    throw new TsrunError('EBADIMAGE', `config ${digest} has no valid rootfs.diff_ids`);
+  }
+  return config;
+}
+
+/** Stands in for a config blob that went missing, so `images` can still show the image. */
+function brokenConfig(layers: number): ImageConfig {
+  return { architecture: 'unknown', os: 'unknown', rootfs: { type: 'layers', diff_ids: new Array<Digest>(layers).fill(`sha256:${'0'.repeat(64)}`) } };
+}
+
+function createdOf(i: StoredImage): string {
+  return i.config.created ?? i.added;
+}
+
+function union<T>(a: T[] | undefined, b: T[]): T[] {
+  return unique([...(a ?? []), ...b]);
+}
+

@@ -1,0 +1,205 @@
+// The few libc calls Node's `fs` does not have, through koffi (an FFI that ships its binary
+// in the npm package). koffi and libc are loaded on first use, not at import, so commands
+// that never call these pay nothing at startup.
+//
+// Every wrapper throws a Node-style error on failure (`code: 'EPERM'`, `errno`, `syscall`,
+// `path`), so callers handle it exactly like an error from `fs`.
+import { createRequire } from 'node:module';
+import { constants as osConstants } from 'node:os';
+
+type Koffi = typeof import('koffi');
+type Fn = (...args: unknown[]) => number;
+
+interface Libc {
+  koffi: Koffi;
+  mknod: Fn;
+  setxattr: Fn;
+  lsetxattr: Fn;
+  fsetxattr: Fn;
+  lgetxattr: Fn;
+  llistxattr: Fn;
+  syscall: Fn;
+  close: Fn;
+  mount: Fn;
+  umount2: Fn;
+  flock: Fn;
+  strerror: (errnum: number) => string;
+  openHow: unknown;
+}
+
+let libc: Libc | undefined;
+
+function load(): Libc {
+  if (libc) return libc;
+  const koffi = createRequire(import.meta.url)('koffi') as Koffi;
+  const lib = koffi.load('libc.so.6');
+  // glibc < 2.33 exported mknod only as an inline wrapper around __xmknod.
+  let mknod: Fn;
+  try {
+    mknod = lib.func('int mknod(const char *path, uint32_t mode, uint64_t dev)');
+  } catch {
+    const xmknod = lib.func('int __xmknod(int ver, const char *path, uint32_t mode, uint64_t *dev)');
+    mknod = (path, mode, dev) => xmknod(0, path, mode, [dev]);
+  }
+  libc = {
+    koffi,
+    mknod,
+    setxattr: lib.func('int setxattr(const char *path, const char *name, const void *value, size_t size, int flags)'),
+    lsetxattr: lib.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)'),
+    fsetxattr: lib.func('int fsetxattr(int fd, const char *name, const void *value, size_t size, int flags)'),
+    lgetxattr: lib.func('long lgetxattr(const char *path, const char *name, _Out_ void *value, size_t size)'),
+    llistxattr: lib.func('long llistxattr(const char *path, _Out_ void *list, size_t size)'),
+    syscall: lib.func('long syscall(long number, ...)'),
+    close: lib.func('int close(int fd)'),
+    mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
+    umount2: lib.func('int umount2(const char *target, int flags)'),
+    flock: lib.func('int flock(int fd, int operation)'),
+    strerror: lib.func('const char *strerror(int errnum)') as unknown as (errnum: number) => string,
+    // struct open_how from <linux/openat2.h>: three u64s, always 24 bytes.
+    openHow: koffi.struct('open_how', { flags: 'uint64_t', mode: 'uint64_t', resolve: 'uint64_t' }),
+  };
+  return libc;
+}
+
+const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map(([name, n]) => [n, name]));
+
+/** NodeJS.ErrnoException for the errno koffi saved right after the failed call. */
+function fail(syscall: string, path?: string): never {
+  const l = load();
+  const errno = l.koffi.errno();
+  const code = errnoNames.get(errno) ?? `E${errno}`;
+  const where = path === undefined ? '' : ` '${path}'`;
+  const err = new Error(`${code}: ${l.strerror(errno).toLowerCase()}, ${syscall}${where}`) as NodeJS.ErrnoException;
+  err.code = code;
+  err.errno = -errno;
+  err.syscall = syscall;
+  if (path !== undefined) err.path = path;
+  throw err;
+}
+
+// ---- device nodes ----------------------------------------------------------------------
+
+export const S_IFIFO = 0o010000;
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+
+/** glibc's makedev(): the 64-bit dev_t layout (12+20 bits of major, 8+24 of minor). */
+export function makedev(major: number, minor: number): bigint {
+  const ma = BigInt(major >>> 0);
+  const mi = BigInt(minor >>> 0);
+  return ((ma & 0xfffff000n) << 32n) | ((ma & 0xfffn) << 8n) | ((mi & 0xffffff00n) << 12n) | (mi & 0xffn);
+}
+
+/** mknod(2). `mode` includes the file type (S_IFCHR, S_IFBLK, S_IFIFO). */
+export function mknod(path: string, mode: number, major = 0, minor = 0): void {
+  if (load().mknod(path, mode, makedev(major, minor)) !== 0) fail('mknod', path);
+}
+
+// ---- extended attributes ----------------------------------------------------------------
+
+/** setxattr(2): follows a symlink in the last component. */
+export function setxattr(path: string, name: string, value: Buffer): void {
+  if (load().setxattr(path, name, value, value.length, 0) !== 0) fail('setxattr', path);
+}
+
+/** lsetxattr(2): sets it on a symlink itself. */
+export function lsetxattr(path: string, name: string, value: Buffer): void {
+  if (load().lsetxattr(path, name, value, value.length, 0) !== 0) fail('lsetxattr', path);
+}
+
+export function fsetxattr(fd: number, name: string, value: Buffer): void {
+  if (load().fsetxattr(fd, name, value, value.length, 0) !== 0) fail('fsetxattr');
+}
+
+/** lgetxattr(2); undefined when the attribute is not set. */
+export function lgetxattr(path: string, name: string): Buffer | undefined {
+  const l = load();
+  const buf = Buffer.alloc(64 * 1024);
+  const n = l.lgetxattr(path, name, buf, buf.length);
+  if (n < 0) {
+    if (errnoNames.get(l.koffi.errno()) === 'ENODATA') return undefined;
+    fail('lgetxattr', path);
+  }
+  return buf.subarray(0, n);
+}
+
+/** llistxattr(2): the names of a file's extended attributes (not following a symlink). */
+export function llistxattr(path: string): string[] {
+  const buf = Buffer.alloc(64 * 1024);
+  const n = load().llistxattr(path, buf, buf.length);
+  if (n < 0) fail('llistxattr', path);
+  return buf.subarray(0, n).toString('latin1').split('\0').filter((s) => s !== '');
+}
+
+// ---- openat2: path resolution the kernel confines ------------------------------------------
+
+const SYS_openat2 = 437; // the same number on every architecture (new syscall table)
+export const O_PATH = 0o10000000;
+export const O_DIRECTORY = 0o200000;
+export const O_CLOEXEC = 0o2000000;
+export const O_NOFOLLOW = 0o400000;
+/** Treat dirfd as the root: `..` and absolute symlinks stay inside it (like chroot). */
+export const RESOLVE_IN_ROOT = 0x10;
+/** Refuse /proc/<pid>/fd-style "magic" links while resolving. */
+export const RESOLVE_NO_MAGICLINKS = 0x02;
+
+/**
+ * openat2(2): open `path` relative to `dirfd` with `resolve` flags. With RESOLVE_IN_ROOT the
+ * kernel resolves every component (symlinks, `..`) as if dirfd were `/`, so nothing an
+ * image's symlinks say can lead outside it — the thing JavaScript cannot check without a race.
+ */
+export function openat2(dirfd: number, path: string, flags: number, resolve: number, mode = 0): number {
+  const l = load();
+  const how = { flags: BigInt(flags), mode: BigInt(mode), resolve: BigInt(resolve) };
+  const fd = l.syscall(SYS_openat2, 'int', dirfd, 'const char *', path, l.koffi.pointer(l.openHow as never), how, 'size_t', 24);
+  if (fd < 0) fail('openat2', path);
+  return Number(fd);
+}
+
+export function close(fd: number): void {
+  if (load().close(fd) !== 0) fail('close');
+}
+
+// ---- mounts ------------------------------------------------------------------------------
+
+export const MS_RDONLY = 0x1;
+export const MS_NOSUID = 0x2;
+export const MS_NODEV = 0x4;
+export const MS_NOEXEC = 0x8;
+export const MS_REMOUNT = 0x20;
+export const MS_BIND = 0x1000;
+export const MS_REC = 0x4000;
+export const MS_PRIVATE = 0x40000;
+export const MNT_DETACH = 0x2;
+
+/** mount(2). `data` is the filesystem's option string (overlay: lowerdir=...). */
+export function mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null = null): void {
+  if (load().mount(source, target, fstype, flags, data) !== 0) fail('mount', target);
+}
+
+export function umount2(target: string, flags = 0): void {
+  if (load().umount2(target, flags) !== 0) fail('umount2', target);
+}
+
+// ---- advisory locks ------------------------------------------------------------------------
+
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+const LOCK_UN = 8;
+
+/**
+ * flock(fd, LOCK_EX|LOCK_NB): true when taken, false when another open file holds it. The
+ * kernel drops the lock when its holder dies, so a killed process never leaves a stale lock.
+ * Non-blocking on purpose: a blocking call would freeze Node's event loop; callers poll.
+ */
+export function tryLockExclusive(fd: number): boolean {
+  const l = load();
+  if (l.flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
+  const code = errnoNames.get(l.koffi.errno());
+  if (code === 'EWOULDBLOCK' || code === 'EAGAIN') return false;
+  return fail('flock');
+}
+
+export function unlock(fd: number): void {
+  if (load().flock(fd, LOCK_UN) !== 0) fail('flock');
+}
