@@ -11,6 +11,7 @@ import { register as registerPull } from './pull.js';
 import { register as registerPush } from './push.js';
 import { register as registerLogin } from './login.js';
 import { register as registerLogout } from './logout.js';
+import { register as registerNetwork } from './network.js';
 
 const program = new Command('tsrun')
   .description('A daemonless, Docker-like container engine')
@@ -29,7 +30,7 @@ const program = new Command('tsrun')
     process.exit(125);
   });
 
-for (const register of [registerRun, registerPull, registerPush, registerImages, registerLoad, registerLogin, registerLogout]) {
+for (const register of [registerRun, registerPull, registerPush, registerImages, registerLoad, registerLogin, registerLogout, registerNetwork]) {
   register(program);
 }
 

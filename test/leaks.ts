@@ -2,7 +2,10 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 
-/** Mounts that mention `marker` (a test's store root), tsrun processes and cgroups; empty when clean. */
+/**
+ * Mounts that mention `marker` (a test's store root); tsrun processes, cgroups, veths, network
+ * namespaces and per-container firewall rules anywhere. Empty when clean.
+ */
 export function findLeaks(marker = 'tsrun'): string[] {
   const leaks: string[] = [];
   for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
@@ -23,5 +26,16 @@ export function findLeaks(marker = 'tsrun'): string[] {
   } catch {
     // no cgroup fs
   }
+  const run = (cmd: string, args: string[]) => {
+    try {
+      return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    } catch {
+      return '';
+    }
+  };
+  // A container's network: its veth, its named netns, its per-container firewall rules.
+  for (const line of run('ip', ['-o', 'link', 'show', 'type', 'veth']).split('\n').filter(Boolean)) leaks.push(`veth: ${line.slice(0, 80)}`);
+  for (const ns of run('ip', ['netns', 'list']).split('\n').filter((l) => l.startsWith('tsrun-'))) leaks.push(`netns: ${ns}`);
+  for (const rule of run('iptables-save', []).split('\n').filter((l) => /tsrun:[^: "]+:[0-9a-f]{12}/.test(l))) leaks.push(`firewall rule: ${rule}`);
   return leaks;
 }

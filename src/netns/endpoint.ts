@@ -2,10 +2,10 @@
 //
 //   host                                     container netns (the helper's child, pid P)
 //   ────                                     ──────────────────────────────────────────
-//   bridge tsrun0 10.89.0.1/24
-//     └─ veth1a2b3c4d ═══════ veth pair ═══════ eth0 10.89.0.2/24, default via 10.89.0.1
+//   bridge tsrun0 10.99.0.1/24
+//     └─ veth1a2b3c4d ═══════ veth pair ═══════ eth0 10.99.0.2/24, default via 10.99.0.1
 //   /run/netns/tsrun-<id12> ── bind mount of /proc/P/ns/net (`ip netns exec` works)
-//   iptables: DNAT host ports → 10.89.0.2   (firewall-rules.ts)
+//   iptables: DNAT host ports → 10.99.0.2   (firewall-rules.ts)
 //
 // Three processes at most: `ip -batch -` on the host side, `ip -n <netns> -batch -` inside,
 // and `iptables-restore` when ports are published.
@@ -46,7 +46,7 @@ export interface AttachRequest {
   name: string;
   /** Host pid of the container's first process, still in its fresh network namespace. */
   pid: number;
-  /** Default: "bridge", created with tsrun0 and 10.89.0.0/24 if it does not exist. */
+  /** Default: "bridge", created with tsrun0 and 10.99.0.0/24 if it does not exist. */
   network?: string;
   ports?: PortMapping[];
   /** More names for the peers' /etc/hosts (--network-alias). */

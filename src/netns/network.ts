@@ -1,6 +1,6 @@
 // Networks: `tsrun network create/rm/ls/inspect`. A network is a name, a bridge and an IPv4
 // subnet, kept in <stateDir>/networks/<name>.json. The default network "bridge" (bridge
-// tsrun0, 10.89.0.0/24 unless configured) is created on first use. Subnets must not overlap
+// tsrun0, 10.99.0.0/24 unless configured) is created on first use. Subnets must not overlap
 // each other nor the host's routes: the kernel could not tell where to send a packet.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -25,11 +25,17 @@ import {
 export const DEFAULT_NETWORK = 'bridge';
 export const DEFAULT_BRIDGE = 'tsrun0';
 // Not docker's 172.17.0.0/16, not podman's 10.88.0.0/16.
-export const DEFAULT_SUBNET = '10.89.0.0/24';
+// Clear of docker's 172.17.0.0/16, podman's 10.88.0.0/16 and podman's user networks (10.89.x).
+export const DEFAULT_SUBNET = '10.99.0.0/24';
+
+/** The default network's subnet: TSRUN_BRIDGE_SUBNET, or DEFAULT_SUBNET. */
+export function defaultSubnet(): string {
+  return process.env.TSRUN_BRIDGE_SUBNET || DEFAULT_SUBNET;
+}
 
 export interface CreateNetworkOptions {
   name: string;
-  /** IPv4 CIDR; by default the first free 10.89.N.0/24 (N ≥ 1; 10.89.0.0/24 is the default network's). */
+  /** IPv4 CIDR; by default the first free 10.99.N.0/24 (N ≥ 1; 10.99.0.0/24 is the default network's). */
   subnet?: string;
   /** By default the subnet's first address. */
   gateway?: string;
@@ -45,7 +51,7 @@ function invalid(what: string): TsrunError {
 
 function validSubnet(text: string): Cidr {
   const c = parseCidr(text);
-  if (!c) throw invalid(`invalid subnet "${text}": expected an IPv4 CIDR such as 10.89.1.0/24`);
+  if (!c) throw invalid(`invalid subnet "${text}": expected an IPv4 CIDR such as 10.99.1.0/24`);
   if (c.hostBitsSet) throw invalid(`invalid subnet "${text}": host bits are set; did you mean ${formatCidr(c)}?`);
   if (c.prefixLen < 8 || c.prefixLen > 30) throw invalid(`invalid subnet "${text}": the prefix length must be between /8 and /30`);
   return c;
@@ -72,7 +78,7 @@ export function createNetworkLocked(stateDir: string, opts: CreateNetworkOptions
   if (networks.some((n) => n.name === name)) throw new TsrunError('ENETWORK', `network with name ${name} already exists`);
   const id = randomBytes(32).toString('hex');
 
-  const bridge = opts.bridge ?? (name === DEFAULT_NETWORK ? DEFAULT_BRIDGE : `tsrun-${id.slice(0, 8)}`);
+  const bridge = opts.bridge ?? (name === DEFAULT_NETWORK ? process.env.TSRUN_BRIDGE || DEFAULT_BRIDGE : `tsrun-${id.slice(0, 8)}`);
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(bridge)) throw invalid(`invalid bridge name "${bridge}": at most 15 characters of [A-Za-z0-9_.-]`);
   const user = networks.find((n) => n.bridge === bridge);
   if (user) throw new TsrunError('ENETWORK', `bridge ${bridge} is already used by network ${user.name}`);
@@ -86,12 +92,14 @@ export function createNetworkLocked(stateDir: string, opts: CreateNetworkOptions
     const why = conflict(cidr, networks, bridge);
     if (why) throw new TsrunError('ENETWORK', `cannot use subnet ${opts.subnet} for network ${name}: ${why}`);
   } else if (name === DEFAULT_NETWORK) {
-    cidr = parseCidr(DEFAULT_SUBNET)!;
+    cidr = validSubnet(defaultSubnet());
     const why = conflict(cidr, networks, bridge);
-    if (why) throw new TsrunError('ENETWORK', `cannot use the default subnet ${DEFAULT_SUBNET}: ${why}; configure another one`);
+    if (why) {
+      throw new TsrunError('ENETWORK', `cannot use the default subnet ${defaultSubnet()}: ${why}; choose another with TSRUN_BRIDGE_SUBNET`);
+    }
   } else {
-    const free = Array.from({ length: 255 }, (_, i) => parseCidr(`10.89.${i + 1}.0/24`)!).find((c) => !conflict(c, networks, bridge));
-    if (!free) throw new TsrunError('ENETWORK', 'no free subnet left in 10.89.1.0-10.89.255.0/24; give one with --subnet');
+    const free = Array.from({ length: 255 }, (_, i) => parseCidr(`10.99.${i + 1}.0/24`)!).find((c) => !conflict(c, networks, bridge));
+    if (!free) throw new TsrunError('ENETWORK', 'no free subnet left in 10.99.1.0-10.99.255.0/24; give one with --subnet');
     cidr = free;
   }
 

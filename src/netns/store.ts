@@ -5,7 +5,7 @@
 //   <stateDir>/endpoints/<id>.json    a container's attachment: address, veth, netns, ports
 // An endpoint file is written *before* any kernel object exists, so detach() always finds out
 // what to remove; the addresses in use are exactly the ones in endpoint files.
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TsrunError, errnoOf } from '../errors.js';
 import type { PortMapping } from './publish.js';
@@ -16,7 +16,7 @@ export interface NetworkConfig {
   id: string;
   /** The Linux bridge (at most 15 characters). */
   bridge: string;
-  /** IPv4 CIDR, e.g. 10.89.0.0/24. */
+  /** IPv4 CIDR, e.g. 10.99.0.0/24. */
   subnet: string;
   /** The bridge's own address: the containers' default route. */
   gateway: string;
@@ -75,12 +75,18 @@ export function writeJsonAtomic(path: string, value: unknown): void {
 
 /** Create a file that must not exist yet (O_EXCL): false if it does. */
 export function createJsonExclusive(path: string, value: unknown): boolean {
+  // Write a temporary file, then link(2) it into place: the name appears complete or not at
+  // all (EEXIST), so a concurrent reader never sees an empty or half-written file.
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 });
   try {
-    writeFileSync(path, JSON.stringify(value, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+    linkSync(tmp, path);
     return true;
   } catch (err) {
     if (errnoOf(err) === 'EEXIST') return false;
     throw err;
+  } finally {
+    unlinkSync(tmp);
   }
 }
 

@@ -1,0 +1,82 @@
+// tsrun network create|ls|inspect|rm
+import type { Command } from 'commander';
+import { action, globalOptions } from './common.js';
+
+export function register(program: Command): void {
+  const network = program.command('network').description('Manage networks');
+
+  network
+    .command('create')
+    .description('Create a bridge network; containers on it reach each other by name')
+    .argument('<name>')
+    .option('--subnet <cidr>', 'IPv4 subnet (default: the first free 10.99.N.0/24)')
+    .option('--gateway <ip>', 'the bridge\'s address (default: the subnet\'s first)')
+    .option('-o, --opt <bridge=NAME|mtu=N>', 'driver options: com.docker.network.bridge.name / bridge, mtu')
+    .action(action(async (name: string, flags: { subnet?: string; gateway?: string; opt?: string }, cmd: Command) => {
+      const { createNetwork } = await import('../src/netns/index.js');
+      const opt = parseOpt(flags.opt);
+      const net = await createNetwork(globalOptions(cmd).root, {
+        name,
+        ...(flags.subnet && { subnet: flags.subnet }),
+        ...(flags.gateway && { gateway: flags.gateway }),
+        ...opt,
+      });
+      process.stdout.write(`${net.id}\n`);
+    }));
+
+  network
+    .command('ls')
+    .alias('list')
+    .description('List networks')
+    .option('-q, --quiet', 'only IDs', false)
+    .action(action(async (flags: { quiet: boolean }, cmd: Command) => {
+      const { listNetworks } = await import('../src/netns/index.js');
+      const nets = listNetworks(globalOptions(cmd).root);
+      if (flags.quiet) {
+        for (const n of nets) process.stdout.write(`${n.id.slice(0, 12)}\n`);
+        return;
+      }
+      const rows = [['NETWORK ID', 'NAME', 'DRIVER', 'SUBNET', 'BRIDGE']];
+      for (const n of nets) rows.push([n.id.slice(0, 12), n.name, 'bridge', n.subnet, n.bridge]);
+      // host and none are always there, as in docker; they have no ID of their own.
+      rows.push(['-', 'host', 'host', '-', '-'], ['-', 'none', 'null', '-', '-']);
+      process.stdout.write(formatTable(rows));
+    }));
+
+  network
+    .command('inspect')
+    .description('Show a network as JSON')
+    .argument('<name...>')
+    .action(action(async (names: string[], _flags: object, cmd: Command) => {
+      const { inspectNetwork } = await import('../src/netns/index.js');
+      const root = globalOptions(cmd).root;
+      process.stdout.write(JSON.stringify(names.map((n) => inspectNetwork(root, n)), null, 4) + '\n');
+    }));
+
+  network
+    .command('rm')
+    .alias('remove')
+    .description('Remove networks (refused while containers use them)')
+    .argument('<name...>')
+    .action(action(async (names: string[], _flags: object, cmd: Command) => {
+      const { removeNetwork } = await import('../src/netns/index.js');
+      const root = globalOptions(cmd).root;
+      for (const n of names) {
+        await removeNetwork(root, n);
+        process.stdout.write(`${n}\n`);
+      }
+    }));
+}
+
+function parseOpt(opt: string | undefined): { bridge?: string; mtu?: number } {
+  if (!opt) return {};
+  const [key, value = ''] = opt.split('=', 2) as [string, string?];
+  if (key === 'bridge' || key === 'com.docker.network.bridge.name') return { bridge: value };
+  if (key === 'mtu' || key === 'com.docker.network.driver.mtu') return { mtu: Number(value) };
+  return {};
+}
+
+export function formatTable(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd()).join('\n') + '\n';
+}

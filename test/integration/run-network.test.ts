@@ -1,0 +1,117 @@
+// `run` on bridge networks, through the CLI: published ports, names on a user network,
+// isolation between networks, parallel address allocation, and nothing left behind.
+// This file's default network uses its own bridge and subnet (TSRUN_BRIDGE, TSRUN_BRIDGE_SUBNET).
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describePrivileged, TestEnv, type Result } from './helpers/env.js';
+import { loadBusybox } from './helpers/images.js';
+
+const tag = `t${process.pid % 10000}`;
+const octet = 100 + (process.pid % 100);
+const netEnv = { TSRUN_BRIDGE: `${tag}br0`, TSRUN_BRIDGE_SUBNET: `10.213.${octet}.0/24` };
+
+describePrivileged('tsrun run: networking', () => {
+  let env: TestEnv;
+  let image: string;
+  const tsrun = (args: string[]): Result => env.run(args, { env: netEnv });
+
+  beforeAll(() => {
+    env = new TestEnv('net');
+    image = loadBusybox(env);
+  });
+  afterAll(async () => {
+    const { removeNetwork, listNetworks } = await import('../../src/netns/index.js');
+    for (const n of listNetworks(env.root)) await removeNetwork(env.root, n.name, { force: true });
+    const links = execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' });
+    const rules = execFileSync('iptables-save', { encoding: 'utf8' });
+    env.cleanup();
+    expect(links).not.toContain(tag);
+    expect(links).not.toMatch(/veth[0-9a-f]{8}@/);
+    expect(rules).not.toContain(`10.213.${octet}.`);
+  });
+
+  it('gives the container an address, a default route and its name in /etc/hosts', () => {
+    const r = tsrun(['run', '--rm', '--hostname', 'box', image, 'sh', '-c', 'ip -4 -o addr show eth0; ip route; grep box /etc/hosts']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`inet 10\\.213\\.${octet}\\.\\d+/24`));
+    expect(r.stdout).toContain(`default via 10.213.${octet}.1`);
+    expect(r.stdout).toMatch(new RegExp(`10\\.213\\.${octet}\\.\\d+\\s+box`));
+  });
+
+  it('publishes a port on 127.0.0.1 and on the host\'s own address', async () => {
+    const www = join(env.root, 'www');
+    mkdirSync(www);
+    writeFileSync(join(www, 'index.html'), 'hello from the container\n');
+    const port = 20000 + (process.pid % 20000);
+    const child = env.spawn(['run', '--rm', '--init', '-p', `${port}:80`, '-v', `${www}:/www:ro`, image, 'httpd', '-f', '-p', '80', '-h', '/www'], {
+      env: { ...process.env, ...netEnv },
+    });
+    try {
+      const hostIp = execFileSync('sh', ['-c', "ip -4 -o route get 1.1.1.1 | sed -n 's/.* src \\([0-9.]*\\).*/\\1/p'"], { encoding: 'utf8' }).trim();
+      const get = async (host: string) => {
+        for (let i = 0; i < 50; i++) {
+          try {
+            return await (await fetch(`http://${host}:${port}/`)).text();
+          } catch {
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        }
+        throw new Error(`nothing answered on ${host}:${port}`);
+      };
+      expect(await get('127.0.0.1')).toBe('hello from the container\n');
+      if (hostIp) expect(await get(hostIp)).toBe('hello from the container\n');
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.on('exit', r));
+    }
+  });
+
+  it('resolves names on a user network, and isolates networks from each other', async () => {
+    expect(tsrun(['network', 'create', '--subnet', `10.214.${octet}.0/24`, `${tag}-a`]).status).toBe(0);
+    expect(tsrun(['network', 'create', '--subnet', `10.215.${octet}.0/24`, `${tag}-b`]).status).toBe(0);
+    const server = env.spawn(['run', '--rm', '--name', `${tag}-srv`, '--network', `${tag}-a`, image, 'sh', '-c', 'echo pong | nc -l -p 7000'], {
+      env: { ...process.env, ...netEnv },
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 600));
+      const same = tsrun(['run', '--rm', '--network', `${tag}-a`, image, 'sh', '-c', `nc ${tag}-srv 7000 </dev/null`]);
+      expect(same.stdout).toBe('pong\n');
+      const other = tsrun(['run', '--rm', '--network', `${tag}-b`, image, 'sh', '-c',
+        `getent hosts ${tag}-srv || echo NO-NAME; ping -c1 -W1 10.214.${octet}.2 >/dev/null 2>&1 && echo REACHED || echo UNREACHABLE`]);
+      expect(other.stdout).toBe('NO-NAME\nUNREACHABLE\n');
+    } finally {
+      server.kill('SIGTERM');
+      await new Promise((r) => server.on('exit', r));
+    }
+    expect(tsrun(['network', 'rm', `${tag}-a`, `${tag}-b`]).status).toBe(0);
+  });
+
+  it('gives 20 parallel containers 20 distinct addresses', async () => {
+    // All 20 hold their address at once: each waits for a file the test writes once all reported.
+    const sync = join(env.root, 'sync');
+    mkdirSync(sync);
+    const script = 'ip -4 -o addr show eth0; while [ ! -e /sync/go ]; do sleep 0.1; done';
+    const outputs: string[] = Array.from({ length: 20 }, () => '');
+    const exits = outputs.map((_, i) =>
+      new Promise<void>((resolve) => {
+        const c = env.spawn(['run', '--rm', '-v', `${sync}:/sync`, image, 'sh', '-c', script], { env: { ...process.env, ...netEnv } });
+        c.stdout!.on('data', (d) => (outputs[i] += d));
+        c.stderr!.on('data', (d) => (outputs[i] += d));
+        c.on('exit', () => resolve());
+      }));
+    for (let t = 0; t < 600 && outputs.some((o) => !o.includes('inet')); t++) await new Promise((r) => setTimeout(r, 100));
+    writeFileSync(join(sync, 'go'), '');
+    await Promise.all(exits);
+    const addresses = outputs.map((o) => /inet (\S+)\//.exec(o)?.[1] ?? `failed: ${o}`);
+    expect(addresses.filter((a) => !a.startsWith(`10.213.${octet}.`))).toEqual([]);
+    expect(new Set(addresses).size).toBe(20);
+  }, 120_000);
+
+  it('refuses -p with --network none, naming the conflict', () => {
+    const r = tsrun(['run', '--rm', '--network', 'none', '-p', '80', image, 'true']);
+    expect(r.status).toBe(125);
+    expect(r.stderr).toContain('--network none');
+  });
+});
