@@ -73,9 +73,9 @@ describePrivileged('tsrun load', () => {
     reference = walk(path.join(umociDir, 'rootfs'));
   });
 
-  afterAll(() => {
+  afterAll(async () => {
     for (const f of fixtures) f.remove();
-    env.cleanup();
+    await env.cleanup();
   });
 
   /** Mounts the image's layers as overlayfs in a private mount namespace and walks it. */

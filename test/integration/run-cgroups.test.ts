@@ -21,8 +21,8 @@ describePrivileged('tsrun run: cgroups', () => {
     env = new TestEnv('cgroups');
     image = loadBusybox(env);
   });
-  afterAll(() => {
-    env.cleanup();
+  afterAll(async () => {
+    await env.cleanup();
     const left = [layout.unified, ...Object.values(layout.v1)].filter((d): d is string => !!d && existsSync(`${d}/${parent}`));
     expect(left).toEqual([]);
   });

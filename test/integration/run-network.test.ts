@@ -22,11 +22,9 @@ describePrivileged('tsrun run: networking', () => {
     image = loadBusybox(env);
   });
   afterAll(async () => {
-    const { removeNetwork, listNetworks } = await import('../../src/netns/index.js');
-    for (const n of listNetworks(env.root)) await removeNetwork(env.root, n.name, { force: true });
+    await env.cleanup();
     const links = execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' });
     const rules = execFileSync('iptables-save', { encoding: 'utf8' });
-    env.cleanup();
     expect(links).not.toContain(tag);
     expect(links).not.toMatch(/veth[0-9a-f]{8}@/);
     expect(rules).not.toContain(`10.213.${octet}.`);

@@ -47,7 +47,7 @@ describePrivileged('tsrun run', () => {
   });
 
   it('has only a loopback interface, and it is up, with --network none', () => {
-    const out = ok(sh('ls /sys/class/net; cat /sys/class/net/lo/flags'));
+    const out = ok(sh('ls /sys/class/net; cat /sys/class/net/lo/flags', '--network', 'none'));
     expect(out.trim().split('\n')).toEqual(['lo', '0x9']); // IFF_UP | IFF_LOOPBACK
   });
 

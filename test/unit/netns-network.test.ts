@@ -22,14 +22,14 @@ function endpoint(id: string, name: string, ip: string, network: string): Endpoi
 }
 
 describe('networks', () => {
-  it('creates the default network with tsrun0 and 10.89.0.0/24, others on the next free /24', async () => {
+  it('creates the default network with tsrun0 and 10.99.0.0/24, others on the next free /24', async () => {
     const def = await createNetwork(stateDir, { name: 'bridge', mtu: 1500 });
-    expect(def).toMatchObject({ name: 'bridge', bridge: 'tsrun0', subnet: '10.89.0.0/24', gateway: '10.89.0.1', mtu: 1500 });
+    expect(def).toMatchObject({ name: 'bridge', bridge: 'tsrun0', subnet: '10.99.0.0/24', gateway: '10.99.0.1', mtu: 1500 });
     const one = await createNetwork(stateDir, { name: 'one' });
-    expect(one.subnet).toMatch(/^10\.89\.([1-9]|[1-9]\d|1\d\d|2[0-5]\d)\.0\/24$/); // 10.89.1.0/24 unless the host routes it
+    expect(one.subnet).toMatch(/^10\.99\.([1-9]|[1-9]\d|1\d\d|2[0-5]\d)\.0\/24$/); // 10.89.1.0/24 unless the host routes it
     expect(one.bridge).toBe(`tsrun-${one.id.slice(0, 8)}`);
     const two = await createNetwork(stateDir, { name: 'two' });
-    expect(two.subnet).toMatch(/^10\.89\.\d+\.0\/24$/);
+    expect(two.subnet).toMatch(/^10\.99\.\d+\.0\/24$/);
     expect(two.subnet).not.toBe(one.subnet);
     expect(listNetworks(stateDir).map((n) => n.name)).toEqual(['bridge', 'one', 'two']);
     expect(findNetwork(stateDir, one.id.slice(0, 6))?.name).toBe('one');
@@ -72,8 +72,8 @@ describe('ip batches', () => {
   });
 
   it('creates a bridge with a fixed MAC and the gateway address', () => {
-    const b = bridgeBatch({ name: 'n', id: '', bridge: 'tsrun0', subnet: '10.89.0.0/24', gateway: '10.89.0.1', mtu: 1400, created: '' });
-    expect(b).toBe('link add name tsrun0 address 02:74:0a:59:00:01 mtu 1400 type bridge\naddr add 10.89.0.1/24 brd + dev tsrun0\nlink set tsrun0 up\n');
+    const b = bridgeBatch({ name: 'n', id: '', bridge: 'tsrun0', subnet: '10.99.0.0/24', gateway: '10.99.0.1', mtu: 1400, created: '' });
+    expect(b).toBe('link add name tsrun0 address 02:74:0a:63:00:01 mtu 1400 type bridge\naddr add 10.99.0.1/24 brd + dev tsrun0\nlink set tsrun0 up\n');
   });
 
   it('reads /proc/net/route', () => {

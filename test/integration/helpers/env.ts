@@ -11,6 +11,7 @@ import { findLeaks } from '../../leaks.js';
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const cliPath = join(repoRoot, 'dist', 'cli', 'main.js');
 export const isRoot = process.getuid?.() === 0;
+let nextNetwork = 0;
 
 /**
  * describe() for tests that need root. Outside CI they are skipped for ordinary users; in CI
@@ -36,10 +37,18 @@ export class TestEnv {
   readonly root: string;
   /** This file's own cgroup parent, removed with its last container. */
   readonly cgroupParent: string;
+  /** This file's own default bridge and subnet, so tests never touch tsrun0. */
+  readonly env: NodeJS.ProcessEnv;
 
   constructor(label: string) {
     this.root = mkdtempSync(join(tmpdir(), `tsrun-test-${label}-`));
     this.cgroupParent = `tsrun-test-${label}-${process.pid}`;
+    const n = nextNetwork++;
+    this.env = {
+      TSRUN_CGROUP_PARENT: this.cgroupParent,
+      TSRUN_BRIDGE: `tt${process.pid % 100000}x${n}`,
+      TSRUN_BRIDGE_SUBNET: `10.212.${(process.pid + n * 37) % 250}.0/24`,
+    };
   }
 
   args(args: string[]): string[] {
@@ -51,7 +60,7 @@ export class TestEnv {
     const r: SpawnSyncReturns<string> = spawnSync(process.execPath, this.args(args), {
       encoding: 'utf8',
       input: opts.input ?? '',
-      env: { ...process.env, TSRUN_CGROUP_PARENT: this.cgroupParent, ...opts.env },
+      env: { ...process.env, ...this.env, ...opts.env },
       timeout: opts.timeout ?? 30_000,
     });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -62,7 +71,7 @@ export class TestEnv {
     return spawn(process.execPath, this.args(args), {
       stdio: ['ignore', 'pipe', 'pipe'],
       ...opts,
-      env: { ...process.env, TSRUN_CGROUP_PARENT: this.cgroupParent, ...opts.env },
+      env: { ...process.env, ...this.env, ...opts.env },
     });
   }
 
@@ -70,9 +79,11 @@ export class TestEnv {
     return findLeaks(this.root);
   }
 
-  /** Removes the store; fails if anything the tests made is still mounted or running. */
-  cleanup(): void {
+  /** Removes the networks and the store; fails if anything the tests made is still mounted or running. */
+  async cleanup(): Promise<void> {
     const leaks = this.leaks();
+    const { listNetworks, removeNetwork } = await import('../../../src/netns/index.js');
+    for (const n of listNetworks(this.root)) await removeNetwork(this.root, n.name, { force: true });
     rmSync(this.root, { recursive: true, force: true });
     if (leaks.length > 0) throw new Error(`left behind:\n${leaks.join('\n')}`);
   }
