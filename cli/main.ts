@@ -21,7 +21,9 @@ const program = new Command('tsrun')
   .option('--insecure-registry <host[:port]|cidr>', 'allow plain HTTP / unverified TLS for this registry (repeatable)', collect, [])
   .option('-D, --debug', 'show the causes of errors', false)
   .enablePositionalOptions()
-  .showHelpAfterError()
+  .showHelpAfterError("See 'tsrun --help', or 'tsrun <command> --help'.")
+  // Errors read like every other tsrun error: "tsrun: unknown option '--bogus'".
+  .configureOutput({ outputError: (text, write) => write(`tsrun: ${text.replace(/^error: /, '')}`) })
   // docker's exit status for a usage error is 125, not commander's 1.
   .exitOverride((err: CommanderError) => {
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
@@ -33,5 +35,11 @@ const program = new Command('tsrun')
 for (const register of [registerRun, registerPull, registerPush, registerImages, registerLoad, registerLogin, registerLogout, registerNetwork]) {
   register(program);
 }
+
+// `tsrun images | head` closes the pipe early: that is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
 
 await program.parseAsync(process.argv);
