@@ -2,9 +2,8 @@
 // them, atomic replacement, and a lock that dies with its holder.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
-import { openSync, closeSync } from 'node:fs';
 import path from 'node:path';
-import { TsrunError, errnoOf } from '../errors.js';
+import { errnoOf } from '../errors.js';
 
 /** `<prefix><pid>-<random>`: the pid lets a later process see that the owner is gone. */
 export function tempName(prefix = ''): string {
@@ -64,32 +63,7 @@ export async function exists(p: string): Promise<boolean> {
   }
 }
 
-/**
- * Runs `fn` holding an exclusive flock on `lockFile`. flock, not a lock file created with
- * O_EXCL: the kernel releases it when the holder dies (kill -9 included), so there is no
- * stale lock to guess about. Polls with back-off rather than blocking Node's event loop.
- */
-export async function withLock<T>(lockFile: string, fn: () => Promise<T>, timeoutMs = 60_000): Promise<T> {
-  const { tryLockExclusive, unlock } = await import('../sys/libc.js');
-  const fd = openSync(lockFile, 'a', 0o600);
-  try {
-    const deadline = Date.now() + timeoutMs;
-    let wait = 1;
-    while (!tryLockExclusive(fd)) {
-      if (Date.now() > deadline) throw new TsrunError('ELOCK', `timed out after ${timeoutMs / 1000}s waiting for the lock ${lockFile}`);
-      // Holders keep it for milliseconds: poll soon, with jitter so waiters do not move in step.
-      await new Promise((r) => setTimeout(r, wait * (0.5 + Math.random())));
-      wait = Math.min(wait * 2, 50);
-    }
-    try {
-      return await fn();
-    } finally {
-      unlock(fd);
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
+export { withLock } from '../sys/lock.js';
 
 /**
  * `rm -rf` that also works without root on trees with read-only directories (an image's
