@@ -201,6 +201,7 @@ static const struct step_def steps[] = {
 	{"seccomp", 1, 1, step_seccomp},       {"chdir", 1, 1, step_chdir},
 	{"env", 1, 1, step_env},               {"init", 0, 0, step_init},
 	{"exec", 1, -1, step_exec},            {"lo-up", 0, 0, step_lo_up},
+	{"setns", 2, 2, step_setns},
 };
 
 const struct step_def *step_lookup(const char *name)
@@ -226,6 +227,16 @@ _Noreturn void child_main(struct child *c, int nullfd)
 	if (nullfd >= 0) {
 		dup2(nullfd, 0);
 		close(nullfd);
+	}
+	/* With a log, stdout and stderr are pipes to the monitor (logs.c);
+	 * dup2() clears their CLOEXEC. The monitor's own ends, its log file
+	 * and everything else of it stay behind. */
+	out_close_in_child();
+	for (int i = 0; i < 2; i++) {
+		if (c->out[i] < 0)
+			continue;
+		dup2(c->out[i], 1 + i);
+		close(c->out[i]);
 	}
 	/* Modes in the plan are exact (/dev/null must be 0666); exec sets
 	 * docker's 0022 back before execve(). */

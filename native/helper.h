@@ -14,7 +14,9 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <signal.h>
 #include <sys/types.h>
+#include <time.h>
 
 #define HELPER_VERSION "1"
 #define PROTO_FD 3 /* the socket to tsrun: plan in, protocol both ways */
@@ -28,12 +30,25 @@ struct step {
 	const struct step_def *def;
 };
 
+enum restart_policy { RESTART_NO, RESTART_ALWAYS, RESTART_UNLESS_STOPPED, RESTART_ON_FAILURE };
+
 struct plan {
 	int trace, tty, stdin_null;
 	const char *name;
 	char **cgroup_procs;
 	int n_cgroup_procs;
 	unsigned long clone_flags;
+	/* lifecycle (monitor lines; NULL/0 when absent) */
+	const char *log_path;        /* docker json-file log */
+	unsigned long long log_max_bytes; /* 0: never rotate */
+	unsigned log_max_files;      /* files kept, the current one included; 0: all */
+	int attach;                  /* copy the container's output to our fds 1/2 */
+	const char *status_path;     /* key=value state file */
+	const char *stop_path;       /* exists: a stop was requested, no restart */
+	const char *pidns_path;      /* setns(CLONE_NEWPID) before clone (exec) */
+	enum restart_policy restart;
+	unsigned restart_max;        /* on-failure:N, 0: unlimited */
+	char **exit_command;         /* argv run when the monitor is done, NULL-terminated */
 	struct step *steps; /* everything after `clone`, numbered from 1 */
 	int n_steps;
 };
@@ -47,6 +62,7 @@ unsigned long plan_clone_flag(const char *name); /* 0 when unknown */
 void proto_send(const char *first, ...);  /* NULL-terminated list of fields */
 char *itoa_s(char buf[16], long v);       /* decimal, without printf */
 int proto_alive(void);
+void proto_close(void);                   /* stop talking to tsrun for good */
 int pct_decode(char *s);                  /* in place; -1 on a bad escape */
 char *proto_read_line(void);              /* next buffered line, or NULL */
 int proto_fill(int fd);                   /* read once: >0 data, 0 EOF, -1 */
@@ -104,6 +120,7 @@ void trace_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 struct child {
 	const struct plan *plan;
 	int sock;       /* to the monitor; CLOEXEC so execve closes it */
+	int out[2];     /* with `log`: write ends of the stdout/stderr pipes, else -1 */
 	int rootfd;     /* O_PATH fd of the container root, -1 before `root` */
 	int step;       /* number of the step being run */
 	char **env;     /* from the `env` steps, NULL-terminated */
@@ -149,6 +166,7 @@ int step_console(struct child *, char **, int);    /* tty.c */
 int step_init(struct child *, char **, int);       /* init.c */
 int step_exec(struct child *, char **, int);       /* exec.c */
 int step_lo_up(struct child *, char **, int);      /* net.c */
+int step_setns(struct child *, char **, int);      /* setns.c */
 
 /* mounts.c: in-root path resolution */
 int in_root(struct child *c, const char *path, int oflags, unsigned mode);
@@ -158,8 +176,8 @@ unsigned long mount_flags_of(int fd); /* rootfs.c: MS_* flags now in force */
 /* ----------------------------------------------------- monitor.c, tty.c */
 
 void proc_title(const char *title); /* main.c: what ps shows as our cmdline */
+void rss_trim(void);                /* main.c: unmap startup code we are done with */
 
-_Noreturn void monitor_run(struct plan *p);
 void tty_setup(int master, int relay_stdin); /* raw mode, window size */
 void tty_resize(void);
 void tty_restore(void);
@@ -168,5 +186,59 @@ struct pollfd;
 int tty_poll_fds(struct pollfd *pfd, int n);  /* add fds, return new n */
 void tty_handle(struct pollfd *pfd, int n);
 void tty_drain(void);
+void tty_reset(void); /* the container is gone: close its PTY (before a restart) */
+
+/* ------------------------------------------------------------------ logs.c */
+
+/* The container's output: copied to our fds 1/2 (attach-stdio 1) and/or
+ * written to a docker json-file log, line by line. Stream 0 is stdout (and a
+ * PTY's output), 1 is stderr. */
+enum { OUT_STDOUT, OUT_STDERR };
+int out_open(const struct plan *p);        /* open the log; -1 with errno */
+void out_detach(void);                     /* stop copying to our fds 1/2 */
+int out_pipes(int child_ends[2]);          /* one run's pipes; -1 with errno */
+void out_close_in_child(void);             /* the child keeps none of ours */
+ssize_t out_read(int stream, int fd);      /* read fd once, copy and log it */
+int out_poll_fds(struct pollfd *pfd, int n);
+void out_handle(struct pollfd *pfd, int n);
+int out_timeout_ms(void);                  /* until a partial line is due; -1 */
+void out_tick(void);                       /* log partial lines that are due */
+void out_drain(void);                      /* the container exited: read to EOF */
+void write_all(int fd, const char *b, size_t n);
+
+/* --------------------------------------------------------------- status.c */
+
+struct status {
+	const char *state;   /* created, running, restarting, exited */
+	pid_t pid;           /* of the container's first process, 0 when none */
+	int exited;          /* exit_code/exit_signal/finished_at are valid */
+	int exit_code, exit_signal;
+	struct timespec started_at, finished_at;
+	unsigned restart_count;
+	const char *error;   /* why the last start failed, or NULL */
+};
+int status_init(const char *path);         /* -1 with errno when unwritable */
+int status_write(const struct status *s);  /* atomically; no-op without a path */
+char *rfc3339(char out[40], const struct timespec *ts);
+
+/* ------------------------------------------- lifecycle.c, monitor.c, restart.c */
+
+/* lifecycle.c: the monitor from setup to its last exit */
+_Noreturn void monitor_run(struct plan *p);
+struct monitor {
+	const struct plan *plan;
+	unsigned run;      /* 0: the first run, the one tsrun watches on fd 3 */
+	int sigfd, nullfd;
+	int ever_started;  /* some run got as far as execve() */
+	struct status st;  /* what the status file says */
+};
+_Noreturn void monitor_exit(struct monitor *m, int code);
+/* monitor.c: one run, clone() to exit; docker's code, *failed: never ran */
+int monitor_once(struct monitor *m, int *failed);
+void monitor_state(struct monitor *m, const char *state); /* + status file */
+void monitor_signals(sigset_t *set); /* the ones we handle */
+/* restart.c */
+int restart_wanted(const struct plan *p, int code, unsigned restarts);
+int restart_wait(const struct plan *p, int sigfd, long long ran_ms);
 
 #endif

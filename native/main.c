@@ -9,9 +9,12 @@
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <link.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -21,6 +24,55 @@
 #ifndef SYS_close_range
 #define SYS_close_range 436
 #endif
+
+/*
+ * The monitor lives as long as its container, so what it holds matters. Its
+ * own memory is ~150 KiB, but VmRSS also counts every page of shared code
+ * (libc, ld.so, this binary) it has mapped, and the kernel maps those 64 KiB
+ * at a time around each touched page ("fault-around"): reading the plan and
+ * cloning touch far more libc than the relay loop will ever run again. Once
+ * the container runs, drop our view of the read-only segments of each loaded
+ * object. The pages stay in the page cache and the few the loop needs come
+ * back on first touch. Writable segments (relocated data) are never touched;
+ * only whole pages inside a read-only segment are dropped.
+ */
+/* Text relocations patch code pages in place: those copies must stay. */
+static int has_textrel(const struct dl_phdr_info *info)
+{
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		if (info->dlpi_phdr[i].p_type != PT_DYNAMIC)
+			continue;
+		const ElfW(Dyn) *d = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+		for (; d->d_tag != DT_NULL; d++)
+			if (d->d_tag == DT_TEXTREL || (d->d_tag == DT_FLAGS && (d->d_un.d_val & DF_TEXTREL)))
+				return 1;
+	}
+	return 0;
+}
+
+static int trim_object(struct dl_phdr_info *info, size_t size, void *data)
+{
+	uintptr_t pg = (uintptr_t)getpagesize();
+	(void)size, (void)data;
+	if (strstr(info->dlpi_name, "vdso") || has_textrel(info))
+		return 0; /* the kernel's own page; patched code */
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W))
+			continue;
+		uintptr_t start = info->dlpi_addr + ph->p_vaddr, end = start + ph->p_memsz;
+		start = (start + pg - 1) & ~(pg - 1);
+		end &= ~(pg - 1);
+		if (end > start)
+			madvise((void *)start, end - start, MADV_DONTNEED);
+	}
+	return 0;
+}
+
+void rss_trim(void)
+{
+	dl_iterate_phdr(trim_object, NULL);
+}
 
 static void say(int fd, const char *s) { (void)!write(fd, s, strlen(s)); }
 
@@ -86,6 +138,10 @@ int main(int argc, char **argv)
 		return 125;
 	}
 	close_inherited_fds();
+	/* The monitor may live for days: its working directory must not keep
+	 * the mount tsrun was started from busy (plan paths are absolute). */
+	if (chdir("/") < 0)
+		return 125;
 	/* fd 3 belongs to the monitor; the container must not inherit it. */
 	fcntl(PROTO_FD, F_SETFD, FD_CLOEXEC);
 	/* Not dumpable: a process in the container cannot ptrace us or open our

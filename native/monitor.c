@@ -1,10 +1,12 @@
 /*
- * monitor.c: clone the container's first process and watch over it.
+ * monitor.c: one run of the plan, from clone() to the container's exit.
  *
  * The monitor is the container's parent for its whole life (like podman's
- * conmon): it reaps it, forwards signals to it, relays its TTY and reports
- * "exit <code> <signal>". Its main loop is one poll() over fd 3, the internal
- * socket from the child, a signalfd and (with a TTY) stdin and the PTY master.
+ * conmon): it reaps it, forwards signals to it, relays its TTY, feeds its
+ * log (logs.c), keeps its status file (status.c) and reports "exit <code>
+ * <signal>". Its loop is one poll() over fd 3, the internal socket from the
+ * child, a signalfd, the output pipes and (with a TTY) stdin and the PTY
+ * master. lifecycle.c runs this once, or again under a restart policy.
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -21,10 +23,14 @@
 
 #include "helper.h"
 
+static struct monitor *M;
 static const struct plan *P;
 static pid_t child = -1;
-static int sock = -1, sigfd = -1;
+static int sock = -1;
+/* the state of one run */
 static int released, proto_eof, sock_eof, exec_seen, started, errored, errcode;
+static int reaped, wstatus;
+static char errtext[1024];
 
 /* The signals we pass on. SIGWINCH is special with a TTY: it means "the
  * user's terminal was resized", and resizing the PTY makes the kernel send
@@ -35,26 +41,60 @@ static const struct { int sig; const char *name; } fwd[] = {
 	{SIGWINCH, "SIGWINCH"},
 };
 
-static void monitor_trace(const char *text)
+void monitor_signals(sigset_t *set)
 {
-	proto_send("trace", "monitor", "0", text, NULL);
+	sigemptyset(set);
+	sigaddset(set, SIGCHLD);
+	for (size_t i = 0; i < sizeof(fwd) / sizeof(*fwd); i++)
+		sigaddset(set, fwd[i].sig);
 }
 
-static _Noreturn void finish(int code)
+void monitor_state(struct monitor *m, const char *state)
 {
-	tty_restore();
-	exit(code);
+	m->st.state = state;
+	status_write(&m->st);
 }
 
-/* A failure before the container started: say so, kill the child, leave. */
-static _Noreturn void start_failed(const char *op, int err, const char *msg)
+/* This run ended without the container's program ever running. */
+static void record_failure(const char *msg, int code)
+{
+	if (msg != errtext)
+		snprintf(errtext, sizeof(errtext), "%s", msg);
+	M->st.error = errtext;
+	M->st.pid = 0;
+	M->st.exited = 1;
+	M->st.exit_code = code;
+	M->st.exit_signal = 0;
+	clock_gettime(CLOCK_REALTIME, &M->st.finished_at);
+}
+
+/* A failure before the container started: say so, kill the child. The first
+ * run leaves (tsrun shows the error); a restart counts it as an exit. */
+static int start_failed(const char *op, int err, const char *msg)
 {
 	if (child > 0) {
 		kill(child, SIGKILL);
 		waitpid(child, NULL, 0);
+		child = -1;
 	}
+	record_failure(msg, 125);
+	if (M->run > 0)
+		return -1;
 	proto_send("error", "0", op, err ? errname(err) : "-", msg, NULL);
-	finish(125);
+	monitor_state(M, "exited");
+	monitor_exit(M, 125);
+}
+
+static void mark_started(void)
+{
+	started = 1;
+	M->ever_started = 1;
+	if (M->run == 0)
+		proto_send("started", NULL);
+	M->st.error = NULL;
+	clock_gettime(CLOCK_REALTIME, &M->st.started_at);
+	monitor_state(M, "running");
+	rss_trim(); /* from here on we only relay: see main.c */
 }
 
 static void on_message(struct imsg *m)
@@ -68,6 +108,7 @@ static void on_message(struct imsg *m)
 	case MSG_ERROR:
 		errored = 1;
 		errcode = exit_code_for(m->s[0], m->s[1]);
+		snprintf(errtext, sizeof(errtext), "%s", m->s[2]);
 		proto_send("error", step, m->s[0], m->s[1], m->s[2], NULL);
 		break;
 	case MSG_EXEC:
@@ -93,10 +134,8 @@ static void read_child(int flags)
 			/* Every copy of the child's end is closed: execve()
 			 * succeeded (it is CLOEXEC) or the child is gone. */
 			sock_eof = 1;
-			if (exec_seen && !errored && !started) {
-				started = 1;
-				proto_send("started", NULL);
-			}
+			if (exec_seen && !errored && !started)
+				mark_started();
 			return;
 		}
 		on_message(&m);
@@ -105,38 +144,18 @@ static void read_child(int flags)
 	}
 }
 
-static _Noreturn void child_exited(int status)
-{
-	char c[16], s[16];
-	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-	read_child(MSG_DONTWAIT); /* messages still queued after its death */
-	tty_drain();
-	if (errored)
-		finish(errcode); /* "error" was sent; no "exit" line */
-	if (!exec_seen) {
-		char msg[128];
-		snprintf(msg, sizeof(msg), "the container process died before exec (%s %d)",
-			 sig ? "killed by signal" : "exit status", sig ? sig : code);
-		proto_send("error", "0", "start", "-", msg, NULL);
-		finish(125);
-	}
-	if (!started)
-		proto_send("started", NULL);
-	itoa_s(c, code);
-	itoa_s(s, sig);
-	proto_send("exit", c, s, NULL);
-	finish(code);
-}
-
 static void on_signal(void)
 {
 	struct signalfd_siginfo si;
-	while (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		int sig = (int)si.ssi_signo, status;
+	while (read(M->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		int sig = (int)si.ssi_signo;
 		if (sig == SIGCHLD) {
-			if (waitpid(child, &status, WNOHANG) == child)
-				child_exited(status);
+			/* Also a SIGKILL from outside (`tsrun kill`, the OOM
+			 * killer): the status says 128+9 = 137. */
+			if (child > 0 && waitpid(child, &wstatus, WNOHANG) == child) {
+				reaped = 1;
+				child = -1; /* its pid may be reused: never signal it again */
+			}
 			continue;
 		}
 		if (sig == SIGWINCH && tty_master() >= 0) {
@@ -144,7 +163,7 @@ static void on_signal(void)
 			continue;
 		}
 		for (size_t i = 0; i < sizeof(fwd) / sizeof(*fwd); i++)
-			if (fwd[i].sig == sig)
+			if (fwd[i].sig == sig && child > 0)
 				TR(kill(child, sig), "kill(%d, %s)", child, fwd[i].name);
 	}
 }
@@ -172,7 +191,7 @@ static void on_proto(void)
 	}
 }
 
-static void write_cgroup(const char *path)
+static int write_cgroup(const char *path)
 {
 	char pid[16], msg[512];
 	int len = (int)strlen(itoa_s(pid, child));
@@ -181,77 +200,95 @@ static void write_cgroup(const char *path)
 	if (fd < 0 || TR(write(fd, pid, (size_t)len), "write(%d, %s, %d)",
 			 fd, q(pid), len) != len) {
 		int e = errno;
+		if (fd >= 0)
+			close(fd);
 		snprintf(msg, sizeof(msg), "write pid %d to %s: %s", child, path, errmsg(e));
-		start_failed("cgroup-procs", e, msg);
+		return start_failed("cgroup-procs", e, msg);
 	}
 	close(fd);
+	return 0;
 }
 
-_Noreturn void monitor_run(struct plan *p)
+/* clone() the container's first process for this run; -1 when it failed. */
+static int spawn(void)
 {
-	int sv[2], nullfd = -1;
-	sigset_t set;
-	P = p;
-	g_trace = p->trace;
-	g_trace_sink = monitor_trace;
-	if (p->stdin_null && (nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
-		start_failed("stdin", errno, "open /dev/null");
+	int sv[2], out[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-		start_failed("socketpair", errno, errmsg(errno));
-	/* Block the signals we handle and read them from a signalfd, so the
-	 * loop is one poll(); the child unblocks them again right away. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	for (size_t i = 0; i < sizeof(fwd) / sizeof(*fwd); i++)
-		sigaddset(&set, fwd[i].sig);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (sigfd < 0)
-		start_failed("signalfd", errno, errmsg(errno));
-
+		return start_failed("socketpair", errno, errmsg(errno));
+	if (out_pipes(out) < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return start_failed("log", errno, "create the output pipes");
+	}
 	/* Raw clone() with a NULL stack behaves like fork(): the child gets a
 	 * copy of our memory and runs on. Unlike unshare(), CLONE_NEWPID here
 	 * puts the child itself in the new PID namespace, as its PID 1.
 	 * CLONE_NEWCGROUP waits: a cgroup namespace is rooted at the cgroup
 	 * its creator is in at that moment, so the child unshares it only after
 	 * "go", once it is in the container's cgroup (as runc does). */
-	unsigned long flags = (p->clone_flags & ~(unsigned long)CLONE_NEWCGROUP) | SIGCHLD;
+	unsigned long flags = (P->clone_flags & ~(unsigned long)CLONE_NEWCGROUP) | SIGCHLD;
 	child = (pid_t)syscall(SYS_clone, flags, 0, 0, 0, 0);
 	if (child == 0) {
-		struct child c = {.plan = p, .sock = sv[1], .rootfd = -1, .exit_code = 125};
+		struct child c = {.plan = P, .sock = sv[1], .out = {out[0], out[1]},
+				  .rootfd = -1, .exit_code = 125};
 		close(sv[0]);
-		close(sigfd);
+		close(M->sigfd);
 		close(PROTO_FD);
-		child_main(&c, nullfd);
+		child_main(&c, M->nullfd);
 	}
 	int e = errno;
 	TR(child, "clone(child_stack=NULL, flags=%s)", clone_flags_str(flags));
-	if (child < 0)
-		start_failed("clone", e, errmsg(e));
 	close(sv[1]);
-	if (nullfd >= 0)
-		close(nullfd);
+	for (int i = 0; i < 2; i++)
+		if (out[i] >= 0)
+			close(out[i]); /* the child's ends: EOF once it and its heirs are gone */
+	if (child < 0) {
+		close(sv[0]);
+		return start_failed("clone", e, errmsg(e));
+	}
 	sock = sv[0];
-	for (int i = 0; i < p->n_cgroup_procs; i++)
-		write_cgroup(p->cgroup_procs[i]);
-	char pid[16];
-	itoa_s(pid, child);
-	proto_send("pid", pid, NULL);
-	proto_lines(); /* a "go" may already be buffered */
+	for (int i = 0; i < P->n_cgroup_procs; i++)
+		if (write_cgroup(P->cgroup_procs[i]) < 0)
+			return -1;
+	M->st.pid = child;
+	M->st.state = "created";
+	if (status_write(&M->st) < 0 && M->run == 0) {
+		char msg[600];
+		int e = errno;
+		snprintf(msg, sizeof(msg), "write the status file %s: %s", P->status_path, errmsg(e));
+		return start_failed("status-file", e, msg);
+	}
+	if (M->run == 0) {
+		char pid[16];
+		proto_send("pid", itoa_s(pid, child), NULL);
+		proto_lines(); /* a "go" may already be buffered */
+	} else {
+		/* A restart: cgroup and network (a `setns` step) are the same
+		 * as before, nobody has to set them up. Go at once. */
+		released = 1;
+		(void)!write(sock, "g", 1);
+	}
+	return 0;
+}
 
-	for (;;) {
-		struct pollfd pfd[6];
+/* Poll until the container's first process is reaped. */
+static void watch(void)
+{
+	while (!reaped) {
+		struct pollfd pfd[8];
 		int n = 0;
 		if (!proto_eof && proto_alive())
 			pfd[n++] = (struct pollfd){.fd = PROTO_FD, .events = POLLIN};
 		if (!sock_eof)
 			pfd[n++] = (struct pollfd){.fd = sock, .events = POLLIN};
-		pfd[n++] = (struct pollfd){.fd = sigfd, .events = POLLIN};
-		int ntty = n;
+		pfd[n++] = (struct pollfd){.fd = M->sigfd, .events = POLLIN};
+		int nfixed = n;
 		n = tty_poll_fds(pfd, n);
-		if (poll(pfd, (nfds_t)n, -1) < 0)
+		int ntty = n;
+		n = out_poll_fds(pfd, n);
+		if (poll(pfd, (nfds_t)n, out_timeout_ms()) < 0)
 			continue; /* EINTR */
-		for (int i = 0; i < ntty; i++) {
+		for (int i = 0; i < nfixed; i++) {
 			if (!pfd[i].revents)
 				continue;
 			if (pfd[i].fd == PROTO_FD)
@@ -261,6 +298,61 @@ _Noreturn void monitor_run(struct plan *p)
 			else
 				on_signal();
 		}
-		tty_handle(pfd + ntty, n - ntty);
+		tty_handle(pfd + nfixed, ntty - nfixed);
+		out_handle(pfd + ntty, n - ntty);
+		out_tick();
 	}
 }
+
+int monitor_once(struct monitor *m, int *failed)
+{
+	M = m;
+	P = m->plan;
+	released = sock_eof = exec_seen = started = errored = errcode = reaped = 0;
+	*failed = 1;
+	if (spawn() < 0) { /* only on a restart: the first run has left */
+		out_drain(); /* closes this run's pipes */
+		if (sock >= 0)
+			close(sock);
+		sock = -1;
+		return 125;
+	}
+	watch();
+	int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+	int sig = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0;
+	read_child(MSG_DONTWAIT); /* messages still queued after its death */
+	/* All its output is in the log before anyone hears it exited. */
+	tty_drain();
+	out_drain();
+	tty_reset();
+	close(sock);
+	sock = -1;
+	if (errored) { /* "error" was sent; no "exit" line */
+		record_failure(errtext, errcode);
+		return errcode;
+	}
+	if (!exec_seen) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "the container process died before exec (%s %d)",
+			 sig ? "killed by signal" : "exit status", sig ? sig : code);
+		if (M->run == 0)
+			proto_send("error", "0", "start", "-", msg, NULL);
+		record_failure(msg, 125);
+		return 125;
+	}
+	*failed = 0;
+	if (!started)
+		mark_started();
+	M->st.pid = 0;
+	M->st.exited = 1;
+	M->st.exit_code = code;
+	M->st.exit_signal = sig;
+	clock_gettime(CLOCK_REALTIME, &M->st.finished_at);
+	if (M->run == 0) {
+		char c[16], s[16];
+		proto_send("exit", itoa_s(c, code), itoa_s(s, sig), NULL);
+	}
+	return code;
+}
+
+/* Before the first clone: everything that lasts for all runs. */

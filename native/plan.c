@@ -5,6 +5,7 @@
  * fields. Everything is checked here, before clone(), so that a malformed
  * plan is an "error 0 plan ..." and never a half-built container.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,19 +72,63 @@ static int bool01(const char *v, int *out)
 	return 0;
 }
 
+static int parse_ull(const char *s, unsigned long long max, unsigned long long *out)
+{
+	char *end;
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return *end || errno || *out > max ? -1 : 0;
+}
+
+static int restart_policy(struct plan *p, const char *v)
+{
+	unsigned long long n;
+	if (strcmp(v, "no") == 0)
+		p->restart = RESTART_NO;
+	else if (strcmp(v, "always") == 0)
+		p->restart = RESTART_ALWAYS;
+	else if (strcmp(v, "unless-stopped") == 0)
+		p->restart = RESTART_UNLESS_STOPPED;
+	else if (strncmp(v, "on-failure:", 11) == 0 && parse_ull(v + 11, 1u << 30, &n) == 0)
+		p->restart = RESTART_ON_FAILURE, p->restart_max = (unsigned)n;
+	else
+		return -1;
+	return 0;
+}
+
+/* Monitor lines and how many fields each takes. */
+static const struct { const char *name; int nargs; } monitor_lines[] = {
+	{"trace", 1}, {"tty", 1}, {"name", 1}, {"stdin", 1}, {"cgroup-procs", 1},
+	{"clone", 1}, {"log", 3}, {"attach-stdio", 1}, {"status-file", 1},
+	{"restart", 1}, {"stop-file", 1}, {"pidns", 1},
+	{"exit-command", -1}, /* -1: one field or more */
+};
+
 static int monitor_line(struct plan *p, struct step *st, char *err,
 			size_t errlen, int ln)
 {
 	const char *k = st->argv[0];
-	const char *v = st->argv[1];
-	if (st->argc != 2)
-		return perr(err, errlen, ln, "%s takes exactly one field", k);
+	const char *v = st->argc > 1 ? st->argv[1] : "";
+	size_t i;
+	for (i = 0; i < sizeof(monitor_lines) / sizeof(*monitor_lines); i++)
+		if (strcmp(monitor_lines[i].name, k) == 0)
+			break;
+	if (i == sizeof(monitor_lines) / sizeof(*monitor_lines))
+		return perr(err, errlen, ln, "unknown monitor line %s (before clone)", k);
+	if (monitor_lines[i].nargs < 0 ? st->argc < 2 : st->argc != monitor_lines[i].nargs + 1)
+		return perr(err, errlen, ln, "%s takes %d field%s", k, monitor_lines[i].nargs < 0 ?
+			    1 : monitor_lines[i].nargs, monitor_lines[i].nargs == 1 ? "" : "s");
 	if (strcmp(k, "trace") == 0) {
 		if (bool01(v, &p->trace) < 0)
 			return perr(err, errlen, ln, "trace must be 0 or 1");
 	} else if (strcmp(k, "tty") == 0) {
 		if (bool01(v, &p->tty) < 0)
 			return perr(err, errlen, ln, "tty must be 0 or 1");
+	} else if (strcmp(k, "attach-stdio") == 0) {
+		if (bool01(v, &p->attach) < 0)
+			return perr(err, errlen, ln, "attach-stdio must be 0 or 1");
 	} else if (strcmp(k, "name") == 0) {
 		p->name = v;
 	} else if (strcmp(k, "stdin") == 0) {
@@ -97,9 +142,32 @@ static int monitor_line(struct plan *p, struct step *st, char *err,
 			return perr(err, errlen, ln, "out of memory");
 		p->cgroup_procs = a;
 		a[p->n_cgroup_procs++] = st->argv[1];
-	} else if (strcmp(k, "clone") == 0) {
-		if (strcmp(v, "-") == 0)
-			return 0;
+	} else if (strcmp(k, "log") == 0) {
+		unsigned long long files;
+		if (!*v || parse_ull(st->argv[2], ~0ull, &p->log_max_bytes) < 0 ||
+		    parse_ull(st->argv[3], 1u << 20, &files) < 0)
+			return perr(err, errlen, ln, "log <path> <max-bytes> <max-files>");
+		p->log_path = v;
+		p->log_max_files = (unsigned)files;
+	} else if (strcmp(k, "status-file") == 0 || strcmp(k, "stop-file") == 0 ||
+		   strcmp(k, "pidns") == 0) {
+		if (!*v)
+			return perr(err, errlen, ln, "%s needs a path", k);
+		if (strcmp(k, "status-file") == 0)
+			p->status_path = v;
+		else if (strcmp(k, "stop-file") == 0)
+			p->stop_path = v;
+		else
+			p->pidns_path = v;
+	} else if (strcmp(k, "exit-command") == 0) {
+		if (!*v)
+			return perr(err, errlen, ln, "exit-command needs a program");
+		p->exit_command = st->argv + 1; /* split() ends argv with NULL */
+	} else if (strcmp(k, "restart") == 0) {
+		if (restart_policy(p, v) < 0)
+			return perr(err, errlen, ln,
+				    "restart must be no, always, unless-stopped or on-failure:<N>");
+	} else if (strcmp(v, "-") != 0) { /* clone */
 		char *list = strdup(v);
 		for (char *save, *t = strtok_r(list, ",", &save); t;
 		     t = strtok_r(NULL, ",", &save)) {
@@ -112,8 +180,6 @@ static int monitor_line(struct plan *p, struct step *st, char *err,
 			p->clone_flags |= f;
 		}
 		free(list);
-	} else {
-		return perr(err, errlen, ln, "unknown monitor line %s (before clone)", k);
 	}
 	return 0;
 }
@@ -122,6 +188,7 @@ int plan_read(int fd, struct plan *p, char *err, size_t errlen)
 {
 	int ln = 0, seen_clone = 0, cap = 0;
 	memset(p, 0, sizeof(*p));
+	p->attach = 1; /* output goes where it always went: our fds 1/2 */
 	for (;;) {
 		char *raw = proto_read_line();
 		if (!raw) {

@@ -8,6 +8,7 @@
  *    succeeds the kernel closes the child's end and the monitor reads EOF.
  *    That EOF is the only reliable "exec worked" signal there is.
  */
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +22,20 @@
 static int proto_gone; /* tsrun went away: stay silent, keep monitoring */
 
 int proto_alive(void) { return !proto_gone; }
+
+/* tsrun is done with us (it went away, or the container is restarting and
+ * only the status file speaks from now on). /dev/null takes fd 3's place
+ * rather than a close(): the number stays taken, so no pipe or socket we
+ * open later can become "fd 3" by accident. */
+void proto_close(void)
+{
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC | O_NOCTTY);
+	proto_gone = 1;
+	if (fd >= 0 && fd != PROTO_FD) {
+		dup3(fd, PROTO_FD, O_CLOEXEC);
+		close(fd);
+	}
+}
 
 static char out[16384];
 static size_t outlen;

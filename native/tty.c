@@ -5,8 +5,9 @@
  * devpts, so the container's tty names and permissions are its own, make the
  * slave its controlling terminal and stdio, and hand the master to the
  * monitor with SCM_RIGHTS.
- * Monitor side: copy our stdin to the master and the master to our stdout,
- * with our terminal in raw mode so every key (^C too) reaches the container.
+ * Monitor side: copy our stdin to the master and the master to our stdout
+ * (and the log, see logs.c), with our terminal in raw mode so every key (^C
+ * too) reaches the container.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -29,24 +30,6 @@ static size_t plen, poff;
 
 int tty_master(void) { return master; }
 
-static void write_all(int fd, const char *b, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, b, n);
-		if (w < 0 && errno == EAGAIN) { /* fd 1 may be non-blocking */
-			struct pollfd p = {.fd = fd, .events = POLLOUT};
-			poll(&p, 1, -1);
-			continue;
-		}
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return; /* nobody reads our stdout any more: drop */
-		b += w;
-		n -= (size_t)w;
-	}
-}
-
 void tty_resize(void)
 {
 	struct winsize ws;
@@ -64,7 +47,8 @@ void tty_setup(int m, int relay_stdin)
 	 * stall the loop that also carries its output. */
 	fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
 	relay_in = relay_stdin;
-	if (relay_in && isatty(0) && tcgetattr(0, &saved) == 0) {
+	/* (a restarted container gets a new PTY; our terminal is raw already) */
+	if (relay_in && !raw_set && isatty(0) && tcgetattr(0, &saved) == 0) {
 		/* Raw: no echo, no line editing, no ^C -> SIGINT on our side;
 		 * the container's PTY does all of that for its own programs. */
 		struct termios raw = saved;
@@ -94,15 +78,13 @@ int tty_poll_fds(struct pollfd *pfd, int n)
 	return n;
 }
 
-/* master -> stdout, once. Returns 0 when nothing more is there now. */
+/* master -> stdout and the log (logs.c), once. Returns 0 when nothing
+ * more is there now. */
 static int copy_out(void)
 {
-	char buf[8192];
-	ssize_t r = read(master, buf, sizeof(buf));
-	if (r > 0) {
-		write_all(1, buf, (size_t)r);
+	ssize_t r = out_read(OUT_STDOUT, master);
+	if (r > 0)
 		return 1;
-	}
 	if (r == 0 || (errno != EAGAIN && errno != EINTR))
 		master_eof = 1; /* EIO: every slave fd is closed */
 	return 0;
@@ -151,6 +133,15 @@ void tty_drain(void)
 	if (master >= 0)
 		while (!master_eof && copy_out())
 			;
+}
+
+void tty_reset(void)
+{
+	if (master >= 0)
+		close(master);
+	master = -1;
+	master_eof = 0;
+	plen = poff = 0;
 }
 
 /* -------------------------------------------------------------- child side */

@@ -1,0 +1,157 @@
+/*
+ * lifecycle.c: the monitor from the plan to its last exit.
+ *
+ * Set up what lasts for all runs (the log, the status file, signals, for
+ * exec the PID namespace), run the plan (monitor.c), and then, as the restart
+ * policy says (restart.c), run it again or end: write the final status, hand
+ * over to the exit command (tsrun's cleanup of a detached container) and exit
+ * with the container's code.
+ */
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "helper.h"
+
+extern char **environ;
+
+static void monitor_trace(const char *text)
+{
+	proto_send("trace", "monitor", "0", text, NULL);
+}
+
+/* The exit command runs once we are gone, as conmon's --exit-command does:
+ * a forked child execs it and we exit at once, so that it never finds this
+ * monitor alive (monitor_pid in the status file). It gets our environment
+ * (tsrun's) and our fds 0-2; everything else of ours is close-on-exec. */
+static void run_exit_command(const struct plan *p)
+{
+	sigset_t none;
+	if (fork() != 0)
+		return; /* nobody to tell if fork() failed */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	execvpe(p->exit_command[0], p->exit_command, environ);
+	_exit(127);
+}
+
+_Noreturn void monitor_exit(struct monitor *m, int code)
+{
+	tty_restore();
+	/* Not after a first start that failed: tsrun saw the error and undoes
+	 * what it did itself. */
+	if (m->plan->exit_command && m->ever_started)
+		run_exit_command(m->plan);
+	exit(code);
+}
+
+/* Nothing of tsrun's terminal stays with us for the container's lifetime:
+ * fds 1/2 (and 0 unless the container still reads it) become /dev/null, and
+ * we are in our own session (no SIGHUP when that terminal goes away). */
+static void detach_stdio(int keep_stdin)
+{
+	int fd = open("/dev/null", O_RDWR | O_NOCTTY);
+	if (fd >= 0) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (!keep_stdin)
+			dup2(fd, 0);
+		if (fd > 2)
+			close(fd);
+	}
+	if (getsid(0) != getpid())
+		setsid();
+	out_detach();
+}
+
+/* A failure before there is anything to run: like monitor.c's first run. */
+static _Noreturn void setup_failed(struct monitor *m, const char *op, int err, const char *msg)
+{
+	proto_send("error", "0", op, err ? errname(err) : "-", msg, NULL);
+	m->st.exited = 1;
+	m->st.exit_code = 125;
+	m->st.error = msg;
+	clock_gettime(CLOCK_REALTIME, &m->st.finished_at);
+	monitor_state(m, "exited");
+	monitor_exit(m, 125);
+}
+
+/* Before the first clone: everything that lasts for all runs. */
+static void setup(struct monitor *m)
+{
+	const struct plan *p = m->plan;
+	char msg[600];
+	sigset_t set;
+	if (!p->attach)
+		detach_stdio(!p->stdin_null); /* tsrun gave us /dev/null; make sure */
+	if (status_init(p->status_path) < 0)
+		setup_failed(m, "status-file", errno, "status file path too long");
+	if (p->stdin_null && (m->nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+		setup_failed(m, "stdin", errno, "open /dev/null");
+	if (out_open(p) < 0) {
+		snprintf(msg, sizeof(msg), "open the log %s: %s", p->log_path, errmsg(errno));
+		setup_failed(m, "log", errno, msg);
+	}
+	if (p->pidns_path) {
+		/* `tsrun exec`: our future children are born in the container's
+		 * PID namespace (the monitor itself stays where it is). */
+		int fd = (int)TR(open(p->pidns_path, O_RDONLY | O_CLOEXEC),
+				 "openat(AT_FDCWD, %s, O_RDONLY|O_CLOEXEC)", q(p->pidns_path));
+		if (fd < 0 || TR(setns(fd, CLONE_NEWPID), "setns(%d, CLONE_NEWPID)", fd) < 0) {
+			int e = errno;
+			snprintf(msg, sizeof(msg), "join the PID namespace %s: %s", p->pidns_path,
+				 errmsg(e));
+			setup_failed(m, "pidns", e, msg);
+		}
+		close(fd);
+	}
+	/* Block the signals we handle and read them from a signalfd, so the
+	 * loop is one poll(); the child unblocks them again right away. */
+	monitor_signals(&set);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	m->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (m->sigfd < 0)
+		setup_failed(m, "signalfd", errno, errmsg(errno));
+}
+
+_Noreturn void monitor_run(struct plan *p)
+{
+	static struct monitor m = {.sigfd = -1, .nullfd = -1, .st = {.state = "created"}};
+	m.plan = p;
+	g_trace = p->trace;
+	g_trace_sink = monitor_trace;
+	setup(&m);
+	for (;; m.run++) {
+		struct timespec t0, t1;
+		int failed;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		int code = monitor_once(&m, &failed);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		/* The first start failing is tsrun's error to show (docker does
+		 * not restart a container that never started either). */
+		if ((failed && m.run == 0) || !restart_wanted(p, code, m.st.restart_count)) {
+			monitor_state(&m, "exited");
+			monitor_exit(&m, code);
+		}
+		if (m.run == 0) {
+			/* After "exit" the foreground tsrun is done, as docker's
+			 * client is: restarts show in the status file and log. */
+			proto_close();
+			tty_restore();
+			detach_stdio(0);
+		}
+		m.st.restart_count++;
+		monitor_state(&m, "restarting");
+		long long ran_ms = (t1.tv_sec - t0.tv_sec) * 1000LL + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+		if (!restart_wait(p, m.sigfd, ran_ms)) {
+			monitor_state(&m, "exited");
+			monitor_exit(&m, code);
+		}
+	}
+}
