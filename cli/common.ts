@@ -1,4 +1,5 @@
 // What every command shares: global options, and the one place errors become exit codes.
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { TsrunError } from '../src/errors.js';
 
@@ -15,8 +16,9 @@ export function globalOptions(cmd: Command): GlobalOptions {
   // optsWithGlobals merges the program's options into the subcommand's.
   const o = cmd.optsWithGlobals() as Partial<GlobalOptions>;
   return {
-    root: o.root ?? process.env.TSRUN_ROOT ?? '/var/lib/tsrun',
-    runroot: o.runroot ?? process.env.TSRUN_RUNROOT ?? '/run/tsrun',
+    // Absolute: the monitor runs in / and overlay options are relative to the root.
+    root: resolve(o.root ?? process.env.TSRUN_ROOT ?? '/var/lib/tsrun'),
+    runroot: resolve(o.runroot ?? process.env.TSRUN_RUNROOT ?? '/run/tsrun'),
     insecureRegistry: o.insecureRegistry ?? [],
     debug: o.debug ?? false,
   };
@@ -55,4 +57,9 @@ export function report(err: unknown): number {
 /** Bad flag value: docker's exit status 125 and a message naming the flag. */
 export function flagError(flag: string, value: string, why: string): TsrunError {
   return new TsrunError('EINVAL_FLAG', `invalid argument "${value}" for "${flag}" flag: ${why}`);
+}
+
+/** How a monitor calls tsrun back (its exit command): this Node, this CLI, this store. */
+export function tsrunCommand(root: string): string[] {
+  return [process.execPath, resolve(process.argv[1]!), '--root', root];
 }

@@ -12,6 +12,12 @@ import { register as registerPush } from './push.js';
 import { register as registerLogin } from './login.js';
 import { register as registerLogout } from './logout.js';
 import { register as registerNetwork } from './network.js';
+import { register as registerPs } from './ps.js';
+import { register as registerLifecycle } from './lifecycle.js';
+import { register as registerLogs } from './logs.js';
+import { register as registerInspect } from './inspect.js';
+import { register as registerContainer } from './container.js';
+import { register as registerExec } from './exec.js';
 
 const program = new Command('tsrun')
   .description('A daemonless, Docker-like container engine')
@@ -32,7 +38,11 @@ const program = new Command('tsrun')
     process.exit(125);
   });
 
-for (const register of [registerRun, registerPull, registerPush, registerImages, registerLoad, registerLogin, registerLogout, registerNetwork]) {
+const commands = [
+  registerRun, registerExec, registerPs, registerLifecycle, registerLogs, registerInspect, registerContainer,
+  registerPull, registerPush, registerImages, registerLoad, registerLogin, registerLogout, registerNetwork,
+];
+for (const register of commands) {
   register(program);
 }
 

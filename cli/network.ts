@@ -1,6 +1,7 @@
 // tsrun network create|ls|inspect|rm
 import type { Command } from 'commander';
 import { action, globalOptions } from './common.js';
+import { formatTable } from './format.js';
 
 export function register(program: Command): void {
   const network = program.command('network').description('Manage networks');
@@ -74,9 +75,4 @@ function parseOpt(opt: string | undefined): { bridge?: string; mtu?: number } {
   if (key === 'bridge' || key === 'com.docker.network.bridge.name') return { bridge: value };
   if (key === 'mtu' || key === 'com.docker.network.driver.mtu') return { mtu: Number(value) };
   return {};
-}
-
-export function formatTable(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd()).join('\n') + '\n';
 }

@@ -2,11 +2,11 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { RunFlagValues } from '../src/container/run-options.js';
-import { action, collect, globalOptions } from './common.js';
+import { action, collect, globalOptions, tsrunCommand } from './common.js';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
 
-type RunFlags = RunFlagValues & { platform?: string; pull: string; net?: string };
+type RunFlags = RunFlagValues & { platform?: string; pull: string; net?: string; detach: boolean; restart: string };
 
 export function register(program: Command): void {
   program
@@ -19,7 +19,9 @@ export function register(program: Command): void {
     .passThroughOptions()
     // Container
     .option('--name <string>', 'assign a name to the container')
+    .option('-d, --detach', 'run the container in the background and print its ID', false)
     .option('--rm', 'automatically remove the container when it exits', false)
+    .option('--restart <policy>', 'restart policy: no, on-failure[:max-retries], always, unless-stopped', 'no')
     .option('-i, --interactive', 'keep STDIN open', false)
     .option('-t, --tty', 'allocate a pseudo-TTY', false)
     .option('--init', 'run an init inside the container that forwards signals and reaps processes', false)
@@ -92,22 +94,39 @@ export function register(program: Command): void {
         onWarning: warnLine,
       });
       view.finish();
-      const { runContainer } = await import('../src/container/run.js');
+      const [{ runContainer }, { parseRestartPolicy }] = await Promise.all([
+        import('../src/container/run.js'),
+        import('../src/container/run-options.js'),
+      ]);
+      const restartPolicy = parseRestartPolicy(flags.restart, options.remove);
+      if (flags.detach && (options.interactive || options.tty)) {
+        // -dit: docker keeps a TTY for a later attach; tsrun has no attach for it yet.
+        process.stderr.write('tsrun: warning: -i/-t are ignored with -d\n');
+      }
 
       // Signals arriving while the container starts are held and sent once it runs.
       let container: { signal(s: NodeJS.Signals): void } | undefined;
       const pending: NodeJS.Signals[] = [];
-      for (const sig of FORWARDED) process.on(sig, () => (container ? container.signal(sig) : pending.push(sig)));
+      if (!flags.detach) {
+        for (const sig of FORWARDED) process.on(sig, () => (container ? container.signal(sig) : pending.push(sig)));
+      }
 
       const running = await runContainer({
         storeRoot: g.root,
         image: record,
-        options,
-        stdio: [0, 1, 2],
+        imageName: image,
+        options: flags.detach ? { ...options, interactive: false, tty: false } : options,
+        restartPolicy,
+        ...(!flags.detach && { stdio: [0, 1, 2] as [number, number, number] }),
+        tsrunCommand: tsrunCommand(g.root),
         ...(options.trace && {
           onTrace: (t) => process.stderr.write(`[${t.who === 'monitor' ? 'monitor' : `step ${t.step}`}] ${t.text}\n`),
         }),
       });
+      if (flags.detach) {
+        process.stdout.write(`${running.id}\n`);
+        return 0;
+      }
       container = running;
       for (const sig of pending) running.signal(sig);
       const status = await running.wait();

@@ -18,7 +18,10 @@ export function findLeaks(marker = 'tsrun'): string[] {
     } catch {
       continue;
     }
-    if (comm === 'tsrun-monitor' || comm === 'tsrun-init' || comm === 'tsrun-helper') leaks.push(`process ${pid}: ${comm}`);
+    if (comm !== 'tsrun-monitor' && comm !== 'tsrun-init' && comm !== 'tsrun-helper') continue;
+    // A zombie holds nothing; an orphan becomes one wherever the host's init is slow to reap.
+    const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];
+    if (state !== 'Z') leaks.push(`process ${pid}: ${comm}`);
   }
   try {
     const found = execFileSync('find', ['/sys/fs/cgroup', '-maxdepth', '3', '-type', 'd', '-name', 'tsrun*'], { encoding: 'utf8' });

@@ -1,5 +1,6 @@
 // Where a container's files live under the store root (DESIGN.md "Images and storage"):
-//   containers/<id>/  config.json state.json upper/ work/ rootfs/ hostname hosts resolv.conf
+//   containers/<id>/  container.json config.json state.json status ctr.log lock
+//                     upper/ work/ rootfs/ hostname hosts resolv.conf
 //   names/<name> -> ../containers/<id>   (a symlink: creating it is the atomic name reservation)
 import { join } from 'node:path';
 
@@ -13,6 +14,26 @@ export class ContainerPaths {
     this.dir = join(storeRoot, 'containers', id);
   }
 
+  /** What the container was created with (record.ts). */
+  get record(): string {
+    return join(this.dir, 'container.json');
+  }
+  /** Written by the monitor (native/README.md): running, pid, exit code, restart count. */
+  get status(): string {
+    return join(this.dir, 'status');
+  }
+  /** docker's json-file log: one JSON object per line of output. */
+  get log(): string {
+    return join(this.dir, 'ctr.log');
+  }
+  /** Present when `stop` asked the container to stop: its monitor must not restart it. */
+  get stopFile(): string {
+    return join(this.dir, 'stop-requested');
+  }
+  /** flock'ed by every command that changes the container. */
+  get lock(): string {
+    return join(this.dir, 'lock');
+  }
   get config(): string {
     return join(this.dir, 'config.json');
   }

@@ -14,6 +14,7 @@ import {
 } from '../namespaces/options.js';
 import { DEFAULT_CGROUP_PARENT, parseResources, type ResourceFlags } from '../cgroups/index.js';
 import { parseAddHost, parsePublish } from '../netns/index.js';
+import type { RestartPolicy } from './record.js';
 
 export interface RunFlagValues extends ResourceFlags {
   cgroupParent?: string;
@@ -130,4 +131,17 @@ function parseCgroupParent(value: string | undefined): string {
     throw new TsrunError('EINVAL_FLAG', `invalid argument "${value}" for "--cgroup-parent" flag: expected a path like tsrun or ci/jobs`);
   }
   return trimmed;
+}
+
+/** `--restart no|always|unless-stopped|on-failure[:N]`, as docker validates it. */
+export function parseRestartPolicy(value: string, autoRemove: boolean): RestartPolicy {
+  const m = /^(no|always|unless-stopped|on-failure)(?::(\d+))?$/.exec(value);
+  if (!m || (m[2] !== undefined && m[1] !== 'on-failure')) {
+    throw new TsrunError('EINVAL_FLAG', `invalid argument "${value}" for "--restart" flag: expected no, always, unless-stopped or on-failure[:max-retries]`);
+  }
+  const name = m[1] as RestartPolicy['name'];
+  if (name !== 'no' && autoRemove) {
+    throw new TsrunError('EINVAL_FLAG', 'conflicting options: --restart and --rm (a removed container cannot restart)');
+  }
+  return { name, maximumRetryCount: m[2] === undefined ? 0 : Number(m[2]) };
 }

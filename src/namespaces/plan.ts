@@ -27,6 +27,28 @@ export interface PlanContext {
   init: boolean;
   /** cgroup.procs files the monitor puts the container in before it runs a single instruction. */
   cgroupProcs: string[];
+  /** What the monitor does for the container's lifetime (native/README.md, monitor lines). */
+  monitor?: MonitorConfig;
+  /**
+   * A network namespace made beforehand (bridge networks): the container joins it instead of
+   * getting a new one, so it keeps its network across restarts.
+   */
+  joinNetns?: string;
+}
+
+export interface MonitorConfig {
+  /** docker json-file log of stdout/stderr, rotated at maxSize into maxFile files. */
+  log?: { path: string; maxSize: number; maxFile: number };
+  /** Also copy the output to the monitor's own stdout/stderr (a foreground `run`). */
+  attachStdio: boolean;
+  /** key=value status the monitor keeps current: running, pid, exit code, restarts. */
+  statusFile?: string;
+  /** no | always | unless-stopped | on-failure:N, carried out by the monitor. */
+  restart?: string;
+  /** If this file exists when the container exits, it is not restarted. */
+  stopFile?: string;
+  /** Run (exec) by the monitor once the container has exited for good: tsrun's cleanup. */
+  exitCommand?: string[];
 }
 
 const NS_FLAGS: Record<string, string> = {
@@ -87,10 +109,12 @@ export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: str
     ['stdin', ctx.interactive ? 'inherit' : 'null'],
     ['tty', p.terminal ? '1' : '0'],
     ...ctx.cgroupProcs.map((f): Step => ['cgroup-procs', f]),
+    ...monitorLines(ctx.monitor),
   ];
   const steps: Step[] = [['setsid']];
+  if (ctx.joinNetns) steps.push(['setns', ctx.joinNetns, 'net']);
   if (namespaces.includes('uts')) steps.push(['sethostname', spec.hostname]);
-  if (namespaces.includes('network')) steps.push(['lo-up']);
+  if (namespaces.includes('network') && !ctx.joinNetns) steps.push(['lo-up']);
   // Nothing mounted from here on propagates back to the host.
   steps.push(['propagation', 'private']);
   steps.push(['chdir-host', ctx.storeRoot]);
@@ -134,7 +158,19 @@ export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: str
   if (ctx.init) steps.push(['init']);
   steps.push(['exec', p.args[0]!, ...p.args]);
 
-  return { monitor, cloneFlags: namespaces.map((n) => NS_FLAGS[n]!), steps };
+  const cloneFlags = namespaces.filter((n) => !(n === 'network' && ctx.joinNetns)).map((n) => NS_FLAGS[n]!);
+  return { monitor, cloneFlags, steps };
+}
+
+function monitorLines(m: MonitorConfig | undefined): Step[] {
+  if (!m) return [];
+  const lines: Step[] = [['attach-stdio', m.attachStdio ? '1' : '0']];
+  if (m.log) lines.push(['log', m.log.path, String(m.log.maxSize), String(m.log.maxFile)]);
+  if (m.statusFile) lines.push(['status-file', m.statusFile]);
+  if (m.restart) lines.push(['restart', m.restart]);
+  if (m.stopFile) lines.push(['stop-file', m.stopFile]);
+  if (m.exitCommand) lines.push(['exit-command', ...m.exitCommand]);
+  return lines;
 }
 
 /** Percent-encode one field: `%`, space and bytes outside 0x21..0x7e; the empty string is `%`. */

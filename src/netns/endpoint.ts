@@ -44,8 +44,11 @@ export interface AttachRequest {
   id: string;
   /** The container's name: what its peers' /etc/hosts call it. */
   name: string;
-  /** Host pid of the container's first process, still in its fresh network namespace. */
-  pid: number;
+  /**
+   * Host pid of the container's first process, still in its fresh network namespace; or
+   * absent: attach() then creates a persistent namespace (netnsPath) for the container to join.
+   */
+  pid?: number;
   /** Default: "bridge", created with tsrun0 and 10.99.0.0/24 if it does not exist. */
   network?: string;
   ports?: PortMapping[];
@@ -90,13 +93,17 @@ function allocate(net: NetworkConfig, endpoints: Endpoint[], wanted?: string): s
 /** `ip -batch` lines run on the host: the veth pair (its container end created directly in the
  * container's namespace as eth0), the host end on the bridge, and the netns bind mount. */
 export function hostBatch(ep: Endpoint): string {
+  // Without a pid, the namespace is made here, before the container exists: it then outlives
+  // every run of the container (restart policies), which joins it with setns(2).
+  const target = ep.pid ? String(ep.pid) : ep.netnsName;
   return [
-    `link add ${ep.hostVeth} mtu ${ep.mtu} type veth peer name eth0 mtu ${ep.mtu} address ${ep.mac} netns ${ep.pid}`,
+    ...(ep.pid ? [] : [`netns add ${ep.netnsName}`]),
+    `link add ${ep.hostVeth} mtu ${ep.mtu} type veth peer name eth0 mtu ${ep.mtu} address ${ep.mac} netns ${target}`,
     `link set ${ep.hostVeth} master ${ep.bridge} up`,
     // A bridge never sends a frame back out of the port it came in by, unless told to: needed
     // when a container reaches its own published port through a host address.
     `link set ${ep.hostVeth} type bridge_slave hairpin on`,
-    `netns attach ${ep.netnsName} ${ep.pid}`,
+    ...(ep.pid ? [`netns attach ${ep.netnsName} ${ep.pid}`] : []),
   ].join('\n') + '\n';
 }
 
@@ -136,7 +143,7 @@ async function reserve(stateDir: string, req: AttachRequest): Promise<{ ep: Endp
       netnsName: netnsName(req.id),
       netnsPath: `${NETNS_DIR}/${netnsName(req.id)}`,
       ports,
-      pid: req.pid,
+      pid: req.pid ?? 0,
       created: new Date().toISOString(),
     };
     // Recorded before anything exists in the kernel: whatever happens next, detach() knows what to undo.
@@ -148,12 +155,12 @@ async function reserve(stateDir: string, req: AttachRequest): Promise<{ ep: Endp
 /** Connect the container (its first process `pid`, not yet exec'd) to a network. */
 export async function attach(stateDir: string, req: AttachRequest): Promise<Attachment> {
   validateContainerId(req.id);
-  if (!Number.isInteger(req.pid) || req.pid <= 0) throw new TsrunError('EINTERNAL', `attach: invalid pid ${req.pid}`);
+  if (req.pid !== undefined && (!Number.isInteger(req.pid) || req.pid <= 0)) throw new TsrunError('EINTERNAL', `attach: invalid pid ${req.pid}`);
   ensureDirs(stateDir);
   const { ep, net } = await reserve(stateDir, req);
   const short = req.id.slice(0, 12);
   try {
-    await runCommand(['ip', '-batch', '-'], hostBatch(ep), `create veth pair ${ep.hostVeth} for container ${short} (pid ${ep.pid})`);
+    await runCommand(['ip', '-batch', '-'], hostBatch(ep), `create veth pair ${ep.hostVeth} for container ${short}`);
     await runCommand(['ip', '-n', ep.netnsName, '-batch', '-'], containerBatch(ep), `configure eth0 ${ep.ip}/${ep.prefixLen} in container ${short}`);
     await addPortRules(ep).catch(async () => {
       // tsrun's chains are gone (someone flushed the firewall) while the bridge stayed: restore them.

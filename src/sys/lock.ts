@@ -6,10 +6,18 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { TsrunError } from '../errors.js';
 
+export interface LockOptions {
+  timeoutMs?: number;
+  /** Create the lock file's directory if missing (default). Off for a lock inside an object
+   * that may be deleted meanwhile: taking the lock must not bring its directory back. */
+  createDir?: boolean;
+}
+
 /** Run fn while holding an exclusive flock on `path` (created if missing); waits up to timeoutMs. */
-export async function withLock<T>(path: string, fn: () => Promise<T> | T, timeoutMs = 60_000): Promise<T> {
+export async function withLock<T>(path: string, fn: () => Promise<T> | T, opts: LockOptions = {}): Promise<T> {
+  const { timeoutMs = 60_000, createDir = true } = opts;
   const { tryLockExclusive, unlock } = await import('./libc.js');
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  if (createDir) mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   // Each open() is its own open file description, so two holders in one process exclude each other too.
   const fd = openSync(path, 'a', 0o600);
   try {

@@ -1,0 +1,43 @@
+// Output shapes docker users know: aligned tables, `--format json`, and Go-template-like
+// `--format '{{.ID}}\t{{.Names}}'` (fields only; `table` prefix keeps the header).
+import { TsrunError } from '../src/errors.js';
+
+export function formatTable(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd()).join('\n') + '\n';
+}
+
+/** Renders `{{.Field}}` (and `{{json .}}`) for one row; \t and \n escapes as Go's do. */
+export function renderTemplate(template: string, row: Record<string, unknown>): string {
+  return template
+    .replace(/\\t/g, '\t')
+    .replace(/\\n/g, '\n')
+    .replace(/\{\{\s*json\s+\.\s*\}\}/g, () => JSON.stringify(row))
+    .replace(/\{\{\s*\.(\w+)\s*\}\}/g, (_, field: string) => {
+      if (!(field in row)) throw new TsrunError('EINVAL_FLAG', `invalid argument for "--format" flag: no field "${field}" (fields: ${Object.keys(row).join(', ')})`);
+      const v = row[field];
+      return typeof v === 'string' ? v : JSON.stringify(v);
+    });
+}
+
+/** Print rows as a table (header = keys), JSON lines, or a template. */
+export function printRows(rows: Array<Record<string, unknown>>, columns: Array<[header: string, field: string]>, format?: string): void {
+  if (format === 'json') {
+    for (const r of rows) process.stdout.write(JSON.stringify(r) + '\n');
+    return;
+  }
+  if (format && format !== 'table') {
+    const tableMode = format.startsWith('table ');
+    const template = tableMode ? format.slice(6) : format;
+    if (tableMode) {
+      const header = template.replace(/\{\{\s*\.(\w+)\s*\}\}/g, (_, f: string) => columns.find(([, field]) => field === f)?.[0] ?? f.toUpperCase());
+      const lines = [header.replace(/\\t/g, '\t'), ...rows.map((r) => renderTemplate(template, r))];
+      process.stdout.write(formatTable(lines.map((l) => l.split('\t'))));
+      return;
+    }
+    for (const r of rows) process.stdout.write(renderTemplate(template, r) + '\n');
+    return;
+  }
+  const table = [columns.map(([h]) => h), ...rows.map((r) => columns.map(([, f]) => String(r[f] ?? '')))];
+  process.stdout.write(formatTable(table));
+}

@@ -1,0 +1,137 @@
+// The commands that act on existing containers by name or ID: start, stop, restart, kill, rm,
+// wait, pause, unpause, rename. Each parses, calls src/container, prints what docker prints.
+import type { Command } from 'commander';
+import { action, flagError, globalOptions, tsrunCommand } from './common.js';
+
+const load = () =>
+  Promise.all([
+    import('../src/container/lookup.js'),
+    import('../src/container/signals.js'),
+    import('../src/container/remove.js'),
+    import('../src/container/start.js'),
+    import('../src/container/cleanup.js'),
+  ]).then(([lookup, signals, remove, start, cleanup]) => ({ ...lookup, ...signals, ...remove, ...start, ...cleanup }));
+
+/** Runs `fn` for each container named; like docker, goes on after an error and exits 1. */
+async function forEach(names: string[], fn: (name: string) => Promise<void>): Promise<number> {
+  let failed = 0;
+  for (const name of names) {
+    try {
+      await fn(name);
+      process.stdout.write(`${name}\n`);
+    } catch (err) {
+      const { report } = await import('./common.js');
+      report(err);
+      failed++;
+    }
+  }
+  return failed > 0 ? 1 : 0;
+}
+
+function seconds(value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < -1) throw flagError('--time', value, 'expected whole seconds (-1: wait forever)');
+  return n === -1 ? 1e9 : n;
+}
+
+export function register(program: Command): void {
+  program
+    .command('start')
+    .description('Start one or more stopped containers (in the background; -a to attach)')
+    .argument('<container...>')
+    .option('-a, --attach', 'attach stdout/stderr and wait for the exit', false)
+    .option('-i, --interactive', 'attach stdin', false)
+    .action(action(async (names: string[], flags: { attach: boolean; interactive: boolean }, cmd: Command) => {
+      const { root } = globalOptions(cmd);
+      const m = await load();
+      await m.reconcile(root);
+      if (flags.attach || flags.interactive) {
+        if (names.length !== 1) throw flagError('--attach', names.join(' '), 'attaching works with one container at a time');
+        const found = m.findContainer(root, names[0]!);
+        const started = await m.startContainer(root, found, { attach: { stdio: [flags.interactive ? 0 : 'ignore', 1, 2] }, tsrunCommand: tsrunCommand(root) });
+        for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => started.signal(sig));
+        return (await started.wait()).code;
+      }
+      return forEach(names, async (name) => {
+        await m.startContainer(root, m.findContainer(root, name), { tsrunCommand: tsrunCommand(root) });
+      });
+    }));
+
+  for (const verb of ['stop', 'restart'] as const) {
+    program
+      .command(verb)
+      .description(verb === 'stop' ? 'Stop containers: the stop signal, then SIGKILL after the timeout' : 'Stop, then start containers again')
+      .argument('<container...>')
+      .option('-t, --time <seconds>', 'seconds to wait before killing (default 10)')
+      .option('-s, --signal <signal>', 'signal to send instead of the image\'s StopSignal')
+      .action(action(async (names: string[], flags: { time?: string; signal?: string }, cmd: Command) => {
+        const { root } = globalOptions(cmd);
+        const m = await load();
+        const timeout = seconds(flags.time, 10);
+        const signal = flags.signal === undefined ? undefined : m.parseSignal(flags.signal);
+        return forEach(names, async (name) => {
+          const found = m.findContainer(root, name);
+          await m.stopContainer(root, found, timeout, signal);
+          if (verb === 'restart') await m.startContainer(root, m.findContainer(root, name), { tsrunCommand: tsrunCommand(root) });
+        });
+      }));
+  }
+
+  program
+    .command('kill')
+    .description('Send a signal (SIGKILL by default) to running containers')
+    .argument('<container...>')
+    .option('-s, --signal <signal>', 'signal to send', 'SIGKILL')
+    .action(action(async (names: string[], flags: { signal: string }, cmd: Command) => {
+      const { root } = globalOptions(cmd);
+      const m = await load();
+      const sig = m.parseSignal(flags.signal);
+      return forEach(names, (name) => m.killContainer(m.findContainer(root, name), sig));
+    }));
+
+  program
+    .command('rm')
+    .description('Remove stopped containers (-f: running ones too)')
+    .argument('<container...>')
+    .option('-f, --force', 'kill and remove a running container', false)
+    .option('-v, --volumes', 'accepted for docker compatibility (tsrun has no anonymous volumes)', false)
+    .action(action(async (names: string[], flags: { force: boolean }, cmd: Command) => {
+      const { root } = globalOptions(cmd);
+      const m = await load();
+      return forEach(names, (name) => m.removeContainer(root, m.findContainer(root, name), flags.force));
+    }));
+
+  program
+    .command('wait')
+    .description('Block until containers stop, then print their exit codes')
+    .argument('<container...>')
+    .action(action(async (names: string[], _flags: object, cmd: Command) => {
+      const { root } = globalOptions(cmd);
+      const m = await load();
+      for (const name of names) process.stdout.write(`${await m.waitContainer(m.findContainer(root, name))}\n`);
+    }));
+
+  for (const verb of ['pause', 'unpause'] as const) {
+    program
+      .command(verb)
+      .description(verb === 'pause' ? 'Freeze every process of containers (cgroup freezer)' : 'Thaw paused containers')
+      .argument('<container...>')
+      .action(action(async (names: string[], _flags: object, cmd: Command) => {
+        const { root } = globalOptions(cmd);
+        const m = await load();
+        return forEach(names, (name) => m.pauseContainer(m.findContainer(root, name), verb === 'pause'));
+      }));
+  }
+
+  program
+    .command('rename')
+    .description('Rename a container')
+    .argument('<container>')
+    .argument('<new-name>')
+    .action(action(async (name: string, newName: string, _flags: object, cmd: Command) => {
+      const { root } = globalOptions(cmd);
+      const [{ findContainer }, { renameContainer }] = await Promise.all([import('../src/container/lookup.js'), import('../src/container/rename.js')]);
+      renameContainer(root, findContainer(root, name), newName);
+    }));
+}

@@ -1,0 +1,81 @@
+// tsrun ps [-a] [-q] [-n N] [--filter k=v] [--format ...] [--no-trunc]
+import type { Command } from 'commander';
+import { action, collect, flagError, globalOptions } from './common.js';
+import { printRows } from './format.js';
+
+interface PsFlags {
+  all: boolean;
+  quiet: boolean;
+  last?: string;
+  latest: boolean;
+  filter: string[];
+  format?: string;
+  noTrunc: boolean;
+}
+
+export function register(program: Command): void {
+  const configure = (cmd: Command) =>
+    cmd
+      .description('List containers (running ones unless -a)')
+      .option('-a, --all', 'show all containers, not only running ones', false)
+      .option('-q, --quiet', 'only display container IDs', false)
+      .option('-n, --last <int>', 'show the n last created containers (all states)')
+      .option('-l, --latest', 'show the latest created container (all states)', false)
+      .option('-f, --filter <key=value>', 'filter: status=, name=, ancestor=, id= (repeatable)', collect, [])
+      .option('--format <format>', 'table (default), json, or a template such as "{{.ID}}\\t{{.Names}}"')
+      .option('--no-trunc', 'do not truncate IDs and commands', false)
+      .action(action(async (flags: PsFlags, cmd: Command) => {
+        const { root } = globalOptions(cmd);
+        const [{ listContainers, summarize, humanDuration }, { reconcile }] = await Promise.all([
+          import('../src/container/inspect.js'),
+          import('../src/container/cleanup.js'),
+        ]);
+        await reconcile(root);
+        const filters = flags.filter.map((f) => {
+          const eq = f.indexOf('=');
+          if (eq <= 0) throw flagError('--filter', f, 'expected key=value');
+          const key = f.slice(0, eq);
+          if (!['status', 'name', 'ancestor', 'id'].includes(key)) throw flagError('--filter', f, `unknown filter "${key}" (status, name, ancestor, id)`);
+          return [key, f.slice(eq + 1)] as const;
+        });
+        let last = flags.latest ? 1 : flags.last === undefined ? undefined : Number(flags.last);
+        if (last !== undefined && (!Number.isInteger(last) || last < -1)) throw flagError('--last', String(flags.last), 'expected a number');
+        if (last === -1) last = undefined;
+        const all = flags.all || last !== undefined || filters.some(([k]) => k === 'status');
+        let rows = listContainers(root)
+          .map(({ record, seen }) => summarize(record, seen))
+          .filter((s) => all || s.status === 'running' || s.status === 'paused' || s.status === 'restarting')
+          .filter((s) =>
+            filters.every(([k, v]) =>
+              k === 'status' ? s.status === v : k === 'name' ? s.name.includes(v) : k === 'id' ? s.id.startsWith(v) : s.image === v || s.image.startsWith(`${v}:`),
+            ),
+          );
+        if (last !== undefined) rows = rows.slice(0, last);
+        const trunc = (id: string) => (flags.noTrunc ? id : id.slice(0, 12));
+        if (flags.quiet) {
+          for (const r of rows) process.stdout.write(`${trunc(r.id)}\n`);
+          return;
+        }
+        const shown = rows.map((r) => ({
+          ID: trunc(r.id),
+          Image: r.image,
+          Command: flags.noTrunc || r.command.length <= 20 ? `"${r.command}"` : `"${r.command.slice(0, 19)}…"`,
+          CreatedAt: r.created,
+          RunningFor: `${humanDuration(Date.now() - new Date(r.created).getTime())} ago`,
+          Status: r.statusText,
+          State: r.status,
+          Ports: r.ports,
+          Names: r.name,
+        }));
+        printRows(shown, [
+          ['CONTAINER ID', 'ID'],
+          ['IMAGE', 'Image'],
+          ['COMMAND', 'Command'],
+          ['CREATED', 'RunningFor'],
+          ['STATUS', 'Status'],
+          ['PORTS', 'Ports'],
+          ['NAMES', 'Names'],
+        ], flags.format);
+      }));
+  configure(program.command('ps'));
+}

@@ -1,0 +1,95 @@
+// After a container's process is gone: read whether the OOM killer ended it, kill anything left
+// in its cgroup, remove the cgroup, take it off its network, and with --rm remove it entirely.
+// Idempotent, and safe to run from several places at once (the foreground CLI, the monitor's
+// exit command, the next tsrun after a crash): it holds the container's lock.
+import { renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { detectCgroups, openDriver } from '../cgroups/index.js';
+import type { ExitStatus } from '../namespaces/helper.js';
+import { withLock } from '../sys/lock.js';
+import { releaseName } from './create.js';
+import { refreshPeers } from './network.js';
+import { ContainerPaths } from './paths.js';
+import { listIds, readRecord, readState, updateState, type ContainerState } from './record.js';
+import { errnoOf } from '../errors.js';
+import { observe } from './status.js';
+
+export interface CleanupOptions {
+  /** The exit as the monitor reported it to an attached tsrun. */
+  exit?: ExitStatus;
+  /** The caller already holds the container's lock. */
+  locked?: boolean;
+  /** Remove a --rm container (default true). */
+  autoRemove?: boolean;
+}
+
+export async function cleanupContainer(storeRoot: string, id: string, opts: CleanupOptions = {}): Promise<ContainerState> {
+  const paths = new ContainerPaths(storeRoot, id);
+  const work = async (): Promise<ContainerState> => {
+    const record = readRecord(paths);
+    const seen = observe(paths);
+    if (!record || seen.status === 'running' || seen.status === 'paused' || seen.status === 'restarting') return seen.state;
+    let state = seen.state;
+    if (!state.cleanedUp) {
+      const driver = openDriver(detectCgroups());
+      const cgroup = driver.open(record.options.cgroupParent, id);
+      const oomKilled = cgroup?.oomKilled() ?? false;
+      if (cgroup) {
+        // A monitor killed with -9 leaves its container behind: end it before releasing anything.
+        cgroup.killAll();
+        cgroup.remove();
+        driver.removeParent(record.options.cgroupParent);
+      }
+      if (state.network) {
+        const { detach } = await import('../netns/index.js');
+        await detach(storeRoot, id);
+        refreshPeers(storeRoot, state.network.name, id);
+      }
+      state = updateState(paths, {
+        cleanedUp: true,
+        oomKilled,
+        exitCode: opts.exit?.code ?? seen.exitCode,
+        finishedAt: seen.monitor?.finishedAt ?? new Date().toISOString(),
+      });
+    }
+    if (record.options.remove && opts.autoRemove !== false) removeFiles(storeRoot, id, record.name);
+    return state;
+  };
+  if (opts.locked) return work();
+  try {
+    return await withLock(paths.lock, work, { createDir: false });
+  } catch (err) {
+    // Removed meanwhile (rm -f, or the other cleanup of a --rm container): nothing left to do.
+    if (errnoOf(err) === 'ENOENT') return readState(paths);
+    throw err;
+  }
+}
+
+/**
+ * Delete a stopped container's files and free its name. The directory is first renamed out of
+ * the way (atomically): from then on no other tsrun can find it, open its lock or write into
+ * it while it is being deleted.
+ */
+export function removeFiles(storeRoot: string, id: string, name: string): void {
+  const dir = new ContainerPaths(storeRoot, id).dir;
+  const trash = join(storeRoot, 'containers', `.removing-${id}-${process.pid}`);
+  try {
+    renameSync(dir, trash);
+  } catch (err) {
+    if (errnoOf(err) !== 'ENOENT') throw err;
+  }
+  releaseName(storeRoot, name);
+  rmSync(trash, { recursive: true, force: true });
+}
+
+/** Release what dead monitors left behind (kill -9, reboot). Run by commands that list or start. */
+export async function reconcile(storeRoot: string): Promise<string[]> {
+  const cleaned: string[] = [];
+  for (const id of listIds(storeRoot)) {
+    const seen = observe(new ContainerPaths(storeRoot, id));
+    if (!seen.orphaned) continue;
+    await cleanupContainer(storeRoot, id);
+    cleaned.push(id);
+  }
+  return cleaned;
+}

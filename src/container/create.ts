@@ -1,0 +1,117 @@
+// `create`: everything a container is before it runs — a reserved name, a directory with
+// upper/work/rootfs, its OCI config.json and /etc files, and container.json. Undone whole if
+// any step fails.
+import { mkdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { TsrunError, errnoOf } from '../errors.js';
+import type { ImageRecord } from '../image/types.js';
+import type { ContainerOptions } from '../namespaces/options.js';
+import { createSpec } from '../namespaces/spec.js';
+import { cgroupMounts } from '../namespaces/cgroup-mounts.js';
+import { detectCgroups } from '../cgroups/index.js';
+import { resolveUser } from './user.js';
+import { hostHardLimits, hasCapSysResource } from './host.js';
+import { generateName, newContainerId, validateName } from './names.js';
+import { ContainerPaths, namesDir } from './paths.js';
+import { recipeFor, writeHosts, writeResolvConf } from './network.js';
+import { emptyState, writeJsonAtomic, type ContainerRecord, type RestartPolicy } from './record.js';
+
+export interface CreateRequest {
+  storeRoot: string;
+  image: ImageRecord;
+  /** The image as the user named it. */
+  imageName: string;
+  options: ContainerOptions;
+  restartPolicy?: RestartPolicy;
+  logConfig?: { maxSize: number; maxFile: number };
+}
+
+/** docker's json-file defaults are unbounded; tsrun caps a container's log at 3 × 10 MB. */
+export const DEFAULT_LOG_CONFIG = { maxSize: 10 * 1024 * 1024, maxFile: 3 };
+
+function reserveName(storeRoot: string, wanted: string | undefined, id: string): string {
+  const dir = namesDir(storeRoot);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (let attempt = 0; ; attempt++) {
+    const name = wanted === undefined ? generateName() : validateName(wanted);
+    try {
+      // symlink(2) fails with EEXIST if the name is taken: an atomic reservation across processes.
+      symlinkSync(join('..', 'containers', id), join(dir, name));
+      return name;
+    } catch (err) {
+      if (errnoOf(err) !== 'EEXIST') throw err;
+      if (wanted !== undefined) {
+        throw new TsrunError('ESTATE', `the container name "/${name}" is already in use; remove that container or choose another name with --name`);
+      }
+      if (attempt > 20) throw err;
+    }
+  }
+}
+
+export function releaseName(storeRoot: string, name: string): void {
+  try {
+    unlinkSync(join(namesDir(storeRoot), name));
+  } catch (err) {
+    if (errnoOf(err) !== 'ENOENT') throw err;
+  }
+}
+
+export function createContainer(req: CreateRequest): ContainerRecord {
+  const { storeRoot, image, options } = req;
+  const id = newContainerId();
+  const name = reserveName(storeRoot, options.name, id);
+  const paths = new ContainerPaths(storeRoot, id);
+  try {
+    mkdirSync(join(storeRoot, 'containers'), { recursive: true, mode: 0o700 });
+    mkdirSync(paths.dir, { mode: 0o700 });
+    for (const d of ['upper', 'work', 'rootfs']) mkdirSync(join(paths.dir, d), { mode: 0o755 });
+
+    const layersTopFirst = [...image.layers].reverse();
+    const user = resolveUser(options.user ?? image.config.config?.User, layersTopFirst.map((l) => l.dir));
+    const hostname = options.hostname ?? id.slice(0, 12);
+    writeFileSync(paths.hostname, `${hostname}\n`);
+    writeHosts(storeRoot, id, recipeFor(hostname, options));
+    writeResolvConf(paths, options);
+
+    const spec = createSpec(image.config, options, {
+      id,
+      rootfs: paths.rootfs,
+      user,
+      etcFiles: { hostname: paths.hostname, hosts: paths.hosts, resolvConf: paths.resolvConf },
+      hostHardLimits: hostHardLimits(),
+      canRaiseLimits: hasCapSysResource(),
+      cgroupMounts: cgroupMounts(detectCgroups(), !options.privileged),
+    });
+    writeJsonAtomic(paths.config, spec);
+
+    // An image without layers still needs one lower dir for overlayfs.
+    let lowerDirs = layersTopFirst.map((l) => l.link);
+    if (lowerDirs.length === 0) {
+      mkdirSync(join(paths.dir, 'empty'));
+      lowerDirs = [join('containers', id, 'empty')];
+    }
+    const record: ContainerRecord = {
+      id,
+      name,
+      created: new Date().toISOString(),
+      image: req.imageName,
+      imageId: image.id,
+      path: spec.process.args[0]!,
+      args: spec.process.args.slice(1),
+      hostname,
+      options,
+      restartPolicy: req.restartPolicy ?? { name: 'no', maximumRetryCount: 0 },
+      lowerDirs,
+      logConfig: req.logConfig ?? DEFAULT_LOG_CONFIG,
+      stopSignal: image.config.config?.StopSignal ?? 'SIGTERM',
+    };
+    writeJsonAtomic(paths.state, emptyState());
+    // Last: a directory with container.json is a container; without it, debris of a failed create.
+    writeJsonAtomic(paths.record, record);
+    return record;
+  } catch (err) {
+    rmSync(paths.dir, { recursive: true, force: true });
+    releaseName(storeRoot, name);
+    throw err;
+  }
+}

@@ -1,0 +1,105 @@
+// exec: another process in a running container — the same namespaces, cgroup, capabilities,
+// no_new_privs and user as its first process. The helper joins the container's PID namespace
+// (setns before fork: only children are affected) and the child enters the others, the mount
+// namespace last, since after it the root is the container's.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { TsrunError } from '../errors.js';
+import type { OciSpec } from '../namespaces/spec.js';
+import type { Plan, Step } from '../namespaces/plan.js';
+import { HelperProcess, type TraceLine } from '../namespaces/helper.js';
+import type { Found } from './lookup.js';
+import { resolveUser } from './user.js';
+import { InvalidTransitionError, can, observe } from './status.js';
+
+export interface ExecRequest {
+  args: string[];
+  env: string[];
+  user?: string;
+  workdir?: string;
+  tty: boolean;
+  interactive: boolean;
+  detach: boolean;
+  privileged: boolean;
+  trace: boolean;
+}
+
+const NAMESPACES: Array<[file: string, type: string]> = [
+  ['cgroup', 'cgroup'],
+  ['ipc', 'ipc'],
+  ['uts', 'uts'],
+  ['net', 'net'],
+  ['mnt', 'mnt'], // last: from here on, paths are the container's
+];
+
+export function buildExecPlan(spec: OciSpec, found: Found, pid: number, cgroupProcs: string[], req: ExecRequest, storeRoot: string): Plan {
+  if (req.args.length === 0) throw new TsrunError('EINVAL_FLAG', 'exec needs a command');
+  const p = spec.process;
+  let user = p.user;
+  if (req.user !== undefined) {
+    const dirs = [found.paths.dir + '/upper', ...found.record.lowerDirs.map((l) => join(storeRoot, l))];
+    const u = resolveUser(req.user, dirs);
+    user = { uid: u.uid, gid: u.gid, additionalGids: u.additionalGids };
+  }
+  const caps = req.privileged ? null : p.capabilities;
+  const capNames = (list: string[]) => (list.length === 0 ? '-' : list.map((c) => c.replace(/^CAP_/, '').toLowerCase()).join(','));
+  const env = new Map(p.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)] as const));
+  for (const e of req.env) {
+    const eq = e.indexOf('=');
+    if (eq > 0) env.set(e.slice(0, eq), e.slice(eq + 1));
+  }
+  const monitor: Step[] = [
+    ['trace', req.trace ? '1' : '0'],
+    ['name', `${found.record.name}-exec`],
+    ['stdin', req.interactive && !req.detach ? 'inherit' : 'null'],
+    ['tty', req.tty ? '1' : '0'],
+    ...cgroupProcs.map((f): Step => ['cgroup-procs', f]),
+    ['pidns', `/proc/${pid}/ns/pid`],
+  ];
+  const steps: Step[] = NAMESPACES.map(([file, type]) => ['setns', `/proc/${pid}/ns/${file}`, type]);
+  if (req.tty) steps.push(['console']);
+  for (const r of p.rlimits) {
+    const fmt = (n: number) => (n === -1 ? 'unlimited' : String(n));
+    steps.push(['rlimit', r.type.replace(/^RLIMIT_/, '').toLowerCase(), fmt(r.soft), fmt(r.hard)]);
+  }
+  if (p.noNewPrivileges && !req.privileged) steps.push(['no-new-privs']);
+  steps.push(['user', String(user.uid), String(user.gid), user.additionalGids.length ? user.additionalGids.join(',') : '-']);
+  steps.push(caps
+    ? ['caps', capNames(caps.bounding), capNames(user.uid === 0 ? caps.effective : [])]
+    : ['caps', 'all', user.uid === 0 ? 'all' : '-']);
+  steps.push(['chdir', req.workdir ?? p.cwd]);
+  for (const [k, v] of env) steps.push(['env', `${k}=${v}`]);
+  if (req.tty && !env.has('TERM')) steps.push(['env', 'TERM=xterm']);
+  steps.push(['exec', req.args[0]!, ...req.args]);
+  return { monitor, cloneFlags: [], steps };
+}
+
+export interface ExecProcess {
+  signal(sig: NodeJS.Signals): void;
+  wait(): Promise<number>;
+}
+
+export async function execInContainer(
+  storeRoot: string,
+  found: Found,
+  req: ExecRequest,
+  io: { stdio: [number | 'ignore', number | 'ignore', number | 'ignore']; onTrace?: (t: TraceLine) => void },
+): Promise<ExecProcess> {
+  const seen = observe(found.paths);
+  if (!can.exec(seen.status)) {
+    throw new InvalidTransitionError(found.record.name, seen.status, 'exec in', seen.status === 'paused' ? 'unpause it first' : 'start it first');
+  }
+  const spec = JSON.parse(readFileSync(found.paths.config, 'utf8')) as OciSpec;
+  const { detectCgroups, openDriver } = await import('../cgroups/index.js');
+  const cgroup = openDriver(detectCgroups()).open(found.record.options.cgroupParent, found.record.id);
+  const plan = buildExecPlan(spec, found, seen.pid, cgroup?.procsFiles ?? [], req, storeRoot);
+  const helper = HelperProcess.launch(plan, { stdio: req.detach ? ['ignore', 'ignore', 'ignore'] : io.stdio, ...(io.onTrace && { onTrace: io.onTrace }) });
+  await helper.waitPid();
+  helper.go();
+  await helper.waitStarted();
+  if (req.detach) helper.release();
+  return {
+    signal: (sig) => helper.signal(sig),
+    wait: async () => (req.detach ? 0 : (await helper.waitExit()).code),
+  };
+}

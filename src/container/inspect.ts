@@ -1,0 +1,194 @@
+// ps and inspect: a container as docker shows it, plus tsrun's own section (namespace inodes,
+// cgroup paths, the files a learner can cat).
+import { readFileSync, readlinkSync } from 'node:fs';
+import { formatPort } from '../netns/index.js';
+import type { OciSpec } from '../namespaces/spec.js';
+import { ContainerPaths } from './paths.js';
+import { listIds, readRecord, type ContainerRecord } from './record.js';
+import { observe, type Observed } from './status.js';
+
+export interface Summary {
+  id: string;
+  name: string;
+  image: string;
+  command: string;
+  created: string;
+  status: Observed['status'];
+  /** docker's STATUS column: "Up 3 minutes", "Exited (0) 2 seconds ago", "Created". */
+  statusText: string;
+  ports: string;
+  exitCode: number | null;
+}
+
+export function humanDuration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 1) return 'Less than a second';
+  if (s < 60) return `${s} second${s === 1 ? '' : 's'}`;
+  const m = Math.round(s / 60);
+  if (m < 60) return m === 1 ? 'About a minute' : `${m} minutes`;
+  const h = Math.round(m / 60);
+  if (h < 48) return h === 1 ? 'About an hour' : `${h} hours`;
+  return `${Math.round(h / 24)} days`;
+}
+
+function statusText(seen: Observed, now: number): string {
+  const since = (t: string | null | undefined) => (t ? humanDuration(now - new Date(t).getTime()) : '');
+  switch (seen.status) {
+    case 'created':
+      return 'Created';
+    case 'running':
+      return `Up ${since(seen.monitor?.startedAt ?? seen.state.startedAt)}`;
+    case 'paused':
+      return `Up ${since(seen.monitor?.startedAt ?? seen.state.startedAt)} (Paused)`;
+    case 'restarting':
+      return `Restarting (${seen.exitCode ?? 0}) ${since(seen.monitor?.finishedAt)} ago`;
+    default:
+      return `Exited (${seen.exitCode ?? 0}) ${since(seen.monitor?.finishedAt ?? seen.state.finishedAt)} ago`;
+  }
+}
+
+export function summarize(record: ContainerRecord, seen: Observed, now = Date.now()): Summary {
+  const command = [record.path, ...record.args].join(' ');
+  const ports = seen.status === 'running' || seen.status === 'paused'
+    ? (seen.state.network?.ports ?? []).map(formatPort).join(', ')
+    : '';
+  return {
+    id: record.id,
+    name: record.name,
+    image: record.image,
+    command,
+    created: record.created,
+    status: seen.status,
+    statusText: statusText(seen, now),
+    ports,
+    exitCode: seen.exitCode,
+  };
+}
+
+/** Every container, newest first. */
+export function listContainers(storeRoot: string): Array<{ record: ContainerRecord; seen: Observed }> {
+  const out: Array<{ record: ContainerRecord; seen: Observed }> = [];
+  for (const id of listIds(storeRoot)) {
+    const paths = new ContainerPaths(storeRoot, id);
+    const record = readRecord(paths);
+    if (record) out.push({ record, seen: observe(paths) });
+  }
+  return out.sort((a, b) => b.record.created.localeCompare(a.record.created));
+}
+
+function nsInodes(pid: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!pid) return out;
+  for (const ns of ['cgroup', 'ipc', 'mnt', 'net', 'pid', 'user', 'uts']) {
+    try {
+      out[ns] = readlinkSync(`/proc/${pid}/ns/${ns}`);
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** docker inspect's shape, with the fields tsrun has; plus a `Tsrun` section for learners. */
+export function inspectContainer(storeRoot: string, record: ContainerRecord): Record<string, unknown> {
+  const paths = new ContainerPaths(storeRoot, record.id);
+  const seen = observe(paths);
+  const spec = JSON.parse(readFileSync(paths.config, 'utf8')) as OciSpec;
+  const o = record.options;
+  const net = seen.state.network;
+  const running = seen.status === 'running' || seen.status === 'paused';
+  const ports: Record<string, Array<{ HostIp: string; HostPort: string }> | null> = {};
+  for (const p of net?.ports ?? []) {
+    ports[`${p.containerPort}/${p.protocol}`] = [{ HostIp: p.hostIp || '0.0.0.0', HostPort: String(p.hostPort) }];
+  }
+  return {
+    Id: record.id,
+    Created: record.created,
+    Path: record.path,
+    Args: record.args,
+    State: {
+      Status: seen.status,
+      Running: running,
+      Paused: seen.status === 'paused',
+      Restarting: seen.status === 'restarting',
+      OOMKilled: seen.state.oomKilled,
+      Dead: seen.status === 'dead',
+      Pid: seen.pid,
+      ExitCode: seen.exitCode ?? 0,
+      StartedAt: seen.monitor?.startedAt ?? seen.state.startedAt ?? '0001-01-01T00:00:00Z',
+      FinishedAt: (running ? null : (seen.monitor?.finishedAt ?? seen.state.finishedAt)) ?? '0001-01-01T00:00:00Z',
+    },
+    Image: record.imageId,
+    ResolvConfPath: paths.resolvConf,
+    HostnamePath: paths.hostname,
+    HostsPath: paths.hosts,
+    LogPath: paths.log,
+    Name: `/${record.name}`,
+    RestartCount: seen.monitor?.restartCount ?? 0,
+    Driver: 'overlay',
+    HostConfig: {
+      AutoRemove: o.remove,
+      RestartPolicy: { Name: record.restartPolicy.name, MaximumRetryCount: record.restartPolicy.maximumRetryCount },
+      NetworkMode: o.network,
+      PortBindings: Object.fromEntries(o.publish.map((p) => [`${p.containerPort}/${p.protocol}`, [{ HostIp: p.hostIp, HostPort: p.hostPort ? String(p.hostPort) : '' }]])),
+      Binds: o.volumes.map((v) => `${v.source}:${v.target}${v.readonly ? ':ro' : ''}`),
+      Tmpfs: Object.fromEntries(o.tmpfs.map((t) => [t.target, t.options.join(',')])),
+      ReadonlyRootfs: o.readOnly,
+      Privileged: o.privileged,
+      CapAdd: o.capAdd,
+      CapDrop: o.capDrop,
+      SecurityOpt: o.noNewPrivileges ? ['no-new-privileges'] : [],
+      PidMode: o.pid === 'host' ? 'host' : '',
+      IpcMode: o.ipc === 'host' ? 'host' : 'private',
+      UTSMode: o.uts === 'host' ? 'host' : '',
+      CgroupParent: o.cgroupParent,
+      Init: o.init,
+      Memory: o.resources.memory?.limit ?? 0,
+      NanoCpus: o.resources.cpu?.quota && o.resources.cpu.period ? Math.round((o.resources.cpu.quota / o.resources.cpu.period) * 1e9) : 0,
+      PidsLimit: o.resources.pids?.limit ?? null,
+      Ulimits: o.ulimits.map((u) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })),
+    },
+    GraphDriver: {
+      Name: 'overlay',
+      Data: {
+        LowerDir: record.lowerDirs.map((l) => `${storeRoot}/${l}`).join(':'),
+        UpperDir: `${storeRoot}/${paths.upperRel}`,
+        WorkDir: `${storeRoot}/${paths.workRel}`,
+        MergedDir: paths.rootfs,
+      },
+    },
+    Mounts: o.volumes.map((v) => ({ Type: 'bind', Source: v.source, Destination: v.target, Mode: v.readonly ? 'ro' : '', RW: !v.readonly, Propagation: 'rprivate' })),
+    Config: {
+      Hostname: record.hostname,
+      User: spec.process.user.uid === 0 ? '' : `${spec.process.user.uid}:${spec.process.user.gid}`,
+      Tty: spec.process.terminal,
+      OpenStdin: o.interactive,
+      Env: spec.process.env,
+      Cmd: record.args,
+      Image: record.image,
+      WorkingDir: spec.process.cwd,
+      Entrypoint: o.entrypoint === undefined ? null : [o.entrypoint],
+      StopSignal: record.stopSignal,
+    },
+    NetworkSettings: {
+      SandboxKey: net?.netnsPath ?? '',
+      Ports: ports,
+      IPAddress: running ? (net?.ip ?? '') : '',
+      IPPrefixLen: running ? (net?.prefixLen ?? 0) : 0,
+      Gateway: running ? (net?.gateway ?? '') : '',
+      MacAddress: running ? (net?.mac ?? '') : '',
+      Networks: net && running ? { [net.name]: { IPAddress: net.ip, Gateway: net.gateway, MacAddress: net.mac, IPPrefixLen: net.prefixLen } } : {},
+    },
+    Tsrun: {
+      ContainerDir: paths.dir,
+      MonitorPid: running ? (seen.monitor?.monitorPid ?? 0) : 0,
+      Namespaces: running ? nsInodes(seen.pid) : {},
+      CgroupPaths: running ? seen.state.cgroupPaths : {},
+      Limits: spec.linux.resources,
+      Capabilities: spec.process.capabilities.bounding,
+      NoNewPrivileges: spec.process.noNewPrivileges,
+      HostVeth: running ? (net?.hostVeth ?? '') : '',
+      OciConfig: paths.config,
+    },
+  };
+}

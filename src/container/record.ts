@@ -1,0 +1,155 @@
+// What tsrun knows about a container, on disk, with no daemon:
+//   container.json  what it was created with (written once by create, changed by rename)
+//   state.json      what tsrun did to it (started, network, cgroup, finished, OOM)
+//   status          what its monitor reports (the C helper writes it: running, pid, exit code)
+// Every file is replaced atomically (write + rename), so readers never need a lock.
+import { readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { errnoOf, TsrunError } from '../errors.js';
+import type { ContainerOptions } from '../namespaces/options.js';
+import type { PortMapping } from '../netns/index.js';
+import { ContainerPaths } from './paths.js';
+
+export interface RestartPolicy {
+  name: 'no' | 'always' | 'unless-stopped' | 'on-failure';
+  maximumRetryCount: number;
+}
+
+export interface ContainerRecord {
+  id: string;
+  name: string;
+  created: string;
+  /** The image as the user named it, and its ID (config digest). */
+  image: string;
+  imageId: string;
+  /** The process (entrypoint + cmd), for ps and inspect. */
+  path: string;
+  args: string[];
+  hostname: string;
+  options: ContainerOptions;
+  restartPolicy: RestartPolicy;
+  /** Overlay lower dirs relative to the store root, top layer first. */
+  lowerDirs: string[];
+  logConfig: { maxSize: number; maxFile: number };
+  stopSignal: string;
+}
+
+export interface NetworkState {
+  name: string;
+  ip: string;
+  gateway: string;
+  mac: string;
+  prefixLen: number;
+  hostVeth: string;
+  netnsPath: string;
+  ports: PortMapping[];
+}
+
+export interface ContainerState {
+  startedAt: string | null;
+  finishedAt: string | null;
+  exitCode: number | null;
+  oomKilled: boolean;
+  /** `pause` froze the cgroup. */
+  paused: boolean;
+  /** The boot the monitor ran in: a monitor from an earlier boot is certainly gone. */
+  bootId: string | null;
+  cgroupPaths: Record<string, string>;
+  network: NetworkState | null;
+  /** Resources (cgroup, network) released after the last run. */
+  cleanedUp: boolean;
+}
+
+export const emptyState = (): ContainerState => ({
+  startedAt: null,
+  finishedAt: null,
+  exitCode: null,
+  oomKilled: false,
+  paused: false,
+  bootId: null,
+  cgroupPaths: {},
+  network: null,
+  cleanedUp: true,
+});
+
+export function writeJsonAtomic(path: string, value: unknown): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 });
+  renameSync(tmp, path);
+}
+
+function readJson<T>(path: string): T | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return undefined;
+    throw new TsrunError('EINTERNAL', `${path} is damaged: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export function readRecord(paths: ContainerPaths): ContainerRecord | undefined {
+  return readJson<ContainerRecord>(paths.record);
+}
+
+export function readState(paths: ContainerPaths): ContainerState {
+  return { ...emptyState(), ...readJson<ContainerState>(paths.state) };
+}
+
+/** Read-modify-write of state.json; callers hold the container's lock. */
+export function updateState(paths: ContainerPaths, change: Partial<ContainerState>): ContainerState {
+  const next = { ...readState(paths), ...change };
+  writeJsonAtomic(paths.state, next);
+  return next;
+}
+
+/** Every container ID in the store (directories that hold a container.json). */
+export function listIds(storeRoot: string): string[] {
+  let entries: string[];
+  try {
+    entries = readdirSync(join(storeRoot, 'containers'));
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return [];
+    throw err;
+  }
+  return entries.filter((e) => /^[0-9a-f]{64}$/.test(e));
+}
+
+/** The monitor's `status` file: key=value lines (native/README.md). */
+export interface MonitorStatus {
+  status: 'running' | 'exited' | 'restarting' | string;
+  pid: number;
+  monitorPid: number;
+  monitorStartTime: string;
+  exitCode: number | null;
+  exitSignal: number;
+  startedAt: string | null;
+  finishedAt: string | null;
+  restartCount: number;
+}
+
+export function readMonitorStatus(paths: ContainerPaths): MonitorStatus | undefined {
+  let text: string;
+  try {
+    text = readFileSync(paths.status, 'utf8');
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+  const kv = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) kv.set(line.slice(0, eq), line.slice(eq + 1));
+  }
+  const num = (k: string) => (kv.get(k) ? Number(kv.get(k)) : 0);
+  return {
+    status: kv.get('status') ?? 'unknown',
+    pid: num('pid'),
+    monitorPid: num('monitor_pid'),
+    monitorStartTime: kv.get('monitor_start_time') ?? '',
+    exitCode: kv.get('exit_code') ? Number(kv.get('exit_code')) : null,
+    exitSignal: num('exit_signal'),
+    startedAt: kv.get('started_at') || null,
+    finishedAt: kv.get('finished_at') || null,
+    restartCount: num('restart_count'),
+  };
+}

@@ -1,0 +1,42 @@
+// rm and container prune: a running container only with -f (killed first), as docker.
+import { TsrunError } from '../errors.js';
+import { withLock } from '../sys/lock.js';
+import { cleanupContainer, removeFiles } from './cleanup.js';
+import type { Found } from './lookup.js';
+import { ContainerPaths } from './paths.js';
+import { listIds, readRecord } from './record.js';
+import { killContainer, waitNotRunning } from './signals.js';
+import { can, observe } from './status.js';
+
+export async function removeContainer(storeRoot: string, found: Found, force: boolean): Promise<void> {
+  const seen = observe(found.paths);
+  if (!can.remove(seen.status)) {
+    if (!force) {
+      throw new TsrunError(
+        'ESTATE',
+        `cannot remove container ${found.record.name}: it is ${seen.status}; stop it first (tsrun stop ${found.record.name}) or force the removal with rm -f`,
+      );
+    }
+    await killContainer(found, 'SIGKILL');
+    if (!(await waitNotRunning(found, 10_000))) {
+      throw new TsrunError('ESTATE', `container ${found.record.name} did not stop after SIGKILL`);
+    }
+  }
+  await cleanupContainer(storeRoot, found.record.id, { autoRemove: false });
+  await withLock(found.paths.lock, () => removeFiles(storeRoot, found.record.id, found.record.name));
+}
+
+/** Remove every stopped container; the IDs removed. */
+export async function pruneContainers(storeRoot: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const id of listIds(storeRoot)) {
+    const paths = new ContainerPaths(storeRoot, id);
+    const record = readRecord(paths);
+    if (!record) continue;
+    const status = observe(paths).status;
+    if (status !== 'exited' && status !== 'created' && status !== 'dead') continue;
+    await removeContainer(storeRoot, { paths, record }, false);
+    removed.push(id);
+  }
+  return removed;
+}

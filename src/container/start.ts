@@ -1,0 +1,188 @@
+// `start`: give a created (or exited) container a cgroup and a network, and launch its monitor
+// (the native helper), which clones the container and stays with it. Attached, tsrun relays
+// signals and waits for the exit; detached, tsrun returns once the process runs and the
+// monitor carries on alone, running `tsrun container cleanup` when the container is done.
+import { readFileSync, rmSync, statSync } from 'node:fs';
+import { TsrunError, errnoOf } from '../errors.js';
+import { buildPlan } from '../namespaces/plan.js';
+import type { OciSpec } from '../namespaces/spec.js';
+import { HelperProcess, type ExitStatus, type TraceLine } from '../namespaces/helper.js';
+import { detectCgroups, openDriver, type CgroupDriver, type CgroupHandle, type Resources } from '../cgroups/index.js';
+import { withLock } from '../sys/lock.js';
+import { cleanupContainer } from './cleanup.js';
+import type { Found } from './lookup.js';
+import { portsToPublish, recipeFor, refreshPeers, usesBridge, writeHosts } from './network.js';
+import { updateState, type ContainerRecord, type NetworkState } from './record.js';
+import { InvalidTransitionError, can, currentBootId, observe } from './status.js';
+import type { ImageConfig } from '../image/types.js';
+
+export interface StartOptions {
+  /** attached: the container uses these fds and tsrun waits; detached: /dev/null and a log. */
+  attach?: { stdio: [number | 'ignore', number | 'ignore', number | 'ignore'] };
+  onTrace?: (line: TraceLine) => void;
+  /** How the monitor calls tsrun back after the exit: [node, cli.js, --root, root]. */
+  tsrunCommand: string[];
+  /** The image's config, for -P (ExposedPorts). */
+  imageConfig?: ImageConfig;
+}
+
+export interface Started {
+  id: string;
+  name: string;
+  pid: number;
+  signal(sig: NodeJS.Signals): void;
+  /** Attached only: waits for the exit and releases the container's resources. */
+  wait(): Promise<ExitStatus>;
+}
+
+/**
+ * Another tsrun may remove the (empty) parent between our mkdir of the parent and of the leaf:
+ * the leaf's mkdir then fails with ENOENT, and a second attempt recreates the parent.
+ */
+function createCgroup(driver: CgroupDriver, parent: string, id: string, resources: Resources): CgroupHandle {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return driver.create(parent, id, resources);
+    } catch (err) {
+      const code = errnoOf(err) ?? errnoOf((err as { cause?: unknown }).cause);
+      if (code !== 'ENOENT' || attempt >= 3) throw err;
+    }
+  }
+}
+
+function restartLine(record: ContainerRecord): string {
+  const p = record.restartPolicy;
+  return p.name === 'on-failure' ? `on-failure:${p.maximumRetryCount}` : p.name;
+}
+
+export async function startContainer(storeRoot: string, found: Found, opts: StartOptions): Promise<Started> {
+  const { paths, record } = found;
+  const { options } = record;
+  const undo: Array<() => void | Promise<void>> = [];
+  const rollback = async () => {
+    for (const u of undo.splice(0).reverse()) {
+      try {
+        await u();
+      } catch {
+        // keep undoing the rest
+      }
+    }
+  };
+
+  const started = await withLock(paths.lock, async () => {
+    const seen = observe(paths);
+    if (!can.start(seen.status)) {
+      throw new InvalidTransitionError(record.name, seen.status, 'start', seen.status === 'running' ? 'it is already running' : '');
+    }
+    // What the last run left behind (a dead monitor's cgroup or endpoint) goes first.
+    if (seen.orphaned) await cleanupContainer(storeRoot, record.id, { locked: true, autoRemove: false });
+    rmSync(paths.stopFile, { force: true });
+    rmSync(paths.status, { force: true });
+
+    try {
+      const spec = JSON.parse(readFileSync(paths.config, 'utf8')) as OciSpec;
+      // The cgroup exists, with its limits, before the container's first instruction: the
+      // helper writes the child's pid into every cgroup.procs before releasing it.
+      const driver = openDriver(detectCgroups());
+      const cgroup = createCgroup(driver, options.cgroupParent, record.id, options.resources);
+      undo.push(() => {
+        cgroup.remove();
+        driver.removeParent(options.cgroupParent);
+      });
+
+      // Bridge networks: the namespace and its veth exist before the container does, so
+      // every run of the container (restart policies) joins the same network.
+      let network: NetworkState | null = null;
+      if (usesBridge(options.network)) {
+        const { attach, detach } = await import('../netns/index.js');
+        undo.push(() => detach(storeRoot, record.id));
+        const att = await attach(storeRoot, {
+          id: record.id,
+          name: record.name,
+          network: options.network,
+          ports: opts.imageConfig ? portsToPublish(options, opts.imageConfig) : options.publish,
+          aliases: options.networkAliases,
+        });
+        const { ip, gateway, mac, prefixLen, hostVeth, netnsPath, ports } = att;
+        network = { name: att.network, ip, gateway, mac, prefixLen, hostVeth, netnsPath, ports };
+        writeHosts(storeRoot, record.id, recipeFor(record.hostname, options, att));
+        refreshPeers(storeRoot, att.network, record.id);
+      }
+
+      const detached = opts.attach === undefined;
+      const plan = buildPlan(
+        spec,
+        {
+          storeRoot,
+          lowerDirs: record.lowerDirs,
+          upperDir: paths.upperRel,
+          workDir: paths.workRel,
+          name: record.name,
+          trace: options.trace,
+          interactive: options.interactive && !detached,
+          init: options.init,
+          cgroupProcs: cgroup.procsFiles,
+          ...(network && { joinNetns: network.netnsPath }),
+          monitor: {
+            attachStdio: !detached,
+            log: { path: paths.log, maxSize: record.logConfig.maxSize, maxFile: record.logConfig.maxFile },
+            statusFile: paths.status,
+            restart: restartLine(record),
+            stopFile: paths.stopFile,
+            // Detached, nobody waits for the exit: the monitor hands over to tsrun's cleanup.
+            ...(detached && { exitCommand: [...opts.tsrunCommand, 'container', 'cleanup', record.id] }),
+          },
+        },
+        isFile,
+      );
+
+      const helper = HelperProcess.launch(plan, {
+        stdio: opts.attach?.stdio ?? ['ignore', 'ignore', 'ignore'],
+        ...(opts.onTrace && { onTrace: opts.onTrace }),
+      });
+      undo.push(() => helper.signal('SIGKILL'));
+      const pid = await helper.waitPid();
+      updateState(paths, {
+        startedAt: new Date().toISOString(),
+        finishedAt: null,
+        exitCode: null,
+        oomKilled: false,
+        paused: false,
+        bootId: currentBootId(),
+        cgroupPaths: cgroup.paths,
+        network,
+        cleanedUp: false,
+      });
+      helper.go();
+      await helper.waitStarted();
+      return { helper, pid };
+    } catch (err) {
+      await rollback();
+      updateState(paths, { cleanedUp: true, network: null });
+      throw err;
+    }
+  });
+
+  const { helper, pid } = started;
+  if (!opts.attach) helper.release();
+  return {
+    id: record.id,
+    name: record.name,
+    pid,
+    signal: (sig) => helper.signal(sig),
+    wait: async () => {
+      if (!opts.attach) throw new TsrunError('EINTERNAL', 'wait() on a detached start');
+      const status = await helper.waitExit();
+      const after = await cleanupContainer(storeRoot, record.id, { exit: status });
+      return { ...status, oomKilled: after.oomKilled };
+    },
+  };
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}

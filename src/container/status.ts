@@ -1,0 +1,89 @@
+// A container's status, derived from its files and checked against the kernel: a monitor that
+// died (kill -9, reboot) must never leave a container reported as running. PID reuse is ruled
+// out by the process start time, and a reboot by the boot ID.
+import { readFileSync } from 'node:fs';
+import { TsrunError } from '../errors.js';
+import { readMonitorStatus, readState, type ContainerState, type MonitorStatus } from './record.js';
+import type { ContainerPaths } from './paths.js';
+
+export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'exited' | 'dead';
+
+/** The docker state machine's checks, in one place (youki's `can_start` and friends). */
+export const can = {
+  start: (s: ContainerStatus) => s === 'created' || s === 'exited',
+  stop: (s: ContainerStatus) => s === 'running' || s === 'paused' || s === 'restarting',
+  kill: (s: ContainerStatus) => s === 'running' || s === 'paused' || s === 'restarting',
+  exec: (s: ContainerStatus) => s === 'running',
+  pause: (s: ContainerStatus) => s === 'running',
+  unpause: (s: ContainerStatus) => s === 'paused',
+  remove: (s: ContainerStatus) => s === 'created' || s === 'exited' || s === 'dead',
+};
+
+export class InvalidTransitionError extends TsrunError {
+  constructor(
+    readonly container: string,
+    readonly from: ContainerStatus,
+    action: string,
+    hint: string,
+  ) {
+    super('ESTATE', `cannot ${action} container ${container}: it is ${from}${hint ? `; ${hint}` : ''}`);
+  }
+}
+
+let bootId: string | undefined;
+export function currentBootId(): string {
+  bootId ??= readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  return bootId;
+}
+
+/**
+ * Field 22 of /proc/<pid>/stat: when the process started, in clock ticks since boot; undefined
+ * when there is no such live process (a zombie, which an orphaned monitor becomes where
+ * nobody reaps it, is dead too).
+ */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[0] === 'Z' || fields[0] === 'X' ? undefined : fields[19];
+  } catch {
+    return undefined;
+  }
+}
+
+export function monitorAlive(m: MonitorStatus, state: ContainerState): boolean {
+  if (!m.monitorPid || (state.bootId !== null && state.bootId !== currentBootId())) return false;
+  const started = processStartTime(m.monitorPid);
+  return started !== undefined && started === m.monitorStartTime;
+}
+
+export interface Observed {
+  status: ContainerStatus;
+  state: ContainerState;
+  monitor: MonitorStatus | undefined;
+  /** Host PID of the container's first process while it runs, else 0. */
+  pid: number;
+  exitCode: number | null;
+  /** The monitor vanished without recording an exit: its resources still need releasing. */
+  orphaned: boolean;
+}
+
+export function observe(paths: ContainerPaths): Observed {
+  const state = readState(paths);
+  const monitor = readMonitorStatus(paths);
+  if (!monitor || state.startedAt === null) {
+    return { status: state.startedAt === null ? 'created' : 'exited', state, monitor, pid: 0, exitCode: state.exitCode, orphaned: false };
+  }
+  const alive = monitorAlive(monitor, state);
+  if (alive && monitor.status === 'running') {
+    return { status: state.paused ? 'paused' : 'running', state, monitor, pid: monitor.pid, exitCode: null, orphaned: false };
+  }
+  if (alive && monitor.status === 'restarting') return { status: 'restarting', state, monitor, pid: 0, exitCode: monitor.exitCode, orphaned: false };
+  if (monitor.status === 'exited') {
+    return { status: 'exited', state, monitor, pid: 0, exitCode: monitor.exitCode ?? state.exitCode, orphaned: !state.cleanedUp };
+  }
+  // The monitor died while the container ran (kill -9, reboot). Nothing will record an exit,
+  // so the container counts as exited; cleanup kills whatever is left in its cgroup.
+  return { status: 'exited', state, monitor, pid: 0, exitCode: state.exitCode ?? 255, orphaned: !state.cleanedUp };
+}
