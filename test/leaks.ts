@@ -20,7 +20,12 @@ export function findLeaks(marker = 'tsrun'): string[] {
     }
     if (comm !== 'tsrun-monitor' && comm !== 'tsrun-init' && comm !== 'tsrun-helper') continue;
     // A zombie holds nothing; an orphan becomes one wherever the host's init is slow to reap.
-    const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];
+    let state: string | undefined;
+    try {
+      state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];
+    } catch {
+      continue; // gone meanwhile
+    }
     if (state !== 'Z') leaks.push(`process ${pid}: ${comm}`);
   }
   try {

@@ -22,7 +22,7 @@ export function findContainer(storeRoot: string, ref: string): Found {
     const matches = listIds(storeRoot).filter((c) => c.startsWith(input));
     if (matches.length > 1) {
       const names = matches.map((m) => `${m.slice(0, 12)} (${readRecord(new ContainerPaths(storeRoot, m))?.name ?? '?'})`);
-      throw new TsrunError('ENOCONTAINER', `multiple containers match the ID prefix "${input}": ${names.join(', ')}; give more digits`);
+      throw new TsrunError('EAMBIGUOUS', `multiple containers match the ID prefix "${input}": ${names.join(', ')}; give more digits`);
     }
     id = matches[0];
   }

@@ -10,6 +10,7 @@ import { HelperProcess, type ExitStatus, type TraceLine } from '../namespaces/he
 import { detectCgroups, openDriver, type CgroupDriver, type CgroupHandle, type Resources } from '../cgroups/index.js';
 import { withLock } from '../sys/lock.js';
 import { cleanupContainer } from './cleanup.js';
+import { waitNotRunning } from './signals.js';
 import type { Found } from './lookup.js';
 import { portsToPublish, recipeFor, refreshPeers, usesBridge, writeHosts } from './network.js';
 import { updateState, type ContainerRecord, type NetworkState } from './record.js';
@@ -129,8 +130,11 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
             statusFile: paths.status,
             restart: restartLine(record),
             stopFile: paths.stopFile,
-            // Detached, nobody waits for the exit: the monitor hands over to tsrun's cleanup.
-            ...(detached && { exitCommand: [...opts.tsrunCommand, 'container', 'cleanup', record.id] }),
+            // Detached, or restarting after tsrun stopped waiting, nobody waits for the last exit:
+            // the monitor hands over to tsrun's cleanup.
+            ...((detached || record.restartPolicy.name !== 'no') && {
+              exitCommand: [...opts.tsrunCommand, 'container', 'cleanup', record.id],
+            }),
           },
         },
         isFile,
@@ -173,6 +177,10 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
     wait: async () => {
       if (!opts.attach) throw new TsrunError('EINTERNAL', 'wait() on a detached start');
       const status = await helper.waitExit();
+      // With a restart policy the monitor goes on; its exit command cleans up at the end.
+      if (record.restartPolicy.name !== 'no') return status;
+      // The monitor reports the exit, then records it: let it finish before releasing.
+      await waitNotRunning({ paths, record }, 5000);
       const after = await cleanupContainer(storeRoot, record.id, { exit: status });
       return { ...status, oomKilled: after.oomKilled };
     },
