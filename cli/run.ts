@@ -6,57 +6,50 @@ import { action, collect, globalOptions, tsrunCommand } from './common.js';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
 
-type RunFlags = RunFlagValues & { platform?: string; pull: string; net?: string; detach: boolean; restart: string };
+type RunFlags = RunFlagValues & { platform?: string; pull: string; net?: string; detach?: boolean; restart: string };
 
-export function register(program: Command): void {
-  program
-    .command('run')
-    .description('Create and run a new container from an image')
-    .usage('[OPTIONS] IMAGE [COMMAND] [ARG...]')
-    .helpOption('--help', 'display help for command')
-    .argument('<image>', 'image name, name:tag, name@digest or image ID')
-    .argument('[command...]', 'command and arguments (default: the image\'s Entrypoint + Cmd)')
-    .passThroughOptions()
-    // Container
+/** run's flags, shared with `create` (docker groups them the same way in its reference). */
+export function addRunOptions(cmd: Command): Command {
+  return cmd
+    .optionsGroup('Container:')
     .option('--name <string>', 'assign a name to the container')
-    .option('-d, --detach', 'run the container in the background and print its ID', false)
-    .option('--rm', 'automatically remove the container when it exits', false)
+    .option('--rm', 'automatically remove the container when it exits')
     .option('--restart <policy>', 'restart policy: no, on-failure[:max-retries], always, unless-stopped', 'no')
-    .option('-i, --interactive', 'keep STDIN open', false)
-    .option('-t, --tty', 'allocate a pseudo-TTY', false)
-    .option('--init', 'run an init inside the container that forwards signals and reaps processes', false)
-    .option('--trace', 'print every step the helper executes, like strace (tsrun only)', false)
-    // Process
+    .option('-i, --interactive', 'keep STDIN open')
+    .option('-t, --tty', 'allocate a pseudo-TTY')
+    .option('--init', 'run an init inside the container that forwards signals and reaps processes')
+    .option('--trace', 'print every step the helper executes, like strace (tsrun only)')
+    .optionsGroup('Process:')
     .option('--entrypoint <command>', 'overwrite the default ENTRYPOINT of the image')
-    .option('-e, --env <KEY=value>', 'set an environment variable (repeatable)', collect, [])
-    .option('--env-file <file>', 'read environment variables from a file (repeatable)', collect, [])
+    .option('-e, --env <KEY=value>', 'set an environment variable (repeatable)', collect)
+    .option('--env-file <file>', 'read environment variables from a file (repeatable)', collect)
     .option('-w, --workdir <dir>', 'working directory inside the container')
     .option('-u, --user <name|uid[:group|gid]>', 'user to run as')
     .option('-h, --hostname <name>', 'container host name (default: the first 12 digits of the ID)')
-    .option('--ulimit <name=soft[:hard]>', 'ulimit options (repeatable; never above the host\'s hard limit)', collect, [])
-    // Storage
-    .option('-v, --volume <host:ctr[:ro]>', 'bind mount a host path (repeatable)', collect, [])
-    .option('--tmpfs <path[:opts]>', 'mount a tmpfs (repeatable)', collect, [])
-    .option('--read-only', 'mount the container\'s root filesystem as read only', false)
-    // Security
-    .option('--cap-add <cap>', 'add a Linux capability (repeatable)', collect, [])
-    .option('--cap-drop <cap>', 'drop a Linux capability (repeatable)', collect, [])
-    .option('--privileged', 'give extended privileges: all capabilities, no masked paths', false)
-    .option('--security-opt <opt>', 'security options: no-new-privileges=true|false (default true)', collect, [])
-    // Namespaces
+    .option('--ulimit <name=soft[:hard]>', 'ulimit options (repeatable; never above the host\'s hard limit)', collect)
+    .optionsGroup('Storage:')
+    .option('-v, --volume <host:ctr[:ro]>', 'bind mount a host path (repeatable)', collect)
+    .option('--tmpfs <path[:opts]>', 'mount a tmpfs (repeatable)', collect)
+    .option('--read-only', 'mount the container\'s root filesystem as read only')
+    .optionsGroup('Security:')
+    .option('--cap-add <cap>', 'add a Linux capability (repeatable)', collect)
+    .option('--cap-drop <cap>', 'drop a Linux capability (repeatable)', collect)
+    .option('--privileged', 'give extended privileges: all capabilities, no masked paths')
+    .option('--security-opt <opt>', 'security options: no-new-privileges=true|false (default true)', collect)
+    .optionsGroup('Network and namespaces:')
     .option('--network <mode>', 'network: bridge, none, host, or a network\'s name', 'bridge')
     .addOption(new Option('--net <mode>', 'alias of --network').hideHelp())
-    .option('-p, --publish <[ip:]host:ctr[/proto]>', 'publish a container port on the host (repeatable)', collect, [])
-    .option('-P, --publish-all', 'publish every exposed port on a random host port', false)
-    .option('--dns <ip>', 'set a DNS server (repeatable)', collect, [])
-    .option('--dns-search <domain>', 'set a DNS search domain (repeatable)', collect, [])
-    .option('--dns-option <opt>', 'set a resolv.conf option (repeatable)', collect, [])
-    .option('--add-host <host:ip>', 'add a line to /etc/hosts; ip may be host-gateway (repeatable)', collect, [])
-    .option('--network-alias <name>', 'another name for the container on its network (repeatable)', collect, [])
+    .option('-p, --publish <[ip:]host:ctr[/proto]>', 'publish a container port on the host (repeatable)', collect)
+    .option('-P, --publish-all', 'publish every exposed port on a random host port')
+    .option('--dns <ip>', 'set a DNS server (repeatable)', collect)
+    .option('--dns-search <domain>', 'set a DNS search domain (repeatable)', collect)
+    .option('--dns-option <opt>', 'set a resolv.conf option (repeatable)', collect)
+    .option('--add-host <host:ip>', 'add a line to /etc/hosts; ip may be host-gateway (repeatable)', collect)
+    .option('--network-alias <name>', 'another name for the container on its network (repeatable)', collect)
     .option('--pid <mode>', 'PID namespace: "host" to share the host\'s', '')
     .option('--ipc <mode>', 'IPC namespace: "host" to share the host\'s', '')
     .option('--uts <mode>', 'UTS namespace: "host" to share the host\'s', '')
-    // Resources (cgroups)
+    .optionsGroup('Resources (cgroups):')
     .option('-m, --memory <bytes>', 'memory limit (b, k, m, g; at least 6m)')
     .option('--memory-swap <bytes>', 'memory + swap limit; -1 for unlimited swap')
     .option('--memory-reservation <bytes>', 'memory soft limit')
@@ -68,14 +61,29 @@ export function register(program: Command): void {
     .option('--cpuset-mems <list>', 'memory nodes allowed (0-3, 0,1)')
     .option('--pids-limit <int>', 'maximum number of processes (-1 for unlimited)')
     .option('--blkio-weight <int>', 'block IO weight (10-1000)')
-    .option('--device-read-bps <dev:rate>', 'limit read rate from a device (repeatable)', collect, [])
-    .option('--device-write-bps <dev:rate>', 'limit write rate to a device (repeatable)', collect, [])
-    .option('--device-read-iops <dev:rate>', 'limit read rate (IO per second) from a device (repeatable)', collect, [])
-    .option('--device-write-iops <dev:rate>', 'limit write rate (IO per second) to a device (repeatable)', collect, [])
+    .option('--device-read-bps <dev:rate>', 'limit read rate from a device (repeatable)', collect)
+    .option('--device-write-bps <dev:rate>', 'limit write rate to a device (repeatable)', collect)
+    .option('--device-read-iops <dev:rate>', 'limit read rate (IO per second) from a device (repeatable)', collect)
+    .option('--device-write-iops <dev:rate>', 'limit write rate (IO per second) to a device (repeatable)', collect)
     .option('--cgroup-parent <path>', 'parent cgroup of the container\'s cgroup (env TSRUN_CGROUP_PARENT)', process.env.TSRUN_CGROUP_PARENT ?? 'tsrun')
-    // Image
+    .optionsGroup('Image:')
     .option('--platform <os/arch[/variant]>', 'platform to pull if the image is missing')
-    .addOption(new Option('--pull <policy>', 'pull the image before running').choices(['missing', 'always', 'never']).default('missing'))
+    .addOption(new Option('--pull <policy>', 'pull the image before running').choices(['missing', 'always', 'never']).default('missing'));
+}
+
+export function register(program: Command): void {
+  const run = program
+    .command('run')
+    .description('Create and run a new container from an image')
+    .usage('[OPTIONS] IMAGE [COMMAND] [ARG...]')
+    .helpOption('--help', 'display help for command')
+    .argument('<image>', 'image name, name:tag, name@digest or image ID')
+    .argument('[command...]', 'command and arguments (default: the image\'s Entrypoint + Cmd)')
+    .passThroughOptions();
+  addRunOptions(run);
+  run
+    .addOption(new Option('-d, --detach', 'run the container in the background and print its ID').helpGroup('Container:'))
+    .addHelpText('after', '\nDefaults differ from docker in two places: no-new-privileges is on, and RLIMIT_NOFILE never exceeds the host\'s hard limit.')
     .action(action(async (image: string, command: string[], flags: RunFlags, cmd: Command) => {
       const g = globalOptions(cmd);
       const { parseRunOptions } = await import('../src/container/run-options.js');

@@ -18,37 +18,37 @@ import type { RestartPolicy } from './record.js';
 
 export interface RunFlagValues extends ResourceFlags {
   cgroupParent?: string;
-  publish: string[];
-  publishAll: boolean;
-  dns: string[];
-  dnsSearch: string[];
-  dnsOption: string[];
-  addHost: string[];
-  networkAlias: string[];
+  publish?: string[];
+  publishAll?: boolean;
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOption?: string[];
+  addHost?: string[];
+  networkAlias?: string[];
   name?: string;
   hostname?: string;
   entrypoint?: string;
-  env: string[];
-  envFile: string[];
+  env?: string[];
+  envFile?: string[];
   workdir?: string;
   user?: string;
-  volume: string[];
-  tmpfs: string[];
-  readOnly: boolean;
-  rm: boolean;
-  interactive: boolean;
-  tty: boolean;
-  init: boolean;
-  ulimit: string[];
-  capAdd: string[];
-  capDrop: string[];
-  privileged: boolean;
-  securityOpt: string[];
+  volume?: string[];
+  tmpfs?: string[];
+  readOnly?: boolean;
+  rm?: boolean;
+  interactive?: boolean;
+  tty?: boolean;
+  init?: boolean;
+  ulimit?: string[];
+  capAdd?: string[];
+  capDrop?: string[];
+  privileged?: boolean;
+  securityOpt?: string[];
   network: string;
   pid: string;
   ipc: string;
   uts: string;
-  trace: boolean;
+  trace?: boolean;
 }
 
 export interface HostAccess {
@@ -57,7 +57,20 @@ export interface HostAccess {
   stdinIsTty: boolean;
 }
 
-export function parseRunOptions(f: RunFlagValues, args: string[], host: HostAccess): ContainerOptions {
+/** Commander leaves unset flags undefined: every list empty, every switch off. */
+function withDefaults(f: RunFlagValues): Required<Pick<RunFlagValues, ListFlag | SwitchFlag>> & RunFlagValues {
+  const lists = Object.fromEntries(LIST_FLAGS.map((k) => [k, f[k] ?? []]));
+  const switches = Object.fromEntries(SWITCH_FLAGS.map((k) => [k, f[k] ?? false]));
+  return { ...f, ...lists, ...switches } as Required<Pick<RunFlagValues, ListFlag | SwitchFlag>> & RunFlagValues;
+}
+
+const LIST_FLAGS = ['env', 'envFile', 'volume', 'tmpfs', 'ulimit', 'capAdd', 'capDrop', 'securityOpt', 'publish', 'dns', 'dnsSearch', 'dnsOption', 'addHost', 'networkAlias'] as const;
+const SWITCH_FLAGS = ['readOnly', 'rm', 'interactive', 'tty', 'init', 'privileged', 'trace', 'publishAll'] as const;
+type ListFlag = (typeof LIST_FLAGS)[number];
+type SwitchFlag = (typeof SWITCH_FLAGS)[number];
+
+export function parseRunOptions(flags: RunFlagValues, args: string[], host: HostAccess): ContainerOptions {
+  const f = withDefaults(flags);
   const env: string[] = [];
   for (const file of f.envFile) {
     let text: string;
