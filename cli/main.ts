@@ -18,6 +18,7 @@ import { register as registerLogs } from './logs.js';
 import { register as registerInspect } from './inspect.js';
 import { register as registerContainer } from './container.js';
 import { register as registerExec } from './exec.js';
+import { register as registerStats } from './stats.js';
 
 const program = new Command('tsrun')
   .description('A daemonless, Docker-like container engine')
@@ -39,7 +40,7 @@ const program = new Command('tsrun')
   });
 
 const commands = [
-  registerRun, registerExec, registerPs, registerLifecycle, registerLogs, registerInspect, registerContainer,
+  registerRun, registerExec, registerPs, registerLifecycle, registerLogs, registerInspect, registerContainer, registerStats,
   registerPull, registerPush, registerImages, registerLoad, registerLogin, registerLogout, registerNetwork,
 ];
 for (const register of commands) {

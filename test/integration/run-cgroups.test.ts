@@ -1,7 +1,7 @@
 // `run` with cgroup limits on this host's real hierarchy (v1 controllers here, v2 elsewhere):
 // the container is in its cgroup from its first instruction, sees itself at /, and is held by
 // its limits. Each test file uses its own cgroup parent and removes it.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { detectCgroups } from '../../src/cgroups/index.js';
 import { describePrivileged, TestEnv } from './helpers/env.js';
@@ -48,9 +48,12 @@ describePrivileged('tsrun run: cgroups', () => {
   });
 
   it('kills a memory hog under --memory 32m with 137, OOMKilled', () => {
-    const r = run(['--memory', '32m', '--memory-swap', '32m'], 'x=$(head -c 200m /dev/zero | tr "\\0" a); echo survived');
+    const r = env.run(['run', '--name', 'hog', '--cgroup-parent', parent, '--memory', '32m', '--memory-swap', '32m', image, 'sh', '-c',
+      'x=$(head -c 200m /dev/zero | tr "\\0" a); echo survived'], { timeout: 60_000 });
     expect(r.stdout).not.toContain('survived');
     expect(r.status).toBe(137);
+    expect(JSON.parse(env.run(['inspect', 'hog']).stdout)[0].State).toMatchObject({ OOMKilled: true, ExitCode: 137 });
+    env.run(['rm', 'hog']);
   });
 
   it('pins to a CPU with --cpuset-cpus 0', () => {
@@ -65,5 +68,23 @@ describePrivileged('tsrun run: cgroups', () => {
     const bad = env.run(['run', '--rm', '--cpus', 'lots', image, 'true']);
     expect(bad.status).toBe(125);
     expect(bad.stderr).toContain('--cpus');
+  });
+
+  it('stats agrees with the cgroup files; update changes a running container\'s limits', () => {
+    const id = env.run(['run', '-d', '--network', 'none', '--cgroup-parent', parent, '--memory', '64m', '--pids-limit', '20', image, 'sleep', '30']).stdout.trim();
+    try {
+      const stats = JSON.parse(env.run(['stats', '--no-stream', '--format', 'json', id]).stdout.trim().split('\n')[0]!);
+      expect(stats.raw.memLimit).toBe(64 * 1024 * 1024);
+      expect(stats.raw.pids).toBe(1);
+      const pidsMax = v2 ? `${layout.unified}/${parent}/${id}/pids.max` : `${layout.v1.pids}/${parent}/${id}/pids.max`;
+      expect(readFileSync(pidsMax, 'utf8').trim()).toBe('20');
+      expect(env.run(['update', '--pids-limit', '40', '--memory', '96m', id]).status).toBe(0);
+      expect(readFileSync(pidsMax, 'utf8').trim()).toBe('40');
+      const after = JSON.parse(env.run(['stats', '--no-stream', '--format', 'json', id]).stdout.trim().split('\n')[0]!);
+      expect(after.raw.memLimit).toBe(96 * 1024 * 1024);
+      expect(JSON.parse(env.run(['inspect', id]).stdout)[0].HostConfig.Memory).toBe(96 * 1024 * 1024);
+    } finally {
+      env.run(['rm', '-f', id]);
+    }
   });
 });
