@@ -47,6 +47,14 @@ for (const register of commands) {
   register(program);
 }
 
+// `tsrun --help` groups commands as `docker --help` does.
+const COMMON = ['run', 'exec', 'ps', 'pull', 'push', 'images', 'login', 'logout', 'info', 'version'];
+const MANAGEMENT = ['container', 'image', 'network', 'system'];
+for (const cmd of program.commands) {
+  const name = cmd.name();
+  cmd.helpGroup(COMMON.includes(name) ? 'Common Commands:' : MANAGEMENT.includes(name) ? 'Management Commands:' : 'Commands:');
+}
+
 // `tsrun images | head` closes the pipe early: that is not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   if (err.code === 'EPIPE') process.exit(0);

@@ -1,0 +1,109 @@
+#!/usr/bin/env node
+// Cold and warm pull of a multi-layer Debian image (debootstrap minbase, split into layers by
+// umoci — an independent producer) from a loopback registry, side by side with skopeo copy
+// (download only), the download-plus-`tar -xzf` floor, podman and docker where installed.
+// Every engine gets the same procedure: its store emptied and `sync`ed before each timed run.
+// Usage (root): node bench/pull.mjs [--runs N] [--docker]
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { have, row, table, timeCommand } from './harness.mjs';
+
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
+const argv = process.argv.slice(2);
+const runs = Number(argv[argv.indexOf('--runs') + 1]) || 5;
+const cache = process.env.TSRUN_BENCH_CACHE ?? '/var/cache/tsrun-bench';
+const work = mkdtempSync(join(tmpdir(), 'tsrun-bench-pull-'));
+const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], ...opts });
+const cleanups = [];
+
+/** debootstrap minbase once (cached), then an OCI layout with 4 layers made by umoci. */
+function buildImage() {
+  const layout = join(cache, 'debian-oci');
+  if (existsSync(join(layout, 'index.json'))) return layout;
+  mkdirSync(cache, { recursive: true });
+  const rootfs = join(cache, 'minbase');
+  if (!existsSync(join(rootfs, 'etc', 'debian_version'))) {
+    if (!have('debootstrap')) sh('apt-get', ['install', '-y', '-qq', 'debootstrap']);
+    sh('debootstrap', ['--variant=minbase', 'bookworm', rootfs, 'http://deb.debian.org/debian']);
+  }
+  // Layers as an image built in steps would have them: base system, then /usr/share, /usr/lib, rest.
+  sh('umoci', ['init', '--layout', layout]);
+  sh('umoci', ['new', '--image', `${layout}:latest`]);
+  const parts = [['usr/share'], ['usr/lib'], ['usr/bin', 'usr/sbin'], ['.']];
+  const staged = join(work, 'stage');
+  for (const part of parts) {
+    rmSync(staged, { recursive: true, force: true });
+    mkdirSync(staged);
+    if (part[0] === '.') {
+      sh('sh', ['-c', `cd ${rootfs} && tar --exclude=./usr/share --exclude=./usr/lib --exclude=./usr/bin --exclude=./usr/sbin -cf - . | tar -xf - -C ${staged}`]);
+    } else {
+      for (const p of part) sh('sh', ['-c', `mkdir -p ${staged}/${p} && cd ${rootfs}/${p} && tar -cf - . | tar -xf - -C ${staged}/${p}`]);
+    }
+    sh('umoci', ['insert', '--image', `${layout}:latest`, staged, '/']);
+  }
+  return layout;
+}
+
+try {
+  const layout = buildImage();
+  const port = 15000 + (process.pid % 1000);
+  const registry = `127.0.0.1:${port}`;
+  const data = join(work, 'registry');
+  writeFileSync(join(work, 'config.yml'), `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${data}\nhttp:\n  addr: ${registry}\nlog:\n  level: error\n`);
+  const reg = spawn('docker-registry', ['serve', join(work, 'config.yml')], { stdio: 'ignore' });
+  cleanups.push(() => reg.kill());
+  for (let i = 0; i < 50 && spawnSync('curl', ['-fs', `http://${registry}/v2/`]).status !== 0; i++) spawnSync('sleep', ['0.1']);
+  sh('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci:${layout}:latest`, `docker://${registry}/debian:minbase`]);
+  const ref = `${registry}/debian:minbase`;
+  const manifest = JSON.parse(sh('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`]));
+  const compressed = manifest.layers.reduce((n, l) => n + l.size, 0);
+  console.log(`Image: ${manifest.layers.length} layers, ${(compressed / 1e6).toFixed(1)} MB compressed\n`);
+
+  const empty = (dir) => () => {
+    rmSync(dir, { recursive: true, force: true });
+    spawnSync('sync');
+  };
+  const tsrunRoot = join(work, 'tsrun');
+  const tsrun = [process.execPath, join(repo, 'dist/cli/main.js'), '--root', tsrunRoot];
+  const rows = [];
+  rows.push(row('tsrun pull (cold)', () => timeCommand([...tsrun, 'pull', '-q', ref], { runs, warmup: 1, before: empty(tsrunRoot) })));
+  rows.push(row('tsrun pull (warm: all present)', () => timeCommand([...tsrun, 'pull', '-q', ref], { runs: runs * 2, warmup: 1 })));
+  const skopeoDir = join(work, 'skopeo');
+  rows.push(row('skopeo copy to dir: (download only)', () =>
+    timeCommand(['skopeo', 'copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `dir:${skopeoDir}`], { runs, warmup: 1, before: empty(skopeoDir) })));
+  const floorDir = join(work, 'floor');
+  const floor = manifest.layers
+    .map((l) => `(mkdir -p ${floorDir}/${l.digest.slice(7, 19)} && curl -fsS http://${registry}/v2/debian/blobs/${l.digest} | tar -xzf - -C ${floorDir}/${l.digest.slice(7, 19)}) &`)
+    .join('\n');
+  rows.push(row('download + tar -xzf, layers in parallel (the floor)', () =>
+    timeCommand(['bash', '-c', `${floor}\nwait`], { runs, warmup: 1, before: empty(floorDir) })));
+  rows.push(row('podman pull', () => {
+    if (!have('podman')) throw new Error('podman not installed');
+    const p = ['podman', '--root', join(work, 'podman'), '--runroot', join(work, 'podman-run')];
+    return timeCommand([...p, 'pull', '-q', '--tls-verify=false', ref], {
+      runs, warmup: 1, before: () => spawnSync(p[0], [...p.slice(1), 'system', 'reset', '-f'], { stdio: 'ignore' }),
+    });
+  }));
+  rows.push(row('docker pull', () => {
+    if (!argv.includes('--docker') || !have('dockerd')) throw new Error('pass --docker (and install docker.io) to start a private dockerd');
+    const sock = `unix://${join(work, 'docker.sock')}`;
+    const start = () => {
+      const d = spawn('dockerd', ['--iptables=false', '--bridge=none', '--data-root', join(work, 'docker'), '--exec-root', join(work, 'docker-exec'), '-H', sock, '--pidfile', join(work, 'docker.pid')], { stdio: 'ignore' });
+      for (let i = 0; i < 100 && spawnSync('docker', ['-H', sock, 'info'], { stdio: 'ignore' }).status !== 0; i++) spawnSync('sleep', ['0.2']);
+      return d;
+    };
+    let d = start();
+    cleanups.push(() => d.kill());
+    return timeCommand(['docker', '-H', sock, 'pull', '-q', ref], {
+      runs, warmup: 1,
+      before: () => spawnSync('docker', ['-H', sock, 'image', 'rm', '-f', ref], { stdio: 'ignore' }),
+    });
+  }));
+  console.log(table(`Pull of ${ref} from a loopback registry (${runs} runs each)`, rows));
+} finally {
+  for (const c of cleanups.reverse()) c();
+  rmSync(work, { recursive: true, force: true });
+}
