@@ -1,7 +1,7 @@
 // ps and inspect: a container as docker shows it, plus tsrun's own section (namespace inodes,
 // cgroup paths, the files a learner can cat).
 import { readFileSync, readlinkSync } from 'node:fs';
-import { formatPort } from '../netns/index.js';
+import { formatPort } from '../netns/publish.js';
 import type { OciSpec } from '../namespaces/spec.js';
 import { ContainerPaths } from './paths.js';
 import { listIds, readRecord, type ContainerRecord } from './record.js';

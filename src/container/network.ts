@@ -4,7 +4,10 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { ImageConfig } from '../image/types.js';
 import type { ContainerOptions } from '../namespaces/options.js';
-import { addHostEntries, hostResolvConf, hostsEntries, networkPeers, type Attachment, type PortMapping } from '../netns/index.js';
+import type { Attachment } from '../netns/endpoint.js';
+import { addHostEntries, hostResolvConf } from '../netns/dns.js';
+import { hostsEntries, networkPeers } from '../netns/peers.js';
+import type { PortMapping } from '../netns/publish.js';
 import { hostsFile } from './etc-files.js';
 import { ContainerPaths } from './paths.js';
 

@@ -7,7 +7,7 @@ import { readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errnoOf, TsrunError } from '../errors.js';
 import type { ContainerOptions } from '../namespaces/options.js';
-import type { PortMapping } from '../netns/index.js';
+import type { PortMapping } from '../netns/publish.js';
 import { ContainerPaths } from './paths.js';
 
 export interface RestartPolicy {

@@ -13,7 +13,8 @@ import {
   type ContainerOptions,
 } from '../namespaces/options.js';
 import { DEFAULT_CGROUP_PARENT, parseResources, type ResourceFlags } from '../cgroups/index.js';
-import { parseAddHost, parsePublish } from '../netns/index.js';
+import { parseAddHost } from '../netns/dns.js';
+import { parsePublish } from '../netns/publish.js';
 import type { RestartPolicy } from './record.js';
 
 export interface RunFlagValues extends ResourceFlags {

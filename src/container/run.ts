@@ -35,6 +35,7 @@ export async function runContainer(req: RunRequest): Promise<Started> {
       ...(req.onTrace && { onTrace: req.onTrace }),
       tsrunCommand: req.tsrunCommand,
       imageConfig: req.image.config,
+      fresh: true,
     });
   } catch (err) {
     // As docker: a container that failed to start stays, as created, unless --rm.

@@ -25,6 +25,11 @@ export interface StartOptions {
   tsrunCommand: string[];
   /** The image's config, for -P (ExposedPorts). */
   imageConfig?: ImageConfig;
+  /**
+   * This process created the container a moment ago (`run`): no other tsrun can be starting it,
+   * so the container lock — and loading the FFI that takes it — is skipped on this hot path.
+   */
+  fresh?: boolean;
 }
 
 export interface Started {
@@ -70,7 +75,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
     }
   };
 
-  const started = await withLock(paths.lock, async () => {
+  const launch = async () => {
     const seen = observe(paths);
     if (!can.start(seen.status)) {
       throw new InvalidTransitionError(record.name, seen.status, 'start', seen.status === 'running' ? 'it is already running' : '');
@@ -165,7 +170,8 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
       updateState(paths, { cleanedUp: true, network: null });
       throw err;
     }
-  });
+  };
+  const started = opts.fresh ? await launch() : await withLock(paths.lock, launch);
 
   const { helper, pid } = started;
   if (!opts.attach) helper.release();
@@ -181,7 +187,9 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
       if (record.restartPolicy.name !== 'no') return status;
       // The monitor reports the exit, then records it: let it finish before releasing.
       await waitNotRunning({ paths, record }, 5000);
-      const after = await cleanupContainer(storeRoot, record.id, { exit: status });
+      // Without the lock when fresh (see StartOptions.fresh): every step of cleanup is
+      // idempotent, and the final removal of a --rm container is one atomic rename.
+      const after = await cleanupContainer(storeRoot, record.id, { exit: status, locked: opts.fresh === true });
       return { ...status, oomKilled: after.oomKilled };
     },
   };

@@ -14,7 +14,8 @@ import { TsrunError, errnoOf, wrap } from '../errors.js';
 import { Hasher, chainIdOf, hexOf, isDigest, mismatch } from './digest.js';
 import { ownerPid, pidAlive, readJson, removeTree, tempName, writeFileAtomic } from './fsutil.js';
 import type { Digest, LayerRecord } from './types.js';
-import { unpackTar, type UnpackOptions } from './unpack.js';
+// The unpacker (tar-stream, koffi) loads only when a layer is unpacked: `run` never needs it.
+import type { UnpackOptions } from './unpack.js';
 
 /** What `layers/<hex>/layer.json` holds. */
 interface LayerMeta {
@@ -69,6 +70,7 @@ export class Layers {
     try {
       await fs.mkdir(tmp, { mode: 0o700 });
       await fs.mkdir(path.join(tmp, 'diff'), { mode: 0o755 });
+      const { unpackTar } = await import('./unpack.js');
       const result = await unpackTar(tar, path.join(tmp, 'diff'), options);
       const bad = mismatch(`layer ${diffId}`, { digest: diffId }, { digest: result.diffId, size: result.tarSize });
       if (bad) throw bad;

@@ -19,6 +19,8 @@ import { endpointTag } from './firewall-rules.js';
 import { resolveHostPorts } from './host-ports.js';
 import { formatIp, isHostAddress, macForIp, parseCidr, parseIp, size } from './ipv4.js';
 import { withLock } from './lock.js';
+import { hostsEntries } from './peers.js';
+export { hostsEntries, networkPeers, type Peer } from './peers.js';
 import { createNetworkLocked, DEFAULT_NETWORK, findNetwork, listNetworks } from './network.js';
 import type { PortMapping } from './publish.js';
 import {
@@ -221,28 +223,3 @@ export async function reloadFirewall(stateDir: string): Promise<void> {
   }
 }
 
-export interface Peer {
-  id: string;
-  name: string;
-  aliases: string[];
-  ip: string;
-}
-
-/** The containers attached to a network. */
-export function networkPeers(stateDir: string, network: string): Peer[] {
-  return readEndpoints(stateDir)
-    .filter((e) => e.network === network)
-    .map(({ id, name, aliases, ip }) => ({ id, name, aliases, ip }));
-}
-
-/**
- * /etc/hosts lines naming the other containers on this container's network. Like docker, the
- * default network gives no names (only user-defined networks do).
- */
-export function hostsEntries(stateDir: string, id: string): Array<[ip: string, names: string]> {
-  const self = readJson<Endpoint>(endpointPath(stateDir, id));
-  if (!self || self.network === DEFAULT_NETWORK) return [];
-  return networkPeers(stateDir, self.network)
-    .filter((p) => p.id !== id)
-    .map((p) => [p.ip, [p.name, ...p.aliases].join(' ')]);
-}
