@@ -55,9 +55,7 @@ export function report(err: unknown): number {
 }
 
 /** Bad flag value: docker's exit status 125 and a message naming the flag. */
-export function flagError(flag: string, value: string, why: string): TsrunError {
-  return new TsrunError('EINVAL_FLAG', `invalid argument "${value}" for "${flag}" flag: ${why}`);
-}
+export { flagError } from '../src/namespaces/options.js';
 
 /** How a monitor calls tsrun back (its exit command): this Node, this CLI, this store. */
 export function tsrunCommand(root: string): string[] {
