@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // Cold and warm pull of a multi-layer Debian image (debootstrap minbase, split into layers by
-// umoci — an independent producer) from a loopback registry, side by side with skopeo copy
+// GNU tar) from a loopback registry, side by side with skopeo copy
 // (download only), the download-plus-`tar -xzf` floor, podman and docker where installed.
 // Every engine gets the same procedure: its store emptied and `sync`ed before each timed run.
 // Usage (root): node bench/pull.mjs [--runs N] [--docker]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,9 +19,13 @@ const work = mkdtempSync(join(tmpdir(), 'tsrun-bench-pull-'));
 const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], ...opts });
 const cleanups = [];
 
-/** debootstrap minbase once (cached), then an OCI layout with 4 layers made by umoci. */
+/**
+ * debootstrap minbase once (cached), then an OCI layout of 4 layers made by GNU tar and gzip —
+ * as an image built in steps would have them: /usr/share, /usr/lib, the binaries, the rest.
+ * (umoci 0.4.7's `insert` wrote truncated layers here, so the layout is assembled directly.)
+ */
 function buildImage() {
-  const layout = join(cache, 'debian-oci');
+  const layout = join(cache, 'debian-oci-v2');
   if (existsSync(join(layout, 'index.json'))) return layout;
   mkdirSync(cache, { recursive: true });
   const rootfs = join(cache, 'minbase');
@@ -29,21 +33,43 @@ function buildImage() {
     if (!have('debootstrap')) sh('apt-get', ['install', '-y', '-qq', 'debootstrap']);
     sh('debootstrap', ['--variant=minbase', 'bookworm', rootfs, 'http://deb.debian.org/debian']);
   }
-  // Layers as an image built in steps would have them: base system, then /usr/share, /usr/lib, rest.
-  sh('umoci', ['init', '--layout', layout]);
-  sh('umoci', ['new', '--image', `${layout}:latest`]);
-  const parts = [['usr/share'], ['usr/lib'], ['usr/bin', 'usr/sbin'], ['.']];
-  const staged = join(work, 'stage');
-  for (const part of parts) {
-    rmSync(staged, { recursive: true, force: true });
-    mkdirSync(staged);
-    if (part[0] === '.') {
-      sh('sh', ['-c', `cd ${rootfs} && tar --exclude=./usr/share --exclude=./usr/lib --exclude=./usr/bin --exclude=./usr/sbin -cf - . | tar -xf - -C ${staged}`]);
-    } else {
-      for (const p of part) sh('sh', ['-c', `mkdir -p ${staged}/${p} && cd ${rootfs}/${p} && tar -cf - . | tar -xf - -C ${staged}/${p}`]);
-    }
-    sh('umoci', ['insert', '--image', `${layout}:latest`, staged, '/']);
+  const blobs = join(layout, 'blobs', 'sha256');
+  mkdirSync(blobs, { recursive: true });
+  const put = (file) => {
+    const digest = sh('sha256sum', [file]).split(' ')[0];
+    sh('mv', [file, join(blobs, digest)]);
+    return { digest: `sha256:${digest}`, size: statSync(join(blobs, digest)).size };
+  };
+  const parts = [['./usr/share'], ['./usr/lib'], ['./usr/bin', './usr/sbin'], ['.', '--exclude=./usr/share', '--exclude=./usr/lib', '--exclude=./usr/bin', '--exclude=./usr/sbin']];
+  const layers = [];
+  const diffIds = [];
+  for (const [i, part] of parts.entries()) {
+    const tarFile = join(work, `layer${i}.tar`);
+    const [paths, excludes] = [part.filter((p) => !p.startsWith('--')), part.filter((p) => p.startsWith('--'))];
+    sh('tar', ['-C', rootfs, '--numeric-owner', '--sort=name', '--xattrs', ...excludes, '-cf', tarFile, ...paths]);
+    diffIds.push(`sha256:${sh('sha256sum', [tarFile]).split(' ')[0]}`);
+    sh('gzip', ['-6', tarFile]);
+    layers.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...put(`${tarFile}.gz`) });
   }
+  const json = (name, value) => {
+    const file = join(work, name);
+    writeFileSync(file, JSON.stringify(value));
+    return put(file);
+  };
+  const config = json('config.json', {
+    architecture: 'amd64', os: 'linux', created: '2026-01-01T00:00:00Z',
+    config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['bash'] },
+    rootfs: { type: 'layers', diff_ids: diffIds },
+  });
+  const manifest = json('manifest.json', {
+    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config }, layers,
+  });
+  writeFileSync(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  writeFileSync(join(layout, 'index.json'), JSON.stringify({
+    schemaVersion: 2,
+    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': 'latest' } }],
+  }));
   return layout;
 }
 
@@ -76,10 +102,11 @@ try {
     timeCommand(['skopeo', 'copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `dir:${skopeoDir}`], { runs, warmup: 1, before: empty(skopeoDir) })));
   const floorDir = join(work, 'floor');
   const floor = manifest.layers
-    .map((l) => `(mkdir -p ${floorDir}/${l.digest.slice(7, 19)} && curl -fsS http://${registry}/v2/debian/blobs/${l.digest} | tar -xzf - -C ${floorDir}/${l.digest.slice(7, 19)}) &`)
+    .map((l, i) => `(mkdir -p ${floorDir}/${i} && curl -fsS http://${registry}/v2/debian/blobs/${l.digest} | tar -xzf - -C ${floorDir}/${i}) & p${i}=$!`)
     .join('\n');
+  const waitAll = manifest.layers.map((_, i) => `wait $p${i}`).join(' && ');
   rows.push(row('download + tar -xzf, layers in parallel (the floor)', () =>
-    timeCommand(['bash', '-c', `${floor}\nwait`], { runs, warmup: 1, before: empty(floorDir) })));
+    timeCommand(['bash', '-c', `${floor}\n${waitAll}`], { runs, warmup: 1, before: empty(floorDir) })));
   rows.push(row('podman pull', () => {
     if (!have('podman')) throw new Error('podman not installed');
     const p = ['podman', '--root', join(work, 'podman'), '--runroot', join(work, 'podman-run')];
