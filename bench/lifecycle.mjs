@@ -3,7 +3,7 @@
 // over 20 containers, what cgroup limits add to `run`, a monitor's memory and an idle
 // container's disk; side by side with podman and docker where installed.
 // Usage (root, after `npm run build`): node bench/lifecycle.mjs [--runs N] [--docker]
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
