@@ -60,22 +60,14 @@ export interface AttachRequest {
   ip?: string;
 }
 
-export interface Attachment {
-  network: string;
-  bridge: string;
-  ip: string;
-  prefixLen: number;
-  gateway: string;
-  mac: string;
-  mtu: number;
-  hostVeth: string;
-  netnsName: string;
-  netnsPath: string;
-  /** As requested, with the host ports actually chosen. */
-  ports: PortMapping[];
+/** What attach() made: the endpoint as recorded, less its bookkeeping, plus the peers' names. */
+export type Attachment = Pick<
+  Endpoint,
+  'network' | 'bridge' | 'ip' | 'prefixLen' | 'gateway' | 'mac' | 'mtu' | 'hostVeth' | 'netnsName' | 'netnsPath' | 'ports'
+> & {
   /** /etc/hosts lines for the other containers on the network (none on the default network). */
   hostsEntries: Array<[ip: string, names: string]>;
-}
+};
 
 function allocate(net: NetworkConfig, endpoints: Endpoint[], wanted?: string): string {
   const cidr = parseCidr(net.subnet)!;
