@@ -10,7 +10,7 @@ import { createSpec } from '../namespaces/spec.js';
 import { cgroupMounts } from '../namespaces/cgroup-mounts.js';
 import { detectCgroups } from '../cgroups/index.js';
 import { resolveUser } from './user.js';
-import { hostHardLimits, hasCapSysResource } from './host.js';
+import { hostCapabilities, hostHardLimits, hasCapSysResource } from './host.js';
 import { generateName, newContainerId, validateName } from './names.js';
 import { ContainerPaths, namesDir } from './paths.js';
 import { recipeFor, writeHosts, writeResolvConf } from './network.js';
@@ -80,6 +80,7 @@ export function createContainer(req: CreateRequest): ContainerRecord {
       etcFiles: { hostname: paths.hostname, hosts: paths.hosts, resolvConf: paths.resolvConf },
       hostHardLimits: hostHardLimits(),
       canRaiseLimits: hasCapSysResource(),
+      hostCapabilities: hostCapabilities(),
       cgroupMounts: cgroupMounts(detectCgroups(), !options.privileged),
     });
     writeJsonAtomic(paths.config, spec);

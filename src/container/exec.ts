@@ -8,6 +8,7 @@ import { TsrunError } from '../errors.js';
 import type { OciSpec } from '../namespaces/spec.js';
 import type { Plan, Step } from '../namespaces/plan.js';
 import { HelperProcess, type TraceLine } from '../namespaces/helper.js';
+import { seccompStepArg } from '../seccomp/index.js';
 import type { Found } from './lookup.js';
 import { resolveUser } from './user.js';
 import { InvalidTransitionError, can, observe } from './status.js';
@@ -62,7 +63,12 @@ export function buildExecPlan(spec: OciSpec, found: Found, pid: number, cgroupPr
     const fmt = (n: number) => (n === -1 ? 'unlimited' : String(n));
     steps.push(['rlimit', r.type.replace(/^RLIMIT_/, '').toLowerCase(), fmt(r.soft), fmt(r.hard)]);
   }
-  if (p.noNewPrivileges && !req.privileged) steps.push(['no-new-privs']);
+  const noNewPrivs = p.noNewPrivileges && !req.privileged;
+  if (noNewPrivs) steps.push(['no-new-privs']);
+  // The container's filter, for exec --privileged too (as runc: one filter per container); see
+  // plan.ts for why its place depends on no_new_privs.
+  const seccomp: Step | undefined = spec.linux.seccomp && ['seccomp', seccompStepArg(spec.linux.seccomp)];
+  if (seccomp && !noNewPrivs) steps.push(seccomp);
   steps.push(['user', String(user.uid), String(user.gid), user.additionalGids.length ? user.additionalGids.join(',') : '-']);
   steps.push(caps
     ? ['caps', capNames(caps.bounding), capNames(user.uid === 0 ? caps.effective : [])]
@@ -70,6 +76,7 @@ export function buildExecPlan(spec: OciSpec, found: Found, pid: number, cgroupPr
   steps.push(['chdir', req.workdir ?? p.cwd]);
   for (const [k, v] of env) steps.push(['env', `${k}=${v}`]);
   if (req.tty && !env.has('TERM')) steps.push(['env', 'TERM=xterm']);
+  if (seccomp && noNewPrivs) steps.push(seccomp);
   steps.push(['exec', req.args[0]!, ...req.args]);
   return { monitor, cloneFlags: [], steps };
 }

@@ -1,5 +1,6 @@
 // Facts about the host that shape a container: resource limits and tsrun's own capabilities.
 import { readFileSync } from 'node:fs';
+import { ALL_CAPABILITIES } from '../namespaces/defaults.js';
 
 const LIMIT_NAMES: Record<string, string> = {
   'Max cpu time': 'cpu',
@@ -32,10 +33,18 @@ export function hostHardLimits(): Record<string, number> {
   return out;
 }
 
-const CAP_SYS_RESOURCE = 24n;
+function capabilityMask(field: 'CapEff' | 'CapBnd'): bigint {
+  const m = new RegExp(`^${field}:\\s*([0-9a-f]+)$`, 'm').exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? BigInt(`0x${m[1]}`) : 0n;
+}
 
 /** Whether this process may raise hard rlimits (many VMs and CI sandboxes drop CAP_SYS_RESOURCE). */
 export function hasCapSysResource(): boolean {
-  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
-  return m !== null && ((BigInt(`0x${m[1]}`) >> CAP_SYS_RESOURCE) & 1n) === 1n;
+  return ((capabilityMask('CapEff') >> BigInt(ALL_CAPABILITIES.indexOf('CAP_SYS_RESOURCE'))) & 1n) === 1n;
+}
+
+/** The capabilities in this process's bounding set, by name. */
+export function hostCapabilities(): string[] {
+  const mask = capabilityMask('CapBnd');
+  return ALL_CAPABILITIES.filter((_, bit) => ((mask >> BigInt(bit)) & 1n) === 1n);
 }

@@ -3,6 +3,7 @@
 import { readFileSync, readlinkSync } from 'node:fs';
 import { formatPort } from '../netns/publish.js';
 import type { OciSpec } from '../namespaces/spec.js';
+import { describeSeccomp, seccompSecurityOpt } from '../seccomp/index.js';
 import { ContainerPaths } from './paths.js';
 import { listIds, readRecord, type ContainerRecord } from './record.js';
 import { observe, type Observed } from './status.js';
@@ -137,7 +138,7 @@ export function inspectContainer(storeRoot: string, record: ContainerRecord): Re
       Privileged: o.privileged,
       CapAdd: o.capAdd,
       CapDrop: o.capDrop,
-      SecurityOpt: o.noNewPrivileges ? ['no-new-privileges'] : [],
+      SecurityOpt: [...(o.noNewPrivileges ? ['no-new-privileges'] : []), ...seccompSecurityOpt(o.seccomp)],
       PidMode: o.pid === 'host' ? 'host' : '',
       IpcMode: o.ipc === 'host' ? 'host' : 'private',
       UTSMode: o.uts === 'host' ? 'host' : '',
@@ -187,6 +188,7 @@ export function inspectContainer(storeRoot: string, record: ContainerRecord): Re
       Limits: spec.linux.resources,
       Capabilities: spec.process.capabilities.bounding,
       NoNewPrivileges: spec.process.noNewPrivileges,
+      Seccomp: describeSeccomp(o.seccomp, o.privileged, spec.linux.seccomp),
       HostVeth: running ? (net?.hostVeth ?? '') : '',
       OciConfig: paths.config,
     },

@@ -120,7 +120,7 @@ export function parseRunOptions(flags: RunFlagValues, args: string[], host: Host
     capAdd: f.capAdd.map((c) => parseCapability('--cap-add', c)),
     capDrop: f.capDrop.map((c) => parseCapability('--cap-drop', c)),
     privileged: f.privileged,
-    ...parseSecurityOpts(f.securityOpt),
+    ...parseSecurityOpts(f.securityOpt, host.readFile),
     network,
     pid: parseNamespaceMode('--pid', f.pid),
     ipc: parseNamespaceMode('--ipc', f.ipc),

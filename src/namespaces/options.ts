@@ -4,6 +4,7 @@ import { TsrunError } from '../errors.js';
 import { ALL_CAPABILITIES } from './defaults.js';
 import type { Resources } from '../cgroups/types.js';
 import type { AddHost, DnsOptions, PortMapping } from '../netns/index.js';
+import { parseSeccompOpt, type SeccompOption } from '../seccomp/index.js';
 
 export type NamespaceMode = 'private' | 'host';
 /** none, host, bridge (the default network) or the name of a user-defined network. */
@@ -48,6 +49,8 @@ export interface ContainerOptions {
   capDrop: string[];
   privileged: boolean;
   noNewPrivileges: boolean;
+  /** `--security-opt seccomp=...`; absent (older records): the default profile. */
+  seccomp?: SeccompOption;
   network: NetworkMode;
   pid: NamespaceMode;
   ipc: NamespaceMode;
@@ -144,19 +147,30 @@ export function parseNetworkMode(value: string): NetworkMode {
   return value;
 }
 
-/** `--security-opt no-new-privileges[=true|false]`; returns the noNewPrivileges setting. */
-export function parseSecurityOpts(opts: string[]): { noNewPrivileges: boolean } {
+/**
+ * `--security-opt no-new-privileges[=true|false]` and `seccomp=unconfined|<profile.json>` (docker's
+ * `key:value` spelling too). A profile file is read and checked here, with `readFile`.
+ */
+export function parseSecurityOpts(
+  opts: string[],
+  readFile: (path: string) => string,
+): { noNewPrivileges: boolean; seccomp: SeccompOption } {
   let noNewPrivileges = true; // tsrun's default, stricter than docker's
+  let seccomp: SeccompOption = { mode: 'default' };
   for (const opt of opts) {
-    const [key, value = 'true'] = opt.split(/[=:]/, 2) as [string, string?];
+    const sep = opt.search(/[=:]/);
+    const key = sep < 0 ? opt : opt.slice(0, sep);
+    const value = sep < 0 ? 'true' : opt.slice(sep + 1); // a path may hold ':' or '='
     if (key === 'no-new-privileges') {
       if (value !== 'true' && value !== 'false') throw flagError('--security-opt', opt, 'expected no-new-privileges=true|false');
       noNewPrivileges = value === 'true';
+    } else if (key === 'seccomp' && sep >= 0) {
+      seccomp = parseSeccompOpt(value, readFile);
     } else {
-      throw flagError('--security-opt', opt, 'supported: no-new-privileges=true|false');
+      throw flagError('--security-opt', opt, 'supported: no-new-privileges=true|false, seccomp=unconfined|<profile.json>');
     }
   }
-  return { noNewPrivileges };
+  return { noNewPrivileges, seccomp };
 }
 
 /** `--env-file` contents: KEY=value lines, `#` comments, bare KEY taken from `hostEnv`. */

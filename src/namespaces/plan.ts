@@ -3,6 +3,7 @@
 // exact sequence a container is made of, and `--trace` shows it being executed.
 import type { OciMount, OciSpec } from './spec.js';
 import { DEFAULT_DEVICES } from './defaults.js';
+import { seccompStepArg } from '../seccomp/index.js';
 
 export type Step = [op: string, ...args: string[]];
 
@@ -150,11 +151,17 @@ export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: str
     steps.push(['rlimit', name, fmt(r.soft), fmt(r.hard)]);
   }
   if (p.noNewPrivileges) steps.push(['no-new-privs']);
+  const seccomp: Step | undefined = spec.linux.seccomp && ['seccomp', seccompStepArg(spec.linux.seccomp)];
+  // Without no_new_privs the kernel only takes a filter from a CAP_SYS_ADMIN holder: load it
+  // before `user`/`caps` drop that (as runc does). With it, load it last, so that the filter
+  // sees as little of the helper as possible.
+  if (seccomp && !p.noNewPrivileges) steps.push(seccomp);
   const capNames = (caps: string[]) => list(caps.map((c) => c.replace(/^CAP_/, '').toLowerCase()));
   steps.push(['user', String(p.user.uid), String(p.user.gid), list(p.user.additionalGids.map(String))]);
   steps.push(['caps', capNames(p.capabilities.bounding), capNames(p.capabilities.effective)]);
   steps.push(['chdir', p.cwd]);
   for (const e of p.env) steps.push(['env', e]);
+  if (seccomp && p.noNewPrivileges) steps.push(seccomp);
   if (ctx.init) steps.push(['init']);
   steps.push(['exec', p.args[0]!, ...p.args]);
 

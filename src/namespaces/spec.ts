@@ -12,6 +12,7 @@ import {
 } from './defaults.js';
 import type { ContainerOptions, Ulimit } from './options.js';
 import type { Resources } from '../cgroups/types.js';
+import { ociSeccompFor, type OciSeccomp } from '../seccomp/index.js';
 
 export interface OciMount {
   destination: string;
@@ -41,6 +42,8 @@ export interface OciSpec {
     readonlyPaths: string[];
     cgroupsPath: string;
     resources: Resources;
+    /** The seccomp profile resolved for this container's capabilities; absent: unconfined. */
+    seccomp?: OciSeccomp;
   };
   annotations: Record<string, string>;
 }
@@ -63,6 +66,8 @@ export interface SpecContext {
   hostHardLimits: Record<string, number>;
   /** Whether tsrun holds CAP_SYS_RESOURCE (may raise hard limits). */
   canRaiseLimits: boolean;
+  /** The capabilities tsrun itself holds (its bounding set): the most a container can get. */
+  hostCapabilities: readonly string[];
   /** /sys/fs/cgroup inside the container (see cgroup-mounts.ts); none when empty. */
   cgroupMounts: OciMount[];
 }
@@ -99,9 +104,20 @@ export function processEnv(image: ImageConfig, opts: ContainerOptions, hostname:
   return [...env].map(([k, v]) => `${k}=${v}`);
 }
 
-function capabilities(opts: ContainerOptions): string[] {
-  if (opts.privileged) return [...ALL_CAPABILITIES];
-  let caps: string[] = opts.capAdd.includes('ALL') ? [...ALL_CAPABILITIES] : [...DEFAULT_CAPABILITIES];
+/**
+ * The container's capabilities. "All" (--privileged, --cap-add ALL) means all that tsrun itself
+ * holds: a VM or CI sandbox often lacks some (CAP_SYS_RESOURCE here), and capset(2) refuses
+ * to grant what the caller does not have. Naming a missing one explicitly is an error.
+ */
+function capabilities(opts: ContainerOptions, host: readonly string[]): string[] {
+  const all = ALL_CAPABILITIES.filter((c) => host.includes(c));
+  for (const c of opts.capAdd) {
+    if (c !== 'ALL' && !host.includes(c)) {
+      throw new TsrunError('EINVAL_FLAG', `invalid argument "${c}" for "--cap-add" flag: tsrun itself does not hold ${c} on this host, so it cannot give it to a container`);
+    }
+  }
+  if (opts.privileged) return all;
+  let caps: string[] = opts.capAdd.includes('ALL') ? all : DEFAULT_CAPABILITIES.filter((c) => host.includes(c));
   for (const c of opts.capAdd) if (c !== 'ALL' && !caps.includes(c)) caps.push(c);
   if (opts.capDrop.includes('ALL')) caps = opts.capAdd.filter((c) => c !== 'ALL');
   caps = caps.filter((c) => !opts.capDrop.includes(c));
@@ -179,7 +195,10 @@ export function createSpec(image: ImageConfig, opts: ContainerOptions, ctx: Spec
   if (!cwd.startsWith('/')) {
     throw new TsrunError('EINVAL_FLAG', `the working directory "${cwd}" is invalid: it needs to be an absolute path`);
   }
-  const caps = capabilities(opts);
+  const caps = capabilities(opts, ctx.hostCapabilities);
+  // docker's rules: --privileged or seccomp=unconfined turn it off; the profile's `caps`
+  // conditions are decided by the bounding set.
+  const seccomp = ociSeccompFor(opts.seccomp, opts.privileged, caps);
   const namespaces: OciSpec['linux']['namespaces'] = [{ type: 'mount' }, { type: 'cgroup' }];
   if (opts.pid === 'private') namespaces.push({ type: 'pid' });
   if (opts.ipc === 'private') namespaces.push({ type: 'ipc' });
@@ -217,6 +236,7 @@ export function createSpec(image: ImageConfig, opts: ContainerOptions, ctx: Spec
         : [...READONLY_PATHS, ...(ctx.cgroupMounts[0]?.type === 'tmpfs' ? [ctx.cgroupMounts[0].destination] : [])],
       cgroupsPath: `${opts.cgroupParent}/${ctx.id}`,
       resources: opts.resources,
+      ...(seccomp && { seccomp }),
     },
     annotations: { 'io.tsrun.init': String(opts.init) },
   };

@@ -1,3 +1,4 @@
+import { ALL_CAPABILITIES } from '../../src/namespaces/defaults.js';
 import { describe, expect, it } from 'vitest';
 import { buildPlan, decodeField, encodeField, mountFlags, serializePlan, type PlanContext } from '../../src/namespaces/plan.js';
 import { createSpec, type SpecContext } from '../../src/namespaces/spec.js';
@@ -10,6 +11,7 @@ const ctx: SpecContext = {
   etcFiles: { hostname: '/c/hostname', hosts: '/c/hosts', resolvConf: '/c/resolv.conf' },
   hostHardLimits: { nofile: 20000 },
   canRaiseLimits: false,
+  hostCapabilities: ALL_CAPABILITIES,
   cgroupMounts: [],
 };
 const opts: ContainerOptions = {

@@ -1,3 +1,4 @@
+import { ALL_CAPABILITIES } from '../../src/namespaces/defaults.js';
 import { describe, expect, it } from 'vitest';
 import { createSpec, processArgs, processEnv, type SpecContext } from '../../src/namespaces/spec.js';
 import type { ContainerOptions } from '../../src/namespaces/options.js';
@@ -26,6 +27,7 @@ const ctx: SpecContext = {
   etcFiles: { hostname: '/c/hostname', hosts: '/c/hosts', resolvConf: '/c/resolv.conf' },
   hostHardLimits: { nofile: 20000 },
   canRaiseLimits: false,
+  hostCapabilities: ALL_CAPABILITIES,
   cgroupMounts: [],
 };
 
@@ -112,5 +114,12 @@ describe('createSpec', () => {
   });
   it('defaults the hostname to the short ID', () => {
     expect(createSpec(image, opts(), ctx).hostname).toBe('a'.repeat(12));
+  });
+  it('never grants what tsrun does not hold: "all" is all of its own, a named missing one is refused', () => {
+    const host = ALL_CAPABILITIES.filter((c) => c !== 'CAP_SYS_RESOURCE');
+    const priv = createSpec(image, opts({ privileged: true }), { ...ctx, hostCapabilities: host });
+    expect(priv.process.capabilities.bounding).not.toContain('CAP_SYS_RESOURCE');
+    expect(priv.process.capabilities.bounding).toContain('CAP_SYS_ADMIN');
+    expect(() => createSpec(image, opts({ capAdd: ['CAP_SYS_RESOURCE'] }), { ...ctx, hostCapabilities: host })).toThrow(/does not hold CAP_SYS_RESOURCE/);
   });
 });
