@@ -4,7 +4,7 @@ import { action, flagError, globalOptions } from './common.js';
 
 interface ListFlags {
   quiet: boolean;
-  noTrunc: boolean;
+  trunc?: boolean;
   all: boolean;
   format?: string;
 }
@@ -45,7 +45,7 @@ function addList(cmd: Command): void {
         const listing = await import('../src/image/listing.js');
         const store = await ImageStore.open(globalOptions(c).root);
         const rows = listing.imageRows(await store.list(), repository);
-        const id = (d: string): string => (flags.noTrunc ? d : listing.shortId(d));
+        const id = (d: string): string => (flags.trunc === false ? d : listing.shortId(d));
         if (flags.quiet) {
           for (const i of new Set(rows.map((r) => id(r.id)))) process.stdout.write(`${i}\n`);
           return;
@@ -83,7 +83,7 @@ function addRemove(cmd: Command): void {
     .description('Remove one or more images')
     .usage('[OPTIONS] IMAGE [IMAGE...]')
     .argument('<images...>', 'names or IDs')
-    .option('-f, --force', 'remove an image ID that several names point to (containers using it: not checked yet)', false)
+    .option('-f, --force', 'remove an image ID that several names point to; also untag an image containers use (it stays, untagged, until none does)', false)
     .option('--no-prune', 'accepted for docker compatibility; untagged parents do not exist here')
     .action(
       action(async (images: string[], flags: { force: boolean }, c: Command) => {
@@ -91,11 +91,14 @@ function addRemove(cmd: Command): void {
         const { familiarName } = await import('../src/image/listing.js');
         const { report } = await import('./common.js');
         const store = await ImageStore.open(globalOptions(c).root);
+        const { removeImageChecked } = await import('../src/image/prune.js');
+        const { containerRefs } = await import('../src/container/diff.js');
+        const containers = await containerRefs(globalOptions(c).root);
         let status = 0;
         // Like docker: go on with the rest after a failure, exit non-zero at the end.
         for (const image of images) {
           try {
-            const r = await store.removeImage(image, { force: flags.force });
+            const r = await removeImageChecked(store, containers, image, { force: flags.force });
             for (const n of r.untagged) process.stdout.write(`Untagged: ${familiarName(n)}\n`);
             for (const d of r.deleted) process.stdout.write(`Deleted: ${d}\n`);
           } catch (err) {

@@ -19,6 +19,14 @@ import { register as registerLogs } from './logs.js';
 import { register as registerInspect } from './inspect.js';
 import { register as registerContainer } from './container.js';
 import { register as registerExec } from './exec.js';
+import { register as registerCreate } from './create.js';
+import { register as registerCp } from './cp.js';
+import { register as registerDiff } from './diff.js';
+import { register as registerExport } from './export.js';
+import { register as registerCommit } from './commit.js';
+import { register as registerTop } from './top.js';
+import { register as registerSave } from './save.js';
+import { register as registerSystem } from './system.js';
 import { register as registerStats } from './stats.js';
 
 // Node >= 22.1 keeps V8's compiled code on disk: every later tsrun starts faster.
@@ -44,8 +52,9 @@ const program = new Command('tsrun')
   });
 
 const commands = [
-  registerRun, registerExec, registerPs, registerLifecycle, registerLogs, registerInspect, registerContainer, registerStats,
-  registerPull, registerPush, registerImages, registerLoad, registerLogin, registerLogout, registerNetwork,
+  registerRun, registerCreate, registerExec, registerCp, registerDiff, registerExport, registerCommit, registerTop,
+  registerPs, registerLifecycle, registerLogs, registerInspect, registerContainer, registerStats,
+  registerPull, registerPush, registerImages, registerLoad, registerSave, registerSystem, registerLogin, registerLogout, registerNetwork,
 ];
 for (const register of commands) {
   register(program);

@@ -10,7 +10,8 @@ interface PsFlags {
   latest: boolean;
   filter: string[];
   format?: string;
-  noTrunc: boolean;
+  /** commander stores --no-trunc as trunc: false. */
+  trunc?: boolean;
 }
 
 export function register(program: Command): void {
@@ -23,7 +24,7 @@ export function register(program: Command): void {
       .option('-l, --latest', 'show the latest created container (all states)', false)
       .option('-f, --filter <key=value>', 'filter: status=, name=, ancestor=, id= (repeatable)', collect, [])
       .option('--format <format>', 'table (default), json, or a template such as "{{.ID}}\\t{{.Names}}"')
-      .option('--no-trunc', 'do not truncate IDs and commands', false)
+      .option('--no-trunc', 'do not truncate IDs and commands')
       .action(action(async (flags: PsFlags, cmd: Command) => {
         const { root } = globalOptions(cmd);
         const [{ listContainers, summarize, humanDuration }, { reconcile }] = await Promise.all([
@@ -51,7 +52,7 @@ export function register(program: Command): void {
             ),
           );
         if (last !== undefined) rows = rows.slice(0, last);
-        const trunc = (id: string) => (flags.noTrunc ? id : id.slice(0, 12));
+        const trunc = (id: string) => ((flags.trunc === false) ? id : id.slice(0, 12));
         if (flags.quiet) {
           for (const r of rows) process.stdout.write(`${trunc(r.id)}\n`);
           return;
@@ -59,7 +60,7 @@ export function register(program: Command): void {
         const shown = rows.map((r) => ({
           ID: trunc(r.id),
           Image: r.image,
-          Command: flags.noTrunc || r.command.length <= 20 ? `"${r.command}"` : `"${r.command.slice(0, 19)}…"`,
+          Command: (flags.trunc === false) || r.command.length <= 20 ? `"${r.command}"` : `"${r.command.slice(0, 19)}…"`,
           CreatedAt: r.created,
           RunningFor: `${humanDuration(Date.now() - new Date(r.created).getTime())} ago`,
           Status: r.statusText,

@@ -13,7 +13,7 @@ import { resolveUser } from './user.js';
 import { hostCapabilities, hostHardLimits, hasCapSysResource } from './host.js';
 import { generateName, newContainerId, validateName } from './names.js';
 import { ContainerPaths, namesDir } from './paths.js';
-import { recipeFor, writeHosts, writeResolvConf } from './network.js';
+import { portsToPublish, recipeFor, writeHosts, writeResolvConf } from './network.js';
 import { emptyState, writeJsonAtomic, type ContainerRecord, type RestartPolicy } from './record.js';
 
 export interface CreateRequest {
@@ -57,7 +57,9 @@ export function releaseName(storeRoot: string, name: string): void {
 }
 
 export function createContainer(req: CreateRequest): ContainerRecord {
-  const { storeRoot, image, options } = req;
+  const { storeRoot, image } = req;
+  // -P is resolved now, against the image's ExposedPorts, so that a later `start` has it too.
+  const options: ContainerOptions = { ...req.options, publish: portsToPublish(req.options, image.config), publishAll: false };
   const id = newContainerId();
   const name = reserveName(storeRoot, options.name, id);
   const paths = new ContainerPaths(storeRoot, id);

@@ -34,7 +34,6 @@ export async function runContainer(req: RunRequest): Promise<Started> {
       ...(req.stdio && { attach: { stdio: req.stdio } }),
       ...(req.onTrace && { onTrace: req.onTrace }),
       tsrunCommand: req.tsrunCommand,
-      imageConfig: req.image.config,
       fresh: true,
     });
   } catch (err) {

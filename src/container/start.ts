@@ -12,10 +12,9 @@ import { withLock } from '../sys/lock.js';
 import { cleanupContainer } from './cleanup.js';
 import { waitNotRunning } from './signals.js';
 import type { Found } from './lookup.js';
-import { portsToPublish, recipeFor, refreshPeers, usesBridge, writeHosts } from './network.js';
+import { recipeFor, refreshPeers, usesBridge, writeHosts } from './network.js';
 import { updateState, type ContainerRecord, type NetworkState } from './record.js';
 import { InvalidTransitionError, can, currentBootId, observe } from './status.js';
-import type { ImageConfig } from '../image/types.js';
 
 export interface StartOptions {
   /** attached: the container uses these fds and tsrun waits; detached: /dev/null and a log. */
@@ -23,8 +22,6 @@ export interface StartOptions {
   onTrace?: (line: TraceLine) => void;
   /** How the monitor calls tsrun back after the exit: [node, cli.js, --root, root]. */
   tsrunCommand: string[];
-  /** The image's config, for -P (ExposedPorts). */
-  imageConfig?: ImageConfig;
   /**
    * This process created the container a moment ago (`run`): no other tsrun can be starting it,
    * so the container lock — and loading the FFI that takes it — is skipped on this hot path.
@@ -106,7 +103,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
           id: record.id,
           name: record.name,
           network: options.network,
-          ports: opts.imageConfig ? portsToPublish(options, opts.imageConfig) : options.publish,
+          ports: options.publish,
           aliases: options.networkAliases,
         });
         const { ip, gateway, mac, prefixLen, hostVeth, netnsPath, ports } = att;

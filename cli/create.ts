@@ -1,0 +1,43 @@
+// tsrun create [OPTIONS] IMAGE [COMMAND] [ARG...]: run's flags, but the container is only
+// created (printed: its ID); `tsrun start` runs it.
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import type { RunFlagValues } from '../src/container/run-options.js';
+import { action, globalOptions } from './common.js';
+import { addRunOptions } from './run.js';
+
+type CreateFlags = RunFlagValues & { platform?: string; pull: string; net?: string; restart: string };
+
+export function register(program: Command): void {
+  const cmd = program
+    .command('create')
+    .description('Create a new container (tsrun start runs it)')
+    .usage('[OPTIONS] IMAGE [COMMAND] [ARG...]')
+    .helpOption('--help', 'display help for command')
+    .argument('<image>', 'image name, name:tag, name@digest or image ID')
+    .argument('[command...]', 'command and arguments (default: the image\'s Entrypoint + Cmd)')
+    .passThroughOptions();
+  addRunOptions(cmd).action(action(async (image: string, command: string[], flags: CreateFlags, c: Command) => {
+    const g = globalOptions(c);
+    const { parseRunOptions, parseRestartPolicy } = await import('../src/container/run-options.js');
+    if (flags.net !== undefined) flags.network = flags.net;
+    const options = parseRunOptions(flags, command, {
+      readFile: (p) => readFileSync(p, 'utf8'),
+      env: process.env,
+      stdinIsTty: process.stdin.isTTY === true,
+    });
+    const restartPolicy = parseRestartPolicy(flags.restart, options.remove);
+    const { findOrPullImage } = await import('../src/container/image-lookup.js');
+    const { ProgressView, warnLine } = await import('./pull.js');
+    const view = new ProgressView(process.stderr, false);
+    const record = await findOrPullImage(g, image, { pull: flags.pull, platform: flags.platform }, {
+      onPull: (message) => view.say(message),
+      onProgress: (e) => view.update(e),
+      onWarning: warnLine,
+    });
+    view.finish();
+    const { createContainer } = await import('../src/container/create.js');
+    const created = createContainer({ storeRoot: g.root, image: record, imageName: image, options, restartPolicy });
+    process.stdout.write(`${created.id}\n`);
+  }));
+}

@@ -1,0 +1,75 @@
+// tsrun system df, tsrun image prune, tsrun image inspect: what the store holds and what can go.
+import type { Command } from 'commander';
+import { action, globalOptions } from './common.js';
+import { renderTemplate } from './format.js';
+import { imageGroup } from './images.js';
+
+const load = () =>
+  Promise.all([import('../src/image/store.js'), import('../src/image/prune.js'), import('../src/container/diff.js')]).then(
+    ([store, prune, diff]) => ({ ...store, ...prune, ...diff }),
+  );
+
+export function register(program: Command): void {
+  const system = program.commands.find((c) => c.name() === 'system') ?? program.command('system').description('Manage tsrun').usage('COMMAND');
+  system
+    .command('df')
+    .description('Show tsrun disk usage')
+    .option('--format <format>', 'output format: table (default) or json')
+    .action(action(async (flags: { format?: string }, c: Command) => {
+      const root = globalOptions(c).root;
+      const m = await load();
+      const store = await m.ImageStore.open(root);
+      const rows = m.diskUsage(await store.list(), await m.containerRefs(root, { sizes: true }));
+      if (flags.format === 'json') {
+        for (const r of rows) {
+          process.stdout.write(JSON.stringify({ Active: String(r.active), Reclaimable: m.reclaimableCell(r), Size: m.humanSize(r.size), TotalCount: String(r.total), Type: r.type }) + '\n');
+        }
+        return;
+      }
+      const { table } = await import('../src/image/listing.js');
+      const cells = rows.map((r) => [r.type, String(r.total), String(r.active), m.humanSize(r.size), m.reclaimableCell(r)]);
+      process.stdout.write(table(['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'], cells));
+    }));
+
+  imageGroup(program)
+    .command('prune')
+    .description('Remove unused images: dangling ones (-a: every image no container uses), then layers and blobs no image needs')
+    .option('-a, --all', 'remove all images not used by a container, not just dangling ones', false)
+    .option('-f, --force', 'do not prompt for confirmation (tsrun never prompts)', false)
+    .action(action(async (flags: { all: boolean }, c: Command) => {
+      const root = globalOptions(c).root;
+      const m = await load();
+      const { familiarName } = await import('../src/image/listing.js');
+      const store = await m.ImageStore.open(root);
+      const r = await m.pruneImages(store, await m.containerRefs(root), { all: flags.all });
+      if (r.untagged.length + r.deleted.length > 0) {
+        const lines = [...r.untagged.map((n) => `untagged: ${familiarName(n)}`), ...r.deleted.map((d) => `deleted: ${d}`)];
+        process.stdout.write(`Deleted Images:\n${lines.join('\n')}\n\n`);
+      }
+      process.stdout.write(`Total reclaimed space: ${m.humanSize(r.reclaimed)}\n`);
+    }));
+
+  imageGroup(program)
+    .command('inspect')
+    .description('Display detailed information on one or more images')
+    .usage('[OPTIONS] IMAGE [IMAGE...]')
+    .argument('<images...>')
+    .option('-f, --format <template>', 'a template such as "{{.Id}}" (top-level fields)')
+    .action(action(async (images: string[], flags: { format?: string }, c: Command) => {
+      const [{ inspectImage }, { ImageStore }] = await Promise.all([import('../src/image/save.js'), import('../src/image/store.js')]);
+      const store = await ImageStore.open(globalOptions(c).root);
+      const out: Array<Record<string, unknown>> = [];
+      let failed = false;
+      for (const name of images) {
+        const image = await store.resolve(name);
+        if (image) out.push(inspectImage(image));
+        else {
+          process.stderr.write(`tsrun: No such image: ${name}\n`);
+          failed = true;
+        }
+      }
+      if (flags.format) for (const o of out) process.stdout.write(renderTemplate(flags.format, o) + '\n');
+      else process.stdout.write(JSON.stringify(out, null, 4) + '\n');
+      return failed ? 1 : 0;
+    }));
+}

@@ -1,0 +1,354 @@
+// `tsrun commit` (docker commit): the container's changes become a new image layer.
+//
+//   upper/ ──walk──▶ tar (0/0 char device → `.wh.<name>`, opaque dir → `.wh..wh..opq`)
+//          ──▶ sha256 = diff_id ──▶ gzip ──▶ sha256 = blob digest ──▶ blobs/ (push sends it)
+//   blob ──gunzip──▶ unpackLayer: a new layer on top of the image's chain (run mounts it)
+//   config = the container's config (docker's rule) + history + diff_id; manifest; putImage
+//
+// A running container is frozen (cgroup freezer) while its upper dir is read, so the layer
+// is one consistent moment, as docker's --pause=true does.
+import { createReadStream, createWriteStream, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { Transform, pipeline as pipelineCb, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, createGzip } from 'node:zlib';
+import { TsrunError } from '../errors.js';
+import { detectCgroups, openDriver } from '../cgroups/index.js';
+import { chainIds, Hasher, sha256 } from '../image/digest.js';
+import { removeTree } from '../image/fsutil.js';
+import { compressionOf } from '../image/compression.js';
+import { layerBlob } from '../image/save.js';
+import type { ImageStore } from '../image/store.js';
+import type { Descriptor, Digest, ImageConfig, ImageManifest, ImageRunConfig } from '../image/types.js';
+import { normalizeName, parseReference } from '../registry-client/reference.js';
+import { MediaType } from '../registry-client/manifest.js';
+import { withLock } from '../sys/lock.js';
+import { isOpaque, isPlaceholder, isWhiteout, LowerLayers, mountTargets } from './diff.js';
+import { failure, openDir, walk, writeTar, type TarWriter } from './export.js';
+import type { Found } from './lookup.js';
+import type { ContainerRecord } from './record.js';
+import { observe } from './status.js';
+
+export interface CommitOptions {
+  /** REPO[:TAG]; none: an untagged image. */
+  reference?: string;
+  message?: string;
+  author?: string;
+  /** Dockerfile instructions (`CMD ["x"]`, `ENV A=b`...), applied to the new config. */
+  changes: string[];
+  /** Freeze a running container while its changes are read (docker's default). */
+  pause: boolean;
+}
+
+export interface CommitResult {
+  id: Digest;
+  manifestDigest: Digest;
+  diffId: Digest;
+  /** Compressed size of the new layer. */
+  layerSize: number;
+}
+
+export async function commitContainer(store: ImageStore, found: Found, opts: CommitOptions): Promise<CommitResult> {
+  const { record } = found;
+  const names = opts.reference === undefined ? [] : [commitName(opts.reference)];
+  const parent = await store.resolve(record.imageId);
+  if (!parent) throw new TsrunError('ENOIMAGE', `the image of container ${record.name} (${record.imageId}) is no longer in the store`);
+  const config = applyChanges(containerConfig(parent.config, record), opts.changes);
+
+  const tmp = await store.makeTempDir('commit');
+  const created = { layers: [] as Digest[], blobs: [] as Digest[] };
+  try {
+    const gz = join(tmp, 'layer.tar.gz');
+    const tarHash = new Hasher();
+    const gzHash = new Hasher();
+    await frozen(found, opts.pause, () =>
+      writeTar(
+        (tar) => pipeline(tar, tap(tarHash), createGzip(), tap(gzHash), createWriteStream(gz)),
+        (w) => layerFromUpper(found, w),
+      ),
+    );
+    const diffId = tarHash.digest();
+    const digest = gzHash.digest();
+    if (!(await store.hasBlob(digest))) created.blobs.push(digest);
+    await store.writeBlob(createReadStream(gz), { digest, size: gzHash.size });
+
+    const parentChain = chainIds(parent.config.rootfs.diff_ids).at(-1) ?? null;
+    const chain = chainIds([...parent.config.rootfs.diff_ids, diffId]).at(-1)!;
+    if (!(await store.layer(chain))) created.layers.push(chain);
+    await store.unpackLayer(diffId, parentChain, pipelineCb(store.blobStream(digest), createGunzip(), () => {}));
+
+    const now = new Date().toISOString();
+    const imageConfig: ImageConfig & { container: string } = {
+      ...parent.config,
+      created: now,
+      container: record.id,
+      config,
+      rootfs: { type: 'layers', diff_ids: [...parent.config.rootfs.diff_ids, diffId] },
+      history: [
+        ...(parent.config.history ?? []),
+        {
+          created: now,
+          created_by: [record.path, ...record.args].join(' '),
+          ...(opts.author !== undefined && { author: opts.author }),
+          ...(opts.message !== undefined && { comment: opts.message }),
+        },
+      ],
+    };
+    // The parent's author is not the commit's.
+    if (opts.author !== undefined) imageConfig.author = opts.author;
+    else delete imageConfig.author;
+    const configBytes = Buffer.from(JSON.stringify(imageConfig));
+    const configDigest = await putBlob(store, configBytes, created.blobs);
+
+    // The parent's layers as its manifest lists them; one it holds no blob for (loaded from a
+    // docker-archive) is taken from another image with the same layer, so push can send it.
+    const parentManifest = JSON.parse((await store.readBlob(parent.manifestDigest)).toString('utf8')) as ImageManifest;
+    const docker = parentManifest.mediaType === MediaType.dockerManifest;
+    const layers: Descriptor[] = [];
+    for (const [i, d] of parentManifest.layers.entries()) {
+      const found = (await layerBlob(store, d, parent.config.rootfs.diff_ids[i]!)) ?? d;
+      layers.push({ ...found, mediaType: layerMediaType(found.mediaType, docker) });
+    }
+    layers.push({ mediaType: layerMediaType('application/vnd.oci.image.layer.v1.tar+gzip', docker), digest, size: gzHash.size });
+    const manifest: ImageManifest = {
+      schemaVersion: 2,
+      mediaType: docker ? MediaType.dockerManifest : MediaType.ociManifest,
+      config: { mediaType: docker ? MediaType.dockerConfig : MediaType.ociConfig, digest: configDigest, size: configBytes.length },
+      layers,
+    };
+    const manifestBytes = Buffer.from(JSON.stringify(manifest));
+    const manifestDigest = await putBlob(store, manifestBytes, created.blobs);
+    await store.putImage({ manifestDigest, manifest, configDigest, names });
+    return { id: configDigest, manifestDigest, diffId, layerSize: gzHash.size };
+  } catch (err) {
+    await store.discard(created).catch(() => {});
+    throw failure(err, `committing container ${record.name}`);
+  } finally {
+    await removeTree(tmp).catch(() => {});
+  }
+}
+
+/** The same compression in the manifest's family: docker's `...diff.tar.gzip` or OCI's `...tar+gzip`. */
+function layerMediaType(mediaType: string, docker: boolean): string {
+  if (/foreign|nondistributable/.test(mediaType)) return mediaType; // pushed by reference, as is
+  const c = compressionOf(mediaType);
+  if (docker) return `application/vnd.docker.image.rootfs.diff.tar${c === 'none' ? '' : c === 'gzip' ? '.gzip' : '.zstd'}`;
+  return `application/vnd.oci.image.layer.v1.tar${c === 'none' ? '' : `+${c}`}`;
+}
+
+function commitName(reference: string): string {
+  const ref = parseReference(reference);
+  if (ref.digest !== undefined) throw new TsrunError('EINVAL_REF', `invalid reference format: ${reference} (a commit is named by a tag, not a digest)`);
+  return normalizeName(reference);
+}
+
+async function putBlob(store: ImageStore, bytes: Buffer, created: Digest[]): Promise<Digest> {
+  const d = sha256(bytes);
+  if (!(await store.hasBlob(d))) created.push(d);
+  return store.writeBlobBytes(bytes);
+}
+
+/**
+ * Holds the container's lock (no start, pause or unpause meanwhile) and, if it runs and
+ * `pause` is set, freezes its cgroup around `fn`.
+ */
+async function frozen<T>(found: Found, pause: boolean, fn: () => Promise<T>): Promise<T> {
+  return withLock(found.paths.lock, async () => {
+    const seen = observe(found.paths);
+    const cgroup = pause && seen.status === 'running' ? openDriver(detectCgroups()).open(found.record.options.cgroupParent, found.record.id) : undefined;
+    cgroup?.freeze();
+    try {
+      return await fn();
+    } finally {
+      cgroup?.thaw();
+    }
+  });
+}
+
+/** The layer tar: the upper dir, with overlayfs's whiteouts and opaque dirs in OCI form. */
+async function layerFromUpper(found: Found, w: TarWriter): Promise<void> {
+  const lowers = LowerLayers.of(found);
+  const targets = mountTargets(found);
+  const upper = openDir(join(found.paths.dir, 'upper'));
+  try {
+    await walk(upper, '', async (e) => {
+      if (isPlaceholder(e, targets, lowers)) return false;
+      if (isWhiteout(e.st)) {
+        const slash = e.rel.lastIndexOf('/');
+        const name = `${e.rel.slice(0, slash + 1)}.wh.${e.rel.slice(slash + 1)}`;
+        await w.entry({ name, type: 'file', mode: 0o644, mtime: e.st.mtime, uid: 0, gid: 0, uname: '', gname: '' });
+        return false;
+      }
+      await w.add(e, e.rel);
+      if (e.st.isDirectory() && isOpaque(e.path)) {
+        await w.entry({ name: `${e.rel}/.wh..wh..opq`, type: 'file', mode: 0o644, mtime: e.st.mtime, uid: 0, gid: 0, uname: '', gname: '' });
+      }
+      return true;
+    });
+  } finally {
+    closeSync(upper);
+  }
+}
+
+/**
+ * docker commit's base config is the container's, not the image's: its command, its -e
+ * variables, -w, -u and published ports, on top of the image's config.
+ */
+export function containerConfig(image: ImageConfig, record: Pick<ContainerRecord, 'options'>): ImageRunConfig {
+  const base = image.config ?? {};
+  const o = record.options;
+  const env = new Map<string, string>();
+  for (const e of [...(base.Env ?? []), ...o.env]) {
+    const eq = e.indexOf('=');
+    if (eq > 0) env.set(e.slice(0, eq), e.slice(eq + 1));
+  }
+  let entrypoint = base.Entrypoint ?? null;
+  let cmd = base.Cmd ?? null;
+  if (o.entrypoint !== undefined) {
+    entrypoint = o.entrypoint === '' ? null : [o.entrypoint];
+    cmd = null;
+  }
+  if (o.args.length > 0) cmd = o.args;
+  const exposed: Record<string, object> = { ...(base.ExposedPorts ?? {}) };
+  for (const p of o.publish ?? []) exposed[`${p.containerPort}/${p.protocol}`] = {};
+  const out: ImageRunConfig = { ...base, Env: [...env].map(([k, v]) => `${k}=${v}`), Entrypoint: entrypoint, Cmd: cmd };
+  if (o.workdir !== undefined) out.WorkingDir = o.workdir;
+  if (o.user !== undefined) out.User = o.user;
+  if (Object.keys(exposed).length > 0) out.ExposedPorts = exposed;
+  return out;
+}
+
+/** Passes chunks on, hashing them. */
+function tap(h: Hasher): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb: TransformCallback) {
+      h.update(chunk);
+      cb(null, chunk);
+    },
+  });
+}
+
+// ---- --change: the Dockerfile instructions docker commit accepts ------------------------------
+
+const CHANGE_INSTRUCTIONS = ['CMD', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'LABEL', 'ONBUILD', 'STOPSIGNAL', 'USER', 'VOLUME', 'WORKDIR'];
+
+/** Applies `-c` changes in order; throws EINVAL_FLAG naming a bad one. */
+export function applyChanges(config: ImageRunConfig, changes: string[]): ImageRunConfig {
+  let out: ImageRunConfig = { ...config };
+  for (const change of changes) out = applyChange(out, change);
+  return out;
+}
+
+function applyChange(c: ImageRunConfig, change: string): ImageRunConfig {
+  const m = /^\s*(\S+)\s*([\s\S]*?)\s*$/.exec(change);
+  const instruction = m?.[1]?.toUpperCase() ?? '';
+  const rest = m?.[2] ?? '';
+  const bad = (why: string) => new TsrunError('EINVAL_FLAG', `invalid argument "${change}" for "--change" flag: ${why}`);
+  if (!CHANGE_INSTRUCTIONS.includes(instruction)) throw bad(`${m?.[1] ?? change} is not a valid change command`);
+  if (rest === '') throw bad(`${instruction} requires at least one argument`);
+  switch (instruction) {
+    case 'CMD':
+      return { ...c, Cmd: commandForm(rest) };
+    case 'ENTRYPOINT':
+      return { ...c, Entrypoint: commandForm(rest) };
+    case 'ENV': {
+      const env = new Map((c.Env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)] as [string, string]));
+      for (const [k, v] of keyValues(rest, bad)) env.set(k, v);
+      return { ...c, Env: [...env].map(([k, v]) => `${k}=${v}`) };
+    }
+    case 'LABEL':
+      return { ...c, Labels: { ...(c.Labels ?? {}), ...Object.fromEntries(keyValues(rest, bad)) } };
+    case 'EXPOSE': {
+      const ports = { ...(c.ExposedPorts ?? {}) };
+      for (const p of words(rest)) {
+        if (!/^\d+(-\d+)?(\/(tcp|udp|sctp))?$/i.test(p)) throw bad(`invalid port "${p}"`);
+        ports[p.includes('/') ? p.toLowerCase() : `${p}/tcp`] = {};
+      }
+      return { ...c, ExposedPorts: ports };
+    }
+    case 'VOLUME': {
+      const volumes = { ...(c.Volumes ?? {}) };
+      for (const v of rest.startsWith('[') ? jsonArray(rest, bad) : words(rest)) volumes[v] = {};
+      return { ...c, Volumes: volumes };
+    }
+    case 'WORKDIR': {
+      const dir = words(rest).join(' ');
+      return { ...c, WorkingDir: dir.startsWith('/') ? dir : join(c.WorkingDir || '/', dir) };
+    }
+    case 'USER':
+      return { ...c, User: rest };
+    case 'STOPSIGNAL':
+      return { ...c, StopSignal: rest };
+    default:
+      throw bad(`${instruction} is not supported by tsrun commit`);
+  }
+}
+
+/** Exec form (`["a", "b"]`) as is; shell form runs under `/bin/sh -c`, as in a Dockerfile. */
+function commandForm(rest: string): string[] {
+  if (rest.startsWith('[')) {
+    try {
+      const v = JSON.parse(rest) as unknown;
+      if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
+    } catch {
+      // not JSON: docker falls back to the shell form
+    }
+  }
+  return ['/bin/sh', '-c', rest];
+}
+
+function jsonArray(rest: string, bad: (why: string) => TsrunError): string[] {
+  try {
+    const v = JSON.parse(rest) as unknown;
+    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
+  } catch {
+    // reported below
+  }
+  throw bad('expected a JSON array of strings');
+}
+
+/** `K=V K2="v 2"`, or the legacy `K value with spaces`. */
+function keyValues(rest: string, bad: (why: string) => TsrunError): Array<[string, string]> {
+  const ws = words(rest);
+  if (!ws[0]!.includes('=')) {
+    const space = rest.search(/\s/);
+    if (space < 0) throw bad('expected KEY=value or KEY value');
+    return [[rest.slice(0, space), rest.slice(space).trim()]];
+  }
+  return ws.map((w) => {
+    const eq = w.indexOf('=');
+    if (eq <= 0) throw bad(`"${w}" is not KEY=value`);
+    return [w.slice(0, eq), w.slice(eq + 1)];
+  });
+}
+
+/** Splits on blanks; quotes group (and are removed), a backslash escapes the next character. */
+export function words(s: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let inWord = false;
+  let quote: string | undefined;
+  for (let i = 0; i < s.length; i++) {
+    const ch = s[i]!;
+    if (quote) {
+      if (ch === quote) quote = undefined;
+      else if (ch === '\\' && quote === '"' && i + 1 < s.length) cur += s[++i];
+      else cur += ch;
+    } else if (ch === '"' || ch === "'") {
+      quote = ch;
+      inWord = true;
+    } else if (ch === '\\' && i + 1 < s.length) {
+      cur += s[++i];
+      inWord = true;
+    } else if (/\s/.test(ch)) {
+      if (inWord) out.push(cur);
+      cur = '';
+      inWord = false;
+    } else {
+      cur += ch;
+      inWord = true;
+    }
+  }
+  if (inWord) out.push(cur);
+  return out;
+}

@@ -1,0 +1,303 @@
+// `tsrun cp` (docker cp): files and directories between a container and the host, both ways,
+// running or stopped, with docker's rules for what the destination becomes.
+//
+// Safety: a container path is resolved by the kernel inside the container's root
+// (openat2 RESOLVE_IN_ROOT, see export.ts), so `/trap -> /etc` means the container's /etc,
+// and `../../..` stops at its `/`. Below the resolved entry, trees are copied one directory fd
+// at a time with O_NOFOLLOW/O_EXCL: a symlink in the container is copied as a symlink, never
+// followed, and a file is never created through one, even if the container swaps names
+// while we copy. Host paths are the user's own and resolve as usual.
+import * as fs from 'node:fs';
+import { basename, dirname, resolve as resolvePath } from 'node:path';
+import type { Writable } from 'node:stream';
+import { TsrunError, errnoOf } from '../errors.js';
+import * as libc from '../sys/libc.js';
+import { cleanInRoot, devNumbers, failure, fdPath, lstatOrUndefined, openDir, openInRoot, walk, withContainerRoot, writeTar } from './export.js';
+import type { Found } from './lookup.js';
+
+const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = fs.constants;
+
+export interface CopyOptions {
+  /** -a: keep the source's owners (default: root in the container, the caller on the host). */
+  archive: boolean;
+  /** -L: follow a symlink named as the source. */
+  followLink: boolean;
+}
+
+export type Endpoint = { container: Found; path: string } | { host: string };
+
+export interface CopyResult {
+  /** Bytes of regular files copied. */
+  bytes: number;
+}
+
+/** One side of a copy: how to find a path's parent directory and the path itself. */
+interface Side {
+  /** The directory holding `p`'s last component, as an O_PATH fd. */
+  parent(p: string): number;
+  /** `p` itself, following a symlink at its end, as an O_PATH fd. */
+  follow(p: string): number;
+  /** The last component (`''` for the root). */
+  base(p: string): string;
+  notFound(p: string): TsrunError;
+}
+
+function containerSide(rootFd: number, name: string): Side {
+  return {
+    parent: (p) => openInRoot(rootFd, cleanInRoot(dirname(`/${cleanInRoot(p)}`)), libc.O_PATH | O_DIRECTORY),
+    follow: (p) => openInRoot(rootFd, cleanInRoot(p), libc.O_PATH),
+    base: (p) => basename(`/${cleanInRoot(p)}`),
+    notFound: (p) => new TsrunError('ENOCONTAINER', `Could not find the file ${p} in container ${name}`),
+  };
+}
+
+const hostSide: Side = {
+  parent: (p) => fs.openSync(dirname(resolvePath(p)), libc.O_PATH | O_DIRECTORY | libc.O_CLOEXEC),
+  follow: (p) => fs.openSync(resolvePath(p), libc.O_PATH | libc.O_CLOEXEC),
+  base: (p) => basename(resolvePath(p)),
+  notFound: (p) => new TsrunError('EINVAL_FLAG', `lstat ${resolvePath(p)}: no such file or directory`),
+};
+
+/** A located entry: `path` is an fd path; `follow`: it is the fd itself (a magic link to follow). */
+interface Loc {
+  path: string;
+  follow: boolean;
+}
+
+interface Owner {
+  /** undefined: the source's. */
+  uid?: number;
+  gid?: number;
+}
+
+export async function copy(src: Endpoint, dst: Endpoint, opts: CopyOptions): Promise<CopyResult> {
+  try {
+    return await copyBetween(src, dst, opts);
+  } catch (err) {
+    throw failure(err, `copying ${describe(src)} to ${describe(dst)}`);
+  }
+}
+
+async function copyBetween(src: Endpoint, dst: Endpoint, opts: CopyOptions): Promise<CopyResult> {
+  if ('container' in src && 'container' in dst) throw new TsrunError('EINVAL_FLAG', 'copying between containers is not supported');
+  if ('host' in src && 'host' in dst) throw new TsrunError('EINVAL_FLAG', 'must specify at least one container source');
+  if ('container' in src) {
+    const c = src.container;
+    const owner: Owner = opts.archive ? {} : { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+    return withContainerRoot(c, 'read', async (view) =>
+      new Copier(owner).run(containerSide(view.fd, c.record.name), src.path, hostSide, (dst as { host: string }).host, opts),
+    );
+  }
+  const target = dst as { container: Found; path: string };
+  // docker: files copied into a container belong to its root unless -a.
+  const owner: Owner = opts.archive ? {} : { uid: 0, gid: 0 };
+  return withContainerRoot(target.container, 'write', async (view) =>
+    new Copier(owner).run(hostSide, src.host, containerSide(view.fd, target.container.record.name), target.path, opts),
+  );
+}
+
+/** `tsrun cp CONTAINER:PATH -`: the entry as a tar on `out` (docker's format for `-`). */
+export async function copyToStream(found: Found, path: string, out: Writable, opts: Pick<CopyOptions, 'followLink'>): Promise<void> {
+  await withContainerRoot(found, 'read', async (view) => {
+    const side = containerSide(view.fd, found.record.name);
+    const { loc, st, close } = locateSource(side, path, opts.followLink);
+    try {
+      const name = side.base(path) || '.';
+      await writeTar(out, async (w) => {
+        await w.add({ rel: name, path: loc.path, st }, name);
+        if (!st.isDirectory()) return;
+        const dir = fs.openSync(loc.path, O_RDONLY | O_DIRECTORY | libc.O_CLOEXEC | (loc.follow ? 0 : O_NOFOLLOW));
+        try {
+          await walk(dir, name, async (e) => {
+            await w.add(e, e.rel);
+            return true;
+          });
+        } finally {
+          fs.closeSync(dir);
+        }
+      });
+    } finally {
+      close();
+    }
+  }).catch((err: unknown) => {
+    throw failure(err, `copying ${found.record.name}:${path}`);
+  });
+}
+
+function describe(e: Endpoint): string {
+  return 'host' in e ? e.host : `${e.container.record.name}:${e.path}`;
+}
+
+/** What a cp path says beyond its name: `dir/` (must be a directory), `dir/.` (its contents). */
+export function pathIntent(p: string): { trailingSlash: boolean; contents: boolean } {
+  return { trailingSlash: p.endsWith('/'), contents: p === '.' || p.endsWith('/.') };
+}
+
+function locateSource(side: Side, p: string, followLink: boolean): { loc: Loc; st: fs.Stats; close: () => void } {
+  const intent = pathIntent(p);
+  const follow = followLink || intent.trailingSlash || intent.contents || side.base(p) === '';
+  let fd: number;
+  try {
+    fd = follow ? side.follow(p) : side.parent(p);
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') throw side.notFound(p);
+    throw err;
+  }
+  const loc = follow ? { path: fdPath(fd), follow: true } : { path: fdPath(fd, side.base(p)), follow: false };
+  const st = follow ? fs.statSync(loc.path) : lstatOrUndefined(loc.path);
+  if (!st) {
+    fs.closeSync(fd);
+    throw side.notFound(p);
+  }
+  if ((intent.trailingSlash || intent.contents) && !st.isDirectory()) {
+    fs.closeSync(fd);
+    throw new TsrunError('EINVAL_FLAG', `${p}: not a directory`);
+  }
+  return { loc, st, close: () => fs.closeSync(fd) };
+}
+
+class Copier {
+  bytes = 0;
+
+  constructor(private readonly owner: Owner) {}
+
+  /** docker cp's rules for the destination (docs.docker.com, "docker container cp"). */
+  run(srcSide: Side, srcPath: string, dstSide: Side, dstPath: string, opts: CopyOptions): CopyResult {
+    const src = locateSource(srcSide, srcPath, opts.followLink);
+    try {
+      const srcName = srcSide.base(srcPath);
+      const contents = pathIntent(srcPath).contents || srcName === '';
+      const dstIntent = pathIntent(dstPath);
+      let existing: number | undefined;
+      try {
+        existing = dstSide.follow(dstPath);
+      } catch (err) {
+        if (errnoOf(err) === 'ENOTDIR') throw new TsrunError('EINVAL_FLAG', `${dstPath}: not a directory`);
+        if (errnoOf(err) !== 'ENOENT') throw err;
+      }
+      if (existing !== undefined && fs.fstatSync(existing).isDirectory()) {
+        // An existing directory: the source goes into it (its contents, for `src/.`).
+        try {
+          this.inDir(fdPath(existing), (d) => {
+            if (src.st.isDirectory() && contents) this.merge(src.loc, src.st, d, false);
+            else this.entry(src.loc, src.st, d, srcName);
+          });
+        } finally {
+          fs.closeSync(existing);
+        }
+        return { bytes: this.bytes };
+      }
+      if (existing !== undefined) fs.closeSync(existing);
+      if (existing !== undefined && src.st.isDirectory()) throw new TsrunError('EINVAL_FLAG', `cannot copy a directory to a file: ${dstPath}`);
+      if (dstIntent.trailingSlash) {
+        throw new TsrunError('EINVAL_FLAG', existing !== undefined ? `${dstPath}: not a directory` : `destination directory ${dstPath} does not exist`);
+      }
+      // A file replaces the destination; a directory is created there. Its parent must exist.
+      let parent: number;
+      try {
+        parent = dstSide.parent(dstPath);
+      } catch (err) {
+        if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') throw dstSide.notFound(dirname(dstPath));
+        throw err;
+      }
+      try {
+        this.inDir(fdPath(parent), (d) => this.entry(src.loc, src.st, d, dstSide.base(dstPath)));
+      } finally {
+        fs.closeSync(parent);
+      }
+      return { bytes: this.bytes };
+    } finally {
+      src.close();
+    }
+  }
+
+  /** Opens the directory an O_PATH fd holds (its /proc path, already resolved safely). */
+  private inDir(path: string, fn: (dirFd: number) => void): void {
+    const d = fs.openSync(path, O_RDONLY | O_DIRECTORY | libc.O_CLOEXEC);
+    try {
+      fn(d);
+    } finally {
+      fs.closeSync(d);
+    }
+  }
+
+  /** Copies `src` to `name` in the directory `dirFd`, replacing a non-directory there. */
+  private entry(src: Loc, st: fs.Stats, dirFd: number, name: string): void {
+    const dst = fdPath(dirFd, name);
+    const there = lstatOrUndefined(dst);
+    if (st.isDirectory()) {
+      if (there && !there.isDirectory()) throw new TsrunError('EINVAL_FLAG', `cannot overwrite non-directory "${name}" with directory`);
+      if (!there) fs.mkdirSync(dst, 0o700);
+      const d = openDir(dst);
+      try {
+        this.merge(src, st, d, !there);
+      } finally {
+        fs.closeSync(d);
+      }
+      return;
+    }
+    if (there?.isDirectory()) throw new TsrunError('EINVAL_FLAG', `cannot overwrite directory "${name}" with non-directory`);
+    if (there) fs.unlinkSync(dst);
+    if (st.isFile()) {
+      const s = fs.openSync(src.path, O_RDONLY | libc.O_CLOEXEC | (src.follow ? 0 : O_NOFOLLOW));
+      try {
+        if (!fs.fstatSync(s).isFile()) throw new TsrunError('ESTATE', `${name} changed while being copied`);
+        // COPYFILE_EXCL: O_CREAT|O_EXCL, which never follows a symlink planted meanwhile.
+        fs.copyFileSync(fdPath(s), dst, fs.constants.COPYFILE_EXCL);
+      } finally {
+        fs.closeSync(s);
+      }
+      const d = fs.openSync(dst, O_RDONLY | O_NOFOLLOW | libc.O_CLOEXEC);
+      try {
+        this.meta(d, st);
+      } finally {
+        fs.closeSync(d);
+      }
+      this.bytes += st.size;
+    } else if (st.isSymbolicLink()) {
+      fs.symlinkSync(fs.readlinkSync(src.path), dst);
+      fs.lchownSync(dst, this.owner.uid ?? st.uid, this.owner.gid ?? st.gid);
+      fs.lutimesSync(dst, st.atime, st.mtime);
+    } else if (st.isCharacterDevice() || st.isBlockDevice() || st.isFIFO()) {
+      const { major, minor } = devNumbers(st.rdev);
+      libc.mknod(dst, (st.mode & 0o170000) | 0o600, major, minor);
+      // chmod/chown through an O_PATH fd (opening a device could have effects): its /proc
+      // path is a magic link to exactly this node.
+      const p = fs.openSync(dst, libc.O_PATH | O_NOFOLLOW | libc.O_CLOEXEC);
+      try {
+        fs.chownSync(fdPath(p), this.owner.uid ?? st.uid, this.owner.gid ?? st.gid);
+        fs.chmodSync(fdPath(p), st.mode & 0o7777);
+        fs.utimesSync(fdPath(p), st.atime, st.mtime);
+      } finally {
+        fs.closeSync(p);
+      }
+    }
+    // Sockets are not copied (docker's tar skips them too).
+  }
+
+  /**
+   * Copies the children of the directory `src` into `dirFd`, then (for a directory the copy
+   * created) its owner, mode and times. An existing directory keeps its own: copying into
+   * /tmp must not make it 0755.
+   */
+  private merge(src: Loc, st: fs.Stats, dirFd: number, created: boolean): void {
+    const s = fs.openSync(src.path, O_RDONLY | O_DIRECTORY | libc.O_CLOEXEC | (src.follow ? 0 : O_NOFOLLOW));
+    try {
+      for (const name of fs.readdirSync(fdPath(s)).sort()) {
+        const path = fdPath(s, name);
+        const child = lstatOrUndefined(path);
+        if (child) this.entry({ path, follow: false }, child, dirFd, name);
+      }
+    } finally {
+      fs.closeSync(s);
+    }
+    if (created) this.meta(dirFd, st);
+  }
+
+  /** Owner, then mode (chown clears set-id bits), then times. */
+  private meta(fd: number, st: fs.Stats): void {
+    fs.fchownSync(fd, this.owner.uid ?? st.uid, this.owner.gid ?? st.gid);
+    fs.fchmodSync(fd, st.mode & 0o7777);
+    fs.futimesSync(fd, st.atime, st.mtime);
+  }
+}

@@ -1,0 +1,357 @@
+// A container's file system as tsrun reads and writes it from the host (cp, export, diff,
+// commit), and `tsrun export` (docker export: the merged file system as a tar).
+//
+// Everything the container wrote is the container's to shape: a symlink `/trap -> /etc` or
+// `-> ../../..` must never lead tsrun to the host's /etc. So container paths are never given
+// to path-based calls. The container's root is opened once as a file descriptor, a path in it
+// is resolved by the kernel with openat2(RESOLVE_IN_ROOT), which treats that fd as `/`, and
+// trees are walked one directory fd at a time through `/proc/self/fd/<dirfd>/<name>` with
+// O_NOFOLLOW: the kernel jumps to the exact directory the fd holds and looks up one name.
+//
+// Where the root fd comes from:
+//   running or paused  /proc/<pid>/root of its first process: the container's own mount
+//                      namespace, with its volumes (and /proc, /dev: export skips mounts)
+//   created or exited  the overlay (lowerdir=..., upperdir, workdir) mounted in a throwaway
+//                      mount namespace (`unshare -m` running a shell that mounts and then
+//                      waits on its stdin): it vanishes with that process, so even a killed
+//                      tsrun leaves no mount behind. The container's lock is held meanwhile,
+//                      so `start` cannot mount the same upper dir at the same time.
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import { posix } from 'node:path';
+import { Readable, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { TsrunError, errnoOf } from '../errors.js';
+import { pack as tarPack, type Pack, type PackHeader } from '../image/tar.js';
+import { withLock } from '../sys/lock.js';
+import * as libc from '../sys/libc.js';
+import type { Found } from './lookup.js';
+import { observe, processStartTime } from './status.js';
+
+const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = fs.constants;
+const O_CLOEXEC = libc.O_CLOEXEC;
+
+export interface RootView {
+  /** O_PATH fd of the container's `/`; valid until the callback returns. */
+  fd: number;
+  /** Mount points inside the view, relative (`proc`, `etc/hosts`): other file systems. */
+  mountPoints: Set<string>;
+  running: boolean;
+}
+
+/**
+ * Runs `fn` with the container's root open (see the top of this file). `write`: a stopped
+ * container's overlay is mounted read-write (its upper dir receives the writes); otherwise the
+ * upper dir is mounted as the top lower layer, which overlayfs makes read-only.
+ */
+export async function withContainerRoot<T>(found: Found, access: 'read' | 'write', fn: (view: RootView) => Promise<T>): Promise<T> {
+  const { paths, record } = found;
+  let view: RootView | undefined;
+  const result = await withLock(paths.lock, async () => {
+    const seen = observe(paths);
+    if (seen.status === 'restarting') {
+      throw new TsrunError('ESTATE', `container ${record.name} is restarting; try again once it runs or has stopped`);
+    }
+    if (seen.status === 'running' || seen.status === 'paused') {
+      view = openProcessRoot(seen.pid, record.name);
+      return undefined; // the lock is not needed: the container's own mount holds the upper dir
+    }
+    const data =
+      access === 'write'
+        ? `lowerdir=${record.lowerDirs.join(':')},upperdir=${paths.upperRel},workdir=${paths.workRel}`
+        : `ro,lowerdir=${[paths.upperRel, ...record.lowerDirs].join(':')}`;
+    const mount = await PrivateMount.start(paths.storeRoot, data, paths.rootfs);
+    try {
+      const fd = fs.openSync(`/proc/${mount.pid}/root${paths.rootfs}`, libc.O_PATH | O_DIRECTORY | O_CLOEXEC);
+      try {
+        return { value: await fn({ fd, mountPoints: new Set(), running: false }) };
+      } finally {
+        fs.closeSync(fd);
+      }
+    } finally {
+      await mount.stop();
+    }
+  });
+  if (result) return result.value;
+  try {
+    return await fn(view!);
+  } finally {
+    fs.closeSync(view!.fd);
+  }
+}
+
+function openProcessRoot(pid: number, name: string): RootView {
+  const started = processStartTime(pid);
+  let fd: number;
+  let mountinfo: string;
+  try {
+    fd = fs.openSync(`/proc/${pid}/root`, libc.O_PATH | O_DIRECTORY | O_CLOEXEC);
+    mountinfo = fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8');
+  } catch (err) {
+    throw new TsrunError('ESTATE', `container ${name} stopped while tsrun opened its file system`, { cause: err });
+  }
+  // The pid could have been reused between observe() and open(): the start time says.
+  if (started === undefined || processStartTime(pid) !== started) {
+    fs.closeSync(fd);
+    throw new TsrunError('ESTATE', `container ${name} stopped while tsrun opened its file system`);
+  }
+  return { fd, mountPoints: mountPointsOf(mountinfo), running: true };
+}
+
+/** Field 5 of each /proc/<pid>/mountinfo line (octal escapes undone), without `/`. */
+export function mountPointsOf(mountinfo: string): Set<string> {
+  const out = new Set<string>();
+  for (const line of mountinfo.split('\n')) {
+    const field = line.split(' ')[4];
+    if (!field) continue;
+    const p = field.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    if (p !== '/') out.add(p.replace(/^\/+/, ''));
+  }
+  return out;
+}
+
+/**
+ * An overlay mounted in a private mount namespace: `unshare -m` runs a shell that mounts, says
+ * "ready", then waits on its stdin. Closing stdin (or tsrun dying) ends it and its namespace.
+ */
+class PrivateMount {
+  private constructor(private readonly child: ReturnType<typeof spawn>) {}
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  static async start(cwd: string, data: string, target: string): Promise<PrivateMount> {
+    const script = 'set -e; cd "$1"; mount -t overlay -o "$2" tsrun-view "$3"; echo ready; exec cat >/dev/null';
+    const child = spawn('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'tsrun-view', cwd, data, target], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const ok = await new Promise<boolean>((resolve) => {
+      child.stdout!.once('data', () => resolve(true));
+      child.once('exit', () => resolve(false));
+      child.once('error', (err) => ((stderr += err.message), resolve(false)));
+    });
+    if (!ok) {
+      throw new TsrunError('EKERNEL', `mounting the container's file system (overlay in a private mount namespace): ${stderr.trim() || 'unshare failed'}`);
+    }
+    return new PrivateMount(child);
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise((r) => this.child.once('exit', r));
+    this.child.stdin!.end();
+    const t = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(t);
+  }
+}
+
+/**
+ * A system error as the user can read it: the kernel's word for it, without the /proc/self/fd
+ * paths the copy works through (`copying a to c1:/b: EROFS: read-only file system`).
+ */
+export function failure(err: unknown, doing: string): TsrunError {
+  if (err instanceof TsrunError) return err;
+  const code = errnoOf(err);
+  const text = err instanceof Error ? err.message.split(', ')[0]! : String(err);
+  return new TsrunError('EINTERNAL', `${doing}: ${code && !text.startsWith(code) ? `${code}: ` : ''}${text}`, { cause: err });
+}
+
+// ---- paths in a root, and walking trees by fd ------------------------------------------------
+
+/** `/a/./b/../c/` → `a/c` (lexically, as docker's filepath.Clean: never above the root). */
+export function cleanInRoot(p: string): string {
+  return posix.normalize(`/${p}`).replace(/^\/+/, '').replace(/\/+$/, '');
+}
+
+/** openat2(rootFd, path, RESOLVE_IN_ROOT): `/` and `..` and every symlink stay inside. */
+export function openInRoot(rootFd: number, rel: string, flags: number): number {
+  return libc.openat2(rootFd, rel === '' ? '.' : rel, flags | O_CLOEXEC, libc.RESOLVE_IN_ROOT | libc.RESOLVE_NO_MAGICLINKS);
+}
+
+/** The path the kernel resolves as `name` in the directory `dirFd` holds, never following `name`. */
+export function fdPath(dirFd: number, name?: string): string {
+  return name === undefined ? `/proc/self/fd/${dirFd}` : `/proc/self/fd/${dirFd}/${name}`;
+}
+
+export function openDir(path: string): number {
+  return fs.openSync(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+export interface WalkEntry {
+  /** Relative to the walk's root, no leading slash. */
+  rel: string;
+  /** fdPath(parent, name): safe for lstat, readlink, lchown, and opens with O_NOFOLLOW. */
+  path: string;
+  st: fs.Stats;
+}
+
+/**
+ * Visits the tree under the directory fd in sorted order, parents before children; `visit`
+ * returns whether to descend into a directory. Entries that vanish meanwhile are skipped.
+ */
+export async function walk(dirFd: number, rel: string, visit: (e: WalkEntry) => Promise<boolean> | boolean): Promise<void> {
+  const names = fs.readdirSync(fdPath(dirFd)).sort();
+  for (const name of names) {
+    const path = fdPath(dirFd, name);
+    const st = lstatOrUndefined(path);
+    if (!st) continue;
+    const childRel = rel === '' ? name : `${rel}/${name}`;
+    if (!(await visit({ rel: childRel, path, st })) || !st.isDirectory()) continue;
+    let fd: number;
+    try {
+      fd = openDir(path);
+    } catch (err) {
+      if (['ENOENT', 'ELOOP', 'ENOTDIR'].includes(errnoOf(err) ?? '')) continue;
+      throw err;
+    }
+    try {
+      await walk(fd, childRel, visit);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}
+
+export function lstatOrUndefined(path: string): fs.Stats | undefined {
+  try {
+    return fs.lstatSync(path);
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return undefined;
+    throw err;
+  }
+}
+
+/** glibc's major()/minor() for a dev_t. */
+export function devNumbers(rdev: number): { major: number; minor: number } {
+  const d = BigInt(rdev);
+  return {
+    major: Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn)),
+    minor: Number((d & 0xffn) | ((d >> 12n) & ~0xffn)),
+  };
+}
+
+// ---- tar -------------------------------------------------------------------------------------
+
+/** Writes walked entries into a tar: hardlinks as links, file contents read by fd. */
+export class TarWriter {
+  readonly pack: Pack = tarPack();
+  private readonly links = new Map<string, string>();
+
+  /** `name` is the entry's name in the tar; `empty`: a mount point, shown without content. */
+  async add(e: WalkEntry, name: string, opts: { empty?: boolean } = {}): Promise<void> {
+    const { st } = e;
+    // The full st_mode (tar keeps its low 12 bits): tar-stream would turn a mode of 0 into 0644.
+    const base: PackHeader = { name, mode: st.mode, uid: st.uid, gid: st.gid, mtime: st.mtime, uname: '', gname: '' };
+    if (st.isDirectory()) return this.entry({ ...base, name: `${name}/`, type: 'directory' });
+    if (st.isSymbolicLink()) return this.entry({ ...base, type: 'symlink', linkname: fs.readlinkSync(e.path) });
+    if (st.isCharacterDevice() || st.isBlockDevice()) {
+      const { major, minor } = devNumbers(st.rdev);
+      return this.entry({ ...base, type: st.isCharacterDevice() ? 'character-device' : 'block-device', devmajor: major, devminor: minor });
+    }
+    if (st.isFIFO()) return this.entry({ ...base, type: 'fifo' });
+    if (!st.isFile()) return; // sockets do not go into tars
+    if (opts.empty) return this.entry({ ...base, type: 'file', size: 0 });
+    if (st.nlink > 1) {
+      const key = `${st.dev}:${st.ino}`;
+      const first = this.links.get(key);
+      if (first !== undefined) return this.entry({ ...base, type: 'link', linkname: first, size: 0 });
+      this.links.set(key, name);
+    }
+    let fd: number;
+    try {
+      fd = fs.openSync(e.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return; // deleted meanwhile (a running container)
+      throw err;
+    }
+    try {
+      const size = fs.fstatSync(fd).size;
+      await new Promise<void>((resolve, reject) => {
+        const sink = this.pack.entry({ ...base, type: 'file', size }, undefined, (err) => (err ? reject(err) : resolve()));
+        (async () => {
+          for await (const chunk of readExactly(fd, size)) {
+            if (!sink.write(chunk)) await new Promise((r) => sink.once('drain', r));
+          }
+          sink.end();
+        })().catch(reject);
+      });
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** An entry with no content (whiteouts are empty files). */
+  async entry(header: PackHeader): Promise<void> {
+    const h = { ...header, size: 0 };
+    const body = h.type === 'file' ? Buffer.alloc(0) : undefined;
+    await new Promise<void>((resolve, reject) => this.pack.entry(h, body, (err) => (err ? reject(err) : resolve())));
+  }
+
+  finalize(): void {
+    this.pack.finalize();
+  }
+}
+
+/** `size` bytes from fd: a file that shrinks meanwhile is padded, one that grows is cut. */
+async function* readExactly(fd: number, size: number): AsyncGenerator<Buffer> {
+  let left = size;
+  while (left > 0) {
+    const buf = Buffer.alloc(Math.min(left, 1 << 20));
+    const n = fs.readSync(fd, buf, 0, buf.length, null);
+    if (n === 0) {
+      yield Buffer.alloc(left);
+      return;
+    }
+    left -= n;
+    yield n === buf.length ? buf : buf.subarray(0, n);
+  }
+}
+
+/**
+ * Runs `produce` (which adds entries to the writer) while the tar streams into `out`; rejects
+ * with the first failure of either side.
+ */
+export async function writeTar(out: Writable | ((tar: Readable) => Promise<void>), produce: (w: TarWriter) => Promise<void>): Promise<void> {
+  const w = new TarWriter();
+  // tar-stream's streams are streamx ones: Node's pipeline reads them as async iterables.
+  const tar = Readable.from(w.pack);
+  const consumed = typeof out === 'function' ? out(tar) : pipeline(tar, out);
+  try {
+    await produce(w);
+    w.finalize();
+  } catch (err) {
+    (w.pack as unknown as { destroy(e: Error): void }).destroy(err as Error);
+    await consumed.catch(() => {});
+    throw err;
+  }
+  await consumed;
+}
+
+// ---- docker export -----------------------------------------------------------------------------
+
+/**
+ * The merged file system as a tar, as docker export writes it: no volumes, no /proc or /dev
+ * contents; a mount point shows as the (empty) directory or file it is mounted on.
+ */
+export async function exportContainer(found: Found, out: Writable): Promise<void> {
+  await withContainerRoot(found, 'read', async (view) => {
+    const rootDir = fs.openSync(fdPath(view.fd), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    try {
+      await writeTar(out, (w) =>
+        walk(rootDir, '', async (e) => {
+          const mounted = view.mountPoints.has(e.rel);
+          await w.add(e, e.rel, { empty: mounted });
+          return !mounted;
+        }),
+      );
+    } finally {
+      fs.closeSync(rootDir);
+    }
+  }).catch((err: unknown) => {
+    throw failure(err, `exporting container ${found.record.name}`);
+  });
+}
