@@ -27,6 +27,9 @@ import { register as registerCommit } from './commit.js';
 import { register as registerTop } from './top.js';
 import { register as registerSave } from './save.js';
 import { register as registerSystem } from './system.js';
+import { register as registerInfo } from './info.js';
+import { register as registerVersion } from './version.js';
+import { register as registerCompletion } from './completion.js';
 import { register as registerStats } from './stats.js';
 
 // Node >= 22.1 keeps V8's compiled code on disk: every later tsrun starts faster.
@@ -55,6 +58,7 @@ const commands = [
   registerRun, registerCreate, registerExec, registerCp, registerDiff, registerExport, registerCommit, registerTop,
   registerPs, registerLifecycle, registerLogs, registerInspect, registerContainer, registerStats,
   registerPull, registerPush, registerImages, registerLoad, registerSave, registerSystem, registerLogin, registerLogout, registerNetwork,
+  registerInfo, registerVersion, registerCompletion,
 ];
 for (const register of commands) {
   register(program);

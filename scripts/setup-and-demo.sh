@@ -17,7 +17,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 echo "== 1. system packages"
-packages=(gcc libc6-dev make busybox-static docker-registry skopeo umoci openssl iproute2 iptables util-linux python3 curl ca-certificates iperf3)
+packages=(gcc libc6-dev make busybox-static docker-registry skopeo umoci openssl iproute2 iptables util-linux procps hostname python3 curl ca-certificates iperf3)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -33,6 +33,9 @@ fi
 
 echo "== 2. npm dependencies and build"
 npm ci --no-audit --no-fund
+
+# `tsrun` on PATH, as the README and the lab use it.
+ln -sf "$PWD/dist/cli/main.js" /usr/local/bin/tsrun
 
 echo "== 3. a local insecure registry on $registry"
 work=$(mktemp -d /tmp/tsrun-demo-XXXX)
@@ -61,7 +64,7 @@ node scripts/make-busybox-image.mjs --out "$work/image" --tag latest
 skopeo copy --quiet --dest-tls-verify=false "oci:$work/image:latest" "docker://$registry/busybox:latest"
 
 echo "== 5. tsrun pull (plain HTTP: loopback registries are insecure by default, as in docker)"
-tsrun="node dist/cli/main.js"
+tsrun=tsrun
 $tsrun pull "$registry/busybox:latest"
 
 echo "== 6. tsrun run: what a container sees"
