@@ -1,37 +1,10 @@
 #!/usr/bin/env node
 // tsrun's entry point. Each command lives in its own cli/<command>.ts, which declares its flags
-// and imports the code under src/ only when it runs, so `tsrun run` does not pay to load
-// the registry client.
+// and imports the code under src/ only when it runs. Only the module of the command being run
+// is even loaded (all of them for help and completion): start-up time is `run`'s budget.
 import module from 'node:module';
-import { Command, CommanderError } from 'commander';
+import { Command, type CommanderError } from 'commander';
 import { collect } from './common.js';
-import { register as registerRun } from './run.js';
-import { register as registerImages } from './images.js';
-import { register as registerLoad } from './load.js';
-import { register as registerPull } from './pull.js';
-import { register as registerPush } from './push.js';
-import { register as registerLogin } from './login.js';
-import { register as registerLogout } from './logout.js';
-import { register as registerNetwork } from './network.js';
-import { register as registerPs } from './ps.js';
-import { register as registerLifecycle } from './lifecycle.js';
-import { register as registerLogs } from './logs.js';
-import { register as registerInspect } from './inspect.js';
-import { register as registerContainer } from './container.js';
-import { register as registerExec } from './exec.js';
-import { register as registerCreate } from './create.js';
-import { register as registerCp } from './cp.js';
-import { register as registerDiff } from './diff.js';
-import { register as registerExport } from './export.js';
-import { register as registerCommit } from './commit.js';
-import { register as registerTop } from './top.js';
-import { register as registerSave } from './save.js';
-import { register as registerSystem } from './system.js';
-import { register as registerInfo } from './info.js';
-import { register as registerVersion } from './version.js';
-import { register as registerCompletion } from './completion.js';
-import { register as registerStats } from './stats.js';
-
 // Node >= 22.1 keeps V8's compiled code on disk: every later tsrun starts faster.
 (module as { enableCompileCache?: () => unknown }).enableCompileCache?.();
 
@@ -54,13 +27,34 @@ const program = new Command('tsrun')
     process.exit(125);
   });
 
-const commands = [
-  registerRun, registerCreate, registerExec, registerCp, registerDiff, registerExport, registerCommit, registerTop,
-  registerPs, registerLifecycle, registerLogs, registerInspect, registerContainer, registerStats,
-  registerPull, registerPush, registerImages, registerLoad, registerSave, registerSystem, registerLogin, registerLogout, registerNetwork,
-  registerInfo, registerVersion, registerCompletion,
+type Register = (program: Command) => void;
+
+/** cli module → the commands it registers, in the order `tsrun --help` lists them. */
+const MODULES: Array<[module: string, commands: string[]]> = [
+  ['run', ['run']], ['create', ['create']], ['exec', ['exec']], ['cp', ['cp']], ['diff', ['diff']],
+  ['export', ['export']], ['commit', ['commit']], ['top', ['top']], ['ps', ['ps']],
+  ['lifecycle', ['start', 'stop', 'restart', 'kill', 'rm', 'wait', 'pause', 'unpause', 'rename']],
+  ['logs', ['logs']], ['inspect', ['inspect']], ['container', ['container']], ['stats', ['stats', 'update']],
+  ['pull', ['pull']], ['push', ['push']], ['images', ['images', 'image', 'rmi', 'tag']], ['load', ['load']],
+  ['save', ['save']], ['system', ['system', 'image']], ['login', ['login']], ['logout', ['logout']],
+  ['network', ['network']], ['info', ['info']], ['version', ['version']], ['completion', ['completion']],
 ];
-for (const register of commands) {
+
+/** The command word: the first argument that is not a global option or its value. */
+function commandWord(args: string[]): string | undefined {
+  const withValue = new Set(['--root', '--runroot', '--insecure-registry']);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (withValue.has(a)) i++;
+    else if (!a.startsWith('-')) return a;
+  }
+  return undefined;
+}
+
+const word = commandWord(process.argv.slice(2));
+const wanted = MODULES.filter(([, names]) => word !== undefined && names.includes(word));
+for (const [name] of wanted.length > 0 ? wanted : MODULES) {
+  const { register } = (await import(`./${name}.js`)) as { register: Register };
   register(program);
 }
 
