@@ -52,7 +52,8 @@ function commandWord(args: string[]): string | undefined {
 }
 
 const word = commandWord(process.argv.slice(2));
-const wanted = MODULES.filter(([, names]) => word !== undefined && names.includes(word));
+// Completion describes every command, so it needs them all.
+const wanted = word === 'completion' ? [] : MODULES.filter(([, names]) => word !== undefined && names.includes(word));
 for (const [name] of wanted.length > 0 ? wanted : MODULES) {
   const { register } = (await import(`./${name}.js`)) as { register: Register };
   register(program);
