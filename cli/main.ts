@@ -34,7 +34,7 @@ const MODULES: Array<[module: string, commands: string[]]> = [
   ['run', ['run']], ['create', ['create']], ['exec', ['exec']], ['cp', ['cp']], ['diff', ['diff']],
   ['export', ['export']], ['commit', ['commit']], ['top', ['top']], ['ps', ['ps']],
   ['lifecycle', ['start', 'stop', 'restart', 'kill', 'rm', 'wait', 'pause', 'unpause', 'rename']],
-  ['logs', ['logs']], ['inspect', ['inspect']], ['container', ['container']], ['stats', ['stats', 'update']],
+  ['logs', ['logs']], ['attach', ['attach']], ['port', ['port']], ['inspect', ['inspect']], ['container', ['container']], ['stats', ['stats', 'update']],
   ['pull', ['pull']], ['push', ['push']], ['images', ['images', 'image', 'rmi', 'tag']], ['load', ['load']],
   ['save', ['save']], ['system', ['system', 'image']], ['login', ['login']], ['logout', ['logout']],
   ['network', ['network']], ['info', ['info']], ['version', ['version']], ['completion', ['completion']],

@@ -140,6 +140,13 @@ describePrivileged('container lifecycle', () => {
     expect(inspect('bg').State.Status).toBe('running');
   });
 
+  it('attach follows the output from now on and returns the exit status', () => {
+    detach('--name', 'att', image, 'sh', '-c', 'echo before; sleep 1; echo after; exit 4');
+    const r = t('attach', 'att');
+    expect(r.stdout).toBe('after\n');
+    expect(r.status).toBe(4);
+  });
+
   it('rename keeps the container and frees the old name', () => {
     expect(t('rename', 'talker', 'chatty').status).toBe(0);
     expect(inspect('chatty').Name).toBe('/chatty');

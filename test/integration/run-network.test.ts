@@ -107,6 +107,19 @@ describePrivileged('tsrun run: networking', () => {
     expect(new Set(addresses).size).toBe(20);
   }, 120_000);
 
+  it('port lists the published ports, a random host port for -p PORT', () => {
+    const id = tsrun(['run', '-d', '-p', '127.0.0.1:18090:80', '-p', '81/udp', image, 'sleep', '30']).stdout.trim();
+    try {
+      const lines = tsrun(['port', id]).stdout.trim().split('\n');
+      expect(lines[0]).toBe('80/tcp -> 127.0.0.1:18090');
+      expect(lines[1]).toMatch(/^81\/udp -> 0\.0\.0\.0:\d+$/);
+      expect(tsrun(['port', id, '80']).stdout).toBe('127.0.0.1:18090\n');
+      expect(tsrun(['port', id, '82']).status).not.toBe(0);
+    } finally {
+      tsrun(['rm', '-f', id]);
+    }
+  });
+
   it('refuses -p with --network none, naming the conflict', () => {
     const r = tsrun(['run', '--rm', '--network', 'none', '-p', '80', image, 'true']);
     expect(r.status).toBe(125);

@@ -1,0 +1,32 @@
+// tsrun attach CONTAINER: follow a running container's output from now on, pass Ctrl-C and
+// SIGTERM to it (docker's --sig-proxy), and exit with its status. A detached tsrun container
+// has no stdin (its monitor gave it /dev/null), so there is nothing to attach input to.
+import type { Command } from 'commander';
+import { action, globalOptions } from './common.js';
+
+export function register(program: Command): void {
+  program
+    .command('attach')
+    .description('Attach to a running container\'s output and signals')
+    .argument('<container>')
+    .option('--no-sig-proxy', 'do not pass received signals to the container')
+    .action(action(async (name: string, flags: { sigProxy: boolean }, cmd: Command) => {
+      const { root } = globalOptions(cmd);
+      const [{ findContainer }, { streamLogs }, { killContainer, waitContainer }, { observe, InvalidTransitionError }] = await Promise.all([
+        import('../src/container/lookup.js'),
+        import('../src/container/logs.js'),
+        import('../src/container/signals.js'),
+        import('../src/container/status.js'),
+      ]);
+      const found = findContainer(root, name);
+      const status = observe(found.paths).status;
+      if (status !== 'running') throw new InvalidTransitionError(found.record.name, status, 'attach to', 'start it first');
+      if (flags.sigProxy) {
+        for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const) {
+          process.on(sig, () => void killContainer(found, sig).catch(() => {}));
+        }
+      }
+      await streamLogs(found, { follow: true, tail: 0 }, (e) => (e.stream === 'stderr' ? process.stderr : process.stdout).write(e.log));
+      return waitContainer(found);
+    }));
+}
