@@ -20,7 +20,7 @@ interface HostsRecipe {
 }
 
 export function usesBridge(network: string): boolean {
-  return network !== 'none' && network !== 'host';
+  return network !== 'none' && network !== 'host' && !network.startsWith('container:');
 }
 
 /** -p plus, with -P, every port the image exposes (on a random host port). */

@@ -86,7 +86,7 @@ export function parseRunOptions(flags: RunFlagValues, args: string[], host: Host
 
   const uts = parseNamespaceMode('--uts', f.uts);
   const network = parseNetworkMode(f.network);
-  if ((network === 'none' || network === 'host') && (f.publish.length > 0 || f.publishAll)) {
+  if ((network === 'none' || network === 'host' || network.startsWith('container:')) && (f.publish.length > 0 || f.publishAll)) {
     throw new TsrunError('EINVAL_FLAG', `conflicting options: port publishing and --network ${network}`);
   }
   if (uts === 'host' && f.hostname !== undefined) {

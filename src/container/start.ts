@@ -11,7 +11,7 @@ import { detectCgroups, openDriver, type CgroupDriver, type CgroupHandle, type R
 import { withLock } from '../sys/lock.js';
 import { cleanupContainer } from './cleanup.js';
 import { waitNotRunning } from './signals.js';
-import type { Found } from './lookup.js';
+import { findContainer, type Found } from './lookup.js';
 import { recipeFor, refreshPeers, usesBridge, writeHosts } from './network.js';
 import { updateState, type ContainerRecord, type NetworkState } from './record.js';
 import { InvalidTransitionError, can, currentBootId, observe } from './status.js';
@@ -112,6 +112,9 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
         refreshPeers(storeRoot, att.network, record.id);
       }
 
+      // --network container:<x>: join that container's network namespace (docker's sharing mode).
+      const joinNetns = network?.netnsPath ?? (options.network.startsWith('container:') ? sharedNetns(storeRoot, options.network.slice(10)) : undefined);
+
       const detached = opts.attach === undefined;
       const plan = buildPlan(
         spec,
@@ -125,7 +128,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
           interactive: options.interactive && !detached,
           init: options.init,
           cgroupProcs: cgroup.procsFiles,
-          ...(network && { joinNetns: network.netnsPath }),
+          ...(joinNetns && { joinNetns }),
           monitor: {
             attachStdio: !detached,
             log: { path: paths.log, maxSize: record.logConfig.maxSize, maxFile: record.logConfig.maxFile },
@@ -190,6 +193,16 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
       return { ...status, oomKilled: after.oomKilled };
     },
   };
+}
+
+/** The network namespace of a running container, by name or ID. */
+function sharedNetns(storeRoot: string, ref: string): string {
+  const other = findContainer(storeRoot, ref);
+  const seen = observe(other.paths);
+  if (seen.status !== 'running' && seen.status !== 'paused') {
+    throw new InvalidTransitionError(other.record.name, seen.status, 'share the network of', 'start it first');
+  }
+  return seen.state.network?.netnsPath ?? `/proc/${seen.pid}/ns/net`;
 }
 
 function isFile(path: string): boolean {

@@ -7,7 +7,7 @@ import type { AddHost, DnsOptions, PortMapping } from '../netns/index.js';
 import { parseSeccompOpt, type SeccompOption } from '../seccomp/index.js';
 
 export type NamespaceMode = 'private' | 'host';
-/** none, host, bridge (the default network) or the name of a user-defined network. */
+/** none, host, bridge (the default network), container:<name|id>, or a user-defined network's name. */
 export type NetworkMode = string;
 
 export interface VolumeMount {
@@ -139,7 +139,8 @@ export function parseNamespaceMode(flag: string, value: string): NamespaceMode {
 
 export function parseNetworkMode(value: string): NetworkMode {
   if (value.startsWith('container:')) {
-    throw flagError('--network', value, 'sharing another container\'s network is not supported yet');
+    if (value.length === 'container:'.length) throw flagError('--network', value, 'expected container:<name|id>');
+    return value;
   }
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(value)) {
     throw flagError('--network', value, 'expected bridge, none, host or the name of a network');

@@ -120,6 +120,21 @@ describePrivileged('tsrun run: networking', () => {
     }
   });
 
+  it('--network container:<name> shares another container\'s network namespace', async () => {
+    const owner = env.spawn(['run', '--rm', '--name', `${tag}-own`, image, 'sh', '-c', 'echo shared | nc -l -p 7002'], {
+      env: { ...process.env, ...netEnv },
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 700));
+      const r = tsrun(['run', '--rm', '--network', `container:${tag}-own`, image, 'sh', '-c', 'nc 127.0.0.1 7002 </dev/null']);
+      expect(r.stdout).toBe('shared\n');
+      expect(tsrun(['run', '--rm', '--network', 'container:no-such', image, 'true']).stderr).toContain('no such container');
+    } finally {
+      owner.kill('SIGTERM');
+      await new Promise((r) => owner.on('exit', r));
+    }
+  });
+
   it('refuses -p with --network none, naming the conflict', () => {
     const r = tsrun(['run', '--rm', '--network', 'none', '-p', '80', image, 'true']);
     expect(r.status).toBe(125);
