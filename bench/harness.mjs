@@ -11,7 +11,7 @@ export function timeCommand(argv, { runs = 20, warmup = 3, env, before } = {}) {
     const r = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env: env ?? process.env });
     const ms = Number(process.hrtime.bigint() - start) / 1e6;
     if (r.status !== 0) {
-      throw new Error(`${argv.join(' ')} failed (status ${r.status}): ${r.stderr?.toString().slice(0, 500)}`);
+      throw new Error(`${argv[0]} failed (status ${r.status}):\n${r.stderr?.toString().slice(0, 2000)}`);
     }
     if (i >= warmup) samples.push(ms);
   }
@@ -45,6 +45,9 @@ export function row(name, fn) {
   try {
     return { name, ...fn() };
   } catch (err) {
-    return { name, skipped: String(err.message ?? err).split('\n')[0].slice(0, 120) };
+    // The first line that says why (a tsrun error, not the command line that failed).
+    const lines = String(err.message ?? err).split('\n');
+    const why = lines.find((l) => /tsrun:|error|Error/.test(l) && !l.includes(' failed (status')) ?? lines[0];
+    return { name, skipped: why.slice(0, 160) };
   }
 }
