@@ -97,6 +97,16 @@ try {
   const rows = [];
   rows.push(row('tsrun pull (cold)', () => timeCommand([...tsrun, 'pull', '-q', ref], { runs, warmup: 1, before: empty(tsrunRoot) })));
   rows.push(row('tsrun pull (warm: all present)', () => timeCommand([...tsrun, 'pull', '-q', ref], { runs: runs * 2, warmup: 1 })));
+  // Peak RSS of the whole process, worker threads included (GNU time's %M, in KiB).
+  const peakRss = (argv) => {
+    const r = spawnSync('/usr/bin/time', ['-f', '%M', ...argv], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
+    return r.status === 0 ? `${Math.round(Number(r.stderr.trim().split('\n').pop()) / 1024)} MB` : 'n/a';
+  };
+  if (existsSync('/usr/bin/time')) {
+    const warm = peakRss([...tsrun, 'pull', '-q', ref]);
+    empty(tsrunRoot)();
+    console.log(`tsrun peak RSS: cold pull ${peakRss([...tsrun, 'pull', '-q', ref])}, warm pull ${warm}\n`);
+  }
   const skopeoDir = join(work, 'skopeo');
   rows.push(row('skopeo copy to dir: (download only)', () =>
     timeCommand(['skopeo', 'copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `dir:${skopeoDir}`], { runs, warmup: 1, before: empty(skopeoDir) })));

@@ -10,6 +10,8 @@ import { Hasher, checkDigest, hexOf, mismatch, sha256, type Expected } from './d
 import { tempName } from './fsutil.js';
 import type { Digest } from './types.js';
 
+const WRITE_BATCH = 1024 * 1024;
+
 export class Blobs {
   constructor(private readonly root: string) {}
 
@@ -40,14 +42,32 @@ export class Blobs {
     try {
       const fh = await fs.open(tmp, 'wx', 0o644);
       const hasher = new Hasher();
+      // Chunks are written a megabyte at a time: each write is a round trip to libuv's thread
+      // pool, and during a pull that pool and the CPUs are busy with the layers' unpacking.
+      let pending: Uint8Array[] = [];
+      let pendingBytes = 0;
+      const flush = async (): Promise<void> => {
+        const batch = pending;
+        pending = [];
+        pendingBytes = 0;
+        for (let done = 0, i = 0; i < batch.length; ) {
+          // writev may write less than asked (a signal, a full disk): continue where it stopped.
+          const { bytesWritten } = await fh.writev(i === 0 && done === 0 ? batch : [batch[i]!.subarray(done), ...batch.slice(i + 1)]);
+          done += bytesWritten;
+          while (i < batch.length && done >= batch[i]!.length) done -= batch[i++]!.length;
+        }
+      };
       try {
         for await (const chunk of source) {
           hasher.update(chunk);
           if (expected.size !== undefined && hasher.size > expected.size) {
             throw new TsrunError('EDIGEST', `blob ${expected.digest}: more than the expected ${expected.size} bytes`);
           }
-          await fh.write(chunk);
+          pending.push(chunk);
+          pendingBytes += chunk.length;
+          if (pendingBytes >= WRITE_BATCH) await flush();
         }
+        if (pendingBytes > 0) await flush();
         await fh.sync();
       } finally {
         await fh.close();

@@ -26,10 +26,39 @@ export function decompressor(mediaType: string): Transform | null {
   return transformFor(compressionOf(mediaType));
 }
 
+/** zlib's output chunk: 256 KiB rather than its default 16 KiB. Each chunk is a round trip to
+ * libuv's thread pool, and a write(2) per file it holds a part of. */
+const GUNZIP_CHUNK = 256 * 1024;
+
 export function transformFor(c: Compression): Transform | null {
-  if (c === 'gzip') return zlib.createGunzip();
+  if (c === 'gzip') return zlib.createGunzip({ chunkSize: GUNZIP_CHUNK });
   if (c === 'zstd') return zstdDecompressor();
   return null;
+}
+
+/** The bytes of `source` decompressed (the source itself for 'none'). A source error, or
+ * corrupt data, ends the iteration with that error. */
+export function decompress(source: AsyncIterable<Uint8Array>, c: Compression): AsyncIterable<Uint8Array> {
+  const t = transformFor(c);
+  if (!t) return source;
+  // Not object mode: the readable pulls the next chunk only when the decompressor wants more.
+  return pipeline(Readable.from(source, { objectMode: false }), t, () => {});
+}
+
+/**
+ * A layer blob as it arrives, still compressed. Iterating it gives the tar, decompressed in
+ * this thread, so any consumer of a tar stream can take it; the store's unpacker instead hands
+ * `compressed` to its worker thread, which decompresses there (see unpack-worker.ts).
+ */
+export class CompressedTar implements AsyncIterable<Uint8Array> {
+  constructor(
+    readonly compressed: AsyncIterable<Uint8Array>,
+    readonly compression: Compression,
+  ) {}
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return decompress(this.compressed, this.compression)[Symbol.asyncIterator]();
+  }
 }
 
 // ---- zstd ------------------------------------------------------------------------------

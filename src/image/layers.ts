@@ -14,7 +14,8 @@ import { TsrunError, errnoOf, wrap } from '../errors.js';
 import { Hasher, chainIdOf, hexOf, isDigest, mismatch } from './digest.js';
 import { ownerPid, pidAlive, readJson, removeTree, tempName, writeFileAtomic } from './fsutil.js';
 import type { Digest, LayerRecord } from './types.js';
-// The unpacker (tar-stream, koffi) loads only when a layer is unpacked: `run` never needs it.
+// The unpacker (tar-stream, koffi, worker threads) loads only when a layer is unpacked: `run`
+// never needs it.
 import type { UnpackOptions } from './unpack.js';
 
 /** What `layers/<hex>/layer.json` holds. */
@@ -53,6 +54,10 @@ export class Layers {
     return { chainId, diffId: meta.diffId, size: meta.size, dir: path.join(this.dir(chainId), 'diff'), link: meta.link };
   }
 
+  /**
+   * Unpacks `tar` in a worker thread (unpack-worker.ts). A CompressedTar (compression.ts) goes
+   * to the worker compressed, and is decompressed there too.
+   */
   async unpack(diffId: Digest, parent: Digest | null, tar: AsyncIterable<Uint8Array>, options: UnpackOptions = {}): Promise<LayerRecord> {
     const chainId = chainIdOf(parent, diffId);
     const existing = await this.get(chainId);
@@ -70,8 +75,11 @@ export class Layers {
     try {
       await fs.mkdir(tmp, { mode: 0o700 });
       await fs.mkdir(path.join(tmp, 'diff'), { mode: 0o755 });
-      const { unpackTar } = await import('./unpack.js');
-      const result = await unpackTar(tar, path.join(tmp, 'diff'), options);
+      const [{ unpackInWorker }, { CompressedTar }] = await Promise.all([import('./unpack-worker.js'), import('./compression.js')]);
+      const result =
+        tar instanceof CompressedTar
+          ? await unpackInWorker(tar.compressed, tar.compression, path.join(tmp, 'diff'), options)
+          : await unpackInWorker(tar, 'none', path.join(tmp, 'diff'), options);
       const bad = mismatch(`layer ${diffId}`, { digest: diffId }, { digest: result.diffId, size: result.tarSize });
       if (bad) throw bad;
       const meta: LayerMeta = {

@@ -1,21 +1,22 @@
 // `tsrun pull`: manifest → config → layers, into the store.
 //
-// Layers download in parallel (3 by default) and each is streamed, as it arrives, both into the
-// store as a compressed blob (hashed: the digest in the manifest) and through decompression into
-// the store's unpacker (hashed again: the diff_id in the config). unpackLayer needs the parent's
+// Layers download in parallel (3 by default, largest first) and each is streamed, as it arrives,
+// both into the store as a compressed blob (hashed: the digest in the manifest) and, still
+// compressed, to the store's unpacker, which decompresses and unpacks it in a worker thread
+// (hashed again: the diff_id in the config; see unpack-worker.ts). unpackLayer needs the parent's
 // chain ID, but a chain ID is only a hash of diff_ids — all known from the config before any
 // layer arrives — so unpacking is parallel too:
 //   chainId(L0) = diffId(L0);  chainId(Ln) = sha256(chainId(Ln-1) + " " + diffId(Ln))
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
-import { PassThrough, pipeline, type Readable, type Transform } from 'node:stream';
+import { PassThrough, pipeline, type Transform } from 'node:stream';
 import { TsrunError } from '../errors.js';
 import { blobStream, readBlob } from '../registry-client/blob.js';
 import { RegistryClient, type ClientOptions } from '../registry-client/client.js';
 import { MAX_CONFIG_BYTES, parseManifest, sha256 } from '../registry-client/manifest.js';
 import { formatPlatform, hostPlatform, normalizePlatform, parsePlatform, platformMatches, selectManifest } from '../registry-client/platform.js';
-import { formatReference, parseReference, type Reference } from '../registry-client/reference.js';
+import { formatReference, parseReference, repositoryName, type Reference } from '../registry-client/reference.js';
 import type { Repository } from '../registry-client/remote.js';
 import { addBlobSource } from '../registry-client/sources.js';
 import type { Descriptor, Digest, ImageConfig, ImageManifest, ImageRecord, LayerRecord, Platform } from './types.js';
@@ -31,7 +32,8 @@ export interface PullStore {
   layer(chainId: Digest): Promise<LayerRecord | undefined>;
   unpackLayer(diffId: Digest, parentChainId: Digest | null, tar: AsyncIterable<Uint8Array>): Promise<LayerRecord>;
   putImage(p: { manifestDigest: Digest; manifest: ImageManifest; configDigest: Digest; names: string[] }): Promise<ImageRecord>;
-  resolve(nameOrId: string): Promise<ImageRecord | undefined>;
+  /** With the image's repo digests (name@sha256:...), as ImageStore's StoredImage has them. */
+  resolve(nameOrId: string): Promise<(ImageRecord & { repoDigests?: string[] }) | undefined>;
 }
 
 export type LayerStatus =
@@ -154,6 +156,9 @@ async function pullWith(
   const explicit = options.platform !== undefined;
   const want = options.platform === undefined ? hostPlatform() : typeof options.platform === 'string' ? parsePlatform(options.platform) : normalizePlatform(options.platform);
 
+  // What the store has under this name, read while the registry answers.
+  const resolving = store.resolve(name).catch(() => undefined);
+
   // 1. The manifest: from the store when pinned by a digest we already hold, else the registry.
   const top = await manifestBytes(store, repo, ref.digest ?? ref.tag ?? 'latest');
   let parsed = parseManifest(top.bytes, top.contentType, `${name}`);
@@ -170,10 +175,18 @@ async function pullWith(
   }
   const manifest = parsed.manifest;
   options.onResolved?.({ manifestDigest, layers: manifest.layers.length });
-  const before = await store.resolve(name).catch(() => undefined);
+  const before = await resolving;
+  // Already here under this name, manifest and config blobs included: if no layer is missing
+  // either, recording the image again would change nothing (and take the store's lock).
+  const recorded =
+    before?.manifestDigest === manifestDigest &&
+    before.repoDigests?.includes(`${repositoryName(ref)}@${manifestDigest}`) === true &&
+    (await store.hasBlob(manifestDigest)) &&
+    (await store.hasBlob(manifest.config.digest));
 
-  // 2. The config: diff_ids (what the layers unpack to) and the platform.
-  const config = await imageConfig(store, repo, manifest.config);
+  // 2. The config: diff_ids (what the layers unpack to) and the platform. Its blob is written
+  // (and fsynced) while the layers come.
+  const { config, saved } = await imageConfig(store, repo, manifest.config);
   const diffIds = config.rootfs?.diff_ids;
   if (!Array.isArray(diffIds) || diffIds.length !== manifest.layers.length) {
     throw new TsrunError(
@@ -188,33 +201,39 @@ async function pullWith(
     options.onWarning?.(`${name}: ${msg}`);
   }
 
-  // 3. The layers: skip the ones already unpacked, fetch the rest in parallel.
+  // 3. The layers: skip the ones already unpacked, fetch the rest in parallel, largest first —
+  // the longest job started last would finish last, alone on a machine with idle cores.
   const chains = chainIds(diffIds);
   const todo: number[] = [];
+  const present = await Promise.all(chains.map((c) => store.layer(c)));
   for (let i = 0; i < manifest.layers.length; i++) {
-    if (await store.layer(chains[i]!)) onProgress({ id: shortId(manifest.layers[i]!.digest), status: 'Already exists' });
+    if (present[i]) onProgress({ id: shortId(manifest.layers[i]!.digest), status: 'Already exists' });
     else todo.push(i);
   }
   for (const i of todo) onProgress({ id: shortId(manifest.layers[i]!.digest), status: 'Waiting' });
-  const decompressor = options.decompressor ?? (await defaultDecompressor());
-  await runLimited(todo, options.maxConcurrentDownloads ?? DEFAULT_CONCURRENCY, (i) =>
-    fetchLayer(store, repo, manifest.layers[i]!, diffIds[i]!, i === 0 ? null : chains[i - 1]!, decompressor, onProgress),
-  );
+  todo.sort((a, b) => manifest.layers[b]!.size - manifest.layers[a]!.size || a - b);
+  const [layers, configSaved] = await Promise.allSettled([
+    runLimited(todo, options.maxConcurrentDownloads ?? DEFAULT_CONCURRENCY, (i) =>
+      fetchLayer(store, repo, manifest.layers[i]!, diffIds[i]!, i === 0 ? null : chains[i - 1]!, options.decompressor, onProgress),
+    ),
+    saved,
+  ]);
+  for (const r of [layers, configSaved]) if (r.status === 'rejected') throw r.reason;
 
   // 4. Manifest last: an image is recorded only once everything it needs is in the store.
-  await saveBlob(store, manifestRaw, manifestDigest);
-  const image = await store.putImage({ manifestDigest, manifest, configDigest: manifest.config.digest, names: [name] });
+  let image: ImageRecord;
+  if (recorded && todo.length === 0) {
+    image = before;
+  } else {
+    await saveBlob(store, manifestRaw, manifestDigest);
+    image = await store.putImage({ manifestDigest, manifest, configDigest: manifest.config.digest, names: [name] });
+  }
   await Promise.all(manifest.layers.map((l) => addBlobSource(sourcesDir(store), l.digest, `${ref.registry}/${ref.repository}`).catch(() => {})));
   return { name, manifestDigest, image, updated: before?.manifestDigest !== manifestDigest };
 }
 
 export function sourcesDir(store: { root: string }): string {
   return join(store.root, 'registry-sources');
-}
-
-async function defaultDecompressor(): Promise<(mediaType: string) => Transform | null> {
-  const mod = await import('./compression.js');
-  return mod.decompressor;
 }
 
 async function saveBlob(store: PullStore, bytes: Buffer, digest: Digest): Promise<void> {
@@ -230,17 +249,21 @@ async function manifestBytes(store: PullStore, repo: Repository, reference: stri
   return { bytes: m.bytes, digest: m.digest, ...(m.contentType && { contentType: m.contentType }) };
 }
 
-async function imageConfig(store: PullStore, repo: Repository, desc: Descriptor): Promise<ImageConfig> {
+/** The parsed config, and the write of its blob into the store (when it was not there). */
+async function imageConfig(store: PullStore, repo: Repository, desc: Descriptor): Promise<{ config: ImageConfig; saved: Promise<unknown> }> {
   let bytes: Buffer;
+  let saved: Promise<unknown> = Promise.resolve();
   if (await store.hasBlob(desc.digest)) {
     bytes = await store.readBlob(desc.digest);
   } else {
     bytes = await readBlob(repo, desc, MAX_CONFIG_BYTES); // verified: size and digest
-    await store.writeBlobBytes(bytes, { digest: desc.digest, size: desc.size });
+    saved = store.writeBlobBytes(bytes, { digest: desc.digest, size: desc.size });
+    saved.catch(() => {}); // awaited by the caller; meanwhile not an unhandled rejection
   }
   try {
-    return JSON.parse(bytes.toString('utf8')) as ImageConfig;
+    return { config: JSON.parse(bytes.toString('utf8')) as ImageConfig, saved };
   } catch (err) {
+    await saved.catch(() => {});
     throw new TsrunError('EREGISTRY', `image config ${desc.digest} is not valid JSON`, { cause: err });
   }
 }
@@ -272,10 +295,14 @@ async function fetchLayer(
   desc: Descriptor,
   diffId: Digest,
   parent: Digest | null,
-  decompressor: (mediaType: string) => Transform | null,
+  decompressor: ((mediaType: string) => Transform | null) | undefined,
   onProgress: (e: PullEvent) => void,
 ): Promise<void> {
   const id = shortId(desc.digest);
+  // With the default decompression, the unpacker gets the compressed bytes and decompresses
+  // them in its worker thread; a caller's own decompressor runs here.
+  const compression = decompressor ? undefined : await import('./compression.js');
+  const kind = compression?.compressionOf(desc.mediaType); // EBADIMAGE before any download
   const haveBlob = await store.hasBlob(desc.digest);
   let lastShown = 0;
   const source: AsyncIterable<Uint8Array> = haveBlob
@@ -292,14 +319,18 @@ async function fetchLayer(
       });
   onProgress({ id, status: haveBlob ? 'Extracting' : 'Downloading', current: 0, total: desc.size });
 
-  const toBlob = new PassThrough();
-  const toUnpack = new PassThrough();
-  const decompress = decompressor(desc.mediaType);
-  const tar: Readable = decompress ? pipeline(toUnpack, decompress, () => {}) : toUnpack;
+  // Some slack per consumer, so the blob file and the unpacker rarely wait for each other.
+  // Object mode hands each chunk on as it is; in byte mode each read would concatenate (copy)
+  // all that is buffered.
+  const toBlob = new PassThrough({ objectMode: true, highWaterMark: PIPE_CHUNKS });
+  const toUnpack = new PassThrough({ objectMode: true, highWaterMark: PIPE_CHUNKS });
+  const d = decompressor?.(desc.mediaType);
+  const decompressed = d ? pipeline(toUnpack, d, () => {}) : undefined;
+  const tar: AsyncIterable<Uint8Array> = compression ? new compression.CompressedTar(toUnpack, kind!) : (decompressed ?? toUnpack);
   const outs = haveBlob ? [toUnpack] : [toBlob, toUnpack];
 
   const abort = (err: unknown) => {
-    for (const s of [toBlob, toUnpack, tar]) s.destroy(err instanceof Error ? err : new Error(String(err)));
+    for (const s of [toBlob, toUnpack, decompressed]) s?.destroy(err instanceof Error ? err : new Error(String(err)));
   };
   const tasks: Array<Promise<unknown>> = [
     fanOut(source, outs).then(() => {
@@ -310,9 +341,24 @@ async function fetchLayer(
   ];
   if (!haveBlob) tasks.push(store.writeBlob(toBlob, { digest: desc.digest, size: desc.size }));
   const results = await Promise.allSettled(tasks.map((t) => t.catch((err) => (abort(err), Promise.reject(err)))));
-  const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failure) throw failure.reason;
+  const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
+  // One failure stops the other tasks, which then fail too: report the one that was the cause
+  // (a full disk, a refused layer, a digest), not the streams it cut short.
+  if (failures.length > 0) throw failures.find((e) => !cutShort(e)) ?? failures[0];
   onProgress({ id, status: 'Pull complete' });
+}
+
+/** Chunks (of up to 64 KiB from the network) buffered for each consumer of a layer. */
+const PIPE_CHUNKS = 16;
+const CONSUMER_STOPPED = new TsrunError('EINTERNAL', 'layer consumer stopped');
+
+/** An error that only says a stream was stopped: a consumer that quits early destroys its
+ * stream with an AbortError, and the copy to it then fails (CONSUMER_STOPPED or that error). */
+function cutShort(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (e === CONSUMER_STOPPED || e.name === 'AbortError') return true;
+  }
+  return false;
 }
 
 /** Copies one stream to several, at the pace of the slowest (backpressure on each). */
@@ -320,7 +366,7 @@ async function fanOut(source: AsyncIterable<Uint8Array>, outs: PassThrough[]): P
   try {
     for await (const chunk of source) {
       for (const out of outs) {
-        if (out.destroyed) throw new TsrunError('EINTERNAL', 'layer consumer stopped');
+        if (out.destroyed) throw CONSUMER_STOPPED;
         if (!out.write(chunk)) await once(out, 'drain');
       }
     }

@@ -67,7 +67,7 @@ export class PathResolver {
     if (!this.crossesSymlink(rel)) return { path: `${this.dir}/${rel}`, release: noop };
     const slash = rel.lastIndexOf('/');
     const fd = this.openParent(rel.slice(0, slash), create);
-    return { path: `/proc/self/fd/${fd}/${rel.slice(slash + 1)}`, release: () => fs.closeSync(fd) };
+    return { path: `/proc/self/fd/${fd}/${rel.slice(slash + 1)}`, release: () => libc.close(fd) };
   }
 
   /** `mkdir -p` of the parent of `rel`. */
@@ -78,7 +78,7 @@ export class PathResolver {
       fs.mkdirSync(`${this.dir}/${rel.slice(0, slash)}`, { recursive: true, mode: 0o755 });
       return;
     }
-    fs.closeSync(this.openParent(rel.slice(0, slash), true));
+    libc.close(this.openParent(rel.slice(0, slash), true));
   }
 
   close(): void {
@@ -86,7 +86,11 @@ export class PathResolver {
     this.rootFd = -1;
   }
 
-  /** An O_PATH fd on directory `rel`, resolved by the kernel with the layer as `/`. */
+  /**
+   * An O_PATH fd on directory `rel`, resolved by the kernel with the layer as `/`. It comes from
+   * libc, not from `fs`, so libc closes it too: in a worker thread Node tracks the fds `fs`
+   * opened, and warns about closing one it did not.
+   */
   private openParent(rel: string, create: boolean): number {
     if (this.rootFd < 0) this.rootFd = fs.openSync(this.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
     const open = (p: string): number =>
@@ -120,12 +124,12 @@ export class PathResolver {
           }
           next = open(prefix);
         }
-        fs.closeSync(fd);
+        libc.close(fd);
         fd = next;
       }
       return fd;
     } catch (err) {
-      fs.closeSync(fd);
+      libc.close(fd);
       throw err;
     }
   }

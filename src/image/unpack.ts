@@ -14,14 +14,15 @@
 //   - OCI whiteouts become overlayfs ones: `.wh.x` → character device 0/0 `x`,
 //     `.wh..wh..opq` → xattr trusted.overlay.opaque=y on the directory.
 //
-// The hot loop uses synchronous fs calls: per file they are several times cheaper than
-// promises (see the measurements in the report), and FFI only runs for devices, whiteouts,
-// xattrs and the rare symlink-crossing path.
+// The hot loop is synchronous: TarReader (tar.ts) calls the Unpacker for each entry and each
+// piece of its data as the bytes arrive, and the fs calls are the sync ones — per file several
+// times cheaper than promises. FFI only runs for devices, whiteouts, xattrs and the rare
+// symlink-crossing path. It runs in an unpack worker thread during a pull (unpack-worker.ts).
 import * as fs from 'node:fs';
 import { TsrunError, errnoOf, wrap } from '../errors.js';
 import * as libc from '../sys/libc.js';
 import { Hasher } from './digest.js';
-import { extract, feed, paxOf, xattrsOf, type Entry, type Header } from './tar.js';
+import { TarReader, paxOf, xattrsOf, type Header, type TarSink } from './tar.js';
 import type { Digest } from './types.js';
 import { PathResolver, cleanPath, type Placed } from './unpack-paths.js';
 
@@ -60,37 +61,47 @@ interface DirMeta {
 /** Unpacks the tar read from `source` into `dir`, an empty directory only tsrun can write. */
 export async function unpackTar(source: AsyncIterable<Uint8Array>, dir: string, options: UnpackOptions = {}): Promise<UnpackResult> {
   const unpacker = new Unpacker(dir, options);
+  const reader = new TarReader(unpacker);
   const hasher = new Hasher();
-  const ex = extract();
-  // Every byte is hashed as it is fed, including padding after the end-of-archive blocks, so
-  // the digest is that of the whole stream, as diff_id requires.
-  const fed = feed(source, ex, (chunk) => hasher.update(chunk));
   try {
-    for await (const entry of ex) {
-      await unpacker.entry(entry.header, entry);
+    for await (const chunk of source) {
+      // Every byte is hashed as it is read, including padding after the end-of-archive
+      // blocks, so the digest is that of the whole stream, as diff_id requires.
+      hasher.update(chunk);
+      reader.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     }
-    const feedError = await fed;
-    if (feedError !== undefined) throw feedError;
+    reader.finish();
     unpacker.finish();
   } catch (err) {
-    if (!ex.destroyed) ex.destroy();
-    const feedError = await fed;
     unpacker.abort();
-    const cause = feedError ?? err;
-    if (cause instanceof TsrunError) throw cause;
-    // A full disk is not a bad image; anything else the tar made us do that failed is.
-    throw wrap(ENVIRONMENT.has(errnoOf(cause) ?? '') ? 'EINTERNAL' : 'EBADIMAGE', 'unpacking layer', cause);
+    throw unpackError(err);
   }
   return { diffId: hasher.digest(), tarSize: hasher.size, contentSize: unpacker.contentSize, entries: unpacker.entries };
 }
 
-class Unpacker {
+/** What unpackTar throws for a failure of its source, its tar or its writes. */
+export function unpackError(err: unknown): TsrunError {
+  if (err instanceof TsrunError) return err;
+  // A full disk is not a bad image; anything else the tar made us do that failed is.
+  return wrap(ENVIRONMENT.has(errnoOf(err) ?? '') ? 'EINTERNAL' : 'EBADIMAGE', 'unpacking layer', err);
+}
+
+/** The regular file whose data is arriving. */
+interface OpenFile {
+  fd: number;
+  placed: Placed;
+  header: Header;
+  what: string;
+}
+
+class Unpacker implements TarSink {
   contentSize = 0;
   entries = 0;
   private readonly paths: PathResolver;
   private readonly owners: boolean;
   private readonly opaqueXattr: string;
   private readonly dirs = new Map<string, DirMeta>();
+  private file: OpenFile | undefined;
 
   constructor(
     private readonly dir: string,
@@ -101,7 +112,7 @@ class Unpacker {
     this.opaqueXattr = options.opaqueXattr ?? (isRoot ? 'trusted.overlay.opaque' : 'user.overlay.opaque');
   }
 
-  async entry(header: Header, body: Entry): Promise<void> {
+  entry(header: Header): void {
     this.entries++;
     const rel = cleanPath(header.name);
     const slash = rel.lastIndexOf('/');
@@ -109,12 +120,8 @@ class Unpacker {
     const parent = slash < 0 ? '' : rel.slice(0, slash);
     const what = `${header.type ?? 'entry'} ${header.name}`;
     try {
-      if ((header.type === 'file' || header.type === 'contiguous-file') && !base.startsWith(WHITEOUT)) {
-        await this.file(rel, header, body);
-        return;
-      }
-      body.resume();
-      if (base === OPAQUE) this.opaque(parent);
+      if ((header.type === 'file' || header.type === 'contiguous-file') && !base.startsWith(WHITEOUT)) this.openFile(rel, header, what);
+      else if (base === OPAQUE) this.opaque(parent);
       else if (base.startsWith(WHITEOUT + WHITEOUT)) return; // other aufs metadata (.wh..wh.plnk)
       else if (base.startsWith(WHITEOUT)) this.whiteout(parent === '' ? base.slice(4) : `${parent}/${base.slice(4)}`);
       else if (header.type === 'directory') this.directory(rel, header);
@@ -125,8 +132,39 @@ class Unpacker {
         throw new TsrunError('EBADIMAGE', `unsupported tar entry type ${String(header.type)}`);
       }
     } catch (err) {
-      if (err instanceof TsrunError) throw new TsrunError(err.code, `${what}: ${err.message}`, { cause: err.cause });
-      throw wrap(ENVIRONMENT.has(errnoOf(err) ?? '') ? 'EINTERNAL' : 'EBADIMAGE', what, err);
+      throw inEntry(what, err);
+    }
+  }
+
+  /** The current entry's data: written if it is a regular file, skipped otherwise. */
+  data(chunk: Buffer): void {
+    const f = this.file;
+    if (!f) return;
+    try {
+      let off = 0;
+      while (off < chunk.length) off += fs.writeSync(f.fd, chunk, off);
+      this.contentSize += chunk.length;
+    } catch (err) {
+      throw inEntry(f.what, err);
+    }
+  }
+
+  end(): void {
+    const f = this.file;
+    if (!f) return;
+    this.file = undefined;
+    try {
+      const { fd, header } = f;
+      if (this.owners) fs.fchownSync(fd, uidOf(header), gidOf(header));
+      fs.fchmodSync(fd, header.mode); // after chown, which clears setuid/setgid
+      const xattrs = xattrsOf(header);
+      if (xattrs.length > 0) this.setXattrs(xattrs, (name, value) => libc.fsetxattr(fd, name, value));
+      const t = mtimeOf(header);
+      fs.futimesSync(fd, t, t);
+    } catch (err) {
+      throw inEntry(f.what, err);
+    } finally {
+      closeFile(f);
     }
   }
 
@@ -154,34 +192,30 @@ class Unpacker {
     this.paths.close();
   }
 
+  /** After a failure: closes what is open; the caller removes the directory. */
   abort(): void {
+    const f = this.file;
+    this.file = undefined;
+    try {
+      if (f) closeFile(f);
+    } catch {
+      // the error that stopped us is the one to report
+    }
     this.paths.close();
   }
 
-  private async file(rel: string, header: Header, body: AsyncIterable<Buffer>): Promise<void> {
-    const p = this.paths.place(rel, true);
+  /** Creates a regular file; data() writes it and end() sets its owner, mode, xattrs, times. */
+  private openFile(rel: string, header: Header, what: string): void {
+    const placed = this.paths.place(rel, true);
     try {
       let fd = -1;
-      this.create(p.path, rel, () => {
-        fd = fs.openSync(p.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+      this.create(placed.path, rel, () => {
+        fd = fs.openSync(placed.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
       });
-      try {
-        for await (const chunk of body) {
-          let off = 0;
-          while (off < chunk.length) off += fs.writeSync(fd, chunk, off);
-          this.contentSize += chunk.length;
-        }
-        if (this.owners) fs.fchownSync(fd, uidOf(header), gidOf(header));
-        fs.fchmodSync(fd, header.mode); // after chown, which clears setuid/setgid
-        const xattrs = xattrsOf(header);
-        if (xattrs.length > 0) this.setXattrs(xattrs, (name, value) => libc.fsetxattr(fd, name, value));
-        const t = mtimeOf(header);
-        fs.futimesSync(fd, t, t);
-      } finally {
-        fs.closeSync(fd);
-      }
-    } finally {
-      p.release();
+      this.file = { fd, placed, header, what };
+    } catch (err) {
+      placed.release();
+      throw err;
     }
   }
 
@@ -348,6 +382,20 @@ class Unpacker {
       }
     }
   }
+}
+
+function closeFile(f: OpenFile): void {
+  try {
+    fs.closeSync(f.fd);
+  } finally {
+    f.placed.release();
+  }
+}
+
+/** An error while unpacking an entry, saying which entry (a TsrunError keeps its code). */
+function inEntry(what: string, err: unknown): TsrunError {
+  if (err instanceof TsrunError) return new TsrunError(err.code, `${what}: ${err.message}`, { cause: err.cause });
+  return wrap(ENVIRONMENT.has(errnoOf(err) ?? '') ? 'EINTERNAL' : 'EBADIMAGE', what, err);
 }
 
 function uidOf(h: Header): number {

@@ -8,8 +8,11 @@
 //
 // Redirects are followed here rather than by undici so that credentials stay with the origin
 // they were meant for: blob downloads are often redirected to a storage host.
+import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
-import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
+import { setFlagsFromString } from 'node:v8';
+import type * as Undici from 'undici';
+import type { Dispatcher } from 'undici';
 import { TsrunError } from '../errors.js';
 import { certsDirs as defaultCertsDirs, loadTlsMaterial, tlsOptions } from './certs.js';
 import { InsecurePolicy, splitHostPort } from './insecure.js';
@@ -68,6 +71,21 @@ export interface PingResult {
   /** The raw WWW-Authenticate header of GET /v2/, if any. */
   challenge?: string;
 }
+
+// undici's entry point loads all of undici — fetch, WebSocket, cookies, caches, mocks: ~70 ms
+// of a warm pull's ~300 here. Only the connection pool and the request API are needed (~20 ms);
+// the proxy agent loads only for a host that may need a proxy. The entry point also gives every
+// dispatcher its request/connect/... methods, which the proxy agent itself uses: done here too.
+const require = createRequire(import.meta.url);
+const Agent = require('undici/lib/dispatcher/agent.js') as typeof Undici.Agent;
+Object.assign((require('undici/lib/dispatcher/dispatcher.js') as typeof Undici.Dispatcher).prototype, require('undici/lib/api/index.js'));
+
+// undici parses HTTP with llhttp compiled to WebAssembly. After a few responses V8 starts
+// recompiling its 33 KB parser function with its optimizing compiler (~90 ms of CPU), and Node
+// waits for that compilation before the process may exit — a third of a warm pull. Registry
+// responses are a few headers around bodies llhttp skips in bulk: the baseline code is plenty.
+// The flag only decides when V8 optimizes WebAssembly (llhttp is tsrun's only WebAssembly).
+setFlagsFromString('--wasm-tiering-budget=1000000000');
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 10;
@@ -202,12 +220,13 @@ export class Transport {
   private async send(req: HttpRequest, verify: boolean): Promise<HttpResponse> {
     const dispatcher = await this.dispatcher(req.url, verify);
     const body = typeof req.body === 'function' ? req.body() : req.body;
-    const res = await request(req.url, {
+    const res = await dispatcher.request({
+      origin: req.url.origin,
+      path: `${req.url.pathname}${req.url.search}`,
       method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
       headers: { 'user-agent': this.userAgent, ...req.headers },
       ...(body !== undefined && { body }),
       ...(req.signal && { signal: req.signal }),
-      dispatcher,
     });
     return { status: res.statusCode, headers: res.headers, url: req.url, body: res.body };
   }
@@ -229,6 +248,7 @@ export class Transport {
         if (host === 'localhost' || host === '::1' || host.startsWith('127.')) return new Agent(options);
         // HTTPS goes through a CONNECT tunnel; plain HTTP as an absolute-form request, as curl
         // and Go do (many proxies only allow CONNECT to port 443).
+        const EnvHttpProxyAgent = require('undici/lib/dispatcher/env-http-proxy-agent.js') as typeof Undici.EnvHttpProxyAgent;
         return new EnvHttpProxyAgent({ ...options, requestTls: tls, proxyTunnel: false });
       })();
       this.dispatchers.set(key, d);

@@ -1,0 +1,246 @@
+// Unpacking layers in worker threads, so that the layers of a pull unpack on all cores.
+//
+// A layer's unpacking is CPU-bound — gunzip, tar parsing, the diff_id hash and thousands of
+// synchronous fs calls — and on one JavaScript thread the layers of a pull would only take
+// turns. So layers unpack in worker threads: one per layer being unpacked, up to one per core
+// (beyond that, a worker takes turns between its layers: each worker is an isolate that starts
+// and compiles the unpacker's hot code anew, and on a 2-core machine a third one costs more CPU
+// than it wins). This thread keeps the network, the blob file and its digest, and streams each
+// layer's bytes in, compressed or not. One job, for layer `n`:
+//
+//   this thread (unpackInWorker)                    worker (unpack-worker-thread.ts)
+//     ── {job: n, start: {dir, compression, options}} ─▶
+//     ── {job: n, chunk: ArrayBuffer} (transferred) ──▶  queue → [gunzip|zstd] → sha256 → tar → fs
+//     ◀─ {job: n, ack: bytes} ──────────────────────────  as each chunk leaves the queue
+//        (at most WINDOW bytes unacknowledged: the download waits for the unpacker)
+//     ── {job: n, end: true} or {job: n, abort: true} ─▶
+//     ◀─ {job: n, done: UnpackResult} or {job: n, error: WireError}
+//
+// The worker writes only inside `dir`, under the same rules as in this thread (unpack.ts), and
+// its reply comes after its last write: once unpackInWorker settles, the caller may delete
+// `dir`. Errors cross as data and are rebuilt here as the same TsrunError — code (EUNSAFE,
+// EBADIMAGE, ...), message and causes — that an unpack in this thread would throw.
+//
+// Workers stay for the next layer (a pull's fourth layer, the next image of a load); idle ones
+// do not keep the process alive, and end after IDLE_MS.
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { TsrunError, type ErrorCode } from '../errors.js';
+import { decompress, type Compression } from './compression.js';
+import type { UnpackOptions, UnpackResult } from './unpack.js';
+
+export interface JobInput {
+  dir: string;
+  compression: Compression;
+  options: UnpackOptions;
+}
+
+export type ToWorker = { job: number } & ({ start: JobInput } | { chunk: ArrayBuffer } | { end: true } | { abort: true });
+export type FromWorker = { job: number } & ({ ack: number } | { done: UnpackResult } | { error: WireError });
+
+/** An error as plain data: what structured clone would drop (code, errno, cause) kept. */
+export interface WireError {
+  name: string;
+  message: string;
+  stack?: string;
+  /** TsrunError's code, or a Node system error's ('ENOSPC'). */
+  code?: string;
+  exitCode?: number;
+  errno?: number;
+  syscall?: string;
+  path?: string;
+  cause?: WireError;
+}
+
+/** Bytes copied into one message: fewer, larger messages; each still a small part of WINDOW. */
+const BATCH = 256 * 1024;
+/** Bytes sent and not yet taken by the worker: bounds memory per layer, keeps the worker fed. */
+const WINDOW = 4 * 1024 * 1024;
+const IDLE_MS = 2000;
+const MAX_WORKERS = Math.max(1, availableParallelism());
+
+const script = fileURLToPath(new URL('./unpack-worker-thread.js', import.meta.url));
+// Compiled, the worker's script sits next to this file. Run from the TypeScript sources (the
+// unit tests), it does not exist and Node cannot run the .ts: unpack in this thread instead.
+const haveWorker = existsSync(script);
+
+interface JobHandlers {
+  message(m: FromWorker): void;
+  fail(err: Error): void;
+}
+
+/** A worker and the jobs it runs; messages are routed to their job by its number. */
+class PooledWorker {
+  readonly worker = new Worker(script);
+  readonly jobs = new Map<number, JobHandlers>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor() {
+    this.worker.on('message', (m: FromWorker) => this.jobs.get(m.job)?.message(m));
+    // The worker itself failed (could not load, ran out of memory): not the layers' fault.
+    this.worker.on('error', (err) => this.fail(new TsrunError('EINTERNAL', `unpack worker: ${err.message}`, { cause: err })));
+    this.worker.on('exit', (code) => this.fail(new TsrunError('EINTERNAL', `unpack worker exited (${code}) before it finished`)));
+  }
+
+  add(job: number, handlers: JobHandlers): void {
+    this.jobs.set(job, handlers);
+    clearTimeout(this.timer);
+    this.worker.ref();
+  }
+
+  remove(job: number): void {
+    this.jobs.delete(job);
+    if (this.jobs.size > 0 || !pool.includes(this)) return;
+    this.worker.unref();
+    this.timer = setTimeout(() => {
+      this.leavePool();
+      void this.worker.terminate();
+    }, IDLE_MS).unref();
+  }
+
+  private fail(err: Error): void {
+    this.leavePool();
+    for (const h of [...this.jobs.values()]) h.fail(err);
+  }
+
+  private leavePool(): void {
+    clearTimeout(this.timer);
+    const i = pool.indexOf(this);
+    if (i >= 0) pool.splice(i, 1);
+  }
+}
+
+const pool: PooledWorker[] = [];
+let jobs = 0;
+
+/** An idle worker, else a new one while there are fewer than cores, else the least busy one. */
+function pick(): PooledWorker {
+  let best: PooledWorker | undefined;
+  for (const w of pool) if (!best || w.jobs.size < best.jobs.size) best = w;
+  if (!best || (best.jobs.size > 0 && pool.length < MAX_WORKERS)) {
+    best = new PooledWorker();
+    pool.push(best);
+  }
+  return best;
+}
+
+/** Unpacks the tar in `source` (compressed as `compression` says) into `dir`. */
+export async function unpackInWorker(
+  source: AsyncIterable<Uint8Array>,
+  compression: Compression,
+  dir: string,
+  options: UnpackOptions,
+): Promise<UnpackResult> {
+  if (!haveWorker) {
+    const { unpackTar } = await import('./unpack.js');
+    return unpackTar(decompress(source, compression), dir, options);
+  }
+  const job = ++jobs;
+  const w = pick();
+  let settled = false;
+  let inflight = 0;
+  let wake: (() => void) | undefined;
+  const outcome = new Promise<UnpackResult>((resolve, reject) => {
+    const settle = (fn: () => void): void => {
+      if (settled) return;
+      settled = true;
+      w.remove(job);
+      wake?.();
+      fn();
+    };
+    w.add(job, {
+      message: (m) => {
+        if ('ack' in m) {
+          inflight -= m.ack;
+          if (inflight < WINDOW) wake?.();
+        } else if ('done' in m) settle(() => resolve(m.done));
+        else if ('error' in m) settle(() => reject(fromWire(m.error)));
+      },
+      fail: (err) => settle(() => reject(err)),
+    });
+  });
+  outcome.catch(() => {}); // observed below; not an unhandled rejection meanwhile
+  const post = (m: ToWorker, transfer?: ArrayBuffer[]): void => w.worker.postMessage(m, transfer);
+  post({ job, start: { dir, compression, options } });
+
+  let batch: Uint8Array[] = [];
+  let batched = 0;
+  const send = (): void => {
+    // A copy, transferred (not cloned again): the source's own buffers may still be in use, by
+    // the blob file write for one. allocUnsafeSlow gives it an ArrayBuffer of its own (never
+    // Node's shared pool, so it can be transferred), not zero-filled first.
+    const copy = Buffer.allocUnsafeSlow(batched);
+    let off = 0;
+    for (const c of batch) {
+      copy.set(c, off);
+      off += c.length;
+    }
+    const ab = copy.buffer as ArrayBuffer;
+    post({ job, chunk: ab }, [ab]);
+    inflight += batched;
+    batch = [];
+    batched = 0;
+  };
+  try {
+    for await (const chunk of source) {
+      if (settled) break; // the worker failed: stop reading (and downloading)
+      if (chunk.length === 0) continue;
+      batch.push(chunk);
+      batched += chunk.length;
+      if (batched < BATCH) continue;
+      send();
+      while (inflight >= WINDOW && !settled) await new Promise<void>((r) => (wake = r));
+      wake = undefined;
+    }
+    if (!settled) {
+      if (batched > 0) send();
+      post({ job, end: true });
+    }
+  } catch (err) {
+    // The source failed (network, digest): stop the job, and wait until the worker has stopped
+    // writing into `dir`, which the caller removes next. Then fail as unpackTar would have.
+    if (!settled) post({ job, abort: true });
+    await outcome.catch(() => {});
+    const { unpackError } = await import('./unpack.js');
+    throw unpackError(err);
+  }
+  return outcome;
+}
+
+export function toWire(err: unknown, depth = 0): WireError {
+  if (!(err instanceof Error)) return { name: 'Error', message: String(err) };
+  const e = err as NodeJS.ErrnoException & { exitCode?: unknown };
+  const wire: WireError = { name: e.name, message: e.message };
+  if (e.stack !== undefined) wire.stack = e.stack;
+  if (typeof e.code === 'string') wire.code = e.code;
+  if (typeof e.exitCode === 'number') wire.exitCode = e.exitCode;
+  if (typeof e.errno === 'number') wire.errno = e.errno;
+  if (typeof e.syscall === 'string') wire.syscall = e.syscall;
+  if (typeof e.path === 'string') wire.path = e.path;
+  if (e.cause !== undefined && depth < 8) wire.cause = toWire(e.cause, depth + 1);
+  return wire;
+}
+
+export function fromWire(w: WireError): Error {
+  const cause = w.cause && fromWire(w.cause);
+  let err: Error;
+  if (w.name === 'TsrunError' && w.code !== undefined) {
+    err = new TsrunError(w.code as ErrorCode, w.message, {
+      ...(cause && { cause }),
+      ...(w.exitCode !== undefined && { exitCode: w.exitCode }),
+    });
+  } else {
+    err = new Error(w.message, cause && { cause });
+    err.name = w.name;
+    Object.assign(err, {
+      ...(w.code !== undefined && { code: w.code }),
+      ...(w.errno !== undefined && { errno: w.errno }),
+      ...(w.syscall !== undefined && { syscall: w.syscall }),
+      ...(w.path !== undefined && { path: w.path }),
+    });
+  }
+  if (w.stack !== undefined) err.stack = w.stack;
+  return err;
+}
