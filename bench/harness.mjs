@@ -1,6 +1,7 @@
 // The bench harness: time whole commands over repeated runs and print a markdown table.
 // Every engine is measured by the same procedure in the same run, so the rows compare.
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 /** Run `argv` `runs` times (after `warmup` untimed runs); returns wall-time stats in ms. */
 export function timeCommand(argv, { runs = 20, warmup = 3, env, before } = {}) {
@@ -50,4 +51,11 @@ export function row(name, fn) {
     const why = lines.find((l) => /tsrun:|error|Error/.test(l) && !l.includes(' failed (status')) ?? lines[0];
     return { name, skipped: why.slice(0, 160) };
   }
+}
+
+/** Unmount whatever an engine left mounted under `dir` (podman's storage does), deepest first. */
+export function unmountUnder(dir) {
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
+    .map((l) => l.split(' ')[4]).filter((m) => m && m.startsWith(dir)).sort().reverse();
+  for (const m of mounts) spawnSync('umount', ['-l', m]);
 }

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { have, row, table, timeCommand } from './harness.mjs';
+import { have, row, unmountUnder, table, timeCommand } from './harness.mjs';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -57,5 +57,6 @@ try {
   for (const c of cleanups.reverse()) c();
   const { listNetworks, removeNetwork } = await import(join(repo, 'dist/src/netns/index.js'));
   for (const n of listNetworks(root)) await removeNetwork(root, n.name, { force: true }).catch(() => {});
+  unmountUnder(work);
   rmSync(work, { recursive: true, force: true });
 }

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { have, row, table, timeCommand } from './harness.mjs';
+import { have, row, unmountUnder, table, timeCommand } from './harness.mjs';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -142,5 +142,6 @@ try {
   console.log(table(`Pull of ${ref} from a loopback registry (${runs} runs each)`, rows));
 } finally {
   for (const c of cleanups.reverse()) c();
+  unmountUnder(work);
   rmSync(work, { recursive: true, force: true });
 }

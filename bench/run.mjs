@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { have, row, table, timeCommand } from './harness.mjs';
+import { have, row, unmountUnder, table, timeCommand } from './harness.mjs';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -89,6 +89,7 @@ try {
   console.log(`### Per container\n\n| what | value |\n| --- | ---: |\n| monitor resident memory (VmRSS) | ${rss} |\n| disk of a container that wrote nothing | ${disk} kB |\n`);
 } finally {
   for (const c of cleanups.reverse()) c();
+  unmountUnder(work);
   rmSync(work, { recursive: true, force: true });
 }
 
