@@ -60,7 +60,9 @@ try {
     const sock = `unix://${join(work, 'docker.sock')}`;
     const d = spawn('dockerd', ['--iptables=false', '--bridge=none', '--data-root', data, '--exec-root', join(work, 'docker-exec'),
       '-H', sock, '--pidfile', join(work, 'docker.pid')], { stdio: 'ignore' });
-    cleanups.push(() => { d.kill('SIGTERM'); spawnSync('sh', ['-c', `while kill -0 ${d.pid} 2>/dev/null; do sleep 0.1; done`]); });
+    // dockerd is our child: once it exits it stays a zombie until this process ends, so only
+    // wait (bounded) for it to stop being a running process.
+    cleanups.push(() => { d.kill('SIGTERM'); spawnSync('sh', ['-c', `for i in $(seq 100); do grep -q '^State:.*Z' /proc/${d.pid}/status 2>/dev/null && break; kill -0 ${d.pid} 2>/dev/null || break; sleep 0.1; done`]); });
     const docker = ['docker', '-H', sock];
     for (let i = 0; i < 100 && spawnSync(docker[0], [...docker.slice(1), 'info'], { stdio: 'ignore' }).status !== 0; i++) {
       spawnSync('sleep', ['0.2']);
