@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { RunFlagValues } from '../src/container/run-options.js';
 import { action, globalOptions } from './common.js';
-import { addRunOptions } from './run.js';
+import { addRunOptions, imageForRun } from './run.js';
 
 type CreateFlags = RunFlagValues & { platform?: string; pull: string; net?: string; restart: string };
 
@@ -27,15 +27,7 @@ export function register(program: Command): void {
       stdinIsTty: process.stdin.isTTY === true,
     });
     const restartPolicy = parseRestartPolicy(flags.restart, options.remove);
-    const { findOrPullImage } = await import('../src/container/image-lookup.js');
-    const { ProgressView, warnLine } = await import('./pull.js');
-    const view = new ProgressView(process.stderr, false);
-    const record = await findOrPullImage(g, image, { pull: flags.pull, platform: flags.platform }, {
-      onPull: (message) => view.say(message),
-      onProgress: (e) => view.update(e),
-      onWarning: warnLine,
-    });
-    view.finish();
+    const record = await imageForRun(g, image, flags);
     const { createContainer } = await import('../src/container/create.js');
     const created = createContainer({ storeRoot: g.root, image: record, imageName: image, options, restartPolicy });
     process.stdout.write(`${created.id}\n`);

@@ -2,11 +2,25 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { RunFlagValues } from '../src/container/run-options.js';
-import { action, collect, globalOptions, tsrunCommand } from './common.js';
+import { action, collect, globalOptions, tsrunCommand, type GlobalOptions } from './common.js';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
 
 type RunFlags = RunFlagValues & { platform?: string; pull: string; net?: string; detach?: boolean; restart: string };
+
+/** The image `run`/`create` name, pulled with docker's progress output on stderr if missing. */
+export async function imageForRun(g: GlobalOptions, image: string, flags: { pull: string; platform?: string }) {
+  const { findOrPullImage } = await import('../src/container/image-lookup.js');
+  const { ProgressView, warnLine } = await import('./pull.js');
+  const view = new ProgressView(process.stderr, false);
+  const record = await findOrPullImage(g, image, { pull: flags.pull, platform: flags.platform }, {
+    onPull: (message) => view.say(message),
+    onProgress: (e) => view.update(e),
+    onWarning: warnLine,
+  });
+  view.finish();
+  return record;
+}
 
 /** run's flags, shared with `create` (docker groups them the same way in its reference). */
 export function addRunOptions(cmd: Command): Command {
@@ -93,15 +107,7 @@ export function register(program: Command): void {
         env: process.env,
         stdinIsTty: process.stdin.isTTY === true,
       });
-      const { findOrPullImage } = await import('../src/container/image-lookup.js');
-      const { ProgressView, warnLine } = await import('./pull.js');
-      const view = new ProgressView(process.stderr, false);
-      const record = await findOrPullImage(g, image, { pull: flags.pull, platform: flags.platform }, {
-        onPull: (message) => view.say(message),
-        onProgress: (e) => view.update(e),
-        onWarning: warnLine,
-      });
-      view.finish();
+      const record = await imageForRun(g, image, flags);
       const [{ runContainer }, { parseRestartPolicy }] = await Promise.all([
         import('../src/container/run.js'),
         import('../src/container/run-options.js'),
