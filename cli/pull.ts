@@ -5,13 +5,9 @@ import type { Command } from 'commander';
 import { action, flagError, globalOptions } from './common.js';
 
 /** docker's HumanSize: 3 significant digits, decimal units (2.22MB). */
-export function humanSize(n: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1000 && i < units.length - 1) (v /= 1000), i++;
-  return `${Number(v.toPrecision(3))}${units[i]}`;
-}
+import { humanSize } from '../src/image/listing.js';
+
+export { humanSize };
 
 interface Line {
   id: string;

@@ -73,8 +73,11 @@ export function shortId(id: string): string {
   return id.replace(/^sha256:/, '').slice(0, 12);
 }
 
-/** go-units HumanSizeWithPrecision(size, 3): decimal units, 3 significant digits. */
-export function humanSize(bytes: number): string {
+/**
+ * go-units HumanSizeWithPrecision(size, digits): decimal units; docker prints 3 significant
+ * digits in `images` and progress bars, 4 (go-units HumanSize) in `system df` and `cp`.
+ */
+export function humanSize(bytes: number, digits = 3): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB'];
   let size = bytes;
   let i = 0;
@@ -82,7 +85,7 @@ export function humanSize(bytes: number): string {
     size /= 1000;
     i++;
   }
-  return `${goG(size, 3)}${units[i]}`;
+  return `${goG(size, digits)}${units[i]}`;
 }
 
 /** Go's %.{p}g: shortest of fixed and exponent form, trailing zeros dropped. */

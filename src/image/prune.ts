@@ -14,6 +14,7 @@ import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import { normalizeName } from '../registry-client/reference.js';
 import { hexOf } from './digest.js';
+import { humanSize as humanSizeWithPrecision } from './listing.js';
 import type { RemoveResult, StoredImage, ImageStore } from './store.js';
 import type { Digest } from './types.js';
 
@@ -202,12 +203,5 @@ export function reclaimableCell(row: DfRow): string {
 
 /** go-units HumanSize (4 significant digits, decimal units), as docker df and cp print sizes. */
 export function humanSize(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB'];
-  let size = bytes;
-  let i = 0;
-  while (size >= 1000 && i < units.length - 1) {
-    size /= 1000;
-    i++;
-  }
-  return `${Number(size.toPrecision(4))}${units[i]}`;
+  return humanSizeWithPrecision(bytes, 4);
 }
