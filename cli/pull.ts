@@ -2,11 +2,10 @@
 // Output as docker's: one line per layer (progress bars redrawn in place on a terminal, plain
 // status lines otherwise), then Digest:, Status: and the full name. -q prints only the name.
 import type { Command } from 'commander';
+import { humanSize } from '../src/image/listing.js';
 import { action, flagError, globalOptions } from './common.js';
 
 /** docker's HumanSize: 3 significant digits, decimal units (2.22MB). */
-import { humanSize } from '../src/image/listing.js';
-
 export { humanSize };
 
 interface Line {
