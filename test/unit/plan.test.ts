@@ -1,19 +1,10 @@
-import { ALL_CAPABILITIES } from '../../src/namespaces/defaults.js';
+import { specContext } from './spec-context.js';
 import { describe, expect, it } from 'vitest';
 import { buildPlan, decodeField, encodeField, mountFlags, serializePlan, type PlanContext } from '../../src/namespaces/plan.js';
 import { createSpec, type SpecContext } from '../../src/namespaces/spec.js';
 import type { ContainerOptions } from '../../src/namespaces/options.js';
 
-const ctx: SpecContext = {
-  id: 'b'.repeat(64),
-  rootfs: '/store/containers/b/rootfs',
-  user: { uid: 0, gid: 0, additionalGids: [], home: '/root' },
-  etcFiles: { hostname: '/c/hostname', hosts: '/c/hosts', resolvConf: '/c/resolv.conf' },
-  hostHardLimits: { nofile: 20000 },
-  canRaiseLimits: false,
-  hostCapabilities: ALL_CAPABILITIES,
-  cgroupMounts: [],
-};
+const ctx: SpecContext = specContext('b'.repeat(64), '/store/containers/b/rootfs');
 const opts: ContainerOptions = {
   args: ['echo', 'hi there'], env: [], volumes: [{ source: '/data', target: '/data', readonly: true }], tmpfs: [],
   readOnly: true, tty: false, interactive: false, init: false, ulimits: [], capAdd: [], capDrop: [], privileged: false,

@@ -1,7 +1,7 @@
 // Where the filter goes in the launch plan (run and exec): last before init/exec after
 // no_new_privs, or before user/caps when there is no no_new_privs (loading a filter then needs
 // CAP_SYS_ADMIN, which caps drops). None with --privileged or seccomp=unconfined.
-import { ALL_CAPABILITIES } from '../../src/namespaces/defaults.js';
+import { specContext } from './spec-context.js';
 import { describe, expect, it } from 'vitest';
 import { buildExecPlan, type ExecRequest } from '../../src/container/exec.js';
 import type { Found } from '../../src/container/lookup.js';
@@ -11,16 +11,7 @@ import { parseSecurityOpts, type ContainerOptions } from '../../src/namespaces/o
 import { decode } from '../../src/seccomp/bpf.js';
 import { RET } from '../../src/seccomp/index.js';
 
-const ctx: SpecContext = {
-  id: 'c'.repeat(64),
-  rootfs: '/store/containers/c/rootfs',
-  user: { uid: 0, gid: 0, additionalGids: [], home: '/root' },
-  etcFiles: { hostname: '/c/hostname', hosts: '/c/hosts', resolvConf: '/c/resolv.conf' },
-  hostHardLimits: { nofile: 20000 },
-  canRaiseLimits: false,
-  hostCapabilities: ALL_CAPABILITIES,
-  cgroupMounts: [],
-};
+const ctx: SpecContext = specContext('c'.repeat(64), '/store/containers/c/rootfs');
 const base: ContainerOptions = {
   args: ['true'], env: [], volumes: [], tmpfs: [], readOnly: false, tty: false, interactive: false, init: false, ulimits: [],
   capAdd: [], capDrop: [], privileged: false, noNewPrivileges: true, network: 'none', pid: 'private', ipc: 'private',

@@ -1,4 +1,5 @@
 import { ALL_CAPABILITIES } from '../../src/namespaces/defaults.js';
+import { specContext } from './spec-context.js';
 import { describe, expect, it } from 'vitest';
 import { createSpec, processArgs, processEnv, type SpecContext } from '../../src/namespaces/spec.js';
 import type { ContainerOptions } from '../../src/namespaces/options.js';
@@ -20,16 +21,7 @@ function opts(over: Partial<ContainerOptions> = {}): ContainerOptions {
   };
 }
 
-const ctx: SpecContext = {
-  id: 'a'.repeat(64),
-  rootfs: '/store/containers/x/rootfs',
-  user: { uid: 0, gid: 0, additionalGids: [], home: '/root' },
-  etcFiles: { hostname: '/c/hostname', hosts: '/c/hosts', resolvConf: '/c/resolv.conf' },
-  hostHardLimits: { nofile: 20000 },
-  canRaiseLimits: false,
-  hostCapabilities: ALL_CAPABILITIES,
-  cgroupMounts: [],
-};
+const ctx: SpecContext = specContext('a'.repeat(64), '/store/containers/x/rootfs');
 
 describe('processArgs (docker semantics)', () => {
   it('joins entrypoint and cmd', () => expect(processArgs(image, opts())).toEqual(['/entry', 'default']));
