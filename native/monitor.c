@@ -251,7 +251,10 @@ static int spawn(void)
 		if (write_cgroup(P->cgroup_procs[i]) < 0)
 			return -1;
 	M->st.pid = child;
-	M->st.state = "created";
+	/* A restart stays "restarting" until it runs: "created" would read as
+	 * a first start. */
+	if (M->run == 0)
+		M->st.state = "created";
 	if (status_write(&M->st) < 0 && M->run == 0) {
 		char msg[600];
 		int e = errno;

@@ -28,7 +28,7 @@ export async function cleanupContainer(storeRoot: string, id: string, opts: Clea
   const work = async (): Promise<ContainerState> => {
     const record = readRecord(paths);
     const seen = observe(paths);
-    if (!record || seen.status === 'running' || seen.status === 'paused' || seen.status === 'restarting') return seen.state;
+    if (!record || seen.starting || seen.status === 'running' || seen.status === 'paused' || seen.status === 'restarting') return seen.state;
     let state = seen.state;
     if (!state.cleanedUp) {
       const driver = openDriver(detectCgroups());

@@ -67,6 +67,8 @@ export interface Observed {
   exitCode: number | null;
   /** The monitor vanished without recording an exit: its resources still need releasing. */
   orphaned: boolean;
+  /** A live monitor is starting the container's first run: status says 'created', but it is not idle. */
+  starting?: boolean;
 }
 
 export function observe(paths: ContainerPaths): Observed {
@@ -79,7 +81,12 @@ export function observe(paths: ContainerPaths): Observed {
   if (alive && monitor.status === 'running') {
     return { status: state.paused ? 'paused' : 'running', state, monitor, pid: monitor.pid, exitCode: null, orphaned: false };
   }
-  if (alive && monitor.status === 'restarting') return { status: 'restarting', state, monitor, pid: 0, exitCode: monitor.exitCode, orphaned: false };
+  if (alive && monitor.status !== 'exited') {
+    // Between runs (a restart policy), or a first run not yet released: a live monitor owns the
+    // container, so it is never reported exited, nor cleaned up under it.
+    const status = monitor.status === 'restarting' || monitor.restartCount > 0 ? 'restarting' : 'created';
+    return { status, state, monitor, pid: 0, exitCode: monitor.exitCode, orphaned: false, starting: status === 'created' };
+  }
   if (monitor.status === 'exited') {
     return { status: 'exited', state, monitor, pid: 0, exitCode: monitor.exitCode ?? state.exitCode, orphaned: !state.cleanedUp };
   }

@@ -45,6 +45,13 @@ describe('container status from its files, checked against the kernel', () => {
     expect(seen.orphaned).toBe(true);
     expect(seen.exitCode).toBe(255);
   });
+  it('is never exited, nor orphaned, while a live monitor starts or restarts it', () => {
+    const live = { startedAt: 'x', bootId: currentBootId(), cleanedUp: false };
+    const starting = observe(container(live, self().replace('status=running', 'status=created')));
+    expect(starting).toMatchObject({ status: 'created', orphaned: false, starting: true });
+    const between = self().replace('status=running', 'status=created') + 'restart_count=1\n';
+    expect(observe(container(live, between))).toMatchObject({ status: 'restarting', orphaned: false });
+  });
   it('is exited after a reboot whatever the status file says', () => {
     expect(observe(container({ startedAt: 'x', bootId: 'another-boot', cleanedUp: false }, self())).status).toBe('exited');
   });
