@@ -1,12 +1,20 @@
 // What a container engine most often leaves behind. Tests and the global teardown call this.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+
+/** Narrows the check to one test file's store root and cgroup parent. */
+export interface LeakScope {
+  root: string;
+  cgroupParent: string;
+}
 
 /**
- * Mounts that mention `marker` (a test's store root); tsrun processes, cgroups, veths, network
- * namespaces and per-container firewall rules anywhere. Empty when clean.
+ * What is left: mounts, tsrun processes and cgroups (of one test file with a scope, else
+ * anyone's), veths, network namespaces and per-container firewall rules. Empty when clean.
+ * A scope keeps one file's leak from failing every other file that runs at the same time.
  */
-export function findLeaks(marker = 'tsrun'): string[] {
+export function findLeaks(scope?: LeakScope): string[] {
+  const marker = scope?.root ?? 'tsrun';
   const leaks: string[] = [];
   for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     if (line.includes(marker)) leaks.push(`mount: ${line}`);
@@ -19,6 +27,7 @@ export function findLeaks(marker = 'tsrun'): string[] {
       continue;
     }
     if (comm !== 'tsrun-monitor' && comm !== 'tsrun-init' && comm !== 'tsrun-helper') continue;
+    if (scope && !holdsFileUnder(pid, scope.root)) continue;
     // A zombie holds nothing; an orphan becomes one wherever the host's init is slow to reap.
     let state: string | undefined;
     try {
@@ -29,7 +38,8 @@ export function findLeaks(marker = 'tsrun'): string[] {
     if (state !== 'Z') leaks.push(`process ${pid}: ${comm}`);
   }
   try {
-    const found = execFileSync('find', ['/sys/fs/cgroup', '-maxdepth', '3', '-type', 'd', '-name', 'tsrun*'], { encoding: 'utf8' });
+    const name = scope?.cgroupParent ?? 'tsrun*';
+    const found = execFileSync('find', ['/sys/fs/cgroup', '-maxdepth', '3', '-type', 'd', '-name', name], { encoding: 'utf8' });
     for (const d of found.split('\n').filter(Boolean)) leaks.push(`cgroup: ${d}`);
   } catch {
     // no cgroup fs
@@ -46,4 +56,19 @@ export function findLeaks(marker = 'tsrun'): string[] {
   for (const ns of run('ip', ['netns', 'list']).split('\n').filter((l) => l.startsWith('tsrun-'))) leaks.push(`netns: ${ns}`);
   for (const rule of run('iptables-save', []).split('\n').filter((l) => /tsrun:[^: "]+:[0-9a-f]{12}/.test(l))) leaks.push(`firewall rule: ${rule}`);
   return leaks;
+}
+
+/** A monitor keeps its container's log and status files open: that ties it to a store root. */
+function holdsFileUnder(pid: string, root: string): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith(root + '/');
+      } catch {
+        return false;
+      }
+    });
+  } catch {
+    return false; // gone meanwhile
+  }
 }

@@ -76,7 +76,7 @@ export class TestEnv {
   }
 
   leaks(): string[] {
-    return findLeaks(this.root);
+    return findLeaks({ root: this.root, cgroupParent: this.cgroupParent });
   }
 
   /** Removes the networks and the store; fails if anything the tests made is still mounted or running. */
