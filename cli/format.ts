@@ -1,23 +1,15 @@
-// Output shapes docker users know: aligned tables, `--format json`, and Go-template-like
-// `--format '{{.ID}}\t{{.Names}}'` (fields only; `table` prefix keeps the header).
-import { TsrunError } from '../src/errors.js';
+// Output shapes docker users know: aligned tables, `--format json`, and Go templates
+// `--format '{{.ID}}\t{{.Names}}'` (a `table` prefix keeps the header).
+import { renderGoTemplate } from './template.js';
 
 export function formatTable(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd()).join('\n') + '\n';
 }
 
-/** Renders `{{.Field}}` (and `{{json .}}`) for one row; \t and \n escapes as Go's do. */
-export function renderTemplate(template: string, row: Record<string, unknown>): string {
-  return template
-    .replace(/\\t/g, '\t')
-    .replace(/\\n/g, '\n')
-    .replace(/\{\{\s*json\s+\.\s*\}\}/g, () => JSON.stringify(row))
-    .replace(/\{\{\s*\.(\w+)\s*\}\}/g, (_, field: string) => {
-      if (!(field in row)) throw new TsrunError('EINVAL_FLAG', `invalid argument for "--format" flag: no field "${field}" (fields: ${Object.keys(row).join(', ')})`);
-      const v = row[field];
-      return typeof v === 'string' ? v : JSON.stringify(v);
-    });
+/** Renders a Go template (cli/template.ts) for one row; \t and \n escapes as docker's. */
+export function renderTemplate(template: string, row: unknown): string {
+  return renderGoTemplate(template.replace(/\\t/g, '\t').replace(/\\n/g, '\n'), row);
 }
 
 /** Print rows as a table (header = keys), JSON lines, or a template. */
