@@ -64,6 +64,7 @@ const VALUE_KINDS: Record<string, string> = {
   '--ipc': 'words:host',
   '--pid': 'words:host',
   '--uts': 'words:host',
+  '--userns': 'words:host private auto',
   '--platform': 'words:linux/amd64 linux/arm64 linux/arm/v7',
   '--cap-add': 'words:ALL NET_ADMIN SYS_ADMIN SYS_PTRACE SYS_TIME NET_RAW',
   '--cap-drop': 'words:ALL CHOWN NET_RAW SETUID SETGID',

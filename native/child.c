@@ -201,7 +201,7 @@ static const struct step_def steps[] = {
 	{"seccomp", 1, 1, step_seccomp},       {"chdir", 1, 1, step_chdir},
 	{"env", 1, 1, step_env},               {"init", 0, 0, step_init},
 	{"exec", 1, -1, step_exec},            {"lo-up", 0, 0, step_lo_up},
-	{"setns", 2, 2, step_setns},
+	{"setns", 2, 2, step_setns},           {"idmap-mount", 1, 1, step_idmap_mount},
 };
 
 const struct step_def *step_lookup(const char *name)

@@ -46,6 +46,8 @@ struct plan {
 	const char *status_path;     /* key=value state file */
 	const char *stop_path;       /* exists: a stop was requested, no restart */
 	const char *pidns_path;      /* setns(CLONE_NEWPID) before clone (exec) */
+	const char *netns_path;      /* setns(CLONE_NEWNET) before clone (with newuser) */
+	char *uid_map, *gid_map;     /* newuser: "<inside> <outside> <count>\n" lines */
 	enum restart_policy restart;
 	unsigned restart_max;        /* on-failure:N, 0: unlimited */
 	char **exit_command;         /* argv run when the monitor is done, NULL-terminated */
@@ -167,6 +169,12 @@ int step_init(struct child *, char **, int);       /* init.c */
 int step_exec(struct child *, char **, int);       /* exec.c */
 int step_lo_up(struct child *, char **, int);      /* net.c */
 int step_setns(struct child *, char **, int);      /* setns.c */
+int step_idmap_mount(struct child *, char **, int); /* userns.c */
+
+/* userns.c, in the monitor: maps and idmapped mounts for a newuser child */
+int userns_prepare(const struct plan *p, pid_t child); /* -1: start failed */
+void userns_send(int sock);
+int start_failed(const char *op, int err, const char *msg); /* monitor.c */
 
 /* mounts.c: in-root path resolution */
 int in_root(struct child *c, const char *path, int oflags, unsigned mode);

@@ -82,6 +82,20 @@ static _Noreturn void setup_failed(struct monitor *m, const char *op, int err, c
 	monitor_exit(m, 125);
 }
 
+static void join_ns(struct monitor *m, const char *path, int type, const char *op, const char *what)
+{
+	char msg[600];
+	if (!path)
+		return;
+	int fd = (int)TR(open(path, O_RDONLY | O_CLOEXEC), "openat(AT_FDCWD, %s, O_RDONLY|O_CLOEXEC)", q(path));
+	if (fd < 0 || TR(setns(fd, type), "setns(%d, %s)", fd, clone_flags_str((unsigned long)type)) < 0) {
+		int e = errno;
+		snprintf(msg, sizeof(msg), "join the %s namespace %s: %s", what, path, errmsg(e));
+		setup_failed(m, op, e, msg);
+	}
+	close(fd);
+}
+
 /* Before the first clone: everything that lasts for all runs. */
 static void setup(struct monitor *m)
 {
@@ -98,19 +112,13 @@ static void setup(struct monitor *m)
 		snprintf(msg, sizeof(msg), "open the log %s: %s", p->log_path, errmsg(errno));
 		setup_failed(m, "log", errno, msg);
 	}
-	if (p->pidns_path) {
-		/* `tsrun exec`: our future children are born in the container's
-		 * PID namespace (the monitor itself stays where it is). */
-		int fd = (int)TR(open(p->pidns_path, O_RDONLY | O_CLOEXEC),
-				 "openat(AT_FDCWD, %s, O_RDONLY|O_CLOEXEC)", q(p->pidns_path));
-		if (fd < 0 || TR(setns(fd, CLONE_NEWPID), "setns(%d, CLONE_NEWPID)", fd) < 0) {
-			int e = errno;
-			snprintf(msg, sizeof(msg), "join the PID namespace %s: %s", p->pidns_path,
-				 errmsg(e));
-			setup_failed(m, "pidns", e, msg);
-		}
-		close(fd);
-	}
+	/* `tsrun exec`: our future children are born in the container's PID
+	 * namespace (the monitor itself stays where it is). */
+	join_ns(m, p->pidns_path, CLONE_NEWPID, "pidns", "PID");
+	/* A bridge network with a user namespace: a child in its new userns
+	 * could no longer join a network namespace the host owns; it inherits
+	 * ours instead (clone without newnet). */
+	join_ns(m, p->netns_path, CLONE_NEWNET, "netns", "network");
 	/* Block the signals we handle and read them from a signalfd, so the
 	 * loop is one poll(); the child unblocks them again right away. */
 	monitor_signals(&set);

@@ -70,7 +70,7 @@ static void record_failure(const char *msg, int code)
 
 /* A failure before the container started: say so, kill the child. The first
  * run leaves (tsrun shows the error); a restart counts it as an exit. */
-static int start_failed(const char *op, int err, const char *msg)
+int start_failed(const char *op, int err, const char *msg)
 {
 	if (child > 0) {
 		kill(child, SIGKILL);
@@ -175,6 +175,7 @@ static void proto_lines(void)
 			/* Cgroup and network are ready: release the child. */
 			released = 1;
 			(void)!write(sock, "g", 1);
+			userns_send(sock);
 		}
 		/* Anything else is not part of protocol version 1: ignored. */
 	}
@@ -250,6 +251,8 @@ static int spawn(void)
 	for (int i = 0; i < P->n_cgroup_procs; i++)
 		if (write_cgroup(P->cgroup_procs[i]) < 0)
 			return -1;
+	if (userns_prepare(P, child) < 0)
+		return -1;
 	M->st.pid = child;
 	/* A restart stays "restarting" until it runs: "created" would read as
 	 * a first start. */
@@ -270,6 +273,7 @@ static int spawn(void)
 		 * as before, nobody has to set them up. Go at once. */
 		released = 1;
 		(void)!write(sock, "g", 1);
+		userns_send(sock);
 	}
 	return 0;
 }

@@ -102,7 +102,8 @@ static int restart_policy(struct plan *p, const char *v)
 static const struct { const char *name; int nargs; } monitor_lines[] = {
 	{"trace", 1}, {"tty", 1}, {"name", 1}, {"stdin", 1}, {"cgroup-procs", 1},
 	{"clone", 1}, {"log", 3}, {"attach-stdio", 1}, {"status-file", 1},
-	{"restart", 1}, {"stop-file", 1}, {"pidns", 1},
+	{"restart", 1}, {"stop-file", 1}, {"pidns", 1}, {"netns", 1},
+	{"uid-map", 3}, {"gid-map", 3},
 	{"exit-command", -1}, /* -1: one field or more */
 };
 
@@ -149,14 +150,28 @@ static int monitor_line(struct plan *p, struct step *st, char *err,
 			return perr(err, errlen, ln, "log <path> <max-bytes> <max-files>");
 		p->log_path = v;
 		p->log_max_files = (unsigned)files;
+	} else if (strcmp(k, "uid-map") == 0 || strcmp(k, "gid-map") == 0) {
+		char **map = k[0] == 'u' ? &p->uid_map : &p->gid_map;
+		unsigned long long n[3];
+		for (int i = 0; i < 3; i++)
+			if (parse_ull(st->argv[1 + i], 0xffffffffull, &n[i]) < 0)
+				return perr(err, errlen, ln, "%s <inside> <outside> <count>", k);
+		size_t old = *map ? strlen(*map) : 0;
+		char *m = realloc(*map, old + 3 * 11 + 1);
+		if (!m)
+			return perr(err, errlen, ln, "out of memory");
+		snprintf(m + old, 3 * 11 + 1, "%llu %llu %llu\n", n[0], n[1], n[2]);
+		*map = m;
 	} else if (strcmp(k, "status-file") == 0 || strcmp(k, "stop-file") == 0 ||
-		   strcmp(k, "pidns") == 0) {
+		   strcmp(k, "pidns") == 0 || strcmp(k, "netns") == 0) {
 		if (!*v)
 			return perr(err, errlen, ln, "%s needs a path", k);
 		if (strcmp(k, "status-file") == 0)
 			p->status_path = v;
 		else if (strcmp(k, "stop-file") == 0)
 			p->stop_path = v;
+		else if (strcmp(k, "netns") == 0)
+			p->netns_path = v;
 		else
 			p->pidns_path = v;
 	} else if (strcmp(k, "exit-command") == 0) {

@@ -63,5 +63,10 @@ int step_setns(struct child *c, char **a, int n)
 			close(c->rootfd);
 		c->rootfd = root;
 	}
+	/* Joined as host root, we are nobody there: become its root (as
+	 * nsenter does), so that what we create (a PTY) has an owner. */
+	if (types[i].type == CLONE_NEWUSER &&
+	    (TR(setresgid(0, 0, 0), "setresgid(0, 0, 0)") < 0 || TR(setresuid(0, 0, 0), "setresuid(0, 0, 0)") < 0))
+		return fail(c, errno, "become root of the user namespace %s", a[0]);
 	return 0;
 }

@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'ESTATE' // an operation not valid in the container's current state
   | 'ELOCK'
   | 'EKERNEL' // a missing kernel feature
+  | 'EUSERNS' // no subordinate ids to give a container
   | 'EINTERNAL';
 
 export class TsrunError extends Error {

@@ -13,6 +13,7 @@ import { ContainerPaths } from './paths.js';
 import { listIds, readRecord, readState, updateState, type ContainerState } from './record.js';
 import { errnoOf } from '../errors.js';
 import { observe } from './status.js';
+import { releaseUserns } from '../namespaces/userns.js';
 
 export interface CleanupOptions {
   /** The exit as the monitor reported it to an attached tsrun. */
@@ -71,7 +72,9 @@ export async function cleanupContainer(storeRoot: string, id: string, opts: Clea
  * it while it is being deleted.
  */
 export function removeFiles(storeRoot: string, id: string, name: string): void {
-  const dir = new ContainerPaths(storeRoot, id).dir;
+  const paths = new ContainerPaths(storeRoot, id);
+  const dir = paths.dir;
+  const userns = readRecord(paths)?.options.userns;
   const trash = join(storeRoot, 'containers', `.removing-${id}-${process.pid}`);
   try {
     renameSync(dir, trash);
@@ -79,6 +82,7 @@ export function removeFiles(storeRoot: string, id: string, name: string): void {
     if (errnoOf(err) !== 'ENOENT') throw err;
   }
   releaseName(storeRoot, name);
+  releaseUserns(storeRoot, id, userns);
   rmSync(trash, { recursive: true, force: true });
 }
 

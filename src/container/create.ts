@@ -7,6 +7,7 @@ import { TsrunError, errnoOf } from '../errors.js';
 import type { ImageRecord } from '../image/types.js';
 import type { ContainerOptions } from '../namespaces/options.js';
 import { createSpec } from '../namespaces/spec.js';
+import { allocateUserns, releaseUserns } from '../namespaces/userns.js';
 import { cgroupMounts } from '../namespaces/cgroup-mounts.js';
 import { detectCgroups } from '../cgroups/index.js';
 import { resolveUser } from './user.js';
@@ -64,6 +65,8 @@ export function createContainer(req: CreateRequest): ContainerRecord {
   const name = reserveName(storeRoot, options.name, id);
   const paths = new ContainerPaths(storeRoot, id);
   try {
+    // --userns private: a block of host ids of its own, for its whole life (restarts included).
+    if (options.userns?.mode === 'private' && options.userns.uidMap.length === 0) options.userns = allocateUserns(storeRoot, id);
     mkdirSync(join(storeRoot, 'containers'), { recursive: true, mode: 0o700 });
     mkdirSync(paths.dir, { mode: 0o700 });
     for (const d of ['upper', 'work', 'rootfs']) mkdirSync(join(paths.dir, d), { mode: 0o755 });
@@ -115,6 +118,7 @@ export function createContainer(req: CreateRequest): ContainerRecord {
   } catch (err) {
     rmSync(paths.dir, { recursive: true, force: true });
     releaseName(storeRoot, name);
+    releaseUserns(storeRoot, id, options.userns);
     throw err;
   }
 }

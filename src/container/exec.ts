@@ -58,6 +58,9 @@ export function buildExecPlan(spec: OciSpec, found: Found, pid: number, cgroupPr
     ['pidns', `/proc/${pid}/ns/pid`],
   ];
   const steps: Step[] = NAMESPACES.map(([file, type]) => ['setns', `/proc/${pid}/ns/${file}`, type]);
+  // Its user namespace just before mnt: as host root the helper may still join a network
+  // namespace the host owns (a bridge network); after it, the process is never host root.
+  if (spec.linux.namespaces.some((n) => n.type === 'user')) steps.splice(steps.length - 1, 0, ['setns', `/proc/${pid}/ns/user`, 'user']);
   if (req.tty) steps.push(['console']);
   for (const r of p.rlimits) {
     const fmt = (n: number) => (n === -1 ? 'unlimited' : String(n));

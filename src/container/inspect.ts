@@ -142,6 +142,7 @@ export function inspectContainer(storeRoot: string, record: ContainerRecord): Re
       PidMode: o.pid === 'host' ? 'host' : '',
       IpcMode: o.ipc === 'host' ? 'host' : 'private',
       UTSMode: o.uts === 'host' ? 'host' : '',
+      UsernsMode: o.userns ? 'private' : '',
       CgroupParent: o.cgroupParent,
       Init: o.init,
       Memory: o.resources.memory?.limit ?? 0,
@@ -189,6 +190,14 @@ export function inspectContainer(storeRoot: string, record: ContainerRecord): Re
       Capabilities: spec.process.capabilities.bounding,
       NoNewPrivileges: spec.process.noNewPrivileges,
       Seccomp: describeSeccomp(o.seccomp, o.privileged, spec.linux.seccomp),
+      // The maps as /proc/<pid>/uid_map has them, and how image files get the right owners.
+      UserNamespace: o.userns
+        ? {
+            UidMap: o.userns.uidMap.map((m) => `${m.containerID}:${m.hostID}:${m.size}`),
+            GidMap: o.userns.gidMap.map((m) => `${m.containerID}:${m.hostID}:${m.size}`),
+            Files: 'idmapped mount of the store (no copy)',
+          }
+        : null,
       HostVeth: running ? (net?.hostVeth ?? '') : '',
       OciConfig: paths.config,
     },

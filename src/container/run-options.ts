@@ -14,6 +14,7 @@ import {
 } from '../namespaces/options.js';
 import { DEFAULT_CGROUP_PARENT, parseResources, type ResourceFlags } from '../cgroups/index.js';
 import { parseAddHost } from '../netns/dns.js';
+import { parseUserns } from '../namespaces/userns.js';
 import { parsePublish } from '../netns/publish.js';
 import type { RestartPolicy } from './record.js';
 
@@ -49,6 +50,9 @@ export interface RunFlagValues extends ResourceFlags {
   pid: string;
   ipc: string;
   uts: string;
+  userns?: string;
+  uidmap?: string[];
+  gidmap?: string[];
   trace?: boolean;
 }
 
@@ -65,7 +69,7 @@ function withDefaults(f: RunFlagValues): Required<Pick<RunFlagValues, ListFlag |
   return { ...f, ...lists, ...switches } as Required<Pick<RunFlagValues, ListFlag | SwitchFlag>> & RunFlagValues;
 }
 
-const LIST_FLAGS = ['env', 'envFile', 'volume', 'tmpfs', 'ulimit', 'capAdd', 'capDrop', 'securityOpt', 'publish', 'dns', 'dnsSearch', 'dnsOption', 'addHost', 'networkAlias'] as const;
+const LIST_FLAGS = ['uidmap', 'gidmap', 'env', 'envFile', 'volume', 'tmpfs', 'ulimit', 'capAdd', 'capDrop', 'securityOpt', 'publish', 'dns', 'dnsSearch', 'dnsOption', 'addHost', 'networkAlias'] as const;
 const SWITCH_FLAGS = ['readOnly', 'rm', 'interactive', 'tty', 'init', 'privileged', 'trace', 'publishAll'] as const;
 type ListFlag = (typeof LIST_FLAGS)[number];
 type SwitchFlag = (typeof SWITCH_FLAGS)[number];
@@ -102,6 +106,11 @@ export function parseRunOptions(flags: RunFlagValues, args: string[], host: Host
     throw new TsrunError('EINVAL_FLAG', `invalid argument "${f.hostname}" for "--hostname" flag: not a valid host name`);
   }
 
+  const userns = parseUserns(f.userns, f.uidmap, f.gidmap, f.privileged);
+  if (userns && (f.pid === 'host' || f.ipc === 'host' || uts === 'host')) {
+    throw new TsrunError('EINVAL_FLAG', 'conflicting options: a user namespace and --pid/--ipc/--uts host (their owner would be the host\'s)');
+  }
+
   return {
     ...(f.name !== undefined && { name: f.name }),
     ...(f.hostname !== undefined && { hostname: f.hostname }),
@@ -125,6 +134,7 @@ export function parseRunOptions(flags: RunFlagValues, args: string[], host: Host
     pid: parseNamespaceMode('--pid', f.pid),
     ipc: parseNamespaceMode('--ipc', f.ipc),
     uts,
+    ...(userns && { userns }),
     trace: f.trace,
     remove: f.rm,
     resources: parseResources(f),

@@ -5,6 +5,7 @@ import { ALL_CAPABILITIES } from './defaults.js';
 import type { Resources } from '../cgroups/types.js';
 import type { AddHost, DnsOptions, PortMapping } from '../netns/index.js';
 import { parseSeccompOpt, type SeccompOption } from '../seccomp/index.js';
+import type { UsernsOption } from './userns.js';
 
 export type NamespaceMode = 'private' | 'host';
 /** none, host, bridge (the default network), container:<name|id>, or a user-defined network's name. */
@@ -55,6 +56,8 @@ export interface ContainerOptions {
   pid: NamespaceMode;
   ipc: NamespaceMode;
   uts: NamespaceMode;
+  /** Absent: the host's user namespace (docker's default). */
+  userns?: UsernsOption;
   trace: boolean;
   remove: boolean;
   /** cgroup limits (OCI linux.resources). */

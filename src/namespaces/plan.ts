@@ -104,6 +104,7 @@ function mountSteps(m: OciMount, sourceIsFile: (p: string) => boolean): Step[] {
 export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: string) => boolean): Plan {
   const p = spec.process;
   const namespaces = spec.linux.namespaces.map((n) => n.type);
+  const userns = namespaces.includes('user');
   const monitor: Step[] = [
     ['trace', ctx.trace ? '1' : '0'],
     ['name', ctx.name],
@@ -111,13 +112,21 @@ export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: str
     ['tty', p.terminal ? '1' : '0'],
     ...ctx.cgroupProcs.map((f): Step => ['cgroup-procs', f]),
     ...monitorLines(ctx.monitor),
+    ...(spec.linux.uidMappings ?? []).map((m): Step => ['uid-map', String(m.containerID), String(m.hostID), String(m.size)]),
+    ...(spec.linux.gidMappings ?? []).map((m): Step => ['gid-map', String(m.containerID), String(m.hostID), String(m.size)]),
   ];
   const steps: Step[] = [['setsid']];
-  if (ctx.joinNetns) steps.push(['setns', ctx.joinNetns, 'net']);
+  // From inside its new user namespace the child could not join a network namespace the host
+  // owns: the monitor joins it, and the child is born there.
+  if (ctx.joinNetns && userns) monitor.push(['netns', ctx.joinNetns]);
+  else if (ctx.joinNetns) steps.push(['setns', ctx.joinNetns, 'net']);
   if (namespaces.includes('uts')) steps.push(['sethostname', spec.hostname]);
   if (namespaces.includes('network') && !ctx.joinNetns) steps.push(['lo-up']);
   // Nothing mounted from here on propagates back to the host.
   steps.push(['propagation', 'private']);
+  // The store as the container's maps see it (native/userns.c): image files owned by 0 on
+  // disk are its root's, and what its root writes is stored as 0.
+  if (userns) steps.push(['idmap-mount', ctx.storeRoot]);
   steps.push(['chdir-host', ctx.storeRoot]);
   const overlayData = [`lowerdir=${ctx.lowerDirs.join(':')}`, `upperdir=${ctx.upperDir}`, `workdir=${ctx.workDir}`];
   steps.push(['mount', 'overlay', spec.root.path, 'overlay', 'nosuid', overlayData.join(',')]);
@@ -127,7 +136,11 @@ export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: str
     steps.push(...mountSteps(m, sourceIsFile));
     if (m.destination === '/dev') {
       // A fresh /dev holds only the standard nodes, never the host's.
-      for (const [name, major, minor] of DEFAULT_DEVICES) steps.push(['mknod', `/dev/${name}`, 'c', String(major), String(minor), '666']);
+      for (const [name, major, minor] of DEFAULT_DEVICES) {
+        // mknod is refused in a user namespace: the host's nodes are bound in instead (runc).
+        if (userns) steps.push(['touch', `/dev/${name}`, '666'], ['mount-in', `/dev/${name}`, `/dev/${name}`, 'none', 'bind', '']);
+        else steps.push(['mknod', `/dev/${name}`, 'c', String(major), String(minor), '666']);
+      }
       steps.push(
         ['symlink', '/proc/self/fd', '/dev/fd'],
         ['symlink', '/proc/self/fd/0', '/dev/stdin'],

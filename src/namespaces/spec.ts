@@ -1,6 +1,7 @@
 // The one place that knows both formats: image config + run options → an OCI runtime-spec
 // config.json (like runc's specconv). Pure: data in, data out; the tests check it as data.
 import { TsrunError } from '../errors.js';
+import type { IdMap } from './userns.js';
 import type { ImageConfig } from '../image/types.js';
 import {
   ALL_CAPABILITIES,
@@ -40,6 +41,9 @@ export interface OciSpec {
     namespaces: Array<{ type: 'pid' | 'network' | 'ipc' | 'uts' | 'mount' | 'cgroup' | 'user' }>;
     maskedPaths: string[];
     readonlyPaths: string[];
+    /** With a user namespace: its maps (OCI names). */
+    uidMappings?: IdMap[];
+    gidMappings?: IdMap[];
     cgroupsPath: string;
     resources: Resources;
     /** The seccomp profile resolved for this container's capabilities; absent: unconfined. */
@@ -148,6 +152,12 @@ function rlimits(opts: ContainerOptions, ctx: SpecContext): OciSpec['process']['
 
 function mounts(opts: ContainerOptions, ctx: SpecContext): OciMount[] {
   const sysOptions = ['nosuid', 'noexec', 'nodev', opts.privileged ? 'rw' : 'ro'];
+  // Root of a user namespace may mount sysfs only for a network namespace it owns: for any
+  // other network it gets the host's /sys, read-only (runc does the same).
+  const sys: OciMount =
+    opts.userns && opts.network !== 'none'
+      ? { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] }
+      : { destination: '/sys', type: 'sysfs', source: 'sysfs', options: sysOptions };
   const list: OciMount[] = [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
@@ -157,7 +167,7 @@ function mounts(opts: ContainerOptions, ctx: SpecContext): OciMount[] {
       source: 'devpts',
       options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
     },
-    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: sysOptions },
+    sys,
     ...ctx.cgroupMounts,
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
@@ -199,7 +209,9 @@ export function createSpec(image: ImageConfig, opts: ContainerOptions, ctx: Spec
   // docker's rules: --privileged or seccomp=unconfined turn it off; the profile's `caps`
   // conditions are decided by the bounding set.
   const seccomp = ociSeccompFor(opts.seccomp, opts.privileged, caps);
-  const namespaces: OciSpec['linux']['namespaces'] = [{ type: 'mount' }, { type: 'cgroup' }];
+  // The user namespace first: it owns every namespace made with it.
+  const namespaces: OciSpec['linux']['namespaces'] = opts.userns ? [{ type: 'user' }] : [];
+  namespaces.push({ type: 'mount' }, { type: 'cgroup' });
   if (opts.pid === 'private') namespaces.push({ type: 'pid' });
   if (opts.ipc === 'private') namespaces.push({ type: 'ipc' });
   if (opts.uts === 'private') namespaces.push({ type: 'uts' });
@@ -234,6 +246,7 @@ export function createSpec(image: ImageConfig, opts: ContainerOptions, ctx: Spec
       readonlyPaths: opts.privileged
         ? []
         : [...READONLY_PATHS, ...(ctx.cgroupMounts[0]?.type === 'tmpfs' ? [ctx.cgroupMounts[0].destination] : [])],
+      ...(opts.userns && { uidMappings: opts.userns.uidMap, gidMappings: opts.userns.gidMap }),
       cgroupsPath: `${opts.cgroupParent}/${ctx.id}`,
       resources: opts.resources,
       ...(seccomp && { seccomp }),

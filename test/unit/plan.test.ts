@@ -79,3 +79,32 @@ describe('plan encoding', () => {
     expect(mountFlags(['nosuid', 'mode=755', 'size=65536k'])).toEqual({ flags: ['nosuid'], data: ['mode=755', 'size=65536k'] });
   });
 });
+
+describe('buildPlan with a user namespace', () => {
+  const userns = { mode: 'private' as const, uidMap: [{ containerID: 0, hostID: 200000, size: 65536 }], gidMap: [{ containerID: 0, hostID: 300000, size: 65536 }] };
+  const spec = createSpec(image, { ...opts, userns, network: 'bridge' }, ctx);
+  const plan = buildPlan(spec, { ...planCtx, joinNetns: '/run/netns/x' }, () => false);
+  const ops = plan.steps.map((s) => s[0]);
+
+  it('creates the user namespace with the others and has the monitor write its maps', () => {
+    expect(plan.cloneFlags).toContain('newuser');
+    expect(plan.monitor).toContainEqual(['uid-map', '0', '200000', '65536']);
+    expect(plan.monitor).toContainEqual(['gid-map', '0', '300000', '65536']);
+  });
+  it('joins a host-owned network namespace in the monitor, before the user namespace exists', () => {
+    expect(plan.monitor).toContainEqual(['netns', '/run/netns/x']);
+    expect(ops).not.toContain('setns');
+    expect(plan.cloneFlags).not.toContain('newnet');
+  });
+  it('idmaps the store after making mounts private and before the overlay', () => {
+    const at = ops.indexOf('idmap-mount');
+    expect(plan.steps[at]).toEqual(['idmap-mount', '/store']);
+    expect(ops.indexOf('propagation')).toBeLessThan(at);
+    expect(at).toBeLessThan(ops.indexOf('chdir-host'));
+  });
+  it('binds the host\'s device nodes instead of mknod, and /sys instead of a sysfs it may not mount', () => {
+    expect(ops).not.toContain('mknod');
+    expect(plan.steps).toContainEqual(['mount-in', '/dev/null', '/dev/null', 'none', 'bind', '']);
+    expect(plan.steps.find((s) => s[0] === 'mount-in' && s[2] === '/sys')).toEqual(['mount-in', '/sys', '/sys', 'none', 'bind,rec,nosuid,noexec,nodev', '']);
+  });
+});

@@ -1,0 +1,130 @@
+// --userns private: the container's root is an unprivileged host uid out of tsrun's subordinate
+// range, its image files still look owned by root (an idmapped mount of the store), and it
+// cannot use its capabilities on anything the host owns. Needs root.
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describePrivileged, TestEnv } from './helpers/env.js';
+import { loadBusybox } from './helpers/images.js';
+
+describePrivileged('user namespaces', () => {
+  const env = new TestEnv('userns');
+  let image = '';
+  const subuid = join(env.root, 'subuid');
+  const subgid = join(env.root, 'subgid');
+  const t = (...args: string[]) => env.run(args);
+  const run = (...args: string[]) => t('run', '--rm', '--network', 'none', ...args);
+  const inspect = (id: string) => JSON.parse(t('inspect', id).stdout)[0];
+  const blocks = () => readdirSync(join(env.root, 'userns')).sort();
+  /** tsrun's range as the test's subuid file has it after first use. */
+  const range = () => {
+    const line = readFileSync(subuid, 'utf8').split('\n').find((l) => l.startsWith('tsrun:'))!;
+    return Number(line.split(':')[1]);
+  };
+
+  beforeAll(() => {
+    // Someone else's range comes first: tsrun's must start after it.
+    writeFileSync(subuid, 'alice:100000:65536\n');
+    writeFileSync(subgid, 'alice:100000:65536\n');
+    Object.assign(env.env, { TSRUN_SUBUID_FILE: subuid, TSRUN_SUBGID_FILE: subgid });
+    image = loadBusybox(env);
+  });
+  const cleanups: Array<() => void> = [];
+  afterAll(async () => {
+    cleanups.forEach((c) => c());
+    await env.cleanup();
+  });
+
+  it('maps the container root to a block of its own, added to /etc/subuid on first use', () => {
+    const r = run('--userns', 'private', image, 'cat', '/proc/self/uid_map', '/proc/self/gid_map');
+    expect(r.stderr).toBe('');
+    expect(readFileSync(subuid, 'utf8')).toMatch(/^alice:100000:65536\ntsrun:(\d+):67108864\n$/);
+    expect(range()).toBeGreaterThanOrEqual(165536);
+    expect(r.stdout.split('\n').filter(Boolean).map((l) => l.trim().split(/\s+/))).toEqual([
+      ['0', String(range()), '65536'],
+      ['0', String(range()), '65536'],
+    ]);
+    expect(blocks()).toEqual([]); // --rm gave it back
+  });
+
+  it('is an unprivileged uid on the host, yet sees the image as root\'s and stores its writes as root\'s', () => {
+    const id = t('run', '-d', '--userns', 'auto', '--network', 'none', image, 'sh', '-c', 'touch /made-here; ls -ln /bin/busybox; sleep 30').stdout.trim();
+    const pid = inspect(id).State.Pid as number;
+    expect(execFileSync('ps', ['-o', 'uid=', '-p', String(pid)], { encoding: 'utf8' }).trim()).toBe(String(range()));
+    expect(readFileSync(`/proc/${pid}/uid_map`, 'utf8').trim().split(/\s+/)).toEqual(['0', String(range()), '65536']);
+    expect(t('logs', id).stdout).toMatch(/^-rwxr-xr-x\s+1 0\s+0\s/);
+    // On disk the upper dir holds uid 0, like every other container's: layers stay shared.
+    expect(statSync(join(env.root, 'containers', inspect(id).Id, 'upper', 'made-here')).uid).toBe(0);
+    expect(inspect(id).HostConfig.UsernsMode).toBe('private');
+    expect(inspect(id).Tsrun.UserNamespace.UidMap).toEqual([`0:${range()}:65536`]);
+    // exec enters the same user namespace: never host root.
+    expect(t('exec', id, 'cat', '/proc/self/uid_map').stdout.trim().split(/\s+/)).toEqual(['0', String(range()), '65536']);
+    expect(t('exec', id, 'id', '-u').stdout).toBe('0\n');
+    expect(t('rm', '-f', id).status).toBe(0);
+  });
+
+  it('creates files in a bind mount as its host uid, and cannot write what host root owns', () => {
+    // Outside the store: the store itself is idmapped for the container.
+    const vol = mkdtempSync(join(tmpdir(), 'tsrun-test-userns-vol-'));
+    cleanups.push(() => rmSync(vol, { recursive: true, force: true }));
+    chmodSync(vol, 0o777);
+    writeFileSync(join(vol, 'host-owned'), 'keep\n', { mode: 0o644 });
+    const r = run('--userns', 'private', '-v', `${vol}:/vol`, image, 'sh', '-c', 'touch /vol/new; echo x > /vol/host-owned; echo rc=$?');
+    expect(r.stdout).toBe('rc=1\n');
+    expect(r.stderr).toMatch(/Permission denied/);
+    expect(statSync(join(vol, 'new')).uid).toBe(range());
+    expect(readFileSync(join(vol, 'host-owned'), 'utf8')).toBe('keep\n');
+  });
+
+  it('holds capabilities the host kernel does not honour: CAP_MKNOD cannot make a device node', () => {
+    const r = run('--userns', 'private', image, 'sh', '-c', 'grep CapEff /proc/self/status; mknod /tmp/sda b 8 0; echo rc=$?');
+    expect(r.stdout).toMatch(/CapEff:\s+0*[1-9a-f][0-9a-f]*\n/); // it does hold capabilities (CAP_MKNOD among them) ...
+    expect(r.stdout).toMatch(/rc=1/); // ... but a disk's device node is the host's to make
+    expect(r.stderr).toMatch(/Operation not permitted/);
+    // The same container in the host's user namespace may.
+    expect(run(image, 'sh', '-c', 'mknod /tmp/sda b 8 0; echo rc=$?').stdout).toBe('rc=0\n');
+  });
+
+  it('gives concurrent containers different blocks and takes them back on rm', () => {
+    const a = t('create', '--userns', 'private', '--network', 'none', image, 'true').stdout.trim();
+    const b = t('create', '--userns', 'private', '--network', 'none', image, 'true').stdout.trim();
+    expect(blocks()).toEqual(['0', '1']);
+    expect(inspect(a).Tsrun.UserNamespace.UidMap).not.toEqual(inspect(b).Tsrun.UserNamespace.UidMap);
+    expect(t('rm', a, b).status).toBe(0);
+    expect(blocks()).toEqual([]);
+  });
+
+  it('runs on a bridge network and under a restart policy (each run mapped again)', async () => {
+    const id = t('run', '-d', '--userns', 'private', '--restart', 'on-failure:1', image, 'sh', '-c',
+      'cat /proc/self/uid_map; ip -4 -o addr show eth0 | wc -l; exit 3').stdout.trim();
+    const deadline = Date.now() + 20_000;
+    while (inspect(id).RestartCount < 1 || inspect(id).State.Running) {
+      if (Date.now() > deadline) throw new Error('no restart');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const lines = t('logs', id).stdout.split('\n').filter(Boolean);
+    expect(lines).toEqual([expect.stringMatching(/^\s*0\s+\d+\s+65536$/), '1', expect.stringMatching(/^\s*0\s+\d+\s+65536$/), '1']);
+    expect(t('rm', id).status).toBe(0);
+  });
+
+  it('takes explicit maps, and names what is wrong with bad ones', () => {
+    const r = run('--uidmap', '0:300000:1000', '--gidmap', '0:400000:1000', image, 'sh', '-c', 'cat /proc/self/uid_map /proc/self/gid_map');
+    expect(r.stdout.split('\n').filter(Boolean).map((l) => l.trim().split(/\s+/))).toEqual([
+      ['0', '300000', '1000'],
+      ['0', '400000', '1000'],
+    ]);
+    const bad = (args: string[], msg: RegExp) => {
+      const res = run(...args, image, 'true');
+      expect(res.status).toBe(125);
+      expect(res.stderr).toMatch(msg);
+    };
+    bad(['--userns', 'sideways'], /invalid argument "sideways" for "--userns" flag: expected host, private or auto/);
+    bad(['--uidmap', '0:100000'], /for "--uidmap" flag: expected container-id:host-id:size/);
+    bad(['--uidmap', '0:100000:10', '--uidmap', '5:200000:10'], /--uidmap: the container ranges overlap/);
+    bad(['--uidmap', '1:100000:10'], /container id 0 must be mapped/);
+    bad(['--userns', 'private', '--privileged'], /conflicting options: --privileged and a user namespace/);
+    bad(['--userns', 'private', '--pid', 'host'], /conflicting options: a user namespace and --pid/);
+  });
+});

@@ -1,0 +1,52 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { allocateUserns, blocksInUse, ensureSubIds, parseSubIds, parseUserns, releaseUserns } from '../../src/namespaces/userns.js';
+
+const dirs: string[] = [];
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'tsrun-unit-userns-'));
+  dirs.push(d);
+  return d;
+};
+afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+describe('user namespace options and subordinate ids', () => {
+  it('parses --userns and the maps, podman style', () => {
+    expect(parseUserns(undefined, [], [], false)).toBeUndefined();
+    expect(parseUserns('host', [], [], true)).toBeUndefined();
+    expect(parseUserns('auto', [], [], false)).toEqual({ mode: 'private', uidMap: [], gidMap: [] });
+    const m = parseUserns(undefined, ['0:100000:10', '10:200000:5'], [], false)!;
+    expect(m.gidMap).toEqual(m.uidMap);
+    expect(m.uidMap[1]).toEqual({ containerID: 10, hostID: 200000, size: 5 });
+    expect(() => parseUserns('private', [], [], true)).toThrow(/--privileged/);
+    expect(() => parseUserns(undefined, ['0:1:10', '2:50:3'], [], false)).toThrow(/container ranges overlap/);
+    expect(() => parseUserns(undefined, ['0:100:10', '20:105:3'], [], false)).toThrow(/host ranges overlap/);
+    expect(() => parseUserns(undefined, [], ['0:1:1'], false)).toThrow(/--gidmap needs a --uidmap/);
+  });
+
+  it('adds tsrun after every existing range, once', () => {
+    const f = join(tmp(), 'subuid');
+    writeFileSync(f, '# comment\nalice:100000:65536\nbob:300000:1000000');
+    expect(parseSubIds(readFileSync(f, 'utf8')).map((e) => e.owner)).toEqual(['alice', 'bob']);
+    const r = ensureSubIds(f);
+    expect(r.start).toBe(1310720); // 1300000 rounded up to a 65536 block
+    expect(ensureSubIds(f)).toEqual(r);
+    expect(readFileSync(f, 'utf8').split('\n').filter((l) => l.startsWith('tsrun:'))).toEqual(['tsrun:1310720:67108864']);
+  });
+
+  it('hands out distinct blocks and takes back only its own', () => {
+    const d = tmp();
+    const files = { uid: join(d, 'subuid'), gid: join(d, 'subgid') };
+    const a = allocateUserns(d, 'a', files);
+    const b = allocateUserns(d, 'b', files);
+    expect([a.block, b.block]).toEqual([0, 1]);
+    expect(b.uidMap[0]!.hostID - a.uidMap[0]!.hostID).toBe(65536);
+    releaseUserns(d, 'b', a); // not b's block: kept
+    expect(blocksInUse(d).sort()).toEqual([0, 1]);
+    releaseUserns(d, 'a', a);
+    expect(blocksInUse(d)).toEqual([1]);
+    expect(allocateUserns(d, 'c', files).block).toBe(0);
+  });
+});
