@@ -3,7 +3,7 @@
  *
  * Two uses:
  *   - `tsrun exec`: join a running container's namespaces through its
- *     /proc/<pid>/ns/<x> files (user first if it has one, mnt LAST: after it
+ *     /proc/<pid>/ns/<x> files (user just before mnt if it has one, mnt LAST: after it
  *     "/" and the working directory are the container's, and a path such as
  *     /proc/<pid>/... would be looked up in the container's /proc);
  *   - a container with a restart policy: join a network namespace that
