@@ -246,6 +246,10 @@ _Noreturn void child_main(struct child *c, int nullfd)
 	/* In a new user namespace we are nobody until tsrun has written our
 	 * uid_map/gid_map (between "pid" and "go"); then become its root, so
 	 * files we create (a tmpfs /dev, ...) have an owner the kernel can map. */
+	if ((c->plan->clone_flags & CLONE_NEWUSER) && userns_open_targets(c) < 0) {
+		imsg_send(c->sock, MSG_ERROR, 0, -1, "idmap-mount", errname(c->err_errno), c->err_msg);
+		_exit(125);
+	}
 	if ((c->plan->clone_flags & CLONE_NEWUSER) &&
 	    (TR(setresgid(0, 0, 0), "setresgid(0, 0, 0)") < 0 ||
 	     TR(setresuid(0, 0, 0), "setresuid(0, 0, 0)") < 0)) {

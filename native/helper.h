@@ -174,6 +174,7 @@ int step_idmap_mount(struct child *, char **, int); /* userns.c */
 /* userns.c, in the monitor: maps and idmapped mounts for a newuser child */
 int userns_prepare(const struct plan *p, pid_t child); /* -1: start failed */
 void userns_send(int sock);
+int userns_open_targets(struct child *c); /* in the child, before setresuid */
 int start_failed(const char *op, int err, const char *msg); /* monitor.c */
 
 /* mounts.c: in-root path resolution */

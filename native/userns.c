@@ -56,6 +56,7 @@ struct mount_attr {
 
 #define MAX_IDMAPS 8
 static int idmap_fds[MAX_IDMAPS];
+static int targets[MAX_IDMAPS], n_targets, next_target; /* in the child */
 static int n_idmap_fds;
 
 static int write_map(pid_t pid, const char *file, const char *map)
@@ -140,21 +141,52 @@ void userns_send(int sock)
 	close_idmaps();
 }
 
+/*
+ * In the child, before it becomes root of its user namespace: open the
+ * idmap-mount targets. Until then its host uid is still 0 (only unmapped), so
+ * it may walk a root-only parent such as a 0700 --root; afterwards it is an
+ * unprivileged host uid that may not. (The monitor cannot open them for it:
+ * a target must be in the child's own mount namespace.)
+ */
+int userns_open_targets(struct child *c)
+{
+	for (int i = 0; i < c->plan->n_steps && n_targets < MAX_IDMAPS; i++) {
+		const struct step *st = &c->plan->steps[i];
+		if (strcmp(st->argv[0], "idmap-mount") != 0)
+			continue;
+		int fd = (int)TR(open(st->argv[1], O_PATH | O_DIRECTORY | O_CLOEXEC),
+				 "openat(AT_FDCWD, %s, O_PATH|O_DIRECTORY|O_CLOEXEC)", q(st->argv[1]));
+		if (fd < 0)
+			return fail(c, errno, "open %s", st->argv[1]);
+		targets[n_targets++] = fd;
+	}
+	return 0;
+}
+
 int step_idmap_mount(struct child *c, char **a, int n)
 {
 	(void)n;
 	struct imsg m;
 	if (!(c->plan->clone_flags & CLONE_NEWUSER))
 		return fail_msg(c, EINVAL, "idmap-mount needs a new user namespace (clone newuser)");
-	if (imsg_recv(c->sock, &m, 0) != 1 || m.fd < 0)
+	if (next_target >= n_targets)
+		return fail_msg(c, EPROTO, "idmap-mount %s: its target was not opened", a[0]);
+	int target = targets[next_target++];
+	if (imsg_recv(c->sock, &m, 0) != 1 || m.fd < 0) {
+		close(target);
 		return fail_msg(c, EPROTO, "idmap-mount %s: the monitor sent no mount", a[0]);
-	/* Over the path itself: the lowerdir/upperdir strings stay the same. */
-	if (TR(move_mount(m.fd, "", AT_FDCWD, a[0], MOVE_MOUNT_F_EMPTY_PATH),
-	       "move_mount(%d, \"\", AT_FDCWD, %s, MOVE_MOUNT_F_EMPTY_PATH)", m.fd, q(a[0])) < 0) {
-		int e = errno;
-		close(m.fd);
-		return fail(c, e, "attach the idmapped mount of %s", a[0]);
 	}
+	/* Over the path itself, then into it: relative paths (lowerdir=l/...,
+	 * the rootfs) resolve through the idmapped copy from here on. */
+	int r = (int)TR(move_mount(m.fd, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH),
+			"move_mount(%d, \"\", %d, \"\", MOVE_MOUNT_F_EMPTY_PATH|MOVE_MOUNT_T_EMPTY_PATH)",
+			m.fd, target);
+	int e = errno;
+	if (r == 0 && TR(fchdir(m.fd), "fchdir(%d)", m.fd) < 0)
+		r = -1, e = errno;
 	close(m.fd);
+	close(target);
+	if (r < 0)
+		return fail(c, e, "attach the idmapped mount of %s", a[0]);
 	return 0;
 }

@@ -125,15 +125,19 @@ export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: str
   // Nothing mounted from here on propagates back to the host.
   steps.push(['propagation', 'private']);
   // The store as the container's maps see it (native/userns.c): image files owned by 0 on
-  // disk are its root's, and what its root writes is stored as 0.
+  // disk are its root's, and what its root writes is stored as 0. The step also makes it the
+  // working directory, and from then on paths in the store are given relative to it: the
+  // child, an unprivileged host uid, may not be allowed to walk the store's parents.
   if (userns) steps.push(['idmap-mount', ctx.storeRoot]);
-  steps.push(['chdir-host', ctx.storeRoot]);
+  else steps.push(['chdir-host', ctx.storeRoot]);
+  const inStore = (path: string) => (userns && path.startsWith(ctx.storeRoot + '/') ? path.slice(ctx.storeRoot.length + 1) : path);
   const overlayData = [`lowerdir=${ctx.lowerDirs.join(':')}`, `upperdir=${ctx.upperDir}`, `workdir=${ctx.workDir}`];
-  steps.push(['mount', 'overlay', spec.root.path, 'overlay', 'nosuid', overlayData.join(',')]);
-  steps.push(['root', spec.root.path]);
+  steps.push(['mount', 'overlay', inStore(spec.root.path), 'overlay', 'nosuid', overlayData.join(',')]);
+  steps.push(['root', inStore(spec.root.path)]);
 
   for (const m of spec.mounts) {
-    steps.push(...mountSteps(m, sourceIsFile));
+    const source = m.type === 'bind' ? inStore(m.source) : m.source;
+    steps.push(...mountSteps({ ...m, source }, (p) => sourceIsFile(p === source ? m.source : p)));
     if (m.destination === '/dev') {
       // A fresh /dev holds only the standard nodes, never the host's.
       for (const [name, major, minor] of DEFAULT_DEVICES) {

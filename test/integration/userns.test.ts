@@ -1,12 +1,12 @@
 // --userns private: the container's root is an unprivileged host uid out of tsrun's subordinate
 // range, its image files still look owned by root (an idmapped mount of the store), and it
 // cannot use its capabilities on anything the host owns. Needs root.
-import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describePrivileged, TestEnv } from './helpers/env.js';
+import { cliPath, describePrivileged, TestEnv } from './helpers/env.js';
 import { loadBusybox } from './helpers/images.js';
 
 describePrivileged('user namespaces', () => {
@@ -107,6 +107,18 @@ describePrivileged('user namespaces', () => {
     const lines = t('logs', id).stdout.split('\n').filter(Boolean);
     expect(lines).toEqual([expect.stringMatching(/^\s*0\s+\d+\s+65536$/), '1', expect.stringMatching(/^\s*0\s+\d+\s+65536$/), '1']);
     expect(t('rm', id).status).toBe(0);
+  });
+
+  it('works with a store under a directory only host root may enter', () => {
+    // The container's root may not walk a 0700 parent: the helper opens what it needs first.
+    const parent = join(env.root, 'root-only');
+    mkdirSync(parent, { mode: 0o700 });
+    const store = join(parent, 'store');
+    const cli = (...args: string[]) => spawnSync(process.execPath, [cliPath, '--root', store, ...args], { encoding: 'utf8', env: { ...process.env, ...env.env } });
+    expect(cli('load', '-q', '-i', join(env.root, 'busybox_latest.tar')).status).toBe(0);
+    const r = cli('run', '--rm', '--network', 'none', '--userns', 'private', image, 'stat', '-c', '%u', '/bin/busybox');
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('0\n');
   });
 
   it('takes explicit maps, and names what is wrong with bad ones', () => {

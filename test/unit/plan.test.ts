@@ -96,11 +96,13 @@ describe('buildPlan with a user namespace', () => {
     expect(ops).not.toContain('setns');
     expect(plan.cloneFlags).not.toContain('newnet');
   });
-  it('idmaps the store after making mounts private and before the overlay', () => {
+  it('idmaps the store after making mounts private, then gives store paths relative to it', () => {
     const at = ops.indexOf('idmap-mount');
     expect(plan.steps[at]).toEqual(['idmap-mount', '/store']);
     expect(ops.indexOf('propagation')).toBeLessThan(at);
-    expect(at).toBeLessThan(ops.indexOf('chdir-host'));
+    expect(ops).not.toContain('chdir-host'); // idmap-mount went into it
+    expect(plan.steps.find((s) => s[0] === 'mount')![2]).toBe('containers/b/rootfs');
+    expect(plan.steps.find((s) => s[0] === 'root')).toEqual(['root', 'containers/b/rootfs']);
   });
   it('binds the host\'s device nodes instead of mknod, and /sys instead of a sysfs it may not mount', () => {
     expect(ops).not.toContain('mknod');
