@@ -8,7 +8,7 @@ export function register(program: Command): void {
   program
     .command('info')
     .description('Display system-wide information: kernel, cgroups, storage, registries, helper')
-    .option('-f, --format <format>', 'json, or a template such as "{{.CgroupVersion}}" (top-level fields)')
+    .option('-f, --format <format>', 'json, or a template such as "{{.CgroupVersion}}" (a Go template, as docker\'s)')
     .action(action(async (flags: { format?: string }, cmd: Command) => {
       const g = globalOptions(cmd);
       const { gatherInfo } = await import('../src/info/index.js');

@@ -9,7 +9,7 @@ export function register(program: Command): void {
     .command('inspect')
     .description('Show containers or images as JSON')
     .argument('<name...>')
-    .option('-f, --format <template>', 'a template such as "{{.Id}}" (top-level fields)')
+    .option('-f, --format <template>', 'a template such as "{{.Id}}" (a Go template, as docker\'s)')
     .option('--type <container|image>', 'only look for this kind of object')
     .action(action(async (names: string[], flags: { format?: string; type?: string }, cmd: Command) => {
       const { root } = globalOptions(cmd);

@@ -41,7 +41,11 @@ export function register(program: Command): void {
       const m = await load();
       const { familiarName } = await import('../src/image/listing.js');
       const store = await m.ImageStore.open(root);
-      const r = await m.pruneImages(store, await m.containerRefs(root), { all: flags.all });
+      const refs = await m.containerRefs(root);
+      const r = await m.pruneImages(store, refs, { all: flags.all });
+      // Layer copies made for user namespaces where the store cannot be idmapped: a cache.
+      const { pruneUnusedShiftedLayers } = await import('../src/container/userns-copies.js');
+      pruneUnusedShiftedLayers(root);
       if (r.untagged.length + r.deleted.length > 0) {
         const lines = [...r.untagged.map((n) => `untagged: ${familiarName(n)}`), ...r.deleted.map((d) => `deleted: ${d}`)];
         process.stdout.write(`Deleted Images:\n${lines.join('\n')}\n\n`);
@@ -54,7 +58,7 @@ export function register(program: Command): void {
     .description('Display detailed information on one or more images')
     .usage('[OPTIONS] IMAGE [IMAGE...]')
     .argument('<images...>')
-    .option('-f, --format <template>', 'a template such as "{{.Id}}" (top-level fields)')
+    .option('-f, --format <template>', 'a template such as "{{.Id}}" (a Go template, as docker\'s)')
     .action(action(async (images: string[], flags: { format?: string }, c: Command) => {
       const [{ inspectImage }, { ImageStore }] = await Promise.all([import('../src/image/save.js'), import('../src/image/store.js')]);
       const store = await ImageStore.open(globalOptions(c).root);

@@ -8,7 +8,7 @@ export function register(program: Command): void {
   program
     .command('version')
     .description('Show the tsrun, Node.js and helper versions')
-    .option('-f, --format <format>', 'json, or a template such as "{{.Client}}" (top-level fields)')
+    .option('-f, --format <format>', 'json, or a template such as "{{.Client}}" (a Go template, as docker\'s)')
     .action(action(async (flags: { format?: string }) => {
       const { gatherVersion } = await import('../src/info/version.js');
       const v = gatherVersion();

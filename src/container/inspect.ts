@@ -195,7 +195,7 @@ export function inspectContainer(storeRoot: string, record: ContainerRecord): Re
         ? {
             UidMap: o.userns.uidMap.map((m) => `${m.containerID}:${m.hostID}:${m.size}`),
             GidMap: o.userns.gidMap.map((m) => `${m.containerID}:${m.hostID}:${m.size}`),
-            Files: 'idmapped mount of the store (no copy)',
+            Files: seen.state.usernsFiles === 'copy' ? 'a copy of the layers with shifted owners' : 'an idmapped mount of the store (no copy)',
           }
         : null,
       HostVeth: running ? (net?.hostVeth ?? '') : '',

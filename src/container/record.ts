@@ -58,6 +58,8 @@ export interface ContainerState {
   network: NetworkState | null;
   /** Resources (cgroup, network) released after the last run. */
   cleanedUp: boolean;
+  /** With a user namespace: how its image files got their owners at the last start. */
+  usernsFiles?: 'idmap' | 'copy';
 }
 
 export const emptyState = (): ContainerState => ({

@@ -6,7 +6,8 @@ import { readFileSync, rmSync, statSync } from 'node:fs';
 import { TsrunError, errnoOf } from '../errors.js';
 import { buildPlan } from '../namespaces/plan.js';
 import type { OciSpec } from '../namespaces/spec.js';
-import { HelperProcess, type ExitStatus, type TraceLine } from '../namespaces/helper.js';
+import { HelperProcess, StepError, type ExitStatus, type TraceLine } from '../namespaces/helper.js';
+import { markNoIdmap, prepareContainerDirs, shiftedLayers, usernsFilesFor, type UsernsFiles } from '../namespaces/userns-files.js';
 import { detectCgroups, openDriver, type CgroupDriver, type CgroupHandle, type Resources } from '../cgroups/index.js';
 import { withLock } from '../sys/lock.js';
 import { cleanupContainer } from './cleanup.js';
@@ -72,7 +73,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
     }
   };
 
-  const launch = async () => {
+  const launch = async (files: UsernsFiles | undefined) => {
     const seen = observe(paths);
     if (!can.start(seen.status)) {
       throw new InvalidTransitionError(record.name, seen.status, 'start', seen.status === 'running' ? 'it is already running' : '');
@@ -116,11 +117,17 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
       const joinNetns = network?.netnsPath ?? (options.network.startsWith('container:') ? sharedNetns(storeRoot, options.network.slice(10)) : undefined);
 
       const detached = opts.attach === undefined;
+      let lowerDirs = record.lowerDirs;
+      if (files === 'copy' && options.userns) {
+        lowerDirs = shiftedLayers(storeRoot, lowerDirs, options.userns);
+        prepareContainerDirs(storeRoot, paths.dir, options.userns);
+      }
       const plan = buildPlan(
         spec,
         {
           storeRoot,
-          lowerDirs: record.lowerDirs,
+          lowerDirs,
+          ...(files && { usernsFiles: files }),
           upperDir: paths.upperRel,
           workDir: paths.workRel,
           name: record.name,
@@ -161,6 +168,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
         cgroupPaths: cgroup.paths,
         network,
         cleanedUp: false,
+        ...(files && { usernsFiles: files }),
       });
       helper.go();
       await helper.waitStarted();
@@ -171,7 +179,20 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
       throw err;
     }
   };
-  const started = opts.fresh ? await launch() : await withLock(paths.lock, launch);
+  // A user namespace: the store idmapped, unless this store is known not to allow it; the
+  // first start that finds out falls back to shifted copies (userns-files.ts) once, for good.
+  const attempt = async () => {
+    const files = options.userns ? usernsFilesFor(storeRoot) : undefined;
+    try {
+      return await launch(files);
+    } catch (err) {
+      const idmapFailed = err instanceof StepError && ['idmap-mount', 'mount'].includes(err.op) && ['EINVAL', 'EPERM', 'EOPNOTSUPP', 'ENOSYS'].includes(err.errno);
+      if (files !== 'idmap' || !idmapFailed || process.env.TSRUN_USERNS_FILES === 'idmap') throw err;
+      markNoIdmap(storeRoot, (err as Error).message);
+      return launch('copy');
+    }
+  };
+  const started = opts.fresh ? await attempt() : await withLock(paths.lock, attempt);
 
   const { helper, pid } = started;
   if (!opts.attach) helper.release();

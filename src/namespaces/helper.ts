@@ -204,5 +204,16 @@ function stepError(m: Extract<Message, { kind: 'error' }>): TsrunError {
     if (m.errno === 'ENOENT') return new TsrunError('ENOTFOUND_EXEC', `failed to start the container: ${m.message}`);
     if (['EACCES', 'ENOEXEC', 'EISDIR', 'EPERM'].includes(m.errno)) return new TsrunError('ENOEXEC', `failed to start the container: ${m.message}`);
   }
-  return new TsrunError('ESTEP', `failed to start the container: step ${m.step} (${m.op}): ${m.message} (${m.errno})`);
+  return new StepError(m.op, m.errno, `failed to start the container: step ${m.step} (${m.op}): ${m.message} (${m.errno})`);
+}
+
+/** A launch step that failed: which one, and its errno name. */
+export class StepError extends TsrunError {
+  constructor(
+    readonly op: string,
+    readonly errno: string,
+    message: string,
+  ) {
+    super('ESTEP', message);
+  }
 }

@@ -35,6 +35,8 @@ export interface PlanContext {
    * getting a new one, so it keeps its network across restarts.
    */
   joinNetns?: string;
+  /** With a user namespace: idmap the store (default), or layers already copied with shifted owners. */
+  usernsFiles?: 'idmap' | 'copy';
 }
 
 export interface MonitorConfig {
@@ -128,9 +130,10 @@ export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: str
   // disk are its root's, and what its root writes is stored as 0. The step also makes it the
   // working directory, and from then on paths in the store are given relative to it: the
   // child, an unprivileged host uid, may not be allowed to walk the store's parents.
-  if (userns) steps.push(['idmap-mount', ctx.storeRoot]);
+  const idmap = userns && ctx.usernsFiles !== 'copy';
+  if (idmap) steps.push(['idmap-mount', ctx.storeRoot]);
   else steps.push(['chdir-host', ctx.storeRoot]);
-  const inStore = (path: string) => (userns && path.startsWith(ctx.storeRoot + '/') ? path.slice(ctx.storeRoot.length + 1) : path);
+  const inStore = (path: string) => (idmap && path.startsWith(ctx.storeRoot + '/') ? path.slice(ctx.storeRoot.length + 1) : path);
   const overlayData = [`lowerdir=${ctx.lowerDirs.join(':')}`, `upperdir=${ctx.upperDir}`, `workdir=${ctx.workDir}`];
   steps.push(['mount', 'overlay', inStore(spec.root.path), 'overlay', 'nosuid', overlayData.join(',')]);
   steps.push(['root', inStore(spec.root.path)]);

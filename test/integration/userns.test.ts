@@ -121,6 +121,31 @@ describePrivileged('user namespaces', () => {
     expect(r.stdout).toBe('0\n');
   });
 
+  it('falls back to shifted copies of the layers on a store that cannot be idmapped (ramfs), and says so', () => {
+    const base = mkdtempSync(join(tmpdir(), 'tsrun-test-userns-ramfs-'));
+    chmodSync(base, 0o755); // the container's root must reach the copies (see the error otherwise)
+    mkdirSync(join(base, 'm'));
+    execFileSync('mount', ['-t', 'ramfs', '-o', 'mode=755', 'ramfs', join(base, 'm')]);
+    cleanups.push(() => {
+      execFileSync('umount', [join(base, 'm')]);
+      rmSync(base, { recursive: true, force: true });
+    });
+    const store = join(base, 'm', 'store');
+    const cli = (...args: string[]) => spawnSync(process.execPath, [cliPath, '--root', store, ...args], { encoding: 'utf8', env: { ...process.env, ...env.env } });
+    expect(cli('load', '-q', '-i', join(env.root, 'busybox_latest.tar')).status).toBe(0);
+    const id = cli('create', '--network', 'none', '--userns', 'private', image, 'sh', '-c', 'stat -c %u /bin/busybox; touch /mine; stat -c %u /mine').stdout.trim();
+    const r = cli('start', '-a', id);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('0\n0\n');
+    const seen = JSON.parse(cli('inspect', id).stdout)[0];
+    expect(seen.Tsrun.UserNamespace.Files).toBe('a copy of the layers with shifted owners');
+    expect(readFileSync(join(store, 'userns', 'files'), 'utf8')).toMatch(/^copy\n.*idmap-mount/);
+    // On disk, the copy and the container's own files carry the host uids.
+    const host = Number(seen.Tsrun.UserNamespace.UidMap[0].split(':')[1]);
+    expect(statSync(join(store, 'containers', seen.Id, 'upper', 'mine')).uid).toBe(host);
+    expect(cli('rm', id).status).toBe(0);
+  });
+
   it('takes explicit maps, and names what is wrong with bad ones', () => {
     const r = run('--uidmap', '0:300000:1000', '--gidmap', '0:400000:1000', image, 'sh', '-c', 'cat /proc/self/uid_map /proc/self/gid_map');
     expect(r.stdout.split('\n').filter(Boolean).map((l) => l.trim().split(/\s+/))).toEqual([

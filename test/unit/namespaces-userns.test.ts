@@ -1,7 +1,8 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { mapId, prepareContainerDirs, shiftOwners } from '../../src/namespaces/userns-files.js';
 import { allocateUserns, blocksInUse, ensureSubIds, parseSubIds, parseUserns, releaseUserns } from '../../src/namespaces/userns.js';
 
 const dirs: string[] = [];
@@ -48,5 +49,36 @@ describe('user namespace options and subordinate ids', () => {
     releaseUserns(d, 'a', a);
     expect(blocksInUse(d)).toEqual([1]);
     expect(allocateUserns(d, 'c', files).block).toBe(0);
+  });
+});
+
+describe('shifted copies, where the store cannot be idmapped', () => {
+  const maps = { uidMap: [{ containerID: 0, hostID: 200000, size: 1000 }], gidMap: [{ containerID: 0, hostID: 300000, size: 1000 }] };
+
+  it('maps ids through the ranges, and leaves out what they leave out', () => {
+    expect(mapId(0, maps.uidMap)).toBe(200000);
+    expect(mapId(999, maps.uidMap)).toBe(200999);
+    expect(mapId(1000, maps.uidMap)).toBeUndefined();
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('shifts every owner and keeps set-id bits that chown clears', () => {
+    const d = tmp();
+    mkdirSync(join(d, 'bin'));
+    writeFileSync(join(d, 'bin', 'su'), '');
+    chownSync(join(d, 'bin', 'su'), 0, 5);
+    chmodSync(join(d, 'bin', 'su'), 0o4755); // after chown, which clears it
+    symlinkSync('su', join(d, 'bin', 'link'));
+    shiftOwners(d, maps);
+    const su = statSync(join(d, 'bin', 'su'));
+    expect([su.uid, su.gid, su.mode & 0o7777]).toEqual([200000, 300005, 0o4755]);
+    expect(lstatSync(join(d, 'bin', 'link')).uid).toBe(200000);
+  });
+
+  it('says which parent keeps the container root from the copies', () => {
+    const d = tmp(); // mkdtemp: 0700
+    const store = join(d, 'store');
+    mkdirSync(join(store, 'containers', 'x'), { recursive: true });
+    expect(() => prepareContainerDirs(store, join(store, 'containers', 'x'), { mode: 'private', ...maps }))
+      .toThrow(new RegExp(`${d} is not searchable by others; chmod o\\+x ${d}`));
   });
 });
