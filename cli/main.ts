@@ -52,6 +52,18 @@ function commandWord(args: string[]): string | undefined {
 }
 
 const word = commandWord(process.argv.slice(2));
+// Rootless: most commands run again as root of the user's own user namespace (src/rootless.ts).
+if (process.geteuid?.() !== 0 && !process.env.TSRUN_USERNS) {
+  const rootless = await import('../src/rootless.js');
+  if (rootless.needsUserns(word)) {
+    try {
+      await rootless.reexecInUserns();
+    } catch (err) {
+      const { report } = await import('./common.js');
+      process.exit(report(err));
+    }
+  }
+}
 // Completion describes every command, so it needs them all.
 const wanted = word === 'completion' ? [] : MODULES.filter(([, names]) => word !== undefined && names.includes(word));
 for (const [name] of wanted.length > 0 ? wanted : MODULES) {

@@ -51,7 +51,7 @@ export function addRunOptions(cmd: Command): Command {
     .option('--privileged', 'give extended privileges: all capabilities, no masked paths, no seccomp filter')
     .option('--security-opt <opt>', 'security options: no-new-privileges=true|false (default true), seccomp=unconfined|<profile.json> (default: docker\'s profile)', collect)
     .optionsGroup('Network and namespaces:')
-    .option('--network <mode>', 'network: bridge, none, host, container:<name|id>, or a network\'s name', 'bridge')
+    .option('--network <mode>', 'network: bridge (default; rootless: host), none, host, container:<name|id>, or a network\'s name')
     .addOption(new Option('--net <mode>', 'alias of --network').hideHelp())
     .option('-p, --publish <[ip:]host:ctr[/proto]>', 'publish a container port on the host (repeatable)', collect)
     .option('-P, --publish-all', 'publish every exposed port on a random host port')

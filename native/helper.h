@@ -47,6 +47,7 @@ struct plan {
 	const char *stop_path;       /* exists: a stop was requested, no restart */
 	const char *pidns_path;      /* setns(CLONE_NEWPID) before clone (exec) */
 	const char *netns_path;      /* setns(CLONE_NEWNET) before clone (with newuser) */
+	const char *userns_path;     /* setns(CLONE_NEWUSER) first of all (rootless exec) */
 	char *uid_map, *gid_map;     /* newuser: "<inside> <outside> <count>\n" lines */
 	enum restart_policy restart;
 	unsigned restart_max;        /* on-failure:N, 0: unlimited */
@@ -176,6 +177,7 @@ int userns_prepare(const struct plan *p, pid_t child); /* -1: start failed */
 void userns_send(int sock);
 int userns_open_targets(struct child *c); /* in the child, before setresuid */
 int start_failed(const char *op, int err, const char *msg); /* monitor.c */
+int userns_exec_main(int argc, char **argv); /* unshare.c: rootless tsrun's way in */
 
 /* mounts.c: in-root path resolution */
 int in_root(struct child *c, const char *path, int oflags, unsigned mode);

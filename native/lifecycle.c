@@ -112,6 +112,9 @@ static void setup(struct monitor *m)
 		snprintf(msg, sizeof(msg), "open the log %s: %s", p->log_path, errmsg(errno));
 		setup_failed(m, "log", errno, msg);
 	}
+	/* Rootless `tsrun exec`: the user joins tsrun's user namespace first;
+	 * only as its root may it join the namespaces that one owns. */
+	join_ns(m, p->userns_path, CLONE_NEWUSER, "userns", "user");
 	/* `tsrun exec`: our future children are born in the container's PID
 	 * namespace (the monitor itself stays where it is). */
 	join_ns(m, p->pidns_path, CLONE_NEWPID, "pidns", "PID");

@@ -124,8 +124,10 @@ int main(int argc, char **argv)
 		say(1, "tsrun-helper " HELPER_VERSION "\n");
 		return 0;
 	}
+	if (argc > 1 && strcmp(argv[1], "--userns-exec") == 0)
+		return userns_exec_main(argc - 2, argv + 2);
 	if (argc > 1) {
-		say(2, "usage: tsrun-helper [--version]  (plan on fd 3, see native/README.md)\n");
+		say(2, "usage: tsrun-helper [--version | --userns-exec ...]  (plan on fd 3, see native/README.md)\n");
 		return 125;
 	}
 	/* fds 0-2 must be open, or the first file we open would become the

@@ -102,7 +102,7 @@ static int restart_policy(struct plan *p, const char *v)
 static const struct { const char *name; int nargs; } monitor_lines[] = {
 	{"trace", 1}, {"tty", 1}, {"name", 1}, {"stdin", 1}, {"cgroup-procs", 1},
 	{"clone", 1}, {"log", 3}, {"attach-stdio", 1}, {"status-file", 1},
-	{"restart", 1}, {"stop-file", 1}, {"pidns", 1}, {"netns", 1},
+	{"restart", 1}, {"stop-file", 1}, {"pidns", 1}, {"netns", 1}, {"userns", 1},
 	{"uid-map", 3}, {"gid-map", 3},
 	{"exit-command", -1}, /* -1: one field or more */
 };
@@ -163,7 +163,7 @@ static int monitor_line(struct plan *p, struct step *st, char *err,
 		snprintf(m + old, 3 * 11 + 1, "%llu %llu %llu\n", n[0], n[1], n[2]);
 		*map = m;
 	} else if (strcmp(k, "status-file") == 0 || strcmp(k, "stop-file") == 0 ||
-		   strcmp(k, "pidns") == 0 || strcmp(k, "netns") == 0) {
+		   strcmp(k, "pidns") == 0 || strcmp(k, "netns") == 0 || strcmp(k, "userns") == 0) {
 		if (!*v)
 			return perr(err, errlen, ln, "%s needs a path", k);
 		if (strcmp(k, "status-file") == 0)
@@ -172,6 +172,8 @@ static int monitor_line(struct plan *p, struct step *st, char *err,
 			p->stop_path = v;
 		else if (strcmp(k, "netns") == 0)
 			p->netns_path = v;
+		else if (strcmp(k, "userns") == 0)
+			p->userns_path = v;
 		else
 			p->pidns_path = v;
 	} else if (strcmp(k, "exit-command") == 0) {

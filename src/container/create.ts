@@ -8,6 +8,7 @@ import type { ImageRecord } from '../image/types.js';
 import type { ContainerOptions } from '../namespaces/options.js';
 import { createSpec } from '../namespaces/spec.js';
 import { allocateUserns, releaseUserns } from '../namespaces/userns.js';
+import { inOwnUserns } from '../rootless.js';
 import { cgroupMounts } from '../namespaces/cgroup-mounts.js';
 import { detectCgroups } from '../cgroups/index.js';
 import { resolveUser } from './user.js';
@@ -78,6 +79,7 @@ export function createContainer(req: CreateRequest): ContainerRecord {
     writeHosts(storeRoot, id, recipeFor(hostname, options));
     writeResolvConf(paths, options);
 
+    const rootless = inOwnUserns();
     const spec = createSpec(image.config, options, {
       id,
       rootfs: paths.rootfs,
@@ -86,7 +88,9 @@ export function createContainer(req: CreateRequest): ContainerRecord {
       hostHardLimits: hostHardLimits(),
       canRaiseLimits: hasCapSysResource(),
       hostCapabilities: hostCapabilities(),
-      cgroupMounts: cgroupMounts(detectCgroups(), !options.privileged),
+      // Rootless: no cgroup of its own, and no cgroup file system it could mount.
+      cgroupMounts: rootless ? [] : cgroupMounts(detectCgroups(), !options.privileged),
+      rootless,
     });
     writeJsonAtomic(paths.config, spec);
 

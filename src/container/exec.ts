@@ -57,10 +57,20 @@ export function buildExecPlan(spec: OciSpec, found: Found, pid: number, cgroupPr
     ...cgroupProcs.map((f): Step => ['cgroup-procs', f]),
     ['pidns', `/proc/${pid}/ns/pid`],
   ];
-  const steps: Step[] = NAMESPACES.map(([file, type]) => ['setns', `/proc/${pid}/ns/${file}`, type]);
-  // Its user namespace just before mnt: as host root the helper may still join a network
-  // namespace the host owns (a bridge network); after it, the process is never host root.
-  if (spec.linux.namespaces.some((n) => n.type === 'user')) steps.splice(steps.length - 1, 0, ['setns', `/proc/${pid}/ns/user`, 'user']);
+  let steps: Step[] = NAMESPACES.map(([file, type]) => ['setns', `/proc/${pid}/ns/${file}`, type]);
+  if (spec.annotations['io.tsrun.rootless'] === 'true') {
+    // Rootless: we are the user on the host, and only as root of tsrun's user namespace may we
+    // join what it owns: the monitor joins that one first (the child is born in it). Then only
+    // the namespaces the container has of its own (the host's network is ours already, and
+    // joining it again would need the host's root).
+    const own = new Set(spec.linux.namespaces.map((n) => ({ network: 'net', mount: 'mnt' })[n.type as string] ?? n.type));
+    monitor.splice(monitor.findIndex((l) => l[0] === 'pidns'), 0, ['userns', `/proc/${pid}/ns/user`]);
+    steps = steps.filter((s) => own.has(s[2]!));
+  } else if (spec.linux.namespaces.some((n) => n.type === 'user')) {
+    // Its user namespace just before mnt: as host root the helper may still join a network
+    // namespace the host owns (a bridge network); after it, the process is never host root.
+    steps.splice(steps.length - 1, 0, ['setns', `/proc/${pid}/ns/user`, 'user']);
+  }
   if (req.tty) steps.push(['console']);
   for (const r of p.rlimits) {
     const fmt = (n: number) => (n === -1 ? 'unlimited' : String(n));

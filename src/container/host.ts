@@ -40,6 +40,8 @@ function capabilityMask(field: 'CapEff' | 'CapBnd'): bigint {
 
 /** Whether this process may raise hard rlimits (many VMs and CI sandboxes drop CAP_SYS_RESOURCE). */
 export function hasCapSysResource(): boolean {
+  // Capabilities in rootless tsrun's user namespace do not count for the host's limits.
+  if (process.env.TSRUN_USERNS) return false;
   return ((capabilityMask('CapEff') >> BigInt(ALL_CAPABILITIES.indexOf('CAP_SYS_RESOURCE'))) & 1n) === 1n;
 }
 

@@ -15,6 +15,7 @@ import {
 import { DEFAULT_CGROUP_PARENT, parseResources, type ResourceFlags } from '../cgroups/index.js';
 import { parseAddHost } from '../netns/dns.js';
 import { parseUserns } from '../namespaces/userns.js';
+import { isRootless } from '../rootless.js';
 import { parsePublish } from '../netns/publish.js';
 import type { RestartPolicy } from './record.js';
 
@@ -46,7 +47,8 @@ export interface RunFlagValues extends ResourceFlags {
   capDrop?: string[];
   privileged?: boolean;
   securityOpt?: string[];
-  network: string;
+  /** Absent: bridge (rootless: host). */
+  network?: string;
   pid: string;
   ipc: string;
   uts: string;
@@ -89,7 +91,11 @@ export function parseRunOptions(flags: RunFlagValues, args: string[], host: Host
   for (const e of f.env) env.push(...expandEnv(e, host.env));
 
   const uts = parseNamespaceMode('--uts', f.uts);
-  const network = parseNetworkMode(f.network);
+  const rootless = isRootless();
+  const network = parseNetworkMode(f.network ?? (rootless ? 'host' : 'bridge'));
+  if (rootless && network !== 'none' && network !== 'host' && !network.startsWith('container:')) {
+    throw new TsrunError('EINVAL_FLAG', `rootless tsrun cannot attach to the network "${network}": bridges need root; use --network host or none`);
+  }
   if ((network === 'none' || network === 'host' || network.startsWith('container:')) && (f.publish.length > 0 || f.publishAll)) {
     throw new TsrunError('EINVAL_FLAG', `conflicting options: port publishing and --network ${network}`);
   }
@@ -107,6 +113,11 @@ export function parseRunOptions(flags: RunFlagValues, args: string[], host: Host
   }
 
   const userns = parseUserns(f.userns, f.uidmap, f.gidmap, f.privileged);
+  const resources = parseResources(f);
+  if (rootless && Object.values(resources).some((r) => r !== undefined && Object.keys(r as object).length > 0)) {
+    throw new TsrunError('EINVAL_FLAG', 'rootless tsrun cannot set cgroup limits (memory, cpus, pids, blkio): they need root');
+  }
+  if (rootless && userns) throw new TsrunError('EINVAL_FLAG', 'rootless tsrun already runs containers in a user namespace: --userns and --uidmap need root');
   if (userns && (f.pid === 'host' || f.ipc === 'host' || uts === 'host')) {
     throw new TsrunError('EINVAL_FLAG', 'conflicting options: a user namespace and --pid/--ipc/--uts host (their owner would be the host\'s)');
   }
@@ -137,7 +148,7 @@ export function parseRunOptions(flags: RunFlagValues, args: string[], host: Host
     ...(userns && { userns }),
     trace: f.trace,
     remove: f.rm,
-    resources: parseResources(f),
+    resources,
     publish: f.publish.flatMap(parsePublish),
     publishAll: f.publishAll,
     dns: { dns: f.dns, dnsSearch: f.dnsSearch, dnsOptions: f.dnsOption },

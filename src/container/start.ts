@@ -10,6 +10,7 @@ import { HelperProcess, StepError, type ExitStatus, type TraceLine } from '../na
 import { markNoIdmap, prepareContainerDirs, shiftedLayers, usernsFilesFor, type UsernsFiles } from '../namespaces/userns-files.js';
 import { detectCgroups, openDriver, type CgroupDriver, type CgroupHandle, type Resources } from '../cgroups/index.js';
 import { withLock } from '../sys/lock.js';
+import { inOwnUserns } from '../rootless.js';
 import { cleanupContainer } from './cleanup.js';
 import { waitNotRunning } from './signals.js';
 import { findContainer, type Found } from './lookup.js';
@@ -87,12 +88,15 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
       const spec = JSON.parse(readFileSync(paths.config, 'utf8')) as OciSpec;
       // The cgroup exists, with its limits, before the container's first instruction: the
       // helper writes the child's pid into every cgroup.procs before releasing it.
+      // Rootless tsrun may not make cgroups: its containers stay in the user's.
       const driver = openDriver(detectCgroups());
-      const cgroup = createCgroup(driver, options.cgroupParent, record.id, options.resources);
-      undo.push(() => {
-        cgroup.remove();
-        driver.removeParent(options.cgroupParent);
-      });
+      const cgroup = inOwnUserns() ? undefined : createCgroup(driver, options.cgroupParent, record.id, options.resources);
+      if (cgroup) {
+        undo.push(() => {
+          cgroup.remove();
+          driver.removeParent(options.cgroupParent);
+        });
+      }
 
       // Bridge networks: the namespace and its veth exist before the container does, so
       // every run of the container (restart policies) joins the same network.
@@ -134,7 +138,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
           trace: options.trace,
           interactive: options.interactive && !detached,
           init: options.init,
-          cgroupProcs: cgroup.procsFiles,
+          cgroupProcs: cgroup?.procsFiles ?? [],
           ...(joinNetns && { joinNetns }),
           monitor: {
             attachStdio: !detached,
@@ -165,7 +169,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
         oomKilled: false,
         paused: false,
         bootId: currentBootId(),
-        cgroupPaths: cgroup.paths,
+        cgroupPaths: cgroup?.paths ?? {},
         network,
         cleanedUp: false,
         ...(files && { usernsFiles: files }),

@@ -49,7 +49,10 @@ export interface UnpackResult {
 const WHITEOUT = '.wh.';
 const OPAQUE = '.wh..wh..opq';
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_DIRECTORY } = fs.constants;
-const isRoot = process.getuid?.() === 0;
+// Root may set every owner; only the host's root (not tsrun's rootless user namespace, where
+// the owners must be mapped ones) may make devices and set trusted.* attributes.
+const canChown = process.getuid?.() === 0;
+const isRoot = canChown && !process.env.TSRUN_USERNS;
 const ENVIRONMENT = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EMFILE', 'ENFILE', 'ENOMEM']);
 
 interface DirMeta {
@@ -108,7 +111,7 @@ class Unpacker implements TarSink {
     options: UnpackOptions,
   ) {
     this.paths = new PathResolver(dir);
-    this.owners = options.owners ?? isRoot;
+    this.owners = options.owners ?? canChown;
     this.opaqueXattr = options.opaqueXattr ?? (isRoot ? 'trusted.overlay.opaque' : 'user.overlay.opaque');
   }
 

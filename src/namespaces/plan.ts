@@ -106,7 +106,9 @@ function mountSteps(m: OciMount, sourceIsFile: (p: string) => boolean): Step[] {
 export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: string) => boolean): Plan {
   const p = spec.process;
   const namespaces = spec.linux.namespaces.map((n) => n.type);
-  const userns = namespaces.includes('user');
+  // In a user namespace: its own (--userns), or rootless tsrun's, which the container shares.
+  const rootless = spec.annotations['io.tsrun.rootless'] === 'true';
+  const userns = namespaces.includes('user') || rootless;
   const monitor: Step[] = [
     ['trace', ctx.trace ? '1' : '0'],
     ['name', ctx.name],
@@ -130,11 +132,13 @@ export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: str
   // disk are its root's, and what its root writes is stored as 0. The step also makes it the
   // working directory, and from then on paths in the store are given relative to it: the
   // child, an unprivileged host uid, may not be allowed to walk the store's parents.
-  const idmap = userns && ctx.usernsFiles !== 'copy';
+  const idmap = namespaces.includes('user') && ctx.usernsFiles !== 'copy';
   if (idmap) steps.push(['idmap-mount', ctx.storeRoot]);
   else steps.push(['chdir-host', ctx.storeRoot]);
   const inStore = (path: string) => (idmap && path.startsWith(ctx.storeRoot + '/') ? path.slice(ctx.storeRoot.length + 1) : path);
   const overlayData = [`lowerdir=${ctx.lowerDirs.join(':')}`, `upperdir=${ctx.upperDir}`, `workdir=${ctx.workDir}`];
+  // Outside the host's user namespace overlayfs keeps its own attributes in user.overlay.*.
+  if (rootless) overlayData.push('userxattr');
   steps.push(['mount', 'overlay', inStore(spec.root.path), 'overlay', 'nosuid', overlayData.join(',')]);
   steps.push(['root', inStore(spec.root.path)]);
 

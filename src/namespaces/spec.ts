@@ -74,6 +74,8 @@ export interface SpecContext {
   hostCapabilities: readonly string[];
   /** /sys/fs/cgroup inside the container (see cgroup-mounts.ts); none when empty. */
   cgroupMounts: OciMount[];
+  /** Rootless tsrun: the container is made inside tsrun's own user namespace (src/rootless.ts). */
+  rootless?: boolean;
 }
 
 /** The argv docker would run: entrypoint + cmd, with `--entrypoint` and trailing args applied. */
@@ -155,7 +157,7 @@ function mounts(opts: ContainerOptions, ctx: SpecContext): OciMount[] {
   // Root of a user namespace may mount sysfs only for a network namespace it owns: for any
   // other network it gets the host's /sys, read-only (runc does the same).
   const sys: OciMount =
-    opts.userns && opts.network !== 'none'
+    (opts.userns || ctx.rootless) && opts.network !== 'none'
       ? { destination: '/sys', type: 'bind', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] }
       : { destination: '/sys', type: 'sysfs', source: 'sysfs', options: sysOptions };
   const list: OciMount[] = [
@@ -251,6 +253,6 @@ export function createSpec(image: ImageConfig, opts: ContainerOptions, ctx: Spec
       resources: opts.resources,
       ...(seccomp && { seccomp }),
     },
-    annotations: { 'io.tsrun.init': String(opts.init) },
+    annotations: { 'io.tsrun.init': String(opts.init), ...(ctx.rootless && { 'io.tsrun.rootless': 'true' }) },
   };
 }

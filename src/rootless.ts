@@ -1,0 +1,107 @@
+// Rootless tsrun: an ordinary user with subordinate ids in /etc/subuid and /etc/subgid.
+//
+// Most commands re-run themselves as root of a user namespace that maps the user's uid to 0 and
+// its subordinate range to 1..N (native/unshare.c, through the setuid newuidmap/newgidmap). There
+// layers unpack with their owners, overlays mount and containers get their namespaces, as
+// with podman. The store is the user's own (`$XDG_DATA_HOME/tsrun`), locks are under
+// `$XDG_RUNTIME_DIR`. What needs the host's root stays out: cgroup limits, bridge networks and
+// published ports (the default network is the host's), device nodes in layers.
+// `tsrun exec` runs as the user on the host: from there it may join the container's
+// namespaces, which a sibling user namespace could not.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { homedir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { TsrunError } from './errors.js';
+
+/** Set (to the user's host uid) inside the user namespace rootless tsrun made for itself. */
+export const USERNS_ENV = 'TSRUN_USERNS';
+
+export function inOwnUserns(): boolean {
+  return Boolean(process.env[USERNS_ENV]);
+}
+
+/** tsrun runs for an ordinary user: on the host as that user, or inside its user namespace. */
+export function isRootless(): boolean {
+  return process.geteuid?.() !== 0 || inOwnUserns();
+}
+
+/** The host uid of the user tsrun runs for. */
+function hostUid(): number {
+  return inOwnUserns() ? Number(process.env[USERNS_ENV]) : (process.geteuid?.() ?? 0);
+}
+
+/** Where a rootless store and its runtime state go unless --root/--runroot say otherwise. */
+export function rootlessPaths(): { root: string; runroot: string } {
+  const data = process.env.XDG_DATA_HOME || join(process.env.HOME || homedir(), '.local', 'share');
+  const runtime = process.env.XDG_RUNTIME_DIR || `/tmp/tsrun-${hostUid()}`;
+  return { root: join(data, 'tsrun'), runroot: join(runtime, 'tsrun') };
+}
+
+/** The first `name:start:count` range for this user (by name or uid), as shadow-utils reads it. */
+export function subordinateRange(text: string, name: string, uid: number): { start: number; count: number } | undefined {
+  for (const line of text.split('\n')) {
+    const [owner, start, count] = line.trim().split(':');
+    if ((owner === name || owner === String(uid)) && Number(count) > 0) return { start: Number(start), count: Number(count) };
+  }
+  return undefined;
+}
+
+/** newuidmap's triples: the user's own id (uid, or gid for newgidmap) is 0, its range 1..count. */
+export function rootlessMap(file: string, ownId: number, name: string, uid: number): string {
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    // no file: no range
+  }
+  const range = subordinateRange(text, name, uid);
+  if (!range) {
+    throw new TsrunError(
+      'EUSERNS',
+      `rootless tsrun needs subordinate ids, and ${file} has none for ${name}: ask an administrator for ` +
+        `\`usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${name}\``,
+    );
+  }
+  return `0:${ownId}:1,1:${range.start}:${range.count}`;
+}
+
+/**
+ * Run this very command again as root of a new user namespace with the user's maps, and exit
+ * with its status. Signals sent to us are passed on by the helper.
+ */
+export async function reexecInUserns(): Promise<never> {
+  const uid = process.geteuid?.() ?? 0;
+  const gid = process.getegid?.() ?? 0;
+  const name = userInfo().username;
+  const uidMap = rootlessMap('/etc/subuid', uid, name, uid);
+  const gidMap = rootlessMap('/etc/subgid', gid, name, uid);
+  const argv = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
+  const { helperPath } = await import('./namespaces/helper.js');
+  const child = spawn(helperPath(), ['--userns-exec', uidMap, gidMap, argv[0]!, ...argv], {
+    stdio: 'inherit',
+    env: { ...process.env, [USERNS_ENV]: String(uid) },
+  });
+  // The helper forwards what reaches it; we only wait (a terminal's Ctrl-C reaches both).
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const) process.on(sig, () => {});
+  const code = await new Promise<number>((resolve) => {
+    child.on('error', (err) => {
+      process.stderr.write(`tsrun: rootless: cannot run the native helper: ${err.message}\n`);
+      resolve(125);
+    });
+    child.on('exit', (c, sig) => resolve(c ?? 128 + (sig ? osSignal(sig) : 0)));
+  });
+  process.exit(code);
+}
+
+function osSignal(sig: NodeJS.Signals): number {
+  return ({ SIGINT: 2, SIGTERM: 15, SIGKILL: 9, SIGHUP: 1, SIGQUIT: 3 } as Record<string, number>)[sig] ?? 0;
+}
+
+/** Commands that run as the user on the host, outside tsrun's user namespace. */
+const ON_HOST = new Set(['exec', 'version', 'help', 'completion', 'login', 'logout']);
+
+/** Whether this command must re-run itself in the user namespace first. */
+export function needsUserns(command: string | undefined): boolean {
+  return process.geteuid?.() !== 0 && !inOwnUserns() && command !== undefined && !ON_HOST.has(command);
+}
