@@ -59,7 +59,7 @@ export function report(err: unknown): number {
 }
 
 /** Bad flag value: docker's exit status 125 and a message naming the flag. */
-export { flagError } from '../src/namespaces/options.js';
+export { flagError } from '../src/errors.js';
 
 /** How a monitor calls tsrun back (its exit command): this Node, this CLI, this store. */
 export function tsrunCommand(root: string): string[] {

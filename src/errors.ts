@@ -56,3 +56,8 @@ export function wrap(code: ErrorCode, doing: string, err: unknown): TsrunError {
   const detail = err instanceof Error ? err.message : String(err);
   return new TsrunError(code, `${doing}: ${detail}`, { cause: err });
 }
+
+/** A bad flag value: docker's wording, and exit status 125. */
+export function flagError(flag: string, value: string, why: string): TsrunError {
+  return new TsrunError('EINVAL_FLAG', `invalid argument "${value}" for "${flag}" flag: ${why}`);
+}

@@ -1,5 +1,5 @@
 // Container IDs and names: 64 hex digits like docker's, and docker-style generated names.
-import { randomBytes } from 'node:crypto';
+import { randomBytes } from '../sys/random.js';
 import { TsrunError } from '../errors.js';
 
 export function newContainerId(): string {

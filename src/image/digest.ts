@@ -1,6 +1,7 @@
 // Content addresses: sha256 digests and OCI chain IDs, and the one check everything the store
 // trusts went through (mismatch).
-import { createHash, type Hash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
+import { nodeCrypto } from '../sys/random.js';
 import { TsrunError } from '../errors.js';
 import type { Digest } from './types.js';
 
@@ -21,7 +22,7 @@ export function hexOf(digest: Digest): string {
 }
 
 export function sha256(bytes: Uint8Array | string): Digest {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  return `sha256:${nodeCrypto().createHash('sha256').update(bytes).digest('hex')}`;
 }
 
 /**
@@ -41,7 +42,7 @@ export function chainIds(diffIds: readonly Digest[]): Digest[] {
 
 /** Counts and hashes bytes as they pass. */
 export class Hasher {
-  private readonly hash: Hash = createHash('sha256');
+  private readonly hash: Hash = nodeCrypto().createHash('sha256');
   size = 0;
 
   update(chunk: Uint8Array): void {

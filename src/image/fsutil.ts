@@ -1,6 +1,6 @@
 // Small file-system building blocks the store relies on: temp names that say who owns
 // them, atomic replacement, and a lock that dies with its holder.
-import { randomBytes } from 'node:crypto';
+import { randomBytes } from '../sys/random.js';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { errnoOf } from '../errors.js';

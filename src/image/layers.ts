@@ -7,7 +7,7 @@
 // dir `layers/.tmp-<pid>-<rand>` and renamed into place in one step. Two pulls of the same
 // layer (even in two processes) both unpack; the first rename wins and the other reuses it.
 // A killed unpack leaves a temp dir that nothing trusts and that the next open removes.
-import { randomInt } from 'node:crypto';
+import { randomInt } from '../sys/random.js';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { TsrunError, errnoOf, wrap } from '../errors.js';

@@ -1,6 +1,6 @@
 // The container options `run` accepts, parsed and validated from docker-style flag strings.
 // Every parser throws a TsrunError naming the flag, so the CLI can exit 125 as docker does.
-import { TsrunError } from '../errors.js';
+import { flagError } from '../errors.js';
 import { ALL_CAPABILITIES } from './defaults.js';
 import type { Resources } from '../cgroups/types.js';
 import type { AddHost, DnsOptions, PortMapping } from '../netns/index.js';
@@ -72,9 +72,7 @@ export interface ContainerOptions {
   networkAliases: string[];
 }
 
-export function flagError(flag: string, value: string, why: string): TsrunError {
-  return new TsrunError('EINVAL_FLAG', `invalid argument "${value}" for "${flag}" flag: ${why}`);
-}
+export { flagError } from '../errors.js';
 
 /** `-v /host:/ctr[:ro|rw]`. Only absolute host paths: named volumes are not supported. */
 export function parseVolume(spec: string): VolumeMount {

@@ -207,6 +207,8 @@ function monitorLines(m: MonitorConfig | undefined): Step[] {
 /** Percent-encode one field: `%`, space and bytes outside 0x21..0x7e; the empty string is `%`. */
 export function encodeField(s: string): string {
   if (s === '') return '%';
+  // Most fields (paths, the seccomp filter's hex) need no escaping at all.
+  if (/^[\x21-\x24\x26-\x7e]+$/.test(s)) return s;
   let out = '';
   for (const byte of Buffer.from(s, 'utf8')) {
     out += byte === 0x25 || byte < 0x21 || byte > 0x7e ? `%${byte.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(byte);
