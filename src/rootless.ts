@@ -8,7 +8,6 @@
 // published ports (the default network is the host's), device nodes in layers.
 // `tsrun exec` runs as the user on the host: from there it may join the container's
 // namespaces, which a sibling user namespace could not.
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -77,7 +76,7 @@ export async function reexecInUserns(): Promise<never> {
   const uidMap = rootlessMap('/etc/subuid', uid, name, uid);
   const gidMap = rootlessMap('/etc/subgid', gid, name, uid);
   const argv = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
-  const { helperPath } = await import('./namespaces/helper.js');
+  const [{ helperPath }, { spawn }] = await Promise.all([import('./namespaces/helper.js'), import('node:child_process')]);
   const child = spawn(helperPath(), ['--userns-exec', uidMap, gidMap, argv[0]!, ...argv], {
     stdio: 'inherit',
     env: { ...process.env, [USERNS_ENV]: String(uid) },
