@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { RunFlagValues } from '../src/container/run-options.js';
 import { action, globalOptions } from './common.js';
-import { addRunOptions, imageForRun } from './run.js';
+import { addRunOptions, cidfile, imageForRun } from './run.js';
 
 type CreateFlags = RunFlagValues & { platform?: string; pull: string; net?: string; restart: string };
 
@@ -27,9 +27,11 @@ export function register(program: Command): void {
       stdinIsTty: process.stdin.isTTY === true,
     });
     const restartPolicy = parseRestartPolicy(flags.restart, options.remove);
+    const cid = cidfile(flags.cidfile);
     const record = await imageForRun(g, image, flags);
     const { createContainer } = await import('../src/container/create.js');
     const created = createContainer({ storeRoot: g.root, image: record, imageName: image, options, restartPolicy });
+    cid.write(created.id);
     process.stdout.write(`${created.id}\n`);
   }));
 }

@@ -68,10 +68,11 @@ export function register(program: Command): void {
       .action(action(async (names: string[], flags: { time?: string; signal?: string }, cmd: Command) => {
         const { root } = globalOptions(cmd);
         const m = await load();
-        const timeout = seconds(flags.time, 10);
         const signal = flags.signal === undefined ? undefined : m.parseSignal(flags.signal);
         return forEach(names, async (name) => {
           const found = m.findContainer(root, name);
+          // -t, else the container's --stop-timeout, else docker's 10 s.
+          const timeout = seconds(flags.time, found.record.stopTimeout === -1 ? 1e9 : (found.record.stopTimeout ?? 10));
           await m.stopContainer(root, found, timeout, signal);
           if (verb === 'restart') await m.startContainer(root, m.findContainer(root, name), { tsrunCommand: tsrunCommand(root) });
         });

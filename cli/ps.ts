@@ -22,7 +22,7 @@ export function register(program: Command): void {
       .option('-q, --quiet', 'only display container IDs', false)
       .option('-n, --last <int>', 'show the n last created containers (all states)')
       .option('-l, --latest', 'show the latest created container (all states)', false)
-      .option('-f, --filter <key=value>', 'filter: status=, name=, ancestor=, id= (repeatable)', collect, [])
+      .option('-f, --filter <key=value>', 'filter: status=, name=, ancestor=, id=, label=key[=value] (repeatable)', collect, [])
       .option('--format <format>', 'table (default), json, or a template such as "{{.ID}}\\t{{.Names}}"')
       .option('--no-trunc', 'do not truncate IDs and commands')
       .action(action(async (flags: PsFlags, cmd: Command) => {
@@ -36,7 +36,7 @@ export function register(program: Command): void {
           const eq = f.indexOf('=');
           if (eq <= 0) throw flagError('--filter', f, 'expected key=value');
           const key = f.slice(0, eq);
-          if (!['status', 'name', 'ancestor', 'id'].includes(key)) throw flagError('--filter', f, `unknown filter "${key}" (status, name, ancestor, id)`);
+          if (!['status', 'name', 'ancestor', 'id', 'label'].includes(key)) throw flagError('--filter', f, `unknown filter "${key}" (status, name, ancestor, id, label)`);
           return [key, f.slice(eq + 1)] as const;
         });
         let last = flags.latest ? 1 : flags.last === undefined ? undefined : Number(flags.last);
@@ -48,7 +48,11 @@ export function register(program: Command): void {
           .filter((s) => all || s.status === 'running' || s.status === 'paused' || s.status === 'restarting')
           .filter((s) =>
             filters.every(([k, v]) =>
-              k === 'status' ? s.status === v : k === 'name' ? s.name.includes(v) : k === 'id' ? s.id.startsWith(v) : s.image === v || s.image.startsWith(`${v}:`),
+              k === 'status' ? s.status === v
+              : k === 'name' ? s.name.includes(v)
+              : k === 'id' ? s.id.startsWith(v)
+              : k === 'label' ? hasLabel(s.labels, v)
+              : s.image === v || s.image.startsWith(`${v}:`),
             ),
           );
         if (last !== undefined) rows = rows.slice(0, last);
@@ -67,6 +71,7 @@ export function register(program: Command): void {
           State: r.status,
           Ports: r.ports,
           Names: r.name,
+          Labels: Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(','),
         }));
         printRows(shown, [
           ['CONTAINER ID', 'ID'],
@@ -79,4 +84,11 @@ export function register(program: Command): void {
         ], flags.format);
       }));
   configure(program.command('ps'));
+}
+
+/** docker's label filter: `key` (any value) or `key=value`. */
+function hasLabel(labels: Record<string, string>, filter: string): boolean {
+  const eq = filter.indexOf('=');
+  if (eq < 0) return filter in labels;
+  return labels[filter.slice(0, eq)] === filter.slice(eq + 1);
 }

@@ -1,7 +1,8 @@
 // tsrun run [OPTIONS] IMAGE [COMMAND] [ARG...]
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { RunFlagValues } from '../src/container/run-options.js';
+import { TsrunError } from '../src/errors.js';
 import { action, collect, globalOptions, tsrunCommand, type GlobalOptions } from './common.js';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
@@ -22,6 +23,17 @@ export async function imageForRun(g: GlobalOptions, image: string, flags: { pull
   return record;
 }
 
+/**
+ * --cidfile: docker refuses a file that is already there (another container may own it), before
+ * anything is created; the ID is written once the container exists.
+ */
+export function cidfile(path: string | undefined): { write(id: string): void } {
+  if (path !== undefined && existsSync(path)) {
+    throw new TsrunError('EINVAL_FLAG', `container ID file found, make sure the other container isn't running or delete ${path}`);
+  }
+  return { write: (id) => path !== undefined && writeFileSync(path, id, { flag: 'wx' }) };
+}
+
 /** run's flags, shared with `create` (docker groups them the same way in its reference). */
 export function addRunOptions(cmd: Command): Command {
   return cmd
@@ -33,6 +45,11 @@ export function addRunOptions(cmd: Command): Command {
     .option('-t, --tty', 'allocate a pseudo-TTY')
     .option('--init', 'run an init inside the container that forwards signals and reaps processes')
     .option('--trace', 'print every step the helper executes, like strace (tsrun only)')
+    .option('-l, --label <key=value>', 'set metadata on the container (repeatable)', collect)
+    .option('--label-file <file>', 'read labels from a file of key=value lines (repeatable)', collect)
+    .option('--cidfile <file>', 'write the container ID to this file (which must not exist)')
+    .option('--stop-signal <signal>', 'signal to stop the container (default: the image\'s, else SIGTERM)')
+    .option('--stop-timeout <seconds>', 'seconds stop waits before SIGKILL (default 10; -1: forever)')
     .optionsGroup('Process:')
     .option('--entrypoint <command>', 'overwrite the default ENTRYPOINT of the image')
     .option('-e, --env <KEY=value>', 'set an environment variable (repeatable)', collect)
@@ -41,10 +58,14 @@ export function addRunOptions(cmd: Command): Command {
     .option('-u, --user <name|uid[:group|gid]>', 'user to run as')
     .option('-h, --hostname <name>', 'container host name (default: the first 12 digits of the ID)')
     .option('--ulimit <name=soft[:hard]>', 'ulimit options (repeatable; never above the host\'s hard limit)', collect)
+    .option('--group-add <group>', 'add a supplementary group, by name or number (repeatable)', collect)
+    .option('--sysctl <name=value>', 'set a namespaced kernel parameter: net.*, fs.mqueue.*, kernel.msg*/sem/shm* (repeatable)', collect)
     .optionsGroup('Storage:')
     .option('-v, --volume <host:ctr[:ro]>', 'bind mount a host path (repeatable)', collect)
     .option('--tmpfs <path[:opts]>', 'mount a tmpfs (repeatable)', collect)
     .option('--read-only', 'mount the container\'s root filesystem as read only')
+    .option('--mount <type=bind|tmpfs,...>', 'a mount in docker\'s long form: type=bind,source=/a,target=/b[,readonly] or type=tmpfs,target=/t[,tmpfs-size=64m] (repeatable)', collect)
+    .option('--shm-size <bytes>', 'size of /dev/shm (b, k, m, g; default 64m)')
     .optionsGroup('Security:')
     .option('--cap-add <cap>', 'add a Linux capability (repeatable)', collect)
     .option('--cap-drop <cap>', 'drop a Linux capability (repeatable)', collect)
@@ -110,6 +131,7 @@ export function register(program: Command): void {
         env: process.env,
         stdinIsTty: process.stdin.isTTY === true,
       });
+      const cid = cidfile(flags.cidfile);
       const record = await imageForRun(g, image, flags);
       const [{ runContainer }, { parseRestartPolicy }] = await Promise.all([
         import('../src/container/run.js'),
@@ -140,6 +162,7 @@ export function register(program: Command): void {
           onTrace: (t) => process.stderr.write(`[${t.who === 'monitor' ? 'monitor' : `step ${t.step}`}] ${t.text}\n`),
         }),
       });
+      cid.write(running.id);
       if (flags.detach) {
         process.stdout.write(`${running.id}\n`);
         return 0;

@@ -202,6 +202,7 @@ static const struct step_def steps[] = {
 	{"env", 1, 1, step_env},               {"init", 0, 0, step_init},
 	{"exec", 1, -1, step_exec},            {"lo-up", 0, 0, step_lo_up},
 	{"setns", 2, 2, step_setns},           {"idmap-mount", 1, 1, step_idmap_mount},
+	{"sysctl", 2, 2, step_sysctl},
 };
 
 const struct step_def *step_lookup(const char *name)

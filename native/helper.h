@@ -171,6 +171,7 @@ int step_exec(struct child *, char **, int);       /* exec.c */
 int step_lo_up(struct child *, char **, int);      /* net.c */
 int step_setns(struct child *, char **, int);      /* setns.c */
 int step_idmap_mount(struct child *, char **, int); /* userns.c */
+int step_sysctl(struct child *, char **, int);     /* sysctl.c */
 
 /* userns.c, in the monitor: maps and idmapped mounts for a newuser child */
 int userns_prepare(const struct plan *p, pid_t child); /* -1: start failed */

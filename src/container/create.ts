@@ -73,7 +73,7 @@ export function createContainer(req: CreateRequest): ContainerRecord {
     for (const d of ['upper', 'work', 'rootfs']) mkdirSync(join(paths.dir, d), { mode: 0o755 });
 
     const layersTopFirst = [...image.layers].reverse();
-    const user = resolveUser(options.user ?? image.config.config?.User, layersTopFirst.map((l) => l.dir));
+    const user = resolveUser(options.user ?? image.config.config?.User, layersTopFirst.map((l) => l.dir), options.groupAdd);
     const hostname = options.hostname ?? id.slice(0, 12);
     writeFileSync(paths.hostname, `${hostname}\n`);
     writeHosts(storeRoot, id, recipeFor(hostname, options));
@@ -113,7 +113,9 @@ export function createContainer(req: CreateRequest): ContainerRecord {
       restartPolicy: req.restartPolicy ?? { name: 'no', maximumRetryCount: 0 },
       lowerDirs,
       logConfig: req.logConfig ?? DEFAULT_LOG_CONFIG,
-      stopSignal: image.config.config?.StopSignal ?? 'SIGTERM',
+      stopSignal: options.stopSignal ?? image.config.config?.StopSignal ?? 'SIGTERM',
+      ...(options.stopTimeout !== undefined && { stopTimeout: options.stopTimeout }),
+      labels: { ...(image.config.config?.Labels ?? {}), ...(options.labels ?? {}) },
     };
     writeJsonAtomic(paths.state, emptyState());
     // Last: a directory with container.json is a container; without it, debris of a failed create.

@@ -19,6 +19,7 @@ export interface Summary {
   statusText: string;
   ports: string;
   exitCode: number | null;
+  labels: Record<string, string>;
 }
 
 export function humanDuration(ms: number): string {
@@ -63,6 +64,7 @@ export function summarize(record: ContainerRecord, seen: Observed, now = Date.no
     statusText: statusText(seen, now),
     ports,
     exitCode: seen.exitCode,
+    labels: record.labels ?? {},
   };
 }
 
@@ -143,6 +145,9 @@ export function inspectContainer(storeRoot: string, record: ContainerRecord): Re
       IpcMode: o.ipc === 'host' ? 'host' : 'private',
       UTSMode: o.uts === 'host' ? 'host' : '',
       UsernsMode: o.userns ? 'private' : '',
+      Sysctls: o.sysctls ?? {},
+      ShmSize: o.shmSize ?? 65536 * 1024,
+      GroupAdd: o.groupAdd ?? [],
       CgroupParent: o.cgroupParent,
       Init: o.init,
       Memory: o.resources.memory?.limit ?? 0,
@@ -171,6 +176,8 @@ export function inspectContainer(storeRoot: string, record: ContainerRecord): Re
       WorkingDir: spec.process.cwd,
       Entrypoint: o.entrypoint === undefined ? null : [o.entrypoint],
       StopSignal: record.stopSignal,
+      ...(record.stopTimeout !== undefined && { StopTimeout: record.stopTimeout }),
+      Labels: record.labels ?? {},
     },
     NetworkSettings: {
       SandboxKey: net?.netnsPath ?? '',

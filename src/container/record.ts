@@ -32,6 +32,10 @@ export interface ContainerRecord {
   lowerDirs: string[];
   logConfig: { maxSize: number; maxFile: number };
   stopSignal: string;
+  /** --stop-timeout: seconds `stop` waits before SIGKILL when not told (-1: forever). */
+  stopTimeout?: number;
+  /** The image's labels with --label's on top (older records: absent). */
+  labels?: Record<string, string>;
 }
 
 export interface NetworkState {

@@ -16,6 +16,8 @@ import { DEFAULT_CGROUP_PARENT, parseResources, type ResourceFlags } from '../cg
 import { parseAddHost } from '../netns/dns.js';
 import { parseUserns } from '../namespaces/userns.js';
 import { isRootless } from '../rootless.js';
+import { checkGroupAdd, parseLabels, parseMount, parseShmSize, parseStopTimeout, parseSysctl } from '../namespaces/more-options.js';
+import { parseSignal } from './signals.js';
 import { parsePublish } from '../netns/publish.js';
 import type { RestartPolicy } from './record.js';
 
@@ -52,10 +54,20 @@ export interface RunFlagValues extends ResourceFlags {
   pid: string;
   ipc: string;
   uts: string;
+  label?: string[];
+  labelFile?: string[];
+  mount?: string[];
+  sysctl?: string[];
+  shmSize?: string;
+  stopSignal?: string;
+  stopTimeout?: string;
+  groupAdd?: string[];
   userns?: string;
   uidmap?: string[];
   gidmap?: string[];
   trace?: boolean;
+  /** --cidfile: handled by the CLI (written once the container exists). */
+  cidfile?: string;
 }
 
 export interface HostAccess {
@@ -71,7 +83,7 @@ function withDefaults(f: RunFlagValues): Required<Pick<RunFlagValues, ListFlag |
   return { ...f, ...lists, ...switches } as Required<Pick<RunFlagValues, ListFlag | SwitchFlag>> & RunFlagValues;
 }
 
-const LIST_FLAGS = ['uidmap', 'gidmap', 'env', 'envFile', 'volume', 'tmpfs', 'ulimit', 'capAdd', 'capDrop', 'securityOpt', 'publish', 'dns', 'dnsSearch', 'dnsOption', 'addHost', 'networkAlias'] as const;
+const LIST_FLAGS = ['label', 'labelFile', 'mount', 'sysctl', 'groupAdd', 'uidmap', 'gidmap', 'env', 'envFile', 'volume', 'tmpfs', 'ulimit', 'capAdd', 'capDrop', 'securityOpt', 'publish', 'dns', 'dnsSearch', 'dnsOption', 'addHost', 'networkAlias'] as const;
 const SWITCH_FLAGS = ['readOnly', 'rm', 'interactive', 'tty', 'init', 'privileged', 'trace', 'publishAll'] as const;
 type ListFlag = (typeof LIST_FLAGS)[number];
 type SwitchFlag = (typeof SWITCH_FLAGS)[number];
@@ -113,6 +125,18 @@ export function parseRunOptions(flags: RunFlagValues, args: string[], host: Host
   }
 
   const userns = parseUserns(f.userns, f.uidmap, f.gidmap, f.privileged);
+  const labelFiles = f.labelFile.map((name) => {
+    try {
+      return { name, text: host.readFile(name) };
+    } catch (err) {
+      throw new TsrunError('EINVAL_FLAG', `invalid argument "${name}" for "--label-file" flag: cannot read it`, { cause: err });
+    }
+  });
+  const labels = parseLabels(f.label, labelFiles);
+  const mounts = f.mount.map(parseMount);
+  const sysctls = Object.fromEntries(
+    f.sysctl.map((s) => parseSysctl(s, { hostNetwork: network === 'host', hostIpc: f.ipc === 'host', hostUts: uts === 'host' })),
+  );
   const resources = parseResources(f);
   if (rootless && Object.values(resources).some((r) => r !== undefined && Object.keys(r as object).length > 0)) {
     throw new TsrunError('EINVAL_FLAG', 'rootless tsrun cannot set cgroup limits (memory, cpus, pids, blkio): they need root');
@@ -130,8 +154,14 @@ export function parseRunOptions(flags: RunFlagValues, args: string[], host: Host
     ...(f.user !== undefined && { user: f.user }),
     args,
     env,
-    volumes: f.volume.map(parseVolume),
-    tmpfs: f.tmpfs.map(parseTmpfs),
+    volumes: [...f.volume.map(parseVolume), ...mounts.flatMap((m) => (m.volume ? [m.volume] : []))],
+    tmpfs: [...f.tmpfs.map(parseTmpfs), ...mounts.flatMap((m) => (m.tmpfs ? [m.tmpfs] : []))],
+    ...(Object.keys(labels).length > 0 && { labels }),
+    ...(Object.keys(sysctls).length > 0 && { sysctls }),
+    ...(f.shmSize !== undefined && { shmSize: parseShmSize(f.shmSize) }),
+    ...(f.stopSignal !== undefined && { stopSignal: parseSignalName(f.stopSignal) }),
+    ...(f.stopTimeout !== undefined && { stopTimeout: parseStopTimeout(f.stopTimeout) }),
+    ...(f.groupAdd.length > 0 && { groupAdd: f.groupAdd.map(checkGroupAdd) }),
     readOnly: f.readOnly,
     tty: f.tty,
     interactive: f.interactive,
@@ -179,4 +209,13 @@ export function parseRestartPolicy(value: string, autoRemove: boolean): RestartP
     throw new TsrunError('EINVAL_FLAG', 'conflicting options: --restart and --rm (a removed container cannot restart)');
   }
   return { name, maximumRetryCount: m[2] === undefined ? 0 : Number(m[2]) };
+}
+
+/** --stop-signal: a name or number, kept as docker shows it (SIGTERM). */
+function parseSignalName(value: string): string {
+  try {
+    return parseSignal(value);
+  } catch {
+    throw new TsrunError('EINVAL_FLAG', `invalid argument "${value}" for "--stop-signal" flag: not a signal`);
+  }
 }

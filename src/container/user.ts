@@ -48,7 +48,7 @@ function parseDb(text: string | undefined, kind: 'passwd' | 'group'): Entry[] {
 const isNumeric = (s: string) => /^\d+$/.test(s);
 
 /** user[:group], each a name or a number, as docker accepts them. */
-export function resolveUser(spec: string | undefined, layerDirsTopFirst: string[]): ResolvedUser {
+export function resolveUser(spec: string | undefined, layerDirsTopFirst: string[], groupAdd: string[] = []): ResolvedUser {
   const passwd = parseDb(readImageFile(layerDirsTopFirst, 'etc/passwd'), 'passwd');
   const groups = parseDb(readImageFile(layerDirsTopFirst, 'etc/group'), 'group');
   const [userPart = '', groupPart] = (spec ?? '').split(':', 2) as [string?, string?];
@@ -69,5 +69,11 @@ export function resolveUser(spec: string | undefined, layerDirsTopFirst: string[
   // Supplementary groups: every group that lists the user by name (docker does the same).
   const name = entry?.name;
   const additionalGids = name === undefined ? [] : groups.filter((g) => g.members.includes(name) && g.id !== gid).map((g) => g.id);
+  // --group-add: numbers as they are, names from the image's /etc/group.
+  for (const extra of groupAdd) {
+    const g = isNumeric(extra) ? Number(extra) : groups.find((e) => e.name === extra)?.id;
+    if (g === undefined) throw new TsrunError('EINVAL_FLAG', `unable to find group ${extra}: no matching entries in group file`);
+    if (g !== gid && !additionalGids.includes(g)) additionalGids.push(g);
+  }
   return { uid, gid, additionalGids, home: entry?.home || '/' };
 }

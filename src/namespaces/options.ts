@@ -70,6 +70,17 @@ export interface ContainerOptions {
   dns: DnsOptions;
   addHosts: AddHost[];
   networkAliases: string[];
+  /** -l/--label, --label-file (the image's labels are merged in at create). */
+  labels?: Record<string, string>;
+  /** --sysctl: namespaced kernel parameters, written in /proc/sys before the process runs. */
+  sysctls?: Record<string, string>;
+  /** --shm-size in bytes (default 64 MiB). */
+  shmSize?: number;
+  /** --stop-signal (default: the image's StopSignal, else SIGTERM) and --stop-timeout in seconds. */
+  stopSignal?: string;
+  stopTimeout?: number;
+  /** --group-add: more supplementary groups, names or numbers. */
+  groupAdd?: string[];
 }
 
 export { flagError } from '../errors.js';
@@ -196,7 +207,7 @@ export function expandEnv(entry: string, hostEnv: NodeJS.ProcessEnv, flag = '--e
   return value === undefined ? [] : [`${key}=${value}`];
 }
 
-function normalizePath(p: string): string {
+export function normalizePath(p: string): string {
   const parts: string[] = [];
   for (const part of p.split('/')) {
     if (part === '' || part === '.') continue;

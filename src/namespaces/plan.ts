@@ -164,6 +164,8 @@ export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: str
   if (p.cwd !== '/') steps.push(['mkdir', p.cwd, '755']);
 
   steps.push(['pivot-root']);
+  // Before /proc/sys becomes read-only (readonlyPaths).
+  for (const [name, value] of Object.entries(spec.linux.sysctl ?? {})) steps.push(['sysctl', name, value]);
   for (const path of spec.linux.maskedPaths) steps.push(['mask', path]);
   for (const path of spec.linux.readonlyPaths) steps.push(['readonly', path]);
   if (spec.root.readonly) steps.push(['remount-ro', '/']);

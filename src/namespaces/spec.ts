@@ -41,6 +41,8 @@ export interface OciSpec {
     namespaces: Array<{ type: 'pid' | 'network' | 'ipc' | 'uts' | 'mount' | 'cgroup' | 'user' }>;
     maskedPaths: string[];
     readonlyPaths: string[];
+    /** --sysctl: written under /proc/sys once /proc is mounted. */
+    sysctl?: Record<string, string>;
     /** With a user namespace: its maps (OCI names). */
     uidMappings?: IdMap[];
     gidMappings?: IdMap[];
@@ -172,7 +174,7 @@ function mounts(opts: ContainerOptions, ctx: SpecContext): OciMount[] {
     sys,
     ...ctx.cgroupMounts,
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${opts.shmSize ?? 65536 * 1024}`] },
   ];
   for (const v of opts.volumes) {
     list.push({ destination: v.target, type: 'bind', source: v.source, options: ['rbind', 'rprivate', v.readonly ? 'ro' : 'rw'] });
@@ -249,6 +251,7 @@ export function createSpec(image: ImageConfig, opts: ContainerOptions, ctx: Spec
         ? []
         : [...READONLY_PATHS, ...(ctx.cgroupMounts[0]?.type === 'tmpfs' ? [ctx.cgroupMounts[0].destination] : [])],
       ...(opts.userns && { uidMappings: opts.userns.uidMap, gidMappings: opts.userns.gidMap }),
+      ...(opts.sysctls && { sysctl: opts.sysctls }),
       cgroupsPath: `${opts.cgroupParent}/${ctx.id}`,
       resources: opts.resources,
       ...(seccomp && { seccomp }),

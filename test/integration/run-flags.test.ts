@@ -1,0 +1,95 @@
+// More of docker run's flags, seen from inside real containers: labels (and ps --filter label=),
+// --mount, --sysctl, --shm-size, --group-add, --stop-signal/--stop-timeout and --cidfile.
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describePrivileged, TestEnv, type Result } from './helpers/env.js';
+import { loadBusybox } from './helpers/images.js';
+
+describePrivileged('docker run flags', () => {
+  const env = new TestEnv('flags');
+  const dir = mkdtempSync(join(tmpdir(), 'tsrun-test-flags-'));
+  let image = '';
+  const t = (...args: string[]) => env.run(args);
+  const ok = (r: Result): string => {
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    return r.stdout;
+  };
+  const sh = (script: string, ...flags: string[]) => ok(t('run', '--rm', '--network', 'none', ...flags, image, 'sh', '-c', script));
+
+  beforeAll(() => {
+    image = loadBusybox(env);
+  });
+  afterAll(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    await env.cleanup();
+  });
+
+  it('labels the container, and ps filters and prints by label', () => {
+    writeFileSync(join(dir, 'labels'), '# team labels\nteam=core\n');
+    ok(t('create', '--name', 'shop', '-l', 'app=shop', '-l', 'canary', '--label-file', join(dir, 'labels'), image, 'true'));
+    ok(t('create', '--name', 'blog', '-l', 'app=blog', image, 'true'));
+    expect(JSON.parse(ok(t('inspect', '-f', '{{json .Config.Labels}}', 'shop')))).toEqual({ team: 'core', app: 'shop', canary: '' });
+    expect(ok(t('ps', '-a', '--filter', 'label=app=shop', '--format', '{{.Names}}'))).toBe('shop\n');
+    expect(ok(t('ps', '-a', '--filter', 'label=app', '--format', '{{.Names}}')).split('\n').filter(Boolean).sort()).toEqual(['blog', 'shop']);
+    expect(ok(t('ps', '-a', '--filter', 'label=canary', '--format', '{{.Names}} {{.Labels}}'))).toBe('shop team=core,app=shop,canary=\n');
+    ok(t('rm', 'shop', 'blog'));
+  });
+
+  it('--mount binds and tmpfs mounts as -v and --tmpfs do', () => {
+    writeFileSync(join(dir, 'data'), 'host data\n');
+    const out = sh('cat /in/data; touch /in/new 2>&1; grep -E " /(in|scratch) " /proc/mounts | cut -d" " -f2-4',
+      '--mount', `type=bind,source=${dir},target=/in,readonly`, '--mount', 'type=tmpfs,target=/scratch,tmpfs-size=1m');
+    expect(out).toMatch(/^host data\ntouch: \/in\/new: Read-only file system\n/);
+    expect(out).toMatch(/\/in ext4 ro|\/in \S+ ro/);
+    expect(out).toMatch(/\/scratch tmpfs rw,nosuid,nodev,noexec,relatime,size=1024k/);
+    const bad = t('run', '--rm', '--mount', 'type=volume,source=v,target=/v', image, 'true');
+    expect(bad.status).toBe(125);
+    expect(bad.stderr).toMatch(/"--mount" flag: named volumes are not supported/);
+  });
+
+  it('--sysctl sets the container\'s own kernel parameters, and never the host\'s', () => {
+    const hostForward = readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8');
+    const out = sh('cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmax', '--sysctl', `net.ipv4.ip_forward=${hostForward.trim() === '1' ? 0 : 1}`, '--sysctl', 'kernel.shmmax=123456');
+    expect(out).toBe(`${hostForward.trim() === '1' ? 0 : 1}\n123456\n`);
+    expect(readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8')).toBe(hostForward);
+    const host = t('run', '--rm', '--network', 'host', '--sysctl', 'net.ipv4.ip_forward=1', image, 'true');
+    expect(host.stderr).toMatch(/net\.\* cannot be set with --network host/);
+    expect(t('run', '--rm', '--sysctl', 'vm.swappiness=10', image, 'true').stderr).toMatch(/not a namespaced sysctl/);
+  });
+
+  it('--shm-size and --group-add', () => {
+    expect(sh('df -k /dev/shm | tail -1 | tr -s " " | cut -d" " -f2', '--shm-size', '2m')).toBe('2048\n');
+    expect(sh('id -G', '--group-add', '10', '--group-add', 'nobody')).toBe('0 10 65534\n');
+    expect(t('run', '--rm', '--group-add', 'nosuchgroup', image, 'true').stderr).toMatch(/unable to find group nosuchgroup/);
+  });
+
+  it('--stop-signal and --stop-timeout decide how stop ends it', () => {
+    // A shell as PID 1 dies of SIGUSR1 only if it has a handler: a trap makes it exit 42.
+    ok(t('run', '-d', '--name', 'trapper', '--network', 'none', '--stop-signal', 'USR1', image, 'sh', '-c', 'trap "exit 42" USR1; while :; do sleep 0.1; done'));
+    ok(t('stop', 'trapper'));
+    expect(ok(t('inspect', '-f', '{{.State.ExitCode}} {{.Config.StopSignal}}', 'trapper'))).toBe('42 SIGUSR1\n');
+    ok(t('rm', 'trapper'));
+    // It ignores SIGTERM: after --stop-timeout 1, SIGKILL (137).
+    ok(t('run', '-d', '--name', 'stubborn', '--network', 'none', '--stop-timeout', '1', image, 'sleep', '60'));
+    const start = Date.now();
+    ok(t('stop', 'stubborn'));
+    expect(Date.now() - start).toBeLessThan(8000); // not docker's default 10 s
+    expect(ok(t('inspect', '-f', '{{.State.ExitCode}} {{.Config.StopTimeout}}', 'stubborn'))).toBe('137 1\n');
+    ok(t('rm', 'stubborn'));
+  });
+
+  it('--cidfile gets the ID, and an existing one is refused before anything is created', () => {
+    const cid = join(dir, 'cid');
+    const id = ok(t('run', '-d', '--network', 'none', '--cidfile', cid, image, 'true')).trim();
+    expect(readFileSync(cid, 'utf8')).toBe(id);
+    const again = t('run', '--rm', '--cidfile', cid, image, 'true');
+    expect(again.status).toBe(125);
+    expect(again.stderr).toMatch(/container ID file found/);
+    expect(ok(t('ps', '-aq', '--no-trunc')).trim()).toBe(id);
+    ok(t('rm', '-f', id));
+    expect(existsSync(cid)).toBe(true); // docker leaves it too
+  });
+});
