@@ -15,9 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <linux/sched.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -210,6 +213,60 @@ static int write_cgroup(const char *path)
 	return 0;
 }
 
+/*
+ * Moving a running process into a cgroup takes the kernel's cgroup threadgroup
+ * lock for writing, which waits for an RCU grace period: 5-13 ms measured
+ * here, on every start. A child born in its cgroup (clone3 CLONE_INTO_CGROUP,
+ * Linux >= 5.7, cgroup2 only) costs none of that. So the first cgroup-procs
+ * file on a cgroup2 file system is joined at birth; the rest (cgroup v1) are
+ * written after, as before. *joined: the index of the one joined, or -1.
+ */
+static pid_t fork_into_cgroup(unsigned long flags, int *joined)
+{
+	*joined = -1;
+#ifdef CLONE_INTO_CGROUP
+	for (int i = 0; i < P->n_cgroup_procs; i++) {
+		char dir[4096];
+		struct statfs fs;
+		const char *procs = P->cgroup_procs[i];
+		const char *slash = strrchr(procs, '/');
+		if (!slash || (size_t)(slash - procs) >= sizeof(dir))
+			continue;
+		memcpy(dir, procs, (size_t)(slash - procs));
+		dir[slash - procs] = '\0';
+		if (statfs(dir, &fs) < 0 || fs.f_type != CGROUP2_SUPER_MAGIC)
+			continue;
+		int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0)
+			break;
+		struct clone_args args = {.flags = flags & ~(unsigned long)CSIGNAL, .exit_signal = SIGCHLD,
+					  .cgroup = (__u64)fd};
+		args.flags |= CLONE_INTO_CGROUP;
+		pid_t p = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+		int e = errno;
+		close(fd);
+		if (p == 0)
+			return 0;
+		if (p > 0) {
+			*joined = i;
+			if (g_trace)
+				trace_line("clone3({flags=%s|CLONE_INTO_CGROUP, cgroup=%s}) = %d",
+					   clone_flags_str(flags & ~(unsigned long)CSIGNAL), q(dir), (int)p);
+			return p;
+		}
+		/* An older kernel (ENOSYS, E2BIG), a cgroup it refuses: as before. */
+		errno = e;
+		break;
+	}
+#endif
+	pid_t p = (pid_t)syscall(SYS_clone, flags, 0, 0, 0, 0);
+	int e = errno;
+	if (p != 0)
+		TR(p, "clone(child_stack=NULL, flags=%s)", clone_flags_str(flags));
+	errno = e;
+	return p;
+}
+
 /* clone() the container's first process for this run; -1 when it failed. */
 static int spawn(void)
 {
@@ -228,7 +285,8 @@ static int spawn(void)
 	 * its creator is in at that moment, so the child unshares it only after
 	 * "go", once it is in the container's cgroup (as runc does). */
 	unsigned long flags = (P->clone_flags & ~(unsigned long)CLONE_NEWCGROUP) | SIGCHLD;
-	child = (pid_t)syscall(SYS_clone, flags, 0, 0, 0, 0);
+	int joined;
+	child = fork_into_cgroup(flags, &joined);
 	if (child == 0) {
 		struct child c = {.plan = P, .sock = sv[1], .out = {out[0], out[1]},
 				  .rootfd = -1, .exit_code = 125};
@@ -238,7 +296,6 @@ static int spawn(void)
 		child_main(&c, M->nullfd);
 	}
 	int e = errno;
-	TR(child, "clone(child_stack=NULL, flags=%s)", clone_flags_str(flags));
 	close(sv[1]);
 	for (int i = 0; i < 2; i++)
 		if (out[i] >= 0)
@@ -249,7 +306,7 @@ static int spawn(void)
 	}
 	sock = sv[0];
 	for (int i = 0; i < P->n_cgroup_procs; i++)
-		if (write_cgroup(P->cgroup_procs[i]) < 0)
+		if (i != joined && write_cgroup(P->cgroup_procs[i]) < 0)
 			return -1;
 	if (userns_prepare(P, child) < 0)
 		return -1;
