@@ -89,6 +89,7 @@ try {
     const pid = readdirSync('/proc').find((p) => /^\d+$/.test(p) && safeRead(`/proc/${p}/comm`).trim() === 'tsrun-monitor'
       && safeRead(`/proc/${p}/cmdline`).length > 0 && safeRead(`/proc/${p}/status`).includes('VmRSS'));
     if (pid) {
+      spawnSync('sleep', ['1']); // steady state: the container runs, startup memory is given back
       rss = /VmRSS:\s+(\d+ kB)/.exec(safeRead(`/proc/${pid}/status`))?.[1] ?? 'n/a';
       break;
     }
