@@ -8,9 +8,11 @@ import { collect } from './common.js';
 // Node >= 22.1 keeps V8's compiled code on disk: every later tsrun starts faster.
 (module as { enableCompileCache?: () => unknown }).enableCompileCache?.();
 
+const VERSION = 'tsrun 0.1.0';
+
 const program = new Command('tsrun')
   .description('A daemonless, Docker-like container engine')
-  .version('tsrun 0.1.0', '-v, --version')
+  .version(VERSION, '-v, --version')
   .option('--root <dir>', 'storage root: images, layers, containers (env TSRUN_ROOT)', undefined)
   .option('--runroot <dir>', 'runtime state directory (env TSRUN_RUNROOT)', undefined)
   .option('--insecure-registry <host[:port]|cidr>', 'allow plain HTTP / unverified TLS for this registry (repeatable)', collect, [])
@@ -52,6 +54,12 @@ function commandWord(args: string[]): string | undefined {
 }
 
 const word = commandWord(process.argv.slice(2));
+// `tsrun --version` alone needs none of the commands (scripts call it to probe for tsrun).
+const only = process.argv.slice(2);
+if (only.length === 1 && (only[0] === '--version' || only[0] === '-v')) {
+  process.stdout.write(`${VERSION}\n`);
+  process.exit(0);
+}
 // Rootless: most commands run again as root of the user's own user namespace (src/rootless.ts).
 if (process.geteuid?.() !== 0 && !process.env.TSRUN_USERNS) {
   const rootless = await import('../src/rootless.js');
