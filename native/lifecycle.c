@@ -29,11 +29,17 @@ static void monitor_trace(const char *text)
  * a forked child execs it and we exit at once, so that it never finds this
  * monitor alive (monitor_pid in the status file). It gets our environment
  * (tsrun's) and our fds 0-2; everything else of ours is close-on-exec. */
+static int host_netns = -1; /* ours before a `netns` line moved us */
+
 static void run_exit_command(const struct plan *p)
 {
 	sigset_t none;
 	if (fork() != 0)
 		return; /* nobody to tell if fork() failed */
+	/* tsrun's cleanup takes the container off the host's network: it must
+	 * run in the host's network namespace, not in the container's. */
+	if (host_netns >= 0 && setns(host_netns, CLONE_NEWNET) < 0)
+		_exit(125);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
@@ -121,6 +127,8 @@ static void setup(struct monitor *m)
 	/* A bridge network with a user namespace: a child in its new userns
 	 * could no longer join a network namespace the host owns; it inherits
 	 * ours instead (clone without newnet). */
+	if (p->netns_path)
+		host_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	join_ns(m, p->netns_path, CLONE_NEWNET, "netns", "network");
 	/* Block the signals we handle and read them from a signalfd, so the
 	 * loop is one poll(); the child unblocks them again right away. */

@@ -31,9 +31,14 @@
 
 static pid_t child = -1;
 
-static void forward(int sig)
+/* Pass on what was sent to us alone (kill, a supervisor, tsrun's own
+ * forwarding). What the terminal sends (Ctrl-C, a resize) reaches the whole
+ * foreground process group, the child included: passing it on would deliver
+ * it twice. */
+static void forward(int sig, siginfo_t *info, void *ctx)
 {
-	if (child > 0)
+	(void)ctx;
+	if (child > 0 && info->si_code <= 0)
 		kill(child, sig);
 }
 
@@ -55,8 +60,11 @@ static int run_map_tool(const char *tool, pid_t pid, const char *map)
 			strerror(errno));
 		_exit(127);
 	}
-	int status = 0;
-	if (p < 0 || waitpid(p, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+	int status = 0, r = -1;
+	if (p > 0)
+		while ((r = (int)waitpid(p, &status, 0)) < 0 && errno == EINTR)
+			;
+	if (r < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		fprintf(stderr, "tsrun: rootless: %s %s failed; does /etc/sub%cid give this user that range?\n",
 			tool, map, tool[3]);
 		free(copy);
@@ -102,7 +110,7 @@ int userns_exec_main(int argc, char **argv)
 		_exit(127);
 	}
 	close(go[0]);
-	struct sigaction sa = {.sa_handler = forward};
+	struct sigaction sa = {.sa_sigaction = forward, .sa_flags = SA_SIGINFO | SA_RESTART};
 	sigemptyset(&sa.sa_mask);
 	for (int s = 1; s < 32; s++)
 		if (s != SIGCHLD && s != SIGKILL && s != SIGSTOP && s != SIGTSTP && s != SIGTTIN && s != SIGTTOU)

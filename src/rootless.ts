@@ -81,8 +81,10 @@ export async function reexecInUserns(): Promise<never> {
     stdio: 'inherit',
     env: { ...process.env, [USERNS_ENV]: String(uid) },
   });
-  // The helper forwards what reaches it; we only wait (a terminal's Ctrl-C reaches both).
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const) process.on(sig, () => {});
+  // What is sent to us alone (timeout, systemd) goes on to the helper, which passes it to the
+  // inner tsrun. What a terminal sends reaches all three of us anyway: not passed on again.
+  for (const sig of ['SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const) process.on(sig, () => child.kill(sig));
+  for (const sig of ['SIGINT', 'SIGQUIT'] as const) process.on(sig, () => {});
   const code = await new Promise<number>((resolve) => {
     child.on('error', (err) => {
       process.stderr.write(`tsrun: rootless: cannot run the native helper: ${err.message}\n`);

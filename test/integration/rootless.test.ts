@@ -1,7 +1,7 @@
 // Rootless tsrun: an ordinary user, made for this test with its own subordinate ids, pulls,
 // runs, execs, stops and removes containers; the store is in its home and nothing of it runs
 // as root. Needs root (to create the user), and the uidmap package (newuidmap/newgidmap).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -104,6 +104,17 @@ describePrivileged('rootless tsrun', () => {
     expect(t('ps', '-aq').stdout).toBe('');
     expect(readFileSync(`/proc/${monitor}/stat`, 'utf8').split(') ')[1]?.[0] ?? 'Z').toMatch(/Z|X/);
   });
+
+  it('passes a SIGTERM sent to it alone on to the container, through its user namespace', async () => {
+    const outer = spawn('runuser', ['-u', user, '--', 'env', `HOME=${home}`, node, join(app, 'dist/cli/main.js'), 'run', '--rm', '--network', 'none',
+      `${reg!.host}/rl/busybox`, 'sh', '-c', 'echo up; trap "exit 9" TERM; while :; do sleep 0.1; done'], { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => outer.on('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve) => outer.stdout!.on('data', (d: Buffer) => d.toString().includes('up') && resolve()));
+    // The tsrun the user started: runuser's child, not the one inside the user namespace.
+    const pid = Number(execFileSync('pgrep', ['-P', String(outer.pid), '-x', 'node'], { encoding: 'utf8' }).trim().split('\n')[0]);
+    process.kill(pid, 'SIGTERM');
+    expect(await exited).toBe(9);
+  }, 30_000);
 
   it('says what needs root', () => {
     const image = `${reg!.host}/rl/busybox`;

@@ -2,7 +2,7 @@
 // range, its image files still look owned by root (an idmapped mount of the store), and it
 // cannot use its capabilities on anything the host owns. Needs root.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -107,6 +107,14 @@ describePrivileged('user namespaces', () => {
     const lines = t('logs', id).stdout.split('\n').filter(Boolean);
     expect(lines).toEqual([expect.stringMatching(/^\s*0\s+\d+\s+65536$/), '1', expect.stringMatching(/^\s*0\s+\d+\s+65536$/), '1']);
     expect(t('rm', id).status).toBe(0);
+    // The monitor lives in the container's network namespace here; its exit command (tsrun's
+    // cleanup) must still take the container off the host's network.
+    const gone = t('run', '-d', '--rm', '--userns', 'private', '-p', '18099:80', image, 'sleep', '0.3').stdout.trim();
+    // Watched from outside: `tsrun ps` would clean up after a failed exit command itself.
+    const dir = join(env.root, 'containers', gone);
+    for (const end = Date.now() + 10_000; existsSync(dir) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 100));
+    expect(existsSync(dir)).toBe(false);
+    expect(execFileSync('iptables-save', { encoding: 'utf8' })).not.toContain(gone.slice(0, 12));
   });
 
   it('works with a store under a directory only host root may enter', () => {
