@@ -1,6 +1,6 @@
 // Output shapes docker users know: aligned tables, `--format json`, and Go templates
 // `--format '{{.ID}}\t{{.Names}}'` (a `table` prefix keeps the header).
-import { renderGoTemplate } from './template.js';
+import { expandTextEscapes, renderGoTemplate } from './template.js';
 
 export function formatTable(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
@@ -9,7 +9,7 @@ export function formatTable(rows: string[][]): string {
 
 /** Renders a Go template (cli/template.ts) for one row; \t and \n escapes as docker's. */
 export function renderTemplate(template: string, row: unknown): string {
-  return renderGoTemplate(template.replace(/\\t/g, '\t').replace(/\\n/g, '\n'), row);
+  return renderGoTemplate(expandTextEscapes(template), row);
 }
 
 /** Print rows as a table (header = keys), JSON lines, or a template. */

@@ -72,6 +72,7 @@ export function register(program: Command): void {
           Ports: r.ports,
           Names: r.name,
           Labels: Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(','),
+          Label: (key: unknown) => r.labels[String(key)] ?? '',
         }));
         printRows(shown, [
           ['CONTAINER ID', 'ID'],

@@ -8,15 +8,15 @@
 import { TsrunError } from '../src/errors.js';
 
 type Arg =
-  | { kind: 'field'; from: 'dot' | 'root' | Pipe; path: string[]; raw: string }
+  | { kind: 'field'; from: 'dot' | { variable: string } | Pipe; path: string[]; raw: string }
   | { kind: 'literal'; value: unknown }
   | { kind: 'ident'; name: string }
   | { kind: 'pipe'; pipe: Pipe };
 type Pipe = Arg[][]; // commands joined by |
 type Node =
   | { kind: 'text'; text: string }
-  | { kind: 'print'; pipe: Pipe }
-  | { kind: 'if' | 'with' | 'range'; pipe: Pipe; body: Node[]; otherwise: Node[] };
+  | { kind: 'print'; pipe: Pipe; declare?: string[] }
+  | { kind: 'if' | 'with' | 'range'; pipe: Pipe; body: Node[]; otherwise: Node[]; declare?: string[] };
 
 const NO_VALUE = Symbol('no value');
 
@@ -26,7 +26,7 @@ function fail(message: string): never {
 
 /** Splits one action's text into tokens: strings, numbers, fields, |, ( and ). */
 function tokenize(src: string): string[] {
-  const re = /\s*("(?:[^"\\]|\\.)*"|`[^`]*`|\||\(|\)(?:\.[\w.]+)?|\$?[\w.]*[\w$.]+|\$|\.)\s*/y;
+  const re = /\s*("(?:[^"\\]|\\.)*"|`[^`]*`|:=|,|\||\(|\)(?:\.[\w.]+)?|\$?[\w.]*[\w$.]+|\$|\.)\s*/y;
   const out: string[] = [];
   for (re.lastIndex = 0; re.lastIndex < src.length;) {
     const start = re.lastIndex;
@@ -53,18 +53,43 @@ function parseArg(tok: string, rest: string[]): Arg {
       inner.push(t);
     }
   }
-  if (tok.startsWith('"')) return { kind: 'literal', value: JSON.parse(tok) };
+  if (tok.startsWith('"')) return { kind: 'literal', value: stringLiteral(tok) };
   if (tok.startsWith('`')) return { kind: 'literal', value: tok.slice(1, -1) };
   if (/^-?\d+(\.\d+)?$/.test(tok)) return { kind: 'literal', value: Number(tok) };
   if (tok === 'true' || tok === 'false') return { kind: 'literal', value: tok === 'true' };
   if (tok === 'nil') return { kind: 'literal', value: null };
-  if (tok.startsWith('.') || tok.startsWith('$')) {
-    const from = tok.startsWith('$') ? 'root' : 'dot';
-    const path = tok.replace(/^\$/, '').split('.').filter(Boolean);
-    return { kind: 'field', from, path, raw: tok };
+  if (tok.startsWith('.')) return { kind: 'field', from: 'dot', path: tok.split('.').filter(Boolean), raw: tok };
+  if (tok.startsWith('$')) {
+    // $ is the data the template was given; $name a variable; either may be followed by .Fields.
+    const [name, ...path] = tok.slice(1).split('.');
+    return { kind: 'field', from: { variable: name ?? '' }, path: path.filter(Boolean), raw: tok };
   }
   if (/^\w+$/.test(tok)) return { kind: 'ident', name: tok };
   fail(`unexpected "${tok}"`);
+}
+
+/** A Go interpreted string literal: JSON's escapes, plus \xHH, \a, \v and octal \NNN. */
+function stringLiteral(tok: string): string {
+  const json = tok
+    .replace(/\\\\|\\x([0-9a-fA-F]{2})|\\([0-7]{3})|\\a|\\v/g, (m, hex: string | undefined, oct: string | undefined) => {
+      if (m === '\\\\') return m;
+      const code = hex ? parseInt(hex, 16) : oct ? parseInt(oct, 8) : m === '\\a' ? 7 : 11;
+      return `\\u${code.toString(16).padStart(4, '0')}`;
+    });
+  try {
+    return JSON.parse(json) as string;
+  } catch {
+    fail(`bad string literal ${tok}`);
+  }
+}
+
+/** `$v := pipe` or `$k, $v := pipe`: the variable names, and the tokens of the pipeline. */
+function declarations(tokens: string[]): { declare?: string[]; rest: string[] } {
+  const at = tokens.indexOf(':=');
+  if (at < 0) return { rest: tokens };
+  const names = tokens.slice(0, at).filter((t) => t !== ',');
+  if (names.length === 0 || names.length > 2 || !names.every((n) => /^\$\w+$/.test(n))) fail(`bad declaration ${tokens.slice(0, at).join(' ')} :=`);
+  return { declare: names.map((n) => n.slice(1)), rest: tokens.slice(at + 1) };
 }
 
 function parsePipe(tokens: string[]): Pipe {
@@ -105,7 +130,8 @@ export function parseTemplate(template: string): Node[] {
     const tokens = tokenize(action);
     const word = tokens[0];
     if (word === 'if' || word === 'with' || word === 'range') {
-      const node = { kind: word, pipe: parsePipe(tokens.slice(1)), body: [], otherwise: [] } as Extract<Node, { body: Node[] }>;
+      const { declare, rest } = declarations(tokens.slice(1));
+      const node = { kind: word, pipe: parsePipe(rest), body: [], otherwise: [], ...(declare && { declare }) } as Extract<Node, { body: Node[] }>;
       target().push(node);
       stack.push({ node, inElse: false });
     } else if (word === 'else') {
@@ -123,7 +149,8 @@ export function parseTemplate(template: string): Node[] {
       if (!stack.length) fail('unexpected {{end}}');
       while ((stack.pop()!.node as { chained?: boolean }).chained);
     } else {
-      target().push({ kind: 'print', pipe: parsePipe(tokens) });
+      const { declare, rest } = declarations(tokens);
+      target().push({ kind: 'print', pipe: parsePipe(rest), ...(declare && { declare }) });
     }
   }
   if (stack.length) fail(`unclosed {{${stack.at(-1)!.node.kind}}}`);
@@ -184,7 +211,8 @@ const FUNCS: Record<string, (...args: unknown[]) => unknown> = {
   // Go's built-ins
   index: (v, ...keys) => {
     let cur = v;
-    for (const k of keys) cur = cur !== null && typeof cur === 'object' && String(k) in (cur as object) ? (cur as Record<string, unknown>)[String(k)] : NO_VALUE;
+    // A missing key is the map's zero value in Go: docker's maps hold strings, so "".
+    for (const k of keys) cur = cur !== null && typeof cur === 'object' && Object.hasOwn(cur, String(k)) ? (cur as Record<string, unknown>)[String(k)] : '';
     return cur;
   },
   len: (v) => (typeof v === 'string' || Array.isArray(v) ? v.length : v && typeof v === 'object' ? Object.keys(v).length : fail(`len of ${goString(v)}`)),
@@ -205,15 +233,21 @@ const FUNCS: Record<string, (...args: unknown[]) => unknown> = {
 interface Scope {
   dot: unknown;
   root: unknown;
+  vars: Map<string, unknown>;
 }
 
 function field(scope: Scope, arg: Extract<Arg, { kind: 'field' }>): unknown {
-  let cur = arg.from === 'root' ? scope.root : arg.from === 'dot' ? scope.dot : evalPipe(scope, arg.from);
+  let cur: unknown;
+  if (arg.from === 'dot') cur = scope.dot;
+  else if (Array.isArray(arg.from)) cur = evalPipe(scope, arg.from);
+  else if (arg.from.variable === '') cur = scope.root;
+  else if (scope.vars.has(arg.from.variable)) cur = scope.vars.get(arg.from.variable);
+  else fail(`undefined variable "$${arg.from.variable}"`);
   for (const [i, key] of arg.path.entries()) {
     if (cur === null || typeof cur !== 'object' || Array.isArray(cur)) {
       fail(`can't evaluate field ${key} in ${goString(cur)} (at <${arg.raw}>)`);
     }
-    if (!(key in cur)) {
+    if (!Object.hasOwn(cur, key)) {
       // A misspelt top-level field is an error that lists the right ones; a missing map key
       // deeper down is Go's <no value>.
       if (i === 0 && cur === scope.root) fail(`no field "${key}" (fields: ${Object.keys(cur).join(', ')})`);
@@ -247,33 +281,59 @@ function evalPipe(scope: Scope, pipe: Pipe): unknown {
       if (n > 0) args.push(prev); // a | f x  is  f x a
       prev = fn(...args);
     } else {
-      if (rest.length > 0 || n > 0) fail(`can't give arguments to a value: ${JSON.stringify(cmd)}`);
-      prev = evalArg(scope, head!);
+      const value = evalArg(scope, head!);
+      if (typeof value === 'function') {
+        // A method of the row, as docker's `{{.Label "com.example.team"}}` in ps.
+        const args = rest.map((a) => evalArg(scope, a));
+        if (n > 0) args.push(prev);
+        prev = (value as (...a: unknown[]) => unknown)(...args);
+      } else {
+        if (rest.length > 0 || n > 0) fail(`can't give arguments to a value (${head!.kind === 'field' ? head!.raw : 'a literal'})`);
+        prev = value;
+      }
     }
   }
   return prev;
 }
 
 function execute(nodes: Node[], scope: Scope, out: string[]): void {
+  // A block's variables end with it (Go's scoping): each block works on its own copy.
+  const inner = (s: Scope, bind: Record<string, unknown> = {}): Scope => ({ ...s, vars: new Map([...s.vars, ...Object.entries(bind)]) });
   for (const node of nodes) {
     if (node.kind === 'text') out.push(node.text);
-    else if (node.kind === 'print') out.push(goString(evalPipe(scope, node.pipe)));
-    else {
+    else if (node.kind === 'print') {
       const v = evalPipe(scope, node.pipe);
-      if (node.kind === 'if') execute(truthy(v) ? node.body : node.otherwise, scope, out);
-      else if (node.kind === 'with') execute(truthy(v) ? node.body : node.otherwise, truthy(v) ? { ...scope, dot: v } : scope, out);
+      if (node.declare) scope.vars.set(node.declare[0]!, v); // {{$x := ...}} prints nothing
+      else out.push(goString(v));
+    } else {
+      const v = evalPipe(scope, node.pipe);
+      const bind = (value: unknown): Record<string, unknown> => (node.declare ? { [node.declare.at(-1)!]: value } : {});
+      if (node.kind === 'if') execute(truthy(v) ? node.body : node.otherwise, inner(scope, bind(v)), out);
+      else if (node.kind === 'with') execute(truthy(v) ? node.body : node.otherwise, truthy(v) ? { ...inner(scope, bind(v)), dot: v } : inner(scope), out);
       else {
-        const items = Array.isArray(v) ? v : v && typeof v === 'object' ? Object.keys(v).sort().map((k) => (v as Record<string, unknown>)[k]) : [];
-        if (items.length === 0) execute(node.otherwise, scope, out);
-        for (const item of items) execute(node.body, { ...scope, dot: item }, out);
+        // Arrays by index, maps by sorted key; `$k, $v :=` binds both, `$v :=` the value.
+        const entries: Array<[unknown, unknown]> = Array.isArray(v)
+          ? v.map((x, i) => [i, x])
+          : v && typeof v === 'object' ? Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]) : [];
+        if (entries.length === 0) execute(node.otherwise, inner(scope), out);
+        for (const [k, item] of entries) {
+          const vars = node.declare?.length === 2 ? { [node.declare[0]!]: k, [node.declare[1]!]: item } : bind(item);
+          execute(node.body, { ...inner(scope, vars), dot: item }, out);
+        }
       }
     }
   }
 }
 
+/** `\t` and `\n` typed in the text of a --format (shells do not expand them) become real ones,
+ * as docker's table formatter does; inside actions they belong to string literals. */
+export function expandTextEscapes(template: string): string {
+  return template.replace(/(\{\{[\s\S]*?\}\})|\\t|\\n/g, (m, action: string | undefined) => action ?? (m === '\\t' ? '\t' : '\n'));
+}
+
 /** Renders `template` for `data`, as docker does for --format. */
 export function renderGoTemplate(template: string, data: unknown): string {
   const out: string[] = [];
-  execute(parseTemplate(template), { dot: data, root: data }, out);
+  execute(parseTemplate(template), { dot: data, root: data, vars: new Map() }, out);
   return out.join('');
 }

@@ -35,6 +35,7 @@ describePrivileged('docker run flags', () => {
     expect(ok(t('ps', '-a', '--filter', 'label=app=shop', '--format', '{{.Names}}'))).toBe('shop\n');
     expect(ok(t('ps', '-a', '--filter', 'label=app', '--format', '{{.Names}}')).split('\n').filter(Boolean).sort()).toEqual(['blog', 'shop']);
     expect(ok(t('ps', '-a', '--filter', 'label=canary', '--format', '{{.Names}} {{.Labels}}'))).toBe('shop team=core,app=shop,canary=\n');
+    expect(ok(t('ps', '-a', '--filter', 'name=shop', '--format', '{{.Label "team"}}/{{.Label "nope"}}'))).toBe('core/\n');
     ok(t('rm', 'shop', 'blog'));
   });
 

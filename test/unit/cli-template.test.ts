@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { goString, renderGoTemplate as r } from '../../cli/template.js';
+import { renderTemplate } from '../../cli/format.js';
 
 const c = {
   Id: 'abc123',
@@ -39,6 +40,24 @@ describe('Go templates as docker --format reads them', () => {
     expect(r('{{if eq .State.Status "exited"}}E{{else if eq .State.Status "running"}}R{{else}}?{{end}}', c)).toBe('R');
     expect(r('{{if and .State.Running (gt .State.Pid 40)}}big{{end}}', c)).toBe('big');
     expect(r('{{with .Config.Labels}}{{.tier}}{{end}}', c)).toBe('front');
+  });
+  it('variables: range $k, $v :=, $x :=, and $ for the whole', () => {
+    expect(r('{{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}', c)).toBe('app=shop;tier=front;');
+    expect(r('{{range $i, $m := .Mounts}}{{$i}}:{{$m.Source}} {{end}}', c)).toBe('0:/a 1:/b ');
+    expect(r('{{range $m := .Mounts}}{{$m.Destination}}{{end}}', c)).toBe('/x/y');
+    expect(r('{{$n := .Name}}{{range .Mounts}}{{$n}}{{end}}', c)).toBe('/web/web');
+    expect(() => r('{{range .Mounts}}{{$m := .Source}}{{end}}{{$m}}', c)).toThrow(/undefined variable "\$m"/);
+  });
+  it('string literals with Go escapes; \\t and \\n outside actions only', () => {
+    expect(r('{{join .Config.Cmd "\\n"}}', c)).toBe('sleep\n60');
+    expect(r('{{printf "%s\\t%s" .Name .Id}}', c)).toBe('/web\tabc123');
+    expect(r('{{"\\x41\\101"}}', c)).toBe('AA');
+    expect(renderTemplate('{{.Name}}\\t{{join .Config.Cmd "\\t"}}', c)).toBe('/web\tsleep\t60');
+    expect(() => r('{{"\\q"}}', c)).toThrow(/bad string literal/);
+  });
+  it('index of a missing key is Go\'s zero value; inherited properties are not fields', () => {
+    expect(r('[{{index .Config.Labels "nope"}}]', c)).toBe('[]');
+    expect(r('{{.Config.Labels.constructor}}', c)).toBe('<no value>');
   });
   it('trims whitespace around {{- and -}}', () => {
     expect(r('a  {{- .Name -}}  b', c)).toBe('a/webb');
