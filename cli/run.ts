@@ -1,5 +1,5 @@
 // tsrun run [OPTIONS] IMAGE [COMMAND] [ARG...]
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { RunFlagValues } from '../src/container/run-options.js';
 import { TsrunError } from '../src/errors.js';
@@ -24,14 +24,31 @@ export async function imageForRun(g: GlobalOptions, image: string, flags: { pull
 }
 
 /**
- * --cidfile: docker refuses a file that is already there (another container may own it), before
- * anything is created; the ID is written once the container exists.
+ * --cidfile: as docker, the file is created (O_EXCL) before anything else, so a file that is
+ * already there (another container's) or cannot be made stops the run at once; the ID goes in
+ * once the container exists, and the file goes away if it never does.
  */
 export function cidfile(path: string | undefined): { write(id: string): void } {
-  if (path !== undefined && existsSync(path)) {
-    throw new TsrunError('EINVAL_FLAG', `container ID file found, make sure the other container isn't running or delete ${path}`);
+  if (path === undefined) return { write: () => {} };
+  let fd: number;
+  try {
+    fd = openSync(path, 'wx', 0o644);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw new TsrunError('EINVAL_FLAG', `container ID file found, make sure the other container isn't running or delete ${path}`);
+    throw new TsrunError('EINVAL_FLAG', `invalid argument "${path}" for "--cidfile" flag: cannot create it (${code ?? String(err)})`);
   }
-  return { write: (id) => path !== undefined && writeFileSync(path, id, { flag: 'wx' }) };
+  let written = false;
+  process.once('exit', () => {
+    if (!written) rmSync(path, { force: true });
+  });
+  return {
+    write: (id) => {
+      writeSync(fd, id);
+      closeSync(fd);
+      written = true;
+    },
+  };
 }
 
 /** run's flags, shared with `create` (docker groups them the same way in its reference). */

@@ -254,8 +254,17 @@ static pid_t fork_into_cgroup(unsigned long flags, int *joined)
 					   clone_flags_str(flags & ~(unsigned long)CSIGNAL), q(dir), (int)p);
 			return p;
 		}
-		/* An older kernel (ENOSYS, E2BIG), a cgroup it refuses: as before. */
-		errno = e;
+		/* An older kernel (ENOSYS, E2BIG) or a cgroup it will not start a
+		 * process in (EINVAL, EOPNOTSUPP: a threaded or domain-invalid one):
+		 * as before. Anything else (EAGAIN at pids.max, ENOMEM) is the
+		 * answer, as clone's would be. */
+		if (e != ENOSYS && e != E2BIG && e != EINVAL && e != EOPNOTSUPP) {
+			if (g_trace)
+				trace_line("clone3({flags=%s|CLONE_INTO_CGROUP, cgroup=%s}) = -1 %s",
+					   clone_flags_str(flags & ~(unsigned long)CSIGNAL), q(dir), errname(e));
+			errno = e;
+			return -1;
+		}
 		break;
 	}
 #endif

@@ -70,8 +70,11 @@ const mapKey = (u: Pick<UsernsOption, 'uidMap' | 'gidMap'>) =>
 export function shiftedLayers(storeRoot: string, lowerDirs: string[], userns: UsernsOption): string[] {
   const rel = join('userns', mapKey(userns));
   const dir = join(storeRoot, rel);
-  mkdirSync(dir, { recursive: true, mode: 0o711 });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(join(storeRoot, 'userns'), 0o711);
+  // The copies hold the image's set-id programs, owned by the map's host uids: only the
+  // container's root (and the host's) may reach them, not any local user.
+  ownByMappedRoot(dir, userns);
   return lowerDirs.map((lower) => {
     const name = basename(lower);
     const dest = join(dir, name);
@@ -109,14 +112,23 @@ export function prepareContainerDirs(storeRoot: string, containerDir: string, us
     }
     if (dir === '/') break;
   }
-  for (const d of [storeRoot, join(storeRoot, 'containers'), containerDir]) {
-    chmodSync(d, lstatSync(d).mode & 0o777 | 0o711);
-  }
+  // The store and its containers dir: searchable (not listable) by that uid. The container's
+  // own dir: its root's alone (its upper dir may hold set-id programs of host uids too).
+  for (const d of [storeRoot, join(storeRoot, 'containers')]) chmodSync(d, (lstatSync(d).mode & 0o777) | 0o711);
+  ownByMappedRoot(containerDir, userns);
   for (const d of ['upper', 'work']) {
     const path = join(containerDir, d);
     const st = lstatSync(path);
     if (st.uid !== root.uid) shiftOwners(path, userns); // once: a restart finds it done
   }
+}
+
+function ownByMappedRoot(dir: string, userns: Pick<UsernsOption, 'uidMap' | 'gidMap'>): void {
+  const uid = mapId(0, userns.uidMap);
+  const gid = mapId(0, userns.gidMap);
+  if (uid === undefined || gid === undefined) throw new TsrunError('EINVAL_FLAG', 'the user namespace does not map root');
+  lchownSync(dir, uid, gid);
+  chmodSync(dir, 0o700);
 }
 
 /** The copies no container uses any more (for `system prune`). */

@@ -92,5 +92,13 @@ describePrivileged('docker run flags', () => {
     expect(ok(t('ps', '-aq', '--no-trunc')).trim()).toBe(id);
     ok(t('rm', '-f', id));
     expect(existsSync(cid)).toBe(true); // docker leaves it too
+    const nodir = t('run', '--rm', '--cidfile', join(dir, 'no', 'such', 'id'), image, 'true');
+    expect(nodir.status).toBe(125);
+    expect(nodir.stderr).toMatch(/"--cidfile" flag: cannot create it \(ENOENT\)/);
+    // A run that fails before the container exists leaves no file behind.
+    const failed = t('run', '--rm', '--pull', 'never', '--cidfile', join(dir, 'cid2'), 'no-such-image:1', 'true');
+    expect(failed.status).toBe(125);
+    expect(existsSync(join(dir, 'cid2'))).toBe(false);
+    expect(ok(t('ps', '-aq'))).toBe('');
   });
 });

@@ -151,6 +151,11 @@ describePrivileged('user namespaces', () => {
     // On disk, the copy and the container's own files carry the host uids.
     const host = Number(seen.Tsrun.UserNamespace.UidMap[0].split(':')[1]);
     expect(statSync(join(store, 'containers', seen.Id, 'upper', 'mine')).uid).toBe(host);
+    // Only that uid (and root) may reach the copies and the container's files: they hold
+    // set-id programs owned by host uids of the map.
+    for (const d of [join(store, 'containers', seen.Id), join(store, 'userns', readdirSync(join(store, 'userns')).find((n) => n.startsWith('u'))!)]) {
+      expect([statSync(d).uid, statSync(d).mode & 0o777]).toEqual([host, 0o700]);
+    }
     expect(cli('rm', id).status).toBe(0);
   });
 
