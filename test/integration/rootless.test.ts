@@ -110,8 +110,11 @@ describePrivileged('rootless tsrun', () => {
       `${reg!.host}/rl/busybox`, 'sh', '-c', 'echo up; trap "exit 9" TERM; while :; do sleep 0.1; done'], { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => outer.on('exit', (code) => resolve(code)));
     await new Promise<void>((resolve) => outer.stdout!.on('data', (d: Buffer) => d.toString().includes('up') && resolve()));
-    // The tsrun the user started: runuser's child, not the one inside the user namespace.
-    const pid = Number(execFileSync('pgrep', ['-P', String(outer.pid), '-x', 'node'], { encoding: 'utf8' }).trim().split('\n')[0]);
+    // The tsrun the user started, not the one inside the user namespace (the helper's child).
+    const ppidOf = (pid: string) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]!;
+    const commOf = (pid: string) => readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    const tsruns = execFileSync('pgrep', ['-u', user, '-f', 'dist/cli/main.js run --rm'], { encoding: 'utf8' }).trim().split('\n');
+    const pid = Number(tsruns.find((p) => commOf(ppidOf(p)) !== 'tsrun-helper'));
     process.kill(pid, 'SIGTERM');
     expect(await exited).toBe(9);
   }, 30_000);
