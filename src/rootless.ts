@@ -9,7 +9,7 @@
 // `tsrun exec` runs as the user on the host: from there it may join the container's
 // namespaces, which a sibling user namespace could not.
 import { readFileSync } from 'node:fs';
-import { homedir, userInfo } from 'node:os';
+import { constants, homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { TsrunError } from './errors.js';
 
@@ -37,34 +37,6 @@ export function rootlessPaths(): { root: string; runroot: string } {
   return { root: join(data, 'tsrun'), runroot: join(runtime, 'tsrun') };
 }
 
-/** The first `name:start:count` range for this user (by name or uid), as shadow-utils reads it. */
-export function subordinateRange(text: string, name: string, uid: number): { start: number; count: number } | undefined {
-  for (const line of text.split('\n')) {
-    const [owner, start, count] = line.trim().split(':');
-    if ((owner === name || owner === String(uid)) && Number(count) > 0) return { start: Number(start), count: Number(count) };
-  }
-  return undefined;
-}
-
-/** newuidmap's triples: the user's own id (uid, or gid for newgidmap) is 0, its range 1..count. */
-export function rootlessMap(file: string, ownId: number, name: string, uid: number): string {
-  let text = '';
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    // no file: no range
-  }
-  const range = subordinateRange(text, name, uid);
-  if (!range) {
-    throw new TsrunError(
-      'EUSERNS',
-      `rootless tsrun needs subordinate ids, and ${file} has none for ${name}: ask an administrator for ` +
-        `\`usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${name}\``,
-    );
-  }
-  return `0:${ownId}:1,1:${range.start}:${range.count}`;
-}
-
 /**
  * Run this very command again as root of a new user namespace with the user's maps, and exit
  * with its status. Signals sent to us are passed on by the helper.
@@ -73,10 +45,32 @@ export async function reexecInUserns(): Promise<never> {
   const uid = process.geteuid?.() ?? 0;
   const gid = process.getegid?.() ?? 0;
   const name = userInfo().username;
-  const uidMap = rootlessMap('/etc/subuid', uid, name, uid);
-  const gidMap = rootlessMap('/etc/subgid', gid, name, uid);
+  const [{ helperPath }, { spawn }, { subordinateRange }] = await Promise.all([
+    import('./namespaces/helper.js'),
+    import('node:child_process'),
+    import('./namespaces/userns.js'),
+  ]);
+  // newuidmap's triples: the user's own id (uid, or gid for newgidmap) is 0, its range 1..N.
+  const mapFor = (file: string, ownId: number): string => {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      // no file: no range
+    }
+    const range = subordinateRange(text, name, uid);
+    if (!range) {
+      throw new TsrunError(
+        'EUSERNS',
+        `rootless tsrun needs subordinate ids, and ${file} has none for ${name}: ask an administrator for ` +
+          `\`usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${name}\``,
+      );
+    }
+    return `0:${ownId}:1,1:${range.start}:${range.size}`;
+  };
+  const uidMap = mapFor('/etc/subuid', uid);
+  const gidMap = mapFor('/etc/subgid', gid);
   const argv = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
-  const [{ helperPath }, { spawn }] = await Promise.all([import('./namespaces/helper.js'), import('node:child_process')]);
   const child = spawn(helperPath(), ['--userns-exec', uidMap, gidMap, argv[0]!, ...argv], {
     stdio: 'inherit',
     env: { ...process.env, [USERNS_ENV]: String(uid) },
@@ -90,13 +84,9 @@ export async function reexecInUserns(): Promise<never> {
       process.stderr.write(`tsrun: rootless: cannot run the native helper: ${err.message}\n`);
       resolve(125);
     });
-    child.on('exit', (c, sig) => resolve(c ?? 128 + (sig ? osSignal(sig) : 0)));
+    child.on('exit', (c, sig) => resolve(c ?? 128 + (sig ? constants.signals[sig] : 0)));
   });
   process.exit(code);
-}
-
-function osSignal(sig: NodeJS.Signals): number {
-  return ({ SIGINT: 2, SIGTERM: 15, SIGKILL: 9, SIGHUP: 1, SIGQUIT: 3 } as Record<string, number>)[sig] ?? 0;
 }
 
 /** Commands that run as the user on the host, outside tsrun's user namespace. */

@@ -83,7 +83,6 @@ export interface ContainerOptions {
   groupAdd?: string[];
 }
 
-export { flagError } from '../errors.js';
 
 /** `-v /host:/ctr[:ro|rw]`. Only absolute host paths: named volumes are not supported. */
 export function parseVolume(spec: string): VolumeMount {

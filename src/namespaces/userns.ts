@@ -8,7 +8,7 @@
 import { appendFileSync, mkdirSync, openSync, closeSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { TsrunError, errnoOf } from '../errors.js';
-import { flagError } from './options.js';
+import { flagError } from '../errors.js';
 
 /** One line of /proc/<pid>/uid_map: `containerID hostID size`. */
 export interface IdMap {
@@ -89,6 +89,12 @@ export function parseSubIds(text: string): Array<{ owner: string } & SubRange> {
     if (m) out.push({ owner: m[1]!, start: Number(m[2]), size: Number(m[3]) });
   }
   return out;
+}
+
+/** The first non-empty range of a user (by name or uid), as shadow-utils' newuidmap reads it. */
+export function subordinateRange(text: string, name: string, uid: number): SubRange | undefined {
+  const e = parseSubIds(text).find((r) => (r.owner === name || r.owner === String(uid)) && r.size > 0);
+  return e && { start: e.start, size: e.size };
 }
 
 /** tsrun's range in one file, added after every other range when there is none. */
