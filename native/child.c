@@ -244,19 +244,21 @@ _Noreturn void child_main(struct child *c, int nullfd)
 	umask(0);
 	if (read(c->sock, &go, 1) != 1)
 		_exit(125); /* the monitor is gone: never start */
-	/* In a new user namespace we are nobody until tsrun has written our
-	 * uid_map/gid_map (between "pid" and "go"); then become its root, so
-	 * files we create (a tmpfs /dev, ...) have an owner the kernel can map. */
-	if ((c->plan->clone_flags & CLONE_NEWUSER) && userns_open_targets(c) < 0) {
-		imsg_send(c->sock, MSG_ERROR, 0, -1, "idmap-mount", errname(c->err_errno), c->err_msg);
-		_exit(125);
-	}
-	if ((c->plan->clone_flags & CLONE_NEWUSER) &&
-	    (TR(setresgid(0, 0, 0), "setresgid(0, 0, 0)") < 0 ||
-	     TR(setresuid(0, 0, 0), "setresuid(0, 0, 0)") < 0)) {
-		fail(c, errno, "become root of the user namespace (uid_map/gid_map written?)");
-		imsg_send(c->sock, MSG_ERROR, 0, -1, "clone", errname(c->err_errno), c->err_msg);
-		_exit(125);
+	/* In a new user namespace we are nobody until the monitor has written
+	 * our uid_map/gid_map (before "g"). While our host uid is still 0, open
+	 * what idmap-mount steps will need (userns.c); then become the
+	 * namespace's root, so files we create (a tmpfs /dev, ...) have an owner
+	 * the kernel can map. */
+	if (c->plan->clone_flags & CLONE_NEWUSER) {
+		if (userns_open_targets(c) < 0) {
+			imsg_send(c->sock, MSG_ERROR, 0, -1, "idmap-mount", errname(c->err_errno), c->err_msg);
+			_exit(125);
+		}
+		if (TR(setresgid(0, 0, 0), "setresgid(0, 0, 0)") < 0 || TR(setresuid(0, 0, 0), "setresuid(0, 0, 0)") < 0) {
+			fail(c, errno, "become root of the user namespace (uid_map/gid_map written?)");
+			imsg_send(c->sock, MSG_ERROR, 0, -1, "clone", errname(c->err_errno), c->err_msg);
+			_exit(125);
+		}
 	}
 	/* Now in the container's cgroup: that becomes the cgroup namespace's
 	 * root, so the container sees itself at "/" (see monitor.c). */

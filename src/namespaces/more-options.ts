@@ -1,6 +1,6 @@
 // More of `docker run`'s flags: labels, --mount, --sysctl, --shm-size, --stop-signal and
 // --stop-timeout, --group-add. Each parser names the flag in its error, as docker does.
-import { TsrunError, flagError } from '../errors.js';
+import { flagError } from '../errors.js';
 import { parseSize } from '../cgroups/flags.js';
 import { normalizePath, parseTmpfs, type TmpfsMount, type VolumeMount } from './options.js';
 
@@ -100,10 +100,4 @@ export function parseStopTimeout(value: string): number {
 export function checkGroupAdd(value: string): string {
   if (!/^[a-zA-Z0-9_.][a-zA-Z0-9_.-]*\$?$/.test(value)) throw flagError('--group-add', value, 'expected a group name or a number');
   return value;
-}
-
-export class CidfileExistsError extends TsrunError {
-  constructor(path: string) {
-    super('EINVAL_FLAG', `container ID file found, make sure the other container is not running or delete ${path}`);
-  }
 }

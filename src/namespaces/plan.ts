@@ -85,20 +85,23 @@ function parentDirs(path: string): string {
   return path.slice(0, path.lastIndexOf('/')) || '/';
 }
 
-/** Steps for one OCI mount onto a path inside the root (before pivot_root). */
-function mountSteps(m: OciMount, sourceIsFile: (p: string) => boolean): Step[] {
+/**
+ * Steps for one OCI mount onto a path inside the root (before pivot_root). `sourceIsFile` is
+ * asked only of a bind mount (whether its host source is a file).
+ */
+function mountSteps(m: OciMount, sourceIsFile: () => boolean): Step[] {
   const { flags, data } = mountFlags(m.options);
   const steps: Step[] = [];
   const isBind = flags.includes('bind');
   const readonlyBind = isBind && flags.includes('ro');
   // A bind mount ignores MS_RDONLY on the first call: it takes a remount to make it read-only.
   const firstFlags = readonlyBind ? flags.filter((f) => f !== 'ro') : flags;
-  if (isBind && sourceIsFile(m.source)) {
+  if (isBind && sourceIsFile()) {
     steps.push(['mkdir', parentDirs(m.destination), '755'], ['touch', m.destination, '644']);
   } else {
     steps.push(['mkdir', m.destination, '755']);
   }
-  steps.push(['mount-in', isBind ? m.source : m.source, m.destination, isBind ? 'none' : m.type, list(firstFlags), data.join(',')]);
+  steps.push(['mount-in', m.source, m.destination, isBind ? 'none' : m.type, list(firstFlags), data.join(',')]);
   if (readonlyBind) steps.push(['remount-ro', m.destination]);
   return steps;
 }
@@ -144,7 +147,7 @@ export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: str
 
   for (const m of spec.mounts) {
     const source = m.type === 'bind' ? inStore(m.source) : m.source;
-    steps.push(...mountSteps({ ...m, source }, (p) => sourceIsFile(p === source ? m.source : p)));
+    steps.push(...mountSteps({ ...m, source }, () => sourceIsFile(m.source)));
     if (m.destination === '/dev') {
       // A fresh /dev holds only the standard nodes, never the host's.
       for (const [name, major, minor] of DEFAULT_DEVICES) {

@@ -74,7 +74,7 @@ export function shiftedLayers(storeRoot: string, lowerDirs: string[], userns: Us
   chmodSync(join(storeRoot, 'userns'), 0o711);
   // The copies hold the image's set-id programs, owned by the map's host uids: only the
   // container's root (and the host's) may reach them, not any local user.
-  ownByMappedRoot(dir, userns);
+  ownByMappedRoot(dir, mappedRoot(userns));
   return lowerDirs.map((lower) => {
     const name = basename(lower);
     const dest = join(dir, name);
@@ -101,8 +101,7 @@ export function shiftedLayers(storeRoot: string, lowerDirs: string[], userns: Us
  * containers dir and its own dir (traversable, not listable), its upper and work dirs (its own).
  */
 export function prepareContainerDirs(storeRoot: string, containerDir: string, userns: UsernsOption): void {
-  const root = { uid: mapId(0, userns.uidMap), gid: mapId(0, userns.gidMap) };
-  if (root.uid === undefined || root.gid === undefined) throw new TsrunError('EINVAL_FLAG', 'the user namespace does not map root');
+  const root = mappedRoot(userns);
   for (let dir = dirname(storeRoot); ; dir = dirname(dir)) {
     if ((lstatSync(dir).mode & 0o001) === 0) {
       throw new TsrunError(
@@ -115,7 +114,7 @@ export function prepareContainerDirs(storeRoot: string, containerDir: string, us
   // The store and its containers dir: searchable (not listable) by that uid. The container's
   // own dir: its root's alone (its upper dir may hold set-id programs of host uids too).
   for (const d of [storeRoot, join(storeRoot, 'containers')]) chmodSync(d, (lstatSync(d).mode & 0o777) | 0o711);
-  ownByMappedRoot(containerDir, userns);
+  ownByMappedRoot(containerDir, root);
   for (const d of ['upper', 'work']) {
     const path = join(containerDir, d);
     const st = lstatSync(path);
@@ -123,15 +122,20 @@ export function prepareContainerDirs(storeRoot: string, containerDir: string, us
   }
 }
 
-function ownByMappedRoot(dir: string, userns: Pick<UsernsOption, 'uidMap' | 'gidMap'>): void {
+/** The host uid and gid the container's root is. */
+function mappedRoot(userns: Pick<UsernsOption, 'uidMap' | 'gidMap'>): { uid: number; gid: number } {
   const uid = mapId(0, userns.uidMap);
   const gid = mapId(0, userns.gidMap);
   if (uid === undefined || gid === undefined) throw new TsrunError('EINVAL_FLAG', 'the user namespace does not map root');
-  lchownSync(dir, uid, gid);
+  return { uid, gid };
+}
+
+function ownByMappedRoot(dir: string, root: { uid: number; gid: number }): void {
+  lchownSync(dir, root.uid, root.gid);
   chmodSync(dir, 0o700);
 }
 
-/** The copies no container uses any more (for `system prune`). */
+/** The copies no container uses any more (for `image prune`). */
 export function pruneShiftedLayers(storeRoot: string, inUse: Set<string>): number {
   const base = join(storeRoot, 'userns');
   let removed = 0;
