@@ -44,8 +44,8 @@ export function register(program: Command): void {
       const refs = await m.containerRefs(root);
       const r = await m.pruneImages(store, refs, { all: flags.all });
       // Layer copies made for user namespaces where the store cannot be idmapped: a cache.
-      const { pruneUnusedShiftedLayers } = await import('../src/container/userns-copies.js');
-      pruneUnusedShiftedLayers(root);
+      const { pruneShiftedLayers } = await import('../src/namespaces/userns-files.js');
+      pruneShiftedLayers(root, new Set(refs.flatMap((r) => (r.usernsKey ? [r.usernsKey] : []))));
       if (r.untagged.length + r.deleted.length > 0) {
         const lines = [...r.untagged.map((n) => `untagged: ${familiarName(n)}`), ...r.deleted.map((d) => `deleted: ${d}`)];
         process.stdout.write(`Deleted Images:\n${lines.join('\n')}\n\n`);

@@ -24,6 +24,7 @@ import type { ContainerRef } from '../image/prune.js';
 import { ContainerPaths } from './paths.js';
 import { listIds, readRecord } from './record.js';
 import { observe } from './status.js';
+import { mapKey } from '../namespaces/userns.js';
 
 export type ChangeKind = 'A' | 'C' | 'D';
 
@@ -225,6 +226,7 @@ export async function containerRefs(storeRoot: string, opts: { sizes?: boolean }
       imageId: record.imageId,
       lowerDirs: record.lowerDirs,
       active: status === 'running' || status === 'paused' || status === 'restarting',
+      ...(record.options.userns && { usernsKey: mapKey(record.options.userns) }),
     };
     if (opts.sizes) ref.sizeRw = await upperSize(join(paths.dir, 'upper'));
     out.push(ref);

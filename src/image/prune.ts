@@ -29,6 +29,8 @@ export interface ContainerRef {
   active: boolean;
   /** Bytes in its upper dir (for `system df`), when measured. */
   sizeRw?: number;
+  /** With a user namespace: the key of the layer copies its map would use (userns-files.ts). */
+  usernsKey?: string;
 }
 
 export const GC_GRACE_MS = 60 * 60 * 1000;

@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, lchownSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { TsrunError, errnoOf } from '../errors.js';
-import type { IdMap, UsernsOption } from './userns.js';
+import { mapKey, type IdMap, type UsernsOption } from './userns.js';
 
 export type UsernsFiles = 'idmap' | 'copy';
 
@@ -59,9 +59,6 @@ export function shiftOwners(dir: string, userns: Pick<UsernsOption, 'uidMap' | '
   };
   walk(dir);
 }
-
-const mapKey = (u: Pick<UsernsOption, 'uidMap' | 'gidMap'>) =>
-  [...u.uidMap.map((m) => `u${m.containerID}-${m.hostID}-${m.size}`), ...u.gidMap.map((m) => `g${m.containerID}-${m.hostID}-${m.size}`)].join('_');
 
 /**
  * The container's lower dirs (store-relative `l/<id>` links) as shifted copies, made once per
@@ -152,5 +149,3 @@ export function pruneShiftedLayers(storeRoot: string, inUse: Set<string>): numbe
   }
   return removed;
 }
-
-export { mapKey };

@@ -119,6 +119,10 @@ export function ensureSubIds(file: string): SubRange {
   return { start, size: RANGE };
 }
 
+/** The directory name of one map's copies under `<store>/userns/`. */
+export const mapKey = (u: Pick<UsernsOption, 'uidMap' | 'gidMap'>) =>
+  [...u.uidMap.map((m) => `u${m.containerID}-${m.hostID}-${m.size}`), ...u.gidMap.map((m) => `g${m.containerID}-${m.hostID}-${m.size}`)].join('_');
+
 const blocksDir = (storeRoot: string) => join(storeRoot, 'userns');
 
 /** Take a free block of tsrun's range for container `id`; the maps that go with it. */

@@ -156,7 +156,13 @@ describePrivileged('user namespaces', () => {
     for (const d of [join(store, 'containers', seen.Id), join(store, 'userns', readdirSync(join(store, 'userns')).find((n) => n.startsWith('u'))!)]) {
       expect([statSync(d).uid, statSync(d).mode & 0o777]).toEqual([host, 0o700]);
     }
+    const copies = () => readdirSync(join(store, 'userns')).filter((n) => n.startsWith('u'));
+    expect(cli('image', 'prune', '-f').status).toBe(0);
+    expect(copies()).toHaveLength(1); // its container still uses them
     expect(cli('rm', id).status).toBe(0);
+    // The copies are a cache of image data: image prune drops those no container uses.
+    expect(cli('image', 'prune', '-f').status).toBe(0);
+    expect(copies()).toEqual([]);
   });
 
   it('takes explicit maps, and names what is wrong with bad ones', () => {
