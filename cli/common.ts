@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { TsrunError } from '../src/errors.js';
-import { rootlessPaths } from '../src/rootless.js';
+import { isRootless, rootlessPaths } from '../src/rootless.js';
 
 export interface GlobalOptions {
   /** Store root (images, layers, containers). */
@@ -17,8 +17,7 @@ export function globalOptions(cmd: Command): GlobalOptions {
   // optsWithGlobals merges the program's options into the subcommand's.
   const o = cmd.optsWithGlobals() as Partial<GlobalOptions>;
   // Rootless (an ordinary user, or tsrun inside its user namespace): the user's own store.
-  const rootless = process.geteuid?.() !== 0 || Boolean(process.env.TSRUN_USERNS);
-  const defaults = rootless ? rootlessPaths() : { root: '/var/lib/tsrun', runroot: '/run/tsrun' };
+  const defaults = isRootless() ? rootlessPaths() : { root: '/var/lib/tsrun', runroot: '/run/tsrun' };
   return {
     // Absolute: the monitor runs in / and overlay options are relative to the root.
     root: resolve(o.root ?? process.env.TSRUN_ROOT ?? defaults.root),

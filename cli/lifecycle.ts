@@ -28,10 +28,10 @@ async function forEach(names: string[], fn: (name: string) => Promise<void>): Pr
   return failed > 0 ? 1 : 0;
 }
 
-function seconds(value: string | undefined, fallback: number): number {
+function seconds(value: string | number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < -1) throw flagError('--time', value, 'expected whole seconds (-1: wait forever)');
+  if (!Number.isInteger(n) || n < -1) throw flagError('--time', String(value), 'expected whole seconds (-1: wait forever)');
   return n === -1 ? 1e9 : n;
 }
 
@@ -72,7 +72,7 @@ export function register(program: Command): void {
         return forEach(names, async (name) => {
           const found = m.findContainer(root, name);
           // -t, else the container's --stop-timeout, else docker's 10 s.
-          const timeout = seconds(flags.time, found.record.stopTimeout === -1 ? 1e9 : (found.record.stopTimeout ?? 10));
+          const timeout = seconds(flags.time ?? found.record.stopTimeout, 10);
           await m.stopContainer(root, found, timeout, signal);
           if (verb === 'restart') await m.startContainer(root, m.findContainer(root, name), { tsrunCommand: tsrunCommand(root) });
         });

@@ -4,7 +4,8 @@
 // is even loaded (all of them for help and completion): start-up time is `run`'s budget.
 import module from 'node:module';
 import { Command, type CommanderError } from 'commander';
-import { collect } from './common.js';
+import { collect, report } from './common.js';
+import { needsUserns, reexecInUserns } from '../src/rootless.js';
 // Node >= 22.1 keeps V8's compiled code on disk: every later tsrun starts faster.
 (module as { enableCompileCache?: () => unknown }).enableCompileCache?.();
 
@@ -61,15 +62,11 @@ if (only.length === 1 && (only[0] === '--version' || only[0] === '-v')) {
   process.exit(0);
 }
 // Rootless: most commands run again as root of the user's own user namespace (src/rootless.ts).
-if (process.geteuid?.() !== 0 && !process.env.TSRUN_USERNS) {
-  const rootless = await import('../src/rootless.js');
-  if (rootless.needsUserns(word)) {
-    try {
-      await rootless.reexecInUserns();
-    } catch (err) {
-      const { report } = await import('./common.js');
-      process.exit(report(err));
-    }
+if (needsUserns(word)) {
+  try {
+    await reexecInUserns();
+  } catch (err) {
+    process.exit(report(err));
   }
 }
 // Completion describes every command, so it needs them all.
