@@ -64,3 +64,21 @@ export { flagError } from '../src/errors.js';
 export function tsrunCommand(root: string): string[] {
   return [process.execPath, resolve(process.argv[1]!), '--root', root];
 }
+
+/** The cgroup limits `run`, `create` and `update` share, as docker's flags. */
+export function addResourceOptions(cmd: Command): Command {
+  return cmd
+    .option('-m, --memory <bytes>', 'memory limit (b, k, m, g; at least 6m)')
+    .option('--memory-swap <bytes>', 'memory + swap limit; -1 for unlimited swap')
+    .option('--memory-reservation <bytes>', 'memory soft limit')
+    .option('--cpus <number>', 'number of CPUs (e.g. 0.5)')
+    .option('-c, --cpu-shares <int>', 'CPU shares (relative weight, 2-262144)')
+    .option('--cpu-period <us>', 'CPU CFS period in microseconds')
+    .option('--cpu-quota <us>', 'CPU CFS quota in microseconds')
+    .option('--cpuset-cpus <list>', 'CPUs allowed (0-3, 0,1)')
+    .option('--cpuset-mems <list>', 'memory nodes allowed (0-3, 0,1)')
+    .option('--pids-limit <int>', 'maximum number of processes (-1 for unlimited)')
+    .option('--blkio-weight <int>', 'block IO weight (10-1000)')
+    .option('--device-read-bps <dev:rate>', 'limit read rate from a device (repeatable)', collect)
+    .option('--device-write-bps <dev:rate>', 'limit write rate to a device (repeatable)', collect);
+}

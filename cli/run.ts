@@ -3,7 +3,7 @@ import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { RunFlagValues } from '../src/container/run-options.js';
 import { TsrunError } from '../src/errors.js';
-import { action, collect, globalOptions, tsrunCommand, type GlobalOptions } from './common.js';
+import { action, addResourceOptions, collect, globalOptions, tsrunCommand, type GlobalOptions } from './common.js';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
 
@@ -53,7 +53,7 @@ export function cidfile(path: string | undefined): { write(id: string): void } {
 
 /** run's flags, shared with `create` (docker groups them the same way in its reference). */
 export function addRunOptions(cmd: Command): Command {
-  return cmd
+  cmd
     .optionsGroup('Container:')
     .option('--name <string>', 'assign a name to the container')
     .option('--rm', 'automatically remove the container when it exits')
@@ -104,20 +104,8 @@ export function addRunOptions(cmd: Command): Command {
     .option('--userns <mode>', 'user namespace: host (default), or private/auto: root inside is an unprivileged host uid from /etc/subuid')
     .option('--uidmap <ctr:host:size>', 'map container uids to host uids (repeatable; implies a user namespace)', collect)
     .option('--gidmap <ctr:host:size>', 'map container gids to host gids (repeatable; default: as --uidmap)', collect)
-    .optionsGroup('Resources (cgroups):')
-    .option('-m, --memory <bytes>', 'memory limit (b, k, m, g; at least 6m)')
-    .option('--memory-swap <bytes>', 'memory + swap limit; -1 for unlimited swap')
-    .option('--memory-reservation <bytes>', 'memory soft limit')
-    .option('--cpus <number>', 'number of CPUs (e.g. 0.5)')
-    .option('-c, --cpu-shares <int>', 'CPU shares (relative weight, 2-262144)')
-    .option('--cpu-period <us>', 'CPU CFS period in microseconds')
-    .option('--cpu-quota <us>', 'CPU CFS quota in microseconds')
-    .option('--cpuset-cpus <list>', 'CPUs allowed (0-3, 0,1)')
-    .option('--cpuset-mems <list>', 'memory nodes allowed (0-3, 0,1)')
-    .option('--pids-limit <int>', 'maximum number of processes (-1 for unlimited)')
-    .option('--blkio-weight <int>', 'block IO weight (10-1000)')
-    .option('--device-read-bps <dev:rate>', 'limit read rate from a device (repeatable)', collect)
-    .option('--device-write-bps <dev:rate>', 'limit write rate to a device (repeatable)', collect)
+    .optionsGroup('Resources (cgroups):');
+  return addResourceOptions(cmd)
     .option('--device-read-iops <dev:rate>', 'limit read rate (IO per second) from a device (repeatable)', collect)
     .option('--device-write-iops <dev:rate>', 'limit write rate (IO per second) to a device (repeatable)', collect)
     .option('--cgroup-parent <path>', 'parent cgroup of the container\'s cgroup (env TSRUN_CGROUP_PARENT)', process.env.TSRUN_CGROUP_PARENT ?? 'tsrun')

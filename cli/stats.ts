@@ -1,6 +1,6 @@
 // tsrun stats [--no-stream] [--format ...] [-a] [CONTAINER...]   and   tsrun update [limits] CONTAINER...
 import type { Command } from 'commander';
-import { action, collect, globalOptions } from './common.js';
+import { action, addResourceOptions, globalOptions } from './common.js';
 import { printRows } from './format.js';
 import { humanSize } from './pull.js';
 
@@ -72,24 +72,11 @@ export function register(program: Command): void {
       }
     }));
 
-  program
+  const update = program
     .command('update')
     .description('Change the resource limits of containers (running ones at once)')
-    .argument('<container...>')
-    .option('-m, --memory <bytes>', 'memory limit')
-    .option('--memory-swap <bytes>', 'memory + swap limit; -1 for unlimited swap')
-    .option('--memory-reservation <bytes>', 'memory soft limit')
-    .option('--cpus <number>', 'number of CPUs')
-    .option('-c, --cpu-shares <int>', 'CPU shares (relative weight)')
-    .option('--cpu-period <us>', 'CPU CFS period')
-    .option('--cpu-quota <us>', 'CPU CFS quota')
-    .option('--cpuset-cpus <list>', 'CPUs allowed')
-    .option('--cpuset-mems <list>', 'memory nodes allowed')
-    .option('--pids-limit <int>', 'maximum number of processes')
-    .option('--blkio-weight <int>', 'block IO weight (10-1000)')
-    .option('--device-read-bps <dev:rate>', 'limit read rate from a device (repeatable)', collect)
-    .option('--device-write-bps <dev:rate>', 'limit write rate to a device (repeatable)', collect)
-    .action(action(async (names: string[], flags: Record<string, string>, cmd: Command) => {
+    .argument('<container...>');
+  addResourceOptions(update).action(action(async (names: string[], flags: Record<string, string>, cmd: Command) => {
       const { root } = globalOptions(cmd);
       const [{ findContainer }, { updateContainer }] = await Promise.all([import('../src/container/lookup.js'), import('../src/container/stats.js')]);
       for (const name of names) {
