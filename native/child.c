@@ -1,8 +1,9 @@
 /*
  * child.c: the container's first process, from clone() to execve().
  *
- * It waits until the monitor says "go" (tsrun has put it in its cgroup and
- * network by then), runs the plan's steps in order and execs. A failing step
+ * It joins its cgroups (the monitor does, for a child in a new user namespace),
+ * waits until the monitor says "go" (tsrun has readied its network by then),
+ * runs the plan's steps in order and execs. A failing step
  * sends (step, op, errno, message) to the monitor and exits: nothing of the
  * container's program ever runs in a half-built container.
  */
@@ -18,8 +19,10 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 #include <limits.h>
+#include <linux/magic.h>
 
 #include "helper.h"
 
@@ -213,6 +216,43 @@ const struct step_def *step_lookup(const char *name)
 	return NULL;
 }
 
+/* Whether the child joins its cgroups itself (see monitor.c): not from a new
+ * user namespace, where it has no say over the host's cgroup files. */
+int cgroup_self_attach(const struct plan *p)
+{
+	return !(p->clone_flags & CLONE_NEWUSER);
+}
+
+/* Join each cgroup of the plan that clone3 did not put us in at birth: the
+ * `tasks` file of a cgroup v1 hierarchy with "0" (this thread alone: no
+ * threadgroup lock to wait for), cgroup.procs of a cgroup2 one. */
+static int join_cgroups(struct child *c)
+{
+	for (int i = 0; i < c->plan->n_cgroup_procs; i++) {
+		const char *procs = c->plan->cgroup_procs[i];
+		const char *slash = strrchr(procs, '/');
+		char path[4096 + 16], dir[4096];
+		struct statfs fs;
+		if (i == c->joined)
+			continue;
+		if (!slash || (size_t)(slash - procs) >= sizeof(dir))
+			return fail(c, EINVAL, "not a cgroup.procs path: %s", procs);
+		memcpy(dir, procs, (size_t)(slash - procs));
+		dir[slash - procs] = '\0';
+		int v1 = statfs(dir, &fs) == 0 && fs.f_type != CGROUP2_SUPER_MAGIC;
+		snprintf(path, sizeof(path), "%s/%s", dir, v1 ? "tasks" : "cgroup.procs");
+		int fd = (int)TR(open(path, O_WRONLY | O_CLOEXEC), "openat(AT_FDCWD, %s, O_WRONLY|O_CLOEXEC)", q(path));
+		if (fd < 0 || TR(write(fd, "0", 1), "write(%d, \"0\", 1)", fd) != 1) {
+			int e = errno;
+			if (fd >= 0)
+				close(fd);
+			return fail(c, e, "join the cgroup %s", dir);
+		}
+		close(fd);
+	}
+	return 0;
+}
+
 _Noreturn void child_main(struct child *c, int nullfd)
 {
 	sigset_t none;
@@ -242,6 +282,11 @@ _Noreturn void child_main(struct child *c, int nullfd)
 	/* Modes in the plan are exact (/dev/null must be 0666); exec sets
 	 * docker's 0022 back before execve(). */
 	umask(0);
+	/* While tsrun hears our pid and readies the network, not after "go". */
+	if (cgroup_self_attach(c->plan) && join_cgroups(c) < 0) {
+		imsg_send(c->sock, MSG_ERROR, 0, -1, "cgroup-procs", errname(c->err_errno), c->err_msg);
+		_exit(125);
+	}
 	if (read(c->sock, &go, 1) != 1)
 		_exit(125); /* the monitor is gone: never start */
 	/* In a new user namespace we are nobody until the monitor has written

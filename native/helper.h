@@ -125,6 +125,7 @@ struct child {
 	int sock;       /* to the monitor; CLOEXEC so execve closes it */
 	int out[2];     /* with `log`: write ends of the stdout/stderr pipes, else -1 */
 	int rootfd;     /* O_PATH fd of the container root, -1 before `root` */
+	int joined;     /* the cgroup-procs entry clone3 put it in at birth, or -1 */
 	int step;       /* number of the step being run */
 	char **env;     /* from the `env` steps, NULL-terminated */
 	int nenv;
@@ -135,6 +136,7 @@ struct child {
 };
 
 _Noreturn void child_main(struct child *c, int nullfd);
+int cgroup_self_attach(const struct plan *p);
 int fail(struct child *c, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 int fail_msg(struct child *c, int err, const char *fmt, ...)
