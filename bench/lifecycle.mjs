@@ -16,7 +16,7 @@ const runs = Number(argv[argv.indexOf('--runs') + 1]) || 20;
 const work = mkdtempSync(join(tmpdir(), 'tsrun-bench-life-'));
 const env = { ...process.env, TSRUN_CGROUP_PARENT: `tsrun-bench-${process.pid}`, TSRUN_BRIDGE: `bl${process.pid % 10000}`, TSRUN_BRIDGE_SUBNET: '10.213.249.0/24' };
 const root = join(work, 'store');
-const tsrun = [process.execPath, join(repo, 'dist/cli/main.js'), '--root', root];
+const tsrun = [process.execPath, join(repo, 'dist/tsrun.cjs'), '--root', root];
 const t = (...args) => execFileSync(tsrun[0], [...tsrun.slice(1), ...args], { encoding: 'utf8', env });
 const cleanups = [];
 

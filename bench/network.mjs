@@ -62,7 +62,7 @@ try {
 
   // 2. What bridge networking adds to a whole `tsrun run`.
   const store = join(work, 'tsrun');
-  const tsrun = [process.execPath, join(repo, 'dist/cli/main.js'), '--root', store];
+  const tsrun = [process.execPath, join(repo, 'dist/tsrun.cjs'), '--root', store];
   const archive = join(work, 'busybox.tar');
   execFileSync(process.execPath, [join(repo, 'scripts/make-busybox-image.mjs'), '--out', archive, '--format', 'docker-archive', '--name', 'bench/busybox:latest']);
   execFileSync(tsrun[0], [...tsrun.slice(1), 'load', '-q', '-i', archive], { env });

@@ -93,7 +93,7 @@ try {
     spawnSync('sync');
   };
   const tsrunRoot = join(work, 'tsrun');
-  const tsrun = [process.execPath, join(repo, 'dist/cli/main.js'), '--root', tsrunRoot];
+  const tsrun = [process.execPath, join(repo, 'dist/tsrun.cjs'), '--root', tsrunRoot];
   const rows = [];
   rows.push(row('tsrun pull (cold)', () => timeCommand([...tsrun, 'pull', '-q', ref], { runs, warmup: 1, before: empty(tsrunRoot) })));
   rows.push(row('tsrun pull (warm: all present)', () => timeCommand([...tsrun, 'pull', '-q', ref], { runs: runs * 2, warmup: 1 })));

@@ -14,7 +14,7 @@ const argv = process.argv.slice(2);
 const runs = Number(argv[argv.indexOf('--runs') + 1]) || 20;
 const work = mkdtempSync(join(tmpdir(), 'tsrun-bench-'));
 const root = join(work, 'store');
-const tsrun = [process.execPath, join(repo, 'dist/cli/main.js'), '--root', root];
+const tsrun = [process.execPath, join(repo, 'dist/tsrun.cjs'), '--root', root];
 const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...opts });
 
 const cleanups = [];

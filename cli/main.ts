@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // tsrun's entry point. Each command lives in its own cli/<command>.ts, which declares its flags
 // and imports the code under src/ only when it runs. Only the module of the command being run
-// is even loaded (all of them for help and completion): start-up time is `run`'s budget.
+// is even evaluated (all of them for help and completion): start-up time is `run`'s budget.
+// What users run is this file bundled with everything it imports into one CommonJS script,
+// dist/tsrun.cjs (scripts/bundle.mjs): Node loads one file instead of ~90 ES modules.
 import module from 'node:module';
 import { Command, type CommanderError } from 'commander';
 import { collect, report } from './common.js';
 import { needsUserns, reexecInUserns } from '../src/rootless.js';
-// Node >= 22.1 keeps V8's compiled code on disk: every later tsrun starts faster.
+// Node >= 22.1 keeps V8's compiled code on disk for what loads from here on (undici, tar-stream).
 (module as { enableCompileCache?: () => unknown }).enableCompileCache?.();
 
 const VERSION = 'tsrun 0.1.0';
@@ -31,16 +33,27 @@ const program = new Command('tsrun')
   });
 
 type Register = (program: Command) => void;
+type Loader = () => Promise<{ register: Register }>;
 
-/** cli module → the commands it registers, in the order `tsrun --help` lists them. */
-const MODULES: Array<[module: string, commands: string[]]> = [
-  ['run', ['run']], ['create', ['create']], ['exec', ['exec']], ['cp', ['cp']], ['diff', ['diff']],
-  ['export', ['export']], ['commit', ['commit']], ['top', ['top']], ['ps', ['ps']],
-  ['lifecycle', ['start', 'stop', 'restart', 'kill', 'rm', 'wait', 'pause', 'unpause', 'rename']],
-  ['logs', ['logs']], ['attach', ['attach']], ['port', ['port']], ['inspect', ['inspect']], ['container', ['container']], ['stats', ['stats', 'update']],
-  ['pull', ['pull']], ['push', ['push']], ['images', ['images', 'image', 'rmi', 'tag']], ['load', ['load']],
-  ['save', ['save']], ['system', ['system', 'image']], ['login', ['login']], ['logout', ['logout']],
-  ['network', ['network']], ['info', ['info']], ['version', ['version']], ['completion', ['completion']],
+/**
+ * cli module → the commands it registers, in the order `tsrun --help` lists them. The imports are
+ * written out (not built from the name) so the bundler can see them: each one's code is in
+ * dist/tsrun.cjs but runs only when its command does.
+ */
+const MODULES: Array<[load: Loader, commands: string[]]> = [
+  [() => import('./run.js'), ['run']], [() => import('./create.js'), ['create']],
+  [() => import('./exec.js'), ['exec']], [() => import('./cp.js'), ['cp']], [() => import('./diff.js'), ['diff']],
+  [() => import('./export.js'), ['export']], [() => import('./commit.js'), ['commit']],
+  [() => import('./top.js'), ['top']], [() => import('./ps.js'), ['ps']],
+  [() => import('./lifecycle.js'), ['start', 'stop', 'restart', 'kill', 'rm', 'wait', 'pause', 'unpause', 'rename']],
+  [() => import('./logs.js'), ['logs']], [() => import('./attach.js'), ['attach']], [() => import('./port.js'), ['port']],
+  [() => import('./inspect.js'), ['inspect']], [() => import('./container.js'), ['container']],
+  [() => import('./stats.js'), ['stats', 'update']], [() => import('./pull.js'), ['pull']], [() => import('./push.js'), ['push']],
+  [() => import('./images.js'), ['images', 'image', 'rmi', 'tag']], [() => import('./load.js'), ['load']],
+  [() => import('./save.js'), ['save']], [() => import('./system.js'), ['system', 'image']],
+  [() => import('./login.js'), ['login']], [() => import('./logout.js'), ['logout']],
+  [() => import('./network.js'), ['network']], [() => import('./info.js'), ['info']],
+  [() => import('./version.js'), ['version']], [() => import('./completion.js'), ['completion']],
 ];
 
 /** The command word: the first argument that is not a global option or its value. */
@@ -54,40 +67,45 @@ function commandWord(args: string[]): string | undefined {
   return undefined;
 }
 
-const word = commandWord(process.argv.slice(2));
-// `tsrun --version` alone needs none of the commands (scripts call it to probe for tsrun).
-const only = process.argv.slice(2);
-if (only.length === 1 && (only[0] === '--version' || only[0] === '-v')) {
-  process.stdout.write(`${VERSION}\n`);
-  process.exit(0);
-}
-// Rootless: most commands run again as root of the user's own user namespace (src/rootless.ts).
-if (needsUserns(word)) {
-  try {
-    await reexecInUserns();
-  } catch (err) {
-    process.exit(report(err));
+// The bundle (dist/tsrun.cjs) is a CommonJS script, which cannot await at its top level.
+async function main(): Promise<void> {
+  const word = commandWord(process.argv.slice(2));
+  // `tsrun --version` alone needs none of the commands (scripts call it to probe for tsrun).
+  const only = process.argv.slice(2);
+  if (only.length === 1 && (only[0] === '--version' || only[0] === '-v')) {
+    process.stdout.write(`${VERSION}\n`);
+    process.exit(0);
   }
-}
-// Completion describes every command, so it needs them all.
-const wanted = word === 'completion' ? [] : MODULES.filter(([, names]) => word !== undefined && names.includes(word));
-for (const [name] of wanted.length > 0 ? wanted : MODULES) {
-  const { register } = (await import(`./${name}.js`)) as { register: Register };
-  register(program);
+  // Rootless: most commands run again as root of the user's own user namespace (src/rootless.ts).
+  if (needsUserns(word)) {
+    try {
+      await reexecInUserns();
+    } catch (err) {
+      process.exit(report(err));
+    }
+  }
+  // Completion describes every command, so it needs them all.
+  const wanted = word === 'completion' ? [] : MODULES.filter(([, names]) => word !== undefined && names.includes(word));
+  for (const [load] of wanted.length > 0 ? wanted : MODULES) {
+    const { register } = await load();
+    register(program);
+  }
+
+  // `tsrun --help` groups commands as `docker --help` does.
+  const COMMON = ['run', 'exec', 'ps', 'pull', 'push', 'images', 'login', 'logout', 'info', 'version'];
+  const MANAGEMENT = ['container', 'image', 'network', 'system'];
+  for (const cmd of program.commands) {
+    const name = cmd.name();
+    cmd.helpGroup(COMMON.includes(name) ? 'Common Commands:' : MANAGEMENT.includes(name) ? 'Management Commands:' : 'Commands:');
+  }
+
+  // `tsrun images | head` closes the pipe early: that is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+
+  await program.parseAsync(process.argv);
 }
 
-// `tsrun --help` groups commands as `docker --help` does.
-const COMMON = ['run', 'exec', 'ps', 'pull', 'push', 'images', 'login', 'logout', 'info', 'version'];
-const MANAGEMENT = ['container', 'image', 'network', 'system'];
-for (const cmd of program.commands) {
-  const name = cmd.name();
-  cmd.helpGroup(COMMON.includes(name) ? 'Common Commands:' : MANAGEMENT.includes(name) ? 'Management Commands:' : 'Commands:');
-}
-
-// `tsrun images | head` closes the pipe early: that is not an error.
-process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code === 'EPIPE') process.exit(0);
-  throw err;
-});
-
-await program.parseAsync(process.argv);
+void main();

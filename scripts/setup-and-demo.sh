@@ -35,7 +35,7 @@ echo "== 2. npm dependencies and build"
 npm ci --no-audit --no-fund
 
 # `tsrun` on PATH, as the README and the lab use it.
-ln -sf "$PWD/dist/cli/main.js" /usr/local/bin/tsrun
+ln -sf "$PWD/dist/tsrun.cjs" /usr/local/bin/tsrun
 
 echo "== 3. a local insecure registry on $registry"
 work=$(mktemp -d /tmp/tsrun-demo-XXXX)

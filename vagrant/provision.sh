@@ -123,7 +123,7 @@ fingerprint() {
     { cat; node --version; } | sha256sum | cut -d' ' -f1
 }
 want=$(fingerprint)
-if [ "$(cat "$prefix/.provision-fingerprint" 2>/dev/null)" = "$want" ] && [ -x "$prefix/dist/cli/main.js" ]; then
+if [ "$(cat "$prefix/.provision-fingerprint" 2>/dev/null)" = "$want" ] && [ -x "$prefix/dist/tsrun.cjs" ]; then
   ok "tsrun built in $prefix"
 else
   rm -rf "$prefix.new"
@@ -140,11 +140,11 @@ fi
 
 # --- 4. the tsrun command ----------------------------------------------------------------
 mkdir -p "$bin_dir"
-if [ "$(readlink "$bin_dir/tsrun" 2>/dev/null)" = "$prefix/dist/cli/main.js" ]; then
+if [ "$(readlink "$bin_dir/tsrun" 2>/dev/null)" = "$prefix/dist/tsrun.cjs" ]; then
   ok "$bin_dir/tsrun"
 else
-  ln -sfn "$prefix/dist/cli/main.js" "$bin_dir/tsrun"
-  changed "$bin_dir/tsrun -> $prefix/dist/cli/main.js"
+  ln -sfn "$prefix/dist/tsrun.cjs" "$bin_dir/tsrun"
+  changed "$bin_dir/tsrun -> $prefix/dist/tsrun.cjs"
 fi
 
 # write_if_changed FILE CONTENT DESCRIPTION: returns 0 if it wrote.

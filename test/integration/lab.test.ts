@@ -11,12 +11,12 @@
 //           anything else      sample output; not run
 //
 // The lesson text says plain `tsrun`; here a `tsrun` wrapper first on PATH runs this checkout's
-// dist/cli/main.js, with the test's own store root, cgroup parent, bridge and subnet, no host
+// dist/tsrun.cjs, with the test's own store root, cgroup parent, bridge and subnet, no host
 // registry config, and LAB_PORT (a free port; the lessons use 5050 without it).
 //
 //   sudo npx vitest run test/integration/lab.test.ts             every lesson
 //   sudo LAB_LESSON=04 npx vitest run test/integration/lab.test.ts   one lesson
-//   LAB_TSRUN_CLI=/path/to/main.js                                   another build of the CLI
+//   LAB_TSRUN_CLI=/path/to/tsrun.cjs                                 another build of the CLI
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';

@@ -127,7 +127,7 @@ describePrivileged('vagrant/provision.sh', () => {
     expect(await catalog.json()).toEqual({ repositories: ['busybox'] });
 
     const tsrun = join(tmp, 'bin', 'tsrun');
-    expect(readlinkSync(tsrun)).toBe(join(tmp, 'opt', 'tsrun', 'dist', 'cli', 'main.js'));
+    expect(readlinkSync(tsrun)).toBe(join(tmp, 'opt', 'tsrun', 'dist', 'tsrun.cjs'));
     const run = (...args: string[]) =>
       execFileSync(tsrun, ['--root', join(tmp, 'store'), ...args], { encoding: 'utf8', env: { ...process.env, TSRUN_CONFIG: join(tmp, 'etc', 'config.json') } });
     expect(run('pull', '-q', `${addr}/busybox:latest`).trim()).toBe(`${addr}/busybox:latest`);

@@ -22,7 +22,7 @@ describePrivileged('rootless tsrun', () => {
 
   /** tsrun as the user, from a copy of the build it can read. */
   const t = (...args: string[]) => {
-    const r = spawnSync('runuser', ['-u', user, '--', 'env', `HOME=${home}`, `PATH=/usr/sbin:/usr/bin:/sbin:/bin`, node, join(app, 'dist/cli/main.js'), ...args], {
+    const r = spawnSync('runuser', ['-u', user, '--', 'env', `HOME=${home}`, `PATH=/usr/sbin:/usr/bin:/sbin:/bin`, node, join(app, 'dist/tsrun.cjs'), ...args], {
       encoding: 'utf8',
       timeout: 60_000,
       cwd: '/',
@@ -106,14 +106,14 @@ describePrivileged('rootless tsrun', () => {
   });
 
   it('passes a SIGTERM sent to it alone on to the container, through its user namespace', async () => {
-    const outer = spawn('runuser', ['-u', user, '--', 'env', `HOME=${home}`, node, join(app, 'dist/cli/main.js'), 'run', '--rm', '--network', 'none',
+    const outer = spawn('runuser', ['-u', user, '--', 'env', `HOME=${home}`, node, join(app, 'dist/tsrun.cjs'), 'run', '--rm', '--network', 'none',
       `${reg!.host}/rl/busybox`, 'sh', '-c', 'echo up; trap "exit 9" TERM; while :; do sleep 0.1; done'], { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<number | null>((resolve) => outer.on('exit', (code) => resolve(code)));
     await new Promise<void>((resolve) => outer.stdout!.on('data', (d: Buffer) => d.toString().includes('up') && resolve()));
     // The tsrun the user started, not the one inside the user namespace (the helper's child).
     const ppidOf = (pid: string) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]!;
     const commOf = (pid: string) => readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-    const tsruns = execFileSync('pgrep', ['-u', user, '-f', 'dist/cli/main.js run --rm'], { encoding: 'utf8' }).trim().split('\n');
+    const tsruns = execFileSync('pgrep', ['-u', user, '-f', 'dist/tsrun.cjs run --rm'], { encoding: 'utf8' }).trim().split('\n');
     const pid = Number(tsruns.find((p) => commOf(ppidOf(p)) !== 'tsrun-helper'));
     process.kill(pid, 'SIGTERM');
     expect(await exited).toBe(9);
@@ -133,7 +133,7 @@ describePrivileged('rootless tsrun', () => {
     const other = `tsrunno${process.pid % 100000}`;
     execFileSync('useradd', ['-M', '-K', 'SUB_UID_COUNT=0', '-K', 'SUB_GID_COUNT=0', other]);
     try {
-      const r = spawnSync('runuser', ['-u', other, '--', 'env', `HOME=${work}`, node, join(app, 'dist/cli/main.js'), 'images'], { encoding: 'utf8' });
+      const r = spawnSync('runuser', ['-u', other, '--', 'env', `HOME=${work}`, node, join(app, 'dist/tsrun.cjs'), 'images'], { encoding: 'utf8' });
       expect(r.status).toBe(125);
       expect(r.stderr).toMatch(new RegExp(`/etc/subuid has none for ${other}: ask an administrator for \`usermod --add-subuids`));
     } finally {

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const cli = join(repo, 'dist', 'cli', 'main.js');
+const cli = join(repo, 'dist', 'tsrun.cjs');
 const doc = readFileSync(join(repo, 'docs', 'commands.md'), 'utf8');
 
 /** Command names from the "...Commands:" sections of a --help text (aliases dropped). */

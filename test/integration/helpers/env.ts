@@ -9,7 +9,7 @@ import { describe } from 'vitest';
 import { findLeaks } from '../../leaks.js';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-export const cliPath = join(repoRoot, 'dist', 'cli', 'main.js');
+export const cliPath = join(repoRoot, 'dist', 'tsrun.cjs');
 export const isRoot = process.getuid?.() === 0;
 let nextNetwork = 0;
 

@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+// Bundles tsc's output (dist/cli/main.js and everything it imports) into the one script users run,
+// dist/tsrun.cjs, and the unpack worker into dist/unpack-worker-thread.js. Runs from `npm run build`.
+//
+// Why: Node resolves, reads, compiles and links an ES module at a time; `tsrun run` needs ~90 of
+// them, and that was a third of its start-up time. One CommonJS file is read and compiled once,
+// and esbuild keeps each module's code behind a function run on first import, so a command still
+// runs only its own modules. The npm packages loaded through createRequire (undici, tar-stream,
+// koffi, fzstd) stay outside: they load from node_modules when a command needs them.
+import { build } from 'esbuild';
+import { chmodSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const common = { bundle: true, platform: 'node', target: 'node20', logLevel: 'warning', legalComments: 'none' };
+
+// A CommonJS script has no import.meta: its URL is the bundle's own (files found relative to it,
+// native/build/tsrun-helper and package.json, are found by walking up from dist/ either way).
+await build({
+  ...common,
+  entryPoints: [join(root, 'dist/cli/main.js')],
+  outfile: join(root, 'dist/tsrun.cjs'),
+  format: 'cjs',
+  define: { 'import.meta.url': 'importMetaUrl' },
+  inject: [join(root, 'scripts/import-meta-url.js')],
+});
+chmodSync(join(root, 'dist/tsrun.cjs'), 0o755);
+
+// The worker is started by URL, './unpack-worker-thread.js' next to the module that starts it:
+// dist/src/image/ in tsc's output, dist/ in the bundle. As an ES module it keeps import.meta.
+await build({
+  ...common,
+  entryPoints: [join(root, 'dist/src/image/unpack-worker-thread.js')],
+  outfile: join(root, 'dist/unpack-worker-thread.js'),
+  format: 'esm',
+});
