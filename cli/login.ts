@@ -1,6 +1,7 @@
 // tsrun login [-u user] [-p password | --password-stdin] [SERVER]
 // Checks the credentials against the registry, then stores them in ~/.docker/config.json
 // ($DOCKER_CONFIG), mode 0600, keeping everything else in the file.
+import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { TsrunError } from '../src/errors.js';
 import { action, globalOptions } from './common.js';
@@ -14,7 +15,6 @@ async function readStdin(): Promise<string> {
 
 /** Asks on the terminal; the password is not echoed. */
 async function prompt(question: string, secret: boolean): Promise<string> {
-  const { createInterface } = await import('node:readline');
   const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
   if (secret) {
     // Write the question ourselves, then swallow readline's echo of what is typed.

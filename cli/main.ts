@@ -1,15 +1,13 @@
-#!/usr/bin/env node
 // tsrun's entry point. Each command lives in its own cli/<command>.ts, which declares its flags
 // and imports the code under src/ only when it runs. Only the module of the command being run
 // is even evaluated (all of them for help and completion): start-up time is `run`'s budget.
 // What users run is this file bundled with everything it imports into one CommonJS script,
-// dist/tsrun.cjs (scripts/bundle.mjs): Node loads one file instead of ~90 ES modules.
-import module from 'node:module';
+// dist/tsrun-main.cjs (scripts/bundle.mjs): Node loads one file instead of ~90 ES modules. The
+// `tsrun` command, dist/tsrun.cjs, runs that bundle through V8's code cache (cli/launcher.ts).
 import { Command, type CommanderError } from 'commander';
 import { collect, report } from './common.js';
+import { commandWord } from './command-word.js';
 import { needsUserns, reexecInUserns } from '../src/rootless.js';
-// Node >= 22.1 keeps V8's compiled code on disk for what loads from here on (undici, tar-stream).
-(module as { enableCompileCache?: () => unknown }).enableCompileCache?.();
 
 const VERSION = 'tsrun 0.1.0';
 
@@ -56,18 +54,7 @@ const MODULES: Array<[load: Loader, commands: string[]]> = [
   [() => import('./version.js'), ['version']], [() => import('./completion.js'), ['completion']],
 ];
 
-/** The command word: the first argument that is not a global option or its value. */
-function commandWord(args: string[]): string | undefined {
-  const withValue = new Set(['--root', '--runroot', '--insecure-registry']);
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (withValue.has(a)) i++;
-    else if (!a.startsWith('-')) return a;
-  }
-  return undefined;
-}
-
-// The bundle (dist/tsrun.cjs) is a CommonJS script, which cannot await at its top level.
+// The bundle is a CommonJS script, which cannot await at its top level.
 async function main(): Promise<void> {
   const word = commandWord(process.argv.slice(2));
   // `tsrun --version` alone needs none of the commands (scripts call it to probe for tsrun).

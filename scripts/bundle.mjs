@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Bundles tsc's output (dist/cli/main.js and everything it imports) into the one script users run,
-// dist/tsrun.cjs, and the unpack worker into dist/unpack-worker-thread.js. Runs from `npm run build`.
+// Bundles tsc's output: dist/cli/main.js and everything it imports into dist/tsrun-main.cjs; the
+// launcher that runs it from V8's code cache into dist/tsrun.cjs, the `tsrun` command; the unpack
+// worker into dist/unpack-worker-thread.js. Runs from `npm run build`.
 //
 // Why: Node resolves, reads, compiles and links an ES module at a time; `tsrun run` needs ~90 of
 // them, and that was a third of its start-up time. One CommonJS file is read and compiled once,
@@ -17,14 +18,16 @@ const common = { bundle: true, platform: 'node', target: 'node20', logLevel: 'wa
 
 // A CommonJS script has no import.meta: its URL is the bundle's own (files found relative to it,
 // native/build/tsrun-helper and package.json, are found by walking up from dist/ either way).
-await build({
-  ...common,
-  entryPoints: [join(root, 'dist/cli/main.js')],
-  outfile: join(root, 'dist/tsrun.cjs'),
-  format: 'cjs',
-  define: { 'import.meta.url': 'importMetaUrl' },
-  inject: [join(root, 'scripts/import-meta-url.js')],
-});
+const cjs = { ...common, format: 'cjs', define: { 'import.meta.url': 'importMetaUrl' }, inject: [join(root, 'scripts/import-meta-url.js')] };
+const main = await build({ ...cjs, entryPoints: [join(root, 'dist/cli/main.js')], outfile: join(root, 'dist/tsrun-main.cjs'), metafile: true });
+// The launcher runs the bundle as a vm.Script, which has no import(): everything must be bundled
+// or required (a builtin: a static import; an npm package: createRequire).
+const dynamic = Object.values(main.metafile.outputs).flatMap((o) => o.imports).filter((i) => i.kind === 'dynamic-import');
+if (dynamic.length > 0) {
+  console.error(`bundle: import() of ${dynamic.map((i) => i.path).join(', ')} would fail at run time: import it statically`);
+  process.exit(1);
+}
+await build({ ...cjs, entryPoints: [join(root, 'dist/cli/launcher.js')], outfile: join(root, 'dist/tsrun.cjs') });
 chmodSync(join(root, 'dist/tsrun.cjs'), 0o755);
 
 // The worker is started by URL, './unpack-worker-thread.js' next to the module that starts it:

@@ -8,6 +8,7 @@
 // published ports (the default network is the host's), device nodes in layers.
 // `tsrun exec` runs as the user on the host: from there it may join the container's
 // namespaces, which a sibling user namespace could not.
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { constants, homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -45,11 +46,7 @@ export async function reexecInUserns(): Promise<never> {
   const uid = process.geteuid?.() ?? 0;
   const gid = process.getegid?.() ?? 0;
   const name = userInfo().username;
-  const [{ helperPath }, { spawn }, { subordinateRange }] = await Promise.all([
-    import('./namespaces/helper.js'),
-    import('node:child_process'),
-    import('./namespaces/userns.js'),
-  ]);
+  const [{ helperPath }, { subordinateRange }] = await Promise.all([import('./namespaces/helper.js'), import('./namespaces/userns.js')]);
   // newuidmap's triples: the user's own id (uid, or gid for newgidmap) is 0, its range 1..N.
   const mapFor = (file: string, ownId: number): string => {
     let text = '';

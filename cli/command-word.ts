@@ -1,0 +1,14 @@
+// Which command a tsrun command line runs, before any parsing: the first argument that is not a
+// global option or its value. main.ts loads only that command's module; the launcher keeps one
+// code cache per command.
+
+const GLOBAL_WITH_VALUE = new Set(['--root', '--runroot', '--insecure-registry']);
+
+export function commandWord(args: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (GLOBAL_WITH_VALUE.has(a)) i++;
+    else if (!a.startsWith('-')) return a;
+  }
+  return undefined;
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+// The `tsrun` command, dist/tsrun.cjs. It runs the rest of tsrun, dist/tsrun-main.cjs (cli/main.ts
+// bundled with all it imports, scripts/bundle.mjs), from V8's code cache when there is one:
+// compiling that bundle is 10-17 ms of every start, most of which the cache saves. The cache is
+// written after a command's first successful run, so it holds every function that run compiled,
+// not only the bundle's top level; one per command, bundle and Node version, in a directory only
+// this user can write (src/sys/code-cache.ts).
+import Module from 'node:module';
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import vm from 'node:vm';
+import { commandWord } from './command-word.js';
+import { codeCacheDir, codeCacheName, readCodeCache, trustedDir, writeCodeCache } from '../src/sys/code-cache.js';
+
+const file = join(dirname(fileURLToPath(import.meta.url)), 'tsrun-main.cjs');
+let source: string;
+let size: { size: number; mtimeMs: number };
+try {
+  source = readFileSync(file, 'utf8');
+  size = statSync(file);
+} catch (err) {
+  process.stderr.write(`tsrun: cannot read ${file} (${(err as NodeJS.ErrnoException).code}): run \`npm run build\`\n`);
+  process.exit(125);
+}
+
+const candidate = codeCacheDir();
+const dir = candidate !== undefined && trustedDir(candidate) ? candidate : undefined;
+const name = codeCacheName(commandWord(process.argv.slice(2)) ?? 'help', size);
+const cached = dir === undefined ? undefined : readCodeCache(dir, name);
+// Node >= 22.1 caches what loads from node_modules later (undici, tar-stream) in the same place.
+if (dir !== undefined) (Module as { enableCompileCache?: (dir: string) => unknown }).enableCompileCache?.(join(dir, 'node'));
+
+// A CommonJS module is its source in this function; V8 checks the cache against the source and
+// its own version and flags, and compiles from the source when it rejects it. A script made
+// here cannot import() (scripts/bundle.mjs makes sure the bundle does not).
+const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
+  filename: file,
+  ...(cached && { cachedData: cached }),
+});
+if (dir !== undefined && (cached === undefined || script.cachedDataRejected)) {
+  process.once('exit', (code) => {
+    if (code === 0) writeCodeCache(dir, name, script.createCachedData());
+  });
+}
+const mod = { exports: {} };
+(script.runInThisContext() as (...args: unknown[]) => void)(mod.exports, Module.createRequire(file), mod, file, dirname(file));

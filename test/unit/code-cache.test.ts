@@ -1,0 +1,73 @@
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { codeCacheDir, codeCacheName, readCodeCache, trustedDir, writeCodeCache } from '../../src/sys/code-cache.js';
+
+describe('the code cache of the tsrun bundle', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'tsrun-code-cache-'));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  const isRoot = process.geteuid?.() === 0;
+
+  it('lives in /var/cache/tsrun for root, in the user\'s own cache directory for anyone else', () => {
+    expect(codeCacheDir({}, 0)).toBe('/var/cache/tsrun');
+    expect(codeCacheDir({ HOME: '/home/u' }, 1000)).toBe('/home/u/.cache/tsrun');
+    expect(codeCacheDir({ HOME: '/home/u', XDG_CACHE_HOME: '/x' }, 1000)).toBe('/x/tsrun');
+    // Rootless tsrun's second process is root only in its user namespace: the user's directory.
+    expect(codeCacheDir({ HOME: '/home/u', TSRUN_USERNS: '1000' }, 0)).toBe('/home/u/.cache/tsrun');
+    expect(codeCacheDir({}, 1000)).toBeUndefined();
+    expect(codeCacheDir({ TSRUN_CODE_CACHE: '/c' }, 0)).toBe('/c');
+    expect(codeCacheDir({ TSRUN_CODE_CACHE: 'off' }, 0)).toBeUndefined();
+  });
+
+  it('trusts only a directory of this user that nobody else may write to', () => {
+    const made = join(tmp, 'a', 'b');
+    expect(trustedDir(made)).toBe(true);
+    expect(statSync(made).mode & 0o777).toBe(0o700);
+    const open = join(tmp, 'open');
+    mkdirSync(open);
+    chmodSync(open, 0o777);
+    expect(trustedDir(open)).toBe(false);
+    const link = join(tmp, 'link');
+    symlinkSync(made, link);
+    expect(trustedDir(link)).toBe(false);
+    writeFileSync(join(tmp, 'file'), '');
+    expect(trustedDir(join(tmp, 'file'))).toBe(false);
+    if (isRoot) {
+      const theirs = join(tmp, 'theirs');
+      mkdirSync(theirs, { mode: 0o700 });
+      chownSync(theirs, 65534, 65534);
+      expect(trustedDir(theirs)).toBe(false);
+    }
+  });
+
+  it('names a cache by command, Node, and the bundle\'s size and time', () => {
+    const name = codeCacheName('run', { size: 1234, mtimeMs: 99.7 });
+    expect(name).toBe(`run.${process.version}-${process.arch}-1234-99.v8`);
+    expect(codeCacheName('../../etc/x', { size: 1, mtimeMs: 1 })).toMatch(/^other\./);
+  });
+
+  it('reads back what it wrote, replaces it whole, and drops the command\'s stale caches', () => {
+    const dir = join(tmp, 'rw');
+    expect(trustedDir(dir)).toBe(true);
+    const old = codeCacheName('ps', { size: 1, mtimeMs: 1 });
+    const other = codeCacheName('run', { size: 1, mtimeMs: 1 });
+    writeCodeCache(dir, old, Buffer.from('old'));
+    writeCodeCache(dir, other, Buffer.from('run'));
+    const name = codeCacheName('ps', { size: 2, mtimeMs: 2 });
+    writeCodeCache(dir, name, Buffer.from('new'));
+    expect(readCodeCache(dir, name)?.toString()).toBe('new');
+    expect(readdirSync(dir).sort()).toEqual([name, other].sort()); // no temporary file left
+    expect(statSync(join(dir, name)).mode & 0o777).toBe(0o600);
+    expect(readCodeCache(dir, 'missing.v8')).toBeUndefined();
+  });
+
+  it('does not follow a symlink planted in place of a cache file', () => {
+    const dir = join(tmp, 'planted');
+    expect(trustedDir(dir)).toBe(true);
+    writeFileSync(join(tmp, 'elsewhere'), 'code');
+    symlinkSync(join(tmp, 'elsewhere'), join(dir, 'run.v8'));
+    expect(readCodeCache(dir, 'run.v8')).toBeUndefined();
+    expect(readFileSync(join(tmp, 'elsewhere'), 'utf8')).toBe('code');
+  });
+});
