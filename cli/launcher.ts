@@ -6,19 +6,20 @@
 // not only the bundle's top level; one per command, bundle and Node version, in a directory only
 // this user can write (src/sys/code-cache.ts).
 import Module from 'node:module';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import vm from 'node:vm';
 import { commandWord } from './command-word.js';
 import { codeCacheDir, codeCacheName, readCodeCache, trustedDir, writeCodeCache } from '../src/sys/code-cache.js';
 
+/** A hash of the bundle's content, put here when both are built (scripts/bundle.mjs). */
+declare const TSRUN_BUNDLE_ID: string;
+
 const file = join(dirname(fileURLToPath(import.meta.url)), 'tsrun-main.cjs');
 let source: string;
-let size: { size: number; mtimeMs: number };
 try {
   source = readFileSync(file, 'utf8');
-  size = statSync(file);
 } catch (err) {
   process.stderr.write(`tsrun: cannot read ${file} (${(err as NodeJS.ErrnoException).code}): run \`npm run build\`\n`);
   process.exit(125);
@@ -26,7 +27,7 @@ try {
 
 const candidate = codeCacheDir();
 const dir = candidate !== undefined && trustedDir(candidate) ? candidate : undefined;
-const name = codeCacheName(commandWord(process.argv.slice(2)) ?? 'help', size);
+const name = codeCacheName(commandWord(process.argv.slice(2)) ?? 'help', TSRUN_BUNDLE_ID);
 const cached = dir === undefined ? undefined : readCodeCache(dir, name);
 // Node >= 22.1 caches what loads from node_modules later (undici, tar-stream) in the same place.
 if (dir !== undefined) (Module as { enableCompileCache?: (dir: string) => unknown }).enableCompileCache?.(join(dir, 'node'));

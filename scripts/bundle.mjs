@@ -9,7 +9,8 @@
 // runs only its own modules. The npm packages loaded through createRequire (undici, tar-stream,
 // koffi, fzstd) stay outside: they load from node_modules when a command needs them.
 import { build } from 'esbuild';
-import { chmodSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -27,7 +28,14 @@ if (dynamic.length > 0) {
   console.error(`bundle: import() of ${dynamic.map((i) => i.path).join(', ')} would fail at run time: import it statically`);
   process.exit(1);
 }
-await build({ ...cjs, entryPoints: [join(root, 'dist/cli/launcher.js')], outfile: join(root, 'dist/tsrun.cjs') });
+// The launcher names the bundle's code cache by a hash of the bundle (src/sys/code-cache.ts).
+const bundleId = createHash('sha256').update(readFileSync(join(root, 'dist/tsrun-main.cjs'))).digest('hex').slice(0, 16);
+await build({
+  ...cjs,
+  entryPoints: [join(root, 'dist/cli/launcher.js')],
+  outfile: join(root, 'dist/tsrun.cjs'),
+  define: { ...cjs.define, TSRUN_BUNDLE_ID: JSON.stringify(bundleId) },
+});
 chmodSync(join(root, 'dist/tsrun.cjs'), 0o755);
 
 // The worker is started by URL, './unpack-worker-thread.js' next to the module that starts it:

@@ -38,14 +38,15 @@ export function trustedDir(dir: string, euid = process.geteuid?.() ?? 0): boolea
 }
 
 /**
- * The cache file of one bundle, one Node and one command: V8 itself rejects code from another
- * V8 version or flags, and a source of another length, but not an edited source of the same
- * length, so the bundle's size and mtime are in the name. Per command, because what is cached
- * is what the run compiled: `ps` and `run` compile different functions.
+ * The cache file of one command, Node version and bundle. V8 itself rejects code from another V8
+ * version or flags, or for a source of another length, but not an edited source of the same
+ * length; and npm gives every file it installs the same mtime. So the bundle is named by a hash
+ * of its content, taken when it is built (scripts/bundle.mjs). Per command, because what is
+ * cached is what the run compiled: `ps` and `run` compile different functions.
  */
-export function codeCacheName(command: string, bundle: { size: number; mtimeMs: number }): string {
+export function codeCacheName(command: string, bundleId: string): string {
   const word = /^[a-z][a-z-]{0,30}$/.test(command) ? command : 'other';
-  return `${word}.${process.version}-${process.arch}-${bundle.size}-${Math.trunc(bundle.mtimeMs)}.v8`;
+  return `${word}.${process.version}-${process.arch}-${bundleId}.v8`;
 }
 
 /** The cached code, if there is a regular file of ours at that name. */
@@ -65,7 +66,7 @@ export function readCodeCache(dir: string, name: string): Buffer | undefined {
 
 /**
  * Keep the code under that name, replacing it whole (a reader sees the old file or the new one),
- * and drop this command's caches for other bundles or Node versions. Best effort: a full disk
+ * and drop this command's caches of other bundles. Best effort: a full disk
  * or a read-only directory only means the next start compiles again.
  */
 export function writeCodeCache(dir: string, name: string, data: Buffer): void {
@@ -73,9 +74,11 @@ export function writeCodeCache(dir: string, name: string, data: Buffer): void {
   try {
     writeFileSync(tmp, data, { mode: 0o600, flag: 'wx' });
     renameSync(tmp, join(dir, name));
+    // The command's caches of other bundles (earlier builds); another Node's of this one stay.
     const command = name.slice(0, name.indexOf('.') + 1);
+    const bundle = name.slice(name.lastIndexOf('-'));
     for (const old of readdirSync(dir)) {
-      if (old !== name && old.startsWith(command) && old.endsWith('.v8')) rmSync(join(dir, old), { force: true });
+      if (old.startsWith(command) && old.endsWith('.v8') && !old.endsWith(bundle)) rmSync(join(dir, old), { force: true });
     }
   } catch {
     rmSync(tmp, { force: true });

@@ -41,23 +41,25 @@ describe('the code cache of the tsrun bundle', () => {
     }
   });
 
-  it('names a cache by command, Node, and the bundle\'s size and time', () => {
-    const name = codeCacheName('run', { size: 1234, mtimeMs: 99.7 });
-    expect(name).toBe(`run.${process.version}-${process.arch}-1234-99.v8`);
-    expect(codeCacheName('../../etc/x', { size: 1, mtimeMs: 1 })).toMatch(/^other\./);
+  it('names a cache by command, Node, and the bundle', () => {
+    expect(codeCacheName('run', '0123abcd')).toBe(`run.${process.version}-${process.arch}-0123abcd.v8`);
+    expect(codeCacheName('../../etc/x', '0123abcd')).toMatch(/^other\./);
   });
 
   it('reads back what it wrote, replaces it whole, and drops the command\'s stale caches', () => {
     const dir = join(tmp, 'rw');
     expect(trustedDir(dir)).toBe(true);
-    const old = codeCacheName('ps', { size: 1, mtimeMs: 1 });
-    const other = codeCacheName('run', { size: 1, mtimeMs: 1 });
+    const old = codeCacheName('ps', 'aaaa');
+    const other = codeCacheName('run', 'aaaa');
+    const otherNode = `ps.v0.0.1-${process.arch}-bbbb.v8`;
     writeCodeCache(dir, old, Buffer.from('old'));
     writeCodeCache(dir, other, Buffer.from('run'));
-    const name = codeCacheName('ps', { size: 2, mtimeMs: 2 });
+    writeCodeCache(dir, otherNode, Buffer.from('other node'));
+    const name = codeCacheName('ps', 'bbbb');
     writeCodeCache(dir, name, Buffer.from('new'));
     expect(readCodeCache(dir, name)?.toString()).toBe('new');
-    expect(readdirSync(dir).sort()).toEqual([name, other].sort()); // no temporary file left
+    // ps of the earlier bundle is gone; run's and another Node's of this bundle stay; no temporary file.
+    expect(readdirSync(dir).sort()).toEqual([name, other, otherNode].sort());
     expect(statSync(join(dir, name)).mode & 0o777).toBe(0o600);
     expect(readCodeCache(dir, 'missing.v8')).toBeUndefined();
   });
