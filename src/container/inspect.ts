@@ -99,7 +99,8 @@ export function inspectContainer(storeRoot: string, record: ContainerRecord): Re
   const spec = JSON.parse(readFileSync(paths.config, 'utf8')) as OciSpec;
   const o = record.options;
   const net = seen.state.network;
-  const running = seen.status === 'running' || seen.status === 'paused';
+  // As docker: a container between two runs of its restart policy is still running, and restarting.
+  const running = seen.status === 'running' || seen.status === 'paused' || seen.status === 'restarting';
   const ports: Record<string, Array<{ HostIp: string; HostPort: string }> | null> = {};
   for (const p of net?.ports ?? []) {
     ports[`${p.containerPort}/${p.protocol}`] = [{ HostIp: p.hostIp || '0.0.0.0', HostPort: String(p.hostPort) }];
@@ -119,7 +120,8 @@ export function inspectContainer(storeRoot: string, record: ContainerRecord): Re
       Pid: seen.pid,
       ExitCode: seen.exitCode ?? 0,
       StartedAt: seen.monitor?.startedAt ?? seen.state.startedAt ?? '0001-01-01T00:00:00Z',
-      FinishedAt: (running ? null : (seen.monitor?.finishedAt ?? seen.state.finishedAt)) ?? '0001-01-01T00:00:00Z',
+      // Between two runs: when the last one ended, as docker.
+      FinishedAt: (running && seen.status !== 'restarting' ? null : (seen.monitor?.finishedAt ?? seen.state.finishedAt)) ?? '0001-01-01T00:00:00Z',
     },
     Image: record.imageId,
     ResolvConfPath: paths.resolvConf,

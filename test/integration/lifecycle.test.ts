@@ -127,6 +127,14 @@ describePrivileged('container lifecycle', () => {
     expect(inspect('flaky').HostConfig.RestartPolicy).toEqual({ Name: 'on-failure', MaximumRetryCount: 2 });
     detach('--name', 'forever', '--restart', 'always', image, 'sh', '-c', 'sleep 0.2; exit 0');
     await until(() => inspect('forever').RestartCount >= 1, 20_000);
+    // Between two runs (the monitor waits 100 ms, then 200, 400...), docker's State: running, restarting.
+    let between: Record<string, unknown> | undefined;
+    await until(() => {
+      const state = inspect('forever').State;
+      if (state.Status === 'restarting') between = state;
+      return between !== undefined;
+    }, 20_000);
+    expect(between).toMatchObject({ Running: true, Restarting: true, Pid: 0 });
     expect(t('stop', 'forever').status).toBe(0);
     await sleep(500);
     expect(inspect('forever').State.Status).toBe('exited');

@@ -100,7 +100,8 @@ describePrivileged('user namespaces', () => {
     const id = t('run', '-d', '--userns', 'private', '--restart', 'on-failure:1', image, 'sh', '-c',
       'cat /proc/self/uid_map; ip -4 -o addr show eth0 | wc -l; exit 3').stdout.trim();
     const deadline = Date.now() + 20_000;
-    while (inspect(id).RestartCount < 1 || inspect(id).State.Running) {
+    // Done when the second run has ended too (between runs the container is "restarting").
+    while (inspect(id).RestartCount < 1 || inspect(id).State.Status !== 'exited') {
       if (Date.now() > deadline) throw new Error('no restart');
       await new Promise((r) => setTimeout(r, 100));
     }
