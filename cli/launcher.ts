@@ -41,7 +41,12 @@ const script = new vm.Script(`(function (exports, require, module, __filename, _
 });
 if (dir !== undefined && (cached === undefined || script.cachedDataRejected)) {
   process.once('exit', (code) => {
-    if (code === 0) writeCodeCache(dir, name, script.createCachedData());
+    if (code !== 0) return; // a failed run compiled less than a command needs
+    try {
+      writeCodeCache(dir, name, script.createCachedData());
+    } catch {
+      // no cache this time (out of memory, say): the next start compiles again
+    }
   });
 }
 const mod = { exports: {} };
