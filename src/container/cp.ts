@@ -12,7 +12,21 @@ import { basename, dirname, resolve as resolvePath } from 'node:path';
 import type { Writable } from 'node:stream';
 import { TsrunError, errnoOf } from '../errors.js';
 import * as libc from '../sys/libc.js';
-import { cleanInRoot, devNumbers, failure, fdPath, lstatOrUndefined, openDir, openInRoot, walk, withContainerRoot, writeTar } from './export.js';
+import { basename as posixBasename, dirname as posixDirname } from 'node:path/posix';
+import {
+  applyXattrs,
+  carriedXattrs,
+  cleanInRoot,
+  devNumbers,
+  failure,
+  fdPath,
+  lstatOrUndefined,
+  openDir,
+  openInRoot,
+  walk,
+  withContainerRoot,
+  writeTar,
+} from './export.js';
 import type { Found } from './lookup.js';
 
 const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = fs.constants;
@@ -156,8 +170,16 @@ function locateSource(side: Side, p: string, followLink: boolean): { loc: Loc; s
   return { loc, st, close: () => fs.closeSync(fd) };
 }
 
+/**
+ * Copies a tree as docker cp's tar would: owners (see Owner), modes, times, file capabilities and
+ * user attributes, and files hard-linked to each other in the source are hard-linked in the copy.
+ */
 class Copier {
   bytes = 0;
+  /** The destination directory the copy goes into, while it runs (an fd). */
+  private top = -1;
+  /** A source inode with more than one link → where its first copy went, relative to `top`. */
+  private readonly links = new Map<string, string>();
 
   constructor(private readonly owner: Owner) {}
 
@@ -179,8 +201,8 @@ class Copier {
         // An existing directory: the source goes into it (its contents, for `src/.`).
         try {
           this.inDir(fdPath(existing), (d) => {
-            if (src.st.isDirectory() && contents) this.merge(src.loc, src.st, d, false);
-            else this.entry(src.loc, src.st, d, srcName);
+            if (src.st.isDirectory() && contents) this.merge(src.loc, src.st, d, '', false);
+            else this.entry(src.loc, src.st, d, '', srcName);
           });
         } finally {
           fs.closeSync(existing);
@@ -201,7 +223,7 @@ class Copier {
         throw err;
       }
       try {
-        this.inDir(fdPath(parent), (d) => this.entry(src.loc, src.st, d, dstSide.base(dstPath)));
+        this.inDir(fdPath(parent), (d) => this.entry(src.loc, src.st, d, '', dstSide.base(dstPath)));
       } finally {
         fs.closeSync(parent);
       }
@@ -214,23 +236,29 @@ class Copier {
   /** Opens the directory an O_PATH fd holds (its /proc path, already resolved safely). */
   private inDir(path: string, fn: (dirFd: number) => void): void {
     const d = fs.openSync(path, O_RDONLY | O_DIRECTORY | libc.O_CLOEXEC);
+    this.top = d;
     try {
       fn(d);
     } finally {
+      this.top = -1;
       fs.closeSync(d);
     }
   }
 
-  /** Copies `src` to `name` in the directory `dirFd`, replacing a non-directory there. */
-  private entry(src: Loc, st: fs.Stats, dirFd: number, name: string): void {
+  /**
+   * Copies `src` to `name` in the directory `dirFd` (`dirRel` below `top`), replacing a
+   * non-directory there.
+   */
+  private entry(src: Loc, st: fs.Stats, dirFd: number, dirRel: string, name: string): void {
     const dst = fdPath(dirFd, name);
+    const rel = dirRel === '' ? name : `${dirRel}/${name}`;
     const there = lstatOrUndefined(dst);
     if (st.isDirectory()) {
       if (there && !there.isDirectory()) throw new TsrunError('EINVAL_FLAG', `cannot overwrite non-directory "${name}" with directory`);
       if (!there) fs.mkdirSync(dst, 0o700);
       const d = openDir(dst);
       try {
-        this.merge(src, st, d, !there);
+        this.merge(src, st, d, rel, !there);
       } finally {
         fs.closeSync(d);
       }
@@ -239,21 +267,28 @@ class Copier {
     if (there?.isDirectory()) throw new TsrunError('EINVAL_FLAG', `cannot overwrite directory "${name}" with non-directory`);
     if (there) fs.unlinkSync(dst);
     if (st.isFile()) {
+      const key = `${st.dev}:${st.ino}`;
+      const first = st.nlink > 1 ? this.links.get(key) : undefined;
+      if (first !== undefined && this.linkTo(first, dst)) return;
       const s = fs.openSync(src.path, O_RDONLY | libc.O_CLOEXEC | (src.follow ? 0 : O_NOFOLLOW));
+      let xattrs: Array<[string, Buffer]>;
       try {
         if (!fs.fstatSync(s).isFile()) throw new TsrunError('ESTATE', `${name} changed while being copied`);
         // COPYFILE_EXCL: O_CREAT|O_EXCL, which never follows a symlink planted meanwhile.
         fs.copyFileSync(fdPath(s), dst, fs.constants.COPYFILE_EXCL);
+        xattrs = carriedXattrs(s);
       } finally {
         fs.closeSync(s);
       }
       const d = fs.openSync(dst, O_RDONLY | O_NOFOLLOW | libc.O_CLOEXEC);
       try {
         this.meta(d, st);
+        applyXattrs(d, xattrs); // after the chown, which drops file capabilities
       } finally {
         fs.closeSync(d);
       }
       this.bytes += st.size;
+      if (st.nlink > 1 && first === undefined) this.links.set(key, rel);
     } else if (st.isSymbolicLink()) {
       fs.symlinkSync(fs.readlinkSync(src.path), dst);
       fs.lchownSync(dst, this.owner.uid ?? st.uid, this.owner.gid ?? st.gid);
@@ -280,18 +315,45 @@ class Copier {
    * created) its owner, mode and times. An existing directory keeps its own: copying into
    * /tmp must not make it 0755.
    */
-  private merge(src: Loc, st: fs.Stats, dirFd: number, created: boolean): void {
+  private merge(src: Loc, st: fs.Stats, dirFd: number, rel: string, created: boolean): void {
     const s = fs.openSync(src.path, O_RDONLY | O_DIRECTORY | libc.O_CLOEXEC | (src.follow ? 0 : O_NOFOLLOW));
     try {
       for (const name of fs.readdirSync(fdPath(s)).sort()) {
         const path = fdPath(s, name);
         const child = lstatOrUndefined(path);
-        if (child) this.entry({ path, follow: false }, child, dirFd, name);
+        if (child) this.entry({ path, follow: false }, child, dirFd, rel, name);
+      }
+      if (created) {
+        this.meta(dirFd, st);
+        applyXattrs(dirFd, carriedXattrs(s));
       }
     } finally {
       fs.closeSync(s);
     }
-    if (created) this.meta(dirFd, st);
+  }
+
+  /**
+   * Hard-links `dst` to the earlier copy at `firstRel` (below `top`, looked up with no symlink
+   * followed). False when it cannot be (gone, another file system, too many links): the caller
+   * copies the file instead, as a tar extractor would end up with a separate file.
+   */
+  private linkTo(firstRel: string, dst: string): boolean {
+    let dir: number;
+    try {
+      const resolve = libc.RESOLVE_BENEATH | libc.RESOLVE_NO_SYMLINKS | libc.RESOLVE_NO_MAGICLINKS;
+      dir = libc.openat2(this.top, posixDirname(firstRel), libc.O_PATH | O_DIRECTORY | libc.O_CLOEXEC, resolve);
+    } catch {
+      return false;
+    }
+    try {
+      fs.linkSync(fdPath(dir, posixBasename(firstRel)), dst);
+      return true;
+    } catch (err) {
+      if (['ENOENT', 'EXDEV', 'EMLINK', 'EPERM', 'ENOTDIR'].includes(errnoOf(err) ?? '')) return false;
+      throw err;
+    } finally {
+      fs.closeSync(dir);
+    }
   }
 
   /** Owner, then mode (chown clears set-id bits), then times. */

@@ -22,7 +22,7 @@ import { posix } from 'node:path';
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { TsrunError, errnoOf } from '../errors.js';
-import { pack as tarPack, type Pack, type PackHeader } from '../image/tar.js';
+import { pack as tarPack, xattrPax, type Pack, type PackHeader } from '../image/tar.js';
 import { withLock } from '../sys/lock.js';
 import * as libc from '../sys/libc.js';
 import type { Found } from './lookup.js';
@@ -234,9 +234,64 @@ export function devNumbers(rdev: number): { major: number; minor: number } {
   };
 }
 
+// ---- extended attributes ---------------------------------------------------------------------
+
+/**
+ * The extended attributes that travel with a file into tars (export, commit, `cp ... -`) and
+ * cp's copies: file capabilities (`security.capability`, which docker's tars carry: `ping`
+ * needs its cap_net_raw) and user attributes. Never overlayfs's own (`trusted.overlay.*` in an
+ * upper dir, `user.overlay.*` rootless): in a layer they would redirect overlayfs's lookups, and
+ * unpack refuses them. Nor other `trusted.*`, nor the host's labels (`security.selinux`, ...).
+ */
+export function carriesXattr(name: string): boolean {
+  return name === 'security.capability' || (name.startsWith('user.') && !name.startsWith('user.overlay.'));
+}
+
+const NO_XATTRS = new Set(['ENOTSUP', 'EOPNOTSUPP', 'ENOENT']);
+
+/**
+ * The carried attributes of `file`: a path (never followed) or an open fd. None where its file
+ * system keeps none.
+ */
+export function carriedXattrs(file: string | number): Array<[string, Buffer]> {
+  let names: string[];
+  try {
+    names = libc.llistxattr(file);
+  } catch (err) {
+    if (NO_XATTRS.has(errnoOf(err) ?? '')) return [];
+    throw err;
+  }
+  const out: Array<[string, Buffer]> = [];
+  for (const name of names) {
+    if (!carriesXattr(name)) continue;
+    const value = libc.lgetxattr(file, name);
+    if (value !== undefined) out.push([name, value]);
+  }
+  return out;
+}
+
+/**
+ * Sets attributes on the open file `fd`. As docker, those the destination's file system cannot
+ * keep are dropped, and so are security.* ones where the caller lacks the right (not root).
+ */
+export function applyXattrs(fd: number, xattrs: Array<[string, Buffer]>): void {
+  for (const [name, value] of xattrs) {
+    try {
+      libc.fsetxattr(fd, name, value);
+    } catch (err) {
+      const code = errnoOf(err);
+      if (code === 'ENOTSUP' || code === 'EOPNOTSUPP' || (code === 'EPERM' && process.geteuid?.() !== 0)) continue;
+      throw err;
+    }
+  }
+}
+
 // ---- tar -------------------------------------------------------------------------------------
 
-/** Writes walked entries into a tar: hardlinks as links, file contents read by fd. */
+/**
+ * Writes walked entries into a tar: hardlinks as links, file contents read by fd, carried
+ * extended attributes as `SCHILY.xattr.*` PAX records (as docker, GNU tar and Go write them).
+ */
 export class TarWriter {
   readonly pack: Pack = tarPack();
   private readonly links = new Map<string, string>();
@@ -246,7 +301,13 @@ export class TarWriter {
     const { st } = e;
     // The full st_mode (tar keeps its low 12 bits): tar-stream would turn a mode of 0 into 0644.
     const base: PackHeader = { name, mode: st.mode, uid: st.uid, gid: st.gid, mtime: st.mtime, uname: '', gname: '' };
-    if (st.isDirectory()) return this.entry({ ...base, name: `${name}/`, type: 'directory' });
+    // A mount point's attributes are those of what is mounted there; symlinks and devices
+    // cannot hold the attributes carried.
+    const xattrs = () => {
+      const found = opts.empty ? [] : carriedXattrs(e.path);
+      return found.length > 0 ? { pax: xattrPax(found) } : {};
+    };
+    if (st.isDirectory()) return this.entry({ ...base, ...xattrs(), name: `${name}/`, type: 'directory' });
     if (st.isSymbolicLink()) return this.entry({ ...base, type: 'symlink', linkname: fs.readlinkSync(e.path) });
     if (st.isCharacterDevice() || st.isBlockDevice()) {
       const { major, minor } = devNumbers(st.rdev);
@@ -270,8 +331,9 @@ export class TarWriter {
     }
     try {
       const size = fs.fstatSync(fd).size;
+      const header = { ...base, ...xattrs(), type: 'file' as const, size };
       await new Promise<void>((resolve, reject) => {
-        const sink = this.pack.entry({ ...base, type: 'file', size }, undefined, (err) => (err ? reject(err) : resolve()));
+        const sink = this.pack.entry(header, undefined, (err) => (err ? reject(err) : resolve()));
         (async () => {
           for await (const chunk of readExactly(fd, size)) {
             if (!sink.write(chunk)) await new Promise((r) => sink.once('drain', r));

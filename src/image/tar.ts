@@ -1,10 +1,10 @@
 // Reading and writing tar archives.
 //
 // tar-stream, with one fix: binary-safe PAX values for extended attributes. tar-stream decodes
-// every PAX record as UTF-8, which mangles binary xattr values such as
+// and encodes every PAX record as UTF-8, which mangles binary xattr values such as
 // `SCHILY.xattr.security.capability` (the file capabilities of `ping`, for instance). We
-// replace its PAX decoder once with one that keeps `SCHILY.xattr.*` values as latin1
-// strings — one char per byte — so `Buffer.from(value, 'latin1')` gives the bytes back.
+// replace its PAX decoder and encoder once with ones that carry `SCHILY.xattr.*` values as
+// latin1 strings — one char per byte — so `Buffer.from(value, 'latin1')` gives the bytes back.
 //
 // And TarReader, the layer unpacker's own reader: the same formats and checks as tar-stream's
 // extract, and its header decoder, but synchronous and push-based. A layer holds thousands
@@ -55,6 +55,7 @@ const tarStream = require('tar-stream') as { extract(): Extract; pack(): Pack };
 // extract.js calls `headers.decodePax(...)` through this same module object at run time.
 const headers = require(path.join(path.dirname(require.resolve('tar-stream')), 'headers.js')) as {
   decodePax: (buf: Buffer) => Record<string, string>;
+  encodePax: (opts: { name?: string; linkname?: string | null; pax?: Record<string, string> | null }) => Buffer;
   decode: (block: Buffer, filenameEncoding: string, allowUnknownFormat: boolean) => RawHeader | null;
   decodeLongPath: (buf: Buffer, encoding: string) => string;
   tsrunBinaryPax?: boolean;
@@ -84,8 +85,28 @@ function decodePax(buf: Buffer): Record<string, string> {
   return result;
 }
 
+/** One PAX record: "<length> <key>=<value>\n", the length counting its own digits. */
+function paxRecord(key: string, value: Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from(` ${key}=`, 'utf8'), value, Buffer.from('\n')]);
+  let len = body.length + String(body.length).length;
+  if (String(len).length !== String(body.length).length) len = body.length + String(len).length;
+  return Buffer.concat([Buffer.from(String(len), 'latin1'), body]);
+}
+
+/** tar-stream's encoder (path, linkpath, then the header's pax records), binary-safe. */
+function encodePax(opts: { name?: string; linkname?: string | null; pax?: Record<string, string> | null }): Buffer {
+  const records: Buffer[] = [];
+  if (opts.name) records.push(paxRecord('path', Buffer.from(opts.name, 'utf8')));
+  if (opts.linkname) records.push(paxRecord('linkpath', Buffer.from(opts.linkname, 'utf8')));
+  for (const [key, value] of Object.entries(opts.pax ?? {})) {
+    records.push(paxRecord(key, Buffer.from(value, key.startsWith(XATTR_PREFIX) ? 'latin1' : 'utf8')));
+  }
+  return Buffer.concat(records);
+}
+
 if (!headers.tsrunBinaryPax) {
   headers.decodePax = decodePax;
+  headers.encodePax = encodePax;
   headers.tsrunBinaryPax = true;
 }
 
@@ -106,6 +127,13 @@ export function xattrsOf(header: Header): Array<[string, Buffer]> {
     if (key.startsWith(XATTR_PREFIX)) out.push([key.slice(XATTR_PREFIX.length), Buffer.from(value, 'latin1')]);
   }
   return out;
+}
+
+/** PAX records carrying extended attributes, for a header's `pax` (see xattrsOf). */
+export function xattrPax(xattrs: Array<[string, Buffer]>): Record<string, string> {
+  const pax: Record<string, string> = {};
+  for (const [name, value] of xattrs) pax[XATTR_PREFIX + name] = value.toString('latin1');
+  return pax;
 }
 
 /**

@@ -18,6 +18,8 @@ interface Libc {
   fsetxattr: Fn;
   lgetxattr: Fn;
   llistxattr: Fn;
+  fgetxattr: Fn;
+  flistxattr: Fn;
   syscall: Fn;
   close: Fn;
   mount: Fn;
@@ -49,6 +51,8 @@ function load(): Libc {
     fsetxattr: lib.func('int fsetxattr(int fd, const char *name, const void *value, size_t size, int flags)'),
     lgetxattr: lib.func('long lgetxattr(const char *path, const char *name, _Out_ void *value, size_t size)'),
     llistxattr: lib.func('long llistxattr(const char *path, _Out_ void *list, size_t size)'),
+    fgetxattr: lib.func('long fgetxattr(int fd, const char *name, _Out_ void *value, size_t size)'),
+    flistxattr: lib.func('long flistxattr(int fd, _Out_ void *list, size_t size)'),
     syscall: lib.func('long syscall(long number, ...)'),
     close: lib.func('int close(int fd)'),
     mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
@@ -111,23 +115,29 @@ export function fsetxattr(fd: number, name: string, value: Buffer): void {
   if (load().fsetxattr(fd, name, value, value.length, 0) !== 0) fail('fsetxattr');
 }
 
-/** lgetxattr(2); undefined when the attribute is not set. */
-export function lgetxattr(path: string, name: string): Buffer | undefined {
+// One buffer for every xattr read: XATTR_SIZE_MAX and XATTR_LIST_MAX are both 64 KiB.
+let xattrScratch: Buffer | undefined;
+const scratch = (): Buffer => (xattrScratch ??= Buffer.allocUnsafe(64 * 1024));
+
+/** lgetxattr(2) of a path (not following it), fgetxattr(2) of an fd; undefined when not set. */
+export function lgetxattr(file: string | number, name: string): Buffer | undefined {
   const l = load();
-  const buf = Buffer.alloc(64 * 1024);
-  const n = l.lgetxattr(path, name, buf, buf.length);
+  const buf = scratch();
+  const n = typeof file === 'number' ? l.fgetxattr(file, name, buf, buf.length) : l.lgetxattr(file, name, buf, buf.length);
   if (n < 0) {
     if (errnoNames.get(l.koffi.errno()) === 'ENODATA') return undefined;
-    fail('lgetxattr', path);
+    fail(typeof file === 'number' ? 'fgetxattr' : 'lgetxattr', typeof file === 'number' ? undefined : file);
   }
-  return buf.subarray(0, n);
+  return Buffer.from(buf.subarray(0, n));
 }
 
-/** llistxattr(2): the names of a file's extended attributes (not following a symlink). */
-export function llistxattr(path: string): string[] {
-  const buf = Buffer.alloc(64 * 1024);
-  const n = load().llistxattr(path, buf, buf.length);
-  if (n < 0) fail('llistxattr', path);
+/** llistxattr(2) of a path (not following it), flistxattr(2) of an fd: the attributes' names. */
+export function llistxattr(file: string | number): string[] {
+  const l = load();
+  const buf = scratch();
+  const n = typeof file === 'number' ? l.flistxattr(file, buf, buf.length) : l.llistxattr(file, buf, buf.length);
+  if (n < 0) fail(typeof file === 'number' ? 'flistxattr' : 'llistxattr', typeof file === 'number' ? undefined : file);
+  if (n === 0) return [];
   return buf.subarray(0, n).toString('latin1').split('\0').filter((s) => s !== '');
 }
 
@@ -140,6 +150,10 @@ export const O_CLOEXEC = 0o2000000;
 export const O_NOFOLLOW = 0o400000;
 /** Treat dirfd as the root: `..` and absolute symlinks stay inside it (like chroot). */
 export const RESOLVE_IN_ROOT = 0x10;
+/** Fail rather than leave dirfd's tree (`..` above it, an absolute path or symlink). */
+export const RESOLVE_BENEATH = 0x08;
+/** Fail on any symlink on the way. */
+export const RESOLVE_NO_SYMLINKS = 0x04;
 /** Refuse /proc/<pid>/fd-style "magic" links while resolving. */
 export const RESOLVE_NO_MAGICLINKS = 0x02;
 

@@ -9,9 +9,29 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describePrivileged, TestEnv, type Result } from './helpers/env.js';
 import { loadBusybox } from './helpers/images.js';
+import { extract, xattrsOf } from '../../src/image/tar.js';
+import { lgetxattr, lsetxattr } from '../../src/sys/libc.js';
 
 const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** security.capability (VFS_CAP_REVISION_2, effective) granting cap_net_raw, as ping has. */
+const CAP_NET_RAW = Buffer.from('0100000200200000000000000000000000000000', 'hex');
+
+/** name → its SCHILY.xattr records, for each entry of a tar. */
+async function tarXattrs(tar: Buffer): Promise<Map<string, Map<string, Buffer>>> {
+  const ex = extract();
+  const out = new Map<string, Map<string, Buffer>>();
+  const done = (async () => {
+    for await (const entry of ex) {
+      out.set(entry.header.name, new Map(xattrsOf(entry.header)));
+      entry.resume();
+    }
+  })();
+  ex.write(tar);
+  ex.end();
+  await done;
+  return out;
+}
 
 describePrivileged('container file system commands', () => {
   let env: TestEnv;
@@ -179,6 +199,43 @@ describePrivileged('container file system commands', () => {
     const tar = execFileSync(process.execPath, env.args(['cp', 'busy:/greeting', '-']), { env: { ...process.env, ...env.env } });
     writeFileSync(host('greeting.tar'), tar);
     expect(execFileSync('tar', ['tf', host('greeting.tar')], { encoding: 'utf8' })).toBe('greeting\n');
+  });
+
+  it('cp, export and commit keep hard links, file capabilities and user attributes', async () => {
+    const pinger = host('pinger');
+    writeFileSync(pinger, '#!/bin/sh\necho pong\n', { mode: 0o755 });
+    chownSync(pinger, 4321, 4321); // cp's chown to root must not drop the capability set later
+    lsetxattr(pinger, 'security.capability', CAP_NET_RAW);
+    lsetxattr(pinger, 'user.note', Buffer.from('kept'));
+    ran('links', 'mkdir /l && echo same > /l/a && ln /l/a /l/b && ln /l/a /l/c');
+    ok('cp', pinger, 'links:/l/pinger');
+
+    // cp out: one inode for a, b and c; the attributes on pinger.
+    ok('cp', 'links:/l', host('l-out'));
+    const [a, b, c] = ['a', 'b', 'c'].map((n) => statSync(host('l-out', n)));
+    expect([b!.ino, c!.ino]).toEqual([a!.ino, a!.ino]);
+    expect(a!.nlink).toBe(3);
+    expect(lgetxattr(host('l-out', 'pinger'), 'security.capability')).toEqual(CAP_NET_RAW);
+    expect(lgetxattr(host('l-out', 'pinger'), 'user.note')?.toString()).toBe('kept');
+
+    // export: b and c as links to a, the attributes as PAX records.
+    ok('export', '-o', host('links.tar'), 'links');
+    const listing = execFileSync('tar', ['tvf', host('links.tar')], { encoding: 'utf8' });
+    expect(listing).toMatch(/ l\/b link to l\/a\n/);
+    expect(listing).toMatch(/ l\/c link to l\/a\n/);
+    const exported = await tarXattrs(readFileSync(host('links.tar')));
+    expect(exported.get('l/pinger')?.get('security.capability')).toEqual(CAP_NET_RAW);
+    expect(exported.get('l/pinger')?.get('user.note')?.toString()).toBe('kept');
+
+    // commit: a container of the new image has both.
+    ok('commit', 'links', 'links:v1');
+    const inodes = ok('run', '--rm', '--network', 'none', 'links:v1', 'stat', '-c', '%i %h', '/l/a', '/l/b', '/l/c').split('\n').filter(Boolean);
+    expect(new Set(inodes).size).toBe(1);
+    expect(inodes[0]).toMatch(/ 3$/);
+    ok('run', '--name', 'links-child', '--network', 'none', 'links:v1', 'true');
+    ok('cp', 'links-child:/l/pinger', host('pinger-again'));
+    expect(lgetxattr(host('pinger-again'), 'security.capability')).toEqual(CAP_NET_RAW);
+    expect(lgetxattr(host('pinger-again'), 'user.note')?.toString()).toBe('kept');
   });
 
   it('diff lists A, C and D like docker, and nothing for an untouched container', () => {
