@@ -1,5 +1,6 @@
 // `tsrun cp` (docker cp): files and directories between a container and the host, both ways,
-// running or stopped, with docker's rules for what the destination becomes.
+// running or stopped, with docker's rules for what the destination becomes; and a container
+// path as a tar on stdout (`cp CONTAINER:PATH -`) or a tar on stdin into it (`cp - CONTAINER:DIR`).
 //
 // Safety: a container path is resolved by the kernel inside the container's root
 // (openat2 RESOLVE_IN_ROOT, see export.ts), so `/trap -> /etc` means the container's /etc,
@@ -9,13 +10,17 @@
 // while we copy. Host paths are the user's own and resolve as usual.
 import * as fs from 'node:fs';
 import { basename, dirname, resolve as resolvePath } from 'node:path';
-import type { Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { TsrunError, errnoOf } from '../errors.js';
+import { decompressSniffed } from '../image/compression.js';
+import { extract, feed, gidOf, mtimeOf, uidOf, xattrsOf, type Entry, type Header } from '../image/tar.js';
+import { cleanPath } from '../image/unpack-paths.js';
 import * as libc from '../sys/libc.js';
 import { basename as posixBasename, dirname as posixDirname } from 'node:path/posix';
 import {
   applyXattrs,
   carriedXattrs,
+  carriesXattr,
   cleanInRoot,
   devNumbers,
   failure,
@@ -361,5 +366,204 @@ class Copier {
     fs.fchownSync(fd, this.owner.uid ?? st.uid, this.owner.gid ?? st.gid);
     fs.fchmodSync(fd, st.mode & 0o7777);
     fs.futimesSync(fd, st.atime, st.mtime);
+  }
+}
+
+// ---- cp - CONTAINER:DIR ------------------------------------------------------------------------
+
+/**
+ * `tsrun cp - CONTAINER:DIR`: the tar (plain, gzip or zstd) read from `input`, extracted into
+ * DIR, which must be a directory in the container (docker's rule). Each entry's parent is
+ * resolved by the kernel inside the container's root (openat2 RESOLVE_IN_ROOT: docker extracts
+ * chrooted into it), and the entry is made there with O_EXCL/O_NOFOLLOW, so no symlink — the
+ * container's, or one the tar made a moment ago — leads out of the container. Owners become the
+ * container root's unless `archive` keeps the tar's.
+ */
+export async function copyFromStream(found: Found, path: string, input: Readable, opts: Pick<CopyOptions, 'archive'>): Promise<CopyResult> {
+  const where = `${found.record.name}:${path}`;
+  try {
+    return await withContainerRoot(found, 'write', async (view) => {
+      const dest = cleanInRoot(path);
+      let fd: number;
+      try {
+        fd = openInRoot(view.fd, dest, libc.O_PATH | O_DIRECTORY);
+      } catch (err) {
+        if (errnoOf(err) === 'ENOENT') throw containerSide(view.fd, found.record.name).notFound(path);
+        if (errnoOf(err) === 'ENOTDIR') throw new TsrunError('EINVAL_FLAG', `extraction point ${path} is not a directory`);
+        throw err;
+      }
+      fs.closeSync(fd);
+      const { stream } = await decompressSniffed(input, 'stdin');
+      return new TarExtractor(view.fd, dest, opts.archive ? {} : { uid: 0, gid: 0 }).run(stream);
+    });
+  } catch (err) {
+    throw failure(err, `copying a tar from stdin to ${where}`);
+  }
+}
+
+class TarExtractor {
+  private bytes = 0;
+  /** Directories the tar made: their mode and times are set once everything is in them. */
+  private readonly made: Array<{ rel: string; header: Header }> = [];
+
+  constructor(
+    private readonly root: number,
+    private readonly dest: string,
+    private readonly owner: Owner,
+  ) {}
+
+  async run(tar: Readable): Promise<CopyResult> {
+    const ex = extract();
+    const fed = feed(tar, ex);
+    try {
+      for await (const entry of ex) await this.entry(entry);
+    } catch (err) {
+      if (!ex.destroyed) ex.destroy();
+      throw (await fed) ?? err;
+    }
+    const failed = await fed;
+    if (failed) throw failed;
+    // Deepest first: setting a parent's times before its children would be undone by them.
+    for (const { rel, header } of this.made.sort((a, b) => b.rel.length - a.rel.length)) {
+      const d = openInRoot(this.root, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+      try {
+        this.meta(d, header);
+      } finally {
+        fs.closeSync(d);
+      }
+    }
+    return { bytes: this.bytes };
+  }
+
+  /** `a/b` of the tar → `DIR/a/b` in the container; a name that climbs above DIR is refused. */
+  private place(name: string): string {
+    let rel: string;
+    try {
+      rel = cleanPath(name);
+    } catch {
+      throw new TsrunError('EUNSAFE', `the tar's entry "${name}" climbs out of the destination with ".."`);
+    }
+    return rel === '' ? this.dest : this.dest === '' ? rel : `${this.dest}/${rel}`;
+  }
+
+  private async entry(entry: Entry): Promise<void> {
+    const { header } = entry;
+    const rel = this.place(header.name);
+    if (rel === this.dest) {
+      entry.resume(); // `./`: the destination itself, which keeps its own owner and mode
+      return;
+    }
+    const parent = this.parentOf(rel);
+    try {
+      const dst = fdPath(parent, posixBasename(rel));
+      const there = lstatOrUndefined(dst);
+      if (header.type === 'directory') {
+        entry.resume();
+        if (there?.isDirectory()) return;
+        if (there) fs.unlinkSync(dst);
+        fs.mkdirSync(dst, 0o700);
+        this.made.push({ rel, header });
+        return;
+      }
+      if (there?.isDirectory()) throw new TsrunError('EINVAL_FLAG', `cannot overwrite directory "${rel}" with non-directory`);
+      if (there) fs.unlinkSync(dst);
+      switch (header.type) {
+        case 'file':
+        case 'contiguous-file':
+          await this.file(entry, dst);
+          return;
+        case 'link':
+          entry.resume();
+          this.hardlink(header, dst);
+          return;
+        case 'symlink':
+          entry.resume();
+          fs.symlinkSync(header.linkname ?? '', dst);
+          fs.lchownSync(dst, this.owner.uid ?? uidOf(header), this.owner.gid ?? gidOf(header));
+          fs.lutimesSync(dst, mtimeOf(header), mtimeOf(header));
+          return;
+        case 'character-device':
+        case 'block-device':
+        case 'fifo': {
+          entry.resume();
+          const kind = header.type === 'fifo' ? fs.constants.S_IFIFO : header.type === 'block-device' ? fs.constants.S_IFBLK : fs.constants.S_IFCHR;
+          libc.mknod(dst, kind | 0o600, header.devmajor, header.devminor);
+          const p = fs.openSync(dst, libc.O_PATH | O_NOFOLLOW | libc.O_CLOEXEC);
+          try {
+            fs.chownSync(fdPath(p), this.owner.uid ?? uidOf(header), this.owner.gid ?? gidOf(header));
+            fs.chmodSync(fdPath(p), header.mode & 0o7777);
+            fs.utimesSync(fdPath(p), mtimeOf(header), mtimeOf(header));
+          } finally {
+            fs.closeSync(p);
+          }
+          return;
+        }
+        default:
+          entry.resume(); // GNU tar's other types carry nothing to make
+      }
+    } finally {
+      fs.closeSync(parent);
+    }
+  }
+
+  /**
+   * The directory that will hold `rel`, as an O_PATH fd. Parents the tar did not list are made
+   * (0755, as docker makes them), one at a time inside the root.
+   */
+  private parentOf(rel: string): number {
+    const dir = posixDirname(rel) === '.' ? '' : posixDirname(rel);
+    try {
+      return openInRoot(this.root, dir, libc.O_PATH | O_DIRECTORY);
+    } catch (err) {
+      if (errnoOf(err) !== 'ENOENT') throw err;
+    }
+    let made = this.dest;
+    for (const part of dir.slice(this.dest === '' ? 0 : this.dest.length + 1).split('/')) {
+      const up = openInRoot(this.root, made, libc.O_PATH | O_DIRECTORY);
+      try {
+        fs.mkdirSync(fdPath(up, part), 0o755);
+      } catch (err) {
+        if (errnoOf(err) !== 'EEXIST') throw err;
+      } finally {
+        fs.closeSync(up);
+      }
+      made = made === '' ? part : `${made}/${part}`;
+    }
+    return openInRoot(this.root, dir, libc.O_PATH | O_DIRECTORY);
+  }
+
+  private async file(entry: Entry, dst: string): Promise<void> {
+    const fd = fs.openSync(dst, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW | libc.O_CLOEXEC, 0o600);
+    try {
+      for await (const chunk of entry) {
+        fs.writeSync(fd, chunk);
+        this.bytes += chunk.length;
+      }
+      this.meta(fd, entry.header);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** A link to an earlier entry: its target is found inside the container's root too. */
+  private hardlink(header: Header, dst: string): void {
+    const target = this.place(header.linkname ?? '');
+    const dir = openInRoot(this.root, posixDirname(target) === '.' ? '' : posixDirname(target), libc.O_PATH | O_DIRECTORY);
+    try {
+      fs.linkSync(fdPath(dir, posixBasename(target)), dst);
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') throw new TsrunError('EINVAL_FLAG', `the tar's hard link ${header.name} points to ${header.linkname}, which is not there`);
+      throw err;
+    } finally {
+      fs.closeSync(dir);
+    }
+  }
+
+  /** Owner, mode (after chown: it clears set-id bits), the carried xattrs (chown drops file capabilities), times. */
+  private meta(fd: number, header: Header): void {
+    fs.fchownSync(fd, this.owner.uid ?? uidOf(header), this.owner.gid ?? gidOf(header));
+    fs.fchmodSync(fd, header.mode & 0o7777);
+    applyXattrs(fd, xattrsOf(header).filter(([name]) => carriesXattr(name)));
+    fs.futimesSync(fd, mtimeOf(header), mtimeOf(header));
   }
 }

@@ -129,6 +129,24 @@ export function xattrsOf(header: Header): Array<[string, Buffer]> {
   return out;
 }
 
+/** The entry's owner: PAX `uid`/`gid` when present (ids above the ustar field's range). */
+export function uidOf(h: Header): number {
+  const pax = paxOf(h)?.uid;
+  return pax !== undefined ? Number(pax) : h.uid;
+}
+
+export function gidOf(h: Header): number {
+  const pax = paxOf(h)?.gid;
+  return pax !== undefined ? Number(pax) : h.gid;
+}
+
+/** Seconds since the epoch; PAX `mtime` keeps sub-second precision. */
+export function mtimeOf(h: Header): number {
+  const pax = paxOf(h)?.mtime;
+  if (pax !== undefined && Number.isFinite(Number(pax))) return Number(pax);
+  return h.mtime.getTime() / 1000;
+}
+
 /** PAX records carrying extended attributes, for a header's `pax` (see xattrsOf). */
 export function xattrPax(xattrs: Array<[string, Buffer]>): Record<string, string> {
   const pax: Record<string, string> = {};

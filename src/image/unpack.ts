@@ -22,7 +22,7 @@ import * as fs from 'node:fs';
 import { TsrunError, errnoOf, wrap } from '../errors.js';
 import * as libc from '../sys/libc.js';
 import { Hasher } from './digest.js';
-import { TarReader, paxOf, xattrsOf, type Header, type TarSink } from './tar.js';
+import { TarReader, gidOf, mtimeOf, uidOf, xattrsOf, type Header, type TarSink } from './tar.js';
 import type { Digest } from './types.js';
 import { PathResolver, cleanPath, type Placed } from './unpack-paths.js';
 
@@ -399,21 +399,4 @@ function closeFile(f: OpenFile): void {
 function inEntry(what: string, err: unknown): TsrunError {
   if (err instanceof TsrunError) return new TsrunError(err.code, `${what}: ${err.message}`, { cause: err.cause });
   return wrap(ENVIRONMENT.has(errnoOf(err) ?? '') ? 'EINTERNAL' : 'EBADIMAGE', what, err);
-}
-
-function uidOf(h: Header): number {
-  const pax = paxOf(h)?.uid;
-  return pax !== undefined ? Number(pax) : h.uid;
-}
-
-function gidOf(h: Header): number {
-  const pax = paxOf(h)?.gid;
-  return pax !== undefined ? Number(pax) : h.gid;
-}
-
-/** Seconds since the epoch; PAX `mtime` keeps sub-second precision. */
-function mtimeOf(h: Header): number {
-  const pax = paxOf(h)?.mtime;
-  if (pax !== undefined && Number.isFinite(Number(pax))) return Number(pax);
-  return h.mtime.getTime() / 1000;
 }

@@ -9,7 +9,9 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describePrivileged, TestEnv, type Result } from './helpers/env.js';
 import { loadBusybox } from './helpers/images.js';
+import { gzipSync } from 'node:zlib';
 import { extract, xattrsOf } from '../../src/image/tar.js';
+import { makeTar } from '../fixtures/tar.js';
 import { lgetxattr, lsetxattr } from '../../src/sys/libc.js';
 
 const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
@@ -236,6 +238,72 @@ describePrivileged('container file system commands', () => {
     ok('cp', 'links-child:/l/pinger', host('pinger-again'));
     expect(lgetxattr(host('pinger-again'), 'security.capability')).toEqual(CAP_NET_RAW);
     expect(lgetxattr(host('pinger-again'), 'user.note')?.toString()).toBe('kept');
+  });
+
+  describe('cp - CONTAINER:DIR (a tar on stdin)', () => {
+    const untar = (target: string, tar: Buffer, ...flags: string[]): Result => env.run(['cp', ...flags, '-', target], { input: tar, timeout: 60_000 });
+    const app = makeTar([
+      { name: 'app/', type: 'dir', mode: 0o750, uid: 1000, gid: 1001, mtime: 1_600_000_000 },
+      // No app/bin/ entry: the parent is made, 0755, as docker makes it.
+      {
+        name: 'app/bin/tool',
+        content: 'tool\n',
+        mode: 0o4755,
+        uid: 1000,
+        gid: 1001,
+        pax: { 'SCHILY.xattr.security.capability': CAP_NET_RAW, 'SCHILY.xattr.trusted.overlay.redirect': '/etc', 'SCHILY.xattr.user.k': 'v' },
+      },
+      { name: 'app/tool-link', type: 'hardlink', linkname: 'app/bin/tool' },
+      { name: 'app/sym', type: 'symlink', linkname: 'bin/tool' },
+    ]);
+
+    it('extracts into a running container: parents made, hard links kept, owners root, modes kept', () => {
+      detached('untar-running', 'true');
+      const r = untar('untar-running:/tmp', app);
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      const stat = ok('exec', 'untar-running', 'stat', '-c', '%n %u:%g %a %h', '/tmp/app', '/tmp/app/bin', '/tmp/app/bin/tool', '/tmp/app/tool-link');
+      expect(stat).toBe(['/tmp/app 0:0 750 3', '/tmp/app/bin 0:0 755 2', '/tmp/app/bin/tool 0:0 4755 2', '/tmp/app/tool-link 0:0 4755 2', ''].join('\n'));
+      expect(ok('exec', 'untar-running', 'sh', '-c', 'readlink /tmp/app/sym; cat /tmp/app/sym; [ /tmp/app/bin/tool -ef /tmp/app/tool-link ] && echo same')).toBe('bin/tool\ntool\nsame\n');
+      expect(ok('exec', 'untar-running', 'stat', '-c', '%Y', '/tmp/app')).toBe('1600000000\n');
+    });
+
+    it('with -a into a stopped container, gzip-compressed: owners and file capabilities kept, overlayfs attributes dropped', () => {
+      ran('untar-stopped', 'true');
+      expect(untar('untar-stopped:/tmp/', gzipSync(app), '-a')).toMatchObject({ status: 0, stderr: '' });
+      const upper = JSON.parse(ok('inspect', 'untar-stopped'))[0].GraphDriver.Data.UpperDir as string;
+      const tool = join(upper, 'tmp/app/bin/tool');
+      expect(statSync(tool)).toMatchObject({ uid: 1000, gid: 1001 });
+      expect(statSync(tool).mode & 0o7777).toBe(0o4755);
+      expect(lgetxattr(tool, 'security.capability')).toEqual(CAP_NET_RAW);
+      expect(lgetxattr(tool, 'user.k')?.toString()).toBe('v');
+      expect(lgetxattr(tool, 'trusted.overlay.redirect')).toBeUndefined();
+      expect(statSync(join(upper, 'tmp/app/tool-link')).ino).toBe(statSync(tool).ino);
+    });
+
+    it('keeps a symlink in the tar or the container inside the container, and refuses .. and bad input', () => {
+      ran('untar-traps', 'ln -s /etc /tmp/ctrap');
+      const traps = makeTar([
+        { name: 'trap', type: 'symlink', linkname: '/etc' },
+        { name: `trap/${planted}`, content: 'x' },
+        { name: `ctrap/${planted}-2`, content: 'y' },
+      ]);
+      expect(untar('untar-traps:/tmp', traps)).toMatchObject({ status: 0, stderr: '' });
+      assertHostUntouched();
+      ok('cp', `untar-traps:/etc/${planted}`, host('planted-inside'));
+      ok('cp', `untar-traps:/etc/${planted}-2`, host('planted-inside-2'));
+      expect(readFileSync(host('planted-inside'), 'utf8') + readFileSync(host('planted-inside-2'), 'utf8')).toBe('xy');
+
+      const climbs = makeTar([{ name: '../../x', content: 'x' }]);
+      expect(untar('untar-traps:/tmp', climbs)).toMatchObject({ status: 125, stderr: 'tsrun: the tar\'s entry "../../x" climbs out of the destination with ".."\n' });
+      const linkOut = makeTar([{ name: 'hl', type: 'hardlink', linkname: '../../../etc/shadow' }]);
+      expect(untar('untar-traps:/tmp', linkOut).stderr).toMatch(/climbs out of the destination/);
+      assertHostUntouched();
+      expect(untar('untar-traps:/tmp', Buffer.from('not a tar\n'))).toMatchObject({ status: 125, stderr: 'tsrun: stdin is not a tar archive (nor gzip or zstd)\n' });
+      expect(untar('untar-traps:/tmp', Buffer.alloc(0)).stderr).toBe('tsrun: stdin is empty\n');
+      expect(untar('untar-traps:/etc/passwd', app).stderr).toBe('tsrun: extraction point /etc/passwd is not a directory\n');
+      expect(untar('untar-traps:/nowhere', app).stderr).toBe('tsrun: Could not find the file /nowhere in container untar-traps\n');
+    });
   });
 
   it('diff lists A, C and D like docker, and nothing for an untouched container', () => {

@@ -56,7 +56,7 @@ export class TestEnv {
   }
 
   /** Run tsrun to completion. */
-  run(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}): Result {
+  run(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeout?: number } = {}): Result {
     const r: SpawnSyncReturns<string> = spawnSync(process.execPath, this.args(args), {
       encoding: 'utf8',
       input: opts.input ?? '',
