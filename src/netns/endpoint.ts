@@ -9,8 +9,17 @@
 //
 // Three processes at most: `ip -batch -` on the host side, `ip -n <netns> -batch -` inside,
 // and `iptables-restore` when ports are published.
+//
+// Detaching a container whose processes are gone hands the veth to the kernel: deleting the
+// netns bind mount frees the namespace, and the kernel's cleanup_net removes the pair in a
+// workqueue ~20 ms later. `ip link del` would do it now but wait that long for an RCU grace
+// period (32 ms instead of 2 ms here). Until the veth is seen gone, a released/<id>.json file
+// keeps its address taken; the next attach (under the network lock) drops the files of veths
+// that are gone, and deletes a veth itself when it must: one still there after
+// RELEASE_GRACE_MS (released.ts; someone holds the namespace: an `ip netns exec` shell), one whose name the
+// attaching container needs, or one on a network being removed.
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { TsrunError, wrap } from '../errors.js';
 import { ensureBridge, linkExists } from './bridge.js';
 import { runCommand } from './exec.js';
@@ -20,6 +29,7 @@ import { resolveHostPorts } from './host-ports.js';
 import { formatIp, isHostAddress, macForIp, parseCidr, parseIp, size } from './ipv4.js';
 import { withLock } from './lock.js';
 import { hostsEntries } from './peers.js';
+import { settleReleased } from './released.js';
 export { hostsEntries, networkPeers, type Peer } from './peers.js';
 import { createNetworkLocked, DEFAULT_NETWORK, findNetwork, listNetworks } from './network.js';
 import type { PortMapping } from './publish.js';
@@ -30,10 +40,14 @@ import {
   lockPath,
   readEndpoints,
   readJson,
+  releasedDir,
+  releasedPath,
   removeFile,
   validateContainerId,
+  writeJsonAtomic,
   type Endpoint,
   type NetworkConfig,
+  type Released,
 } from './store.js';
 
 export const NETNS_DIR = '/run/netns';
@@ -120,7 +134,9 @@ async function reserve(stateDir: string, req: AttachRequest): Promise<{ ep: Endp
     await ensureBridge(net);
     const endpoints = readEndpoints(stateDir);
     if (endpoints.some((e) => e.id === req.id)) throw new TsrunError('ESTATE', `container ${req.id.slice(0, 12)} is already attached to a network`);
-    const ip = allocate(net, endpoints, req.ip);
+    // A released veth of this same container has the name its new one needs.
+    const leaving = await settleReleased(stateDir, (r) => r.id === req.id);
+    const ip = allocate(net, [...endpoints, ...leaving], req.ip);
     const ports = await resolveHostPorts(req.ports ?? [], endpoints.flatMap((e) => e.ports));
     const ep: Endpoint = {
       id: req.id,
@@ -172,16 +188,26 @@ export async function attach(stateDir: string, req: AttachRequest): Promise<Atta
 /**
  * Disconnect the container: its veth, netns bind mount, port rules, then its address.
  * Idempotent, and needs nothing but the endpoint file (works after tsrun was killed).
+ * `processesGone`: nothing of the container runs any more, so once its bind mount is deleted
+ * the kernel removes the namespace and the veth in it by itself (see the top of this file).
  */
-export async function detach(stateDir: string, id: string): Promise<void> {
+export async function detach(stateDir: string, id: string, opts: { processesGone?: boolean } = {}): Promise<void> {
   const path = endpointPath(stateDir, id);
   const ep = readJson<Endpoint>(path);
   const veth = ep?.hostVeth ?? hostVethName(id);
   const ns = ep?.netnsName ?? netnsName(id);
+  const mounted = existsSync(`${NETNS_DIR}/${ns}`);
+  const vethThere = linkExists(veth);
+  const handOff = opts.processesGone === true && ep !== undefined && mounted && vethThere;
+  if (handOff) {
+    // Before the endpoint file goes: the address must never look free while the veth is there.
+    mkdirSync(releasedDir(stateDir), { recursive: true, mode: 0o700 });
+    writeJsonAtomic(releasedPath(stateDir, id), { ...ep, released: new Date().toISOString() } satisfies Released);
+  }
   const lines: string[] = [];
   // Deleting one end of a veth pair deletes the other; the namespace goes when its last user does.
-  if (linkExists(veth)) lines.push(`link del ${veth}`);
-  if (existsSync(`${NETNS_DIR}/${ns}`)) lines.push(`netns delete ${ns}`);
+  if (vethThere && !handOff) lines.push(`link del ${veth}`);
+  if (mounted) lines.push(`netns delete ${ns}`);
   // Independent, so concurrent: deleting a veth waits for the kernel's RCU grace period (~15 ms).
   const results = await Promise.allSettled([
     lines.length > 0 ? runCommand(['ip', '-batch', '-'], lines.join('\n') + '\n', `remove the network of container ${id.slice(0, 12)}`) : undefined,

@@ -8,6 +8,7 @@ import { TsrunError } from '../errors.js';
 import { defaultMtu, hostRoutes, removeBridge } from './bridge.js';
 import { formatCidr, formatIp, isHostAddress, overlaps, parseCidr, parseIp, type Cidr } from './ipv4.js';
 import { withLock } from './lock.js';
+import { settleReleased } from './released.js';
 import {
   createJsonExclusive,
   ensureDirs,
@@ -152,6 +153,7 @@ export async function removeNetwork(stateDir: string, nameOrId: string, opts: { 
     if (attached.length > 0) {
       throw new TsrunError('ENETWORK', `network ${net.name} has active endpoints (${attached.map((e) => e.name).join(', ')}); stop or remove them first`);
     }
+    await settleReleased(stateDir, (r) => r.network === net.name);
     await removeBridge(net.bridge);
     removeFile(networkPath(stateDir, net.name));
   });

@@ -3,8 +3,10 @@
 //   <stateDir>/networks/<name>.json   a network (NetworkConfig)
 //   <stateDir>/networks/.lock         flock'd while allocating (lock.ts)
 //   <stateDir>/endpoints/<id>.json    a container's attachment: address, veth, netns, ports
+//   <stateDir>/released/<id>.json     a detached container whose veth the kernel is still
+//                                     removing (endpoint.ts, detach): its address stays taken
 // An endpoint file is written *before* any kernel object exists, so detach() always finds out
-// what to remove; the addresses in use are exactly the ones in endpoint files.
+// what to remove; the addresses in use are exactly the ones in endpoint and released files.
 import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TsrunError, errnoOf } from '../errors.js';
@@ -46,6 +48,12 @@ export interface Endpoint {
   created: string;
 }
 
+/** An endpoint handed to the kernel to remove (see detach in endpoint.ts). */
+export interface Released extends Endpoint {
+  /** When its namespace was let go (ISO 8601). */
+  released: string;
+}
+
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
 export function validateNetworkName(name: string): string {
@@ -65,6 +73,8 @@ export const endpointsDir = (stateDir: string) => join(stateDir, 'endpoints');
 export const lockPath = (stateDir: string) => join(networksDir(stateDir), '.lock');
 export const networkPath = (stateDir: string, name: string) => join(networksDir(stateDir), `${validateNetworkName(name)}.json`);
 export const endpointPath = (stateDir: string, id: string) => join(endpointsDir(stateDir), `${validateContainerId(id)}.json`);
+export const releasedDir = (stateDir: string) => join(stateDir, 'released');
+export const releasedPath = (stateDir: string, id: string) => join(releasedDir(stateDir), `${validateContainerId(id)}.json`);
 
 /** Write a temporary file, then rename(2) it over the target: readers never see half a file. */
 export function writeJsonAtomic(path: string, value: unknown): void {
@@ -116,10 +126,12 @@ function readAll<T>(dir: string): T[] {
 
 export const readNetworks = (stateDir: string) => readAll<NetworkConfig>(networksDir(stateDir));
 export const readEndpoints = (stateDir: string) => readAll<Endpoint>(endpointsDir(stateDir));
+export const readReleased = (stateDir: string) => readAll<Released>(releasedDir(stateDir));
 
 export function ensureDirs(stateDir: string): void {
   mkdirSync(networksDir(stateDir), { recursive: true, mode: 0o700 });
   mkdirSync(endpointsDir(stateDir), { recursive: true, mode: 0o700 });
+  mkdirSync(releasedDir(stateDir), { recursive: true, mode: 0o700 });
 }
 
 export function removeFile(path: string): void {

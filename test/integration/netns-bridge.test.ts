@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describePrivileged } from './helpers/env.js';
+import { RELEASE_GRACE_MS } from '../../src/netns/released.js';
 import { attach, createNetwork, detach, firewallBackend, hostVethName, reloadFirewall, inspectNetwork, listNetworks, netnsName, parsePublish, recover, removeNetwork, type Attachment } from '../../src/netns/index.js';
 import { hostRoutes } from '../../src/netns/bridge.js';
 import { teardownNetworkFirewall } from '../../src/netns/firewall.js';
@@ -331,6 +332,73 @@ describePrivileged('bridge networking (netns)', () => {
     expect(run('iptables-save', [])).not.toContain(id.slice(0, 12));
     expect(existsSync(join(stateDir, 'endpoints', `${id}.json`))).toBe(false);
     await detach(stateDir, id); // idempotent
+  });
+
+  it("hands a gone container's veth to the kernel, its address taken until the veth is gone", async () => {
+    const released = (id: string) => existsSync(join(stateDir, 'released', `${id}.json`));
+    const vethThere = (name: string) => existsSync(`/sys/class/net/${name}`);
+    /** A box attached to `network`, then killed: what cleanup sees after a container ends. */
+    const ended = async (name: string, network: string, id = newId(), hold = false) => {
+      const box = await Box.start();
+      const att = await attach(stateDir, { id, name, pid: box.pid, network });
+      // Someone else in the namespace (an `ip netns exec` shell): it outlives the bind mount.
+      const holder = hold ? spawn('ip', ['netns', 'exec', att.netnsName, 'sleep', 'infinity'], { stdio: 'ignore' }) : undefined;
+      if (holder) {
+        processes.push(holder);
+        await eventually(() => {
+          if (readlinkSync(`/proc/${holder.pid}/ns/net`) !== readlinkSync(`/proc/${box.pid}/ns/net`)) throw new Error('not in yet');
+        });
+      }
+      box.kill();
+      await eventually(() => {
+        if (existsSync(`/proc/${box.pid}/ns/net`)) throw new Error('still there');
+      });
+      await detach(stateDir, id, { processesGone: true });
+      expect(existsSync(join(stateDir, 'endpoints', `${id}.json`))).toBe(false);
+      expect(existsSync(`/run/netns/${att.netnsName}`)).toBe(false);
+      return { id, att, holder };
+    };
+
+    // Nobody holds the namespace: the kernel removes the veth by itself, and the next attach
+    // forgets the released endpoint and may take its address.
+    const brief = await ended('brief', B);
+    expect(released(brief.id)).toBe(true);
+    await eventually(() => {
+      if (vethThere(brief.att.hostVeth)) throw new Error('veth still there');
+    }, 3000);
+    const next = await attach(stateDir, { id: newId(), name: 'next', pid: (await Box.start()).pid, network: B });
+    expect(next.ip).toBe(brief.att.ip);
+    expect(released(brief.id)).toBe(false);
+
+    // Held: the veth stays, so does the claim on its address...
+    const held = await ended('held', B, newId(), true);
+    await sleep(300);
+    expect(vethThere(held.att.hostVeth)).toBe(true);
+    const other = await attach(stateDir, { id: newId(), name: 'other-held', pid: (await Box.start()).pid, network: B });
+    expect(other.ip).not.toBe(held.att.ip);
+    expect(released(held.id)).toBe(true);
+    // ...until the same container attaches again (it needs the veth's name: the old one is deleted)...
+    const again = await attach(stateDir, { id: held.id, name: 'held', pid: (await Box.start()).pid, network: B });
+    expect(again.hostVeth).toBe(held.att.hostVeth);
+    expect(released(held.id)).toBe(false);
+    expect(run('nsenter', ['-t', String(held.holder!.pid), '-n', 'ip', '-o', 'link'])).not.toContain('eth0');
+
+    // ...or RELEASE_GRACE_MS passes and an attach finds it still there...
+    const overdue = await ended('overdue', B, newId(), true);
+    await sleep(RELEASE_GRACE_MS + 100);
+    expect(vethThere(overdue.att.hostVeth)).toBe(true);
+    const late = await attach(stateDir, { id: newId(), name: 'late', pid: (await Box.start()).pid, network: B });
+    expect(vethThere(overdue.att.hostVeth)).toBe(false);
+    expect(released(overdue.id)).toBe(false);
+    expect(late.ip).toBe(overdue.att.ip);
+
+    // ...or its network is removed.
+    await createNetwork(stateDir, { name: 'nets-r', bridge: `${marker}r`, subnet: `${net(4)}.0/24` });
+    const onRemoved = await ended('on-removed', 'nets-r', newId(), true);
+    expect(vethThere(onRemoved.att.hostVeth)).toBe(true);
+    await removeNetwork(stateDir, 'nets-r');
+    expect(vethThere(onRemoved.att.hostVeth)).toBe(false);
+    expect(released(onRemoved.id)).toBe(false);
   });
 
   it('leaves nothing behind once the containers are detached and the networks removed', async () => {

@@ -81,9 +81,15 @@ export class TestEnv {
 
   /** Removes the networks and the store; fails if anything the tests made is still mounted or running. */
   async cleanup(): Promise<void> {
-    const leaks = this.leaks();
+    // Networks first: removing one deletes the veths of its containers that the kernel has yet
+    // to remove (released endpoints, see src/netns/endpoint.ts) — or fails, for a container
+    // still attached, which the leak check then names.
     const { listNetworks, removeNetwork } = await import('../../../src/netns/index.js');
-    for (const n of listNetworks(this.root)) await removeNetwork(this.root, n.name, { force: true });
+    const failures: string[] = [];
+    for (const n of listNetworks(this.root)) {
+      await removeNetwork(this.root, n.name, { force: true }).catch((err: Error) => failures.push(`network ${n.name}: ${err.message}`));
+    }
+    const leaks = [...failures, ...this.leaks()];
     rmSync(this.root, { recursive: true, force: true });
     if (leaks.length > 0) throw new Error(`left behind:\n${leaks.join('\n')}`);
   }
