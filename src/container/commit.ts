@@ -24,9 +24,9 @@ import { normalizeName, parseReference } from '../registry-client/reference.js';
 import { MediaType } from '../registry-client/manifest.js';
 import { withLock } from '../sys/lock.js';
 import { isOpaque, isPlaceholder, isWhiteout, LowerLayers, mountTargets } from './diff.js';
-import { failure, openDir, walk, writeTar, type TarWriter } from './export.js';
+import { diskIdShift, failure, openDir, walk, writeTar, type TarWriter } from './export.js';
 import type { Found } from './lookup.js';
-import type { ContainerRecord } from './record.js';
+import { readState, type ContainerRecord } from './record.js';
 import { observe } from './status.js';
 
 export interface CommitOptions {
@@ -65,6 +65,7 @@ export async function commitContainer(store: ImageStore, found: Found, opts: Com
       writeTar(
         (tar) => pipeline(tar, tap(tarHash), createGzip(), tap(gzHash), createWriteStream(gz)),
         (w) => layerFromUpper(found, w),
+        diskIdShift(found, readState(found.paths)), // it reads the upper dir itself
       ),
     );
     const diffId = tarHash.digest();

@@ -10,13 +10,14 @@
 // while we copy. Host paths are the user's own and resolve as usual.
 import * as fs from 'node:fs';
 import { basename, dirname, resolve as resolvePath } from 'node:path';
+import { basename as posixBasename, dirname as posixDirname } from 'node:path/posix';
 import type { Readable, Writable } from 'node:stream';
 import { TsrunError, errnoOf } from '../errors.js';
 import { decompressSniffed } from '../image/compression.js';
 import { extract, feed, gidOf, mtimeOf, uidOf, xattrsOf, type Entry, type Header } from '../image/tar.js';
 import { cleanPath } from '../image/unpack-paths.js';
+import { toContainerIds, toHostIds, type Ids } from '../namespaces/userns-files.js';
 import * as libc from '../sys/libc.js';
-import { basename as posixBasename, dirname as posixDirname } from 'node:path/posix';
 import {
   applyXattrs,
   carriedXattrs,
@@ -31,6 +32,7 @@ import {
   walk,
   withContainerRoot,
   writeTar,
+  type RootView,
 } from './export.js';
 import type { Found } from './lookup.js';
 
@@ -83,11 +85,8 @@ interface Loc {
   follow: boolean;
 }
 
-interface Owner {
-  /** undefined: the source's. */
-  uid?: number;
-  gid?: number;
-}
+/** The owner a copied entry gets, from its source's (see CopyOptions.archive). */
+type Owner = (source: Ids) => Ids;
 
 export async function copy(src: Endpoint, dst: Endpoint, opts: CopyOptions): Promise<CopyResult> {
   try {
@@ -102,17 +101,21 @@ async function copyBetween(src: Endpoint, dst: Endpoint, opts: CopyOptions): Pro
   if ('host' in src && 'host' in dst) throw new TsrunError('EINVAL_FLAG', 'must specify at least one container source');
   if ('container' in src) {
     const c = src.container;
-    const owner: Owner = opts.archive ? {} : { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
-    return withContainerRoot(c, 'read', async (view) =>
-      new Copier(owner).run(containerSide(view.fd, c.record.name), src.path, hostSide, (dst as { host: string }).host, opts),
-    );
+    return withContainerRoot(c, 'read', async (view) => {
+      const caller = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+      const owner: Owner = opts.archive ? (ids) => toContainerIds(view.ids, ids) : () => caller;
+      return new Copier(owner).run(containerSide(view.fd, c.record.name), src.path, hostSide, (dst as { host: string }).host, opts);
+    });
   }
   const target = dst as { container: Found; path: string };
-  // docker: files copied into a container belong to its root unless -a.
-  const owner: Owner = opts.archive ? {} : { uid: 0, gid: 0 };
   return withContainerRoot(target.container, 'write', async (view) =>
-    new Copier(owner).run(hostSide, src.host, containerSide(view.fd, target.container.record.name), target.path, opts),
+    new Copier(intoContainer(view, opts.archive)).run(hostSide, src.host, containerSide(view.fd, target.container.record.name), target.path, opts),
   );
+}
+
+/** docker: what is copied into a container belongs to its root, or with -a keeps its ids. */
+function intoContainer(view: RootView, archive: boolean): Owner {
+  return archive ? (ids) => toHostIds(view.ids, ids) : () => toHostIds(view.ids, { uid: 0, gid: 0 });
 }
 
 /** `tsrun cp CONTAINER:PATH -`: the entry as a tar on `out` (docker's format for `-`). */
@@ -134,7 +137,7 @@ export async function copyToStream(found: Found, path: string, out: Writable, op
         } finally {
           fs.closeSync(dir);
         }
-      });
+      }, view.ids);
     } finally {
       close();
     }
@@ -296,7 +299,8 @@ class Copier {
       if (st.nlink > 1 && first === undefined) this.links.set(key, rel);
     } else if (st.isSymbolicLink()) {
       fs.symlinkSync(fs.readlinkSync(src.path), dst);
-      fs.lchownSync(dst, this.owner.uid ?? st.uid, this.owner.gid ?? st.gid);
+      const { uid, gid } = this.owner(st);
+      fs.lchownSync(dst, uid, gid);
       fs.lutimesSync(dst, st.atime, st.mtime);
     } else if (st.isCharacterDevice() || st.isBlockDevice() || st.isFIFO()) {
       const { major, minor } = devNumbers(st.rdev);
@@ -305,7 +309,8 @@ class Copier {
       // path is a magic link to exactly this node.
       const p = fs.openSync(dst, libc.O_PATH | O_NOFOLLOW | libc.O_CLOEXEC);
       try {
-        fs.chownSync(fdPath(p), this.owner.uid ?? st.uid, this.owner.gid ?? st.gid);
+        const { uid, gid } = this.owner(st);
+        fs.chownSync(fdPath(p), uid, gid);
         fs.chmodSync(fdPath(p), st.mode & 0o7777);
         fs.utimesSync(fdPath(p), st.atime, st.mtime);
       } finally {
@@ -363,7 +368,8 @@ class Copier {
 
   /** Owner, then mode (chown clears set-id bits), then times. */
   private meta(fd: number, st: fs.Stats): void {
-    fs.fchownSync(fd, this.owner.uid ?? st.uid, this.owner.gid ?? st.gid);
+    const { uid, gid } = this.owner(st);
+    fs.fchownSync(fd, uid, gid);
     fs.fchmodSync(fd, st.mode & 0o7777);
     fs.futimesSync(fd, st.atime, st.mtime);
   }
@@ -394,7 +400,7 @@ export async function copyFromStream(found: Found, path: string, input: Readable
       }
       fs.closeSync(fd);
       const { stream } = await decompressSniffed(input, 'stdin');
-      return new TarExtractor(view.fd, dest, opts.archive ? {} : { uid: 0, gid: 0 }).run(stream);
+      return new TarExtractor(view.fd, dest, intoContainer(view, opts.archive)).run(stream);
     });
   } catch (err) {
     throw failure(err, `copying a tar from stdin to ${where}`);
@@ -479,7 +485,8 @@ class TarExtractor {
         case 'symlink':
           entry.resume();
           fs.symlinkSync(header.linkname ?? '', dst);
-          fs.lchownSync(dst, this.owner.uid ?? uidOf(header), this.owner.gid ?? gidOf(header));
+          const { uid, gid } = this.ownerOf(header);
+          fs.lchownSync(dst, uid, gid);
           fs.lutimesSync(dst, mtimeOf(header), mtimeOf(header));
           return;
         case 'character-device':
@@ -490,7 +497,8 @@ class TarExtractor {
           libc.mknod(dst, kind | 0o600, header.devmajor, header.devminor);
           const p = fs.openSync(dst, libc.O_PATH | O_NOFOLLOW | libc.O_CLOEXEC);
           try {
-            fs.chownSync(fdPath(p), this.owner.uid ?? uidOf(header), this.owner.gid ?? gidOf(header));
+            const { uid, gid } = this.ownerOf(header);
+            fs.chownSync(fdPath(p), uid, gid);
             fs.chmodSync(fdPath(p), header.mode & 0o7777);
             fs.utimesSync(fdPath(p), mtimeOf(header), mtimeOf(header));
           } finally {
@@ -559,9 +567,14 @@ class TarExtractor {
     }
   }
 
+  private ownerOf(header: Header): Ids {
+    return this.owner({ uid: uidOf(header), gid: gidOf(header) });
+  }
+
   /** Owner, mode (after chown: it clears set-id bits), the carried xattrs (chown drops file capabilities), times. */
   private meta(fd: number, header: Header): void {
-    fs.fchownSync(fd, this.owner.uid ?? uidOf(header), this.owner.gid ?? gidOf(header));
+    const { uid, gid } = this.ownerOf(header);
+    fs.fchownSync(fd, uid, gid);
     fs.fchmodSync(fd, header.mode & 0o7777);
     applyXattrs(fd, xattrsOf(header).filter(([name]) => carriesXattr(name)));
     fs.futimesSync(fd, mtimeOf(header), mtimeOf(header));

@@ -23,9 +23,11 @@ import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { TsrunError, errnoOf } from '../errors.js';
 import { pack as tarPack, xattrPax, type Pack, type PackHeader } from '../image/tar.js';
+import { shiftedLayers, toContainerIds, usernsFilesFor, type IdShift } from '../namespaces/userns-files.js';
 import { withLock } from '../sys/lock.js';
 import * as libc from '../sys/libc.js';
 import type { Found } from './lookup.js';
+import type { ContainerState } from './record.js';
 import { observe, processStartTime } from './status.js';
 
 const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = fs.constants;
@@ -37,6 +39,22 @@ export interface RootView {
   /** Mount points inside the view, relative (`proc`, `etc/hosts`): other file systems. */
   mountPoints: Set<string>;
   running: boolean;
+  /** Set when the view shows host ids, not the container's (see withContainerRoot). */
+  ids?: IdShift;
+}
+
+/**
+ * Whether a user-namespaced container's files on disk carry host ids: yes where they are shifted
+ * copies of the layers (the fallback where the store cannot be idmapped, userns-files.ts), its
+ * root's files then belong to the first id of its map; no with an idmapped store, whose disk
+ * holds the container's own ids (but see withContainerRoot: not what its mount shows the host).
+ */
+export function diskIdShift(found: Found, state: ContainerState): IdShift | undefined {
+  const userns = found.record.options.userns;
+  if (!userns) return undefined;
+  // Never started: what its first start will use.
+  const files = state.usernsFiles ?? usernsFilesFor(found.paths.storeRoot);
+  return files === 'copy' ? { uidMap: userns.uidMap, gidMap: userns.gidMap } : undefined;
 }
 
 /**
@@ -52,19 +70,33 @@ export async function withContainerRoot<T>(found: Found, access: 'read' | 'write
     if (seen.status === 'restarting') {
       throw new TsrunError('ESTATE', `container ${record.name} is restarting; try again once it runs or has stopped`);
     }
+    const { userns } = record.options;
     if (seen.status === 'running' || seen.status === 'paused') {
-      view = openProcessRoot(seen.pid, record.name);
+      if (userns && access === 'write') {
+        // Its overlay belongs to its user namespace, where host root is nobody: creating a file
+        // there as host root fails (EOVERFLOW). docker's userns-remap copies through the daemon.
+        throw new TsrunError(
+          'ESTATE',
+          `container ${record.name} runs in a user namespace, where tsrun cannot create files while it runs: stop it first, or pipe a tar through it (tar -c FILES | tsrun exec -i ${record.name} tar -x -C DIR)`,
+        );
+      }
+      // Through the container's own mount the host sees host ids, idmapped or copied alike.
+      const ids = userns && { uidMap: userns.uidMap, gidMap: userns.gidMap };
+      view = { ...openProcessRoot(seen.pid, record.name), ...(ids && { ids }) };
       return undefined; // the lock is not needed: the container's own mount holds the upper dir
     }
+    const ids = diskIdShift(found, seen.state);
+    // Shifted upper, shifted lowers: the same copies the container runs on.
+    const lowers = ids ? shiftedLayers(paths.storeRoot, record.lowerDirs, userns!) : record.lowerDirs;
     const data =
       access === 'write'
-        ? `lowerdir=${record.lowerDirs.join(':')},upperdir=${paths.upperRel},workdir=${paths.workRel}`
-        : `ro,lowerdir=${[paths.upperRel, ...record.lowerDirs].join(':')}`;
+        ? `lowerdir=${lowers.join(':')},upperdir=${paths.upperRel},workdir=${paths.workRel}`
+        : `ro,lowerdir=${[paths.upperRel, ...lowers].join(':')}`;
     const mount = await PrivateMount.start(paths.storeRoot, data, paths.rootfs);
     try {
       const fd = fs.openSync(`/proc/${mount.pid}/root${paths.rootfs}`, libc.O_PATH | O_DIRECTORY | O_CLOEXEC);
       try {
-        return { value: await fn({ fd, mountPoints: new Set(), running: false }) };
+        return { value: await fn({ fd, mountPoints: new Set(), running: false, ...(ids && { ids }) }) };
       } finally {
         fs.closeSync(fd);
       }
@@ -296,11 +328,15 @@ export class TarWriter {
   readonly pack: Pack = tarPack();
   private readonly links = new Map<string, string>();
 
+  /** `ids`: the files carry host ids, the tar gets the container's. */
+  constructor(private readonly ids?: IdShift) {}
+
   /** `name` is the entry's name in the tar; `empty`: a mount point, shown without content. */
   async add(e: WalkEntry, name: string, opts: { empty?: boolean } = {}): Promise<void> {
     const { st } = e;
     // The full st_mode (tar keeps its low 12 bits): tar-stream would turn a mode of 0 into 0644.
-    const base: PackHeader = { name, mode: st.mode, uid: st.uid, gid: st.gid, mtime: st.mtime, uname: '', gname: '' };
+    const { uid, gid } = toContainerIds(this.ids, st);
+    const base: PackHeader = { name, mode: st.mode, uid, gid, mtime: st.mtime, uname: '', gname: '' };
     // A mount point's attributes are those of what is mounted there; symlinks and devices
     // cannot hold the attributes carried.
     const xattrs = () => {
@@ -377,8 +413,12 @@ async function* readExactly(fd: number, size: number): AsyncGenerator<Buffer> {
  * Runs `produce` (which adds entries to the writer) while the tar streams into `out`; rejects
  * with the first failure of either side.
  */
-export async function writeTar(out: Writable | ((tar: Readable) => Promise<void>), produce: (w: TarWriter) => Promise<void>): Promise<void> {
-  const w = new TarWriter();
+export async function writeTar(
+  out: Writable | ((tar: Readable) => Promise<void>),
+  produce: (w: TarWriter) => Promise<void>,
+  ids?: IdShift,
+): Promise<void> {
+  const w = new TarWriter(ids);
   // tar-stream's streams are streamx ones: Node's pipeline reads them as async iterables.
   const tar = Readable.from(w.pack);
   const consumed = typeof out === 'function' ? out(tar) : pipeline(tar, out);
@@ -409,6 +449,7 @@ export async function exportContainer(found: Found, out: Writable): Promise<void
           await w.add(e, e.rel, { empty: mounted });
           return !mounted;
         }),
+        view.ids,
       );
     } finally {
       fs.closeSync(rootDir);

@@ -44,6 +44,37 @@ export function mapId(id: number, maps: IdMap[]): number | undefined {
   return m && m.hostID + (id - m.containerID);
 }
 
+/** A host id → the container id, or undefined when the map leaves it out. */
+export function unmapId(id: number, maps: IdMap[]): number | undefined {
+  const m = maps.find((r) => id >= r.hostID && id < r.hostID + r.size);
+  return m && m.containerID + (id - m.hostID);
+}
+
+/** The id the kernel shows for one outside a map (kernel.overflowuid/overflowgid). */
+const OVERFLOW_ID = 65534;
+
+/**
+ * How the owners on disk relate to a container's own where its files are shifted copies: the
+ * disk holds host ids. For the commands that read or write its files from the host (cp,
+ * export, commit); undefined (the identity) everywhere else.
+ */
+export type IdShift = Pick<UsernsOption, 'uidMap' | 'gidMap'>;
+
+export interface Ids {
+  uid: number;
+  gid: number;
+}
+
+export function toContainerIds(shift: IdShift | undefined, ids: Ids): Ids {
+  if (!shift) return { uid: ids.uid, gid: ids.gid };
+  return { uid: unmapId(ids.uid, shift.uidMap) ?? OVERFLOW_ID, gid: unmapId(ids.gid, shift.gidMap) ?? OVERFLOW_ID };
+}
+
+export function toHostIds(shift: IdShift | undefined, ids: Ids): Ids {
+  if (!shift) return { uid: ids.uid, gid: ids.gid };
+  return { uid: mapId(ids.uid, shift.uidMap) ?? OVERFLOW_ID, gid: mapId(ids.gid, shift.gidMap) ?? OVERFLOW_ID };
+}
+
 const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
 

@@ -166,6 +166,58 @@ describePrivileged('user namespaces', () => {
     expect(copies()).toEqual([]);
   });
 
+  it("with shifted copies, commit, export and cp show and take the container's owners, not the host's", () => {
+    const copy = (...args: string[]) => env.run(args, { env: { TSRUN_USERNS_FILES: 'copy' } });
+    const script = 'if [ -e /copied ]; then stat -c "%u:%g %n" /copied /untarred; else touch /by-root; touch /by-1000; chown 1000:1001 /by-1000; fi';
+    expect(copy('run', '--name', 'shifted', '--network', 'none', '--userns', 'private', image, 'sh', '-c', script)).toMatchObject({ status: 0, stderr: '' });
+    const seen = inspect('shifted');
+    expect(seen.Tsrun.UserNamespace.Files).toBe('a copy of the layers with shifted owners');
+    const host = Number(seen.Tsrun.UserNamespace.UidMap[0].split(':')[1]);
+    expect(statSync(join(seen.GraphDriver.Data.UpperDir, 'by-1000')).uid).toBe(host + 1000); // on disk
+
+    // commit: the layer holds the container's ids; a container of it without a userns sees them.
+    expect(t('commit', 'shifted', 'shifted:v1').status).toBe(0);
+    expect(run('shifted:v1', 'stat', '-c', '%u:%g %n', '/by-root', '/by-1000', '/bin/busybox').stdout).toBe('0:0 /by-root\n1000:1001 /by-1000\n0:0 /bin/busybox\n');
+    // export: the same ids in the tar, for the container's files and the image's.
+    const exported = join(env.root, 'shifted.tar');
+    expect(t('export', '-o', exported, 'shifted').status).toBe(0);
+    const listing = execFileSync('tar', ['tvf', exported, '--numeric-owner', 'by-root', 'by-1000', 'bin/busybox'], { encoding: 'utf8' });
+    expect(listing.split('\n').filter(Boolean).map((l) => l.split(/\s+/)[1])).toEqual(['0/0', '1000/1001', '0/0']);
+    // cp -a out: the container's ids on the host.
+    const out = join(env.root, 'by-1000-out');
+    expect(t('cp', '-a', 'shifted:/by-1000', out).status).toBe(0);
+    expect(statSync(out)).toMatchObject({ uid: 1000, gid: 1001 });
+    // cp in (a file, and a tar on stdin): the container's root owns them inside.
+    const file = join(env.root, 'to-copy');
+    writeFileSync(file, 'x');
+    expect(t('cp', file, 'shifted:/copied').status).toBe(0);
+    const tar = execFileSync('tar', ['c', '-C', env.root, '--transform', 's/to-copy/untarred/', 'to-copy']);
+    expect(env.run(['cp', '-', 'shifted:/'], { input: tar })).toMatchObject({ status: 0, stderr: '' });
+    expect(copy('start', '-a', 'shifted')).toMatchObject({ stderr: '', stdout: '0:0 /copied\n0:0 /untarred\n' });
+    expect(t('rm', 'shifted').status).toBe(0);
+    expect(t('rmi', 'shifted:v1').status).toBe(0);
+  });
+
+  it('running idmapped: cp and export show the container\'s owners; writing in is refused with a way round', () => {
+    const id = t('run', '-d', '--network', 'none', '--userns', 'private', image, 'sh', '-c', 'touch /by-1000; chown 1000:1001 /by-1000; exec sleep 300').stdout.trim();
+    cleanups.unshift(() => t('rm', '-f', id));
+    expect(t('exec', id, 'ls', '/by-1000').status).toBe(0); // the script ran
+    const exported = join(env.root, 'running.tar');
+    expect(t('export', '-o', exported, id).status).toBe(0);
+    const listing = execFileSync('tar', ['tvf', exported, '--numeric-owner', 'by-1000', 'bin/busybox'], { encoding: 'utf8' });
+    expect(listing.split('\n').filter(Boolean).map((l) => l.split(/\s+/)[1])).toEqual(['0/0', '1000/1001']); // bin/busybox, by-1000
+    const out = join(env.root, 'running-out');
+    expect(t('cp', '-a', `${id}:/by-1000`, out).status).toBe(0);
+    expect(statSync(out)).toMatchObject({ uid: 1000, gid: 1001 });
+    const r = t('cp', out, `${id}:/tmp/`);
+    expect(r.status).toBe(125);
+    expect(r.stderr).toMatch(/runs in a user namespace, where tsrun cannot create files while it runs: stop it first, or pipe a tar through it \(tar -c FILES \| tsrun exec -i \w+ tar -x -C DIR\)/);
+    // The way round works.
+    const tar = execFileSync('tar', ['c', '-C', env.root, 'running-out']);
+    expect(env.run(['exec', '-i', id, 'tar', '-x', '-C', '/tmp'], { input: tar }).status).toBe(0);
+    expect(t('exec', id, 'stat', '-c', '%u:%g', '/tmp/running-out').stdout).toBe('1000:1001\n');
+  });
+
   it('takes explicit maps, and names what is wrong with bad ones', () => {
     const r = run('--uidmap', '0:300000:1000', '--gidmap', '0:400000:1000', image, 'sh', '-c', 'cat /proc/self/uid_map /proc/self/gid_map');
     expect(r.stdout.split('\n').filter(Boolean).map((l) => l.trim().split(/\s+/))).toEqual([

@@ -2,7 +2,7 @@ import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { mapId, prepareContainerDirs, shiftOwners } from '../../src/namespaces/userns-files.js';
+import { mapId, prepareContainerDirs, shiftOwners, toContainerIds, toHostIds, unmapId } from '../../src/namespaces/userns-files.js';
 import { allocateUserns, blocksInUse, ensureSubIds, parseSubIds, parseUserns, releaseUserns } from '../../src/namespaces/userns.js';
 
 const dirs: string[] = [];
@@ -59,6 +59,18 @@ describe('shifted copies, where the store cannot be idmapped', () => {
     expect(mapId(0, maps.uidMap)).toBe(200000);
     expect(mapId(999, maps.uidMap)).toBe(200999);
     expect(mapId(1000, maps.uidMap)).toBeUndefined();
+    expect(unmapId(200999, maps.uidMap)).toBe(999);
+    expect(unmapId(199999, maps.uidMap)).toBeUndefined();
+  });
+
+  it('turns owners on disk into the container\'s and back (cp, export, commit); outside the map is nobody', () => {
+    expect(toContainerIds(maps, { uid: 200005, gid: 300007 })).toEqual({ uid: 5, gid: 7 });
+    expect(toContainerIds(maps, { uid: 0, gid: 300000 })).toEqual({ uid: 65534, gid: 0 });
+    expect(toHostIds(maps, { uid: 5, gid: 7 })).toEqual({ uid: 200005, gid: 300007 });
+    expect(toHostIds(maps, { uid: 5000, gid: 0 })).toEqual({ uid: 65534, gid: 300000 });
+    // No shift (an idmapped store, no user namespace): the ids as they are.
+    expect(toContainerIds(undefined, { uid: 200005, gid: 1 })).toEqual({ uid: 200005, gid: 1 });
+    expect(toHostIds(undefined, { uid: 5, gid: 7 })).toEqual({ uid: 5, gid: 7 });
   });
 
   it.skipIf(process.getuid?.() !== 0)('shifts every owner and keeps set-id bits that chown clears', () => {
