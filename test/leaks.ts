@@ -1,6 +1,9 @@
 // What a container engine most often leaves behind. Tests and the global teardown call this.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { RELEASE_GRACE_MS } from '../src/netns/released.js';
+
+const sleepSync = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
 /** Narrows the check to one test file's store root and cgroup parent. */
 export interface LeakScope {
@@ -51,8 +54,14 @@ export function findLeaks(scope?: LeakScope): string[] {
       return '';
     }
   };
-  // A container's network: its veth, its named netns, its per-container firewall rules.
-  for (const line of run('ip', ['-o', 'link', 'show', 'type', 'veth']).split('\n').filter(Boolean)) leaks.push(`veth: ${line.slice(0, 80)}`);
+  // A container's network: its veth, its named netns, its per-container firewall rules. The
+  // veth of a container that just ended may still be there: the kernel removes it with the
+  // namespace, a moment later (src/netns/endpoint.ts); one still there after RELEASE_GRACE_MS is
+  // left behind.
+  const veths = () => run('ip', ['-o', 'link', 'show', 'type', 'veth']).split('\n').filter(Boolean);
+  let left = veths();
+  for (const deadline = Date.now() + RELEASE_GRACE_MS; left.length > 0 && Date.now() < deadline; left = veths()) sleepSync(50);
+  for (const line of left) leaks.push(`veth: ${line.slice(0, 80)}`);
   for (const ns of run('ip', ['netns', 'list']).split('\n').filter((l) => l.startsWith('tsrun-'))) leaks.push(`netns: ${ns}`);
   for (const rule of run('iptables-save', []).split('\n').filter((l) => /tsrun:[^: "]+:[0-9a-f]{12}/.test(l))) leaks.push(`firewall rule: ${rule}`);
   return leaks;
