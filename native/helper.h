@@ -218,7 +218,7 @@ void out_handle(struct pollfd *pfd, int n);
 int out_timeout_ms(void);                  /* until a partial line is due; -1 */
 void out_tick(void);                       /* log partial lines that are due */
 void out_drain(void);                      /* the container exited: read to EOF */
-void write_all(int fd, const char *b, size_t n);
+int write_all(int fd, const char *b, size_t n);
 
 /* --------------------------------------------------------------- status.c */
 

@@ -41,6 +41,7 @@ static struct stream {
 	int fd;            /* read end of this run's pipe, -1 when none or at EOF */
 	int copy_fd;       /* where attach-stdio copies it: 1 or 2 */
 	const char *name;  /* "stdout", "stderr" */
+	int reader_gone;   /* attach-stdio: writing our copy failed with EPIPE */
 	size_t len;        /* bytes in buf: a line not logged yet */
 	struct timespec at; /* when they were read (the record's "time") */
 	long long at_ms;   /* the same on the monotonic clock, for PARTIAL_IDLE_MS */
@@ -63,8 +64,9 @@ static long long now_ms(void)
 	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-/* Write everything, waiting if fd is non-blocking; drop it if nobody reads. */
-void write_all(int fd, const char *b, size_t n)
+/* Write everything, waiting if fd is non-blocking. -1 (errno set) when it
+ * cannot be written: EPIPE, ENOSPC... the caller decides; the rest is dropped. */
+int write_all(int fd, const char *b, size_t n)
 {
 	while (n) {
 		ssize_t w = write(fd, b, n);
@@ -75,17 +77,21 @@ void write_all(int fd, const char *b, size_t n)
 		}
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w <= 0)
-			return; /* EPIPE, ENOSPC: nobody to tell, drop it */
+		if (w <= 0) {
+			if (w == 0)
+				errno = EIO;
+			return -1;
+		}
 		b += w;
 		n -= (size_t)w;
 	}
+	return 0;
 }
 
 static void log_flush(void)
 {
 	if (logfd >= 0 && olen)
-		write_all(logfd, obuf, olen);
+		(void)write_all(logfd, obuf, olen); /* a full disk: nobody to tell */
 	olen = 0;
 }
 
@@ -345,8 +351,8 @@ ssize_t out_read(int stream, int fd)
 	while (n < 0 && errno == EINTR);
 	if (n <= 0)
 		return n;
-	if (attached)
-		write_all(s->copy_fd, s->buf + s->len, (size_t)n);
+	if (attached && write_all(s->copy_fd, s->buf + s->len, (size_t)n) < 0 && errno == EPIPE)
+		s->reader_gone = 1;
 	if (logfd < 0) {
 		s->len = 0; /* not logged: the buffer was only a scratch area */
 		return n;
@@ -375,8 +381,12 @@ void out_handle(struct pollfd *pfd, int n)
 			if (!pfd[k].revents || pfd[k].fd != s->fd)
 				continue;
 			ssize_t r = out_read(i, s->fd);
-			if (r == 0 || (r < 0 && errno != EAGAIN)) {
-				close(s->fd); /* EOF: every writer is gone */
+			/* EOF: every writer is gone. Or whoever read our copy is
+			 * (`tsrun run IMAGE yes | head -1`): closing the pipe makes
+			 * the container's next write fail with SIGPIPE, as it would
+			 * in a shell pipeline, instead of it writing forever. */
+			if (r == 0 || (r < 0 && errno != EAGAIN) || s->reader_gone) {
+				close(s->fd);
 				s->fd = -1;
 				log_partial(s);
 				log_flush();

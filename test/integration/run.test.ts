@@ -162,6 +162,21 @@ describePrivileged('tsrun run', () => {
     expect(code).toBe(42);
   });
 
+  it('ends a container whose output nobody reads any more, as a shell pipeline would', () => {
+    // `yes | head -1`: without this the monitor dropped yes's output forever and tsrun never returned.
+    const pipeline = (flags: string) =>
+      spawnSync('bash', ['-c', `"$@" ${flags} ${image} yes | head -1; echo "status \${PIPESTATUS[0]}"`, 'pipeline', process.execPath, ...env.args(['run', '--rm', '--network', 'none'])], {
+        encoding: 'utf8',
+        env: { ...process.env, ...env.env },
+        timeout: 30_000,
+      });
+    // Under --init, SIGPIPE kills yes (128+13); as PID 1 the kernel spares it, and busybox's yes
+    // sees EPIPE and exits 1 (docker's PID 1 does the same).
+    expect(pipeline('--init')).toMatchObject({ status: 0, stdout: 'y\nstatus 141\n' });
+    expect(pipeline('')).toMatchObject({ status: 0, stdout: 'y\nstatus 1\n' });
+    expect(env.run(['ps', '-aq']).stdout).toBe('');
+  });
+
   it('--init runs a reaping PID 1 and the command under it', () => {
     const out = ok(sh('echo $$; cat /proc/1/comm; (sleep 0.1 &); sleep 0.5; ps -o stat | grep -c "^Z" || true', '--init'));
     const [pid, init, zombies] = out.trim().split('\n');
