@@ -213,6 +213,8 @@ void out_detach(void);                     /* stop copying to our fds 1/2 */
 int out_pipes(int child_ends[2]);          /* one run's pipes; -1 with errno */
 void out_close_in_child(void);             /* the child keeps none of ours */
 ssize_t out_read(int stream, int fd);      /* read fd once, copy and log it */
+/* Writing the copy of `stream` to our fd 1/2 failed with EPIPE: its reader is gone. */
+int out_reader_gone(int stream);
 int out_poll_fds(struct pollfd *pfd, int n);
 void out_handle(struct pollfd *pfd, int n);
 int out_timeout_ms(void);                  /* until a partial line is due; -1 */

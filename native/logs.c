@@ -365,6 +365,11 @@ ssize_t out_read(int stream, int fd)
 	return n;
 }
 
+int out_reader_gone(int stream)
+{
+	return streams[stream].reader_gone;
+}
+
 int out_poll_fds(struct pollfd *pfd, int n)
 {
 	for (int i = 0; i < 2; i++)

@@ -83,6 +83,15 @@ int tty_poll_fds(struct pollfd *pfd, int n)
 static int copy_out(void)
 {
 	ssize_t r = out_read(OUT_STDOUT, master);
+	if (out_reader_gone(OUT_STDOUT)) {
+		/* Nobody reads our copy (`tsrun run -t IMAGE yes | head -1`):
+		 * hang up, as a closed terminal does. The container's session
+		 * gets SIGHUP and its writes fail with EIO. */
+		close(master);
+		master = -1;
+		master_eof = 1;
+		return 0;
+	}
 	if (r > 0)
 		return 1;
 	if (r == 0 || (errno != EAGAIN && errno != EINTR))

@@ -174,6 +174,11 @@ describePrivileged('tsrun run', () => {
     // sees EPIPE and exits 1 (docker's PID 1 does the same).
     expect(pipeline('--init')).toMatchObject({ status: 0, stdout: 'y\nstatus 141\n' });
     expect(pipeline('')).toMatchObject({ status: 0, stdout: 'y\nstatus 1\n' });
+    // With -t the monitor hangs up the terminal instead: yes gets SIGHUP (128+1) or, if it
+    // writes first, EIO (1). Before, it ran on.
+    const tty = pipeline('-t --init');
+    expect(tty.status).toBe(0);
+    expect(tty.stdout).toMatch(/^y\r\nstatus (129|1)\n$/); // a terminal ends lines with \r\n
     expect(env.run(['ps', '-aq']).stdout).toBe('');
   });
 
