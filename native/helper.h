@@ -52,6 +52,8 @@ struct plan {
 	enum restart_policy restart;
 	unsigned restart_max;        /* on-failure:N, 0: unlimited */
 	char **exit_command;         /* argv run when the monitor is done, NULL-terminated */
+	char **device_rules;         /* devices: what the container may use (devices.c) */
+	int n_device_rules;
 	struct step *steps; /* everything after `clone`, numbered from 1 */
 	int n_steps;
 };
@@ -180,6 +182,10 @@ int userns_prepare(const struct plan *p, pid_t child); /* -1: start failed */
 void userns_send(int sock);
 int userns_open_targets(struct child *c); /* in the child, before setresuid */
 int start_failed(const char *op, int err, const char *msg); /* monitor.c */
+/* devices.c: index of the first malformed rule, or -1 */
+int devices_check_rules(char **rules, int n);
+/* devices.c: the device filter on the container's cgroup2 directory */
+int devices_attach(const struct plan *p, char *msg, size_t msglen);
 int userns_exec_main(int argc, char **argv); /* unshare.c: rootless tsrun's way in */
 
 /* mounts.c: in-root path resolution */

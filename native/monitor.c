@@ -300,6 +300,19 @@ static int spawn(void)
 	 * "go", once it is in the container's cgroup (as runc does). */
 	unsigned long flags = (P->clone_flags & ~(unsigned long)CLONE_NEWCGROUP) | SIGCHLD;
 	int joined;
+	/* Before anything runs in the cgroup; a restart finds it still there. */
+	if (M->run == 0 && P->n_device_rules > 0) {
+		char msg[512];
+		if (devices_attach(P, msg, sizeof(msg)) < 0) {
+			int e = errno;
+			close(sv[0]);
+			close(sv[1]);
+			for (int i = 0; i < 2; i++)
+				if (out[i] >= 0)
+					close(out[i]);
+			return start_failed("devices", e, msg);
+		}
+	}
 	child = fork_into_cgroup(flags, &joined);
 	if (child == 0) {
 		struct child c = {.plan = P, .sock = sv[1], .out = {out[0], out[1]},

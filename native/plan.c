@@ -105,6 +105,7 @@ static const struct { const char *name; int nargs; } monitor_lines[] = {
 	{"restart", 1}, {"stop-file", 1}, {"pidns", 1}, {"netns", 1}, {"userns", 1},
 	{"uid-map", 3}, {"gid-map", 3},
 	{"exit-command", -1}, /* -1: one field or more */
+	{"devices", -1},
 };
 
 static int monitor_line(struct plan *p, struct step *st, char *err,
@@ -176,6 +177,13 @@ static int monitor_line(struct plan *p, struct step *st, char *err,
 			p->userns_path = v;
 		else
 			p->pidns_path = v;
+	} else if (strcmp(k, "devices") == 0) {
+		int bad = devices_check_rules(st->argv + 1, st->argc - 1);
+		if (bad >= 0)
+			return perr(err, errlen, ln, "devices: bad rule %s (want <a|b|c>:<major|*>:<minor|*>:<rwm>)",
+				    st->argv[1 + bad]);
+		p->device_rules = st->argv + 1;
+		p->n_device_rules = st->argc - 1;
 	} else if (strcmp(k, "exit-command") == 0) {
 		if (!*v)
 			return perr(err, errlen, ln, "exit-command needs a program");

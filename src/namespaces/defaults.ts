@@ -60,6 +60,21 @@ export const DEFAULT_DEVICES: Array<[string, number, number]> = [
   ['tty', 5, 0],
 ];
 
+/**
+ * docker's device cgroup policy: any node may be made (mknod), only these used: the standard
+ * nodes, the PTYs (devpts 136:*, ptmx 5:2) and /dev/net/tun. With CAP_MKNOD alone a container's
+ * root could otherwise make the host's disk (b 8:0) and read it. `<type>:<major>:<minor>:<access>`.
+ */
+export const DEFAULT_DEVICE_RULES: string[] = [
+  'c:*:*:m',
+  'b:*:*:m',
+  ...DEFAULT_DEVICES.map(([, major, minor]) => `c:${major}:${minor}:rwm`),
+  'c:5:1:rwm', // /dev/console
+  'c:5:2:rwm', // /dev/ptmx
+  'c:136:*:rwm', // /dev/pts/*
+  'c:10:200:rwm', // /dev/net/tun
+];
+
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** podman and docker raise RLIMIT_NOFILE to this; tsrun caps it at the host's hard limit. */

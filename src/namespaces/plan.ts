@@ -118,6 +118,8 @@ export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: str
     ['stdin', ctx.interactive ? 'inherit' : 'null'],
     ['tty', p.terminal ? '1' : '0'],
     ...ctx.cgroupProcs.map((f): Step => ['cgroup-procs', f]),
+    // The device filter goes on the container's cgroup: none without one (rootless).
+    ...(spec.linux.devices && ctx.cgroupProcs.length > 0 ? [['devices', ...spec.linux.devices] as Step] : []),
     ...monitorLines(ctx.monitor),
     ...(spec.linux.uidMappings ?? []).map((m): Step => ['uid-map', String(m.containerID), String(m.hostID), String(m.size)]),
     ...(spec.linux.gidMappings ?? []).map((m): Step => ['gid-map', String(m.containerID), String(m.hostID), String(m.size)]),

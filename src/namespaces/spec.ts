@@ -6,6 +6,7 @@ import type { ImageConfig } from '../image/types.js';
 import {
   ALL_CAPABILITIES,
   DEFAULT_CAPABILITIES,
+  DEFAULT_DEVICE_RULES,
   DEFAULT_NOFILE,
   DEFAULT_PATH,
   MASKED_PATHS,
@@ -48,6 +49,8 @@ export interface OciSpec {
     gidMappings?: IdMap[];
     cgroupsPath: string;
     resources: Resources;
+    /** The devices it may use (`c:1:3:rwm`, DEFAULT_DEVICE_RULES), all others refused; absent: all (--privileged). */
+    devices?: string[];
     /** The seccomp profile resolved for this container's capabilities; absent: unconfined. */
     seccomp?: OciSeccomp;
   };
@@ -254,6 +257,7 @@ export function createSpec(image: ImageConfig, opts: ContainerOptions, ctx: Spec
       ...(opts.sysctls && { sysctl: opts.sysctls }),
       cgroupsPath: `${opts.cgroupParent}/${ctx.id}`,
       resources: opts.resources,
+      ...(!opts.privileged && { devices: DEFAULT_DEVICE_RULES }),
       ...(seccomp && { seccomp }),
     },
     annotations: { 'io.tsrun.init': String(opts.init), ...(ctx.rootless && { 'io.tsrun.rootless': 'true' }) },

@@ -182,6 +182,18 @@ describePrivileged('tsrun run', () => {
     expect(env.run(['ps', '-aq']).stdout).toBe('');
   });
 
+  it("keeps docker's device policy: any node may be made, only the standard ones opened (all with --privileged)", () => {
+    // /dev/loop-control (10:237): harmless to open, outside the allowlist. Before the policy,
+    // CAP_MKNOD let the container's root make and open any node, the host's disk (b 8:0) too.
+    const script = 'mknod /tmp/lc c 10 237 && echo made; head -c 0 /tmp/lc; echo x > /dev/null && echo null-ok; mknod /tmp/z c 1 5 && head -c 3 /tmp/z | wc -c';
+    const confined = sh(script);
+    expect(confined.stdout).toBe('made\nnull-ok\n3\n');
+    expect(confined.stderr).toBe('head: /tmp/lc: Operation not permitted\n');
+    const privileged = sh(script, '--privileged');
+    expect(privileged.stdout).toMatch(/^made\nnull-ok\n3\n$/);
+    expect(privileged.stderr).not.toContain('Operation not permitted');
+  });
+
   it('--init runs a reaping PID 1 and the command under it', () => {
     const out = ok(sh('echo $$; cat /proc/1/comm; (sleep 0.1 &); sleep 0.5; ps -o stat | grep -c "^Z" || true', '--init'));
     const [pid, init, zombies] = out.trim().split('\n');

@@ -57,6 +57,14 @@ describe('buildPlan', () => {
   it('puts the container in its cgroup from the monitor', () => {
     expect(plan.monitor).toContainEqual(['cgroup-procs', '/sys/fs/cgroup/pids/tsrun/b/cgroup.procs']);
   });
+  it("gives the cgroup docker's device policy: mknod anything, use only the standard nodes", () => {
+    const devices = plan.monitor.find((l) => l[0] === 'devices')!;
+    expect(devices.slice(1)).toEqual(expect.arrayContaining(['c:*:*:m', 'b:*:*:m', 'c:1:3:rwm', 'c:136:*:rwm', 'c:5:2:rwm']));
+    expect(devices.slice(1).filter((r) => r.startsWith('b:') || r.includes('*:*:rwm') || r.startsWith('a:'))).toEqual(['b:*:*:m']);
+    // --privileged: every device; no cgroup (rootless): nothing to attach it to.
+    expect(buildPlan(createSpec(image, { ...opts, privileged: true }, ctx), planCtx, () => false).monitor.map((l) => l[0])).not.toContain('devices');
+    expect(buildPlan(createSpec(image, opts, ctx), { ...planCtx, cgroupProcs: [] }, () => false).monitor.map((l) => l[0])).not.toContain('devices');
+  });
   it('skips sethostname with --uts host and lo-up with --network host', () => {
     const p = buildPlan(createSpec(image, { ...opts, uts: 'host', network: 'host' }, ctx), planCtx, () => false);
     expect(p.steps.map((s) => s[0])).not.toContain('sethostname');
