@@ -92,7 +92,11 @@ export interface CgroupHandle {
 export interface CgroupDriver {
   readonly version: 1 | 2;
   /** Make <parent>/<id> in every hierarchy, apply `r`; undone if anything fails. */
-  create(parent: string, id: string, r: Resources): CgroupHandle;
+  /**
+   * `devices`: the allowlist (`c:1:3:rwm`, as the spec's linux.devices), all else refused. cgroup
+   * v1 writes it to the devices controller; on cgroup2 the helper attaches a BPF program.
+   */
+  create(parent: string, id: string, r: Resources, devices?: string[]): CgroupHandle;
   /** The existing cgroup <parent>/<id>, or undefined. */
   open(parent: string, id: string): CgroupHandle | undefined;
   /** Ids with a cgroup under the parent (to clean up after a crash). */

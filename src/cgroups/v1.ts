@@ -15,16 +15,26 @@ import { CONTROLLERS, allPids, checkId, childDir, killAll, mkdirLeaf, mkdirOnce,
 import { cpuUsageV1, cpuUsageV2 } from './cpu.js';
 import { initCpusetChainV1 } from './cpuset.js';
 import { freezeV1, freezeV2, thawV1, thawV2 } from './freezer.js';
-import { exists, subdirs as subdirsOf } from './fsio.js';
+import { exists, subdirs as subdirsOf, writeValue } from './fsio.js';
 import { memoryStatsV1, oomKilledV1, withSwapDefault } from './memory.js';
 import { pidsCurrent } from './pids.js';
 import type { CgroupDriver, CgroupHandle, CgroupLayout, CgroupStats, Resources } from './types.js';
 
-/**
- * The hierarchies a container joins. `devices` is left out on purpose (tsrun does not write
- * device rules yet; joining would change nothing), as are net_cls, perf_event and name=systemd.
- */
-const JOINED = ['cpuset', 'cpu', 'cpuacct', 'memory', 'pids', 'blkio', 'freezer'];
+/** The hierarchies a container joins (not net_cls, perf_event, name=systemd). */
+const JOINED = ['cpuset', 'cpu', 'cpuacct', 'memory', 'pids', 'blkio', 'freezer', 'devices'];
+
+/** Deny everything, then allow each rule: `c:1:3:rwm` → `c 1:3 rwm` (devices.allow's syntax). */
+export function deviceRulesV1(rules: string[]): string[] {
+  return rules.map((r) => {
+    const [type, major, minor, access] = r.split(':');
+    return `${type} ${major}:${minor} ${access}`;
+  });
+}
+
+function writeDeviceRulesV1(dir: string, rules: string[]): void {
+  writeValue(dir, 'devices.deny', 'a');
+  for (const line of deviceRulesV1(rules)) writeValue(dir, 'devices.allow', line);
+}
 
 export class V1Driver implements CgroupDriver {
   readonly version = 1;
@@ -55,7 +65,7 @@ export class V1Driver implements CgroupDriver {
     return paths;
   }
 
-  create(parent: string, id: string, r: Resources): CgroupHandle {
+  create(parent: string, id: string, r: Resources, devices?: string[]): CgroupHandle {
     const parts = parentParts(parent);
     checkId(id);
     // Check every controller before touching anything.
@@ -81,6 +91,7 @@ export class V1Driver implements CgroupDriver {
         chain.push(leaf);
         if (root === this.mounts.cpuset) initCpusetChainV1(chain);
       }
+      if (devices && handle.paths.devices) writeDeviceRulesV1(handle.paths.devices, devices);
       handle.apply(r, true);
     } catch (err) {
       for (const dir of made.reverse()) rmdirIfEmpty(dir);

@@ -31,7 +31,8 @@ export class V2Driver implements CgroupDriver {
 
   constructor(readonly root: string) {}
 
-  create(parent: string, id: string, r: Resources): CgroupHandle {
+  // `devices`: on cgroup2 the helper attaches the device filter (native/devices.c).
+  create(parent: string, id: string, r: Resources, _devices?: string[]): CgroupHandle {
     const parts = parentParts(parent);
     checkId(id);
     const required = new Map<string, string[]>([...needed(r)].map(([c, flags]) => [c.v2, flags]));

@@ -44,10 +44,10 @@ export interface Started {
  * Another tsrun may remove the (empty) parent between our mkdir of the parent and of the leaf:
  * the leaf's mkdir then fails with ENOENT, and a second attempt recreates the parent.
  */
-function createCgroup(driver: CgroupDriver, parent: string, id: string, resources: Resources): CgroupHandle {
+function createCgroup(driver: CgroupDriver, parent: string, id: string, resources: Resources, devices?: string[]): CgroupHandle {
   for (let attempt = 0; ; attempt++) {
     try {
-      return driver.create(parent, id, resources);
+      return driver.create(parent, id, resources, devices);
     } catch (err) {
       const code = errnoOf(err) ?? errnoOf((err as { cause?: unknown }).cause);
       if (code !== 'ENOENT' || attempt >= 3) throw err;
@@ -90,7 +90,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
       // helper writes the child's pid into every cgroup.procs before releasing it.
       // Rootless tsrun may not make cgroups: its containers stay in the user's.
       const driver = openDriver(detectCgroups());
-      const cgroup = inOwnUserns() ? undefined : createCgroup(driver, options.cgroupParent, record.id, options.resources);
+      const cgroup = inOwnUserns() ? undefined : createCgroup(driver, options.cgroupParent, record.id, options.resources, spec.linux.devices);
       if (cgroup) {
         undo.push(() => {
           cgroup.remove();

@@ -192,6 +192,13 @@ describePrivileged('tsrun run', () => {
     const privileged = sh(script, '--privileged');
     expect(privileged.stdout).toMatch(/^made\nnull-ok\n3\n$/);
     expect(privileged.stderr).not.toContain('Operation not permitted');
+    // cgroup v1's devices controller gets the same list (the BPF program needs cgroup2).
+    if (existsSync('/sys/fs/cgroup/devices/devices.list')) {
+      const list = ok(sh('cat /sys/fs/cgroup/devices/devices.list')).split('\n');
+      expect(list).toEqual(expect.arrayContaining(['c *:* m', 'b *:* m', 'c 1:3 rwm', 'c 136:* rwm']));
+      expect(list).not.toContain('a *:* rwm');
+      expect(ok(sh('cat /sys/fs/cgroup/devices/devices.list', '--privileged'))).toBe('a *:* rwm\n');
+    }
   });
 
   it('--init runs a reaping PID 1 and the command under it', () => {

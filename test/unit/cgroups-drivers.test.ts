@@ -9,6 +9,7 @@ import {
   V1Driver, V2Driver, detectCgroups, parseResources, setCgroupWriteObserver,
   type HostInfo, type ResourceFlags,
 } from '../../src/cgroups/index.js';
+import { deviceRulesV1 } from '../../src/cgroups/v1.js';
 import { blkioToIoWeight } from '../../src/cgroups/blkio.js';
 import { sharesToWeight } from '../../src/cgroups/cpu.js';
 import { TsrunError } from '../../src/errors.js';
@@ -297,6 +298,7 @@ function v1Files(controller: string): Record<string, string> {
     };
     case 'pids': return { 'pids.max': 'max', 'pids.current': '0' };
     case 'freezer': return { 'freezer.state': 'THAWED' };
+    case 'devices': return { 'devices.deny': '', 'devices.allow': '', 'devices.list': 'a *:* rwm\n' };
     default: return {};
   }
 }
@@ -332,11 +334,20 @@ describe('cgroup v1 driver (hybrid and pure v1)', () => {
   it('joins one directory per hierarchy, and the cgroup2 one on a hybrid host', () => {
     const h = v1Tree().create('tsrun-test', 'c1', {});
     expect(h.version).toBe(1);
-    expect(Object.keys(h.paths).sort()).toEqual(['blkio', 'cpu', 'cpuacct', 'cpuset', 'freezer', 'memory', 'pids', 'unified']);
+    expect(Object.keys(h.paths).sort()).toEqual(['blkio', 'cpu', 'cpuacct', 'cpuset', 'devices', 'freezer', 'memory', 'pids', 'unified']);
     expect(h.paths.memory).toBe(join(tmp, 'memory', 'tsrun-test', 'c1'));
-    expect(h.procsFiles).toHaveLength(8);
+    expect(h.procsFiles).toHaveLength(9);
     expect(h.procsFiles).toContain(join(tmp, 'unified', 'tsrun-test', 'c1', 'cgroup.procs'));
-    expect(h.procsFiles).not.toContain(join(tmp, 'devices', 'tsrun-test', 'c1', 'cgroup.procs'));
+    // The devices hierarchy too: its rules are the device policy on cgroup v1.
+    expect(h.procsFiles).toContain(join(tmp, 'devices', 'tsrun-test', 'c1', 'cgroup.procs'));
+  });
+
+  it('writes the device allowlist to the devices controller: deny all, then allow each rule', () => {
+    const h = v1Tree({ id: 'c2' }).create('tsrun-test', 'c2', {}, ['c:*:*:m', 'c:1:3:rwm', 'c:136:*:rwm']);
+    expect(readFileSync(join(h.paths.devices!, 'devices.deny'), 'utf8')).toBe('a');
+    // The fake tree keeps the last write of each file; the kernel appends each rule.
+    expect(readFileSync(join(h.paths.devices!, 'devices.allow'), 'utf8')).toBe('c 136:* rwm');
+    expect(deviceRulesV1(['c:*:*:m', 'b:*:*:m', 'c:1:3:rwm', 'c:136:*:rwm'])).toEqual(['c *:* m', 'b *:* m', 'c 1:3 rwm', 'c 136:* rwm']);
   });
 
   it('shares one directory between co-mounted cpu,cpuacct', () => {
