@@ -211,8 +211,10 @@ int devices_attach(const struct plan *p, char *msg, size_t msglen)
 	if (prog < 0) {
 		close(cg);
 		const char *why = strrchr(log, '\n');
-		snprintf(msg, msglen, "load the device filter (bpf BPF_PROG_LOAD): %s%s%.200s", errmsg(e),
-			 log[0] ? ": " : "", why ? why + 1 : log);
+		snprintf(msg, msglen, "load the device filter (bpf BPF_PROG_LOAD): %s%s%.200s%s", errmsg(e),
+			 log[0] ? ": " : "", why ? why + 1 : log,
+			 e == EPERM || e == ENOSYS ? " (bpf() is refused here, by the kernel or a seccomp policy; "
+						     "--privileged starts a container without a device filter)" : "");
 		errno = e;
 		return -1;
 	}
