@@ -197,12 +197,22 @@ int devices_attach(const struct plan *p, char *msg, size_t msglen)
 		load.log_size = sizeof(log);
 		load.log_level = 1;
 		log[0] = '\0';
-		if (bpf(BPF_PROG_LOAD, &load) < 0 && errno != ENOSPC) {
-			char *last = strrchr(log, '\n'); /* its last lines say why */
-			while (last && last > log && (last[-1] == '\n' || last == log + strlen(log) - 1))
-				*last = '\0', last = strrchr(log, '\n');
+		long again = bpf(BPF_PROG_LOAD, &load);
+		if (again >= 0) {
+			prog = (int)again; /* it went through this time */
+		} else if (errno == ENOSPC) {
+			log[0] = '\0'; /* cut off: no use */
 		} else {
-			log[0] = '\0';
+			/* The line that says why is the last but the statistics. */
+			for (int cut = 0; cut < 2; cut++) {
+				size_t n = strlen(log);
+				while (n && log[n - 1] == '\n')
+					log[--n] = '\0';
+				char *last = strrchr(log, '\n');
+				if (!last || strncmp(last + 1, "processed ", 10) != 0)
+					break;
+				*last = '\0';
+			}
 		}
 	}
 	free(insns);
