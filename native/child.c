@@ -230,15 +230,12 @@ static int join_cgroups(struct child *c)
 {
 	for (int i = 0; i < c->plan->n_cgroup_procs; i++) {
 		const char *procs = c->plan->cgroup_procs[i];
-		const char *slash = strrchr(procs, '/');
 		char path[4096 + 16], dir[4096];
 		struct statfs fs;
 		if (i == c->joined)
 			continue;
-		if (!slash || (size_t)(slash - procs) >= sizeof(dir))
+		if (cgroup_dir(procs, dir, sizeof(dir)) < 0)
 			return fail(c, EINVAL, "not a cgroup.procs path: %s", procs);
-		memcpy(dir, procs, (size_t)(slash - procs));
-		dir[slash - procs] = '\0';
 		int v1 = statfs(dir, &fs) == 0 && fs.f_type != CGROUP2_SUPER_MAGIC;
 		snprintf(path, sizeof(path), "%s/%s", dir, v1 ? "tasks" : "cgroup.procs");
 		int fd = (int)TR(open(path, O_WRONLY | O_CLOEXEC), "openat(AT_FDCWD, %s, O_WRONLY|O_CLOEXEC)", q(path));

@@ -31,14 +31,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "helper.h"
-
-#ifndef CGROUP2_SUPER_MAGIC
-#define CGROUP2_SUPER_MAGIC 0x63677270
-#endif
 
 struct rule {
 	int type;           /* BPF_DEVCG_DEV_BLOCK/CHAR, 0: any */
@@ -161,20 +156,13 @@ static long bpf(int cmd, union bpf_attr *attr)
 int devices_attach(const struct plan *p, char *msg, size_t msglen)
 {
 	char dir[4096];
-	int cg = -1;
-	for (int i = 0; i < p->n_cgroup_procs && cg < 0; i++) {
-		const char *procs = p->cgroup_procs[i];
-		const char *slash = strrchr(procs, '/');
-		struct statfs fs;
-		if (!slash || (size_t)(slash - procs) >= sizeof(dir))
-			continue;
-		memcpy(dir, procs, (size_t)(slash - procs));
-		dir[slash - procs] = '\0';
-		if (statfs(dir, &fs) == 0 && fs.f_type == CGROUP2_SUPER_MAGIC)
-			cg = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	}
-	if (cg < 0)
+	if (plan_cgroup2(p, dir, sizeof(dir)) < 0)
 		return 0;
+	int cg = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cg < 0) {
+		snprintf(msg, msglen, "open the cgroup %s: %s", dir, errmsg(errno));
+		return -1;
+	}
 	int len;
 	struct bpf_insn *insns = build(p->device_rules, p->n_device_rules, &len);
 	if (!insns) {

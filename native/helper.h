@@ -60,6 +60,10 @@ struct plan {
 
 int plan_read(int fd, struct plan *p, char *err, size_t errlen);
 unsigned long plan_clone_flag(const char *name); /* 0 when unknown */
+/* The directory of a cgroup-procs entry (its path up to the last '/'); -1 when it has none or does not fit. */
+int cgroup_dir(const char *procs, char *dir, size_t len);
+/* The first cgroup-procs entry on a cgroup2 file system: its index (its directory in dir), or -1. */
+int plan_cgroup2(const struct plan *p, char *dir, size_t len);
 
 /* ------------------------------------------------------------ protocol.c */
 

@@ -15,12 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/magic.h>
 #include <linux/sched.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -230,20 +228,10 @@ static pid_t fork_into_cgroup(unsigned long flags, int *joined)
 {
 	*joined = -1;
 #ifdef CLONE_INTO_CGROUP
-	for (int i = 0; i < P->n_cgroup_procs; i++) {
-		char dir[4096];
-		struct statfs fs;
-		const char *procs = P->cgroup_procs[i];
-		const char *slash = strrchr(procs, '/');
-		if (!slash || (size_t)(slash - procs) >= sizeof(dir))
-			continue;
-		memcpy(dir, procs, (size_t)(slash - procs));
-		dir[slash - procs] = '\0';
-		if (statfs(dir, &fs) < 0 || fs.f_type != CGROUP2_SUPER_MAGIC)
-			continue;
-		int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0)
-			break;
+	char dir[4096];
+	int i = plan_cgroup2(P, dir, sizeof(dir));
+	int fd = i < 0 ? -1 : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
 		struct clone_args args = {.flags = flags & ~(unsigned long)CSIGNAL, .exit_signal = SIGCHLD,
 					  .cgroup = (__u64)fd};
 		args.flags |= CLONE_INTO_CGROUP;
@@ -270,7 +258,6 @@ static pid_t fork_into_cgroup(unsigned long flags, int *joined)
 			errno = e;
 			return -1;
 		}
-		break;
 	}
 #endif
 	pid_t p = (pid_t)syscall(SYS_clone, flags, 0, 0, 0, 0);

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
 
 #include "helper.h"
 
@@ -207,6 +209,27 @@ static int monitor_line(struct plan *p, struct step *st, char *err,
 		free(list);
 	}
 	return 0;
+}
+
+int cgroup_dir(const char *procs, char *dir, size_t len)
+{
+	const char *slash = strrchr(procs, '/');
+	if (!slash || (size_t)(slash - procs) >= len)
+		return -1;
+	memcpy(dir, procs, (size_t)(slash - procs));
+	dir[slash - procs] = '\0';
+	return 0;
+}
+
+int plan_cgroup2(const struct plan *p, char *dir, size_t len)
+{
+	for (int i = 0; i < p->n_cgroup_procs; i++) {
+		struct statfs fs;
+		if (cgroup_dir(p->cgroup_procs[i], dir, len) == 0 && statfs(dir, &fs) == 0 &&
+		    fs.f_type == CGROUP2_SUPER_MAGIC)
+			return i;
+	}
+	return -1;
 }
 
 int plan_read(int fd, struct plan *p, char *err, size_t errlen)
