@@ -67,6 +67,16 @@ export function register(program: Command): void {
         process.stdout.write(`${n}\n`);
       }
     }));
+
+  network
+    .command('prune')
+    .description("Remove unused networks; the default one's bridge and firewall rules go too, until a container needs them")
+    .option('-f, --force', 'do not prompt for confirmation (tsrun never prompts)', false)
+    .action(action(async (_flags: object, cmd: Command) => {
+      const { pruneNetworks } = await import('../src/netns/index.js');
+      const removed = await pruneNetworks(globalOptions(cmd).root);
+      if (removed.length > 0) process.stdout.write(`Deleted Networks:\n${removed.join('\n')}\n`);
+    }));
 }
 
 function parseOpt(opt: string | undefined): { bridge?: string; mtu?: number } {

@@ -1,6 +1,6 @@
 // What a container engine most often leaves behind. Tests and the global teardown call this.
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { RELEASE_GRACE_MS } from '../src/netns/released.js';
 
 const sleepSync = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
@@ -63,7 +63,11 @@ export function findLeaks(scope?: LeakScope): string[] {
   for (const deadline = Date.now() + RELEASE_GRACE_MS; left.length > 0 && Date.now() < deadline; left = veths()) sleepSync(50);
   for (const line of left) leaks.push(`veth: ${line.slice(0, 80)}`);
   for (const ns of run('ip', ['netns', 'list']).split('\n').filter((l) => l.startsWith('tsrun-'))) leaks.push(`netns: ${ns}`);
-  for (const rule of run('iptables-save', []).split('\n').filter((l) => /tsrun:[^: "]+:[0-9a-f]{12}/.test(l))) leaks.push(`firewall rule: ${rule}`);
+  // A container's rules (tsrun:<bridge>:<id12>), and a network's whose bridge is gone.
+  for (const rule of run('iptables-save', []).split('\n')) {
+    const tag = /tsrun:([^: "]+)(:[0-9a-f]{12})?/.exec(rule);
+    if (tag && (tag[2] || !existsSync(`/sys/class/net/${tag[1]}`))) leaks.push(`firewall rule: ${rule}`);
+  }
   return leaks;
 }
 

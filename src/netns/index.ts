@@ -2,7 +2,7 @@
 // after the helper reports the container's pid and before it lets the container exec.
 export { attach, detach, recover, reloadFirewall, networkPeers, hostsEntries, hostVethName, netnsName, NETNS_DIR } from './endpoint.js';
 export type { AttachRequest, Attachment, Peer } from './endpoint.js';
-export { createNetwork, removeNetwork, listNetworks, inspectNetwork, findNetwork, DEFAULT_NETWORK, DEFAULT_BRIDGE, DEFAULT_SUBNET } from './network.js';
+export { createNetwork, removeNetwork, pruneNetworks, listNetworks, inspectNetwork, findNetwork, DEFAULT_NETWORK, DEFAULT_BRIDGE, DEFAULT_SUBNET } from './network.js';
 export type { CreateNetworkOptions, NetworkInspect } from './network.js';
 export type { NetworkConfig, Endpoint } from './store.js';
 export { parsePublish, formatPort } from './publish.js';

@@ -153,8 +153,34 @@ export async function removeNetwork(stateDir: string, nameOrId: string, opts: { 
     if (attached.length > 0) {
       throw new TsrunError('ENETWORK', `network ${net.name} has active endpoints (${attached.map((e) => e.name).join(', ')}); stop or remove them first`);
     }
-    await settleReleased(stateDir, (r) => r.network === net.name);
-    await removeBridge(net.bridge);
+    await takeDown(stateDir, net);
     removeFile(networkPath(stateDir, net.name));
   });
+}
+
+/**
+ * `tsrun network prune`: every network no container uses. User-defined ones are removed (as
+ * docker's prune); the default network keeps its record, and loses its bridge and firewall
+ * rules, which its next container makes again (ensureBridge). So nothing of tsrun stays in the
+ * host's network once its containers are gone. Returns the names of the removed networks.
+ */
+export async function pruneNetworks(stateDir: string): Promise<string[]> {
+  return withLock(lockPath(stateDir), async () => {
+    const used = new Set(readEndpoints(stateDir).map((e) => e.network));
+    const removed: string[] = [];
+    for (const net of readNetworks(stateDir)) {
+      if (used.has(net.name)) continue;
+      await takeDown(stateDir, net);
+      if (net.name === DEFAULT_NETWORK) continue;
+      removeFile(networkPath(stateDir, net.name));
+      removed.push(net.name);
+    }
+    return removed;
+  });
+}
+
+/** The network's kernel side: its released veths, its bridge, its firewall rules. Lock held. */
+async function takeDown(stateDir: string, net: NetworkConfig): Promise<void> {
+  await settleReleased(stateDir, (r) => r.network === net.name);
+  await removeBridge(net.bridge);
 }

@@ -135,6 +135,25 @@ describePrivileged('tsrun run: networking', () => {
     }
   });
 
+  it('network prune leaves nothing of tsrun in the host\'s network, and the next container brings the default bridge back', () => {
+    expect(tsrun(['network', 'create', '--subnet', `10.214.${octet}.0/24`, '-o', `bridge=${tag}pr`, `${tag}-unused`]).status).toBe(0);
+    expect(tsrun(['run', '--rm', '--network', `${tag}-unused`, image, 'true']).status).toBe(0);
+    const rulesOf = (bridge: string) => execFileSync('iptables-save', { encoding: 'utf8' }).split('\n').filter((l) => l.includes(`tsrun:${bridge}`));
+    expect(rulesOf(`${tag}br0`).length).toBeGreaterThan(0);
+    const r = tsrun(['network', 'prune', '-f']);
+    expect(r).toMatchObject({ status: 0, stderr: '' });
+    expect(r.stdout.split('\n')).toContain(`${tag}-unused`);
+    for (const bridge of [`${tag}br0`, `${tag}pr`]) {
+      expect(rulesOf(bridge)).toEqual([]);
+      expect(execFileSync('ip', ['-o', 'link'], { encoding: 'utf8' })).not.toContain(`${bridge}:`);
+    }
+    expect(tsrun(['network', 'ls']).stdout).toMatch(new RegExp(` bridge +bridge +10\\.213\\.${octet}\\.0/24 `)); // its record stays
+    const again = tsrun(['run', '--rm', image, 'ip', '-4', '-o', 'addr', 'show', 'eth0']);
+    expect(again.status).toBe(0);
+    expect(again.stdout).toContain(`10.213.${octet}.`);
+    expect(rulesOf(`${tag}br0`).length).toBeGreaterThan(0);
+  });
+
   it('refuses -p with --network none, naming the conflict', () => {
     const r = tsrun(['run', '--rm', '--network', 'none', '-p', '80', image, 'true']);
     expect(r.status).toBe(125);
