@@ -290,32 +290,17 @@ class Copier {
       }
       const d = fs.openSync(dst, O_RDONLY | O_NOFOLLOW | libc.O_CLOEXEC);
       try {
-        this.meta(d, st);
-        applyXattrs(d, xattrs); // after the chown, which drops file capabilities
+        setMeta(d, this.metaOf(st, xattrs));
       } finally {
         fs.closeSync(d);
       }
       this.bytes += st.size;
       if (st.nlink > 1 && first === undefined) this.links.set(key, rel);
     } else if (st.isSymbolicLink()) {
-      fs.symlinkSync(fs.readlinkSync(src.path), dst);
-      const { uid, gid } = this.owner(st);
-      fs.lchownSync(dst, uid, gid);
-      fs.lutimesSync(dst, st.atime, st.mtime);
+      makeSymlink(dst, fs.readlinkSync(src.path), this.metaOf(st));
     } else if (st.isCharacterDevice() || st.isBlockDevice() || st.isFIFO()) {
       const { major, minor } = devNumbers(st.rdev);
-      libc.mknod(dst, (st.mode & 0o170000) | 0o600, major, minor);
-      // chmod/chown through an O_PATH fd (opening a device could have effects): its /proc
-      // path is a magic link to exactly this node.
-      const p = fs.openSync(dst, libc.O_PATH | O_NOFOLLOW | libc.O_CLOEXEC);
-      try {
-        const { uid, gid } = this.owner(st);
-        fs.chownSync(fdPath(p), uid, gid);
-        fs.chmodSync(fdPath(p), st.mode & 0o7777);
-        fs.utimesSync(fdPath(p), st.atime, st.mtime);
-      } finally {
-        fs.closeSync(p);
-      }
+      makeNode(dst, st.mode & 0o170000, major, minor, this.metaOf(st));
     }
     // Sockets are not copied (docker's tar skips them too).
   }
@@ -333,10 +318,7 @@ class Copier {
         const child = lstatOrUndefined(path);
         if (child) this.entry({ path, follow: false }, child, dirFd, rel, name);
       }
-      if (created) {
-        this.meta(dirFd, st);
-        applyXattrs(dirFd, carriedXattrs(s));
-      }
+      if (created) setMeta(dirFd, this.metaOf(st, carriedXattrs(s)));
     } finally {
       fs.closeSync(s);
     }
@@ -366,12 +348,50 @@ class Copier {
     }
   }
 
-  /** Owner, then mode (chown clears set-id bits), then times. */
-  private meta(fd: number, st: fs.Stats): void {
-    const { uid, gid } = this.owner(st);
-    fs.fchownSync(fd, uid, gid);
-    fs.fchmodSync(fd, st.mode & 0o7777);
-    fs.futimesSync(fd, st.atime, st.mtime);
+  private metaOf(st: fs.Stats, xattrs: Array<[string, Buffer]> = []): Meta {
+    return { owner: this.owner(st), mode: st.mode & 0o7777, atime: st.atime, mtime: st.mtime, xattrs };
+  }
+}
+
+/** What cp gives an entry it makes. */
+interface Meta {
+  owner: Ids;
+  /** The low 12 bits of st_mode. */
+  mode: number;
+  atime: Date | number;
+  mtime: Date | number;
+  xattrs: Array<[string, Buffer]>;
+}
+
+/** Owner, then mode (chown clears set-id bits), then the xattrs (chown drops file capabilities), then times. */
+function setMeta(fd: number, m: Meta): void {
+  fs.fchownSync(fd, m.owner.uid, m.owner.gid);
+  fs.fchmodSync(fd, m.mode);
+  applyXattrs(fd, m.xattrs);
+  fs.futimesSync(fd, m.atime, m.mtime);
+}
+
+/** A symlink with its owner and times (a symlink has no mode, and keeps no carried xattrs). */
+function makeSymlink(dst: string, target: string, m: Meta): void {
+  fs.symlinkSync(target, dst);
+  fs.lchownSync(dst, m.owner.uid, m.owner.gid);
+  fs.lutimesSync(dst, m.atime, m.mtime);
+}
+
+/**
+ * A device node or FIFO (`type`: S_IFCHR, S_IFBLK, S_IFIFO). Its owner, mode and times are set
+ * through an O_PATH fd, whose /proc path is a magic link to exactly this node: opening a device
+ * could have effects.
+ */
+function makeNode(dst: string, type: number, major: number, minor: number, m: Meta): void {
+  libc.mknod(dst, type | 0o600, major, minor);
+  const p = fs.openSync(dst, libc.O_PATH | O_NOFOLLOW | libc.O_CLOEXEC);
+  try {
+    fs.chownSync(fdPath(p), m.owner.uid, m.owner.gid);
+    fs.chmodSync(fdPath(p), m.mode);
+    fs.utimesSync(fdPath(p), m.atime, m.mtime);
+  } finally {
+    fs.closeSync(p);
   }
 }
 
@@ -433,7 +453,7 @@ class TarExtractor {
     for (const { rel, header } of this.made.sort((a, b) => b.rel.length - a.rel.length)) {
       const d = openInRoot(this.root, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
       try {
-        this.meta(d, header);
+        setMeta(d, this.metaOf(header));
       } finally {
         fs.closeSync(d);
       }
@@ -484,26 +504,14 @@ class TarExtractor {
           return;
         case 'symlink':
           entry.resume();
-          fs.symlinkSync(header.linkname ?? '', dst);
-          const { uid, gid } = this.ownerOf(header);
-          fs.lchownSync(dst, uid, gid);
-          fs.lutimesSync(dst, mtimeOf(header), mtimeOf(header));
+          makeSymlink(dst, header.linkname ?? '', this.metaOf(header));
           return;
         case 'character-device':
         case 'block-device':
         case 'fifo': {
           entry.resume();
-          const kind = header.type === 'fifo' ? fs.constants.S_IFIFO : header.type === 'block-device' ? fs.constants.S_IFBLK : fs.constants.S_IFCHR;
-          libc.mknod(dst, kind | 0o600, header.devmajor, header.devminor);
-          const p = fs.openSync(dst, libc.O_PATH | O_NOFOLLOW | libc.O_CLOEXEC);
-          try {
-            const { uid, gid } = this.ownerOf(header);
-            fs.chownSync(fdPath(p), uid, gid);
-            fs.chmodSync(fdPath(p), header.mode & 0o7777);
-            fs.utimesSync(fdPath(p), mtimeOf(header), mtimeOf(header));
-          } finally {
-            fs.closeSync(p);
-          }
+          const type = header.type === 'fifo' ? fs.constants.S_IFIFO : header.type === 'block-device' ? fs.constants.S_IFBLK : fs.constants.S_IFCHR;
+          makeNode(dst, type, header.devmajor, header.devminor, this.metaOf(header));
           return;
         }
         default:
@@ -547,7 +555,7 @@ class TarExtractor {
         fs.writeSync(fd, chunk);
         this.bytes += chunk.length;
       }
-      this.meta(fd, entry.header);
+      setMeta(fd, this.metaOf(entry.header));
     } finally {
       fs.closeSync(fd);
     }
@@ -567,16 +575,14 @@ class TarExtractor {
     }
   }
 
-  private ownerOf(header: Header): Ids {
-    return this.owner({ uid: uidOf(header), gid: gidOf(header) });
-  }
-
-  /** Owner, mode (after chown: it clears set-id bits), the carried xattrs (chown drops file capabilities), times. */
-  private meta(fd: number, header: Header): void {
-    const { uid, gid } = this.ownerOf(header);
-    fs.fchownSync(fd, uid, gid);
-    fs.fchmodSync(fd, header.mode & 0o7777);
-    applyXattrs(fd, xattrsOf(header).filter(([name]) => carriesXattr(name)));
-    fs.futimesSync(fd, mtimeOf(header), mtimeOf(header));
+  private metaOf(header: Header): Meta {
+    const t = mtimeOf(header);
+    return {
+      owner: this.owner({ uid: uidOf(header), gid: gidOf(header) }),
+      mode: header.mode & 0o7777,
+      atime: t,
+      mtime: t,
+      xattrs: xattrsOf(header).filter(([name]) => carriesXattr(name)),
+    };
   }
 }
