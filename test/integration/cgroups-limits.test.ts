@@ -6,6 +6,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { V1Driver, detectCgroups, openDriver, parseResources, type CgroupDriver, type CgroupHandle } from '../../src/cgroups/index.js';
+import { blkioToIoWeight } from '../../src/cgroups/blkio.js';
 import { describePrivileged } from './helpers/env.js';
 
 const parent = `tsrun-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
@@ -185,7 +186,6 @@ describePrivileged('cgroups on this host (real kernel)', () => {
     const h = create('units', {
       memory: '32m', memorySwap: '64m', memoryReservation: '16m', cpuShares: '512', cpuPeriod: '50000', cpuQuota: '25000',
       cpusetCpus: '0', pidsLimit: '0',
-      ...(driver.version === 1 && { blkioWeight: '500' }), // v2 needs BFQ or io.cost for a weight
       ...(disk && { deviceReadBps: [`${disk.path}:1mb`], deviceWriteIops: [`${disk.path}:100`] }),
     });
     const l = h.limits();
@@ -194,7 +194,6 @@ describePrivileged('cgroups on this host (real kernel)', () => {
         'memory.limit_in_bytes': '33554432', 'memory.memsw.limit_in_bytes': '67108864', 'memory.soft_limit_in_bytes': '16777216',
         'cpu.shares': '512', 'cpu.cfs_period_us': '50000', 'cpu.cfs_quota_us': '25000', 'cpuset.cpus': '0', 'pids.max': 'max',
       });
-      expect(l['blkio.weight'] ?? l['blkio.bfq.weight']).toBe('500');
       if (disk) {
         expect(l['blkio.throttle.read_bps_device']).toBe(`${disk.dev} 1048576`);
         expect(l['blkio.throttle.write_iops_device']).toBe(`${disk.dev} 100`);
@@ -203,6 +202,21 @@ describePrivileged('cgroups on this host (real kernel)', () => {
       expect(l).toMatchObject({ 'memory.max': '33554432', 'memory.low': '16777216', 'cpu.weight': '20', 'cpu.max': '25000 50000', 'cpuset.cpus': '0', 'pids.max': 'max' });
       if (disk) expect(l['io.max']).toContain(`${disk.dev} rbps=1048576 wbps=max riops=max wiops=100`);
     }
+  });
+
+  it('sets --blkio-weight where the disk has a proportional scheduler, and says why not where none has', () => {
+    // A weight needs BFQ (or CFQ before 5.0; io.cost on v2): present or not depends on the host.
+    let h: CgroupHandle;
+    try {
+      h = create('weight', { blkioWeight: '500' });
+    } catch (err) {
+      expect(String(err)).toMatch(/--blkio-weight needs (blkio|io)\.\S+ or \S+ in \S+\/weight, which this kernel does not provide \(no proportional I\/O scheduler/);
+      expect(driver.open(parent, 'weight')).toBeUndefined(); // nothing made is left
+      return;
+    }
+    const l = h.limits();
+    const weight = l['blkio.weight'] ?? l['blkio.bfq.weight'] ?? l['io.bfq.weight'] ?? l['io.weight'];
+    expect(weight).toBe(l['io.weight'] !== undefined && l['io.bfq.weight'] === undefined ? String(blkioToIoWeight(500)) : '500');
   });
 
   it('raises and lowers memory with swap in an order the kernel accepts', () => {
