@@ -169,17 +169,23 @@ export async function attach(stateDir: string, req: AttachRequest): Promise<Atta
   ensureDirs(stateDir);
   const { ep, net } = await reserve(stateDir, req);
   const short = req.id.slice(0, 12);
-  try {
-    await runCommand(['ip', '-batch', '-'], hostBatch(ep), `create veth pair ${ep.hostVeth} for container ${short}`);
-    await runCommand(['ip', '-n', ep.netnsName, '-batch', '-'], containerBatch(ep), `configure eth0 ${ep.ip}/${ep.prefixLen} in container ${short}`);
-    await addPortRules(ep).catch(async () => {
+  // The links and the port rules do not depend on each other (a DNAT rule may name an address
+  // before anything answers there): made at the same time, the container waits for the longer.
+  const results = await Promise.allSettled([
+    (async () => {
+      await runCommand(['ip', '-batch', '-'], hostBatch(ep), `create veth pair ${ep.hostVeth} for container ${short}`);
+      await runCommand(['ip', '-n', ep.netnsName, '-batch', '-'], containerBatch(ep), `configure eth0 ${ep.ip}/${ep.prefixLen} in container ${short}`);
+    })(),
+    addPortRules(ep).catch(async () => {
       // tsrun's chains are gone (someone flushed the firewall) while the bridge stayed: restore them.
       await setupNetworkFirewall(net);
       await addPortRules(ep);
-    });
-  } catch (err) {
+    }),
+  ]);
+  const failed = results.find((r) => r.status === 'rejected');
+  if (failed) {
     await detach(stateDir, req.id).catch(() => {});
-    throw wrap('ENETWORK', `attach container ${short} to network ${ep.network}`, err);
+    throw wrap('ENETWORK', `attach container ${short} to network ${ep.network}`, failed.reason);
   }
   const { network, bridge, ip, prefixLen, gateway, mac, mtu, hostVeth, netnsPath, ports } = ep;
   return { network, bridge, ip, prefixLen, gateway, mac, mtu, hostVeth, netnsName: ep.netnsName, netnsPath, ports, hostsEntries: hostsEntries(stateDir, req.id) };
