@@ -87,6 +87,8 @@ export function addRunOptions(cmd: Command): Command {
     .option('--cap-add <cap>', 'add a Linux capability (repeatable)', collect)
     .option('--cap-drop <cap>', 'drop a Linux capability (repeatable)', collect)
     .option('--privileged', 'give extended privileges: all capabilities, no masked paths, no seccomp filter')
+    .option('--device <host[:ctr][:rwm]>', 'add a host device (or a directory of them) to the container (repeatable)', collect)
+    .option('--device-cgroup-rule <rule>', 'let the container use devices it makes itself: "c 81:* rmw" (repeatable)', collect)
     .option('--security-opt <opt>', 'security options: no-new-privileges=true|false (default true), seccomp=unconfined|<profile.json> (default: docker\'s profile)', collect)
     .optionsGroup('Network and namespaces:')
     .option('--network <mode>', 'network: bridge (default; rootless: host), none, host, container:<name|id>, or a network\'s name')

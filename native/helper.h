@@ -161,6 +161,7 @@ const struct step_def *step_lookup(const char *name);
 int step_mkdir(struct child *, char **, int);      /* mounts.c */
 int step_touch(struct child *, char **, int);
 int step_mknod(struct child *, char **, int);
+int step_chown(struct child *, char **, int);
 int step_symlink(struct child *, char **, int);
 int step_mount(struct child *, char **, int);
 int step_mount_in(struct child *, char **, int);

@@ -174,6 +174,27 @@ int step_mknod(struct child *c, char **a, int n)
 	return 0;
 }
 
+/* The owner of an in-root path (a --device node gets its host node's). */
+int step_chown(struct child *c, char **a, int n)
+{
+	(void)n;
+	char *e1, *e2;
+	unsigned long uid = strtoul(a[1], &e1, 10), gid = strtoul(a[2], &e2, 10);
+	if (!*a[1] || !*a[2] || *e1 || *e2 || uid > UINT32_MAX - 1 || gid > UINT32_MAX - 1)
+		return fail_msg(c, EINVAL, "chown %s: bad owner %s:%s", a[0], a[1], a[2]);
+	int fd = in_root(c, a[0], O_PATH | O_NOFOLLOW, 0);
+	if (fd < 0)
+		return fail(c, errno, "chown %s", a[0]);
+	if (TR(fchownat(fd, "", (uid_t)uid, (gid_t)gid, AT_EMPTY_PATH),
+	       "fchownat(%d, \"\", %lu, %lu, AT_EMPTY_PATH)", fd, uid, gid) < 0) {
+		int e = errno;
+		close(fd);
+		return fail(c, e, "chown %s", a[0]);
+	}
+	close(fd);
+	return 0;
+}
+
 int step_symlink(struct child *c, char **a, int n)
 {
 	(void)n;

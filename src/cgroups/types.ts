@@ -8,6 +8,16 @@ export interface ThrottleDevice {
   rate: number;
 }
 
+/** OCI linux.resources.devices[]: `allow` or deny `access` to devices of `type`, `major`:`minor` (absent: any). */
+export interface DeviceRule {
+  allow: boolean;
+  type?: 'a' | 'b' | 'c';
+  major?: number;
+  minor?: number;
+  /** A combination of r (read), w (write), m (mknod). */
+  access?: string;
+}
+
 export interface Resources {
   memory?: {
     /** Bytes; -1 = unlimited. */
@@ -40,6 +50,8 @@ export interface Resources {
     throttleReadIOPSDevice?: ThrottleDevice[];
     throttleWriteIOPSDevice?: ThrottleDevice[];
   };
+  /** The device cgroup's rules (src/namespaces/devices.ts); absent: every device (--privileged). */
+  devices?: DeviceRule[];
 }
 
 export interface CgroupStats {
@@ -93,7 +105,7 @@ export interface CgroupDriver {
   readonly version: 1 | 2;
   /** Make <parent>/<id> in every hierarchy, apply `r`; undone if anything fails. */
   /**
-   * `devices`: the allowlist (`c:1:3:rwm`, as the spec's linux.devices), all else refused. cgroup
+   * `devices`: the allowlist (`c:1:3:rwm`, devices.ts allowList()), all else refused. cgroup
    * v1 writes it to the devices controller; on cgroup2 the helper attaches a BPF program.
    */
   create(parent: string, id: string, r: Resources, devices?: string[]): CgroupHandle;

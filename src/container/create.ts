@@ -10,6 +10,7 @@ import { createSpec } from '../namespaces/spec.js';
 import { allocateUserns, releaseUserns } from '../namespaces/userns.js';
 import { inOwnUserns } from '../rootless.js';
 import { cgroupMounts } from '../namespaces/cgroup-mounts.js';
+import { resolveDevices } from '../namespaces/devices.js';
 import { detectCgroups } from '../cgroups/index.js';
 import { resolveUser } from './user.js';
 import { hostCapabilities, hostHardLimits, hasCapSysResource } from './host.js';
@@ -91,6 +92,7 @@ export function createContainer(req: CreateRequest): ContainerRecord {
       // Rootless: no cgroup of its own, and no cgroup file system it could mount.
       cgroupMounts: rootless ? [] : cgroupMounts(detectCgroups(), !options.privileged),
       rootless,
+      devices: resolveDevices(options.devices ?? []),
     });
     writeJsonAtomic(paths.config, spec);
 

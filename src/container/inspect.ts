@@ -150,6 +150,8 @@ export function inspectContainer(storeRoot: string, record: ContainerRecord): Re
       Sysctls: o.sysctls ?? {},
       ShmSize: o.shmSize ?? 65536 * 1024,
       GroupAdd: o.groupAdd ?? [],
+      Devices: (o.devices ?? []).map((d) => ({ PathOnHost: d.hostPath, PathInContainer: d.containerPath, CgroupPermissions: d.permissions })),
+      DeviceCgroupRules: (o.deviceCgroupRules ?? []).map((r) => `${r.type ?? 'a'} ${r.major ?? '*'}:${r.minor ?? '*'} ${r.access ?? 'rwm'}`),
       CgroupParent: o.cgroupParent,
       Init: o.init,
       Memory: o.resources.memory?.limit ?? 0,

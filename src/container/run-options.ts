@@ -15,6 +15,7 @@ import {
 import { DEFAULT_CGROUP_PARENT, parseResources, type ResourceFlags } from '../cgroups/index.js';
 import { parseAddHost } from '../netns/dns.js';
 import { parseUserns } from '../namespaces/userns.js';
+import { parseDevice, parseDeviceCgroupRule } from '../namespaces/devices.js';
 import { isRootless } from '../rootless.js';
 import { checkGroupAdd, parseLabels, parseMount, parseShmSize, parseStopTimeout, parseSysctl } from '../namespaces/more-options.js';
 import { parseSignal } from './signals.js';
@@ -62,6 +63,8 @@ export interface RunFlagValues extends ResourceFlags {
   stopSignal?: string;
   stopTimeout?: string;
   groupAdd?: string[];
+  device?: string[];
+  deviceCgroupRule?: string[];
   userns?: string;
   uidmap?: string[];
   gidmap?: string[];
@@ -83,7 +86,7 @@ function withDefaults(f: RunFlagValues): Required<Pick<RunFlagValues, ListFlag |
   return { ...f, ...lists, ...switches } as Required<Pick<RunFlagValues, ListFlag | SwitchFlag>> & RunFlagValues;
 }
 
-const LIST_FLAGS = ['label', 'labelFile', 'mount', 'sysctl', 'groupAdd', 'uidmap', 'gidmap', 'env', 'envFile', 'volume', 'tmpfs', 'ulimit', 'capAdd', 'capDrop', 'securityOpt', 'publish', 'dns', 'dnsSearch', 'dnsOption', 'addHost', 'networkAlias'] as const;
+const LIST_FLAGS = ['device', 'deviceCgroupRule', 'label', 'labelFile', 'mount', 'sysctl', 'groupAdd', 'uidmap', 'gidmap', 'env', 'envFile', 'volume', 'tmpfs', 'ulimit', 'capAdd', 'capDrop', 'securityOpt', 'publish', 'dns', 'dnsSearch', 'dnsOption', 'addHost', 'networkAlias'] as const;
 const SWITCH_FLAGS = ['readOnly', 'rm', 'interactive', 'tty', 'init', 'privileged', 'trace', 'publishAll'] as const;
 type ListFlag = (typeof LIST_FLAGS)[number];
 type SwitchFlag = (typeof SWITCH_FLAGS)[number];
@@ -141,6 +144,7 @@ export function parseRunOptions(flags: RunFlagValues, args: string[], host: Host
   if (rootless && Object.values(resources).some((r) => r !== undefined && Object.keys(r as object).length > 0)) {
     throw new TsrunError('EINVAL_FLAG', 'rootless tsrun cannot set cgroup limits (memory, cpus, pids, blkio): they need root');
   }
+  if (rootless && f.deviceCgroupRule.length > 0) throw new TsrunError('EINVAL_FLAG', 'rootless tsrun has no device cgroup: --device-cgroup-rule needs root');
   if (rootless && userns) throw new TsrunError('EINVAL_FLAG', 'rootless tsrun already runs containers in a user namespace: --userns and --uidmap need root');
   if (userns && (f.pid === 'host' || f.ipc === 'host' || uts === 'host')) {
     throw new TsrunError('EINVAL_FLAG', 'conflicting options: a user namespace and --pid/--ipc/--uts host (their owner would be the host\'s)');
@@ -162,6 +166,8 @@ export function parseRunOptions(flags: RunFlagValues, args: string[], host: Host
     ...(f.stopSignal !== undefined && { stopSignal: parseSignalName(f.stopSignal) }),
     ...(f.stopTimeout !== undefined && { stopTimeout: parseStopTimeout(f.stopTimeout) }),
     ...(f.groupAdd.length > 0 && { groupAdd: f.groupAdd.map(checkGroupAdd) }),
+    ...(f.device.length > 0 && { devices: f.device.map(parseDevice) }),
+    ...(f.deviceCgroupRule.length > 0 && { deviceCgroupRules: f.deviceCgroupRule.map(parseDeviceCgroupRule) }),
     readOnly: f.readOnly,
     tty: f.tty,
     interactive: f.interactive,

@@ -17,6 +17,7 @@ import { findContainer, type Found } from './lookup.js';
 import { recipeFor, refreshPeers, usesBridge, writeHosts } from './network.js';
 import { updateState, type ContainerRecord, type NetworkState } from './record.js';
 import { InvalidTransitionError, can, currentBootId, observe } from './status.js';
+import { allowList } from '../namespaces/devices.js';
 
 export interface StartOptions {
   /** attached: the container uses these fds and tsrun waits; detached: /dev/null and a log. */
@@ -90,7 +91,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
       // helper writes the child's pid into every cgroup.procs before releasing it.
       // Rootless tsrun may not make cgroups: its containers stay in the user's.
       const driver = openDriver(detectCgroups());
-      const cgroup = inOwnUserns() ? undefined : createCgroup(driver, options.cgroupParent, record.id, options.resources, spec.linux.devices);
+      const cgroup = inOwnUserns() ? undefined : createCgroup(driver, options.cgroupParent, record.id, options.resources, spec.linux.resources.devices && allowList(spec.linux.resources.devices));
       if (cgroup) {
         undo.push(() => {
           cgroup.remove();

@@ -6,6 +6,7 @@ import type { Resources } from '../cgroups/types.js';
 import type { AddHost, DnsOptions, PortMapping } from '../netns/index.js';
 import { parseSeccompOpt, type SeccompOption } from '../seccomp/index.js';
 import type { UsernsOption } from './userns.js';
+import type { DeviceMapping, DeviceRule } from './devices.js';
 
 export type NamespaceMode = 'private' | 'host';
 /** none, host, bridge (the default network), container:<name|id>, or a user-defined network's name. */
@@ -81,6 +82,10 @@ export interface ContainerOptions {
   stopTimeout?: number;
   /** --group-add: more supplementary groups, names or numbers. */
   groupAdd?: string[];
+  /** --device: host device nodes made in the container and allowed in its device cgroup. */
+  devices?: DeviceMapping[];
+  /** --device-cgroup-rule: more devices the container may use (it makes their nodes itself). */
+  deviceCgroupRules?: DeviceRule[];
 }
 
 

@@ -2,7 +2,9 @@
 // helper executes (native/README.md defines the format). Pure, so a unit test can read the
 // exact sequence a container is made of, and `--trace` shows it being executed.
 import type { OciMount, OciSpec } from './spec.js';
+import { posix } from 'node:path';
 import { DEFAULT_DEVICES } from './defaults.js';
+import { allowList } from './devices.js';
 import { seccompStepArg } from '../seccomp/index.js';
 
 export type Step = [op: string, ...args: string[]];
@@ -119,7 +121,7 @@ export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: str
     ['tty', p.terminal ? '1' : '0'],
     ...ctx.cgroupProcs.map((f): Step => ['cgroup-procs', f]),
     // The device filter goes on the container's cgroup: none without one (rootless).
-    ...(spec.linux.devices && ctx.cgroupProcs.length > 0 ? [['devices', ...spec.linux.devices] as Step] : []),
+    ...(spec.linux.resources.devices && ctx.cgroupProcs.length > 0 ? [['devices', ...allowList(spec.linux.resources.devices)] as Step] : []),
     ...monitorLines(ctx.monitor),
     ...(spec.linux.uidMappings ?? []).map((m): Step => ['uid-map', String(m.containerID), String(m.hostID), String(m.size)]),
     ...(spec.linux.gidMappings ?? []).map((m): Step => ['gid-map', String(m.containerID), String(m.hostID), String(m.size)]),
@@ -151,8 +153,10 @@ export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: str
     const source = m.type === 'bind' ? inStore(m.source) : m.source;
     steps.push(...mountSteps({ ...m, source }, () => sourceIsFile(m.source)));
     if (m.destination === '/dev') {
-      // A fresh /dev holds only the standard nodes, never the host's.
+      // A fresh /dev holds only the standard nodes, never the host's (but those --device names).
+      const given = new Set((spec.linux.devices ?? []).map((d) => d.path));
       for (const [name, major, minor] of DEFAULT_DEVICES) {
+        if (given.has(`/dev/${name}`)) continue;
         // mknod is refused in a user namespace: the host's nodes are bound in instead (runc).
         if (userns) steps.push(['touch', `/dev/${name}`, '666'], ['mount-in', `/dev/${name}`, `/dev/${name}`, 'none', 'bind', '']);
         else steps.push(['mknod', `/dev/${name}`, 'c', String(major), String(minor), '666']);
@@ -165,6 +169,13 @@ export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: str
       );
     }
     if (m.destination === '/dev/pts') steps.push(['symlink', 'pts/ptmx', '/dev/ptmx']);
+  }
+  // --device: the host's node, made where the container asked for it (after the mounts, so a
+  // fresh /dev holds it), with the host's mode and owner.
+  for (const d of spec.linux.devices ?? []) {
+    steps.push(['mkdir', posix.dirname(d.path), '755']);
+    if (userns) steps.push(['touch', d.path, '600'], ['mount-in', d.hostPath, d.path, 'none', 'bind', '']);
+    else steps.push(['mknod', d.path, d.type, String(d.major), String(d.minor), d.fileMode.toString(8)], ['chown', d.path, String(d.uid), String(d.gid)]);
   }
   if (p.cwd !== '/') steps.push(['mkdir', p.cwd, '755']);
 

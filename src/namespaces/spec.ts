@@ -6,7 +6,6 @@ import type { ImageConfig } from '../image/types.js';
 import {
   ALL_CAPABILITIES,
   DEFAULT_CAPABILITIES,
-  DEFAULT_DEVICE_RULES,
   DEFAULT_NOFILE,
   DEFAULT_PATH,
   MASKED_PATHS,
@@ -14,6 +13,7 @@ import {
 } from './defaults.js';
 import type { ContainerOptions, Ulimit } from './options.js';
 import type { Resources } from '../cgroups/types.js';
+import { deviceRules, type DeviceNode, type ResolvedDevice } from './devices.js';
 import { ociSeccompFor, type OciSeccomp } from '../seccomp/index.js';
 
 export interface OciMount {
@@ -49,8 +49,8 @@ export interface OciSpec {
     gidMappings?: IdMap[];
     cgroupsPath: string;
     resources: Resources;
-    /** The devices it may use (`c:1:3:rwm`, DEFAULT_DEVICE_RULES), all others refused; absent: all (--privileged). */
-    devices?: string[];
+    /** --device: nodes made in the container (the device cgroup's rules are in resources.devices). */
+    devices?: DeviceNode[];
     /** The seccomp profile resolved for this container's capabilities; absent: unconfined. */
     seccomp?: OciSeccomp;
   };
@@ -81,6 +81,8 @@ export interface SpecContext {
   cgroupMounts: OciMount[];
   /** Rootless tsrun: the container is made inside tsrun's own user namespace (src/rootless.ts). */
   rootless?: boolean;
+  /** --device, resolved against the host's nodes (devices.ts resolveDevices). */
+  devices: ResolvedDevice[];
 }
 
 /** The argv docker would run: entrypoint + cmd, with `--entrypoint` and trailing args applied. */
@@ -216,6 +218,7 @@ export function createSpec(image: ImageConfig, opts: ContainerOptions, ctx: Spec
   // docker's rules: --privileged or seccomp=unconfined turn it off; the profile's `caps`
   // conditions are decided by the bounding set.
   const seccomp = ociSeccompFor(opts.seccomp, opts.privileged, caps);
+  const rules = deviceRules(opts.privileged, ctx.devices, opts.deviceCgroupRules ?? []);
   // The user namespace first: it owns every namespace made with it.
   const namespaces: OciSpec['linux']['namespaces'] = opts.userns ? [{ type: 'user' }] : [];
   namespaces.push({ type: 'mount' }, { type: 'cgroup' });
@@ -256,8 +259,8 @@ export function createSpec(image: ImageConfig, opts: ContainerOptions, ctx: Spec
       ...(opts.userns && { uidMappings: opts.userns.uidMap, gidMappings: opts.userns.gidMap }),
       ...(opts.sysctls && { sysctl: opts.sysctls }),
       cgroupsPath: `${opts.cgroupParent}/${ctx.id}`,
-      resources: opts.resources,
-      ...(!opts.privileged && { devices: DEFAULT_DEVICE_RULES }),
+      resources: { ...opts.resources, ...(rules && { devices: rules }) },
+      ...(ctx.devices.length > 0 && { devices: ctx.devices.map(([node]) => node) }),
       ...(seccomp && { seccomp }),
     },
     annotations: { 'io.tsrun.init': String(opts.init), ...(ctx.rootless && { 'io.tsrun.rootless': 'true' }) },

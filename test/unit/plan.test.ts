@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { buildPlan, decodeField, encodeField, mountFlags, serializePlan, type PlanContext } from '../../src/namespaces/plan.js';
 import { createSpec, type SpecContext } from '../../src/namespaces/spec.js';
 import type { ContainerOptions } from '../../src/namespaces/options.js';
+import { parseDeviceCgroupRule, type ResolvedDevice } from '../../src/namespaces/devices.js';
 
 const ctx: SpecContext = specContext('b'.repeat(64), '/store/containers/b/rootfs');
 const opts: ContainerOptions = {
@@ -64,6 +65,26 @@ describe('buildPlan', () => {
     // --privileged: every device; no cgroup (rootless): nothing to attach it to.
     expect(buildPlan(createSpec(image, { ...opts, privileged: true }, ctx), planCtx, () => false).monitor.map((l) => l[0])).not.toContain('devices');
     expect(buildPlan(createSpec(image, opts, ctx), { ...planCtx, cgroupProcs: [] }, () => false).monitor.map((l) => l[0])).not.toContain('devices');
+  });
+  it("makes --device nodes with the host's mode and owner, and allows them in the device cgroup", () => {
+    const fuse: ResolvedDevice = [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229, fileMode: 0o660, uid: 0, gid: 105, hostPath: '/dev/fuse' }, 'rw'];
+    const xvdc: ResolvedDevice = [{ path: '/dev/null', type: 'b', major: 8, minor: 32, fileMode: 0o600, uid: 0, gid: 6, hostPath: '/dev/sdc' }, 'rwm'];
+    const spec = createSpec(image, { ...opts, deviceCgroupRules: [parseDeviceCgroupRule('c 81:* rmw')] }, { ...ctx, devices: [fuse, xvdc] });
+    expect(spec.linux.devices?.map((d) => d.path)).toEqual(['/dev/fuse', '/dev/null']);
+    expect(spec.linux.resources.devices?.[0]).toEqual({ allow: false, access: 'rwm' });
+    const p = buildPlan(spec, planCtx, () => false);
+    const i = p.steps.findIndex((st) => st[0] === 'mknod' && st[1] === '/dev/fuse');
+    expect(p.steps.slice(i - 1, i + 2)).toEqual([['mkdir', '/dev', '755'], ['mknod', '/dev/fuse', 'c', '10', '229', '660'], ['chown', '/dev/fuse', '0', '105']]);
+    // A --device named like a standard node replaces it: one mknod for the path, the device's own.
+    expect(p.steps.filter((st) => st[0] === 'mknod' && st[1] === '/dev/null')).toEqual([['mknod', '/dev/null', 'b', '8', '32', '600']]);
+    expect(i).toBeGreaterThan(p.steps.findIndex((st) => st[0] === 'mount-in' && st[2] === '/dev'));
+    expect(i).toBeLessThan(ops.indexOf('pivot-root'));
+    const rules = p.monitor.find((l) => l[0] === 'devices')!.slice(1);
+    expect(rules.slice(-3)).toEqual(['c:10:229:rw', 'b:8:32:rwm', 'c:81:*:rmw']);
+    // In a user namespace mknod is refused: the host's node is bound in.
+    const u = buildPlan(createSpec(image, opts, { ...ctx, devices: [fuse], rootless: true }), planCtx, () => false);
+    expect(u.steps).toContainEqual(['mount-in', '/dev/fuse', '/dev/fuse', 'none', 'bind', '']);
+    expect(u.steps.map((st) => st[0])).not.toContain('chown');
   });
   it('skips sethostname with --uts host and lo-up with --network host', () => {
     const p = buildPlan(createSpec(image, { ...opts, uts: 'host', network: 'host' }, ctx), planCtx, () => false);

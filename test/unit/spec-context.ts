@@ -13,5 +13,6 @@ export function specContext(id: string, rootfs: string): SpecContext {
     canRaiseLimits: false,
     hostCapabilities: ALL_CAPABILITIES,
     cgroupMounts: [],
+    devices: [],
   };
 }

@@ -1,0 +1,166 @@
+// Host devices in a container: `--device` and `--device-cgroup-rule`, as docker has them.
+//
+//   --device /dev/fuse                  the host's node, made at the same path in the container
+//   --device /dev/sdc:/dev/xvdc:r       at another path, readable only
+//   --device /dev/dri                   a directory: every device node below it
+//   --device-cgroup-rule 'c 81:* rmw'   allowed in the device cgroup, no node made
+//
+// A device given with --device is made in the container (mknod, or a bind mount of the host's
+// node in a user namespace) with the host node's mode and owner, and added to the allowlist of
+// the device cgroup (defaults.ts: DEFAULT_DEVICE_RULES). In the spec the nodes are OCI's
+// linux.devices and the allowlist is linux.resources.devices: deny all, then each allow rule.
+import { lstatSync, readdirSync, realpathSync, type Stats } from 'node:fs';
+import { join, posix } from 'node:path';
+import { flagError, TsrunError } from '../errors.js';
+import { DEFAULT_DEVICE_RULES } from './defaults.js';
+import type { DeviceRule } from '../cgroups/types.js';
+
+export type { DeviceRule };
+
+/** `--device HOST[:CONTAINER][:PERMISSIONS]`, as given. */
+export interface DeviceMapping {
+  hostPath: string;
+  containerPath: string;
+  /** A subset of "rwm": read, write, mknod. */
+  permissions: string;
+}
+
+/** A node to make in the container (OCI linux.devices), and the host's node it comes from. */
+export interface DeviceNode {
+  path: string;
+  type: 'c' | 'b';
+  major: number;
+  minor: number;
+  fileMode: number;
+  uid: number;
+  gid: number;
+  /** Not OCI's: bound in instead of made where mknod is refused (a user namespace). */
+  hostPath: string;
+}
+
+const PERMISSIONS = /^[rwm]{1,3}$/;
+const validPermissions = (p: string) => PERMISSIONS.test(p) && new Set(p).size === p.length;
+
+/** docker's reading: with two fields, the second is permissions if it can be, else the container path. */
+export function parseDevice(spec: string): DeviceMapping {
+  const parts = spec.split(':');
+  let [hostPath = '', containerPath = '', permissions = 'rwm'] = parts;
+  if (parts.length > 3) throw flagError('--device', spec, 'expected /host/device[:/container/path][:rwm]');
+  if (parts.length === 2 && validPermissions(containerPath)) [containerPath, permissions] = ['', containerPath];
+  if (!hostPath.startsWith('/')) throw flagError('--device', spec, `"${hostPath}" is not an absolute host path`);
+  if (containerPath === '') containerPath = hostPath;
+  if (!containerPath.startsWith('/')) throw flagError('--device', spec, `container path "${containerPath}" must be absolute`);
+  if (!validPermissions(permissions)) throw flagError('--device', spec, `bad permissions "${permissions}": a combination of r (read), w (write) and m (mknod)`);
+  return { hostPath: posix.normalize(hostPath), containerPath: posix.normalize(containerPath), permissions };
+}
+
+/** `TYPE MAJOR:MINOR ACCESS`, e.g. `c 81:* rmw` or `a *:* rwm` (docker's --device-cgroup-rule). */
+export function parseDeviceCgroupRule(spec: string): DeviceRule {
+  const m = /^([abc]) (\d+|\*):(\d+|\*) ([rwm]{1,3})$/.exec(spec.trim());
+  if (!m || !validPermissions(m[4]!)) throw flagError('--device-cgroup-rule', spec, 'expected TYPE MAJOR:MINOR ACCESS, e.g. "c 81:* rmw" (type a, b or c; * for any number; access from r, w, m)');
+  const num = (s: string) => (s === '*' ? undefined : Number(s));
+  const [major, minor] = [num(m[2]!), num(m[3]!)];
+  if ((major ?? 0) > 0xfff || (minor ?? 0) > 0xfffff) throw flagError('--device-cgroup-rule', spec, 'device number out of range');
+  return {
+    allow: true,
+    type: m[1] as DeviceRule['type'],
+    ...(major !== undefined && { major }),
+    ...(minor !== undefined && { minor }),
+    access: m[4]!,
+  };
+}
+
+function nodeFrom(st: Stats, hostPath: string, path: string): DeviceNode {
+  return {
+    path,
+    type: st.isBlockDevice() ? 'b' : 'c',
+    // Linux's dev_t: major in bits 8-19 (and 32-43), minor in 0-7 and 20-31.
+    major: Number((BigInt(st.rdev) >> 8n) & 0xfffn),
+    minor: Number((BigInt(st.rdev) & 0xffn) | ((BigInt(st.rdev) >> 12n) & 0xfff00n)),
+    fileMode: st.mode & 0o7777,
+    uid: st.uid,
+    gid: st.gid,
+    hostPath,
+  };
+}
+
+/** A node to make, and the access --device gave to it. */
+export type ResolvedDevice = [node: DeviceNode, permissions: string];
+
+/** The host's nodes for each --device (a directory gives every node below it), or why not. */
+export function resolveDevices(mappings: DeviceMapping[]): ResolvedDevice[] {
+  const nodes: ResolvedDevice[] = [];
+  for (const m of mappings) {
+    const what = `--device ${m.hostPath}`;
+    let real: string;
+    let st: Stats;
+    try {
+      // A link such as /dev/disk/by-id/... names the device it points to.
+      real = realpathSync(m.hostPath);
+      st = lstatSync(real);
+    } catch (err) {
+      throw new TsrunError('EINVAL_FLAG', `${what}: no such device on this host`, { cause: err });
+    }
+    if (st.isCharacterDevice() || st.isBlockDevice()) {
+      nodes.push([nodeFrom(st, real, m.containerPath), m.permissions]);
+      continue;
+    }
+    if (!st.isDirectory()) throw new TsrunError('EINVAL_FLAG', `${what}: not a device (nor a directory of devices)`);
+    const found = walkDevices(real);
+    if (found.length === 0) throw new TsrunError('EINVAL_FLAG', `${what}: the directory holds no device`);
+    for (const [hostPath, rel, st] of found) nodes.push([nodeFrom(st, hostPath, posix.join(m.containerPath, rel)), m.permissions]);
+  }
+  return nodes;
+}
+
+/** Device nodes below `dir` (links not followed, as docker): [host path, path relative to dir, stat]. */
+function walkDevices(dir: string, rel = ''): Array<[string, string, Stats]> {
+  const out: Array<[string, string, Stats]> = [];
+  for (const entry of readdirSync(join(dir, rel), { withFileTypes: true })) {
+    const r = posix.join(rel, entry.name);
+    if (entry.isDirectory()) out.push(...walkDevices(dir, r));
+    else if (entry.isCharacterDevice() || entry.isBlockDevice()) out.push([join(dir, r), r, lstatSync(join(dir, r))]);
+  }
+  return out;
+}
+
+/** `c:1:3:rwm` → { allow, type c, major 1, minor 3, access rwm } (`*`: any). */
+function fromAllowString(text: string): DeviceRule {
+  const [type, major, minor, access] = text.split(':') as [DeviceRule['type'], string, string, string];
+  return {
+    allow: true,
+    type,
+    ...(major !== '*' && { major: Number(major) }),
+    ...(minor !== '*' && { minor: Number(minor) }),
+    access,
+  };
+}
+
+/**
+ * The spec's linux.resources.devices: deny everything, then docker's defaults, the --device
+ * nodes and the --device-cgroup-rule rules. None with --privileged: every device may be used.
+ */
+export function deviceRules(privileged: boolean, devices: ResolvedDevice[], extra: DeviceRule[]): DeviceRule[] | undefined {
+  if (privileged) return undefined;
+  return [
+    { allow: false, access: 'rwm' },
+    ...DEFAULT_DEVICE_RULES.map(fromAllowString),
+    ...devices.map(([n, access]): DeviceRule => ({ allow: true, type: n.type, major: n.major, minor: n.minor, access })),
+    ...extra,
+  ];
+}
+
+/**
+ * The allow rules as the helper's `devices` step and cgroup v1's devices.allow take them
+ * (`c:1:3:rwm`), after the deny-all that tsrun's rules always start with.
+ */
+export function allowList(rules: DeviceRule[]): string[] {
+  const [first, ...rest] = rules;
+  if (!first || first.allow || (first.type ?? 'a') !== 'a' || first.major !== undefined || first.minor !== undefined) {
+    throw new TsrunError('EINTERNAL', 'device rules must start with one that denies every device');
+  }
+  return rest.map((r) => {
+    if (!r.allow) throw new TsrunError('EINTERNAL', 'device rules after the first must allow');
+    return `${r.type ?? 'a'}:${r.major ?? '*'}:${r.minor ?? '*'}:${r.access ?? 'rwm'}`;
+  });
+}
