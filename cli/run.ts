@@ -86,7 +86,7 @@ export function addRunOptions(cmd: Command): Command {
     .optionsGroup('Security:')
     .option('--cap-add <cap>', 'add a Linux capability (repeatable)', collect)
     .option('--cap-drop <cap>', 'drop a Linux capability (repeatable)', collect)
-    .option('--privileged', 'give extended privileges: all capabilities, no masked paths, no seccomp filter')
+    .option('--privileged', 'give extended privileges: all capabilities, the host\'s devices, no masked paths, no seccomp filter')
     .option('--device <host[:ctr][:rwm]>', 'add a host device (or a directory of them) to the container (repeatable)', collect)
     .option('--device-cgroup-rule <rule>', 'let the container use devices it makes itself: "c 81:* rmw" (repeatable)', collect)
     .option('--security-opt <opt>', 'security options: no-new-privileges=true|false (default true), seccomp=unconfined|<profile.json> (default: docker\'s profile)', collect)

@@ -10,7 +10,7 @@ import { createSpec } from '../namespaces/spec.js';
 import { allocateUserns, releaseUserns } from '../namespaces/userns.js';
 import { inOwnUserns } from '../rootless.js';
 import { cgroupMounts } from '../namespaces/cgroup-mounts.js';
-import { resolveDevices } from '../namespaces/devices.js';
+import { hostDevices, resolveDevices, type ResolvedDevice } from '../namespaces/devices.js';
 import { detectCgroups } from '../cgroups/index.js';
 import { resolveUser } from './user.js';
 import { hostCapabilities, hostHardLimits, hasCapSysResource } from './host.js';
@@ -59,6 +59,14 @@ export function releaseName(storeRoot: string, name: string): void {
   }
 }
 
+/** --device's nodes; with --privileged, first every node of the host's /dev (the --device ones win). */
+function containerDevices(options: ContainerOptions): ResolvedDevice[] {
+  const given = resolveDevices(options.devices ?? []);
+  if (!options.privileged) return given;
+  const paths = new Set(given.map(([node]) => node.path));
+  return [...hostDevices().filter(([node]) => !paths.has(node.path)), ...given];
+}
+
 export function createContainer(req: CreateRequest): ContainerRecord {
   const { storeRoot, image } = req;
   // -P is resolved now, against the image's ExposedPorts, so that a later `start` has it too.
@@ -92,7 +100,7 @@ export function createContainer(req: CreateRequest): ContainerRecord {
       // Rootless: no cgroup of its own, and no cgroup file system it could mount.
       cgroupMounts: rootless ? [] : cgroupMounts(detectCgroups(), !options.privileged),
       rootless,
-      devices: resolveDevices(options.devices ?? []),
+      devices: containerDevices(options),
     });
     writeJsonAtomic(paths.config, spec);
 

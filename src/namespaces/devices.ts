@@ -113,10 +113,25 @@ export function resolveDevices(mappings: DeviceMapping[]): ResolvedDevice[] {
   return nodes;
 }
 
-/** Device nodes below `dir` (links not followed, as docker): [host path, path relative to dir, stat]. */
-function walkDevices(dir: string, rel = ''): Array<[string, string, Stats]> {
+/**
+ * What --privileged adds, as runc's HostDevices: every node under the host's /dev at the same
+ * path, but the terminal ones the container has its own of (console, ptmx, pts/) and the
+ * directories of other file systems (shm, mqueue) or of links (fd).
+ */
+export function hostDevices(): ResolvedDevice[] {
+  return walkDevices('/dev', '', HOST_DEV_SKIP).map(([hostPath, rel, st]): ResolvedDevice => [nodeFrom(st, hostPath, posix.join('/dev', rel)), 'rwm']);
+}
+
+const HOST_DEV_SKIP = new Set(['console', 'ptmx', 'pts', 'shm', 'mqueue', 'fd', '.lxc', '.lxd-mounts', '.udev']);
+
+/**
+ * Device nodes below `dir` (links not followed, as docker), but top-level names in `skip`:
+ * [host path, path relative to dir, stat].
+ */
+function walkDevices(dir: string, rel = '', skip?: Set<string>): Array<[string, string, Stats]> {
   const out: Array<[string, string, Stats]> = [];
   for (const entry of readdirSync(join(dir, rel), { withFileTypes: true })) {
+    if (skip?.has(entry.name)) continue;
     const r = posix.join(rel, entry.name);
     if (entry.isDirectory()) out.push(...walkDevices(dir, r));
     else if (entry.isCharacterDevice() || entry.isBlockDevice()) out.push([join(dir, r), r, lstatSync(join(dir, r))]);

@@ -172,8 +172,11 @@ export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: str
   }
   // --device: the host's node, made where the container asked for it (after the mounts, so a
   // fresh /dev holds it), with the host's mode and owner.
+  const dirs = new Set<string>();
   for (const d of spec.linux.devices ?? []) {
-    steps.push(['mkdir', posix.dirname(d.path), '755']);
+    const dir = posix.dirname(d.path);
+    if (!dirs.has(dir)) steps.push(['mkdir', dir, '755']);
+    dirs.add(dir);
     if (userns) steps.push(['touch', d.path, '600'], ['mount-in', d.hostPath, d.path, 'none', 'bind', '']);
     else steps.push(['mknod', d.path, d.type, String(d.major), String(d.minor), d.fileMode.toString(8)], ['chown', d.path, String(d.uid), String(d.gid)]);
   }

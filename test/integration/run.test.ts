@@ -220,6 +220,15 @@ describePrivileged('tsrun run', () => {
     const make = 'mknod /tmp/lc c 10 237 && head -c 0 /tmp/lc && echo opened';
     expect(sh(make).stderr).toBe('head: /tmp/lc: Operation not permitted\n');
     expect(ok(sh(make, '--device-cgroup-rule', 'c 10:* r'))).toBe('opened\n');
+    // --privileged: the host's devices too, at the same paths (but its console and ptmx: the
+    // container has its own).
+    const hostNodes = readdirSync('/dev', { withFileTypes: true })
+      .filter((e) => (e.isCharacterDevice() || e.isBlockDevice()) && e.name !== 'console' && e.name !== 'ptmx')
+      .map((e) => e.name);
+    expect(ok(sh('ls /dev', '--privileged')).split('\n')).toEqual(expect.arrayContaining(hostNodes));
+    expect(ok(sh('readlink /dev/ptmx', '--privileged'))).toBe('pts/ptmx\n');
+    const standard = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
+    expect(ok(sh('ls /dev')).split('\n').filter((n) => hostNodes.includes(n)).sort()).toEqual(standard.filter((n) => hostNodes.includes(n)).sort());
     // Bad input: engine errors (125) naming the flag, nothing created.
     const missing = run('--device', '/dev/tsrun-no-such-device', image, 'true');
     expect(missing.status).toBe(125);

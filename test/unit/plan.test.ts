@@ -75,6 +75,7 @@ describe('buildPlan', () => {
     const p = buildPlan(spec, planCtx, () => false);
     const i = p.steps.findIndex((st) => st[0] === 'mknod' && st[1] === '/dev/fuse');
     expect(p.steps.slice(i - 1, i + 2)).toEqual([['mkdir', '/dev', '755'], ['mknod', '/dev/fuse', 'c', '10', '229', '660'], ['chown', '/dev/fuse', '0', '105']]);
+    expect(p.steps.slice(i - 1).filter((st) => st[0] === 'mkdir' && st[1] === '/dev')).toHaveLength(1); // once for both
     // A --device named like a standard node replaces it: one mknod for the path, the device's own.
     expect(p.steps.filter((st) => st[0] === 'mknod' && st[1] === '/dev/null')).toEqual([['mknod', '/dev/null', 'b', '8', '32', '600']]);
     expect(i).toBeGreaterThan(p.steps.findIndex((st) => st[0] === 'mount-in' && st[2] === '/dev'));
