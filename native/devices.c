@@ -100,7 +100,8 @@ int devices_check_rules(char **rules, int n)
 /* The program for the rules (see the top); *len instructions. */
 static struct bpf_insn *build(char **rules, int n, int *len)
 {
-	struct bpf_insn *p = calloc((size_t)(6 + 7 * n + 2), sizeof(*p));
+	/* 6 loads; per rule at most 8 (type, 3 for access, major, minor, mov, exit); 2 to deny. */
+	struct bpf_insn *p = calloc((size_t)(6 + 8 * n + 2), sizeof(*p));
 	int k = 0;
 	if (!p)
 		return NULL;

@@ -31,6 +31,14 @@ export async function setup(): Promise<void> {
 }
 
 export async function teardown(): Promise<void> {
+  // Only this suite's record: a suite that setup stopped must not remove the running one's.
+  let recorded = '';
+  try {
+    recorded = readFileSync(pidFile, 'utf8');
+  } catch {
+    // none
+  }
+  if (recorded !== String(process.pid)) return;
   rmSync(pidFile, { force: true });
   const leaks = findLeaks();
   if (leaks.length > 0) {

@@ -10,7 +10,7 @@ import { createSpec } from '../namespaces/spec.js';
 import { allocateUserns, releaseUserns } from '../namespaces/userns.js';
 import { inOwnUserns } from '../rootless.js';
 import { cgroupMounts } from '../namespaces/cgroup-mounts.js';
-import { hostDevices, resolveDevices, type ResolvedDevice } from '../namespaces/devices.js';
+import { containerDevices } from '../namespaces/devices.js';
 import { detectCgroups } from '../cgroups/index.js';
 import { resolveUser } from './user.js';
 import { hostCapabilities, hostHardLimits, hasCapSysResource } from './host.js';
@@ -57,14 +57,6 @@ export function releaseName(storeRoot: string, name: string): void {
   } catch (err) {
     if (errnoOf(err) !== 'ENOENT') throw err;
   }
-}
-
-/** --device's nodes; with --privileged, first every node of the host's /dev (the --device ones win). */
-function containerDevices(options: ContainerOptions): ResolvedDevice[] {
-  const given = resolveDevices(options.devices ?? []);
-  if (!options.privileged) return given;
-  const paths = new Set(given.map(([node]) => node.path));
-  return [...hostDevices().filter(([node]) => !paths.has(node.path)), ...given];
 }
 
 export function createContainer(req: CreateRequest): ContainerRecord {

@@ -144,7 +144,11 @@ export function parseRunOptions(flags: RunFlagValues, args: string[], host: Host
   if (rootless && Object.values(resources).some((r) => r !== undefined && Object.keys(r as object).length > 0)) {
     throw new TsrunError('EINVAL_FLAG', 'rootless tsrun cannot set cgroup limits (memory, cpus, pids, blkio): they need root');
   }
+  const devices = f.device.map(parseDevice);
   if (rootless && f.deviceCgroupRule.length > 0) throw new TsrunError('EINVAL_FLAG', 'rootless tsrun has no device cgroup: --device-cgroup-rule needs root');
+  if (rootless && devices.some((d) => d.permissions !== 'rwm')) {
+    throw new TsrunError('EINVAL_FLAG', 'rootless tsrun has no device cgroup to limit a --device to some permissions: give rwm, or run as root');
+  }
   if (rootless && userns) throw new TsrunError('EINVAL_FLAG', 'rootless tsrun already runs containers in a user namespace: --userns and --uidmap need root');
   if (userns && (f.pid === 'host' || f.ipc === 'host' || uts === 'host')) {
     throw new TsrunError('EINVAL_FLAG', 'conflicting options: a user namespace and --pid/--ipc/--uts host (their owner would be the host\'s)');
@@ -166,7 +170,7 @@ export function parseRunOptions(flags: RunFlagValues, args: string[], host: Host
     ...(f.stopSignal !== undefined && { stopSignal: parseSignalName(f.stopSignal) }),
     ...(f.stopTimeout !== undefined && { stopTimeout: parseStopTimeout(f.stopTimeout) }),
     ...(f.groupAdd.length > 0 && { groupAdd: f.groupAdd.map(checkGroupAdd) }),
-    ...(f.device.length > 0 && { devices: f.device.map(parseDevice) }),
+    ...(devices.length > 0 && { devices }),
     ...(f.deviceCgroupRule.length > 0 && { deviceCgroupRules: f.deviceCgroupRule.map(parseDeviceCgroupRule) }),
     readOnly: f.readOnly,
     tty: f.tty,

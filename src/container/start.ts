@@ -5,7 +5,7 @@
 import { readFileSync, rmSync, statSync } from 'node:fs';
 import { TsrunError, errnoOf } from '../errors.js';
 import { buildPlan } from '../namespaces/plan.js';
-import type { OciSpec } from '../namespaces/spec.js';
+import { withDevices, type OciSpec } from '../namespaces/spec.js';
 import { HelperProcess, StepError, type ExitStatus, type TraceLine } from '../namespaces/helper.js';
 import { markNoIdmap, prepareContainerDirs, shiftedLayers, usernsFilesFor, type UsernsFiles } from '../namespaces/userns-files.js';
 import { detectCgroups, openDriver, type CgroupDriver, type CgroupHandle, type Resources } from '../cgroups/index.js';
@@ -15,9 +15,9 @@ import { cleanupContainer } from './cleanup.js';
 import { waitNotRunning } from './signals.js';
 import { findContainer, type Found } from './lookup.js';
 import { recipeFor, refreshPeers, usesBridge, writeHosts } from './network.js';
-import { updateState, type ContainerRecord, type NetworkState } from './record.js';
+import { updateState, writeJsonAtomic, type ContainerRecord, type NetworkState } from './record.js';
 import { InvalidTransitionError, can, currentBootId, observe } from './status.js';
-import { allowList } from '../namespaces/devices.js';
+import { allowList, containerDevices } from '../namespaces/devices.js';
 
 export interface StartOptions {
   /** attached: the container uses these fds and tsrun waits; detached: /dev/null and a log. */
@@ -86,7 +86,9 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
     rmSync(paths.status, { force: true });
 
     try {
-      const spec = JSON.parse(readFileSync(paths.config, 'utf8')) as OciSpec;
+      // The host's devices as they are now: their numbers may have changed since the last start.
+      const spec = withDevices(JSON.parse(readFileSync(paths.config, 'utf8')) as OciSpec, options, containerDevices(options));
+      writeJsonAtomic(paths.config, spec);
       // The cgroup exists, with its limits, before the container's first instruction: the
       // helper writes the child's pid into every cgroup.procs before releasing it.
       // Rootless tsrun may not make cgroups: its containers stay in the user's.

@@ -46,10 +46,11 @@ export function parseDevice(spec: string): DeviceMapping {
   const parts = spec.split(':');
   let [hostPath = '', containerPath = '', permissions = 'rwm'] = parts;
   if (parts.length > 3) throw flagError('--device', spec, 'expected /host/device[:/container/path][:rwm]');
-  if (parts.length === 2 && validPermissions(containerPath)) [containerPath, permissions] = ['', containerPath];
+  if (parts.length === 2 && validPermissions(containerPath)) [containerPath, permissions] = [hostPath, containerPath];
+  else if (parts.length === 1) containerPath = hostPath;
   if (!hostPath.startsWith('/')) throw flagError('--device', spec, `"${hostPath}" is not an absolute host path`);
-  if (containerPath === '') containerPath = hostPath;
   if (!containerPath.startsWith('/')) throw flagError('--device', spec, `container path "${containerPath}" must be absolute`);
+  if (posix.normalize(containerPath) === '/') throw flagError('--device', spec, 'cannot make a device over the container root');
   if (!validPermissions(permissions)) throw flagError('--device', spec, `bad permissions "${permissions}": a combination of r (read), w (write) and m (mknod)`);
   return { hostPath: posix.normalize(hostPath), containerPath: posix.normalize(containerPath), permissions };
 }
@@ -60,6 +61,10 @@ export function parseDeviceCgroupRule(spec: string): DeviceRule {
   if (!m || !validPermissions(m[4]!)) throw flagError('--device-cgroup-rule', spec, 'expected TYPE MAJOR:MINOR ACCESS, e.g. "c 81:* rmw" (type a, b or c; * for any number; access from r, w, m)');
   const num = (s: string) => (s === '*' ? undefined : Number(s));
   const [major, minor] = [num(m[2]!), num(m[3]!)];
+  // cgroup v1 reads any "a" line as "allow everything", whatever follows it: only that is taken.
+  if (m[1] === 'a' && (major !== undefined || minor !== undefined || m[4]!.length !== 3)) {
+    throw flagError('--device-cgroup-rule', spec, 'type a (every device) only as "a *:* rwm"; use b or c for a narrower rule');
+  }
   if ((major ?? 0) > 0xfff || (minor ?? 0) > 0xfffff) throw flagError('--device-cgroup-rule', spec, 'device number out of range');
   return {
     allow: true,
@@ -84,31 +89,62 @@ function nodeFrom(st: Stats, hostPath: string, path: string): DeviceNode {
   };
 }
 
+/** --device's nodes; with --privileged, first every node of the host's /dev (the --device ones win). */
+export function containerDevices(options: { privileged: boolean; devices?: DeviceMapping[] }): ResolvedDevice[] {
+  const given = resolveDevices(options.devices ?? []);
+  if (!options.privileged) return given;
+  const paths = new Set(given.map(([node]) => node.path));
+  return [...hostDevices().filter(([node]) => !paths.has(node.path)), ...given];
+}
+
 /** A node to make, and the access --device gave to it. */
 export type ResolvedDevice = [node: DeviceNode, permissions: string];
 
-/** The host's nodes for each --device (a directory gives every node below it), or why not. */
+/** What tsrun makes in a container's /dev itself: no --device may go there. */
+const OWN_DEV = ['/dev/pts', '/dev/shm', '/dev/mqueue', '/dev/ptmx', '/dev/fd', '/dev/stdin', '/dev/stdout', '/dev/stderr', '/dev/console'];
+const ownPath = (p: string) => p === '/dev' || OWN_DEV.some((own) => p === own || p.startsWith(`${own}/`));
+
+/**
+ * The host's nodes for each --device (a directory gives every node below it), or why not.
+ * Two for one container path: the later one.
+ */
 export function resolveDevices(mappings: DeviceMapping[]): ResolvedDevice[] {
+  const byPath = new Map<string, ResolvedDevice>();
+  for (const [node, access] of mappings.flatMap(resolveOne)) {
+    byPath.delete(node.path);
+    byPath.set(node.path, [node, access]);
+  }
+  return [...byPath.values()];
+}
+
+function resolveOne(m: DeviceMapping): ResolvedDevice[] {
+  const what = `--device ${m.hostPath}`;
+  let real: string;
+  let st: Stats;
+  try {
+    // A link such as /dev/disk/by-id/... names the device it points to.
+    real = realpathSync(m.hostPath);
+    st = lstatSync(real);
+  } catch (err) {
+    throw new TsrunError('EINVAL_FLAG', `${what}: no such device on this host`, { cause: err });
+  }
   const nodes: ResolvedDevice[] = [];
-  for (const m of mappings) {
-    const what = `--device ${m.hostPath}`;
-    let real: string;
-    let st: Stats;
+  if (st.isCharacterDevice() || st.isBlockDevice()) {
+    nodes.push([nodeFrom(st, real, m.containerPath), m.permissions]);
+  } else if (st.isDirectory()) {
+    let found: Array<[string, string, Stats]>;
     try {
-      // A link such as /dev/disk/by-id/... names the device it points to.
-      real = realpathSync(m.hostPath);
-      st = lstatSync(real);
+      found = walkDevices(real);
     } catch (err) {
-      throw new TsrunError('EINVAL_FLAG', `${what}: no such device on this host`, { cause: err });
+      throw new TsrunError('EINVAL_FLAG', `${what}: cannot read the directory (${(err as NodeJS.ErrnoException).code ?? err})`, { cause: err });
     }
-    if (st.isCharacterDevice() || st.isBlockDevice()) {
-      nodes.push([nodeFrom(st, real, m.containerPath), m.permissions]);
-      continue;
-    }
-    if (!st.isDirectory()) throw new TsrunError('EINVAL_FLAG', `${what}: not a device (nor a directory of devices)`);
-    const found = walkDevices(real);
     if (found.length === 0) throw new TsrunError('EINVAL_FLAG', `${what}: the directory holds no device`);
-    for (const [hostPath, rel, st] of found) nodes.push([nodeFrom(st, hostPath, posix.join(m.containerPath, rel)), m.permissions]);
+    for (const [hostPath, rel, node] of found) nodes.push([nodeFrom(node, hostPath, posix.join(m.containerPath, rel)), m.permissions]);
+  } else {
+    throw new TsrunError('EINVAL_FLAG', `${what}: not a device (nor a directory of devices)`);
+  }
+  for (const [node] of nodes) {
+    if (ownPath(node.path)) throw new TsrunError('EINVAL_FLAG', `${what}: ${node.path} is the container's own (tsrun makes /dev's pts, shm, mqueue, ptmx, fd, std* and console)`);
   }
   return nodes;
 }

@@ -218,7 +218,6 @@ export function createSpec(image: ImageConfig, opts: ContainerOptions, ctx: Spec
   // docker's rules: --privileged or seccomp=unconfined turn it off; the profile's `caps`
   // conditions are decided by the bounding set.
   const seccomp = ociSeccompFor(opts.seccomp, opts.privileged, caps);
-  const rules = deviceRules(opts.privileged, ctx.devices, opts.deviceCgroupRules ?? []);
   // The user namespace first: it owns every namespace made with it.
   const namespaces: OciSpec['linux']['namespaces'] = opts.userns ? [{ type: 'user' }] : [];
   namespaces.push({ type: 'mount' }, { type: 'cgroup' });
@@ -227,7 +226,7 @@ export function createSpec(image: ImageConfig, opts: ContainerOptions, ctx: Spec
   if (opts.uts === 'private') namespaces.push({ type: 'uts' });
   if (opts.network !== 'host') namespaces.push({ type: 'network' });
 
-  return {
+  return withDevices({
     ociVersion: '1.2.0',
     process: {
       terminal: opts.tty,
@@ -259,10 +258,28 @@ export function createSpec(image: ImageConfig, opts: ContainerOptions, ctx: Spec
       ...(opts.userns && { uidMappings: opts.userns.uidMap, gidMappings: opts.userns.gidMap }),
       ...(opts.sysctls && { sysctl: opts.sysctls }),
       cgroupsPath: `${opts.cgroupParent}/${ctx.id}`,
-      resources: { ...opts.resources, ...(rules && { devices: rules }) },
-      ...(ctx.devices.length > 0 && { devices: ctx.devices.map(([node]) => node) }),
+      resources: opts.resources,
       ...(seccomp && { seccomp }),
     },
     annotations: { 'io.tsrun.init': String(opts.init), ...(ctx.rootless && { 'io.tsrun.rootless': 'true' }) },
+  }, opts, ctx.devices);
+}
+
+/**
+ * The spec with its device parts for `devices`: the nodes in linux.devices, the device
+ * cgroup's rules in linux.resources.devices (none with --privileged). `start` calls it again
+ * with the host's nodes as they are then: device numbers may change (a reboot, a re-plug).
+ */
+export function withDevices(spec: OciSpec, opts: Pick<ContainerOptions, 'privileged' | 'deviceCgroupRules'>, devices: ResolvedDevice[]): OciSpec {
+  const { devices: _nodes, ...linux } = spec.linux;
+  const { devices: _rules, ...resources } = spec.linux.resources;
+  const rules = deviceRules(opts.privileged, devices, opts.deviceCgroupRules ?? []);
+  return {
+    ...spec,
+    linux: {
+      ...linux,
+      resources: { ...resources, ...(rules && { devices: rules }) },
+      ...(devices.length > 0 && { devices: devices.map(([node]) => node) }),
+    },
   };
 }

@@ -220,6 +220,17 @@ describePrivileged('tsrun run', () => {
     const make = 'mknod /tmp/lc c 10 237 && head -c 0 /tmp/lc && echo opened';
     expect(sh(make).stderr).toBe('head: /tmp/lc: Operation not permitted\n');
     expect(ok(sh(make, '--device-cgroup-rule', 'c 10:* r'))).toBe('opened\n');
+    // Many rules, each as long as a rule gets in the BPF program (type, access, major, minor).
+    const many = Array.from({ length: 40 }, (_, i) => ['--device-cgroup-rule', `c 13:${i} r`]).flat();
+    expect(ok(sh(make, ...many, '--device-cgroup-rule', 'c 10:237 r'))).toBe('opened\n');
+    // start finds the host's node again: its numbers may have changed since create.
+    const ctr = env.run(['create', '--device', `${node}:/dev/lc`, image, 'stat', '-c', '%t:%T', '/dev/lc']);
+    expect(ctr.status).toBe(0);
+    execFileSync('rm', [node]);
+    execFileSync('mknod', [node, 'c', '1', '5']);
+    const started = env.run(['start', '-a', ctr.stdout.trim()]);
+    expect(started.stdout).toBe('1:5\n');
+    expect(env.run(['rm', ctr.stdout.trim()]).status).toBe(0);
     // --privileged: the host's devices too, at the same paths (but its console and ptmx: the
     // container has its own).
     const hostNodes = readdirSync('/dev', { withFileTypes: true })
@@ -233,6 +244,9 @@ describePrivileged('tsrun run', () => {
     const missing = run('--device', '/dev/tsrun-no-such-device', image, 'true');
     expect(missing.status).toBe(125);
     expect(missing.stderr).toContain('--device /dev/tsrun-no-such-device: no such device on this host');
+    const own = run('--device', '/dev/null:/dev/ptmx', image, 'true');
+    expect(own.status).toBe(125);
+    expect(own.stderr).toContain("/dev/ptmx is the container's own");
     const badRule = run('--device-cgroup-rule', 'c 10 rw', image, 'true');
     expect(badRule.status).toBe(125);
     expect(badRule.stderr).toContain('--device-cgroup-rule');

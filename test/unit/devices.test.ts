@@ -20,6 +20,9 @@ describe('--device', () => {
     expect(() => parseDevice('/dev/sdc:/dev/xvdc:rx')).toThrow(/bad permissions "rx"/);
     expect(() => parseDevice('/dev/sdc:/dev/xvdc:rr')).toThrow(/bad permissions "rr"/);
     expect(() => parseDevice('/a:/b:rw:x')).toThrow(/expected \/host\/device/);
+    expect(() => parseDevice('/dev/sdc:')).toThrow(/container path "" must be absolute/);
+    expect(() => parseDevice('/dev/sdc::r')).toThrow(/container path "" must be absolute/);
+    expect(() => parseDevice('/dev/null:/dev/..')).toThrow(/cannot make a device over the container root/);
   });
 
   it('finds the host node: its type, numbers, mode and owner; a directory gives every node in it', () => {
@@ -29,6 +32,16 @@ describe('--device', () => {
     // /dev/pts always holds ptmx (5:2).
     const pts = resolveDevices([parseDevice('/dev/pts:/dev/hostpts')]);
     expect(pts.map(([n]) => n)).toContainEqual(expect.objectContaining({ path: '/dev/hostpts/ptmx', type: 'c', major: 5, minor: 2 }));
+  });
+
+  it('takes the later of two for one container path, and keeps out of what tsrun makes in /dev', () => {
+    const [[node], ...rest] = resolveDevices([parseDevice('/dev/null:/dev/x'), parseDevice('/dev/zero:/dev/x')]);
+    expect(rest).toEqual([]);
+    expect(node).toMatchObject({ path: '/dev/x', major: 1, minor: 5 });
+    expect(() => resolveDevices([parseDevice('/dev/null:/dev/ptmx')])).toThrow("--device /dev/null: /dev/ptmx is the container's own");
+    expect(() => resolveDevices([parseDevice('/dev/null:/dev/shm/x')])).toThrow(/\/dev\/shm\/x is the container's own/);
+    expect(() => resolveDevices([parseDevice('/dev/pts')])).toThrow(/\/dev\/pts\/ptmx is the container's own/);
+    expect(() => resolveDevices([parseDevice('/dev/null:/dev')])).toThrow(/\/dev is the container's own/);
   });
 
   it('refuses what is no device: missing, a plain file, a directory without devices', () => {
@@ -51,7 +64,9 @@ describe('--device-cgroup-rule', () => {
     expect(parseDeviceCgroupRule('b 8:16 r')).toEqual({ allow: true, type: 'b', major: 8, minor: 16, access: 'r' });
   });
   it('refuses anything else, naming the flag', () => {
-    for (const bad of ['c 81 rmw', 'x 1:2 r', 'c 1:2 rx', 'c 1:2', 'c -1:2 r', 'c 1:2 rr', 'c 5000:1 r']) {
+    // "a" with anything but *:* rwm: cgroup v1 would read it as "allow everything".
+    expect(() => parseDeviceCgroupRule('a 1:3 r')).toThrow(/type a \(every device\) only as "a \*:\* rwm"/);
+    for (const bad of ['c 81 rmw', 'x 1:2 r', 'c 1:2 rx', 'c 1:2', 'c -1:2 r', 'c 1:2 rr', 'c 5000:1 r', 'a *:* r', 'a 1:* rwm']) {
       expect(() => parseDeviceCgroupRule(bad)).toThrow(/--device-cgroup-rule/);
     }
   });

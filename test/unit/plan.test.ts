@@ -1,9 +1,9 @@
 import { specContext } from './spec-context.js';
 import { describe, expect, it } from 'vitest';
 import { buildPlan, decodeField, encodeField, mountFlags, serializePlan, type PlanContext } from '../../src/namespaces/plan.js';
-import { createSpec, type SpecContext } from '../../src/namespaces/spec.js';
+import { createSpec, withDevices, type SpecContext } from '../../src/namespaces/spec.js';
 import type { ContainerOptions } from '../../src/namespaces/options.js';
-import { parseDeviceCgroupRule, type ResolvedDevice } from '../../src/namespaces/devices.js';
+import { allowList, parseDeviceCgroupRule, type DeviceNode, type ResolvedDevice } from '../../src/namespaces/devices.js';
 
 const ctx: SpecContext = specContext('b'.repeat(64), '/store/containers/b/rootfs');
 const opts: ContainerOptions = {
@@ -82,6 +82,13 @@ describe('buildPlan', () => {
     expect(i).toBeLessThan(ops.indexOf('pivot-root'));
     const rules = p.monitor.find((l) => l[0] === 'devices')!.slice(1);
     expect(rules.slice(-3)).toEqual(['c:10:229:rw', 'b:8:32:rwm', 'c:81:*:rmw']);
+    // start puts in the host's nodes as they are then, replacing what the spec had (an older
+    // tsrun's spec kept rule strings in linux.devices).
+    const old = { ...spec, linux: { ...spec.linux, devices: ['c:1:3:rwm'] as unknown as DeviceNode[] } };
+    const now = withDevices(old, opts, [fuse]);
+    expect(now.linux.devices).toEqual([fuse[0]]);
+    expect(allowList(now.linux.resources.devices!).at(-1)).toBe('c:10:229:rw');
+    expect(withDevices(now, opts, []).linux.devices).toBeUndefined();
     // In a user namespace mknod is refused: the host's node is bound in.
     const u = buildPlan(createSpec(image, opts, { ...ctx, devices: [fuse], rootless: true }), planCtx, () => false);
     expect(u.steps).toContainEqual(['mount-in', '/dev/fuse', '/dev/fuse', 'none', 'bind', '']);
