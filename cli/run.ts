@@ -99,6 +99,7 @@ export function addRunOptions(cmd: Command): Command {
     .option('--dns-search <domain>', 'set a DNS search domain (repeatable)', collect)
     .option('--dns-option <opt>', 'set a resolv.conf option (repeatable)', collect)
     .option('--add-host <host:ip>', 'add a line to /etc/hosts; ip may be host-gateway (repeatable)', collect)
+    .option('--ip <address>', 'the container\'s IPv4 address on a user-defined network (default: the lowest free one)')
     .option('--network-alias <name>', 'another name for the container on its network (repeatable)', collect)
     .option('--pid <mode>', 'PID namespace: "host" to share the host\'s', '')
     .option('--ipc <mode>', 'IPC namespace: "host" to share the host\'s', '')

@@ -190,7 +190,9 @@ export function inspectContainer(storeRoot: string, record: ContainerRecord): Re
       IPPrefixLen: running ? (net?.prefixLen ?? 0) : 0,
       Gateway: running ? (net?.gateway ?? '') : '',
       MacAddress: running ? (net?.mac ?? '') : '',
-      Networks: net && running ? { [net.name]: { IPAddress: net.ip, Gateway: net.gateway, MacAddress: net.mac, IPPrefixLen: net.prefixLen } } : {},
+      Networks: net && running
+        ? { [net.name]: { IPAMConfig: o.ip ? { IPv4Address: o.ip } : null, IPAddress: net.ip, Gateway: net.gateway, MacAddress: net.mac, IPPrefixLen: net.prefixLen } }
+        : {},
     },
     Tsrun: {
       ContainerDir: paths.dir,

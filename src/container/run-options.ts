@@ -1,5 +1,5 @@
 // `run`'s flags (as commander hands them over) → validated ContainerOptions.
-import { TsrunError } from '../errors.js';
+import { flagError, TsrunError } from '../errors.js';
 import {
   expandEnv,
   parseCapability,
@@ -14,6 +14,7 @@ import {
 } from '../namespaces/options.js';
 import { DEFAULT_CGROUP_PARENT, parseResources, type ResourceFlags } from '../cgroups/index.js';
 import { parseAddHost } from '../netns/dns.js';
+import { parseIp } from '../netns/ipv4.js';
 import { parseUserns } from '../namespaces/userns.js';
 import { parseDevice, parseDeviceCgroupRule } from '../namespaces/devices.js';
 import { isRootless } from '../rootless.js';
@@ -31,6 +32,7 @@ export interface RunFlagValues extends ResourceFlags {
   dnsOption?: string[];
   addHost?: string[];
   networkAlias?: string[];
+  ip?: string;
   name?: string;
   hostname?: string;
   entrypoint?: string;
@@ -114,6 +116,13 @@ export function parseRunOptions(flags: RunFlagValues, args: string[], host: Host
   if ((network === 'none' || network === 'host' || network.startsWith('container:')) && (f.publish.length > 0 || f.publishAll)) {
     throw new TsrunError('EINVAL_FLAG', `conflicting options: port publishing and --network ${network}`);
   }
+  if (f.ip !== undefined) {
+    if (parseIp(f.ip) === undefined) throw flagError('--ip', f.ip, 'not an IPv4 address');
+    // As docker: the default network's addresses are handed out, never chosen.
+    if (network === 'bridge' || network === 'none' || network === 'host' || network.startsWith('container:')) {
+      throw new TsrunError('EINVAL_FLAG', `--ip needs a user-defined network (tsrun network create), not --network ${network}`);
+    }
+  }
   if (uts === 'host' && f.hostname !== undefined) {
     throw new TsrunError('EINVAL_FLAG', 'conflicting options: --hostname and --uts host (the host\'s name would change)');
   }
@@ -194,6 +203,7 @@ export function parseRunOptions(flags: RunFlagValues, args: string[], host: Host
     dns: { dns: f.dns, dnsSearch: f.dnsSearch, dnsOptions: f.dnsOption },
     addHosts: f.addHost.map(parseAddHost),
     networkAliases: f.networkAlias,
+    ...(f.ip !== undefined && { ip: f.ip }),
     cgroupParent: parseCgroupParent(f.cgroupParent),
   };
 }

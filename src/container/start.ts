@@ -113,6 +113,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
           network: options.network,
           ports: options.publish,
           aliases: options.networkAliases,
+          ...(options.ip !== undefined && { ip: options.ip }),
         });
         const { ip, gateway, mac, prefixLen, hostVeth, netnsPath, ports } = att;
         network = { name: att.network, ip, gateway, mac, prefixLen, hostVeth, netnsPath, ports };

@@ -71,6 +71,8 @@ export interface ContainerOptions {
   dns: DnsOptions;
   addHosts: AddHost[];
   networkAliases: string[];
+  /** --ip: a fixed address on a user-defined network (else the lowest free one). */
+  ip?: string;
   /** -l/--label, --label-file (the image's labels are merged in at create). */
   labels?: Record<string, string>;
   /** --sysctl: namespaced kernel parameters, written in /proc/sys before the process runs. */

@@ -154,6 +154,37 @@ describePrivileged('tsrun run: networking', () => {
     expect(rulesOf(`${tag}br0`).length).toBeGreaterThan(0);
   });
 
+  it('--ip fixes the address on a user-defined network, and refuses one taken, outside it, or on the default network', async () => {
+    const netName = `${tag}-ip`;
+    const subnet = `10.216.${octet}`;
+    expect(tsrun(['network', 'create', '--subnet', `${subnet}.0/24`, netName]).status).toBe(0);
+    const holder = env.spawn(['run', '--rm', '--name', `${tag}-ip1`, '--network', netName, '--ip', `${subnet}.77`, image, 'sh', '-c', 'ip -4 -o addr show eth0; sleep 30'], {
+      env: { ...process.env, ...netEnv },
+    });
+    try {
+      let out = '';
+      holder.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      for (let i = 0; i < 50 && !out.includes('inet'); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(out).toContain(`inet ${subnet}.77/24`);
+      expect(tsrun(['inspect', '-f', '{{json .NetworkSettings.Networks}}', `${tag}-ip1`]).stdout).toContain(`"IPAMConfig":{"IPv4Address":"${subnet}.77"}`);
+      const taken = tsrun(['run', '--rm', '--network', netName, '--ip', `${subnet}.77`, image, 'true']);
+      expect(taken.status).toBe(125);
+      expect(taken.stderr).toContain(`address ${subnet}.77 is already in use on network ${netName}`);
+    } finally {
+      holder.kill('SIGTERM');
+      await new Promise((r) => holder.on('exit', r));
+    }
+    const outside = tsrun(['run', '--rm', '--network', netName, '--ip', '10.1.2.3', image, 'true']);
+    expect(outside.status).toBe(125);
+    expect(outside.stderr).toContain(`invalid address 10.1.2.3: not a host address of ${subnet}.0/24`);
+    const onDefault = tsrun(['run', '--rm', '--ip', `${subnet}.78`, image, 'true']);
+    expect(onDefault.status).toBe(125);
+    expect(onDefault.stderr).toContain('--ip needs a user-defined network');
+    expect(tsrun(['run', '--rm', '--network', netName, '--ip', '10.1.2', image, 'true']).stderr).toMatch(/--ip.*not an IPv4 address/);
+    expect(tsrun(['ps', '-aq']).stdout).toBe('');
+    expect(tsrun(['network', 'rm', netName]).status).toBe(0);
+  });
+
   it('refuses -p with --network none, naming the conflict', () => {
     const r = tsrun(['run', '--rm', '--network', 'none', '-p', '80', image, 'true']);
     expect(r.status).toBe(125);
