@@ -6,7 +6,7 @@ import type { RunFlagValues } from '../src/container/run-options.js';
 import { action, globalOptions } from './common.js';
 import { addRunOptions, cidfile, imageForRun } from './run.js';
 
-type CreateFlags = RunFlagValues & { platform?: string; pull: string; net?: string; restart: string };
+type CreateFlags = RunFlagValues & { platform?: string; pull: string; net?: string; restart: string; logDriver?: string; logOpt?: string[] };
 
 export function register(program: Command): void {
   const cmd = program
@@ -19,7 +19,7 @@ export function register(program: Command): void {
     .passThroughOptions();
   addRunOptions(cmd).action(action(async (image: string, command: string[], flags: CreateFlags, c: Command) => {
     const g = globalOptions(c);
-    const { parseRunOptions, parseRestartPolicy } = await import('../src/container/run-options.js');
+    const { parseLogConfig, parseRunOptions, parseRestartPolicy } = await import('../src/container/run-options.js');
     if (flags.net !== undefined) flags.network = flags.net;
     const options = parseRunOptions(flags, command, {
       readFile: (p) => readFileSync(p, 'utf8'),
@@ -30,7 +30,8 @@ export function register(program: Command): void {
     const cid = cidfile(flags.cidfile);
     const record = await imageForRun(g, image, flags);
     const { createContainer } = await import('../src/container/create.js');
-    const created = createContainer({ storeRoot: g.root, image: record, imageName: image, options, restartPolicy });
+    const logConfig = parseLogConfig(flags.logDriver, flags.logOpt ?? []);
+    const created = createContainer({ storeRoot: g.root, image: record, imageName: image, options, restartPolicy, logConfig });
     cid.write(created.id);
     process.stdout.write(`${created.id}\n`);
   }));

@@ -7,7 +7,7 @@ import { action, addResourceOptions, collect, globalOptions, tsrunCommand, type 
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
 
-type RunFlags = RunFlagValues & { platform?: string; pull: string; net?: string; detach?: boolean; restart: string };
+type RunFlags = RunFlagValues & { platform?: string; pull: string; net?: string; detach?: boolean; restart: string; logDriver?: string; logOpt?: string[] };
 
 /** The image `run`/`create` name, pulled with docker's progress output on stderr if missing. */
 export async function imageForRun(g: GlobalOptions, image: string, flags: { pull: string; platform?: string }) {
@@ -58,6 +58,8 @@ export function addRunOptions(cmd: Command): Command {
     .option('--name <string>', 'assign a name to the container')
     .option('--rm', 'automatically remove the container when it exits')
     .option('--restart <policy>', 'restart policy: no, on-failure[:max-retries], always, unless-stopped', 'no')
+    .option('--log-driver <driver>', 'json-file (default: docker\'s format, rotated) or none (no log: tsrun logs has nothing to read)')
+    .option('--log-opt <key=value>', 'json-file options: max-size=10m (default), max-file=3 (default) (repeatable)', collect)
     .option('-i, --interactive', 'keep STDIN open')
     .option('-t, --tty', 'allocate a pseudo-TTY')
     .option('--init', 'run an init inside the container that forwards signals and reaps processes')
@@ -141,11 +143,12 @@ export function register(program: Command): void {
       });
       const cid = cidfile(flags.cidfile);
       const record = await imageForRun(g, image, flags);
-      const [{ runContainer }, { parseRestartPolicy }] = await Promise.all([
+      const [{ runContainer }, { parseLogConfig, parseRestartPolicy }] = await Promise.all([
         import('../src/container/run.js'),
         import('../src/container/run-options.js'),
       ]);
       const restartPolicy = parseRestartPolicy(flags.restart, options.remove);
+      const logConfig = parseLogConfig(flags.logDriver, flags.logOpt ?? []);
       if (flags.detach && (options.interactive || options.tty)) {
         // -dit: docker keeps a TTY for a later attach; tsrun has no attach for it yet.
         process.stderr.write('tsrun: warning: -i/-t are ignored with -d\n');
@@ -164,6 +167,7 @@ export function register(program: Command): void {
         imageName: image,
         options: flags.detach ? { ...options, interactive: false, tty: false } : options,
         restartPolicy,
+        logConfig,
         ...(!flags.detach && { stdio: [0, 1, 2] as [number, number, number] }),
         tsrunCommand: tsrunCommand(g.root),
         ...(options.trace && {

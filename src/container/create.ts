@@ -17,7 +17,7 @@ import { hostCapabilities, hostHardLimits, hasCapSysResource } from './host.js';
 import { generateName, newContainerId, validateName } from './names.js';
 import { ContainerPaths, namesDir } from './paths.js';
 import { portsToPublish, recipeFor, writeHosts, writeResolvConf } from './network.js';
-import { emptyState, writeJsonAtomic, type ContainerRecord, type RestartPolicy } from './record.js';
+import { DEFAULT_LOG_CONFIG, emptyState, writeJsonAtomic, type ContainerRecord, type LogConfig, type RestartPolicy } from './record.js';
 
 export interface CreateRequest {
   storeRoot: string;
@@ -26,11 +26,8 @@ export interface CreateRequest {
   imageName: string;
   options: ContainerOptions;
   restartPolicy?: RestartPolicy;
-  logConfig?: { maxSize: number; maxFile: number };
+  logConfig?: LogConfig;
 }
-
-/** docker's json-file defaults are unbounded; tsrun caps a container's log at 3 × 10 MB. */
-export const DEFAULT_LOG_CONFIG = { maxSize: 10 * 1024 * 1024, maxFile: 3 };
 
 function reserveName(storeRoot: string, wanted: string | undefined, id: string): string {
   const dir = namesDir(storeRoot);

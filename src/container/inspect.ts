@@ -134,6 +134,9 @@ export function inspectContainer(storeRoot: string, record: ContainerRecord): Re
     HostConfig: {
       AutoRemove: o.remove,
       RestartPolicy: { Name: record.restartPolicy.name, MaximumRetryCount: record.restartPolicy.maximumRetryCount },
+      LogConfig: record.logConfig.driver === 'none'
+        ? { Type: 'none', Config: {} }
+        : { Type: 'json-file', Config: { 'max-size': String(record.logConfig.maxSize), 'max-file': String(record.logConfig.maxFile) } },
       NetworkMode: o.network,
       PortBindings: Object.fromEntries(o.publish.map((p) => [`${p.containerPort}/${p.protocol}`, [{ HostIp: p.hostIp, HostPort: p.hostPort ? String(p.hostPort) : '' }]])),
       Binds: o.volumes.map((v) => `${v.source}:${v.target}${v.readonly ? ':ro' : ''}`),

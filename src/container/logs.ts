@@ -72,6 +72,9 @@ const inWindow = (e: LogEntry, o: LogOptions) => {
 
 /** Calls `emit` for each entry; with `follow`, keeps going until the container stops. */
 export async function streamLogs(found: Found, opts: LogOptions, emit: (e: LogEntry) => void): Promise<void> {
+  if (found.record.logConfig.driver === 'none') {
+    throw new TsrunError('ESTATE', `container ${found.record.name} was created with --log-driver none: there is no log to read`);
+  }
   const { entries, offset } = readLogs(found);
   let shown = entries.filter((e) => inWindow(e, opts));
   if (opts.tail !== undefined) shown = opts.tail === 0 ? [] : shown.slice(-opts.tail);

@@ -15,6 +15,17 @@ export interface RestartPolicy {
   maximumRetryCount: number;
 }
 
+/** --log-driver and --log-opt: json-file (docker's format, rotated at maxSize into maxFile files) or none. */
+export interface LogConfig {
+  /** Absent (older records): json-file. */
+  driver?: 'json-file' | 'none';
+  maxSize: number;
+  maxFile: number;
+}
+
+/** docker's json-file defaults are unbounded; tsrun caps a container's log at 3 × 10 MB. */
+export const DEFAULT_LOG_CONFIG: LogConfig = { driver: 'json-file', maxSize: 10 * 1024 * 1024, maxFile: 3 };
+
 export interface ContainerRecord {
   id: string;
   name: string;
@@ -30,7 +41,7 @@ export interface ContainerRecord {
   restartPolicy: RestartPolicy;
   /** Overlay lower dirs relative to the store root, top layer first. */
   lowerDirs: string[];
-  logConfig: { maxSize: number; maxFile: number };
+  logConfig: LogConfig;
   stopSignal: string;
   /** --stop-timeout: seconds `stop` waits before SIGKILL when not told (-1: forever). */
   stopTimeout?: number;

@@ -21,7 +21,8 @@ import { isRootless } from '../rootless.js';
 import { checkGroupAdd, parseLabels, parseMount, parseShmSize, parseStopTimeout, parseSysctl } from '../namespaces/more-options.js';
 import { parseSignal } from './signals.js';
 import { parsePublish } from '../netns/publish.js';
-import type { RestartPolicy } from './record.js';
+import { DEFAULT_LOG_CONFIG, type LogConfig, type RestartPolicy } from './record.js';
+import { parseSize } from '../cgroups/flags.js';
 
 export interface RunFlagValues extends ResourceFlags {
   cgroupParent?: string;
@@ -216,6 +217,32 @@ function parseCgroupParent(value: string | undefined): string {
     throw new TsrunError('EINVAL_FLAG', `invalid argument "${value}" for "--cgroup-parent" flag: expected a path like tsrun or ci/jobs`);
   }
   return trimmed;
+}
+
+/** `--log-driver json-file|none` and its `--log-opt max-size=10m`, `max-file=3`, as docker reads them. */
+export function parseLogConfig(driver: string | undefined, opts: string[]): LogConfig {
+  if (driver !== undefined && driver !== 'json-file' && driver !== 'none') {
+    throw new TsrunError('EINVAL_FLAG', `invalid argument "${driver}" for "--log-driver" flag: tsrun has the json-file and none drivers`);
+  }
+  if (driver === 'none') {
+    if (opts.length > 0) throw new TsrunError('EINVAL_FLAG', 'the none log driver takes no --log-opt');
+    return { ...DEFAULT_LOG_CONFIG, driver: 'none' };
+  }
+  const config = { ...DEFAULT_LOG_CONFIG };
+  for (const opt of opts) {
+    const eq = opt.indexOf('=');
+    const [key, value] = eq < 0 ? [opt, ''] : [opt.slice(0, eq), opt.slice(eq + 1)];
+    if (key === 'max-size') {
+      config.maxSize = parseSize('--log-opt max-size', value);
+      if (config.maxSize < 1) throw flagError('--log-opt', opt, 'max-size must be at least 1 byte');
+    } else if (key === 'max-file') {
+      if (!/^\d+$/.test(value) || Number(value) < 1) throw flagError('--log-opt', opt, 'max-file must be a whole number, 1 or more');
+      config.maxFile = Number(value);
+    } else {
+      throw flagError('--log-opt', opt, `unknown log opt "${key}" for the json-file log driver (tsrun knows max-size and max-file)`);
+    }
+  }
+  return config;
 }
 
 /** `--restart no|always|unless-stopped|on-failure[:N]`, as docker validates it. */

@@ -5,7 +5,7 @@ import type { TraceLine } from '../namespaces/helper.js';
 import { cleanupContainer, removeFiles } from './cleanup.js';
 import { createContainer } from './create.js';
 import { ContainerPaths } from './paths.js';
-import type { RestartPolicy } from './record.js';
+import type { LogConfig, RestartPolicy } from './record.js';
 import { startContainer, type Started } from './start.js';
 
 export interface RunRequest {
@@ -14,6 +14,7 @@ export interface RunRequest {
   imageName: string;
   options: ContainerOptions;
   restartPolicy?: RestartPolicy;
+  logConfig?: LogConfig;
   /** Attached: the container's stdio (the CLI's own fds). Detached when absent. */
   stdio?: [number, number, number];
   onTrace?: (line: TraceLine) => void;
@@ -27,6 +28,7 @@ export async function runContainer(req: RunRequest): Promise<Started> {
     imageName: req.imageName,
     options: req.options,
     ...(req.restartPolicy && { restartPolicy: req.restartPolicy }),
+    ...(req.logConfig && { logConfig: req.logConfig }),
   });
   const paths = new ContainerPaths(req.storeRoot, record.id);
   try {

@@ -146,7 +146,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
           ...(joinNetns && { joinNetns }),
           monitor: {
             attachStdio: !detached,
-            log: { path: paths.log, maxSize: record.logConfig.maxSize, maxFile: record.logConfig.maxFile },
+            ...(record.logConfig.driver !== 'none' && { log: { path: paths.log, maxSize: record.logConfig.maxSize, maxFile: record.logConfig.maxFile } }),
             statusFile: paths.status,
             restart: restartLine(record),
             stopFile: paths.stopFile,

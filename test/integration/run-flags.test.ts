@@ -82,6 +82,41 @@ describePrivileged('docker run flags', () => {
     ok(t('rm', 'stubborn'));
   });
 
+  it('--log-opt rotates the log at max-size into max-file files; --log-driver none keeps none', async () => {
+    const lines = 'i=0; while [ $i -lt 100 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done';
+    const id = ok(t('run', '-d', '--network', 'none', '--log-opt', 'max-size=2k', '--log-opt', 'max-file=2', image, 'sh', '-c', lines)).trim();
+    expect(t('wait', id).stdout).toBe('0\n');
+    const logDir = join(env.root, 'containers', id);
+    expect(existsSync(join(logDir, 'ctr.log.1'))).toBe(true);
+    expect(existsSync(join(logDir, 'ctr.log.2'))).toBe(false);
+    for (const f of ['ctr.log', 'ctr.log.1']) expect(readFileSync(join(logDir, f)).length).toBeLessThanOrEqual(2048 + 200);
+    const kept = ok(t('logs', id)).split('\n').filter(Boolean);
+    expect(kept.at(-1)).toMatch(/^line-99-/); // the newest lines stay, the oldest went with rotation
+    expect(kept.length).toBeLessThan(100);
+    expect(JSON.parse(ok(t('inspect', '-f', '{{json .HostConfig.LogConfig}}', id)))).toEqual({ Type: 'json-file', Config: { 'max-size': '2048', 'max-file': '2' } });
+    ok(t('rm', id));
+
+    // none: the foreground output still reaches the terminal, nothing is written, logs says why.
+    expect(sh('echo to-the-terminal', '--log-driver', 'none')).toBe('to-the-terminal\n');
+    const quiet = ok(t('run', '-d', '--network', 'none', '--log-driver', 'none', image, 'echo', 'lost')).trim();
+    expect(t('wait', quiet).stdout).toBe('0\n');
+    expect(existsSync(join(env.root, 'containers', quiet, 'ctr.log'))).toBe(false);
+    const logs = t('logs', quiet);
+    expect(logs.status).not.toBe(0);
+    expect(logs.stderr).toContain('was created with --log-driver none: there is no log to read');
+    ok(t('rm', quiet));
+    for (const [flags, why] of [
+      [['--log-driver', 'syslog'], 'tsrun has the json-file and none drivers'],
+      [['--log-opt', 'compress=true'], 'unknown log opt "compress"'],
+      [['--log-opt', 'max-file=0'], 'max-file must be a whole number, 1 or more'],
+      [['--log-driver', 'none', '--log-opt', 'max-size=1m'], 'the none log driver takes no --log-opt'],
+    ] as const) {
+      const r = t('run', '--rm', ...flags, image, 'true');
+      expect(r.status).toBe(125);
+      expect(r.stderr).toContain(why);
+    }
+  });
+
   it('--cidfile gets the ID, and an existing one is refused before anything is created', () => {
     const cid = join(dir, 'cid');
     const id = ok(t('run', '-d', '--network', 'none', '--cidfile', cid, image, 'true')).trim();
