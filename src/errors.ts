@@ -7,6 +7,7 @@ export type ErrorCode =
   | 'EINVAL_REF' // an image reference does not parse
   | 'ENOIMAGE' // the image is not in the store (and could not be pulled)
   | 'ENOCONTAINER'
+  | 'ENOVOLUME'
   | 'EAMBIGUOUS' // a name or ID prefix that matches more than one object
   | 'EBADIMAGE' // an archive or layout that is not a valid image
   | 'EUNSAFE' // a layer or path that tries to escape its root

@@ -11,6 +11,8 @@ import { allocateUserns, releaseUserns } from '../namespaces/userns.js';
 import { inOwnUserns } from '../rootless.js';
 import { cgroupMounts } from '../namespaces/cgroup-mounts.js';
 import { containerDevices } from '../namespaces/devices.js';
+import { ensureVolume, fillFromImage, volumeData } from './volumes.js';
+import { LowerLayers } from './diff.js';
 import { detectCgroups } from '../cgroups/index.js';
 import { resolveUser } from './user.js';
 import { hostCapabilities, hostHardLimits, hasCapSysResource } from './host.js';
@@ -66,11 +68,16 @@ export function createContainer(req: CreateRequest): ContainerRecord {
   try {
     // --userns private: a block of host ids of its own, for its whole life (restarts included).
     if (options.userns?.mode === 'private' && options.userns.uidMap.length === 0) options.userns = allocateUserns(storeRoot, id);
+    // Named volumes: made if missing, mounted from the store. Their files are owned as the
+    // image's are on disk: a user namespace sees them through the store's idmapped mount.
+    options.volumes = options.volumes.map((v) => (v.volume ? { ...v, source: volumeData(storeRoot, ensureVolume(storeRoot, v.volume).name) } : v));
     mkdirSync(join(storeRoot, 'containers'), { recursive: true, mode: 0o700 });
     mkdirSync(paths.dir, { mode: 0o700 });
     for (const d of ['upper', 'work', 'rootfs']) mkdirSync(join(paths.dir, d), { mode: 0o755 });
 
     const layersTopFirst = [...image.layers].reverse();
+    const lowers = new LowerLayers(layersTopFirst.map((l) => l.dir));
+    for (const v of options.volumes) if (v.volume) fillFromImage(storeRoot, v.volume, lowers, v.target);
     const user = resolveUser(options.user ?? image.config.config?.User, layersTopFirst.map((l) => l.dir), options.groupAdd);
     const hostname = options.hostname ?? id.slice(0, 12);
     writeFileSync(paths.hostname, `${hostname}\n`);

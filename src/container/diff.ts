@@ -65,9 +65,15 @@ export class LowerLayers {
 
   /** The entry at `rel` in the merged lower layers, or undefined. */
   stat(rel: string): fs.Stats | undefined {
+    return this.find(rel)?.st;
+  }
+
+  /** The entry at `rel` in the merged lower layers and where it is on disk, or undefined. */
+  find(rel: string): { st: fs.Stats; path: string } | undefined {
     for (const dir of this.dirs) {
       const found = this.lookIn(dir, rel);
-      if (found.st || found.hidesBelow) return found.st;
+      if (found.st) return { st: found.st, path: found.path };
+      if (found.hidesBelow) return undefined;
     }
     return undefined;
   }

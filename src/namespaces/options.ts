@@ -13,9 +13,12 @@ export type NamespaceMode = 'private' | 'host';
 export type NetworkMode = string;
 
 export interface VolumeMount {
+  /** The host path; for a named volume, its _data directory (set when the container is created). */
   source: string;
   target: string;
   readonly: boolean;
+  /** A named volume (`-v NAME:/path`), made in the store if missing (src/container/volumes.ts). */
+  volume?: string;
 }
 
 export interface TmpfsMount {
@@ -91,13 +94,20 @@ export interface ContainerOptions {
 }
 
 
-/** `-v /host:/ctr[:ro|rw]`. Only absolute host paths: named volumes are not supported. */
+/** docker's rule for a volume name: two or more of [a-zA-Z0-9_.-], starting with a letter or digit. */
+export const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
+
+/** `-v /host:/ctr[:ro|rw]` or `-v NAME:/ctr[:ro|rw]` (a named volume). */
 export function parseVolume(spec: string): VolumeMount {
   const parts = spec.split(':');
-  if (parts.length < 2 || parts.length > 3) throw flagError('--volume', spec, 'expected /host/path:/container/path[:ro]');
+  if (parts.length === 1 && spec.startsWith('/')) {
+    throw flagError('--volume', spec, 'anonymous volumes are not supported: give a name (NAME:/path) or a host path (/host:/path)');
+  }
+  if (parts.length < 2 || parts.length > 3) throw flagError('--volume', spec, 'expected /host/path:/container/path[:ro] or NAME:/container/path[:ro]');
   const [source, target, mode = 'rw'] = parts as [string, string, string?];
-  if (!source.startsWith('/')) {
-    throw flagError('--volume', spec, `"${source}" is not an absolute host path (named volumes are not supported)`);
+  const named = !source.startsWith('/');
+  if (named && !VOLUME_NAME.test(source)) {
+    throw flagError('--volume', spec, `"${source}" is neither an absolute host path nor a volume name (letters, digits, _ . -, two or more)`);
   }
   if (!target.startsWith('/')) throw flagError('--volume', spec, `container path "${target}" must be absolute`);
   if (target === '/') throw flagError('--volume', spec, 'cannot mount over the container root');
@@ -105,7 +115,9 @@ export function parseVolume(spec: string): VolumeMount {
   for (const o of opts) {
     if (!['ro', 'rw', 'z', 'Z', 'rprivate', 'private'].includes(o)) throw flagError('--volume', spec, `unknown mode "${o}"`);
   }
-  return { source: normalizePath(source), target: normalizePath(target), readonly: opts.includes('ro') };
+  return named
+    ? { source: '', target: normalizePath(target), readonly: opts.includes('ro'), volume: source }
+    : { source: normalizePath(source), target: normalizePath(target), readonly: opts.includes('ro') };
 }
 
 /** `--tmpfs /path[:opt,opt]` (size=64m, mode=1777, noexec ...). */

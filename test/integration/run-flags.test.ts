@@ -46,9 +46,9 @@ describePrivileged('docker run flags', () => {
     expect(out).toMatch(/^host data\ntouch: \/in\/new: Read-only file system\n/);
     expect(out).toMatch(/\/in ext4 ro|\/in \S+ ro/);
     expect(out).toMatch(/\/scratch tmpfs rw,nosuid,nodev,noexec,relatime,size=1024k/);
-    const bad = t('run', '--rm', '--mount', 'type=volume,source=v,target=/v', image, 'true');
+    const bad = t('run', '--rm', '--mount', 'type=volume,target=/v', image, 'true');
     expect(bad.status).toBe(125);
-    expect(bad.stderr).toMatch(/"--mount" flag: named volumes are not supported/);
+    expect(bad.stderr).toMatch(/"--mount" flag: anonymous volumes are not supported: give source=NAME/);
   });
 
   it('--sysctl sets the container\'s own kernel parameters, and never the host\'s', () => {

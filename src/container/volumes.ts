@@ -1,0 +1,170 @@
+// Named volumes, as docker's `local` driver keeps them: a directory of the store that outlives
+// the containers that mount it.
+//
+//   <root>/volumes/<name>/volume.json   { name, created, labels }
+//   <root>/volumes/<name>/_data         what the containers see at their mount point
+//
+// `-v NAME:/path` and `--mount type=volume,source=NAME,target=/path` create the volume when it
+// is missing; a container mounts its _data as a bind mount. A volume is in use while any
+// container (running or not) names it, and then cannot be removed, as in docker.
+import {
+  chmodSync,
+  copyFileSync,
+  lchownSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  type Stats,
+} from 'node:fs';
+import { join } from 'node:path';
+import { errnoOf, TsrunError } from '../errors.js';
+import type { LowerLayers } from './diff.js';
+import { ContainerPaths } from './paths.js';
+import { listIds, readRecord, writeJsonAtomic } from './record.js';
+import { VOLUME_NAME } from '../namespaces/options.js';
+
+
+export interface Volume {
+  name: string;
+  created: string;
+  labels: Record<string, string>;
+}
+
+const volumesDir = (storeRoot: string) => join(storeRoot, 'volumes');
+const volumeDir = (storeRoot: string, name: string) => join(volumesDir(storeRoot), name);
+
+/** The directory a container mounts for volume `name`. */
+export const volumeData = (storeRoot: string, name: string) => join(volumeDir(storeRoot, name), '_data');
+
+function checkName(name: string): void {
+  if (!VOLUME_NAME.test(name)) {
+    throw new TsrunError('EINVAL_FLAG', `invalid volume name "${name}": use two or more of a-z, A-Z, 0-9, _, . and -, starting with a letter or digit`);
+  }
+}
+
+export function readVolume(storeRoot: string, name: string): Volume | undefined {
+  checkName(name);
+  try {
+    return JSON.parse(readFileSync(join(volumeDir(storeRoot, name), 'volume.json'), 'utf8')) as Volume;
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * The volume `name`, made if it does not exist (docker's `volume create` of an existing name
+ * returns it too). It is built aside and renamed into place, so no one sees half a volume.
+ */
+export function ensureVolume(storeRoot: string, name: string, opts: { labels?: Record<string, string> } = {}): Volume {
+  const found = readVolume(storeRoot, name);
+  if (found) return found;
+  mkdirSync(volumesDir(storeRoot), { recursive: true, mode: 0o700 });
+  const temp = join(volumesDir(storeRoot), `.new-${name}-${process.pid}`);
+  const volume: Volume = { name, created: new Date().toISOString(), labels: opts.labels ?? {} };
+  mkdirSync(join(temp, '_data'), { recursive: true, mode: 0o755 });
+  writeJsonAtomic(join(temp, 'volume.json'), volume);
+  try {
+    renameSync(temp, volumeDir(storeRoot, name));
+  } catch (err) {
+    rmSync(temp, { recursive: true, force: true });
+    // Another tsrun made it meanwhile: that one is the volume.
+    if (errnoOf(err) === 'ENOTEMPTY' || errnoOf(err) === 'EEXIST') return readVolume(storeRoot, name)!;
+    throw err;
+  }
+  return volume;
+}
+
+export function listVolumes(storeRoot: string): Volume[] {
+  let names: string[];
+  try {
+    names = readdirSync(volumesDir(storeRoot)).filter((n) => VOLUME_NAME.test(n));
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return [];
+    throw err;
+  }
+  return names.flatMap((n) => readVolume(storeRoot, n) ?? []).sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** The containers (IDs) that name volume `name`, whatever their state. */
+export function volumeUsers(storeRoot: string, name: string): string[] {
+  return listIds(storeRoot).filter((id) => readRecord(new ContainerPaths(storeRoot, id))?.options.volumes.some((v) => v.volume === name));
+}
+
+/** docker's `volume inspect`. */
+export function inspectVolume(storeRoot: string, name: string): Record<string, unknown> {
+  const v = readVolume(storeRoot, name);
+  if (!v) throw new TsrunError('ENOVOLUME', `no such volume: ${name}`);
+  return { CreatedAt: v.created, Driver: 'local', Labels: v.labels, Mountpoint: volumeData(storeRoot, name), Name: v.name, Options: {}, Scope: 'local' };
+}
+
+/**
+ * docker's copy-up: an empty volume mounted where the image has a directory first gets that
+ * directory's content (owners, modes, times, links), so `-v html:/usr/share/nginx/html` starts
+ * with the image's pages.
+ */
+export function fillFromImage(storeRoot: string, name: string, layers: LowerLayers, target: string): void {
+  const data = volumeData(storeRoot, name);
+  if (readdirSync(data).length > 0) return;
+  const rel = target.replace(/^\/+/, '');
+  if (!layers.find(rel)?.st.isDirectory()) return;
+  const own = (path: string, st: Stats) => lchownSync(path, st.uid, st.gid);
+  const copyDir = (from: string, to: string) => {
+    for (const entry of layers.list(from)) {
+      const found = layers.find(`${from}/${entry}`)!;
+      const dest = join(to, entry);
+      const { st } = found;
+      if (st.isDirectory()) {
+        mkdirSync(dest, { mode: st.mode & 0o7777 });
+        copyDir(`${from}/${entry}`, dest);
+      } else if (st.isSymbolicLink()) {
+        symlinkSync(readlinkSync(found.path), dest);
+      } else if (st.isFile()) {
+        copyFileSync(found.path, dest);
+      } else {
+        continue; // device nodes, FIFOs and sockets stay in the image
+      }
+      own(dest, st);
+      if (!st.isSymbolicLink()) {
+        chmodSync(dest, st.mode & 0o7777);
+        utimesSync(dest, st.atime, st.mtime);
+      }
+    }
+  };
+  copyDir(rel, data);
+  const top = layers.find(rel)!.st;
+  own(data, top);
+  chmodSync(data, top.mode & 0o7777);
+}
+
+/** Remove a volume and its data; refused while a container names it, unless `force` (docker's -f) and none does. */
+export function removeVolume(storeRoot: string, name: string, opts: { force?: boolean } = {}): void {
+  if (!readVolume(storeRoot, name)) {
+    if (opts.force) return;
+    throw new TsrunError('ENOVOLUME', `no such volume: ${name}`);
+  }
+  const users = volumeUsers(storeRoot, name);
+  if (users.length > 0) {
+    throw new TsrunError('ESTATE', `remove ${name}: volume is in use - [${users.map((id) => id.slice(0, 12)).join(', ')}]`);
+  }
+  // Out of the way first (atomically): from then on no container can be given it.
+  const trash = join(volumesDir(storeRoot), `.removing-${name}-${process.pid}`);
+  renameSync(volumeDir(storeRoot, name), trash);
+  rmSync(trash, { recursive: true, force: true });
+}
+
+/** Remove every volume no container names; returns their names. */
+export function pruneVolumes(storeRoot: string): string[] {
+  const removed: string[] = [];
+  for (const v of listVolumes(storeRoot)) {
+    if (volumeUsers(storeRoot, v.name).length > 0) continue;
+    removeVolume(storeRoot, v.name);
+    removed.push(v.name);
+  }
+  return removed;
+}
