@@ -26,7 +26,12 @@ export function register(program: Command): void {
           process.on(sig, () => void killContainer(found, sig).catch(() => {}));
         }
       }
-      await streamLogs(found, { follow: true, tail: 0 }, (e) => (e.stream === 'stderr' ? process.stderr : process.stdout).write(e.log));
+      if (found.record.logConfig.driver === 'none') {
+        // Its output goes nowhere tsrun can read (the monitor's /dev/null): signals and the exit status still come through.
+        process.stderr.write(`tsrun: ${found.record.name} keeps no log (--log-driver none): attached for signals and the exit status only\n`);
+      } else {
+        await streamLogs(found, { follow: true, tail: 0 }, (e) => (e.stream === 'stderr' ? process.stderr : process.stdout).write(e.log));
+      }
       return waitContainer(found);
     }));
 }

@@ -31,7 +31,7 @@ export function register(program: Command): void {
     const record = await imageForRun(g, image, flags);
     const { createContainer } = await import('../src/container/create.js');
     const logConfig = parseLogConfig(flags.logDriver, flags.logOpt ?? []);
-    const created = createContainer({ storeRoot: g.root, image: record, imageName: image, options, restartPolicy, logConfig });
+    const created = await createContainer({ storeRoot: g.root, image: record, imageName: image, options, restartPolicy, logConfig });
     cid.write(created.id);
     process.stdout.write(`${created.id}\n`);
   }));

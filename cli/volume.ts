@@ -51,20 +51,32 @@ export function register(program: Command): void {
     .action(action(async (names: string[], flags: { force: boolean }, cmd: Command) => {
       const { removeVolume } = await import('../src/container/volumes.js');
       const root = globalOptions(cmd).root;
+      // As docker: every name is tried; the first failure is reported at the end.
+      let failed: unknown;
       for (const n of names) {
-        removeVolume(root, n, { force: flags.force });
-        process.stdout.write(`${n}\n`);
+        try {
+          await removeVolume(root, n, { force: flags.force });
+          process.stdout.write(`${n}\n`);
+        } catch (err) {
+          failed ??= err;
+        }
       }
+      if (failed) throw failed;
     }));
 
   volume
     .command('prune')
-    .description('Remove every volume no container uses, and its data')
-    .option('-a, --all', 'docker: named volumes too (tsrun has only named volumes: always)', false)
+    .description('Remove unused anonymous volumes (tsrun has none); with -a every volume no container uses, and its data')
+    .option('-a, --all', 'remove unused named volumes too, as docker --all', false)
     .option('-f, --force', 'do not prompt for confirmation (tsrun never prompts)', false)
-    .action(action(async (_flags: object, cmd: Command) => {
+    .action(action(async (flags: { all: boolean }, cmd: Command) => {
+      if (!flags.all) {
+        // docker (since 23.0) keeps named volumes unless told: so does tsrun, which has no other kind.
+        process.stderr.write('tsrun: no anonymous volumes to remove; -a removes the named ones no container uses\n');
+        return;
+      }
       const { pruneVolumes } = await import('../src/container/volumes.js');
-      const removed = pruneVolumes(globalOptions(cmd).root);
+      const removed = await pruneVolumes(globalOptions(cmd).root);
       if (removed.length > 0) process.stdout.write(`Deleted Volumes:\n${removed.join('\n')}\n`);
     }));
 }

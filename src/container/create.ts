@@ -11,7 +11,7 @@ import { allocateUserns, releaseUserns } from '../namespaces/userns.js';
 import { inOwnUserns } from '../rootless.js';
 import { cgroupMounts } from '../namespaces/cgroup-mounts.js';
 import { containerDevices } from '../namespaces/devices.js';
-import { ensureVolume, fillFromImage, volumeData } from './volumes.js';
+import { ensureVolume, fillFromImage, volumeData, withVolumesLock } from './volumes.js';
 import { LowerLayers } from './diff.js';
 import { detectCgroups } from '../cgroups/index.js';
 import { resolveUser } from './user.js';
@@ -58,7 +58,16 @@ export function releaseName(storeRoot: string, name: string): void {
   }
 }
 
-export function createContainer(req: CreateRequest): ContainerRecord {
+/**
+ * Make the container's record and directories. With named volumes, under the volumes lock until
+ * the record exists: a `volume rm` then either sees this container or ran before it.
+ */
+export async function createContainer(req: CreateRequest): Promise<ContainerRecord> {
+  if (!req.options.volumes.some((v) => v.volume)) return createUnlocked(req);
+  return withVolumesLock(req.storeRoot, () => createUnlocked(req));
+}
+
+function createUnlocked(req: CreateRequest): ContainerRecord {
   const { storeRoot, image } = req;
   // -P is resolved now, against the image's ExposedPorts, so that a later `start` has it too.
   const options: ContainerOptions = { ...req.options, publish: portsToPublish(req.options, image.config), publishAll: false };
@@ -77,7 +86,7 @@ export function createContainer(req: CreateRequest): ContainerRecord {
 
     const layersTopFirst = [...image.layers].reverse();
     const lowers = new LowerLayers(layersTopFirst.map((l) => l.dir));
-    for (const v of options.volumes) if (v.volume) fillFromImage(storeRoot, v.volume, lowers, v.target);
+    for (const v of options.volumes) if (v.volume && !v.noCopy) fillFromImage(storeRoot, v.volume, lowers, v.target);
     const user = resolveUser(options.user ?? image.config.config?.User, layersTopFirst.map((l) => l.dir), options.groupAdd);
     const hostname = options.hostname ?? id.slice(0, 12);
     writeFileSync(paths.hostname, `${hostname}\n`);

@@ -22,7 +22,6 @@ import { checkGroupAdd, parseLabels, parseMount, parseShmSize, parseStopTimeout,
 import { parseSignal } from './signals.js';
 import { parsePublish } from '../netns/publish.js';
 import { DEFAULT_LOG_CONFIG, type LogConfig, type RestartPolicy } from './record.js';
-import { parseSize } from '../cgroups/flags.js';
 
 export interface RunFlagValues extends ResourceFlags {
   cgroupParent?: string;
@@ -219,6 +218,8 @@ function parseCgroupParent(value: string | undefined): string {
   return trimmed;
 }
 
+const DECIMAL_UNITS: Record<string, number> = { '': 1, k: 1e3, m: 1e6, g: 1e9, t: 1e12 };
+
 /** `--log-driver json-file|none` and its `--log-opt max-size=10m`, `max-file=3`, as docker reads them. */
 export function parseLogConfig(driver: string | undefined, opts: string[]): LogConfig {
   if (driver !== undefined && driver !== 'json-file' && driver !== 'none') {
@@ -233,10 +234,14 @@ export function parseLogConfig(driver: string | undefined, opts: string[]): LogC
     const eq = opt.indexOf('=');
     const [key, value] = eq < 0 ? [opt, ''] : [opt.slice(0, eq), opt.slice(eq + 1)];
     if (key === 'max-size') {
-      config.maxSize = parseSize('--log-opt max-size', value);
-      if (config.maxSize < 1) throw flagError('--log-opt', opt, 'max-size must be at least 1 byte');
+      // docker's units here are decimal (go-units FromHumanSize: 10m = 10,000,000); -1: no limit.
+      const m = /^(\d+(?:\.\d+)?) ?([kmgt]?)b?$/i.exec(value.trim());
+      if (value.trim() === '-1') config.maxSize = Number.MAX_SAFE_INTEGER;
+      else if (!m) throw flagError('--log-opt', opt, 'max-size is a size such as 10m (k, m, g: powers of 1000), or -1 for no limit');
+      else config.maxSize = Math.floor(Number(m[1]) * DECIMAL_UNITS[m[2]!.toLowerCase()]!);
+      if (m && (config.maxSize < 1 || config.maxSize > Number.MAX_SAFE_INTEGER)) throw flagError('--log-opt', opt, 'max-size must be between 1 byte and 8 PB');
     } else if (key === 'max-file') {
-      if (!/^\d+$/.test(value) || Number(value) < 1) throw flagError('--log-opt', opt, 'max-file must be a whole number, 1 or more');
+      if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 1000) throw flagError('--log-opt', opt, 'max-file must be a whole number from 1 to 1000');
       config.maxFile = Number(value);
     } else {
       throw flagError('--log-opt', opt, `unknown log opt "${key}" for the json-file log driver (tsrun knows max-size and max-file)`);

@@ -22,7 +22,7 @@ export interface RunRequest {
 }
 
 export async function runContainer(req: RunRequest): Promise<Started> {
-  const record = createContainer({
+  const record = await createContainer({
     storeRoot: req.storeRoot,
     image: req.image,
     imageName: req.imageName,

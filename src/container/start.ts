@@ -126,6 +126,10 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
 
       const detached = opts.attach === undefined;
       let lowerDirs = record.lowerDirs;
+      if (files === 'copy' && options.userns && options.volumes.some((v) => v.volume)) {
+        // Without an idmapped store a volume's files would be the host's root's, nobody's inside.
+        throw new TsrunError('EUSERNS', 'named volumes in a user namespace need a store that can be idmapped (this one is copied per map: see tsrun info); use a bind mount (-v /host/dir:/path) you chown to the container\'s root');
+      }
       if (files === 'copy' && options.userns) {
         lowerDirs = shiftedLayers(storeRoot, lowerDirs, options.userns);
         prepareContainerDirs(storeRoot, paths.dir, options.userns);

@@ -23,6 +23,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { errnoOf, TsrunError } from '../errors.js';
+import { withLock } from '../sys/lock.js';
 import type { LowerLayers } from './diff.js';
 import { ContainerPaths } from './paths.js';
 import { listIds, readRecord, writeJsonAtomic } from './record.js';
@@ -113,6 +114,11 @@ export function fillFromImage(storeRoot: string, name: string, layers: LowerLaye
   if (readdirSync(data).length > 0) return;
   const rel = target.replace(/^\/+/, '');
   if (!layers.find(rel)?.st.isDirectory()) return;
+  // Built where no container reaches (a running one may have this volume mounted and plant
+  // links in it), then each top entry renamed in: rename replaces a planted link, never follows it.
+  const staging = join(volumeDir(storeRoot, name), `.fill-${process.pid}`);
+  rmSync(staging, { recursive: true, force: true });
+  mkdirSync(staging, { mode: 0o700 });
   const own = (path: string, st: Stats) => lchownSync(path, st.uid, st.gid);
   const copyDir = (from: string, to: string) => {
     for (const entry of layers.list(from)) {
@@ -136,14 +142,38 @@ export function fillFromImage(storeRoot: string, name: string, layers: LowerLaye
       }
     }
   };
-  copyDir(rel, data);
+  try {
+    copyDir(rel, staging);
+    for (const entry of readdirSync(staging)) {
+      try {
+        renameSync(join(staging, entry), join(data, entry));
+      } catch (err) {
+        // Someone else filled it meanwhile (a directory there now): theirs stands.
+        if (!['ENOTEMPTY', 'EEXIST', 'EISDIR', 'ENOTDIR'].includes(errnoOf(err) ?? '')) throw err;
+      }
+    }
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
   const top = layers.find(rel)!.st;
   own(data, top);
   chmodSync(data, top.mode & 0o7777);
 }
 
-/** Remove a volume and its data; refused while a container names it, unless `force` (docker's -f) and none does. */
-export function removeVolume(storeRoot: string, name: string, opts: { force?: boolean } = {}): void {
+/**
+ * Held while a container that names volumes is created (until its record is written) and while
+ * a volume is removed: a volume is never removed between a create's check and its record.
+ */
+export function withVolumesLock<T>(storeRoot: string, fn: () => Promise<T> | T): Promise<T> {
+  return withLock(join(volumesDir(storeRoot), '.lock'), fn);
+}
+
+/** Remove a volume and its data; refused while a container names it. `force` (docker's -f): no error if it does not exist. */
+export function removeVolume(storeRoot: string, name: string, opts: { force?: boolean } = {}): Promise<void> {
+  return withVolumesLock(storeRoot, () => removeVolumeLocked(storeRoot, name, opts));
+}
+
+function removeVolumeLocked(storeRoot: string, name: string, opts: { force?: boolean }): void {
   if (!readVolume(storeRoot, name)) {
     if (opts.force) return;
     throw new TsrunError('ENOVOLUME', `no such volume: ${name}`);
@@ -159,12 +189,14 @@ export function removeVolume(storeRoot: string, name: string, opts: { force?: bo
 }
 
 /** Remove every volume no container names; returns their names. */
-export function pruneVolumes(storeRoot: string): string[] {
-  const removed: string[] = [];
-  for (const v of listVolumes(storeRoot)) {
-    if (volumeUsers(storeRoot, v.name).length > 0) continue;
-    removeVolume(storeRoot, v.name);
-    removed.push(v.name);
-  }
-  return removed;
+export function pruneVolumes(storeRoot: string): Promise<string[]> {
+  return withVolumesLock(storeRoot, () => {
+    const removed: string[] = [];
+    for (const v of listVolumes(storeRoot)) {
+      if (volumeUsers(storeRoot, v.name).length > 0) continue;
+      removeVolumeLocked(storeRoot, v.name, {});
+      removed.push(v.name);
+    }
+    return removed;
+  });
 }

@@ -2,7 +2,7 @@
 // --stop-timeout, --group-add. Each parser names the flag in its error, as docker does.
 import { flagError } from '../errors.js';
 import { parseSize } from '../cgroups/flags.js';
-import { normalizePath, parseTmpfs, parseVolume, type TmpfsMount, type VolumeMount } from './options.js';
+import { namedVolume, normalizePath, parseTmpfs, VOLUME_NAME, type TmpfsMount, type VolumeMount } from './options.js';
 
 /** `-l key=value` (a bare `key` is an empty value), and `--label-file` lines. */
 export function parseLabels(labels: string[], files: Array<{ name: string; text: string }>): Record<string, string> {
@@ -42,7 +42,7 @@ export function parseMount(spec: string): { volume?: VolumeMount; tmpfs?: TmpfsM
   const known: Record<string, string[]> = {
     bind: ['type', 'source', 'target', 'readonly', 'bind-propagation'],
     tmpfs: ['type', 'target', 'tmpfs-size', 'tmpfs-mode', 'readonly'],
-    volume: ['type', 'source', 'target', 'readonly'],
+    volume: ['type', 'source', 'target', 'readonly', 'volume-nocopy'],
   };
   if (!known[type]) throw flagError('--mount', spec, `unknown type "${type}" (bind, volume or tmpfs)`);
   for (const k of kv.keys()) if (!known[type]!.includes(k)) throw flagError('--mount', spec, `unknown option "${k}" for type=${type}`);
@@ -50,16 +50,16 @@ export function parseMount(spec: string): { volume?: VolumeMount; tmpfs?: TmpfsM
   if (type === 'bind') {
     const source = kv.get('source');
     if (!source?.startsWith('/')) throw flagError('--mount', spec, 'a bind mount needs an absolute source=/host/path');
-    if (!target.startsWith('/') || target === '/') throw flagError('--mount', spec, 'the target must be an absolute path other than /');
+    if (!target.startsWith('/') || normalizePath(target) === '/') throw flagError('--mount', spec, 'the target must be an absolute path other than /');
     return { volume: { source: normalizePath(source), target: normalizePath(target), readonly } };
   }
   if (type === 'volume') {
     const source = kv.get('source');
     if (!source) throw flagError('--mount', spec, 'anonymous volumes are not supported: give source=NAME');
-    if (!target.startsWith('/') || target === '/') throw flagError('--mount', spec, 'the target must be an absolute path other than /');
-    const v = parseVolume(`${source}:${target}${readonly ? ':ro' : ''}`);
-    if (!v.volume) throw flagError('--mount', spec, 'a volume\'s source is its name (type=bind takes a host path)');
-    return { volume: v };
+    if (source.startsWith('/')) throw flagError('--mount', spec, 'a volume\'s source is its name (type=bind takes a host path)');
+    if (!VOLUME_NAME.test(source)) throw flagError('--mount', spec, `"${source}" is not a volume name (letters, digits, _ . -, two or more)`);
+    if (!target.startsWith('/') || normalizePath(target) === '/') throw flagError('--mount', spec, 'the target must be an absolute path other than /');
+    return { volume: namedVolume(source, normalizePath(target), readonly, ['true', '1'].includes(kv.get('volume-nocopy') ?? 'false')) };
   }
   const opts: string[] = [];
   if (kv.has('tmpfs-size')) opts.push(`size=${parseSize('--mount', kv.get('tmpfs-size')!)}`);

@@ -19,6 +19,8 @@ export interface VolumeMount {
   readonly: boolean;
   /** A named volume (`-v NAME:/path`), made in the store if missing (src/container/volumes.ts). */
   volume?: string;
+  /** `nocopy`: an empty named volume is not filled with the image's content at its target. */
+  noCopy?: boolean;
 }
 
 export interface TmpfsMount {
@@ -110,14 +112,20 @@ export function parseVolume(spec: string): VolumeMount {
     throw flagError('--volume', spec, `"${source}" is neither an absolute host path nor a volume name (letters, digits, _ . -, two or more)`);
   }
   if (!target.startsWith('/')) throw flagError('--volume', spec, `container path "${target}" must be absolute`);
-  if (target === '/') throw flagError('--volume', spec, 'cannot mount over the container root');
+  if (normalizePath(target) === '/') throw flagError('--volume', spec, 'cannot mount over the container root');
   const opts = mode.split(',');
   for (const o of opts) {
-    if (!['ro', 'rw', 'z', 'Z', 'rprivate', 'private'].includes(o)) throw flagError('--volume', spec, `unknown mode "${o}"`);
+    const known = ['ro', 'rw', 'z', 'Z', 'rprivate', 'private', ...(named ? ['nocopy'] : [])];
+    if (!known.includes(o)) throw flagError('--volume', spec, `unknown mode "${o}"`);
   }
   return named
-    ? { source: '', target: normalizePath(target), readonly: opts.includes('ro'), volume: source }
+    ? namedVolume(source, normalizePath(target), opts.includes('ro'), opts.includes('nocopy'))
     : { source: normalizePath(source), target: normalizePath(target), readonly: opts.includes('ro') };
+}
+
+/** A named volume's mount; its source (the volume's directory) is set when the container is created. */
+export function namedVolume(name: string, target: string, readonly: boolean, noCopy: boolean): VolumeMount {
+  return { source: '', target, readonly, volume: name, ...(noCopy && { noCopy }) };
 }
 
 /** `--tmpfs /path[:opt,opt]` (size=64m, mode=1777, noexec ...). */

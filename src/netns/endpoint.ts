@@ -134,8 +134,9 @@ async function reserve(stateDir: string, req: AttachRequest): Promise<{ ep: Endp
     await ensureBridge(net);
     const endpoints = readEndpoints(stateDir);
     if (endpoints.some((e) => e.id === req.id)) throw new TsrunError('ESTATE', `container ${req.id.slice(0, 12)} is already attached to a network`);
-    // A released veth of this same container has the name its new one needs.
-    const leaving = await settleReleased(stateDir, (r) => r.id === req.id);
+    // A released veth of this same container has the name its new one needs; one holding the
+    // address asked for (--ip) goes now rather than at the end of its grace.
+    const leaving = await settleReleased(stateDir, (r) => r.id === req.id || (req.ip !== undefined && r.network === net.name && r.ip === req.ip));
     const ip = allocate(net, [...endpoints, ...leaving], req.ip);
     const ports = await resolveHostPorts(req.ports ?? [], endpoints.flatMap((e) => e.ports));
     const ep: Endpoint = {

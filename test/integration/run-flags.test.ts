@@ -89,11 +89,11 @@ describePrivileged('docker run flags', () => {
     const logDir = join(env.root, 'containers', id);
     expect(existsSync(join(logDir, 'ctr.log.1'))).toBe(true);
     expect(existsSync(join(logDir, 'ctr.log.2'))).toBe(false);
-    for (const f of ['ctr.log', 'ctr.log.1']) expect(readFileSync(join(logDir, f)).length).toBeLessThanOrEqual(2048 + 200);
+    for (const f of ['ctr.log', 'ctr.log.1']) expect(readFileSync(join(logDir, f)).length).toBeLessThanOrEqual(2000 + 200);
     const kept = ok(t('logs', id)).split('\n').filter(Boolean);
     expect(kept.at(-1)).toMatch(/^line-99-/); // the newest lines stay, the oldest went with rotation
     expect(kept.length).toBeLessThan(100);
-    expect(JSON.parse(ok(t('inspect', '-f', '{{json .HostConfig.LogConfig}}', id)))).toEqual({ Type: 'json-file', Config: { 'max-size': '2048', 'max-file': '2' } });
+    expect(JSON.parse(ok(t('inspect', '-f', '{{json .HostConfig.LogConfig}}', id)))).toEqual({ Type: 'json-file', Config: { 'max-size': '2000', 'max-file': '2' } });
     ok(t('rm', id));
 
     // none: the foreground output still reaches the terminal, nothing is written, logs says why.
@@ -108,7 +108,9 @@ describePrivileged('docker run flags', () => {
     for (const [flags, why] of [
       [['--log-driver', 'syslog'], 'tsrun has the json-file and none drivers'],
       [['--log-opt', 'compress=true'], 'unknown log opt "compress"'],
-      [['--log-opt', 'max-file=0'], 'max-file must be a whole number, 1 or more'],
+      [['--log-opt', 'max-file=0'], 'max-file must be a whole number from 1 to 1000'],
+      [['--log-opt', 'max-size=1000000t'], 'max-size must be between 1 byte and 8 PB'],
+      [['--log-opt', 'max-size=10mib'], 'max-size is a size such as 10m'],
       [['--log-driver', 'none', '--log-opt', 'max-size=1m'], 'the none log driver takes no --log-opt'],
     ] as const) {
       const r = t('run', '--rm', ...flags, image, 'true');

@@ -46,6 +46,9 @@ describePrivileged('volumes', () => {
     sh('true', '-v', 'bin:/bin');
     expect(lstatSync(join(data('bin'), 'sh')).isSymbolicLink()).toBe(true);
     expect(lstatSync(join(data('bin'), 'busybox')).mode & 0o777).toBe(0o755);
+    // nocopy: left empty.
+    expect(sh('ls -A /opt/opaque | wc -l', '-v', 'nocopy:/opt/opaque:nocopy').trim()).toBe('0');
+    ok(t('volume', 'rm', 'nocopy'));
     // A volume with content is left as it is.
     sh('echo mine > /etc/only', '-v', 'etc:/etc');
     expect(sh('ls /etc/only; cat /etc/only', '-v', 'etc:/etc')).toBe('/etc/only\nmine\n');
@@ -59,7 +62,12 @@ describePrivileged('volumes', () => {
     expect(JSON.parse(ok(t('inspect', '-f', '{{json .Mounts}}', id)))).toEqual([
       expect.objectContaining({ Type: 'volume', Name: 'busy', Source: data('busy'), Destination: '/data', RW: true }),
     ]);
-    expect(ok(t('volume', 'prune', '-f')).split('\n').filter(Boolean).sort()).toEqual(['Deleted Volumes:', 'bin', 'etc', 'notes', 'opaque'].sort());
+    // As docker since 23.0: named volumes go only with -a.
+    const kept = t('volume', 'prune', '-f');
+    expect(kept.stdout).toBe('');
+    expect(kept.stderr).toContain('-a removes the named ones no container uses');
+    expect(ok(t('volume', 'ls', '-q')).split('\n').filter(Boolean)).toHaveLength(5);
+    expect(ok(t('volume', 'prune', '-a', '-f')).split('\n').filter(Boolean).sort()).toEqual(['Deleted Volumes:', 'bin', 'etc', 'notes', 'opaque'].sort());
     expect(ok(t('volume', 'ls', '-q'))).toBe('busy\n');
     ok(t('rm', id));
     expect(ok(t('volume', 'rm', 'busy'))).toBe('busy\n');
@@ -71,6 +79,8 @@ describePrivileged('volumes', () => {
       [['run', '--rm', '-v', '/anon', image, 'true'], 'anonymous volumes are not supported'],
       [['run', '--rm', '-v', 'b@d:/x', image, 'true'], '"b@d" is neither an absolute host path nor a volume name'],
       [['run', '--rm', '--mount', 'type=volume,target=/x', image, 'true'], 'give source=NAME'],
+      [['run', '--rm', '-v', 'v1:/x/..', image, 'true'], 'cannot mount over the container root'],
+      [['run', '--rm', '--mount', 'type=volume,source=v1,target=/.', image, 'true'], 'the target must be an absolute path other than /'],
       [['volume', 'rm', 'nope'], 'no such volume: nope'],
       [['volume', 'create', '-x'], "unknown option '-x'"],
     ] as const) {
