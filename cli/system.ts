@@ -19,7 +19,12 @@ export function register(program: Command): void {
       const root = globalOptions(c).root;
       const m = await load();
       const store = await m.ImageStore.open(root);
-      const rows = m.diskUsage(await store.list(), await m.containerRefs(root, { sizes: true }));
+      const [{ listVolumes, volumeData, volumeUsers }, { diskUsage: du }] = await Promise.all([
+        import('../src/container/volumes.js'),
+        import('../src/info/storage.js'),
+      ]);
+      const volumes = listVolumes(root).map((v) => ({ size: du(volumeData(root, v.name)), used: volumeUsers(root, v.name).length > 0 }));
+      const rows = m.diskUsage(await store.list(), await m.containerRefs(root, { sizes: true }), volumes);
       if (flags.format === 'json') {
         for (const r of rows) {
           process.stdout.write(JSON.stringify({ Active: String(r.active), Reclaimable: m.reclaimableCell(r), Size: m.humanSize(r.size), TotalCount: String(r.total), Type: r.type }) + '\n');

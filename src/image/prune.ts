@@ -162,9 +162,10 @@ export interface DfRow {
 /**
  * docker system df. Images: layers shared between images count once; reclaimable is what
  * would go if every image no container uses were removed. Containers: their upper dirs;
- * reclaimable is that of the ones not running.
+ * reclaimable is that of the ones not running. Local Volumes: a volume is active while a
+ * container names it, reclaimable when none does (what `volume prune -a` frees).
  */
-export function diskUsage(images: StoredImage[], containers: ContainerRef[]): DfRow[] {
+export function diskUsage(images: StoredImage[], containers: ContainerRef[], volumes: Array<{ size: number; used: boolean }> = []): DfRow[] {
   const used = new Set(containers.map((c) => c.imageId));
   const sizes = new Map<string, number>();
   const usedLayers = new Set<string>();
@@ -192,7 +193,13 @@ export function diskUsage(images: StoredImage[], containers: ContainerRef[]): Df
       size: containers.reduce((s, c) => s + rw(c), 0),
       reclaimable: containers.filter((c) => !c.active).reduce((s, c) => s + rw(c), 0),
     },
-    { type: 'Local Volumes', total: 0, active: 0, size: 0, reclaimable: 0 },
+    {
+      type: 'Local Volumes',
+      total: volumes.length,
+      active: volumes.filter((v) => v.used).length,
+      size: volumes.reduce((s, v) => s + v.size, 0),
+      reclaimable: volumes.filter((v) => !v.used).reduce((s, v) => s + v.size, 0),
+    },
     { type: 'Build Cache', total: 0, active: 0, size: 0, reclaimable: 0 },
   ];
 }

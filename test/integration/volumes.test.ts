@@ -67,6 +67,8 @@ describePrivileged('volumes', () => {
     expect(kept.stdout).toBe('');
     expect(kept.stderr).toContain('-a removes the named ones no container uses');
     expect(ok(t('volume', 'ls', '-q')).split('\n').filter(Boolean)).toHaveLength(5);
+    // system df counts them: 5 volumes, 1 named by a container, the others' data reclaimable.
+    expect(ok(t('system', 'df')).split('\n').find((l) => l.startsWith('Local Volumes'))).toMatch(/^Local Volumes\s+5\s+1\s+\d[\d.]*[kMG]?B\s+\d[\d.]*[kMG]?B \(\d+%\)$/);
     expect(ok(t('volume', 'prune', '-a', '-f')).split('\n').filter(Boolean).sort()).toEqual(['Deleted Volumes:', 'bin', 'etc', 'notes', 'opaque'].sort());
     expect(ok(t('volume', 'ls', '-q'))).toBe('busy\n');
     ok(t('rm', id));
