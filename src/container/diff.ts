@@ -15,10 +15,10 @@
 // component at a time, so that no symlink in them is ever followed.
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { errnoOf } from '../errors.js';
-import * as libc from '../sys/libc.js';
 import type { OciSpec } from '../namespaces/spec.js';
-import { cleanInRoot, failure, fdPath, lstatOrUndefined, openDir, walk, type WalkEntry } from './export.js';
+import { cleanInRoot, failure, fdPath, openDir, walk, type WalkEntry } from './export.js';
+import { isOpaque, isWhiteout, LowerLayers } from './lower-layers.js';
+export { isOpaque, isWhiteout, LowerLayers } from './lower-layers.js';
 import type { Found } from './lookup.js';
 import type { ContainerRef } from '../image/prune.js';
 import { ContainerPaths } from './paths.js';
@@ -32,91 +32,6 @@ export interface Change {
   kind: ChangeKind;
   /** Absolute path in the container. */
   path: string;
-}
-
-const OPAQUE_XATTRS = ['trusted.overlay.opaque', 'user.overlay.opaque'];
-
-export function isWhiteout(st: fs.Stats): boolean {
-  return st.isCharacterDevice() && st.rdev === 0;
-}
-
-export function isOpaque(path: string): boolean {
-  for (const name of OPAQUE_XATTRS) {
-    try {
-      if (libc.lgetxattr(path, name)?.toString() === 'y') return true;
-    } catch (err) {
-      // Reading trusted.* needs CAP_SYS_ADMIN; without it the attribute cannot be there.
-      if (errnoOf(err) !== 'EPERM' && errnoOf(err) !== 'ENOTSUP' && errnoOf(err) !== 'EOPNOTSUPP') throw err;
-    }
-  }
-  return false;
-}
-
-/**
- * The image's layers as overlayfs merges them (top first), for lookups by relative path.
- * What a container sees below its upper dir.
- */
-export class LowerLayers {
-  constructor(private readonly dirs: string[]) {}
-
-  static of(found: Found): LowerLayers {
-    return new LowerLayers(found.record.lowerDirs.map((l) => join(found.paths.storeRoot, l)));
-  }
-
-  /** The entry at `rel` in the merged lower layers, or undefined. */
-  stat(rel: string): fs.Stats | undefined {
-    return this.find(rel)?.st;
-  }
-
-  /** The entry at `rel` in the merged lower layers and where it is on disk, or undefined. */
-  find(rel: string): { st: fs.Stats; path: string } | undefined {
-    for (const dir of this.dirs) {
-      const found = this.lookIn(dir, rel);
-      if (found.st) return { st: found.st, path: found.path };
-      if (found.hidesBelow) return undefined;
-    }
-    return undefined;
-  }
-
-  /** Names in the merged lower directory `rel` (what an opaque upper directory hides). */
-  list(rel: string): string[] {
-    const names = new Set<string>();
-    const hidden = new Set<string>();
-    for (const dir of this.dirs) {
-      const found = this.lookIn(dir, rel);
-      if (found.st?.isDirectory()) {
-        for (const name of fs.readdirSync(found.path)) {
-          if (names.has(name) || hidden.has(name)) continue;
-          const st = lstatOrUndefined(`${found.path}/${name}`);
-          if (st && isWhiteout(st)) hidden.add(name);
-          else names.add(name);
-        }
-      } else if (found.st) break;
-      if (found.hidesBelow) break;
-    }
-    return [...names].sort();
-  }
-
-  /**
-   * `rel` in one layer, component by component (never through a symlink). `hidesBelow`: the
-   * layers below do not count for this path (a whiteout, a non-directory on the way, an
-   * opaque directory on the way or at the end).
-   */
-  private lookIn(dir: string, rel: string): { st?: fs.Stats; path: string; hidesBelow: boolean } {
-    let p = dir;
-    let opaque = false;
-    const parts = rel === '' ? [] : rel.split('/');
-    for (let i = 0; i < parts.length; i++) {
-      p = `${p}/${parts[i]}`;
-      const st = lstatOrUndefined(p);
-      if (!st) return { path: p, hidesBelow: opaque };
-      if (isWhiteout(st)) return { path: p, hidesBelow: true };
-      if (i === parts.length - 1) return { st, path: p, hidesBelow: opaque || (st.isDirectory() && isOpaque(p)) };
-      if (!st.isDirectory()) return { path: p, hidesBelow: true };
-      if (isOpaque(p)) opaque = true;
-    }
-    return { st: fs.lstatSync(p), path: p, hidesBelow: false };
-  }
 }
 
 /** Names in a directory of the container's, opened without following a symlink. */

@@ -24,7 +24,7 @@ import {
 import { join } from 'node:path';
 import { errnoOf, TsrunError } from '../errors.js';
 import { withLock } from '../sys/lock.js';
-import type { LowerLayers } from './diff.js';
+import type { LowerLayers } from './lower-layers.js';
 import { ContainerPaths } from './paths.js';
 import { listIds, readRecord, writeJsonAtomic } from './record.js';
 import { VOLUME_NAME } from '../namespaces/options.js';

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describePrivileged, TestEnv } from './helpers/env.js';
+import { loadBusybox } from './helpers/images.js';
 
 describePrivileged('the tsrun launcher and its code cache', () => {
   let env: TestEnv;
@@ -22,6 +23,20 @@ describePrivileged('the tsrun launcher and its code cache', () => {
   afterAll(async () => {
     rmSync(caches, { recursive: true, force: true });
     await env.cleanup();
+  });
+
+  it('runs a container without loading a module from node_modules (tar-stream, undici: the commands that need them)', () => {
+    const image = loadBusybox(env);
+    // Every require() Node resolves, but the launcher's own entry, is written down.
+    const hook = join(env.root, 'resolve-hook.cjs');
+    const log = join(env.root, 'resolved.txt');
+    writeFileSync(hook, `const M = require('module'); const fs = require('fs'); const orig = M._resolveFilename;
+M._resolveFilename = function (req, ...rest) { if (!req.startsWith('node:')) fs.appendFileSync(${JSON.stringify(log)}, req + '\\n'); return orig.call(this, req, ...rest); };\n`);
+    const r = env.run(['run', '--rm', '--network', 'none', image, 'true'], { env: { NODE_OPTIONS: `--require=${hook}` } });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const resolved = readFileSync(log, 'utf8').split('\n').filter(Boolean);
+    expect(resolved.filter((m) => !m.endsWith('tsrun.cjs') && !m.endsWith(hook))).toEqual([]);
   });
 
   it('writes a command\'s cache after its first successful run and then runs from it unchanged', () => {
