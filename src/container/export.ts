@@ -29,6 +29,8 @@ import * as libc from '../sys/libc.js';
 import type { Found } from './lookup.js';
 import type { ContainerState } from './record.js';
 import { observe, processStartTime } from './status.js';
+import { carriedXattrs } from './xattrs.js';
+export { applyXattrs, carriedXattrs, carriesXattr } from './xattrs.js';
 
 const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = fs.constants;
 const O_CLOEXEC = libc.O_CLOEXEC;
@@ -267,56 +269,6 @@ export function devNumbers(rdev: number): { major: number; minor: number } {
 }
 
 // ---- extended attributes ---------------------------------------------------------------------
-
-/**
- * The extended attributes that travel with a file into tars (export, commit, `cp ... -`) and
- * cp's copies: file capabilities (`security.capability`, which docker's tars carry: `ping`
- * needs its cap_net_raw) and user attributes. Never overlayfs's own (`trusted.overlay.*` in an
- * upper dir, `user.overlay.*` rootless): in a layer they would redirect overlayfs's lookups, and
- * unpack refuses them. Nor other `trusted.*`, nor the host's labels (`security.selinux`, ...).
- */
-export function carriesXattr(name: string): boolean {
-  return name === 'security.capability' || (name.startsWith('user.') && !name.startsWith('user.overlay.'));
-}
-
-const NO_XATTRS = new Set(['ENOTSUP', 'EOPNOTSUPP', 'ENOENT']);
-
-/**
- * The carried attributes of `file`: a path (never followed) or an open fd. None where its file
- * system keeps none.
- */
-export function carriedXattrs(file: string | number): Array<[string, Buffer]> {
-  let names: string[];
-  try {
-    names = libc.llistxattr(file);
-  } catch (err) {
-    if (NO_XATTRS.has(errnoOf(err) ?? '')) return [];
-    throw err;
-  }
-  const out: Array<[string, Buffer]> = [];
-  for (const name of names) {
-    if (!carriesXattr(name)) continue;
-    const value = libc.lgetxattr(file, name);
-    if (value !== undefined) out.push([name, value]);
-  }
-  return out;
-}
-
-/**
- * Sets attributes on the open file `fd`. As docker, those the destination's file system cannot
- * keep are dropped, and so are security.* ones where the caller lacks the right (not root).
- */
-export function applyXattrs(fd: number, xattrs: Array<[string, Buffer]>): void {
-  for (const [name, value] of xattrs) {
-    try {
-      libc.fsetxattr(fd, name, value);
-    } catch (err) {
-      const code = errnoOf(err);
-      if (code === 'ENOTSUP' || code === 'EOPNOTSUPP' || (code === 'EPERM' && process.geteuid?.() !== 0)) continue;
-      throw err;
-    }
-  }
-}
 
 // ---- tar -------------------------------------------------------------------------------------
 

@@ -9,8 +9,12 @@
 // container (running or not) names it, and then cannot be removed, as in docker.
 import {
   chmodSync,
+  closeSync,
+  constants,
   copyFileSync,
   lchownSync,
+  linkSync,
+  openSync,
   mkdirSync,
   readdirSync,
   readFileSync,
@@ -26,6 +30,7 @@ import { errnoOf, TsrunError } from '../errors.js';
 import { withLock } from '../sys/lock.js';
 import type { LowerLayers } from './lower-layers.js';
 import { ContainerPaths } from './paths.js';
+import { applyXattrs, carriedXattrs } from './xattrs.js';
 import { listIds, readRecord, writeJsonAtomic } from './record.js';
 import { VOLUME_NAME } from '../namespaces/options.js';
 
@@ -106,7 +111,7 @@ export function inspectVolume(storeRoot: string, name: string): Record<string, u
 
 /**
  * docker's copy-up: an empty volume mounted where the image has a directory first gets that
- * directory's content (owners, modes, times, links), so `-v html:/usr/share/nginx/html` starts
+ * directory's content (owners, modes, times, symbolic and hard links, file capabilities), so `-v html:/usr/share/nginx/html` starts
  * with the image's pages.
  */
 export function fillFromImage(storeRoot: string, name: string, layers: LowerLayers, target: string): void {
@@ -120,11 +125,17 @@ export function fillFromImage(storeRoot: string, name: string, layers: LowerLaye
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(staging, { mode: 0o700 });
   const own = (path: string, st: Stats) => lchownSync(path, st.uid, st.gid);
+  const copied = new Map<string, string>(); // a layer file's dev:ino → its copy (hard links)
   const copyDir = (from: string, to: string) => {
     for (const entry of layers.list(from)) {
       const found = layers.find(`${from}/${entry}`)!;
       const dest = join(to, entry);
       const { st } = found;
+      const key = `${st.dev}:${st.ino}`;
+      if (st.isFile() && st.nlink > 1 && copied.has(key)) {
+        linkSync(copied.get(key)!, dest);
+        continue;
+      }
       if (st.isDirectory()) {
         mkdirSync(dest, { mode: st.mode & 0o7777 });
         copyDir(`${from}/${entry}`, dest);
@@ -132,14 +143,24 @@ export function fillFromImage(storeRoot: string, name: string, layers: LowerLaye
         symlinkSync(readlinkSync(found.path), dest);
       } else if (st.isFile()) {
         copyFileSync(found.path, dest);
+        copied.set(key, dest);
       } else {
         continue; // device nodes, FIFOs and sockets stay in the image
       }
       own(dest, st);
-      if (!st.isSymbolicLink()) {
-        chmodSync(dest, st.mode & 0o7777);
-        utimesSync(dest, st.atime, st.mtime);
+      if (st.isSymbolicLink()) continue;
+      chmodSync(dest, st.mode & 0o7777);
+      // After the chown, which clears file capabilities (ping's cap_net_raw).
+      const xattrs = carriedXattrs(found.path);
+      if (xattrs.length > 0) {
+        const fd = openSync(dest, constants.O_RDONLY | constants.O_NOFOLLOW);
+        try {
+          applyXattrs(fd, xattrs);
+        } finally {
+          closeSync(fd);
+        }
       }
+      utimesSync(dest, st.atime, st.mtime);
     }
   };
   try {

@@ -1,8 +1,9 @@
 // Named volumes through the CLI: -v NAME:/path and --mount type=volume make them, they outlive
 // their containers, an empty one first gets the image's content at its mount point (whiteouts
-// and opaque directories as overlayfs merges them), one in use cannot be removed, prune takes
+// and opaque directories as overlayfs merges them; links and attributes kept), one in use cannot be removed, prune takes
 // the unused ones.
-import { existsSync, lstatSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, statSync } from 'node:fs';
+import { lgetxattr } from '../../src/sys/libc.js';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describePrivileged, TestEnv, type Result } from './helpers/env.js';
@@ -41,6 +42,9 @@ describePrivileged('volumes', () => {
     // Layer 2 deleted /etc/deleteme (a whiteout) and made /opt/opaque opaque.
     expect(existsSync(join(data('etc'), 'deleteme'))).toBe(false);
     expect(readFileSync(join(data('etc'), 'passwd'), 'utf8')).toContain('root:x:0:0');
+    // Layer 2's /etc/motd has a user.* attribute and a hard link, /etc/motd.hardlink.
+    expect(lgetxattr(join(data('etc'), 'motd'), 'user.tsrun.fixture')?.toString()).toBe('motd');
+    expect(statSync(join(data('etc'), 'motd.hardlink')).ino).toBe(statSync(join(data('etc'), 'motd')).ino);
     expect(sh('ls -A /opt/opaque', '-v', 'opaque:/opt/opaque')).toBe(ok(t('run', '--rm', '--network', 'none', image, 'ls', '-A', '/opt/opaque')));
     // Links stay links, modes stay.
     sh('true', '-v', 'bin:/bin');
