@@ -86,9 +86,11 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
     rmSync(paths.status, { force: true });
 
     try {
-      // The host's devices as they are now: their numbers may have changed since the last start.
-      const spec = withDevices(JSON.parse(readFileSync(paths.config, 'utf8')) as OciSpec, options, containerDevices(options));
-      writeJsonAtomic(paths.config, spec);
+      // The host's devices as they are now: their numbers may have changed since the container
+      // was made (a reboot, a re-plug). `run` made it a moment ago, and resolved them then.
+      const stored = JSON.parse(readFileSync(paths.config, 'utf8')) as OciSpec;
+      const spec = opts.fresh ? stored : withDevices(stored, options, containerDevices(options));
+      if (spec !== stored) writeJsonAtomic(paths.config, spec);
       // The cgroup exists, with its limits, before the container's first instruction: the
       // helper writes the child's pid into every cgroup.procs before releasing it.
       // Rootless tsrun may not make cgroups: its containers stay in the user's.
