@@ -23,7 +23,8 @@ export function register(program: Command): void {
         import('../src/container/volumes.js'),
         import('../src/info/storage.js'),
       ]);
-      const volumes = listVolumes(root).map((v) => ({ size: du(volumeData(root, v.name)), used: volumeUsers(root, v.name).length > 0 }));
+      const users = volumeUsers(root);
+      const volumes = listVolumes(root).map((v) => ({ size: du(volumeData(root, v.name)), used: users.has(v.name) }));
       const rows = m.diskUsage(await store.list(), await m.containerRefs(root, { sizes: true }), volumes);
       if (flags.format === 'json') {
         for (const r of rows) {

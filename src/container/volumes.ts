@@ -97,9 +97,15 @@ export function listVolumes(storeRoot: string): Volume[] {
   return names.flatMap((n) => readVolume(storeRoot, n) ?? []).sort((a, b) => a.name.localeCompare(b.name));
 }
 
-/** The containers (IDs) that name volume `name`, whatever their state. */
-export function volumeUsers(storeRoot: string, name: string): string[] {
-  return listIds(storeRoot).filter((id) => readRecord(new ContainerPaths(storeRoot, id))?.options.volumes.some((v) => v.volume === name));
+/** Volume name → the containers (IDs) that name it, whatever their state: one read of each record. */
+export function volumeUsers(storeRoot: string): Map<string, string[]> {
+  const users = new Map<string, string[]>();
+  for (const id of listIds(storeRoot)) {
+    for (const v of readRecord(new ContainerPaths(storeRoot, id))?.options.volumes ?? []) {
+      if (v.volume) users.set(v.volume, [...(users.get(v.volume) ?? []), id]);
+    }
+  }
+  return users;
 }
 
 /** docker's `volume inspect`. */
@@ -191,19 +197,21 @@ export function withVolumesLock<T>(storeRoot: string, fn: () => Promise<T> | T):
 
 /** Remove a volume and its data; refused while a container names it. `force` (docker's -f): no error if it does not exist. */
 export function removeVolume(storeRoot: string, name: string, opts: { force?: boolean } = {}): Promise<void> {
-  return withVolumesLock(storeRoot, () => removeVolumeLocked(storeRoot, name, opts));
+  return withVolumesLock(storeRoot, () => {
+    if (!readVolume(storeRoot, name)) {
+      if (opts.force) return;
+      throw new TsrunError('ENOVOLUME', `no such volume: ${name}`);
+    }
+    const users = volumeUsers(storeRoot).get(name) ?? [];
+    if (users.length > 0) {
+      throw new TsrunError('ESTATE', `remove ${name}: volume is in use - [${users.map((id) => id.slice(0, 12)).join(', ')}]`);
+    }
+    deleteVolume(storeRoot, name);
+  });
 }
 
-function removeVolumeLocked(storeRoot: string, name: string, opts: { force?: boolean }): void {
-  if (!readVolume(storeRoot, name)) {
-    if (opts.force) return;
-    throw new TsrunError('ENOVOLUME', `no such volume: ${name}`);
-  }
-  const users = volumeUsers(storeRoot, name);
-  if (users.length > 0) {
-    throw new TsrunError('ESTATE', `remove ${name}: volume is in use - [${users.map((id) => id.slice(0, 12)).join(', ')}]`);
-  }
-  // Out of the way first (atomically): from then on no container can be given it.
+/** Under the lock, of a volume no container names: out of the way first (atomically), then deleted. */
+function deleteVolume(storeRoot: string, name: string): void {
   const trash = join(volumesDir(storeRoot), `.removing-${name}-${process.pid}`);
   renameSync(volumeDir(storeRoot, name), trash);
   rmSync(trash, { recursive: true, force: true });
@@ -213,9 +221,10 @@ function removeVolumeLocked(storeRoot: string, name: string, opts: { force?: boo
 export function pruneVolumes(storeRoot: string): Promise<string[]> {
   return withVolumesLock(storeRoot, () => {
     const removed: string[] = [];
+    const users = volumeUsers(storeRoot);
     for (const v of listVolumes(storeRoot)) {
-      if (volumeUsers(storeRoot, v.name).length > 0) continue;
-      removeVolumeLocked(storeRoot, v.name, {});
+      if (users.has(v.name)) continue;
+      deleteVolume(storeRoot, v.name);
       removed.push(v.name);
     }
     return removed;
