@@ -85,9 +85,10 @@ function createUnlocked(req: CreateRequest): ContainerRecord {
     for (const d of ['upper', 'work', 'rootfs']) mkdirSync(join(paths.dir, d), { mode: 0o755 });
 
     const layersTopFirst = [...image.layers].reverse();
-    const lowers = new LowerLayers(layersTopFirst.map((l) => l.dir));
+    const layerDirs = layersTopFirst.map((l) => l.dir);
+    const lowers = new LowerLayers(layerDirs);
     for (const v of options.volumes) if (v.volume && !v.noCopy) fillFromImage(storeRoot, v.volume, lowers, v.target);
-    const user = resolveUser(options.user ?? image.config.config?.User, layersTopFirst.map((l) => l.dir), options.groupAdd);
+    const user = resolveUser(options.user ?? image.config.config?.User, layerDirs, options.groupAdd);
     const hostname = options.hostname ?? id.slice(0, 12);
     writeFileSync(paths.hostname, `${hostname}\n`);
     writeHosts(storeRoot, id, recipeFor(hostname, options));

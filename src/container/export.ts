@@ -30,6 +30,8 @@ import type { Found } from './lookup.js';
 import type { ContainerState } from './record.js';
 import { observe, processStartTime } from './status.js';
 import { carriedXattrs } from './xattrs.js';
+import { lstatOrUndefined } from './lower-layers.js';
+export { lstatOrUndefined } from './lower-layers.js';
 export { applyXattrs, carriedXattrs, carriesXattr } from './xattrs.js';
 
 const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = fs.constants;
@@ -247,15 +249,6 @@ export async function walk(dirFd: number, rel: string, visit: (e: WalkEntry) => 
     } finally {
       fs.closeSync(fd);
     }
-  }
-}
-
-export function lstatOrUndefined(path: string): fs.Stats | undefined {
-  try {
-    return fs.lstatSync(path);
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return undefined;
-    throw err;
   }
 }
 

@@ -8,7 +8,8 @@ import { errnoOf } from '../errors.js';
 import type { Found } from './lookup.js';
 import * as libc from '../sys/libc.js';
 
-function lstatOrUndefined(path: string): fs.Stats | undefined {
+/** lstat, or undefined where nothing is (ENOENT, or a non-directory on the way). */
+export function lstatOrUndefined(path: string): fs.Stats | undefined {
   try {
     return fs.lstatSync(path);
   } catch (err) {

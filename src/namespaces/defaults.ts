@@ -1,5 +1,6 @@
 // Docker's security defaults, the floor tsrun starts from (see moby's oci/defaults.go and
 // caps/defaults.go). Kept as data so `inspect`, the lab and the tests can print them.
+import type { DeviceRule } from '../cgroups/types.js';
 
 /** The 14 capabilities a docker container gets; everything else is dropped from all sets. */
 export const DEFAULT_CAPABILITIES = [
@@ -63,16 +64,16 @@ export const DEFAULT_DEVICES: Array<[string, number, number]> = [
 /**
  * docker's device cgroup policy: any node may be made (mknod), only these used: the standard
  * nodes, the PTYs (devpts 136:*, ptmx 5:2) and /dev/net/tun. With CAP_MKNOD alone a container's
- * root could otherwise make the host's disk (b 8:0) and read it. `<type>:<major>:<minor>:<access>`.
+ * root could otherwise make the host's disk (b 8:0) and read it. OCI's shape (devices.ts).
  */
-export const DEFAULT_DEVICE_RULES: string[] = [
-  'c:*:*:m',
-  'b:*:*:m',
-  ...DEFAULT_DEVICES.map(([, major, minor]) => `c:${major}:${minor}:rwm`),
-  'c:5:1:rwm', // /dev/console
-  'c:5:2:rwm', // /dev/ptmx
-  'c:136:*:rwm', // /dev/pts/*
-  'c:10:200:rwm', // /dev/net/tun
+export const DEFAULT_DEVICE_RULES: DeviceRule[] = [
+  { allow: true, type: 'c', access: 'm' },
+  { allow: true, type: 'b', access: 'm' },
+  ...DEFAULT_DEVICES.map(([, major, minor]): DeviceRule => ({ allow: true, type: 'c', major, minor, access: 'rwm' })),
+  { allow: true, type: 'c', major: 5, minor: 1, access: 'rwm' }, // /dev/console
+  { allow: true, type: 'c', major: 5, minor: 2, access: 'rwm' }, // /dev/ptmx
+  { allow: true, type: 'c', major: 136, access: 'rwm' }, // /dev/pts/*
+  { allow: true, type: 'c', major: 10, minor: 200, access: 'rwm' }, // /dev/net/tun
 ];
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';

@@ -175,18 +175,6 @@ function walkDevices(dir: string, rel = '', skip?: Set<string>): Array<[string, 
   return out;
 }
 
-/** `c:1:3:rwm` → { allow, type c, major 1, minor 3, access rwm } (`*`: any). */
-function fromAllowString(text: string): DeviceRule {
-  const [type, major, minor, access] = text.split(':') as [DeviceRule['type'], string, string, string];
-  return {
-    allow: true,
-    type,
-    ...(major !== '*' && { major: Number(major) }),
-    ...(minor !== '*' && { minor: Number(minor) }),
-    access,
-  };
-}
-
 /**
  * The spec's linux.resources.devices: deny everything, then docker's defaults, the --device
  * nodes and the --device-cgroup-rule rules. None with --privileged: every device may be used.
@@ -195,7 +183,7 @@ export function deviceRules(privileged: boolean, devices: ResolvedDevice[], extr
   if (privileged) return undefined;
   return [
     { allow: false, access: 'rwm' },
-    ...DEFAULT_DEVICE_RULES.map(fromAllowString),
+    ...DEFAULT_DEVICE_RULES,
     ...devices.map(([n, access]): DeviceRule => ({ allow: true, type: n.type, major: n.major, minor: n.minor, access })),
     ...extra,
   ];

@@ -77,7 +77,8 @@ describe('device rules', () => {
     const node = { path: '/dev/fuse', type: 'c' as const, major: 10, minor: 229, fileMode: 0o666, uid: 0, gid: 0, hostPath: '/dev/fuse' };
     const rules = deviceRules(false, [[node, 'rw']], [parseDeviceCgroupRule('b 8:* r')])!;
     expect(rules[0]).toEqual({ allow: false, access: 'rwm' });
-    expect(allowList(rules)).toEqual([...DEFAULT_DEVICE_RULES, 'c:10:229:rw', 'b:8:*:r']);
+    expect(rules.slice(1, -2)).toEqual(DEFAULT_DEVICE_RULES);
+    expect(allowList(rules).slice(-2)).toEqual(['c:10:229:rw', 'b:8:*:r']);
     expect(deviceRules(true, [[node, 'rw']], [])).toBeUndefined();
   });
   it('takes only lists that start by denying everything', () => {
