@@ -476,7 +476,12 @@ class TarExtractor {
     const { header } = entry;
     const rel = this.place(header.name);
     if (rel === this.dest) {
-      entry.resume(); // `./`: the destination itself, which keeps its own owner and mode
+      // `./`: the destination itself, which keeps its own owner and mode. As anything but a
+      // directory (a symlink to elsewhere, a file) it is refused, as a layer's root entry is.
+      entry.resume();
+      if (header.type !== 'directory') {
+        throw new TsrunError('EUNSAFE', `the tar's entry "${header.name}" (${header.type ?? 'unknown type'}) names the destination directory itself; only a directory entry may`);
+      }
       return;
     }
     const parent = this.parentOf(rel);

@@ -37,6 +37,8 @@ export interface Placed {
 }
 
 const noop = (): void => {};
+/** An empty, `.` or `..` component. */
+const UNCLEAN = /(^|\/)\.{0,2}(\/|$)/;
 
 export class PathResolver {
   private readonly symlinks = new Set<string>();
@@ -64,6 +66,9 @@ export class PathResolver {
   /** Where to create or act on `rel`. With `create`, missing parents are made (mode 0755). */
   place(rel: string, create = false): Placed {
     if (rel === '') return { path: this.dir, release: noop };
+    // Every caller passes a cleanPath() result; a `.` or `..` here would be a path out of the
+    // layer (`<dir>/..` is the store), so make sure rather than trust.
+    if (UNCLEAN.test(rel)) throw new TsrunError('EUNSAFE', `path "${rel}" is not a clean path inside the layer`);
     if (!this.crossesSymlink(rel)) return { path: `${this.dir}/${rel}`, release: noop };
     const slash = rel.lastIndexOf('/');
     const fd = this.openParent(rel.slice(0, slash), create);

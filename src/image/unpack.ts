@@ -123,10 +123,14 @@ class Unpacker implements TarSink {
     const parent = slash < 0 ? '' : rel.slice(0, slash);
     const what = `${header.type ?? 'entry'} ${header.name}`;
     try {
+      // The layer root is the directory tsrun made: an entry naming it (`.`, `./`, `/`, or an
+      // empty name) may set its owner, mode and times, and nothing else. As a symlink it would
+      // send every later entry of the layer to wherever it points.
+      if (rel === '' && header.type !== 'directory') throw new TsrunError('EUNSAFE', 'names the layer root itself, which only a directory entry may');
       if ((header.type === 'file' || header.type === 'contiguous-file') && !base.startsWith(WHITEOUT)) this.openFile(rel, header, what);
       else if (base === OPAQUE) this.opaque(parent);
       else if (base.startsWith(WHITEOUT + WHITEOUT)) return; // other aufs metadata (.wh..wh.plnk)
-      else if (base.startsWith(WHITEOUT)) this.whiteout(parent === '' ? base.slice(4) : `${parent}/${base.slice(4)}`);
+      else if (base.startsWith(WHITEOUT)) this.whiteout(parent, whiteoutTarget(base));
       else if (header.type === 'directory') this.directory(rel, header);
       else if (header.type === 'symlink') this.symlink(rel, header);
       else if (header.type === 'link') this.hardlink(rel, header);
@@ -306,7 +310,8 @@ class Unpacker implements TarSink {
   }
 
   /** `.wh.<name>`: overlayfs hides a lower `<name>` behind a 0/0 character device. */
-  private whiteout(rel: string): void {
+  private whiteout(parent: string, name: string): void {
+    const rel = parent === '' ? name : `${parent}/${name}`;
     const p = this.paths.place(rel, true);
     try {
       this.create(p.path, rel, () => libc.mknod(p.path, libc.S_IFCHR, 0, 0));
@@ -385,6 +390,17 @@ class Unpacker implements TarSink {
       }
     }
   }
+}
+
+/**
+ * The name a `.wh.<name>` entry removes. It must be one ordinary name: `.wh.` names nothing,
+ * `.wh..` the directory holding it and `.wh...` that directory's parent (the store itself, at the
+ * layer's top).
+ */
+function whiteoutTarget(base: string): string {
+  const name = base.slice(WHITEOUT.length);
+  if (name === '' || name === '.' || name === '..') throw new TsrunError('EUNSAFE', `whiteout "${base}" names no entry of the directory it is in`);
+  return name;
 }
 
 function closeFile(f: OpenFile): void {

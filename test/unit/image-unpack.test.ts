@@ -309,7 +309,55 @@ describe('malicious layers', () => {
     expect(fs.readFileSync(L(`${sentinel}/victim`), 'utf8')).toBe('pwned');
     expect(outside()).toEqual(['victim:original']);
   });
+});
 
+describe('entries naming the layer root', () => {
+  // Issue 13's first escape: `.` as a symlink to a host directory, then `x` written through it.
+  const spellings = ['.', './', '/', '', '//', './.', 'a/..'];
+  const kinds: TarEntry[] = [
+    { name: '', type: 'symlink', linkname: '' },
+    { name: '', type: 'hardlink', linkname: 'f' },
+    { name: '', content: 'a file' },
+    { name: '', type: 'char', devmajor: 1, devminor: 3 },
+    { name: '', type: 'block', devmajor: 7, devminor: 0 },
+    { name: '', type: 'fifo' },
+  ];
+
+  for (const spelling of spellings) {
+    for (const kind of kinds) {
+      it(`refuses a ${kind.type ?? 'file'} named ${JSON.stringify(spelling)}, and writes nothing outside the layer`, async () => {
+        fs.mkdirSync(path.join(sentinel, 'victim-dir'));
+        const root = { ...kind, name: spelling, ...(kind.type === 'symlink' && { linkname: path.join(sentinel, 'victim-dir') }) };
+        const err = await unpack([{ name: 'f', content: 'target of the hardlink' }, root, { name: 'x', content: 'pwned' }, { name: './y', content: 'pwned' }]).catch((e: unknown) => e);
+        expect(err).toMatchObject({ code: 'EUNSAFE', message: expect.stringContaining('names the layer root itself') });
+        expect((err as Error).message).toContain(spelling === '' ? ' ' : spelling);
+        expect(fs.lstatSync(layer).isDirectory()).toBe(true);
+        expect(fs.readdirSync(path.join(sentinel, 'victim-dir'))).toEqual([]);
+        expect(outside()).toEqual(['victim-dir:other', 'victim:original']);
+      });
+    }
+  }
+
+  it('takes a directory entry for the root as the root\'s own mode and times', async () => {
+    await unpack([{ name: './', type: 'dir', mode: 0o711, mtime: 1_600_000_000 }, { name: 'x', content: 'in the layer' }, { name: '/', type: 'dir', mode: 0o751, mtime: 1_600_000_001 }]);
+    const st = fs.lstatSync(layer);
+    expect(st.isDirectory()).toBe(true);
+    expect(st.mode & 0o7777).toBe(0o751);
+    expect(st.mtimeMs).toBe(1_600_000_001_000);
+    expect(fs.readFileSync(L('x'), 'utf8')).toBe('in the layer');
+  });
+
+  it.runIf(isRoot)('refuses whiteouts of the directory they are in, or of its parent', async () => {
+    // `.wh..` at the top names the layer directory's parent: once, the unpacker removed it.
+    for (const name of ['.wh.', '.wh..', '.wh...', 'a/.wh..', 'a/.wh...', 'a/b/.wh...']) {
+      const err = await unpack([{ name: 'a/b/keep', content: 'k' }, { name }]).catch((e: unknown) => e);
+      expect(err, name).toMatchObject({ code: 'EUNSAFE', message: expect.stringContaining('names no entry of the directory it is in') });
+      expect(fs.lstatSync(layer).isDirectory()).toBe(true);
+      expect(outside()).toEqual(['victim:original']);
+      fs.rmSync(layer, { recursive: true });
+      fs.mkdirSync(layer);
+    }
+  });
 });
 
 // TSRUN_BENCH=1 npx vitest run test/unit/image-unpack.test.ts -t speed   (TMPDIR picks the disk)
