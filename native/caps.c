@@ -32,10 +32,11 @@ static const char *const capnames[] = {
 #define NCAPNAMES (int)(sizeof(capnames) / sizeof(*capnames))
 
 /* The highest capability this kernel knows. */
-static int last_cap(void)
+static int last_cap(struct child *c)
 {
 	char buf[16] = "";
-	int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+	/* The host's /proc (c->procfd): the container's could be covered. */
+	int fd = openat(c->procfd, "sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		ssize_t n = read(fd, buf, sizeof(buf) - 1);
 		close(fd);
@@ -106,7 +107,7 @@ static long do_capset(uint64_t eff, uint64_t perm, uint64_t inh)
 int step_caps(struct child *c, char **a, int n)
 {
 	(void)n;
-	int last = last_cap();
+	int last = last_cap(c);
 	uint64_t bound, eff;
 	if (parse_caps(a[0], last, &bound) < 0 || parse_caps(a[1], last, &eff) < 0)
 		return fail_msg(c, EINVAL, "caps: unknown capability in %s / %s", a[0], a[1]);
@@ -186,7 +187,7 @@ int step_user(struct child *c, char **a, int n)
 		 * drop and nothing we may do: fine when no groups were asked. */
 		int e = errno;
 		char sg[8] = "";
-		int fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC);
+		int fd = openat(c->procfd, "self/setgroups", O_RDONLY | O_CLOEXEC);
 		if (fd >= 0) {
 			(void)!read(fd, sg, sizeof(sg) - 1);
 			close(fd);

@@ -199,7 +199,7 @@ static const struct step_def steps[] = {
 	{"chown", 3, 3, step_chown},           {"symlink", 2, 2, step_symlink},
 	{"pivot-root", 0, 0, step_pivot_root},
 	{"mask", 1, 1, step_mask},             {"readonly", 1, 1, step_readonly},
-	{"remount-ro", 1, 1, step_remount_ro}, {"console", 0, 0, step_console},
+	{"remount-ro", 1, 2, step_remount_ro}, {"console", 0, 0, step_console},
 	{"rlimit", 3, 3, step_rlimit},         {"no-new-privs", 0, 0, step_no_new_privs},
 	{"user", 3, 3, step_user},             {"caps", 2, 2, step_caps},
 	{"seccomp", 1, 1, step_seccomp},       {"chdir", 1, 1, step_chdir},
@@ -263,17 +263,18 @@ _Noreturn void child_main(struct child *c, int nullfd)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
 	prctl(PR_SET_NAME, "tsrun-child", 0, 0, 0);
-	if (nullfd >= 0) {
-		dup2(nullfd, 0);
-		close(nullfd);
-	}
-	/* With a log, stdout and stderr are pipes to the monitor (logs.c);
-	 * dup2() clears their CLOEXEC. The monitor's own ends, its log file
-	 * and everything else of it stay behind. */
+	/* Nothing of the monitor's own fds 0-2 (the caller's terminal) is
+	 * passed on: stdin is the monitor's pipe (input.c) or /dev/null,
+	 * stdout and stderr are pipes to it (logs.c); a `console` step later
+	 * puts the PTY over all three. dup2() clears CLOEXEC on the copies;
+	 * the monitor's own ends, its log file and the rest stay behind. */
 	out_close_in_child();
+	in_close();
+	dup2(c->in >= 0 ? c->in : nullfd, 0);
+	if (c->in >= 0)
+		close(c->in);
+	close(nullfd);
 	for (int i = 0; i < 2; i++) {
-		if (c->out[i] < 0)
-			continue;
 		dup2(c->out[i], 1 + i);
 		close(c->out[i]);
 	}
@@ -309,6 +310,12 @@ _Noreturn void child_main(struct child *c, int nullfd)
 	    TR(unshare(CLONE_NEWCGROUP), "unshare(CLONE_NEWCGROUP)") < 0) {
 		fail(c, errno, "unshare the cgroup namespace");
 		imsg_send(c->sock, MSG_ERROR, 0, -1, "clone", errname(c->err_errno), c->err_msg);
+		_exit(125);
+	}
+	/* Before any step can mount anything: the /proc through which
+	 * mount_fd() names fds (mounts.c). */
+	if (proc_open(c) < 0) {
+		imsg_send(c->sock, MSG_ERROR, 0, -1, "proc", errname(c->err_errno), c->err_msg);
 		_exit(125);
 	}
 	c->env = calloc(1, sizeof(char *));

@@ -129,8 +129,11 @@ void trace_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 struct child {
 	const struct plan *plan;
 	int sock;       /* to the monitor; CLOEXEC so execve closes it */
-	int out[2];     /* with `log`: write ends of the stdout/stderr pipes, else -1 */
+	int out[2];     /* write ends of the stdout/stderr pipes to the monitor */
+	int in;         /* read end of the stdin pipe from the monitor, or -1 */
 	int rootfd;     /* O_PATH fd of the container root, -1 before `root` */
+	int procfd;     /* O_PATH fd of the host's /proc, opened before any step:
+			 * where mounts look up self/fd/N (mounts.c) */
 	int joined;     /* the cgroup-procs entry clone3 put it in at birth, or -1 */
 	int step;       /* number of the step being run */
 	char **env;     /* from the `env` steps, NULL-terminated */
@@ -193,10 +196,53 @@ int devices_check_rules(char **rules, int n);
 int devices_attach(const struct plan *p, char *msg, size_t msglen);
 int userns_exec_main(int argc, char **argv); /* unshare.c: rootless tsrun's way in */
 
-/* mounts.c: in-root path resolution */
+/* mounts.c: in-root path resolution, and mounts on what fds hold */
 int in_root(struct child *c, const char *path, int oflags, unsigned mode);
-const char *fd_path(int fd); /* "/proc/self/fd/N" in a rotating buffer */
+int proc_open(struct child *c); /* c->procfd; -1 when /proc is not a procfs */
+/* mount(2) with the source (srcfd >= 0) and target given as fds; src is used
+ * as is when srcfd < 0 (a file system's name, or NULL). */
+int mount_fd(struct child *c, const char *src, int srcfd, int tgtfd, const char *fs,
+	     unsigned long flags, const char *data);
 unsigned long mount_flags_of(int fd); /* rootfs.c: MS_* flags now in force */
+/* rootfs.c: make the mount at fd read-only, with every mount below it when
+ * `recursive` (Linux >= 5.12; before, the top one only, as docker does) */
+int remount_ro_fd(struct child *c, int fd, int recursive);
+
+/* The new mount API (Linux >= 5.2; mount_setattr 5.12). Raw syscalls: glibc
+ * has wrappers only from 2.36 (Ubuntu 22.04 has 2.35). The numbers are the
+ * same on every architecture (the new syscall table). */
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <fcntl.h>
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef MOUNT_ATTR_IDMAP /* glibc < 2.36: not in <sys/mount.h> */
+#include <stdint.h>
+#define MOUNT_ATTR_RDONLY 0x00000001
+#define MOUNT_ATTR_IDMAP 0x00100000
+struct mount_attr {
+	uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+#endif
+#ifndef OPEN_TREE_CLONE
+#define OPEN_TREE_CLONE 1
+#define OPEN_TREE_CLOEXEC O_CLOEXEC
+#endif
+#ifndef MOVE_MOUNT_F_EMPTY_PATH
+#define MOVE_MOUNT_F_EMPTY_PATH 0x00000004
+#define MOVE_MOUNT_T_EMPTY_PATH 0x00000040
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+#define open_tree(dfd, path, flags) syscall(SYS_open_tree, dfd, path, flags)
+#define move_mount(from, fpath, to, tpath, flags) syscall(SYS_move_mount, from, fpath, to, tpath, flags)
+#define mount_setattr(dfd, path, flags, attr, size) syscall(SYS_mount_setattr, dfd, path, flags, attr, size)
 
 /* ----------------------------------------------------- monitor.c, tty.c */
 
@@ -232,6 +278,14 @@ int out_timeout_ms(void);                  /* until a partial line is due; -1 */
 void out_tick(void);                       /* log partial lines that are due */
 void out_drain(void);                      /* the container exited: read to EOF */
 int write_all(int fd, const char *b, size_t n);
+
+/* ----------------------------------------------------------------- input.c */
+
+/* The container's stdin without a TTY: a pipe the monitor fills from its fd 0. */
+int in_pipe(const struct plan *p, int *child_end); /* one run's; -1 with errno */
+void in_close(void);                               /* the run is over */
+int in_poll_fds(struct pollfd *pfd, int n);
+void in_handle(struct pollfd *pfd, int n);
 
 /* --------------------------------------------------------------- status.c */
 

@@ -66,6 +66,10 @@ int step_init(struct child *c, char **a, int n)
 	g_trace = 0;
 	if (c->rootfd >= 0)
 		close(c->rootfd);
+	/* Above all not the host's /proc: with CAP_SYS_PTRACE a process in the
+	 * container could reach it through /proc/1/fd (CVE-2016-9962). */
+	if (c->procfd >= 0)
+		close(c->procfd);
 	caps_like_exec();
 	prctl(PR_SET_NAME, "tsrun-init", 0, 0, 0);
 	proc_title("tsrun-init");

@@ -112,7 +112,8 @@ static void setup(struct monitor *m)
 		detach_stdio(!p->stdin_null); /* tsrun gave us /dev/null; make sure */
 	if (status_init(p->status_path) < 0)
 		setup_failed(m, "status-file", errno, "status file path too long");
-	if (p->stdin_null && (m->nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+	/* The container's stdin when it gets none of ours (input.c). */
+	if ((m->nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
 		setup_failed(m, "stdin", errno, "open /dev/null");
 	if (out_open(p) < 0) {
 		snprintf(msg, sizeof(msg), "open the log %s: %s", p->log_path, errmsg(errno));

@@ -1,11 +1,11 @@
 /*
  * logs.c: the container's output, as docker's json-file log driver writes it.
  *
- * With a `log` line, the container's stdout and stderr are pipes to the
- * monitor (with a PTY: the master's output, logged as "stdout"). Every chunk
+ * The container's stdout and stderr are pipes to the monitor (with a PTY:
+ * the master's output, logged as "stdout"), never our own fds. Every chunk
  * read is copied at once to our own fds 1/2 when tsrun is attached
- * (`attach-stdio 1`), and cut into lines for the log file, one JSON object a
- * line, exactly as `docker logs` expects them:
+ * (`attach-stdio 1`), and, with a `log` line, cut into lines for the log
+ * file, one JSON object a line, exactly as `docker logs` expects them:
  *
  *   {"log":"hello\n","stream":"stdout","time":"2026-11-22T01:02:03.123456789Z"}
  *
@@ -311,8 +311,8 @@ void out_detach(void)
 int out_pipes(int child_ends[2])
 {
 	child_ends[0] = child_ends[1] = -1;
-	if (!P->log_path)
-		return 0; /* no log: the container writes to our fds 1/2 itself */
+	/* Always pipes, log or not: our fds 1/2 are the caller's terminal,
+	 * which nothing in the container may hold (see input.c). */
 	for (int i = 0; i < 2; i++) {
 		int fds[2];
 		if (pipe2(fds, O_CLOEXEC) < 0) {

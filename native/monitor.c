@@ -271,13 +271,17 @@ static pid_t fork_into_cgroup(unsigned long flags, int *joined)
 /* clone() the container's first process for this run; -1 when it failed. */
 static int spawn(void)
 {
-	int sv[2], out[2];
+	int sv[2], out[2], in;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return start_failed("socketpair", errno, errmsg(errno));
-	if (out_pipes(out) < 0) {
+	if (out_pipes(out) < 0 || in_pipe(P, &in) < 0) {
+		int e = errno;
 		close(sv[0]);
 		close(sv[1]);
-		return start_failed("log", errno, "create the output pipes");
+		for (int i = 0; i < 2; i++)
+			if (out[i] >= 0)
+				close(out[i]);
+		return start_failed("stdio", e, "create the stdio pipes");
 	}
 	/* Raw clone() with a NULL stack behaves like fork(): the child gets a
 	 * copy of our memory and runs on. Unlike unshare(), CLONE_NEWPID here
@@ -297,13 +301,15 @@ static int spawn(void)
 			for (int i = 0; i < 2; i++)
 				if (out[i] >= 0)
 					close(out[i]);
+			if (in >= 0)
+				close(in);
 			return start_failed("devices", e, msg);
 		}
 	}
 	child = fork_into_cgroup(flags, &joined);
 	if (child == 0) {
-		struct child c = {.plan = P, .sock = sv[1], .out = {out[0], out[1]},
-				  .rootfd = -1, .joined = joined, .exit_code = 125};
+		struct child c = {.plan = P, .sock = sv[1], .out = {out[0], out[1]}, .in = in,
+				  .rootfd = -1, .procfd = -1, .joined = joined, .exit_code = 125};
 		close(sv[0]);
 		close(M->sigfd);
 		close(PROTO_FD);
@@ -314,6 +320,8 @@ static int spawn(void)
 	for (int i = 0; i < 2; i++)
 		if (out[i] >= 0)
 			close(out[i]); /* the child's ends: EOF once it and its heirs are gone */
+	if (in >= 0)
+		close(in);
 	if (child < 0) {
 		close(sv[0]);
 		return start_failed("clone", e, errmsg(e));
@@ -353,7 +361,7 @@ static int spawn(void)
 static void watch(void)
 {
 	while (!reaped) {
-		struct pollfd pfd[8];
+		struct pollfd pfd[10];
 		int n = 0;
 		if (!proto_eof && proto_alive())
 			pfd[n++] = (struct pollfd){.fd = PROTO_FD, .events = POLLIN};
@@ -364,6 +372,8 @@ static void watch(void)
 		n = tty_poll_fds(pfd, n);
 		int ntty = n;
 		n = out_poll_fds(pfd, n);
+		int nout = n;
+		n = in_poll_fds(pfd, n);
 		if (poll(pfd, (nfds_t)n, out_timeout_ms()) < 0)
 			continue; /* EINTR */
 		for (int i = 0; i < nfixed; i++) {
@@ -377,7 +387,8 @@ static void watch(void)
 				on_signal();
 		}
 		tty_handle(pfd + nfixed, ntty - nfixed);
-		out_handle(pfd + ntty, n - ntty);
+		out_handle(pfd + ntty, nout - ntty);
+		in_handle(pfd + nout, n - nout);
 		out_tick();
 	}
 }
@@ -390,6 +401,7 @@ int monitor_once(struct monitor *m, int *failed)
 	*failed = 1;
 	if (spawn() < 0) { /* only on a restart: the first run has left */
 		out_drain(); /* closes this run's pipes */
+		in_close();
 		if (sock >= 0)
 			close(sock);
 		sock = -1;
@@ -402,6 +414,7 @@ int monitor_once(struct monitor *m, int *failed)
 	/* All its output is in the log before anyone hears it exited. */
 	tty_drain();
 	out_drain();
+	in_close(); /* a process left behind gets EOF, never our fd 0 */
 	tty_reset();
 	close(sock);
 	sock = -1;

@@ -7,9 +7,18 @@
  * (CVE-2021-30465 class). So every in-root path is opened with openat2() and
  * RESOLVE_IN_ROOT: the kernel resolves it as if the root fd were "/" (an
  * absolute symlink or "..", however many, stays inside), with
- * RESOLVE_NO_MAGICLINKS so /proc/self/... links cannot jump out either. We
- * then mount onto "/proc/self/fd/N" of that fd: the kernel goes straight to
- * the object we resolved, with no second, racy lookup of the path.
+ * RESOLVE_NO_MAGICLINKS so /proc/self/... links cannot jump out either.
+ *
+ * We then mount onto what that fd holds, named by its magic link
+ * "self/fd/N" — looked up in c->procfd, the host's /proc as it was before the
+ * first step, never in the container's /proc. A volume at /proc/self (or a
+ * symlink in the image that leads a volume there) would otherwise decide
+ * where every later "/proc/self/fd/N" goes: the masks and read-only steps
+ * landed on /home, and /proc/sys stayed writable (issue 13). mount(2) has no
+ * dirfd argument, so for the call the working directory becomes c->procfd
+ * and the name is relative to it; the old working directory comes back right
+ * after (overlay lowerdirs and, with an idmapped store, bind sources are
+ * relative to it).
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -20,6 +29,8 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <unistd.h>
 #include <limits.h>
 
@@ -34,13 +45,43 @@
 #endif
 struct tsrun_open_how { uint64_t flags, mode, resolve; }; /* = struct open_how */
 
-const char *fd_path(int fd)
+int proc_open(struct child *c)
 {
-	static char bufs[4][32];
-	static unsigned i;
-	char *b = bufs[i++ % 4];
-	snprintf(b, sizeof(bufs[0]), "/proc/self/fd/%d", fd);
-	return b;
+	struct statfs fs;
+	c->procfd = (int)TR(open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC),
+			    "openat(AT_FDCWD, \"/proc\", O_PATH|O_DIRECTORY|O_CLOEXEC)");
+	if (c->procfd < 0)
+		return fail(c, errno, "open the host's /proc");
+	if (fstatfs(c->procfd, &fs) < 0 || fs.f_type != PROC_SUPER_MAGIC)
+		return fail_msg(c, ENOTSUP, "the host's /proc is not a proc file system");
+	return 0;
+}
+
+int mount_fd(struct child *c, const char *src, int srcfd, int tgtfd, const char *fs,
+	     unsigned long flags, const char *data)
+{
+	char s[32], t[32];
+	if (srcfd >= 0) {
+		snprintf(s, sizeof(s), "self/fd/%d", srcfd);
+		src = s;
+	}
+	snprintf(t, sizeof(t), "self/fd/%d", tgtfd);
+	int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cwd < 0)
+		return -1;
+	long r = TR(fchdir(c->procfd), "fchdir(%d)", c->procfd);
+	int e = errno;
+	if (r == 0) {
+		r = MNT(src, t, fs, flags, data);
+		e = errno;
+		/* Back where relative store paths resolve. Failing that, the
+		 * call fails: its step fails, and nothing after it runs. */
+		if (TR(fchdir(cwd), "fchdir(%d)", cwd) < 0)
+			r = -1, e = errno;
+	}
+	close(cwd);
+	errno = e;
+	return (int)r;
 }
 
 static const char *oflags_str(int f)
@@ -127,6 +168,14 @@ int step_mkdir(struct child *c, char **a, int n)
 			       q(comp), mode) < 0 && errno != EEXIST)
 				return fail(c, errno, "mkdir %s", prefix);
 			fd = in_root(c, prefix, O_PATH | O_DIRECTORY, 0);
+			char link[PATH_MAX];
+			ssize_t l;
+			if (fd < 0 && errno == ENOENT &&
+			    (l = readlinkat(parent, comp, link, sizeof(link) - 1)) >= 0) {
+				link[l] = '\0';
+				return fail_msg(c, ENOENT, "mkdir %s: it is a symlink to %s, which the image does not have",
+						prefix, link);
+			}
 		}
 		if (fd < 0)
 			return fail(c, errno, "mkdir %s", prefix);
@@ -258,9 +307,29 @@ static int reopen(struct child *c, const char *inroot, const char *host)
 		(int)TR(open(host, O_PATH | O_CLOEXEC), "openat(AT_FDCWD, %s, O_PATH|O_CLOEXEC)", q(host));
 }
 
-/* tgt: the path given to mount(2); inroot/host: how to find it again. */
-static int do_mount(struct child *c, char **a, const char *tgt, const char *inroot,
-		    const char *host)
+/* The first mount(2) of a mount step: onto tgtfd (in root), or onto the
+ * host path `host` when tgtfd < 0 (the rootfs). A bind's source is opened
+ * first, as mount(2) would resolve it (following a final symlink), relative
+ * to the working directory the store steps set. */
+static int first_mount(struct child *c, const char *src, int tgtfd, const char *host,
+		       const char *fs, unsigned long flags, const char *data)
+{
+	if (tgtfd < 0)
+		return (int)MNT(src, host, fs, flags, data);
+	if (!(flags & MS_BIND) || (flags & MS_REMOUNT) || !src)
+		return mount_fd(c, src, -1, tgtfd, fs, flags, data);
+	int sfd = (int)TR(open(src, O_PATH | O_CLOEXEC), "openat(AT_FDCWD, %s, O_PATH|O_CLOEXEC)", q(src));
+	if (sfd < 0)
+		return -1;
+	int r = mount_fd(c, NULL, sfd, tgtfd, NULL, flags, NULL);
+	int e = errno;
+	close(sfd);
+	errno = e;
+	return r;
+}
+
+/* tgtfd/host: the target (see first_mount); inroot/host: how to find it again. */
+static int do_mount(struct child *c, char **a, int tgtfd, const char *inroot, const char *host)
 {
 	const char *src = dash_null(a[0]), *fs = dash_null(a[2]), *data = dash_null(a[4]);
 	struct mopts m;
@@ -268,28 +337,28 @@ static int do_mount(struct child *c, char **a, const char *tgt, const char *inro
 		return fail_msg(c, EINVAL, "mount on %s: unknown flag in %s", a[1], a[3]);
 	unsigned long extra = m.flags & ~(MS_BIND | MS_REC | MS_REMOUNT);
 	if (m.remount) {
-		if (MNT(src, tgt, fs, m.flags, data) < 0)
+		if (first_mount(c, src, tgtfd, host, fs, m.flags, data) < 0)
 			return fail(c, errno, "remount %s", a[1]);
 	} else if (m.bind) {
 		/* A bind ignores ro/nosuid/...: those need a remount of the new
 		 * mount, keeping the flags the kernel locked on it. */
-		if (MNT(src, tgt, NULL, MS_BIND | (m.flags & MS_REC), NULL) < 0)
+		if (first_mount(c, src, tgtfd, host, NULL, MS_BIND | (m.flags & MS_REC), NULL) < 0)
 			return fail(c, errno, "bind mount %s on %s", a[0], a[1]);
 		if (extra) {
 			int fd = reopen(c, inroot, host);
 			if (fd < 0)
 				return fail(c, errno, "reopen %s", a[1]);
 			unsigned long fl = MS_BIND | MS_REMOUNT | extra | mount_flags_of(fd);
-			if (MNT(NULL, fd_path(fd), NULL, fl, NULL) < 0)
+			if (mount_fd(c, NULL, -1, fd, NULL, fl, NULL) < 0)
 				return fail(c, errno, "remount %s with %s", a[1], a[3]);
 			close(fd);
 		}
-	} else if (MNT(src, tgt, fs, m.flags, data) < 0) {
+	} else if (first_mount(c, src, tgtfd, host, fs, m.flags, data) < 0) {
 		return fail(c, errno, "mount %s on %s", fs ? fs : "-", a[1]);
 	}
 	if (m.prop) { /* propagation is its own mount(2) call, flags alone */
 		int fd = reopen(c, inroot, host);
-		if (fd < 0 || MNT(NULL, fd_path(fd), NULL, m.prop, NULL) < 0)
+		if (fd < 0 || mount_fd(c, NULL, -1, fd, NULL, m.prop, NULL) < 0)
 			return fail(c, errno, "set propagation of %s", a[1]);
 		close(fd);
 	}
@@ -299,7 +368,28 @@ static int do_mount(struct child *c, char **a, const char *tgt, const char *inro
 int step_mount(struct child *c, char **a, int n)
 {
 	(void)n; /* a host target: only the rootfs itself, a trusted path */
-	return do_mount(c, a, a[1], NULL, a[1]);
+	return do_mount(c, a, -1, NULL, a[1]);
+}
+
+/*
+ * /proc and /sys are the kernel's: a mount over anything in them could hide a
+ * mask or fake what the helper reads there. tsrun refuses such destinations
+ * when it reads the flags; this catches the path an image leads a mount to
+ * with a symlink (/data -> /proc/self). Only the cgroup file systems tsrun
+ * itself mounts at /sys/fs/cgroup may go there (runc allows a short list).
+ */
+static int kernel_target_ok(struct child *c, int fd, const char *fs, const char *path)
+{
+	struct statfs sfs;
+	if (fstatfs(fd, &sfs) < 0)
+		return fail(c, errno, "mount %s on %s: statfs the target", fs, path);
+	if (sfs.f_type != PROC_SUPER_MAGIC && sfs.f_type != SYSFS_MAGIC)
+		return 0;
+	if (!strcmp(path, "/sys/fs/cgroup") &&
+	    (!strcmp(fs, "cgroup2") || !strcmp(fs, "cgroup") || !strcmp(fs, "tmpfs")))
+		return 0;
+	return fail_msg(c, EPERM, "mount on %s: it leads into %s, where nothing may be mounted",
+			path, sfs.f_type == PROC_SUPER_MAGIC ? "/proc" : "/sys");
 }
 
 int step_mount_in(struct child *c, char **a, int n)
@@ -315,7 +405,9 @@ int step_mount_in(struct child *c, char **a, int n)
 				fs, a[1]);
 	if (fd < 0)
 		return fail(c, errno, "mount %s on %s: resolve the target in root", fs, a[1]);
-	int r = do_mount(c, a, fd_path(fd), a[1], NULL);
+	int r = kernel_target_ok(c, fd, fs, a[1]);
+	if (r == 0)
+		r = do_mount(c, a, fd, a[1], NULL);
 	close(fd);
 	return r;
 }

@@ -6,6 +6,9 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/vfs.h>
+#include <string.h>
+#include <linux/magic.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -85,6 +88,41 @@ static int open_optional(struct child *c, const char *path)
 	return fd;
 }
 
+/*
+ * After a mask or a read-only step: look the path up again and check it is
+ * what the step made it, or the container does not start. A mount that went
+ * somewhere else (issue 13: every mask and /proc/sys "succeeded" on /home)
+ * is caught here rather than trusted.
+ */
+static int check_masked(struct child *c, const char *path, int dir)
+{
+	struct stat st;
+	struct statfs fs;
+	struct statvfs vfs;
+	int fd = in_root(c, path, O_PATH, 0), ok = 0;
+	if (fd >= 0 && fstat(fd, &st) == 0) {
+		if (dir)
+			ok = S_ISDIR(st.st_mode) && fstatfs(fd, &fs) == 0 && fs.f_type == TMPFS_MAGIC &&
+			     fstatvfs(fd, &vfs) == 0 && (vfs.f_flag & ST_RDONLY);
+		else
+			ok = S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3);
+	}
+	if (fd >= 0)
+		close(fd);
+	return ok ? 0 : fail_msg(c, EPERM, "mask %s: not masked after the mount (%s); refusing to start",
+				 path, dir ? "no empty read-only tmpfs there" : "not /dev/null there");
+}
+
+static int check_readonly(struct child *c, const char *path)
+{
+	struct statvfs vfs;
+	int fd = in_root(c, path, O_PATH, 0);
+	int ok = fd >= 0 && fstatvfs(fd, &vfs) == 0 && (vfs.f_flag & ST_RDONLY);
+	if (fd >= 0)
+		close(fd);
+	return ok ? 0 : fail_msg(c, EPERM, "readonly %s: still writable after the remount; refusing to start", path);
+}
+
 int step_mask(struct child *c, char **a, int n)
 {
 	(void)n;
@@ -94,9 +132,10 @@ int step_mask(struct child *c, char **a, int n)
 		return 0;
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return fail(c, errno, "mask %s", a[0]);
-	if (S_ISDIR(st.st_mode)) {
+	int dir = S_ISDIR(st.st_mode);
+	if (dir) {
 		/* An empty read-only tmpfs hides the directory's content. */
-		if (MNT("tmpfs", fd_path(fd), "tmpfs", MS_RDONLY, NULL) < 0)
+		if (mount_fd(c, "tmpfs", -1, fd, "tmpfs", MS_RDONLY, NULL) < 0)
 			return fail(c, errno, "mask %s", a[0]);
 	} else {
 		/* /dev/null on top of a file: reads are empty, writes vanish. It
@@ -107,24 +146,41 @@ int step_mask(struct child *c, char **a, int n)
 			return fail(c, errno, "mask %s: open /dev/null", a[0]);
 		if (!S_ISCHR(ns.st_mode) || ns.st_rdev != makedev(1, 3))
 			return fail_msg(c, EPERM, "mask %s: /dev/null is not the 1:3 device", a[0]);
-		if (MNT(fd_path(null), fd_path(fd), NULL, MS_BIND, NULL) < 0)
+		if (mount_fd(c, NULL, null, fd, NULL, MS_BIND, NULL) < 0)
 			return fail(c, errno, "mask %s", a[0]);
 		close(null);
 	}
 	close(fd);
-	return 0;
+	return check_masked(c, a[0], dir);
 }
 
-static int remount_ro(struct child *c, const char *path)
+int remount_ro_fd(struct child *c, int fd, int recursive)
+{
+	if (recursive) {
+		/* Every mount below too: -v /:/host:ro must not leave /host/proc
+		 * or /host/dev/shm writable (docker 25+ does the same). */
+		struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY};
+		if (TR(mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)),
+		       "mount_setattr(%d, \"\", AT_EMPTY_PATH|AT_RECURSIVE, {attr_set=MOUNT_ATTR_RDONLY})",
+		       fd) == 0)
+			return 0;
+		if (errno != ENOSYS)
+			return -1;
+		/* Linux < 5.12: the top mount only, as docker does there. */
+	}
+	unsigned long fl = MS_BIND | MS_REMOUNT | MS_RDONLY | mount_flags_of(fd);
+	return mount_fd(c, NULL, -1, fd, NULL, fl, NULL);
+}
+
+static int remount_ro(struct child *c, const char *path, int recursive)
 {
 	int fd = in_root(c, path, O_PATH, 0);
 	if (fd < 0)
 		return fail(c, errno, "reopen %s", path);
-	unsigned long fl = MS_BIND | MS_REMOUNT | MS_RDONLY | mount_flags_of(fd);
-	if (MNT(NULL, fd_path(fd), NULL, fl, NULL) < 0)
+	if (remount_ro_fd(c, fd, recursive) < 0)
 		return fail(c, errno, "remount %s read-only", path);
 	close(fd);
-	return 0;
+	return check_readonly(c, path);
 }
 
 int step_readonly(struct child *c, char **a, int n)
@@ -137,14 +193,15 @@ int step_readonly(struct child *c, char **a, int n)
 		return fail(c, errno, "readonly %s", a[0]);
 	/* A path is not a mount of its own: bind it onto itself to get one
 	 * whose read-only flag affects only this subtree. */
-	if (MNT(fd_path(fd), fd_path(fd), NULL, MS_BIND | MS_REC, NULL) < 0)
+	if (mount_fd(c, NULL, fd, fd, NULL, MS_BIND | MS_REC, NULL) < 0)
 		return fail(c, errno, "bind %s onto itself", a[0]);
 	close(fd);
-	return remount_ro(c, a[0]); /* reopened: fd is under the new mount */
+	return remount_ro(c, a[0], 1); /* reopened: fd is under the new mount */
 }
 
 int step_remount_ro(struct child *c, char **a, int n)
 {
-	(void)n;
-	return remount_ro(c, a[0]);
+	if (n == 2 && strcmp(a[1], "rec"))
+		return fail_msg(c, EINVAL, "remount-ro %s: the second field must be rec, not %s", a[0], a[1]);
+	return remount_ro(c, a[0], n == 2);
 }

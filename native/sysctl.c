@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 
 #include "helper.h"
 
@@ -27,6 +29,12 @@ int step_sysctl(struct child *c, char **a, int n)
 	int fd = in_root(c, path, O_WRONLY | O_CLOEXEC, 0);
 	if (fd < 0)
 		return fail(c, errno, "sysctl %s: open %s", a[0], path);
+	/* The container's procfs, and nothing a mount could put in its place. */
+	struct statfs fs;
+	if (fstatfs(fd, &fs) < 0 || fs.f_type != PROC_SUPER_MAGIC) {
+		close(fd);
+		return fail_msg(c, EPERM, "sysctl %s: %s is not in a proc file system", a[0], path);
+	}
 	size_t vlen = strlen(a[1]);
 	ssize_t w = TR(write(fd, a[1], vlen), "write(%d, %s, %zu)", fd, qs(a[1]), vlen);
 	int e = errno;

@@ -25,8 +25,8 @@
  * other container, whatever its map.
  */
 #include <fcntl.h>
-#include <linux/mount.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -34,25 +34,6 @@
 #include <unistd.h>
 
 #include "helper.h"
-
-/* Raw syscalls: glibc has wrappers only from 2.36 (Ubuntu 22.04 has 2.35).
- * The numbers are the same on every architecture (the new syscall table). */
-#ifndef SYS_open_tree
-#define SYS_open_tree 428
-#define SYS_move_mount 429
-#endif
-#ifndef SYS_mount_setattr
-#define SYS_mount_setattr 442
-#endif
-#ifndef MOUNT_ATTR_IDMAP
-#define MOUNT_ATTR_IDMAP 0x00100000
-struct mount_attr {
-	__u64 attr_set, attr_clr, propagation, userns_fd;
-};
-#endif
-#define open_tree(dfd, path, flags) syscall(SYS_open_tree, dfd, path, flags)
-#define move_mount(from, fpath, to, tpath, flags) syscall(SYS_move_mount, from, fpath, to, tpath, flags)
-#define mount_setattr(dfd, path, flags, attr, size) syscall(SYS_mount_setattr, dfd, path, flags, attr, size)
 
 #define MAX_IDMAPS 8
 static int idmap_fds[MAX_IDMAPS];
@@ -109,7 +90,7 @@ int userns_prepare(const struct plan *p, pid_t child)
 		}
 		int fd = (int)TR(open_tree(AT_FDCWD, dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC),
 				 "open_tree(AT_FDCWD, %s, OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC)", q(dir));
-		struct mount_attr attr = {.attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (__u64)nsfd};
+		struct mount_attr attr = {.attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)nsfd};
 		if (fd < 0 || TR(mount_setattr(fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)),
 				 "mount_setattr(%d, \"\", AT_EMPTY_PATH, {attr_set=MOUNT_ATTR_IDMAP, userns_fd=%d})",
 				 fd, nsfd) < 0) {

@@ -104,7 +104,8 @@ function mountSteps(m: OciMount, sourceIsFile: () => boolean): Step[] {
     steps.push(['mkdir', m.destination, '755']);
   }
   steps.push(['mount-in', m.source, m.destination, isBind ? 'none' : m.type, list(firstFlags), data.join(',')]);
-  if (readonlyBind) steps.push(['remount-ro', m.destination]);
+  // Recursive: a read-only -v /:/host:ro leaves no mount below /host writable.
+  if (readonlyBind) steps.push(['remount-ro', m.destination, 'rec']);
   return steps;
 }
 

@@ -42,10 +42,10 @@ describe('buildPlan', () => {
     expect(ops.at(-1)).toBe('exec');
     expect(plan.steps.at(-1)).toEqual(['exec', 'echo', 'echo', 'hi there']);
   });
-  it('makes a read-only bind with a remount, and a read-only root', () => {
+  it('makes a read-only bind with a recursive remount, and a read-only root (the root alone)', () => {
     const i = plan.steps.findIndex((s) => s[0] === 'mount-in' && s[2] === '/data');
     expect(plan.steps[i]![4]).toBe('bind,rec');
-    expect(plan.steps[i + 1]).toEqual(['remount-ro', '/data']);
+    expect(plan.steps[i + 1]).toEqual(['remount-ro', '/data', 'rec']);
     expect(plan.steps).toContainEqual(['remount-ro', '/']);
   });
   it('creates file targets for file bind mounts', () => {
