@@ -80,3 +80,11 @@ export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 
 /** podman and docker raise RLIMIT_NOFILE to this; tsrun caps it at the host's hard limit. */
 export const DEFAULT_NOFILE = 1048576;
+
+/** The kernel's own trees: a mount in them could cover what the masks and read-only paths protect. */
+const KERNEL_TREES = ['/proc', '/sys'];
+
+/** `/proc` or `/sys` when `path` (normalized) is one of them or below it. */
+export function inKernelTree(path: string): string | undefined {
+  return KERNEL_TREES.find((k) => path === k || path.startsWith(`${k}/`));
+}

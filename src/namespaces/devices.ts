@@ -12,7 +12,7 @@
 import { lstatSync, readdirSync, realpathSync, type Stats } from 'node:fs';
 import { join, posix } from 'node:path';
 import { flagError, TsrunError } from '../errors.js';
-import { DEFAULT_DEVICE_RULES } from './defaults.js';
+import { DEFAULT_DEVICE_RULES, inKernelTree } from './defaults.js';
 import type { DeviceRule } from '../cgroups/types.js';
 
 export type { DeviceRule };
@@ -144,6 +144,8 @@ function resolveOne(m: DeviceMapping): ResolvedDevice[] {
     throw new TsrunError('EINVAL_FLAG', `${what}: not a device (nor a directory of devices)`);
   }
   for (const [node] of nodes) {
+    const tree = inKernelTree(node.path);
+    if (tree) throw new TsrunError('EINVAL_FLAG', `${what}: ${node.path} is in ${tree}, which belongs to the kernel`);
     if (ownPath(node.path)) throw new TsrunError('EINVAL_FLAG', `${what}: ${node.path} is the container's own (tsrun makes /dev's pts, shm, mqueue, ptmx, fd, std* and console)`);
   }
   return nodes;

@@ -2,7 +2,7 @@
 // --stop-timeout, --group-add. Each parser names the flag in its error, as docker does.
 import { flagError } from '../errors.js';
 import { parseSize } from '../cgroups/flags.js';
-import { namedVolume, normalizePath, parseTmpfs, VOLUME_NAME, type TmpfsMount, type VolumeMount } from './options.js';
+import { mountTarget, namedVolume, normalizePath, parseTmpfs, VOLUME_NAME, type TmpfsMount, type VolumeMount } from './options.js';
 
 /** `-l key=value` (a bare `key` is an empty value), and `--label-file` lines. */
 export function parseLabels(labels: string[], files: Array<{ name: string; text: string }>): Record<string, string> {
@@ -50,21 +50,20 @@ export function parseMount(spec: string): { volume?: VolumeMount; tmpfs?: TmpfsM
   if (type === 'bind') {
     const source = kv.get('source');
     if (!source?.startsWith('/')) throw flagError('--mount', spec, 'a bind mount needs an absolute source=/host/path');
-    if (!target.startsWith('/') || normalizePath(target) === '/') throw flagError('--mount', spec, 'the target must be an absolute path other than /');
-    return { volume: { source: normalizePath(source), target: normalizePath(target), readonly } };
+    return { volume: { source: normalizePath(source), target: mountTarget('--mount', spec, target), readonly } };
   }
   if (type === 'volume') {
     const source = kv.get('source');
     if (!source) throw flagError('--mount', spec, 'anonymous volumes are not supported: give source=NAME');
     if (source.startsWith('/')) throw flagError('--mount', spec, 'a volume\'s source is its name (type=bind takes a host path)');
     if (!VOLUME_NAME.test(source)) throw flagError('--mount', spec, `"${source}" is not a volume name (letters, digits, _ . -, two or more)`);
-    if (!target.startsWith('/') || normalizePath(target) === '/') throw flagError('--mount', spec, 'the target must be an absolute path other than /');
-    return { volume: namedVolume(source, normalizePath(target), readonly, ['true', '1'].includes(kv.get('volume-nocopy') ?? 'false')) };
+    return { volume: namedVolume(source, mountTarget('--mount', spec, target), readonly, ['true', '1'].includes(kv.get('volume-nocopy') ?? 'false')) };
   }
   const opts: string[] = [];
   if (kv.has('tmpfs-size')) opts.push(`size=${parseSize('--mount', kv.get('tmpfs-size')!)}`);
   if (kv.has('tmpfs-mode')) opts.push(`mode=${kv.get('tmpfs-mode')}`);
   if (readonly) opts.push('ro');
+  mountTarget('--mount', spec, target);
   return { tmpfs: parseTmpfs(`${target}${opts.length ? `:${opts.join(',')}` : ''}`) };
 }
 

@@ -1,7 +1,7 @@
 // The container options `run` accepts, parsed and validated from docker-style flag strings.
 // Every parser throws a TsrunError naming the flag, so the CLI can exit 125 as docker does.
 import { flagError } from '../errors.js';
-import { ALL_CAPABILITIES } from './defaults.js';
+import { ALL_CAPABILITIES, inKernelTree } from './defaults.js';
 import type { Resources } from '../cgroups/types.js';
 import type { AddHost, DnsOptions, PortMapping } from '../netns/index.js';
 import { parseSeccompOpt, type SeccompOption } from '../seccomp/index.js';
@@ -111,16 +111,29 @@ export function parseVolume(spec: string): VolumeMount {
   if (named && !VOLUME_NAME.test(source)) {
     throw flagError('--volume', spec, `"${source}" is neither an absolute host path nor a volume name (letters, digits, _ . -, two or more)`);
   }
-  if (!target.startsWith('/')) throw flagError('--volume', spec, `container path "${target}" must be absolute`);
-  if (normalizePath(target) === '/') throw flagError('--volume', spec, 'cannot mount over the container root');
+  const where = mountTarget('--volume', spec, target);
   const opts = mode.split(',');
   for (const o of opts) {
     const known = ['ro', 'rw', 'z', 'Z', 'rprivate', 'private', ...(named ? ['nocopy'] : [])];
     if (!known.includes(o)) throw flagError('--volume', spec, `unknown mode "${o}"`);
   }
   return named
-    ? namedVolume(source, normalizePath(target), opts.includes('ro'), opts.includes('nocopy'))
-    : { source: normalizePath(source), target: normalizePath(target), readonly: opts.includes('ro') };
+    ? namedVolume(source, where, opts.includes('ro'), opts.includes('nocopy'))
+    : { source: normalizePath(source), target: where, readonly: opts.includes('ro') };
+}
+
+/**
+ * Where a -v, --mount or --tmpfs mount goes in the container, normalized: an absolute path, not
+ * `/`, and not in /proc or /sys. runc lets a few /proc files be covered (for lxcfs); tsrun
+ * none: a volume at /proc/self once redirected every mask of the container (issue 13).
+ */
+export function mountTarget(flag: string, spec: string, target: string): string {
+  if (!target.startsWith('/')) throw flagError(flag, spec, `the container path "${target}" must be absolute`);
+  const where = normalizePath(target);
+  if (where === '/') throw flagError(flag, spec, 'cannot mount over the container root');
+  const tree = inKernelTree(where);
+  if (tree) throw flagError(flag, spec, `cannot mount on ${where}: ${tree} belongs to the kernel, and nothing may be mounted in it`);
+  return where;
 }
 
 /** A named volume's mount; its source (the volume's directory) is set when the container is created. */
@@ -133,13 +146,13 @@ export function parseTmpfs(spec: string): TmpfsMount {
   const colon = spec.indexOf(':');
   const target = colon < 0 ? spec : spec.slice(0, colon);
   const options = colon < 0 ? [] : spec.slice(colon + 1).split(',').filter(Boolean);
-  if (!target.startsWith('/')) throw flagError('--tmpfs', spec, 'the path must be absolute');
+  const where = mountTarget('--tmpfs', spec, target);
   for (const o of options) {
     if (!/^(size=\d+[kmg%]?|mode=[0-7]{3,4}|uid=\d+|gid=\d+|nr_inodes=\d+[kmg]?|noexec|exec|nosuid|suid|nodev|dev|ro|rw)$/.test(o)) {
       throw flagError('--tmpfs', spec, `unknown option "${o}"`);
     }
   }
-  return { target: normalizePath(target), options };
+  return { target: where, options };
 }
 
 const RLIMITS = new Set([

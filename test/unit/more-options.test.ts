@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkGroupAdd, parseLabels, parseMount, parseShmSize, parseStopTimeout, parseSysctl } from '../../src/namespaces/more-options.js';
+import { parseTmpfs, parseVolume } from '../../src/namespaces/options.js';
 
 const privateNs = { hostNetwork: false, hostIpc: false, hostUts: false };
 
@@ -20,6 +21,22 @@ describe('docker run flags: labels, --mount, --sysctl, --shm-size, --stop-timeou
     expect(() => parseMount('type=bind,source=/a')).toThrow(/a target .* is required/);
     expect(() => parseMount('type=tmpfs,target=/t,source=/x')).toThrow(/unknown option "source" for type=tmpfs/);
     expect(() => parseMount('type=nfs,target=/t')).toThrow(/unknown type "nfs"/);
+  });
+
+  it('no -v, --mount or --tmpfs in /proc or /sys, however the path is spelled (issue 13)', () => {
+    const refused = /cannot mount on \/(proc|sys)\S*: \/(proc|sys) belongs to the kernel/;
+    for (const target of ['/proc', '/proc/self', '/proc/./self/', '//proc//sys', '/tmp/../proc/1', '/sys', '/sys/fs/cgroup', '/sys/../sys/kernel']) {
+      expect(() => parseVolume(`/tmp/evil:${target}`), target).toThrow(refused);
+      expect(() => parseVolume(`vol:${target}:ro`), target).toThrow(refused);
+      expect(() => parseMount(`type=bind,source=/tmp/evil,target=${target}`), target).toThrow(refused);
+      expect(() => parseMount(`type=volume,source=vol,target=${target}`), target).toThrow(refused);
+      expect(() => parseMount(`type=tmpfs,target=${target}`), target).toThrow(refused);
+      expect(() => parseTmpfs(`${target}:size=1m`), target).toThrow(refused);
+    }
+    // Names that only begin like the kernel's trees are ordinary paths.
+    expect(parseVolume('/tmp/a:/procfiles').target).toBe('/procfiles');
+    expect(parseTmpfs('/system').target).toBe('/system');
+    expect(() => parseTmpfs('/')).toThrow(/cannot mount over the container root/);
   });
 
   it('--sysctl: only what the container\'s own namespaces scope', () => {
