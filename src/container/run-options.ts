@@ -13,7 +13,7 @@ import {
   type ContainerOptions,
 } from '../namespaces/options.js';
 import { DEFAULT_CGROUP_PARENT, parseResources, type ResourceFlags } from '../cgroups/index.js';
-import { parseAddHost } from '../netns/dns.js';
+import { parseAddHost, parseDnsOptions, parseNetworkAlias } from '../netns/dns.js';
 import { parseIp } from '../netns/ipv4.js';
 import { parseUserns } from '../namespaces/userns.js';
 import { parseDevice, parseDeviceCgroupRule } from '../namespaces/devices.js';
@@ -200,9 +200,9 @@ export function parseRunOptions(flags: RunFlagValues, args: string[], host: Host
     resources,
     publish: f.publish.flatMap(parsePublish),
     publishAll: f.publishAll,
-    dns: { dns: f.dns, dnsSearch: f.dnsSearch, dnsOptions: f.dnsOption },
+    dns: parseDnsOptions(f),
     addHosts: f.addHost.map(parseAddHost),
-    networkAliases: f.networkAlias,
+    networkAliases: f.networkAlias.map(parseNetworkAlias),
     ...(f.ip !== undefined && { ip: f.ip }),
     cgroupParent: parseCgroupParent(f.cgroupParent),
   };

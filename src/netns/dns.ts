@@ -76,6 +76,32 @@ export function hostResolvConf(
   return resolvConf(read(files.host) ?? '', upstreamText === undefined ? opts : { ...opts, upstreamText });
 }
 
+/** A host or domain name as resolv.conf and /etc/hosts take it: labels of letters, digits and `-`. */
+const HOST_NAME = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+/** A resolv.conf option: `rotate`, `ndots:2`, `timeout:1`, `use-vc`. */
+const RESOLV_OPTION = /^[A-Za-z0-9][A-Za-z0-9_-]*(:[A-Za-z0-9_.-]+)?$/;
+
+/**
+ * --dns, --dns-search and --dns-option, checked: each value becomes a line or a word of the
+ * container's resolv.conf, and one with a newline or a space in it would add lines of its own
+ * (a nameserver the user never gave). docker refuses a --dns that is not an IP address too.
+ */
+export function parseDnsOptions(f: { dns: string[]; dnsSearch: string[]; dnsOption: string[] }): DnsOptions {
+  const bad = (flag: string, value: string, why: string) => new TsrunError('EINVAL_FLAG', `invalid argument ${JSON.stringify(value)} for "${flag}" flag: ${why}`);
+  for (const d of f.dns) if (isIP(d) === 0) throw bad('--dns', d, 'not an IP address');
+  for (const d of f.dnsSearch) {
+    if (d !== '.' && !HOST_NAME.test(d.replace(/\.$/, ''))) throw bad('--dns-search', d, 'not a domain name');
+  }
+  for (const o of f.dnsOption) if (!RESOLV_OPTION.test(o)) throw bad('--dns-option', o, 'not a resolv.conf option (name or name:value)');
+  return { dns: f.dns, dnsSearch: f.dnsSearch, dnsOptions: f.dnsOption };
+}
+
+/** --network-alias: a name other containers find in their /etc/hosts, so one name, nothing more. */
+export function parseNetworkAlias(alias: string): string {
+  if (!HOST_NAME.test(alias)) throw new TsrunError('EINVAL_FLAG', `invalid argument ${JSON.stringify(alias)} for "--network-alias" flag: not a valid host name`);
+  return alias;
+}
+
 export interface AddHost {
   host: string;
   /** An address, or "host-gateway": the container's gateway, i.e. the host as seen from inside. */

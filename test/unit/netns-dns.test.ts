@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { addHostEntries, parseAddHost, resolvConf } from '../../src/netns/dns.js';
+import { addHostEntries, parseAddHost, parseDnsOptions, parseNetworkAlias, resolvConf } from '../../src/netns/dns.js';
 
 const stub = `# This is /run/systemd/resolve/stub-resolv.conf managed by man:systemd-resolved(8).
 nameserver 127.0.0.53
@@ -38,6 +38,25 @@ describe('resolvConf', () => {
 
   it('turns a domain line into search', () => {
     expect(resolvConf('domain lan\nnameserver 10.0.0.1\n')).toContain('search lan\n');
+  });
+});
+
+describe('--dns, --dns-search, --dns-option and --network-alias are checked (issue 13)', () => {
+  const none = { dns: [], dnsSearch: [], dnsOption: [] };
+  it('takes what docker takes', () => {
+    const f = { dns: ['1.1.1.1', 'fd00::53'], dnsSearch: ['corp.example', 'example.com.', '.'], dnsOption: ['ndots:2', 'rotate', 'use-vc', 'timeout:1'] };
+    expect(parseDnsOptions(f)).toEqual({ dns: f.dns, dnsSearch: f.dnsSearch, dnsOptions: f.dnsOption });
+    expect(parseNetworkAlias('db-1.internal')).toBe('db-1.internal');
+  });
+  it('refuses values that would add lines to resolv.conf or /etc/hosts', () => {
+    expect(() => parseDnsOptions({ ...none, dns: ['1.1.1.1\nnameserver 6.6.6.6'] })).toThrow(/for "--dns" flag: not an IP address/);
+    expect(() => parseDnsOptions({ ...none, dns: ['dns.example'] })).toThrow(/not an IP address/);
+    expect(() => parseDnsOptions({ ...none, dnsSearch: ['a.example\nnameserver 6.6.6.6'] })).toThrow(/for "--dns-search" flag: not a domain name/);
+    expect(() => parseDnsOptions({ ...none, dnsSearch: ['a b'] })).toThrow(/not a domain name/);
+    expect(() => parseDnsOptions({ ...none, dnsOption: ['ndots:1\nnameserver 6.6.6.6'] })).toThrow(/for "--dns-option" flag: not a resolv.conf option/);
+    expect(() => parseDnsOptions({ ...none, dnsOption: ['rotate edns0'] })).toThrow(/not a resolv.conf option/);
+    expect(() => parseNetworkAlias('db\n6.6.6.6 bank.example')).toThrow(/for "--network-alias" flag: not a valid host name/);
+    expect(() => parseNetworkAlias('-x')).toThrow(/not a valid host name/);
   });
 });
 
