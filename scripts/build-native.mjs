@@ -21,7 +21,7 @@ const sources = readdirSync(join(root, 'native'))
   .map((f) => join(root, 'native', f));
 mkdirSync(join(root, 'native', 'build'), { recursive: true });
 const out = join(root, 'native', 'build', 'tsrun-helper');
-const args = ['-std=gnu11', '-O2', '-Wall', '-Wextra', '-Werror=implicit-function-declaration',
+const args = ['-std=gnu11', '-O2', '-s', '-Wall', '-Wextra', '-Werror=implicit-function-declaration',
   '-D_GNU_SOURCE', '-o', out, ...sources];
 const r = spawnSync(cc, args, { stdio: 'inherit' });
 if (r.status !== 0) {
