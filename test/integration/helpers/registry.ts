@@ -325,8 +325,8 @@ async function tarOf(files: Record<string, Buffer | string>): Promise<Buffer> {
 }
 
 export interface ImageSpec {
-  /** One object per layer: path → content. */
-  layers: Array<Record<string, Buffer | string>>;
+  /** One object per layer: path → content; or the layer's tar exactly as given (a crafted one). */
+  layers: Array<Record<string, Buffer | string> | Buffer>;
   architecture?: string;
   os?: string;
   variant?: string;
@@ -345,10 +345,10 @@ async function addImage(layout: string, spec: ImageSpec): Promise<{ manifest: Bu
   const layers: BuiltLayer[] = [];
   const descs = [];
   for (const files of spec.layers) {
-    const tar = await tarOf(files);
+    const tar = Buffer.isBuffer(files) ? files : await tarOf(files);
     const blob = spec.gzip === false ? tar : gzipSync(tar);
     const digest = await writeBlob(layout, blob);
-    layers.push({ digest, diffId: sha(tar), size: blob.length, files: Object.keys(files) });
+    layers.push({ digest, diffId: sha(tar), size: blob.length, files: Buffer.isBuffer(files) ? [] : Object.keys(files) });
     descs.push({
       mediaType: spec.gzip === false ? 'application/vnd.oci.image.layer.v1.tar' : 'application/vnd.oci.image.layer.v1.tar+gzip',
       digest,
