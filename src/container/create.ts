@@ -12,7 +12,7 @@ import { inOwnUserns } from '../rootless.js';
 import { cgroupMounts } from '../namespaces/cgroup-mounts.js';
 import { containerDevices } from '../namespaces/devices.js';
 import { ensureVolume, fillFromImage, volumeData, withVolumesLock } from './volumes.js';
-import { LowerLayers } from './lower-layers.js';
+import { LowerLayers } from '../overlay/lower-layers.js';
 import { detectCgroups } from '../cgroups/index.js';
 import { resolveUser } from './user.js';
 import { hostCapabilities, hostHardLimits, hasCapSysResource } from './host.js';

@@ -30,8 +30,8 @@ import type { Found } from './lookup.js';
 import type { ContainerState } from './record.js';
 import { observe, processStartTime } from './status.js';
 import { carriedXattrs } from './xattrs.js';
-import { lstatOrUndefined } from './lower-layers.js';
-export { lstatOrUndefined } from './lower-layers.js';
+import { lstatOrUndefined } from '../overlay/lower-layers.js';
+export { lstatOrUndefined } from '../overlay/lower-layers.js';
 export { applyXattrs, carriedXattrs, carriesXattr } from './xattrs.js';
 
 const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = fs.constants;

@@ -28,7 +28,7 @@ import {
 import { join } from 'node:path';
 import { errnoOf, TsrunError } from '../errors.js';
 import { withLock } from '../sys/lock.js';
-import type { LowerLayers } from './lower-layers.js';
+import type { LowerLayers } from '../overlay/lower-layers.js';
 import { ContainerPaths } from './paths.js';
 import { applyXattrs, carriedXattrs } from './xattrs.js';
 import { listIds, readRecord, writeJsonAtomic } from './record.js';

@@ -17,6 +17,8 @@ import type { Digest, LayerRecord } from './types.js';
 // The unpacker (tar-stream, koffi, worker threads) loads only when a layer is unpacked: `run`
 // never needs it.
 import type { UnpackOptions } from './unpack.js';
+import { LowerLayers } from '../overlay/lower-layers.js';
+import { applyFromBelow, needsBelow, type FromBelow } from '../overlay/inherit.js';
 
 /** What `layers/<hex>/layer.json` holds. */
 interface LayerMeta {
@@ -29,6 +31,8 @@ interface LayerMeta {
   contentSize: number;
   link: string;
   created: string;
+  /** What the layer still takes from the chain below it (overlay/inherit.ts); gone once applied. */
+  fromBelow?: FromBelow;
 }
 
 const TMP = '.tmp-';
@@ -90,6 +94,7 @@ export class Layers {
         contentSize: result.contentSize,
         link,
         created: new Date().toISOString(),
+        ...(needsBelow(result.fromBelow) && { fromBelow: result.fromBelow }),
       };
       await writeFileAtomic(path.join(tmp, 'layer.json'), JSON.stringify(meta, null, 2) + '\n', 0o644);
       // The link may point at a dir that does not exist yet; it is valid once the rename is.
@@ -112,6 +117,29 @@ export class Layers {
       if (linked) await fs.unlink(linkPath).catch(() => {});
       await removeTree(tmp).catch(() => {});
       throw wrap('EBADIMAGE', `unpacking layer ${diffId}`, err);
+    }
+  }
+
+  /**
+   * Completes each layer of a chain (bottom first) with what it takes from the layers below it
+   * (overlay/inherit.ts). A layer is committed as soon as it is unpacked, while the layers below
+   * may still be unpacking (a pull unpacks them side by side); so this runs once the whole chain
+   * is in the store, before an image that uses it is recorded. It is idempotent, and the next
+   * image recorded on this chain finishes a layer whose process was killed before it could.
+   */
+  async finish(chains: Digest[]): Promise<void> {
+    for (let i = 0; i < chains.length; i++) {
+      const metaPath = path.join(this.dir(chains[i]!), 'layer.json');
+      const meta = await readJson<LayerMeta>(metaPath);
+      if (!meta || !needsBelow(meta.fromBelow)) continue;
+      const below = new LowerLayers(chains.slice(0, i).reverse().map((c) => path.join(this.dir(c), 'diff')));
+      try {
+        applyFromBelow(path.join(this.dir(chains[i]!), 'diff'), meta.fromBelow, below);
+      } catch (err) {
+        throw wrap('EINTERNAL', `layer ${chains[i]}: applying what it takes from the layers below`, err);
+      }
+      const { fromBelow: _done, ...rest } = meta;
+      await writeFileAtomic(metaPath, JSON.stringify(rest, null, 2) + '\n', 0o644);
     }
   }
 

@@ -162,6 +162,10 @@ export class ImageStore {
     for (const d of [manifestDigest, configDigest, ...p.manifest.layers.map((l) => l.digest)]) {
       if (isDigest(d) && (await this.hasBlob(d))) blobs.push(d);
     }
+    for (const c of chains) {
+      if (!(await this.layers.get(c))) throw new TsrunError('EBADIMAGE', `image ${configDigest}: layer ${c} is not in the store`);
+    }
+    await this.layers.finish(chains);
     return this.locked(async (db, save) => {
       for (const c of chains) {
         if (!(await this.layers.get(c))) throw new TsrunError('EBADIMAGE', `image ${configDigest}: layer ${c} is not in the store`);

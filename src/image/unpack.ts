@@ -12,7 +12,13 @@
 //     The last component is never followed (O_NOFOLLOW|O_EXCL, lchown, lutimes, mknod).
 //   - A hardlink's target is resolved the same way and must be a file of this layer.
 //   - OCI whiteouts become overlayfs ones: `.wh.x` → character device 0/0 `x`,
-//     `.wh..wh..opq` → xattr trusted.overlay.opaque=y on the directory.
+//     `.wh..wh..opq` → xattr trusted.overlay.opaque=y on the directory. As the image spec says,
+//     a whiteout removes only what the layers below have: an `x` of this layer stays, before or
+//     after its `.wh.x` in the tar (a directory then becomes opaque, so that nothing of the
+//     lower `x` shows through it).
+//   - A directory the layer implies (`a/b` with no `a/` entry) is reported in `impliedDirs`:
+//     it keeps the attributes the layers below give it, which only the layer store can apply,
+//     once they are unpacked (inherit.ts).
 //
 // The hot loop is synchronous: TarReader (tar.ts) calls the Unpacker for each entry and each
 // piece of its data as the bytes arrive, and the fs calls are the sync ones — per file several
@@ -25,6 +31,8 @@ import { Hasher } from './digest.js';
 import { TarReader, gidOf, mtimeOf, uidOf, xattrsOf, type Header, type TarSink } from './tar.js';
 import type { Digest } from './types.js';
 import { PathResolver, cleanPath, type Placed } from './unpack-paths.js';
+import { OPAQUE_XATTR, isOverlayXattr, isWhiteout, lstatOrUndefined } from '../overlay/lower-layers.js';
+import type { FromBelow } from '../overlay/inherit.js';
 
 export { cleanPath } from './unpack-paths.js';
 
@@ -44,6 +52,8 @@ export interface UnpackResult {
   /** Sum of the regular files' sizes. */
   contentSize: number;
   entries: number;
+  /** What only the layers below can complete (inherit.ts): empty for most layers. */
+  fromBelow: FromBelow;
 }
 
 const WHITEOUT = '.wh.';
@@ -79,7 +89,7 @@ export async function unpackTar(source: AsyncIterable<Uint8Array>, dir: string, 
     unpacker.abort();
     throw unpackError(err);
   }
-  return { diffId: hasher.digest(), tarSize: hasher.size, contentSize: unpacker.contentSize, entries: unpacker.entries };
+  return { diffId: hasher.digest(), tarSize: hasher.size, contentSize: unpacker.contentSize, entries: unpacker.entries, fromBelow: unpacker.fromBelow };
 }
 
 /** What unpackTar throws for a failure of its source, its tar or its writes. */
@@ -105,6 +115,13 @@ class Unpacker implements TarSink {
   private readonly opaqueXattr: string;
   private readonly dirs = new Map<string, DirMeta>();
   private file: OpenFile | undefined;
+  /** Paths this layer whites out: their lower entry is gone (and gives an implied directory nothing). */
+  private readonly deletedBelow = new Set<string>();
+  /** Directories this layer made opaque (a `.wh..wh..opq`, or a whiteout of a directory). */
+  private readonly opaqueDirs = new Set<string>();
+  /** Directories made for an entry below them, with no entry of their own (yet). */
+  private readonly implied = new Set<string>();
+  fromBelow: FromBelow = { implied: [], opaqueRoot: false };
 
   constructor(
     private readonly dir: string,
@@ -112,7 +129,7 @@ class Unpacker implements TarSink {
   ) {
     this.paths = new PathResolver(dir);
     this.owners = options.owners ?? canChown;
-    this.opaqueXattr = options.opaqueXattr ?? (isRoot ? 'trusted.overlay.opaque' : 'user.overlay.opaque');
+    this.opaqueXattr = options.opaqueXattr ?? OPAQUE_XATTR;
   }
 
   entry(header: Header): void {
@@ -196,7 +213,24 @@ class Unpacker implements TarSink {
         p.release();
       }
     }
+    this.fromBelow = {
+      implied: [...this.implied].filter((rel) => this.inheritsFromBelow(rel)).sort(),
+      opaqueRoot: this.opaqueDirs.has(''),
+    };
     this.paths.close();
+  }
+
+  /**
+   * Whether the implied directory `rel` takes its attributes from the layers below: it is still
+   * a directory (not replaced later in the tar), its own lower entry was not whited out, and no
+   * directory above it hides what is below.
+   */
+  private inheritsFromBelow(rel: string): boolean {
+    if (this.deletedBelow.has(rel) || this.opaqueDirs.has('') || this.paths.crossesSymlink(rel)) return false;
+    for (let i = rel.indexOf('/'); i >= 0; i = rel.indexOf('/', i + 1)) {
+      if (this.opaqueDirs.has(rel.slice(0, i))) return false;
+    }
+    return lstatOrUndefined(`${this.dir}/${rel}`)?.isDirectory() === true;
   }
 
   /** After a failure: closes what is open; the caller removes the directory. */
@@ -231,6 +265,7 @@ class Unpacker implements TarSink {
       const p = this.paths.place(rel, true);
       try {
         this.create(p.path, rel, () => fs.mkdirSync(p.path, 0o700), true);
+        this.implied.delete(rel); // its own attributes, from this entry
         this.applyOwner(p.path, header);
         const xattrs = xattrsOf(header);
         if (xattrs.length > 0) this.setXattrs(xattrs, (name, value) => libc.lsetxattr(p.path, name, value));
@@ -278,6 +313,8 @@ class Unpacker implements TarSink {
     const p = this.paths.place(rel, true);
     try {
       if (st.isDirectory()) throw new TsrunError('EUNSAFE', `hardlink target ${header.linkname} is a directory`);
+      // A whiteout is not a file of the layer: a link to it would white out another name.
+      if (isWhiteout(st)) throw new TsrunError('EUNSAFE', `hardlink target ${header.linkname} is a whiteout, not a file of this layer`);
       // link(2) follows a symlink in neither name: linking to a symlink makes a new name for
       // the symlink itself, which we must then remember as one.
       this.create(p.path, rel, () => fs.linkSync(t.path, p.path));
@@ -309,15 +346,28 @@ class Unpacker implements TarSink {
     }
   }
 
-  /** `.wh.<name>`: overlayfs hides a lower `<name>` behind a 0/0 character device. */
+  /**
+   * `.wh.<name>`: overlayfs hides a lower `<name>` behind a 0/0 character device. Only a lower
+   * one: what this layer has at `<name>`, before or after the whiteout, stays (OCI image spec,
+   * "Whiteouts"). A file of this layer hides the lower entry by itself; a directory would merge
+   * with it, so it becomes opaque.
+   */
   private whiteout(parent: string, name: string): void {
     const rel = parent === '' ? name : `${parent}/${name}`;
+    this.deletedBelow.add(rel);
     const p = this.paths.place(rel, true);
     try {
-      this.create(p.path, rel, () => libc.mknod(p.path, libc.S_IFCHR, 0, 0));
+      const there = lstatOrUndefined(p.path);
+      if (!there) this.create(p.path, rel, () => libc.mknod(p.path, libc.S_IFCHR, 0, 0));
+      else if (there.isDirectory()) this.setOpaque(rel, p.path);
     } finally {
       p.release();
     }
+  }
+
+  private setOpaque(rel: string, path: string): void {
+    libc.lsetxattr(path, this.opaqueXattr, Buffer.from('y'));
+    this.opaqueDirs.add(rel);
   }
 
   /** `.wh..wh..opq`: the directory hides everything below it in lower layers. */
@@ -325,14 +375,18 @@ class Unpacker implements TarSink {
     if (rel !== '') {
       const p = this.paths.place(rel, true);
       try {
-        this.create(p.path, rel, () => fs.mkdirSync(p.path, 0o755), true);
+        // A directory with a marker but no entry of its own is implied, as any parent.
+        this.create(p.path, rel, () => {
+          fs.mkdirSync(p.path, 0o755);
+          if (!this.paths.crossesSymlink(rel)) this.implied.add(rel);
+        }, true);
       } finally {
         p.release();
       }
     }
     const p = this.paths.place(rel);
     try {
-      libc.lsetxattr(p.path, this.opaqueXattr, Buffer.from('y'));
+      this.setOpaque(rel, p.path);
     } finally {
       p.release();
     }
@@ -349,8 +403,9 @@ class Unpacker implements TarSink {
       return;
     } catch (err) {
       const code = errnoOf(err);
-      if (code === 'ENOENT') {
-        this.paths.mkdirParents(rel);
+      // A missing parent, or (ENOTDIR) one this layer whited out: made as `mkdir -p` would.
+      if (code === 'ENOENT' || (code === 'ENOTDIR' && this.deletedBelow.size > 0)) {
+        this.makeParents(rel);
         make();
         return;
       }
@@ -366,6 +421,39 @@ class Unpacker implements TarSink {
       if (st.isSymbolicLink()) this.paths.removeSymlink(rel);
     }
     make();
+    // A directory where this layer had a file, link, device or whiteout: that entry removed the
+    // lower one (image spec, "Changeset over existing files"), whose content must not show
+    // through the new directory.
+    if (keepDir) this.setOpaque(rel, path);
+  }
+
+  /**
+   * `mkdir -p` of the parent of `rel`, one directory at a time, noting each one made as implied.
+   * A whiteout of this layer on the way gives way to the directory (the layer removed the lower
+   * entry, and makes a new one). Across a symlink of this layer the kernel resolves the path
+   * (unpack-paths.ts); the directories made there are not noted.
+   */
+  private makeParents(rel: string): void {
+    if (this.paths.crossesSymlink(rel)) {
+      this.paths.mkdirParents(rel);
+      return;
+    }
+    for (let slash = rel.indexOf('/'); slash >= 0; slash = rel.indexOf('/', slash + 1)) {
+      const prefix = rel.slice(0, slash);
+      const path = `${this.dir}/${prefix}`;
+      try {
+        fs.mkdirSync(path, 0o755);
+      } catch (err) {
+        if (errnoOf(err) !== 'EEXIST') throw err;
+        const st = fs.lstatSync(path);
+        if (st.isDirectory()) continue;
+        if (!(isWhiteout(st) && this.deletedBelow.has(prefix))) throw new TsrunError('EBADIMAGE', `${prefix} is not a directory`);
+        fs.unlinkSync(path);
+        fs.mkdirSync(path, 0o755);
+        this.setOpaque(prefix, path); // the lower entry is whited out: a new, empty directory
+      }
+      this.implied.add(prefix);
+    }
   }
 
   private applyOwner(path: string, header: Header): void {
@@ -376,7 +464,7 @@ class Unpacker implements TarSink {
     for (const [name, value] of xattrs) {
       // overlayfs's own attributes may only come from whiteout conversion: a layer that sets
       // trusted.overlay.redirect or .metacopy could make overlayfs look somewhere else.
-      if (name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.')) {
+      if (isOverlayXattr(name)) {
         throw new TsrunError('EUNSAFE', `sets the overlayfs attribute ${name}`);
       }
       try {

@@ -86,7 +86,7 @@ describePrivileged('volumes', () => {
       [['run', '--rm', '-v', 'b@d:/x', image, 'true'], '"b@d" is neither an absolute host path nor a volume name'],
       [['run', '--rm', '--mount', 'type=volume,target=/x', image, 'true'], 'give source=NAME'],
       [['run', '--rm', '-v', 'v1:/x/..', image, 'true'], 'cannot mount over the container root'],
-      [['run', '--rm', '--mount', 'type=volume,source=v1,target=/.', image, 'true'], 'the target must be an absolute path other than /'],
+      [['run', '--rm', '--mount', 'type=volume,source=v1,target=/.', image, 'true'], 'cannot mount over the container root'],
       [['volume', 'rm', 'nope'], 'no such volume: nope'],
       [['volume', 'create', '-x'], "unknown option '-x'"],
     ] as const) {

@@ -311,6 +311,63 @@ describe('malicious layers', () => {
   });
 });
 
+describe('the spec\'s merge rules within one layer (issue 13)', () => {
+  const opaqueXattr = isRoot ? 'trusted.overlay.opaque' : 'user.overlay.opaque';
+  const opaque = (rel: string) => lgetxattr(L(rel), opaqueXattr)?.toString() === 'y';
+
+  it.runIf(isRoot)('a whiteout removes only what the layers below have: what this layer has at the name stays, in either order', async () => {
+    const r = await unpack([
+      { name: 'x', content: 'file before its whiteout' },
+      { name: '.wh.x' },
+      { name: '.wh.y' },
+      { name: 'y', content: 'file after its whiteout' },
+      { name: 'd/', type: 'dir' },
+      { name: 'd/k', content: 'k' },
+      { name: '.wh.d' },
+      { name: '.wh.e' },
+      { name: 'e/', type: 'dir', mode: 0o750 },
+      { name: 'e/k', content: 'k' },
+      { name: '.wh.f' },
+      { name: 'f/g', content: 'in an implied directory over a whiteout' },
+      { name: 'g', content: 'a file, then' },
+      { name: 'g/', type: 'dir' },
+    ]);
+    expect(fs.readFileSync(L('x'), 'utf8')).toBe('file before its whiteout');
+    expect(fs.readFileSync(L('y'), 'utf8')).toBe('file after its whiteout');
+    // Directories of this layer stay, and hide the lower directory's content: opaque.
+    for (const d of ['d', 'e', 'f', 'g']) {
+      expect(fs.lstatSync(L(d)).isDirectory(), d).toBe(true);
+      expect(opaque(d), d).toBe(true);
+    }
+    expect(fs.readFileSync(L('d/k'), 'utf8')).toBe('k');
+    expect(fs.readFileSync(L('f/g'), 'utf8')).toContain('implied');
+    expect(fs.lstatSync(L('e')).mode & 0o777).toBe(0o750);
+    // f's lower entry is gone: it takes nothing from below.
+    expect(r.fromBelow).toEqual({ implied: [], opaqueRoot: false });
+  });
+
+  it('reports the directories a layer implies, except those a whiteout or opaque directory of the layer hides', async () => {
+    const r = await unpack([
+      { name: 'tmp/x', content: 'x' },
+      { name: 'a/b/c', content: 'c' },
+      { name: 'o/.wh..wh..opq' },
+      { name: 'o/p/q', content: 'q' },
+      { name: 'd/', type: 'dir' },
+      { name: 'd/e/f', content: 'f' },
+      { name: 'later/x', content: 'x' },
+      { name: 'later/', type: 'dir', mode: 0o700 },
+    ]);
+    // o keeps its own lower attributes (the marker hides its children, not itself); o/p is below it.
+    expect(r.fromBelow).toEqual({ implied: ['a', 'a/b', 'd/e', 'o', 'tmp'], opaqueRoot: false });
+    expect(fs.lstatSync(L('later')).mode & 0o777).toBe(0o700);
+  });
+
+  it('reports an opaque root, and then nothing to inherit', async () => {
+    const r = await unpack([{ name: '.wh..wh..opq' }, { name: 'tmp/x', content: 'x' }]);
+    expect(r.fromBelow).toEqual({ implied: [], opaqueRoot: true });
+  });
+});
+
 describe('entries naming the layer root', () => {
   // Issue 13's first escape: `.` as a symlink to a host directory, then `x` written through it.
   const spellings = ['.', './', '/', '', '//', './.', 'a/..'];

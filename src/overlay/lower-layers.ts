@@ -1,11 +1,11 @@
 // The image's layers as overlayfs merges them, read from the store without mounting anything:
 // whiteouts (0/0 character devices) and opaque directories decide what a lower layer shows.
 // Light on purpose (node:fs and, for the opaque attribute, libc): `run` loads it to fill a new
-// volume from the image, and must not load what export and diff need (tar-stream).
+// volume from the image, and must not load what export and diff need (tar-stream). A layer's
+// unpack reads it too, for the directories the layer implies (inherit.ts).
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { errnoOf } from '../errors.js';
-import type { Found } from './lookup.js';
 import * as libc from '../sys/libc.js';
 
 /** lstat, or undefined where nothing is (ENOENT, or a non-directory on the way). */
@@ -19,6 +19,17 @@ export function lstatOrUndefined(path: string): fs.Stats | undefined {
 }
 
 const OPAQUE_XATTRS = ['trusted.overlay.opaque', 'user.overlay.opaque'];
+
+/**
+ * Where this process marks a directory opaque: trusted.overlay.opaque as the host's root, else
+ * user.overlay.opaque (what overlayfs reads when mounted with `userxattr`, rootless tsrun).
+ */
+export const OPAQUE_XATTR = process.getuid?.() === 0 && !process.env.TSRUN_USERNS ? OPAQUE_XATTRS[0]! : OPAQUE_XATTRS[1]!;
+
+/** overlayfs's own attributes: never copied from one layer to another. */
+export function isOverlayXattr(name: string): boolean {
+  return name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.');
+}
 
 export function isWhiteout(st: fs.Stats): boolean {
   return st.isCharacterDevice() && st.rdev === 0;
@@ -43,7 +54,8 @@ export function isOpaque(path: string): boolean {
 export class LowerLayers {
   constructor(private readonly dirs: string[]) {}
 
-  static of(found: Found): LowerLayers {
+  /** A container's lower layers (what its record lists, relative to its store). */
+  static of(found: { record: { lowerDirs: string[] }; paths: { storeRoot: string } }): LowerLayers {
     return new LowerLayers(found.record.lowerDirs.map((l) => join(found.paths.storeRoot, l)));
   }
 

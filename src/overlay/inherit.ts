@@ -1,0 +1,97 @@
+// What a layer takes from the layers below it, applied once they are all unpacked: the parts of
+// the OCI image spec's changeset rules that a layer directory cannot say by itself.
+//
+//   - A directory the layer implies (`tmp/x` with no `tmp/` entry) keeps the attributes the
+//     lower layers give it: "if the entry and the existing path are both directories, then the
+//     existing path's attributes MUST be replaced by those of the entry", and here there is no
+//     entry. Unpacked alone, it would be a 0755 root directory that overlayfs shows instead of
+//     the lower one: /tmp would lose its 1777. (docker and podman get this wrong.)
+//   - A `.wh..wh..opq` at the layer's root hides everything below it, but overlayfs ignores the
+//     opaque attribute on a layer's root directory: each name the lower layers have at the top
+//     gets a whiteout instead, and a directory of this layer there becomes opaque.
+//
+// Both depend only on the layer and the chain below it (its chain ID says which), so applying
+// them again gives the same tree: a layer store may do it whenever the chain is complete.
+import * as fs from 'node:fs';
+import { errnoOf } from '../errors.js';
+import * as libc from '../sys/libc.js';
+import { OPAQUE_XATTR, isOverlayXattr, lstatOrUndefined, type LowerLayers } from './lower-layers.js';
+
+export interface FromBelow {
+  /** Implied directories, relative to the layer: no whiteout or opaque dir of the layer hides their lower entry. */
+  implied: string[];
+  /** The layer has `.wh..wh..opq` at its root. */
+  opaqueRoot: boolean;
+}
+
+export function needsBelow(f: FromBelow | undefined): f is FromBelow {
+  return f !== undefined && (f.implied.length > 0 || f.opaqueRoot);
+}
+
+const { O_RDONLY, O_DIRECTORY } = fs.constants;
+
+/** Applies `f` to the layer directory `dir`, whose lower layers are `below`. */
+export function applyFromBelow(dir: string, f: FromBelow, below: LowerLayers): void {
+  if (f.opaqueRoot) hideBelowRoot(dir, below);
+  const root = fs.openSync(dir, O_RDONLY | O_DIRECTORY);
+  try {
+    for (const rel of f.implied) inherit(root, rel, below);
+  } finally {
+    fs.closeSync(root);
+  }
+}
+
+function inherit(root: number, rel: string, below: LowerLayers): void {
+  const lower = below.find(rel);
+  if (!lower?.st.isDirectory()) return; // nothing below: the new directory's defaults stand
+  let fd: number;
+  try {
+    // Never through a symlink: only the directory the unpacker made at exactly this path.
+    fd = libc.openat2(root, rel, O_RDONLY | O_DIRECTORY | libc.O_CLOEXEC, libc.RESOLVE_BENEATH | libc.RESOLVE_NO_SYMLINKS | libc.RESOLVE_NO_MAGICLINKS);
+  } catch (err) {
+    if (['ENOENT', 'ENOTDIR', 'ELOOP', 'EXDEV'].includes(errnoOf(err) ?? '')) return;
+    throw err;
+  }
+  try {
+    const { st } = lower;
+    if (process.getuid?.() === 0) fs.fchownSync(fd, st.uid, st.gid);
+    fs.fchmodSync(fd, st.mode & 0o7777); // after chown, which clears set-id bits
+    for (const name of xattrNames(lower.path)) {
+      const value = libc.lgetxattr(lower.path, name);
+      if (value !== undefined) setXattr(fd, name, value);
+    }
+    fs.futimesSync(fd, st.atime, st.mtime);
+  } finally {
+    libc.close(fd);
+  }
+}
+
+function hideBelowRoot(dir: string, below: LowerLayers): void {
+  for (const name of below.list('')) {
+    const path = `${dir}/${name}`;
+    const st = lstatOrUndefined(path);
+    if (!st) libc.mknod(path, libc.S_IFCHR, 0, 0);
+    else if (st.isDirectory()) libc.lsetxattr(path, OPAQUE_XATTR, Buffer.from('y'));
+    // A file, link or whiteout of this layer hides the lower entry already.
+  }
+}
+
+function xattrNames(path: string): string[] {
+  try {
+    return libc.llistxattr(path).filter((n) => !isOverlayXattr(n));
+  } catch (err) {
+    if (['ENOTSUP', 'EOPNOTSUPP'].includes(errnoOf(err) ?? '')) return [];
+    throw err;
+  }
+}
+
+function setXattr(fd: number, name: string, value: Buffer): void {
+  try {
+    libc.fsetxattr(fd, name, value);
+  } catch (err) {
+    // As when unpacking: what this file system or this user cannot keep is dropped.
+    const code = errnoOf(err);
+    if (code === 'ENOTSUP' || code === 'EOPNOTSUPP' || (code === 'EPERM' && process.geteuid?.() !== 0)) return;
+    throw err;
+  }
+}
