@@ -121,7 +121,9 @@ class Unpacker implements TarSink {
   private readonly opaqueDirs = new Set<string>();
   /** Directories made for an entry below them, with no entry of their own (yet). */
   private readonly implied = new Set<string>();
-  fromBelow: FromBelow = { implied: [], opaqueRoot: false };
+  /** The whiteouts (0/0 devices) this layer made, where no symlink of the layer is on the way. */
+  private readonly whiteoutsMade = new Set<string>();
+  fromBelow: FromBelow = { implied: [], opaqueRoot: false, whiteouts: [] };
 
   constructor(
     private readonly dir: string,
@@ -195,6 +197,8 @@ class Unpacker implements TarSink {
   /** Directory modes and mtimes go last: writing inside a directory changes its mtime, and a
    * read-only mode would stop us writing in it. Deepest first. */
   finish(): void {
+    // Before the directories' times are set: removing a whiteout changes its directory's.
+    const whiteouts = this.whiteoutsToCheck();
     const dirs = [...this.dirs.values()].sort((a, b) => b.rel.length - a.rel.length);
     for (const d of dirs) {
       const p = this.paths.place(d.rel);
@@ -216,6 +220,7 @@ class Unpacker implements TarSink {
     this.fromBelow = {
       implied: [...this.implied].filter((rel) => this.inheritsFromBelow(rel)).sort(),
       opaqueRoot: this.opaqueDirs.has(''),
+      whiteouts,
     };
     this.paths.close();
   }
@@ -231,6 +236,26 @@ class Unpacker implements TarSink {
       if (this.opaqueDirs.has(rel.slice(0, i))) return false;
     }
     return lstatOrUndefined(`${this.dir}/${rel}`)?.isDirectory() === true;
+  }
+
+  /**
+   * overlayfs lists a whiteout as a name that cannot be opened (`c?????????` in `ls -l`) when
+   * its directory does not merge with a lower one: one only this layer has, or an opaque one.
+   * A whiteout under an opaque directory of this layer hides nothing: removed now. The others
+   * are checked against the layers below once they are in (inherit.ts).
+   */
+  private whiteoutsToCheck(): string[] {
+    const check: string[] = [];
+    for (const rel of this.whiteoutsMade) {
+      const path = `${this.dir}/${rel}`;
+      const st = lstatOrUndefined(path);
+      if (!st || !isWhiteout(st)) continue; // replaced by a later entry
+      let hidden = this.opaqueDirs.has('');
+      for (let i = rel.indexOf('/'); i >= 0 && !hidden; i = rel.indexOf('/', i + 1)) hidden = this.opaqueDirs.has(rel.slice(0, i));
+      if (hidden) fs.unlinkSync(path);
+      else check.push(rel);
+    }
+    return check.sort();
   }
 
   /** After a failure: closes what is open; the caller removes the directory. */
@@ -264,8 +289,14 @@ class Unpacker implements TarSink {
     if (rel !== '') {
       const p = this.paths.place(rel, true);
       try {
-        this.create(p.path, rel, () => fs.mkdirSync(p.path, 0o700), true);
-        this.implied.delete(rel); // its own attributes, from this entry
+        let made = false;
+        this.create(p.path, rel, () => {
+          fs.mkdirSync(p.path, 0o700);
+          made = true;
+        }, true);
+        this.implied.delete(rel); // its attributes are this entry's
+        // A directory entry over one the layer already has replaces its attributes, xattrs too.
+        if (!made) this.dropXattrs(p.path);
         this.applyOwner(p.path, header);
         const xattrs = xattrsOf(header);
         if (xattrs.length > 0) this.setXattrs(xattrs, (name, value) => libc.lsetxattr(p.path, name, value));
@@ -327,6 +358,11 @@ class Unpacker implements TarSink {
 
   private device(rel: string, header: Header): void {
     const type = header.type === 'fifo' ? libc.S_IFIFO : header.type === 'block-device' ? libc.S_IFBLK : libc.S_IFCHR;
+    // overlayfs reads a 0/0 character device as a whiteout: stored, it would hide the name
+    // (and what lower layers have there) instead of being a device.
+    if (type === libc.S_IFCHR && header.devmajor === 0 && header.devminor === 0) {
+      throw new TsrunError('EBADIMAGE', 'a 0/0 character device, which overlayfs would take for a whiteout');
+    }
     const p = this.paths.place(rel, true);
     try {
       try {
@@ -358,8 +394,10 @@ class Unpacker implements TarSink {
     const p = this.paths.place(rel, true);
     try {
       const there = lstatOrUndefined(p.path);
-      if (!there) this.create(p.path, rel, () => libc.mknod(p.path, libc.S_IFCHR, 0, 0));
-      else if (there.isDirectory()) this.setOpaque(rel, p.path);
+      if (!there) {
+        this.create(p.path, rel, () => libc.mknod(p.path, libc.S_IFCHR, 0, 0));
+        if (!this.paths.crossesSymlink(rel)) this.whiteoutsMade.add(rel);
+      } else if (there.isDirectory()) this.setOpaque(rel, p.path);
     } finally {
       p.release();
     }
@@ -372,18 +410,8 @@ class Unpacker implements TarSink {
 
   /** `.wh..wh..opq`: the directory hides everything below it in lower layers. */
   private opaque(rel: string): void {
-    if (rel !== '') {
-      const p = this.paths.place(rel, true);
-      try {
-        // A directory with a marker but no entry of its own is implied, as any parent.
-        this.create(p.path, rel, () => {
-          fs.mkdirSync(p.path, 0o755);
-          if (!this.paths.crossesSymlink(rel)) this.implied.add(rel);
-        }, true);
-      } finally {
-        p.release();
-      }
-    }
+    // The marker's directory is made as any parent is: implied, never over a file of this layer.
+    if (rel !== '') this.makeParents(`${rel}/${OPAQUE}`);
     const p = this.paths.place(rel);
     try {
       this.setOpaque(rel, p.path);
@@ -456,6 +484,18 @@ class Unpacker implements TarSink {
     }
   }
 
+  /** Removes the attributes an earlier entry of this layer set (not overlayfs's own). */
+  private dropXattrs(path: string): void {
+    let names: string[];
+    try {
+      names = libc.llistxattr(path);
+    } catch (err) {
+      if (errnoOf(err) === 'ENOTSUP' || errnoOf(err) === 'EOPNOTSUPP') return;
+      throw err;
+    }
+    for (const name of names) if (!isOverlayXattr(name)) libc.lremovexattr(path, name);
+  }
+
   private applyOwner(path: string, header: Header): void {
     if (this.owners) fs.lchownSync(path, uidOf(header), gidOf(header));
   }
@@ -472,8 +512,9 @@ class Unpacker implements TarSink {
       } catch (err) {
         const code = errnoOf(err);
         // docker too ignores xattrs the file system cannot store; without root, trusted.*
-        // and security.* are not ours to set.
-        if (code === 'ENOTSUP' || code === 'EOPNOTSUPP' || (!isRoot && code === 'EPERM')) continue;
+        // and security.* are not ours to set; and the kernel keeps user.* only on files and
+        // directories (EPERM on a symlink or device).
+        if (code === 'ENOTSUP' || code === 'EOPNOTSUPP' || (code === 'EPERM' && (!isRoot || name.startsWith('user.')))) continue;
         throw err;
       }
     }

@@ -20,6 +20,7 @@ interface Libc {
   llistxattr: Fn;
   fgetxattr: Fn;
   flistxattr: Fn;
+  lremovexattr: Fn;
   syscall: Fn;
   close: Fn;
   mount: Fn;
@@ -53,6 +54,7 @@ function load(): Libc {
     llistxattr: lib.func('long llistxattr(const char *path, _Out_ void *list, size_t size)'),
     fgetxattr: lib.func('long fgetxattr(int fd, const char *name, _Out_ void *value, size_t size)'),
     flistxattr: lib.func('long flistxattr(int fd, _Out_ void *list, size_t size)'),
+    lremovexattr: lib.func('int lremovexattr(const char *path, const char *name)'),
     syscall: lib.func('long syscall(long number, ...)'),
     close: lib.func('int close(int fd)'),
     mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
@@ -139,6 +141,11 @@ export function llistxattr(file: string | number): string[] {
   if (n < 0) fail(typeof file === 'number' ? 'flistxattr' : 'llistxattr', typeof file === 'number' ? undefined : file);
   if (n === 0) return [];
   return buf.subarray(0, n).toString('latin1').split('\0').filter((s) => s !== '');
+}
+
+/** lremovexattr(2): removes it from a symlink itself, not what it points to. */
+export function lremovexattr(path: string, name: string): void {
+  if (load().lremovexattr(path, name) !== 0) fail('lremovexattr', path);
 }
 
 // ---- openat2: path resolution the kernel confines ------------------------------------------

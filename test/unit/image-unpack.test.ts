@@ -343,7 +343,7 @@ describe('the spec\'s merge rules within one layer (issue 13)', () => {
     expect(fs.readFileSync(L('f/g'), 'utf8')).toContain('implied');
     expect(fs.lstatSync(L('e')).mode & 0o777).toBe(0o750);
     // f's lower entry is gone: it takes nothing from below.
-    expect(r.fromBelow).toEqual({ implied: [], opaqueRoot: false });
+    expect(r.fromBelow).toEqual({ implied: [], opaqueRoot: false, whiteouts: [] });
   });
 
   it('reports the directories a layer implies, except those a whiteout or opaque directory of the layer hides', async () => {
@@ -358,13 +358,20 @@ describe('the spec\'s merge rules within one layer (issue 13)', () => {
       { name: 'later/', type: 'dir', mode: 0o700 },
     ]);
     // o keeps its own lower attributes (the marker hides its children, not itself); o/p is below it.
-    expect(r.fromBelow).toEqual({ implied: ['a', 'a/b', 'd/e', 'o', 'tmp'], opaqueRoot: false });
+    expect(r.fromBelow).toEqual({ implied: ['a', 'a/b', 'd/e', 'o', 'tmp'], opaqueRoot: false, whiteouts: [] });
     expect(fs.lstatSync(L('later')).mode & 0o777).toBe(0o700);
+  });
+
+  it.runIf(isRoot)('removes whiteouts under an opaque directory of the layer at once, and reports the others for the layers below', async () => {
+    const r = await unpack([{ name: 'o/.wh..wh..opq' }, { name: 'o/.wh.x' }, { name: 'd/.wh.y' }, { name: '.wh.z' }]);
+    expect(fs.existsSync(L('o/x'))).toBe(false);
+    expect(fs.lstatSync(L('d/y')).isCharacterDevice()).toBe(true);
+    expect(r.fromBelow.whiteouts).toEqual(['d/y', 'z']);
   });
 
   it('reports an opaque root, and then nothing to inherit', async () => {
     const r = await unpack([{ name: '.wh..wh..opq' }, { name: 'tmp/x', content: 'x' }]);
-    expect(r.fromBelow).toEqual({ implied: [], opaqueRoot: true });
+    expect(r.fromBelow).toEqual({ implied: [], opaqueRoot: true, whiteouts: [] });
   });
 });
 

@@ -34,7 +34,7 @@ describe('applyFromBelow', () => {
     // The upper of the two lower layers decides: it has its own home/ (0711).
     dir(path.join(lower2, 'home'), 0o711, 1_600_000_002);
     for (const d of ['tmp', 'home/user', 'nolower']) dir(path.join(layer, d), 0o755, 1_700_000_000);
-    applyFromBelow(layer, { implied: ['home', 'home/user', 'nolower', 'tmp'], opaqueRoot: false }, new LowerLayers([lower2, lower1]));
+    applyFromBelow(layer, { implied: ['home', 'home/user', 'nolower', 'tmp'], opaqueRoot: false, whiteouts: [] }, new LowerLayers([lower2, lower1]));
     const st = (rel: string) => fs.lstatSync(path.join(layer, rel));
     expect(st('tmp').mode & 0o7777).toBe(0o1777);
     expect(st('tmp').mtimeMs).toBe(1_600_000_000_000);
@@ -51,8 +51,22 @@ describe('applyFromBelow', () => {
     const outside = path.join(tmp, 'outside');
     dir(outside, 0o750);
     fs.symlinkSync(outside, path.join(layer, 'tmp'));
-    applyFromBelow(layer, { implied: ['tmp'], opaqueRoot: false }, new LowerLayers([lower1]));
+    applyFromBelow(layer, { implied: ['tmp'], opaqueRoot: false, whiteouts: [] }, new LowerLayers([lower1]));
     expect(fs.statSync(outside).mode & 0o7777).toBe(0o750);
+  });
+
+  it.runIf(isRoot)('keeps a whiteout that hides a lower name, and removes one that hides nothing', async () => {
+    const { mknod, S_IFCHR } = await import('../../src/sys/libc.js');
+    fs.writeFileSync(path.join(lower1, 'there'), 'x');
+    dir(path.join(lower1, 'd'), 0o755);
+    fs.writeFileSync(path.join(lower1, 'd/there'), 'x');
+    dir(path.join(layer, 'd'), 0o755);
+    dir(path.join(layer, 'onlyhere'), 0o755);
+    for (const rel of ['there', 'nothing', 'd/there', 'd/nothing', 'onlyhere/nothing']) mknod(path.join(layer, rel), S_IFCHR, 0, 0);
+    applyFromBelow(layer, { implied: [], opaqueRoot: false, whiteouts: ['d/nothing', 'd/there', 'nothing', 'onlyhere/nothing', 'there'] }, new LowerLayers([lower1]));
+    expect(fs.readdirSync(layer).sort()).toEqual(['d', 'onlyhere', 'there']);
+    expect(fs.readdirSync(path.join(layer, 'd'))).toEqual(['there']);
+    expect(fs.readdirSync(path.join(layer, 'onlyhere'))).toEqual([]);
   });
 
   it.runIf(isRoot)('hides everything below an opaque root: a whiteout for each lower name, opaque for a directory it has too', () => {
@@ -62,13 +76,13 @@ describe('applyFromBelow', () => {
     dir(path.join(layer, 'etc'), 0o755);
     fs.writeFileSync(path.join(layer, 'etc/hosts'), 'h');
     fs.writeFileSync(path.join(layer, 'new'), 'n');
-    applyFromBelow(layer, { implied: [], opaqueRoot: true }, new LowerLayers([lower1]));
+    applyFromBelow(layer, { implied: [], opaqueRoot: true, whiteouts: [] }, new LowerLayers([lower1]));
     const gone = fs.lstatSync(path.join(layer, 'gone'));
     expect(gone.isCharacterDevice() && gone.rdev === 0).toBe(true);
     expect(lgetxattr(path.join(layer, 'etc'), 'trusted.overlay.opaque')?.toString()).toBe('y');
     expect(fs.readFileSync(path.join(layer, 'new'), 'utf8')).toBe('n');
     // Again: the same tree.
-    applyFromBelow(layer, { implied: [], opaqueRoot: true }, new LowerLayers([lower1]));
+    applyFromBelow(layer, { implied: [], opaqueRoot: true, whiteouts: [] }, new LowerLayers([lower1]));
     expect(fs.readdirSync(layer).sort()).toEqual(['etc', 'gone', 'new']);
   });
 });
