@@ -1,25 +1,78 @@
 // `-u`/the image's User → numeric ids, looked up in the image's own /etc/passwd and /etc/group
 // (the top-most layer that has the file wins; a whiteout hides the lower ones).
-import { readFileSync, lstatSync } from 'node:fs';
-import { join } from 'node:path';
-import { TsrunError } from '../errors.js';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { TsrunError, errnoOf } from '../errors.js';
 import type { ResolvedUser } from '../namespaces/spec.js';
+import { lstatOrUndefined } from '../overlay/lower-layers.js';
 
-/** Read a file of the merged image from its layer directories (top layer first). */
+const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK } = constants;
+/** More than any real passwd or group file: a container cannot make `exec -u` read gigabytes. */
+const MAX_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Read a file of the merged image from its layer directories (top layer first). Each directory
+ * on the way is opened from the one before it, never through a symlink: the layers come from an
+ * image, and `exec` also reads the container's upper directory, which the container writes
+ * while tsrun reads. An `etc` made a symlink to a host directory (or swapped for one meanwhile)
+ * must not make tsrun, as root, read the host's files.
+ */
 export function readImageFile(layerDirsTopFirst: string[], path: string): string | undefined {
   for (const dir of layerDirsTopFirst) {
-    const p = join(dir, path);
-    let st;
-    try {
-      st = lstatSync(p);
-    } catch {
-      continue;
-    }
-    if (st.isCharacterDevice() && st.rdev === 0) return undefined; // overlay whiteout
-    if (!st.isFile()) return undefined;
-    return readFileSync(p, 'utf8');
+    const found = openInLayer(dir, path);
+    if (found === 'absent') continue;
+    if (found === 'hidden') return undefined;
+    return found;
   }
   return undefined;
+}
+
+/** The file's text; 'hidden' (a whiteout, or not a regular file: nothing below shows); 'absent'. */
+function openInLayer(dir: string, rel: string): string | 'hidden' | 'absent' {
+  const parts = rel.split('/');
+  const leaf = parts.pop()!;
+  let fd: number;
+  try {
+    fd = openSync(dir, O_RDONLY | O_DIRECTORY);
+  } catch {
+    return 'absent';
+  }
+  try {
+    for (const part of parts) {
+      let next: number;
+      try {
+        next = openSync(`/proc/self/fd/${fd}/${part}`, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+      } catch (err) {
+        if (errnoOf(err) === 'ENOENT') return 'absent';
+        // A file or a symlink on the way (never followed) hides the lower layers' directory.
+        if (errnoOf(err) === 'ENOTDIR' || errnoOf(err) === 'ELOOP') return 'hidden';
+        throw err;
+      }
+      closeSync(fd);
+      fd = next;
+    }
+    const at = `/proc/self/fd/${fd}/${leaf}`;
+    let st = lstatOrUndefined(at);
+    if (!st) return 'absent';
+    if (!st.isFile()) return 'hidden'; // a whiteout, a symlink, a directory: no lower file shows
+    // O_NONBLOCK: had it become a FIFO meanwhile, opening it must not hang tsrun.
+    const file = openSync(at, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    try {
+      st = fstatSync(file);
+      if (!st.isFile()) return 'hidden';
+      const buf = Buffer.alloc(Math.min(st.size, MAX_BYTES));
+      let n = 0;
+      while (n < buf.length) {
+        const r = readSync(file, buf, n, buf.length - n, null);
+        if (r === 0) break;
+        n += r;
+      }
+      return buf.subarray(0, n).toString('utf8');
+    } finally {
+      closeSync(file);
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 interface Entry {

@@ -105,6 +105,27 @@ describePrivileged('hostile layers and tars', () => {
     });
   }
 
+  it('-u looks the user up in the image, never in a host directory the image points /etc at', () => {
+    freshVictim();
+    fs.writeFileSync(path.join(victim, 'passwd'), 'hostonly:x:4242:4242::/hostonly:/bin/sh\n');
+    const layer = makeTar([{ name: 'etc', type: 'symlink', linkname: victim }]);
+    const diffId = `sha256:${createHash('sha256').update(layer).digest('hex')}`;
+    const archive = path.join(env.root, 'etclink.tar');
+    fs.writeFileSync(
+      archive,
+      makeTar([
+        { name: 'config.json', content: JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['/x'] }, rootfs: { type: 'layers', diff_ids: [diffId] } }) },
+        { name: 'l/layer.tar', content: layer },
+        { name: 'manifest.json', content: JSON.stringify([{ Config: 'config.json', RepoTags: ['evil:etclink'], Layers: ['l/layer.tar'] }]) },
+      ]),
+    );
+    expect(env.run(['load', '-i', archive]).status).toBe(0);
+    const r = env.run(['create', '-u', 'hostonly', 'evil:etclink']);
+    expect(r.status).toBe(125);
+    expect(r.stderr).toContain('unable to find user hostonly');
+    expect(env.run(['rmi', 'evil:etclink']).status).toBe(0);
+  });
+
   it('volume copy-up never reads through a symlink the image points at a host directory', () => {
     freshVictim();
     fs.writeFileSync(path.join(victim, 'secret'), 'host data');
