@@ -30,7 +30,8 @@ export function portsToPublish(opts: ContainerOptions, image: ImageConfig): Port
     for (const key of Object.keys(image.config?.ExposedPorts ?? {})) {
       const [port, proto = 'tcp'] = key.split('/');
       const containerPort = Number(port);
-      if (!Number.isInteger(containerPort) || (proto !== 'tcp' && proto !== 'udp')) continue;
+      // The image's say: anything but a port number and tcp/udp is passed over, as docker does.
+      if (!/^\d{1,5}$/.test(port ?? '') || containerPort < 1 || containerPort > 65535 || (proto !== 'tcp' && proto !== 'udp')) continue;
       if (ports.some((p) => p.containerPort === containerPort && p.protocol === proto)) continue;
       ports.push({ hostIp: '', hostPort: 0, containerPort, protocol: proto });
     }

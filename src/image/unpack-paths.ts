@@ -54,6 +54,11 @@ export class PathResolver {
     this.symlinks.delete(rel);
   }
 
+  /** The directory `rel` was removed: the symlinks it held are gone with it. */
+  forgetBelow(rel: string): void {
+    for (const s of this.symlinks) if (s.startsWith(`${rel}/`)) this.symlinks.delete(s);
+  }
+
   /** True when some ancestor of `rel` is a symlink this layer created. */
   crossesSymlink(rel: string): boolean {
     if (this.symlinks.size === 0) return false;

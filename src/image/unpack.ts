@@ -443,7 +443,7 @@ class Unpacker implements TarSink {
     if (st.isDirectory()) {
       if (keepDir) return;
       fs.rmSync(path, { recursive: true });
-      this.dirs.delete(rel);
+      this.forget(rel);
     } else {
       fs.unlinkSync(path);
       if (st.isSymbolicLink()) this.paths.removeSymlink(rel);
@@ -453,6 +453,22 @@ class Unpacker implements TarSink {
     // lower one (image spec, "Changeset over existing files"), whose content must not show
     // through the new directory.
     if (keepDir) this.setOpaque(rel, path);
+  }
+
+  /**
+   * The directory `rel` and all it held are gone (replaced by a non-directory): what was noted
+   * about them must not apply to whatever a later entry puts at the same names — through a
+   * symlink at `rel`, a directory's mode would land on another one.
+   */
+  private forget(rel: string): void {
+    const below = `${rel}/`;
+    this.dirs.delete(rel);
+    for (const k of this.dirs.keys()) if (k.startsWith(below)) this.dirs.delete(k);
+    for (const set of [this.implied, this.whiteoutsMade, this.opaqueDirs, this.deletedBelow]) {
+      set.delete(rel);
+      for (const k of set) if (k.startsWith(below)) set.delete(k);
+    }
+    this.paths.forgetBelow(rel);
   }
 
   /**

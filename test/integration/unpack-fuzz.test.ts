@@ -178,6 +178,8 @@ describePrivileged('unpack fuzzer', () => {
       if (fs.readdirSync(work).length !== siblings) throw new Error('a new entry appeared beside the case');
       for (const p of [`/${MARK}`, `/tmp/${MARK}`]) if (fs.existsSync(p)) throw new Error(`${p} appeared on the host`);
       if (outcome) return outcome;
+      // A mangled tar that was still taken says something else than its entries: safety only.
+      if (c.mangle) return { kind: 'unmodelled' };
       let want: Map<string, string>;
       try {
         want = describeModel(applyLayers(c.layers));
@@ -224,6 +226,7 @@ describePrivileged('unpack fuzzer', () => {
       }
     }
     console.log(`unpack fuzzer: ${JSON.stringify(stats)}, ${modelRefused.length} the model refused and tsrun took, ${findings.length} findings`);
+    for (const m of modelRefused.slice(0, 5)) console.log(`the model refused, tsrun took: ${m}`);
     if (process.env.TSRUN_FUZZ_VERBOSE) console.log([...reasons].sort((a, b) => b[1] - a[1]).slice(0, 15).map(([w, n]) => `${n} ${w}`).join('\n'));
     expect(findings).toEqual([]);
     // tsrun may refuse more than the model (any clean refusal passes), but never take what the
@@ -246,6 +249,7 @@ describePrivileged('unpack fuzzer', () => {
     ['an opaque marker in a file of its own layer is refused, as any entry below a file', [[{ name: 'd', content: 'f' }, { name: 'd/.wh..wh..opq' }]], 'refused'],
     ['a directory entry over one its layer has replaces its xattrs', [[{ name: 'x/', type: 'dir', mtime: T, pax: { 'SCHILY.xattr.user.fuzz': 'v' } }, { name: 'x/', type: 'dir', mtime: T }]], 'matched'],
     ['a user xattr on a symlink, which the kernel cannot keep, is dropped', [[{ name: 'l', type: 'symlink', linkname: 'a', mtime: T, pax: { 'SCHILY.xattr.user.fuzz': 'v' } }]], 'matched'],
+    ['a directory replaced by a symlink takes what was noted of it along: its old modes land nowhere', [[{ name: 'b/c/', type: 'dir', mode: 0o1777, mtime: T }, { name: 'a/b/c/', type: 'dir', mode: 0o700, mtime: T + 4 }, { name: 'b', type: 'symlink', linkname: 'a/b', mtime: T }]], 'matched'],
     ['a file then a directory of the same name hides the lower directory\'s content', [[{ name: 'd/old', content: 'o' }], [{ name: 'd', content: 'f' }, { name: 'd/', type: 'dir', mtime: T }]], 'matched'],
   ];
   for (const [name, layers, kind] of regressions) {

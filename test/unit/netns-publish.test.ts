@@ -48,3 +48,12 @@ describe('parsePublish (-p)', () => {
     expect(formatPort({ hostIp: '', hostPort: 32768, containerPort: 80, protocol: 'tcp' })).toBe('80/tcp -> 0.0.0.0:32768');
   });
 });
+
+describe('-P takes only what is a port in the image\'s ExposedPorts', () => {
+  it('passes over anything else', async () => {
+    const { portsToPublish } = await import('../../src/container/network.js');
+    const exposed = { '80/tcp': {}, '53/udp': {}, '0/tcp': {}, '70000/tcp': {}, '-1/tcp': {}, '1e3/tcp': {}, '443/sctp': {}, '8080': {}, '22/tcp\n-A INPUT -j ACCEPT': {} };
+    const opts = { publish: [], publishAll: true } as unknown as Parameters<typeof portsToPublish>[0];
+    expect(portsToPublish(opts, { config: { ExposedPorts: exposed } } as never).map((p) => `${p.containerPort}/${p.protocol}`).sort()).toEqual(['53/udp', '80/tcp', '8080/tcp']);
+  });
+});
