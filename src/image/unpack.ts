@@ -146,6 +146,10 @@ class Unpacker implements TarSink {
       // empty name) may set its owner, mode and times, and nothing else. As a symlink it would
       // send every later entry of the layer to wherever it points.
       if (rel === '' && header.type !== 'directory') throw new TsrunError('EUNSAFE', 'names the layer root itself, which only a directory entry may');
+      // overlayfs's own attributes may only come from whiteout conversion: a layer that sets
+      // trusted.overlay.redirect or .metacopy could make overlayfs look somewhere else. On
+      // any entry, even one whose xattrs are not applied (a device, a whiteout).
+      if (header.pax) for (const [name] of xattrsOf(header)) if (isOverlayXattr(name)) throw new TsrunError('EUNSAFE', `sets the overlayfs attribute ${name}`);
       if ((header.type === 'file' || header.type === 'contiguous-file') && !base.startsWith(WHITEOUT)) this.openFile(rel, header, what);
       else if (base === OPAQUE) this.opaque(parent);
       else if (base.startsWith(WHITEOUT + WHITEOUT)) return; // other aufs metadata (.wh..wh.plnk)
@@ -518,11 +522,6 @@ class Unpacker implements TarSink {
 
   private setXattrs(xattrs: Array<[string, Buffer]>, set: (name: string, value: Buffer) => void): void {
     for (const [name, value] of xattrs) {
-      // overlayfs's own attributes may only come from whiteout conversion: a layer that sets
-      // trusted.overlay.redirect or .metacopy could make overlayfs look somewhere else.
-      if (isOverlayXattr(name)) {
-        throw new TsrunError('EUNSAFE', `sets the overlayfs attribute ${name}`);
-      }
       try {
         set(name, value);
       } catch (err) {

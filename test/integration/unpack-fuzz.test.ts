@@ -250,6 +250,7 @@ describePrivileged('unpack fuzzer', () => {
     ['a directory entry over one its layer has replaces its xattrs', [[{ name: 'x/', type: 'dir', mtime: T, pax: { 'SCHILY.xattr.user.fuzz': 'v' } }, { name: 'x/', type: 'dir', mtime: T }]], 'matched'],
     ['a user xattr on a symlink, which the kernel cannot keep, is dropped', [[{ name: 'l', type: 'symlink', linkname: 'a', mtime: T, pax: { 'SCHILY.xattr.user.fuzz': 'v' } }]], 'matched'],
     ['a directory replaced by a symlink takes what was noted of it along: its old modes land nowhere', [[{ name: 'b/c/', type: 'dir', mode: 0o1777, mtime: T }, { name: 'a/b/c/', type: 'dir', mode: 0o700, mtime: T + 4 }, { name: 'b', type: 'symlink', linkname: 'a/b', mtime: T }]], 'matched'],
+    ['an overlayfs attribute is refused on any entry, a device or a whiteout too', [[{ name: 'b', type: 'block', devmajor: 7, devminor: 0, pax: { 'SCHILY.xattr.trusted.overlay.opaque': 'y' } }]], 'refused'],
     ['a file then a directory of the same name hides the lower directory\'s content', [[{ name: 'd/old', content: 'o' }], [{ name: 'd', content: 'f' }, { name: 'd/', type: 'dir', mtime: T }]], 'matched'],
   ];
   for (const [name, layers, kind] of regressions) {
