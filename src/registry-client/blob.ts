@@ -5,10 +5,15 @@
 // that ignores Range (200) sends everything again and the first N bytes are dropped, so the
 // consumer — already unpacking — never sees a byte twice. Every byte goes through sha256 and
 // the end of the stream checks digest and size (go-containerregistry's internal/verify).
+//
+// Resumes and back-offs share one registry timeout (patience.ts): only the blob's bytes restart
+// it, so a registry that stops sending fails the download within it, resumes included, while one
+// that keeps sending, however slowly, never does. The time the consumer takes with a chunk is
+// its own, not the registry's: the clock restarts when the next chunk is asked for.
 import { createHash } from 'node:crypto';
 import { TsrunError } from '../errors.js';
 import type { Descriptor } from '../image/types.js';
-import { isTransientNetworkError } from './neterr.js';
+import { describeNetworkError, isTimeoutError, isTransientNetworkError } from './neterr.js';
 import { isRetryableStatus, parseRetryAfter } from './retry.js';
 import type { Repository } from './remote.js';
 import { header, type HttpResponse } from './transport.js';
@@ -30,7 +35,9 @@ function rangeStart(contentRange: string | undefined): number | undefined {
 export async function* blobStream(repo: Repository, desc: Descriptor, options: BlobStreamOptions = {}): AsyncGenerator<Buffer> {
   const what = `blob ${desc.digest} of ${repo.fullName}`;
   const registry = repo.registry;
+  const transport = registry.options.transport;
   const policy = registry.retryPolicy;
+  const patience = transport.patience();
   // Foreign layers (Windows base images, some vendors) live at their own URLs; those get no
   // credentials at all, and the registry is the fallback.
   const foreign = (desc.urls ?? []).map((u) => new URL(u)).filter((u) => u.protocol === 'https:' || u.protocol === 'http:');
@@ -41,19 +48,28 @@ export async function* blobStream(repo: Repository, desc: Descriptor, options: B
 
   const open = (offset: number): Promise<HttpResponse> => {
     if (source < foreign.length) {
-      return registry.options.transport.request({
+      return transport.request({
         url: foreign[source]!,
         headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
+        patience,
         ...(options.signal && { signal: options.signal }),
       });
     }
-    return repo.openBlob(desc.digest, offset, options.signal);
+    return repo.openBlob(desc.digest, offset, options.signal, patience);
+  };
+  // Another server (a foreign URL failed, the registry is next): it gets a registry timeout of its own.
+  const nextSource = () => {
+    source++;
+    patience.progress();
   };
   const retryOrThrow = async (err: unknown, retryAfterMs?: number): Promise<void> => {
     failures++;
+    if (patience.leftMs() <= 0) {
+      throw patience.exhausted(`GET ${what}`, delivered > 0 ? ` after ${delivered} of ${desc.size} bytes` : '');
+    }
     if (failures > policy.retries) throw err;
-    const reason = err instanceof Error ? err.message : String(err);
-    await registry.backoff(`GET ${what}`, failures, retryAfterMs, reason, options.onRetry);
+    const reason = describeNetworkError(err, transport.bodyIdleMs);
+    await registry.backoff(`GET ${what}`, failures, retryAfterMs, reason, options.onRetry, { patience, request: `GET ${what}` });
   };
 
   for (;;) {
@@ -62,7 +78,7 @@ export async function* blobStream(repo: Repository, desc: Descriptor, options: B
       res = await open(delivered);
     } catch (err) {
       if (source < foreign.length) {
-        source++;
+        nextSource();
         continue;
       }
       if (!isTransientNetworkError(err)) throw err;
@@ -72,7 +88,7 @@ export async function* blobStream(repo: Repository, desc: Descriptor, options: B
     if (res.status !== 200 && res.status !== 206) {
       if (source < foreign.length) {
         await res.body.dump();
-        source++;
+        nextSource();
         continue;
       }
       if (isRetryableStatus(res.status)) {
@@ -96,6 +112,7 @@ export async function* blobStream(repo: Repository, desc: Descriptor, options: B
     let finished = false;
     try {
       for await (const raw of res.body) {
+        patience.progress();
         let chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw as Uint8Array);
         if (skip > 0) {
           const drop = Math.min(skip, chunk.length);
@@ -110,10 +127,13 @@ export async function* blobStream(repo: Repository, desc: Descriptor, options: B
         delivered += chunk.length;
         options.onProgress?.(delivered, desc.size);
         yield chunk;
+        patience.progress();
       }
       finished = true;
     } catch (err) {
       if (err instanceof TsrunError || !isTransientNetworkError(err)) throw err;
+      // The body was silent for its idle timeout: that much of the clock is gone.
+      if (isTimeoutError(err)) patience.silentFor(res.bodyIdleMs);
       await retryOrThrow(err);
       continue;
     } finally {

@@ -1,13 +1,16 @@
-// Putting the layers together for one command: insecure policy + TLS + timeouts (transport),
-// credentials and tokens (auth), the API (remote). `pull`, `push` and `login` start here.
+// Putting the layers together for one command: insecure policy + TLS + the registry timeout
+// (transport), credentials and tokens (auth), the API (remote). `pull`, `push` and `login` start
+// here, so the one registry timeout bounds all three.
 import type { AuthConfig } from './auth.js';
 import { TokenCache } from './auth.js';
 import { certsDirs } from './certs.js';
+import { configPath, readConfig } from './config.js';
 import { lookupCredential } from './credentials.js';
 import { InsecurePolicy } from './insecure.js';
 import { Registry, type RemoteOptions } from './remote.js';
 import type { RetryPolicy } from './retry.js';
-import { Transport, type Timeouts } from './transport.js';
+import { registryTimeout } from './timeout.js';
+import { Transport } from './transport.js';
 
 export interface ClientOptions {
   /** `--insecure-registry` values; the env and config file are added to them. */
@@ -17,11 +20,12 @@ export interface ClientOptions {
   /** An already built policy (overrides the two above). */
   insecure?: InsecurePolicy;
   certsDirs?: string[];
-  timeouts?: Partial<Timeouts>;
+  /** A body's longest silence before resuming elsewhere (default, and at most: the registry timeout). */
+  bodyIdleMs?: number;
   retry?: RetryPolicy;
   /** Credentials instead of docker's config.json (login checks the ones it was given). */
   credential?: (registry: string) => Promise<AuthConfig | undefined>;
-  /** Environment for TSRUN_INSECURE_REGISTRIES, TSRUN_CONFIG, DOCKER_CONFIG (default: process.env). */
+  /** Environment for TSRUN_INSECURE_REGISTRIES, TSRUN_REGISTRY_TIMEOUT, TSRUN_CONFIG, DOCKER_CONFIG (default: process.env). */
   env?: NodeJS.ProcessEnv;
   onWarning?: (message: string) => void;
   onRetry?: RemoteOptions['onRetry'];
@@ -39,17 +43,21 @@ export class RegistryClient {
   ) {}
 
   static async open(command: string, options: ClientOptions = {}): Promise<RegistryClient> {
+    const env = options.env ?? process.env;
+    const config = await readConfig(configPath(env));
     const insecure =
       options.insecure ??
       (await InsecurePolicy.load(options.insecureRegistries ?? [], {
-        ...(options.env && { env: options.env }),
+        env,
+        config,
         ...(options.implicitLoopback !== undefined && { implicitLoopback: options.implicitLoopback }),
       }));
     const transport = new Transport({
       insecure,
       command,
       certsDirs: options.certsDirs ?? certsDirs(options.env),
-      ...(options.timeouts && { timeouts: options.timeouts }),
+      timeout: registryTimeout(env, config),
+      ...(options.bodyIdleMs !== undefined && { bodyIdleMs: options.bodyIdleMs }),
       ...(options.onWarning && { onWarning: options.onWarning }),
     });
     return new RegistryClient(transport, options);

@@ -9,10 +9,8 @@
 // without a port matches the host on every port (docker wants the exact `host:port`).
 import { BlockList, isIP } from 'node:net';
 import { lookup } from 'node:dns/promises';
-import { readFile } from 'node:fs/promises';
-import { TsrunError, errnoOf } from '../errors.js';
-
-export const DEFAULT_CONFIG_PATH = '/etc/tsrun/config.json';
+import { TsrunError } from '../errors.js';
+import { configPath, readConfig, type TsrunConfig } from './config.js';
 
 export type InsecureEntry =
   | { kind: 'host'; host: string; port?: number }
@@ -79,11 +77,17 @@ export class InsecurePolicy {
     this.resolve = options.resolve ?? (async (host) => (await lookup(host, { all: true })).map((a) => a.address));
   }
 
-  /** Collects the declarations from the flags, TSRUN_INSECURE_REGISTRIES and the config file. */
-  static async load(flags: string[] = [], options: InsecurePolicyOptions & { env?: NodeJS.ProcessEnv } = {}): Promise<InsecurePolicy> {
+  /**
+   * Collects the declarations from the flags, TSRUN_INSECURE_REGISTRIES and the config file
+   * (`config` when the caller has read it already, else the one env TSRUN_CONFIG names).
+   */
+  static async load(
+    flags: string[] = [],
+    options: InsecurePolicyOptions & { env?: NodeJS.ProcessEnv; config?: TsrunConfig } = {},
+  ): Promise<InsecurePolicy> {
     const env = options.env ?? process.env;
     const fromEnv = (env.TSRUN_INSECURE_REGISTRIES ?? '').split(',').filter((s) => s.trim() !== '');
-    const fromFile = await readConfigInsecure(env.TSRUN_CONFIG ?? DEFAULT_CONFIG_PATH);
+    const fromFile = insecureFromConfig(options.config ?? (await readConfig(configPath(env))));
     return new InsecurePolicy([...flags, ...fromEnv, ...fromFile], options);
   }
 
@@ -117,24 +121,12 @@ export class InsecurePolicy {
   }
 }
 
-async function readConfigInsecure(path: string): Promise<string[]> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return [];
-    throw new TsrunError('EINVAL_FLAG', `read ${path}: ${(err as Error).message}`, { cause: err });
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw new TsrunError('EINVAL_FLAG', `parse ${path}: ${(err as Error).message}`, { cause: err });
-  }
-  const list = (parsed as { 'insecure-registries'?: unknown })?.['insecure-registries'];
+/** "insecure-registries": an array of strings, each an entry as parseInsecureEntry reads it. */
+export function insecureFromConfig(config: TsrunConfig): string[] {
+  const list = config.values['insecure-registries'];
   if (list === undefined) return [];
   if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) {
-    throw new TsrunError('EINVAL_FLAG', `${path}: "insecure-registries" must be an array of strings`);
+    throw new TsrunError('EINVAL_FLAG', `${config.path}: "insecure-registries" must be an array of strings`);
   }
   return list;
 }

@@ -57,18 +57,22 @@ export function classifyNetworkError(err: unknown): NetworkErrorKind {
   return 'other';
 }
 
+/** undici's own timeouts: backstops set to the registry timeout (see transport.ts). */
+const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+export function isTimeoutError(err: unknown): boolean {
+  return chain(err).some((e) => typeof e.code === 'string' && TIMEOUTS.has(e.code));
+}
+
 /** A short human description, with the timeout that fired when it was one of ours. */
-export function describeNetworkError(
-  err: unknown,
-  timeouts?: { connectMs: number; headersMs: number; bodyIdleMs: number },
-): string {
+export function describeNetworkError(err: unknown, timeoutMs?: number): string {
   const [first] = chain(err);
   const code = typeof first?.code === 'string' ? first.code : '';
   const message = typeof first?.message === 'string' ? first.message : String(err);
-  const secs = (ms: number) => `${ms / 1000} s`;
-  if (code === 'UND_ERR_CONNECT_TIMEOUT') return `connection not established within ${timeouts ? secs(timeouts.connectMs) : 'the timeout'}`;
-  if (code === 'UND_ERR_HEADERS_TIMEOUT') return `no response within ${timeouts ? secs(timeouts.headersMs) : 'the timeout'}`;
-  if (code === 'UND_ERR_BODY_TIMEOUT') return `no data for ${timeouts ? secs(timeouts.bodyIdleMs) : 'too long'} while reading the body`;
+  const within = timeoutMs === undefined ? 'the timeout' : `${timeoutMs / 1000} s`;
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return `connection not established within ${within}`;
+  if (code === 'UND_ERR_HEADERS_TIMEOUT') return `no response within ${within}`;
+  if (code === 'UND_ERR_BODY_TIMEOUT') return `no data for ${timeoutMs === undefined ? 'too long' : within} while reading the body`;
   // OpenSSL messages carry source file names; keep the reason only.
   const ssl = /:SSL routines:[^:]*:([^:]+):/.exec(message);
   if (ssl) return ssl[1]!;

@@ -7,6 +7,7 @@ import { Authenticator, TokenCache, scopeFor, type AuthConfig } from './auth.js'
 import { lookupCredential } from './credentials.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, readLimited, verifyManifestDigest } from './manifest.js';
 import { isTransientNetworkError } from './neterr.js';
+import type { Patience } from './patience.js';
 import { DEFAULT_RETRY, backoffDelay, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
 import { header, type HttpRequest, type HttpResponse, type Transport } from './transport.js';
 
@@ -28,6 +29,8 @@ interface SendRequest extends Omit<HttpRequest, 'url' | 'authorization'> {
   scopes: string[];
   /** False for requests that must not be repeated (a PATCH mid-upload). */
   retry?: boolean;
+  /** The registry timeout's clock, when the caller's operation spans several sends (a blob). */
+  patience?: Patience;
 }
 
 /** The distribution spec's error body: {"errors":[{"code","message","detail"}]}. */
@@ -77,20 +80,28 @@ export class Registry {
     return this.ready;
   }
 
-  /** One API call: authorization, a second try after 401, back-off on 429/5xx and dropped connections. */
+  /**
+   * One API call: authorization, a second try after 401, back-off on 429/5xx and dropped
+   * connections — all within one registry timeout: a 503 is no progress, so a registry that
+   * answers only 503s fails within it however many retries the policy allows.
+   */
   async send(req: SendRequest): Promise<HttpResponse> {
     await this.init();
     const url = typeof req.path === 'string' ? await this.options.transport.url(this.name, req.path) : req.path;
-    const what = `${req.method ?? 'GET'} ${url.pathname}`;
+    const method = req.method ?? 'GET';
+    const what = `${method} ${url.pathname}`;
+    const patience = req.patience ?? this.options.transport.patience();
+    const pause = (attempt: number, retryAfterMs: number | undefined, reason: string) =>
+      this.pause(what, attempt, retryAfterMs, reason, undefined, { patience, request: `${method} ${url.href}` });
     let reauthorized = false;
     for (let attempt = 0; ; attempt++) {
       const authorization = await this.auth.authorization(req.scopes);
       let res: HttpResponse;
       try {
-        res = await this.options.transport.request({ ...req, url, ...(authorization && { authorization }) });
+        res = await this.options.transport.request({ ...req, url, patience, ...(authorization && { authorization }) });
       } catch (err) {
         if (req.retry === false || attempt >= this.retry.retries || !isTransientNetworkError(err)) throw err;
-        await this.pause(what, attempt + 1, undefined, (err as Error).message);
+        await pause(attempt + 1, undefined, (err as Error).message);
         continue;
       }
       if (res.status === 401 && !reauthorized) {
@@ -103,21 +114,24 @@ export class Registry {
       }
       if (isRetryableStatus(res.status) && req.retry !== false && attempt < this.retry.retries) {
         await res.body.dump();
-        await this.pause(what, attempt + 1, parseRetryAfter(res.headers['retry-after']), `HTTP ${res.status}`);
+        await pause(attempt + 1, parseRetryAfter(res.headers['retry-after']), `HTTP ${res.status}`);
         continue;
       }
       return res;
     }
   }
 
+  /** Waits before attempt `attempt`, unless the wait would pass the registry timeout (then throws). */
   private async pause(
     what: string,
     attempt: number,
     retryAfterMs: number | undefined,
     reason: string,
-    notify?: (delayMs: number, reason: string) => void,
+    notify: ((delayMs: number, reason: string) => void) | undefined,
+    clock: { patience: Patience; request: string },
   ): Promise<void> {
     const delayMs = backoffDelay(attempt, this.retry, retryAfterMs);
+    clock.patience.beforeRetry(clock.request, delayMs, reason);
     this.options.onRetry?.({ what, attempt, delayMs, reason });
     notify?.(delayMs, reason);
     await this.wait(delayMs);
@@ -133,9 +147,10 @@ export class Registry {
     attempt: number,
     retryAfterMs: number | undefined,
     reason: string,
-    notify?: (delayMs: number, reason: string) => void,
+    notify: ((delayMs: number, reason: string) => void) | undefined,
+    clock: { patience: Patience; request: string },
   ): Promise<void> {
-    return this.pause(what, attempt, retryAfterMs, reason, notify);
+    return this.pause(what, attempt, retryAfterMs, reason, notify, clock);
   }
 }
 
@@ -189,7 +204,7 @@ export class Repository {
       bytes = await readLimited(res.body, MAX_MANIFEST_BYTES, doing, length === undefined ? undefined : Number(length));
     } catch (err) {
       res.body.destroy();
-      throw err;
+      throw this.registry.options.transport.networkError('GET', res.url, err);
     }
     // By digest: the bytes must hash to it. By tag: to what the registry says they are.
     const expected = reference.startsWith('sha256:') ? reference : header(res, 'docker-content-digest');
@@ -198,13 +213,14 @@ export class Repository {
   }
 
   /** GET a blob, from `offset` on (Range). Redirects to storage hosts carry no credentials. */
-  async openBlob(digest: Digest, offset = 0, signal?: AbortSignal): Promise<HttpResponse> {
+  async openBlob(digest: Digest, offset = 0, signal?: AbortSignal, patience?: Patience): Promise<HttpResponse> {
     return this.registry.send({
       path: `/v2/${this.name}/blobs/${digest}`,
       headers: offset > 0 ? { range: `bytes=${offset}-` } : {},
       scopes: this.scopes,
       retry: false, // the caller resumes with Range instead
       ...(signal && { signal }),
+      ...(patience && { patience }),
     });
   }
 
@@ -295,7 +311,10 @@ export class Repository {
     for (let page = 0; page < 1000; page++) {
       const res = await this.registry.send({ path, scopes: this.scopes });
       if (res.status !== 200) return this.fail(res, `list tags of ${this.fullName}`);
-      const body = JSON.parse((await readLimited(res.body, MAX_MANIFEST_BYTES, 'tag list')).toString('utf8')) as { tags?: string[] | null };
+      const text = await readLimited(res.body, MAX_MANIFEST_BYTES, 'tag list').catch((err: unknown) => {
+        throw this.registry.options.transport.networkError('GET', res.url, err);
+      });
+      const body = JSON.parse(text.toString('utf8')) as { tags?: string[] | null };
       tags.push(...(body.tags ?? []));
       const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header(res, 'link') ?? '');
       if (!next) break;

@@ -8,6 +8,11 @@
 //
 // Redirects are followed here rather than by undici so that credentials stay with the origin
 // they were meant for: blob downloads are often redirected to a storage host.
+//
+// Every request is bounded by the registry timeout (timeout.ts) through a Patience (patience.ts):
+// the caller's, shared by its retries, or a fresh one. It guards connecting, sending and waiting
+// for the headers; a body's silences are bounded by an idle timer, never longer than what is
+// left of the registry timeout when the request starts.
 import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
@@ -15,25 +20,23 @@ import type * as Undici from 'undici';
 import type { Dispatcher } from 'undici';
 import { TsrunError } from '../errors.js';
 import { certsDirs as defaultCertsDirs, loadTlsMaterial, tlsOptions } from './certs.js';
+import { DEFAULT_CONFIG_PATH } from './config.js';
 import { InsecurePolicy, splitHostPort } from './insecure.js';
 import { DEFAULT_REGISTRY, DOCKER_HUB_API } from './reference.js';
-import { classifyNetworkError, describeNetworkError } from './neterr.js';
-
-export interface Timeouts {
-  /** TCP connect plus TLS handshake. */
-  connectMs: number;
-  /** From sending the request to the response headers. */
-  headersMs: number;
-  /** Longest silence while reading a body. */
-  bodyIdleMs: number;
-}
-
-export const DEFAULT_TIMEOUTS: Timeouts = { connectMs: 30_000, headersMs: 60_000, bodyIdleMs: 60_000 };
+import { classifyNetworkError, describeNetworkError, isTimeoutError } from './neterr.js';
+import { Patience, idleTimeout, uploadWithProgress } from './patience.js';
+import { defaultRegistryTimeout, type RegistryTimeout } from './timeout.js';
 
 export interface TransportOptions {
   insecure?: InsecurePolicy;
   certsDirs?: string[];
-  timeouts?: Partial<Timeouts>;
+  /** The registry timeout (default: 45 s). */
+  timeout?: RegistryTimeout;
+  /**
+   * Longest silence in a body before undici gives up on it (default, and at most: the registry
+   * timeout). Shorter, a stalled connection is dropped sooner and a blob resumes on a new one.
+   */
+  bodyIdleMs?: number;
   /** The tsrun command being run ("pull"), so errors can show the exact fix. */
   command?: string;
   /** One-line warnings for the user (plain HTTP with credentials); src/ never prints. */
@@ -54,6 +57,8 @@ export interface HttpRequest {
   signal?: AbortSignal;
   /** Default: follow for GET and HEAD. */
   followRedirects?: boolean;
+  /** The registry timeout's clock this request counts against (default: a fresh one). */
+  patience?: Patience;
 }
 
 export interface HttpResponse {
@@ -62,6 +67,8 @@ export interface HttpResponse {
   /** The URL that answered, after redirects. */
   url: URL;
   body: ResponseBody;
+  /** How long the body may be silent before it fails (UND_ERR_BODY_TIMEOUT, as undici's would). */
+  bodyIdleMs: number;
 }
 
 export interface PingResult {
@@ -78,6 +85,7 @@ export interface PingResult {
 // dispatcher its request/connect/... methods, which the proxy agent itself uses: done here too.
 const require = createRequire(import.meta.url);
 const Agent = require('undici/lib/dispatcher/agent.js') as typeof Undici.Agent;
+const { BodyTimeoutError } = require('undici/lib/core/errors.js') as typeof Undici.errors;
 Object.assign((require('undici/lib/dispatcher/dispatcher.js') as typeof Undici.Dispatcher).prototype, require('undici/lib/api/index.js'));
 
 // undici parses HTTP with llhttp compiled to WebAssembly. After a few responses V8 starts
@@ -102,7 +110,8 @@ export function header(res: { headers: HttpResponse['headers'] }, name: string):
 
 export class Transport {
   readonly insecure: InsecurePolicy;
-  readonly timeouts: Timeouts;
+  readonly timeout: RegistryTimeout;
+  readonly bodyIdleMs: number;
   private readonly certsDirs: string[];
   private readonly command: string;
   private readonly warn: (message: string) => void;
@@ -113,11 +122,17 @@ export class Transport {
 
   constructor(options: TransportOptions = {}) {
     this.insecure = options.insecure ?? new InsecurePolicy([]);
-    this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+    this.timeout = options.timeout ?? defaultRegistryTimeout(DEFAULT_CONFIG_PATH);
+    this.bodyIdleMs = Math.min(options.bodyIdleMs ?? Infinity, this.timeout.ms);
     this.certsDirs = options.certsDirs ?? defaultCertsDirs();
     this.command = options.command ?? 'pull';
     this.warn = options.onWarning ?? (() => {});
     this.userAgent = options.userAgent ?? 'tsrun/0.1.0';
+  }
+
+  /** A fresh clock for one logical request (its retries share it). */
+  patience(): Patience {
+    return new Patience(this.timeout);
   }
 
   /** GET /v2/ once per registry: decides the scheme and returns the auth challenge. */
@@ -141,10 +156,14 @@ export class Transport {
     const host = apiHost(registry);
     const insecure = await this.insecure.isInsecure(registry);
     const https = new URL(`https://${host}/v2/`);
+    // One clock for both schemes: a registry that lets the TLS handshake hang has used it up.
+    const patience = this.patience();
     let tlsError: unknown;
     try {
-      return await this.pingAt(https, !insecure);
+      return await this.pingAt(https, !insecure, patience);
     } catch (err) {
+      // The registry timeout ran out: there is no time left to try HTTP.
+      if (err instanceof TsrunError || isTimeoutError(err)) throw this.networkError('GET', https, err, patience);
       const kind = classifyNetworkError(err);
       if (!insecure) {
         if (kind === 'http-on-https') throw this.httpOnlyError(registry, err);
@@ -152,7 +171,7 @@ export class Transport {
       }
       // Insecure: fall back to HTTP only when TLS itself failed, never after it worked.
       if (!insecure || kind === 'other') {
-        const e = this.networkError('GET', https, err);
+        const e = this.networkError('GET', https, err, patience);
         if (kind !== 'other' || !/UND_ERR_SOCKET|ECONNRESET/.test(e.message)) throw e;
         // A server that hangs up right after the handshake usually wanted a client certificate.
         throw new TsrunError(
@@ -165,19 +184,20 @@ export class Transport {
     }
     const http = new URL(`http://${host}/v2/`);
     try {
-      return await this.pingAt(http, false);
+      return await this.pingAt(http, false, patience);
     } catch (err) {
-      const first = describeNetworkError(tlsError, this.timeouts);
+      if (err instanceof TsrunError || isTimeoutError(err)) throw this.networkError('GET', http, err, patience); // no time left
+      const first = describeNetworkError(tlsError, this.timeout.ms);
       throw new TsrunError(
         'ENETWORK',
-        `cannot reach the registry at ${registry}: over HTTPS: ${first}; over HTTP: ${describeNetworkError(err, this.timeouts)}`,
+        `cannot reach the registry at ${registry}: over HTTPS: ${first}; over HTTP: ${describeNetworkError(err, this.timeout.ms)}`,
         { cause: err },
       );
     }
   }
 
-  private async pingAt(url: URL, verify: boolean): Promise<PingResult> {
-    const res = await this.send({ method: 'GET', url }, verify);
+  private async pingAt(url: URL, verify: boolean, patience: Patience): Promise<PingResult> {
+    const res = await this.send({ method: 'GET', url }, verify, patience);
     await res.body.dump();
     const challenge = header(res, 'www-authenticate');
     return { base: new URL(`${url.protocol}//${url.host}`), status: res.status, ...(challenge && { challenge }) };
@@ -188,6 +208,7 @@ export class Transport {
     const method = req.method ?? 'GET';
     const follow = req.followRedirects ?? (method === 'GET' || method === 'HEAD');
     const origin = req.url.origin;
+    const patience = req.patience ?? this.patience();
     let url = req.url;
     for (let hop = 0; ; hop++) {
       const sameOrigin = url.origin === origin;
@@ -202,9 +223,9 @@ export class Transport {
       }
       let res: HttpResponse;
       try {
-        res = await this.send({ ...req, method, url, headers }, verify);
+        res = await this.send({ ...req, method, url, headers }, verify, patience);
       } catch (err) {
-        throw this.networkError(method, url, err);
+        throw this.networkError(method, url, err, patience);
       }
       const location = header(res, 'location');
       if (!follow || !REDIRECTS.has(res.status) || !location) return res;
@@ -217,18 +238,33 @@ export class Transport {
     }
   }
 
-  private async send(req: HttpRequest, verify: boolean): Promise<HttpResponse> {
-    const dispatcher = await this.dispatcher(req.url, verify);
-    const body = typeof req.body === 'function' ? req.body() : req.body;
-    const res = await dispatcher.request({
-      origin: req.url.origin,
-      path: `${req.url.pathname}${req.url.search}`,
-      method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
-      headers: { 'user-agent': this.userAgent, ...req.headers },
-      ...(body !== undefined && { body }),
-      ...(req.signal && { signal: req.signal }),
-    });
-    return { status: res.statusCode, headers: res.headers, url: req.url, body: res.body };
+  private async send(req: HttpRequest, verify: boolean, patience: Patience): Promise<HttpResponse> {
+    const method = req.method ?? 'GET';
+    const watch = patience.watch(`${method} ${req.url.href}`, req.signal);
+    try {
+      const dispatcher = await this.dispatcher(req.url, verify);
+      const body = typeof req.body === 'function' ? req.body() : req.body;
+      // A body may not be silent longer than the registry timeout has left for this request.
+      const bodyIdleMs = Math.max(1, Math.min(this.bodyIdleMs, patience.leftMs()));
+      const sent = dispatcher.request({
+        origin: req.url.origin,
+        path: `${req.url.pathname}${req.url.search}`,
+        method: method as Dispatcher.HttpMethod,
+        headers: { 'user-agent': this.userAgent, ...req.headers },
+        ...(body !== undefined && { body: uploadWithProgress(body, patience) }),
+        signal: watch.signal,
+        bodyTimeout: bodyIdleMs + 1000, // a backstop: idleTimeout fires first, on time
+      });
+      // undici applies an abort only once the connection is up: a TLS handshake that never
+      // completes would hold the request until the connect timeout. Give up at the watch's time;
+      // undici drops the request itself when the connection ends (close() destroys it if not).
+      sent.catch(() => {});
+      const res = await Promise.race([sent, watch.expired]);
+      idleTimeout(res.body, bodyIdleMs, () => new BodyTimeoutError());
+      return { status: res.statusCode, headers: res.headers, url: req.url, body: res.body, bodyIdleMs };
+    } finally {
+      watch.stop();
+    }
   }
 
   /** One connection pool per host and TLS setting; proxies from HTTP(S)_PROXY / NO_PROXY. */
@@ -238,11 +274,9 @@ export class Transport {
     if (!d) {
       d = (async () => {
         const tls = tlsOptions(await loadTlsMaterial(url.host, this.certsDirs), verify);
-        const options = {
-          connect: { timeout: this.timeouts.connectMs, ...tls },
-          headersTimeout: this.timeouts.headersMs,
-          bodyTimeout: this.timeouts.bodyIdleMs,
-        };
+        // The request's Patience gives up first (with what is left); these end what undici
+        // still holds after that: a handshake, a connection nothing was sent on.
+        const options = { connect: { timeout: this.timeout.ms, ...tls }, headersTimeout: this.timeout.ms };
         // Like Go's net/http, never send loopback traffic through a proxy.
         const { host } = splitHostPort(url.host);
         if (host === 'localhost' || host === '::1' || host.startsWith('127.')) return new Agent(options);
@@ -256,10 +290,11 @@ export class Transport {
     return d;
   }
 
+  /** Ends every connection, including a handshake still hanging after its request gave up. */
   async close(): Promise<void> {
     const all = [...this.dispatchers.values()];
     this.dispatchers.clear();
-    await Promise.all(all.map(async (d) => (await d.catch(() => undefined))?.close()));
+    await Promise.all(all.map(async (d) => (await d.catch(() => undefined))?.destroy()));
   }
 
   private fixFor(registry: string): string {
@@ -286,8 +321,11 @@ export class Transport {
     );
   }
 
-  private networkError(method: string, url: URL, cause: unknown): TsrunError {
+  /** A failed request (or body read) as the user should see it; `patience` is its clock. */
+  networkError(method: string, url: URL, cause: unknown, patience: Patience = this.patience()): TsrunError {
     if (cause instanceof TsrunError) return cause;
-    return new TsrunError('ENETWORK', `${method} ${url.href}: ${describeNetworkError(cause, this.timeouts)}`, { cause });
+    if (isTimeoutError(cause)) return patience.exhausted(`${method} ${url.href}`);
+    return new TsrunError('ENETWORK', `${method} ${url.href}: ${describeNetworkError(cause, this.timeout.ms)}`, { cause });
   }
 }
+

@@ -1,12 +1,15 @@
 // A small misbehaving registry (node:http) for the faults a real one rarely shows on demand:
 // wrong digests, dropped and stalled connections, rate limits, redirects to another host,
-// oversized and schema 1 manifests, a registry that never answers.
+// oversized and schema 1 manifests, a registry that never answers — and the registry timeout
+// (TSRUN_REGISTRY_TIMEOUT) that bounds how long tsrun waits on one, retries included.
 import { readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { pullImage, type PullOptions } from '../../src/image/pull.js';
+import { pushImage } from '../../src/image/push.js';
+import { TestEnv } from './helpers/env.js';
 import { buildImage, sha256Of, testDecompressor, TestStore, type BuiltImage } from './helpers/registry.js';
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse, state: Fake) => boolean | void;
@@ -72,6 +75,22 @@ class Fake {
   }
 }
 
+/**
+ * Takes a push to the repository "up", where no blob exists yet; `read` decides how a blob's
+ * upload is read and calls `done` to answer it.
+ */
+function takeUploads(read: (req: http.IncomingMessage, done: () => void) => void): Handler {
+  return (req, res) => {
+    const url = new URL(req.url!, 'http://x');
+    if (!url.pathname.startsWith('/v2/up/')) return false;
+    if (req.method === 'HEAD') res.writeHead(404).end();
+    else if (req.method === 'POST') res.writeHead(202, { location: '/v2/up/blobs/uploads/u1', 'content-length': 0 }).end();
+    else if (url.pathname.startsWith('/v2/up/blobs/uploads/')) read(req, () => res.writeHead(201).end());
+    else req.resume().on('end', () => res.writeHead(201).end()); // the manifest
+    return true;
+  };
+}
+
 /** Serves `blob` honouring `Range: bytes=N-` (206), as distribution does. */
 function serveRange(req: http.IncomingMessage, res: http.ServerResponse, blob: Buffer, cutAt?: number): void {
   const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
@@ -84,8 +103,19 @@ function serveRange(req: http.IncomingMessage, res: http.ServerResponse, blob: B
   res.write(blob.subarray(start, cutAt), () => setTimeout(() => res.socket?.destroy(), 20));
 }
 
+/**
+ * Slack for "failed within the registry timeout": timers, a few retries' round trips, and the
+ * granularity of undici's body timer (half a second beyond 1 s).
+ */
+const MARGIN_MS = 1500;
+
 let image: BuiltImage;
 let bigLayer: { digest: string; blob: Buffer };
+/** One layer of 192 KiB that does not compress: 3 s at 64 kB/s. */
+let slowImage: BuiltImage;
+let slowLayer: { digest: string; blob: Buffer };
+/** One layer of 16 MB, to push: more than the kernel's socket buffers on loopback hold. */
+let uploadImage: BuiltImage;
 const blobsOf = async (img: BuiltImage) => {
   const dir = join(img.layoutDir, 'blobs', 'sha256');
   const out = new Map<string, Buffer>();
@@ -98,8 +128,14 @@ beforeAll(async () => {
   image = await buildImage({ layers: [{ 'a.txt': 'small' }, { big: randomBytes(400_000) }] });
   const l = image.layers[1]!;
   bigLayer = { digest: l.digest, blob: await readFile(join(image.layoutDir, 'blobs', 'sha256', l.digest.slice(7))) };
+  slowImage = await buildImage({ layers: [{ slow: randomBytes(192 * 1024) }] });
+  const s = slowImage.layers[0]!;
+  slowLayer = { digest: s.digest, blob: await readFile(join(slowImage.layoutDir, 'blobs', 'sha256', s.digest.slice(7))) };
+  uploadImage = await buildImage({ layers: [{ big: randomBytes(16_000_000) }] });
 });
-afterAll(() => rm(image.layoutDir, { recursive: true, force: true }));
+afterAll(async () => {
+  for (const img of [image, slowImage, uploadImage]) await rm(img.layoutDir, { recursive: true, force: true });
+});
 
 describe('a misbehaving registry', () => {
   let fake: Fake;
@@ -124,13 +160,13 @@ describe('a misbehaving registry', () => {
     waits.length = 0;
   });
 
-  async function setUp(): Promise<void> {
+  async function setUp(img: BuiltImage = image): Promise<void> {
     store = await TestStore.create();
-    fake.blobs = await blobsOf(image);
-    const manifest = fake.blobs.get(image.manifestDigest)!;
+    fake.blobs = await blobsOf(img);
+    const manifest = fake.blobs.get(img.manifestDigest)!;
     fake.manifests = new Map([
       ['latest', { body: manifest, type: 'application/vnd.oci.image.manifest.v1+json' }],
-      [image.manifestDigest, { body: manifest, type: 'application/vnd.oci.image.manifest.v1+json' }],
+      [img.manifestDigest, { body: manifest, type: 'application/vnd.oci.image.manifest.v1+json' }],
     ]);
   }
 
@@ -314,7 +350,7 @@ describe('a misbehaving registry', () => {
     await expect(pullImage(store, `${fake.host}/app`, opts())).rejects.toThrow(/config lists 1 diff_ids for 2 layers/);
   });
 
-  it('resumes after the body stalls past the idle timeout', async () => {
+  it('resumes on a new connection after a body stalls past a shorter idle timeout', async () => {
     await setUp();
     let calls = 0;
     fake.hook = (req, res) => {
@@ -326,34 +362,220 @@ describe('a misbehaving registry', () => {
       return true;
     };
     const t0 = Date.now();
-    const r = await pullImage(store, `${fake.host}/app`, { ...opts(), timeouts: { bodyIdleMs: 500 } });
+    const r = await pullImage(store, `${fake.host}/app`, { ...opts(), bodyIdleMs: 500 });
     expect(r.manifestDigest).toBe(image.manifestDigest);
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(fake.log.filter((l) => l.url.endsWith(bigLayer.digest)).map((l) => l.range)).toEqual([undefined, 'bytes=50000-']);
   });
+
+  describe('the registry timeout', () => {
+    /** Pull options with a registry timeout of `seconds`, real waits, and more retries than it allows. */
+    const within = (seconds: number, extra: Partial<PullOptions> = {}): PullOptions => ({
+      decompressor: testDecompressor,
+      env: { TSRUN_CONFIG: '/nonexistent', DOCKER_CONFIG: '/nonexistent', TSRUN_REGISTRY_TIMEOUT: String(seconds) },
+      retry: { retries: 10, baseDelayMs: 100, maxDelayMs: 5000 },
+      ...extra,
+    });
+    const hint = 'to wait longer, set TSRUN_REGISTRY_TIMEOUT=<seconds> or "registry-timeout": <seconds> in /nonexistent';
+
+    it('fails a manifest request the registry accepts and never answers, naming the request, the wait and the setting', async () => {
+      await setUp();
+      fake.hook = (req) => req.url!.includes('/manifests/'); // taken, never answered
+      const t0 = Date.now();
+      const err = await pullImage(store, `${fake.host}/app:v1`, within(2)).catch((e) => e);
+      const elapsed = Date.now() - t0;
+      expect(err.code).toBe('ENETWORK');
+      expect(err.message).toBe(
+        `pull ${fake.host}/app:v1: GET http://${fake.host}/v2/app/manifests/v1: the registry sent nothing for 2 s; ${hint} (now 2 s, from TSRUN_REGISTRY_TIMEOUT)`,
+      );
+      expect(elapsed).toBeLessThan(2000 + MARGIN_MS);
+      expect(fake.log.filter((l) => l.url.includes('/manifests/'))).toHaveLength(1);
+    });
+
+    it('fails a blob that stops mid-way with the connection left open', async () => {
+      await setUp();
+      let stalledAt = 0;
+      fake.hook = (req, res) => {
+        if (!req.url!.endsWith(bigLayer.digest)) return false;
+        res.writeHead(200, { 'content-length': bigLayer.blob.length, 'accept-ranges': 'bytes' });
+        res.write(bigLayer.blob.subarray(0, 50_000), () => (stalledAt = Date.now())); // then silence
+        return true;
+      };
+      const err = await pullImage(store, `${fake.host}/app`, within(2)).catch((e) => e);
+      const sinceStall = Date.now() - stalledAt;
+      expect(err.code).toBe('ENETWORK');
+      expect(err.message).toContain(`GET blob ${bigLayer.digest} of ${fake.host}/app: the registry sent nothing for 2 s after 50000 of ${bigLayer.blob.length} bytes; ${hint}`);
+      expect(sinceStall).toBeLessThan(2000 + MARGIN_MS);
+      // The silence used the whole registry timeout: nothing was left to resume with.
+      expect(fake.log.filter((l) => l.url.endsWith(bigLayer.digest))).toHaveLength(1);
+    });
+
+    it('resumes a stalled blob only while the registry timeout lasts', async () => {
+      await setUp();
+      let stalledAt = 0;
+      fake.hook = (req, res) => {
+        if (!req.url!.endsWith(bigLayer.digest)) return false;
+        const resumed = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+        if (!resumed) {
+          res.writeHead(200, { 'content-length': bigLayer.blob.length, 'accept-ranges': 'bytes' });
+          res.write(bigLayer.blob.subarray(0, 50_000), () => (stalledAt = Date.now()));
+        } else {
+          // Headers for the rest, then nothing: no progress, so the clock keeps running.
+          const start = Number(resumed[1]);
+          res.writeHead(206, { 'content-length': bigLayer.blob.length - start, 'content-range': `bytes ${start}-${bigLayer.blob.length - 1}/${bigLayer.blob.length}` });
+          res.flushHeaders();
+        }
+        return true;
+      };
+      // A connection silent for 0.5 s is given up and the download resumed on a new one.
+      const err = await pullImage(store, `${fake.host}/app`, within(2, { bodyIdleMs: 500 })).catch((e) => e);
+      const sinceStall = Date.now() - stalledAt;
+      expect(err.code).toBe('ENETWORK');
+      expect(err.message).toMatch(new RegExp(`: GET blob ${bigLayer.digest} of ${fake.host}/app: no progress from the registry for [\\d.]+ s`));
+      expect(err.message).toContain(`; ${hint}`);
+      expect(sinceStall).toBeLessThan(2000 + MARGIN_MS);
+      const ranges = fake.log.filter((l) => l.url.endsWith(bigLayer.digest)).map((l) => l.range);
+      expect(ranges.length).toBeGreaterThanOrEqual(2); // it did resume...
+      expect(ranges.length).toBeLessThan(11); // ...but not as often as the retry policy allows
+      expect(ranges.slice(1).every((r) => r === 'bytes=50000-')).toBe(true);
+    });
+
+    it('keeps a slow registry that keeps sending (64 kB/s), for longer than the registry timeout', async () => {
+      await setUp(slowImage);
+      fake.hook = (req, res) => {
+        if (!req.url!.endsWith(slowLayer.digest)) return false;
+        res.writeHead(200, { 'content-length': slowLayer.blob.length });
+        let at = 0;
+        const tick = setInterval(() => {
+          res.write(slowLayer.blob.subarray(at, (at += 8192)));
+          if (at >= slowLayer.blob.length) {
+            clearInterval(tick);
+            res.end();
+          }
+        }, 125);
+        res.on('close', () => clearInterval(tick));
+        return true;
+      };
+      const t0 = Date.now();
+      const r = await pullImage(store, `${fake.host}/app`, within(1));
+      const elapsed = Date.now() - t0;
+      expect(r.manifestDigest).toBe(slowImage.manifestDigest);
+      expect(elapsed).toBeGreaterThan(2500); // three times the registry timeout: progress kept it going
+      expect(fake.log.filter((l) => l.url.endsWith(slowLayer.digest))).toHaveLength(1);
+    });
+
+    it('gives up on a registry that answers 503 forever: Retry-After cannot stretch the wait', async () => {
+      await setUp();
+      fake.hook = (req, res) => {
+        if (!req.url!.includes('/manifests/')) return false;
+        res.writeHead(503, { 'retry-after': '1', 'content-type': 'application/json' }).end('{"errors":[{"code":"UNAVAILABLE","message":"try later"}]}');
+        return true;
+      };
+      const t0 = Date.now();
+      const err = await pullImage(store, `${fake.host}/app`, within(2.5)).catch((e) => e);
+      const elapsed = Date.now() - t0;
+      expect(err.code).toBe('ENETWORK');
+      expect(err.message).toMatch(
+        new RegExp(`GET http://${fake.host}/v2/app/manifests/latest: no progress from the registry for [\\d.]+ s over \\d attempts \\(last: HTTP 503\\), and trying again in 1 s would pass the registry timeout; to wait longer, set TSRUN_REGISTRY_TIMEOUT=`),
+      );
+      expect(elapsed).toBeLessThan(2500 + MARGIN_MS);
+      const attempts = fake.log.filter((l) => l.url.includes('/manifests/')).length;
+      expect(attempts).toBeGreaterThanOrEqual(2); // it retried...
+      expect(attempts).toBeLessThanOrEqual(3); // ...within 2.5 s, not the 10 retries the policy allows
+    });
+
+    describe('push', () => {
+      /** The store holds uploadImage, pulled from the fake, tagged for its repository "up". */
+      async function pulled(): Promise<string> {
+        await setUp(uploadImage);
+        await pullImage(store, `${fake.host}/app`, opts());
+        const name = `${fake.host}/up:latest`;
+        await store.putImage({ manifestDigest: uploadImage.manifestDigest, manifest: { layers: [] }, configDigest: uploadImage.configDigest, names: [name] });
+        return name;
+      }
+      const pushOptions = (seconds: number) => ({ env: { TSRUN_CONFIG: '/nonexistent', DOCKER_CONFIG: '/nonexistent', TSRUN_REGISTRY_TIMEOUT: String(seconds) } });
+
+      it('fails an upload the registry stops reading, within the registry timeout', async () => {
+        const name = await pulled();
+        fake.hook = takeUploads((req) => {
+          let taken = 0;
+          req.on('data', (c: Buffer) => {
+            if ((taken += c.length) > 1_000_000) req.pause(); // then neither reads nor answers
+          });
+        });
+        const t0 = Date.now();
+        const err = await pushImage(store, name, pushOptions(2)).catch((e) => e);
+        const elapsed = Date.now() - t0;
+        expect(err.code).toBe('ENETWORK');
+        expect(err.message).toMatch(new RegExp(`^push ${name}: PUT http://${fake.host}/v2/up/blobs/uploads/u1\\?digest=sha256%3A[0-9a-f]{64}: the registry sent nothing for 2 s; to wait longer, set TSRUN_REGISTRY_TIMEOUT=`));
+        expect(elapsed).toBeLessThan(2000 + MARGIN_MS);
+      });
+
+      it('keeps an upload the registry reads slowly, for longer than the registry timeout', async () => {
+        const name = await pulled();
+        // 4 MB/s: 16 MB take 4 s. (Slower, the megabytes the kernel buffers on loopback would
+        // take longer than the registry timeout to drain after tsrun's last write.)
+        fake.hook = takeUploads((req, done) => {
+          req.on('data', (c: Buffer) => {
+            req.pause();
+            setTimeout(() => req.resume(), c.length / 4000);
+          });
+          req.on('end', done);
+        });
+        const t0 = Date.now();
+        const r = await pushImage(store, name, pushOptions(2));
+        expect(r.digest).toBe(uploadImage.manifestDigest);
+        expect(Date.now() - t0).toBeGreaterThan(3000); // longer than the registry timeout: progress kept it going
+      });
+    });
+  });
 });
 
 describe('a registry that never answers', () => {
-  it('times out, within a bounded time', async () => {
-    const sockets: net.Socket[] = [];
-    const silent = net.createServer((s) => void sockets.push(s));
+  // Accepts TCP connections and never sends a byte: not even a TLS handshake.
+  const sockets: net.Socket[] = [];
+  let silent: net.Server;
+  let host: string;
+  beforeAll(async () => {
+    silent = net.createServer((s) => void sockets.push(s));
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
-    const host = `127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+    host = `127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => silent.close(r));
+  });
+
+  it('fails within the registry timeout', async () => {
     const store = await TestStore.create();
     try {
       const t0 = Date.now();
       const err = await pullImage(store, `${host}/app`, {
         decompressor: testDecompressor,
-        env: { TSRUN_CONFIG: '/nonexistent' },
-        timeouts: { connectMs: 300, headersMs: 300, bodyIdleMs: 300 },
+        env: { TSRUN_CONFIG: '/nonexistent', TSRUN_REGISTRY_TIMEOUT: '1' },
       }).catch((e) => e);
       expect(err.code).toBe('ENETWORK');
-      expect(err.message).toMatch(/connection not established within 0.3 s.*no response within 0.3 s/);
-      expect(Date.now() - t0).toBeLessThan(5000);
+      // The HTTPS attempt (loopback is insecure: HTTP would come next) used up the whole wait.
+      expect(err.message).toContain(`GET https://${host}/v2/: the registry sent nothing for 1 s; to wait longer, set TSRUN_REGISTRY_TIMEOUT=<seconds>`);
+      expect(Date.now() - t0).toBeLessThan(1000 + MARGIN_MS);
     } finally {
-      for (const s of sockets) s.destroy();
-      silent.close();
       await store.destroy();
+    }
+  });
+
+  it('tsrun pull exits 125 within TSRUN_REGISTRY_TIMEOUT, saying how to wait longer', async () => {
+    const env = new TestEnv('registry-timeout');
+    try {
+      const t0 = Date.now();
+      const r = env.run(['pull', `${host}/x:y`], { env: { TSRUN_REGISTRY_TIMEOUT: '2', TSRUN_CONFIG: '/nonexistent', DOCKER_CONFIG: '/nonexistent' } });
+      const elapsed = Date.now() - t0;
+      expect(r.status).toBe(125);
+      expect(r.stderr).toContain(
+        `GET https://${host}/v2/: the registry sent nothing for 2 s; to wait longer, set TSRUN_REGISTRY_TIMEOUT=<seconds> or "registry-timeout": <seconds> in /nonexistent (now 2 s, from TSRUN_REGISTRY_TIMEOUT)`,
+      );
+      expect(elapsed).toBeLessThan(2000 + MARGIN_MS + 1500); // plus starting node
+    } finally {
+      await env.cleanup();
     }
   });
 });
