@@ -101,6 +101,9 @@ export function renderInfo(info: SystemInfo, humanSize: (n: number) => string): 
   line(1, 'Insecure Registries');
   for (const d of r.insecure) out.push(`  ${d.registry} (${d.source === 'loopback' ? 'loopback, always' : d.source})`);
   line(1, 'Registry Config', `${r.configFile}${r.configExists ? '' : ' (not found)'}`);
+  const t = r.timeout;
+  const from = t?.source === 'env' ? 'TSRUN_REGISTRY_TIMEOUT' : t?.source === 'config' ? r.configFile : 'default';
+  line(1, 'Registry Timeout', t ? `${t.seconds}s (${from})` : 'not usable (see the warning below)');
   line(1, 'Registry Certificates');
   for (const c of r.certs) out.push(`  ${c.dir}: ${c.registries.length ? c.registries.join(', ') : '(none)'}`);
 

@@ -37,6 +37,21 @@ describe('registriesInfo', () => {
     const info = await registriesInfo([], { TSRUN_CONFIG: config });
     expect(info.errors).toEqual([expect.stringMatching(/parse .*broken\.json/)]);
     expect(info.insecure.every((d) => d.source === 'loopback')).toBe(true);
+    expect(info.timeout).toEqual({ seconds: 45, source: 'default' });
+  });
+
+  it('shows the registry timeout and where it comes from', async () => {
+    const config = join(dir, 'timeout.json');
+    writeFileSync(config, JSON.stringify({ 'registry-timeout': 90 }));
+    expect((await registriesInfo([], { TSRUN_CONFIG: join(dir, 'absent.json') })).timeout).toEqual({ seconds: 45, source: 'default' });
+    expect((await registriesInfo([], { TSRUN_CONFIG: config })).timeout).toEqual({ seconds: 90, source: 'config' });
+    expect((await registriesInfo([], { TSRUN_CONFIG: config, TSRUN_REGISTRY_TIMEOUT: '2.5' })).timeout).toEqual({ seconds: 2.5, source: 'env' });
+  });
+
+  it('reports a registry timeout that does not parse as the error pull would give', async () => {
+    const info = await registriesInfo([], { TSRUN_CONFIG: join(dir, 'absent.json'), TSRUN_REGISTRY_TIMEOUT: '10m' });
+    expect(info.timeout).toBeUndefined();
+    expect(info.errors).toEqual([expect.stringMatching(/^TSRUN_REGISTRY_TIMEOUT: expected a number of seconds/)]);
   });
 
   it('says when there is no config file', async () => {

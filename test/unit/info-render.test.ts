@@ -41,6 +41,7 @@ const info: SystemInfo = {
     configFile: '/etc/tsrun/config.json', configExists: true, errors: [],
     insecure: [{ registry: '192.168.56.11:5000', source: 'config' }, { registry: '127.0.0.0/8', source: 'loopback' }],
     certs: [{ dir: '/etc/tsrun/certs.d', registries: [] }],
+    timeout: { seconds: 45, source: 'default' },
   },
   Warnings: ['something to know'],
 };
@@ -56,10 +57,19 @@ describe('renderInfo', () => {
     expect(text).toContain(' Firewall Backend: iptables-nft (1.8.9)\n');
     expect(text).toContain(' Total Memory: 2GiB\n');
     expect(text).toContain('  192.168.56.11:5000 (config)\n  127.0.0.0/8 (loopback, always)\n');
+    expect(text).toContain(' Registry Config: /etc/tsrun/config.json\n Registry Timeout: 45s (default)\n');
     expect(text).toMatch(/\nWARNING: something to know\n$/);
   });
 
-  it('shows what is missing instead of failing', () => {
+  it('names where the registry timeout comes from', () => {
+    const withTimeout = (timeout: SystemInfo['Registries']['timeout']) =>
+      renderInfo({ ...info, Registries: { ...info.Registries, ...(timeout ? { timeout } : { timeout: undefined }) } }, humanSize);
+    expect(withTimeout({ seconds: 2.5, source: 'env' })).toContain(' Registry Timeout: 2.5s (TSRUN_REGISTRY_TIMEOUT)\n');
+    expect(withTimeout({ seconds: 90, source: 'config' })).toContain(' Registry Timeout: 90s (/etc/tsrun/config.json)\n');
+    expect(withTimeout(undefined)).toContain(' Registry Timeout: not usable (see the warning below)\n');
+  });
+
+    it('shows what is missing instead of failing', () => {
     const broken = renderInfo({ ...info, Helper: { Path: '', Version: '', Error: 'not built' }, Firewall: { error: 'iptables: not found' }, Cgroups: { error: 'no cgroup fs' } }, humanSize);
     expect(broken).toContain(' Runtime Helper: not usable: not built\n');
     expect(broken).toContain(' Firewall Backend: unavailable (iptables: not found)\n');
