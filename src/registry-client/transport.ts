@@ -14,6 +14,7 @@
 // for the headers; a body's silences are bounded by an idle timer, never longer than what is
 // left of the registry timeout when the request starts.
 import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 import type * as Undici from 'undici';
@@ -86,6 +87,7 @@ export interface PingResult {
 const require = createRequire(import.meta.url);
 const Agent = require('undici/lib/dispatcher/agent.js') as typeof Undici.Agent;
 const { BodyTimeoutError } = require('undici/lib/core/errors.js') as typeof Undici.errors;
+const buildConnector = require('undici/lib/core/connect.js') as typeof Undici.buildConnector;
 Object.assign((require('undici/lib/dispatcher/dispatcher.js') as typeof Undici.Dispatcher).prototype, require('undici/lib/api/index.js'));
 
 // undici parses HTTP with llhttp compiled to WebAssembly. After a few responses V8 starts
@@ -119,6 +121,8 @@ export class Transport {
   private readonly dispatchers = new Map<string, Promise<Dispatcher>>();
   private readonly pings = new Map<string, Promise<PingResult>>();
   private readonly warned = new Set<string>();
+  /** Sockets still connecting, which close() ends (see connector()). */
+  private readonly connecting = new Set<Socket>();
 
   constructor(options: TransportOptions = {}) {
     this.insecure = options.insecure ?? new InsecurePolicy([]);
@@ -274,9 +278,9 @@ export class Transport {
     if (!d) {
       d = (async () => {
         const tls = tlsOptions(await loadTlsMaterial(url.host, this.certsDirs), verify);
-        // The request's Patience gives up first (with what is left); these end what undici
-        // still holds after that: a handshake, a connection nothing was sent on.
-        const options = { connect: { timeout: this.timeout.ms, ...tls }, headersTimeout: this.timeout.ms };
+        // The request's Patience gives up first (with what is left); the connect and headers
+        // timeouts end what undici still holds after that.
+        const options = { connect: this.connector(tls), headersTimeout: this.timeout.ms };
         // Like Go's net/http, never send loopback traffic through a proxy.
         const { host } = splitHostPort(url.host);
         if (host === 'localhost' || host === '::1' || host.startsWith('127.')) return new Agent(options);
@@ -290,8 +294,26 @@ export class Transport {
     return d;
   }
 
+  /**
+   * undici's connector, keeping the sockets still connecting. An abort does not reach a TLS
+   * handshake: one a request gave up on would keep tsrun running until the connect timeout.
+   */
+  private connector(tls: object): Undici.buildConnector.connector {
+    const connect = buildConnector({ timeout: this.timeout.ms, ...tls });
+    return (options, callback) => {
+      // undici's connector returns the socket it connects (its types say void).
+      const socket = (connect as (...args: Parameters<typeof connect>) => unknown)(options, (...result) => {
+        this.connecting.delete(socket as Socket);
+        callback(...result);
+      }) as Socket | undefined;
+      if (socket) this.connecting.add(socket);
+    };
+  }
+
   /** Ends every connection, including a handshake still hanging after its request gave up. */
   async close(): Promise<void> {
+    for (const socket of this.connecting) socket.destroy();
+    this.connecting.clear();
     const all = [...this.dispatchers.values()];
     this.dispatchers.clear();
     await Promise.all(all.map(async (d) => (await d.catch(() => undefined))?.destroy()));
