@@ -7,6 +7,7 @@
 // most others take an OAuth2 form POST, some only the older GET with Basic auth, so try POST
 // and fall back to GET (as containerd does).
 import { TsrunError } from '../errors.js';
+import { describeNetworkError } from './neterr.js';
 import { header, type Transport } from './transport.js';
 
 export interface Challenge {
@@ -207,7 +208,13 @@ export class Authenticator {
   }
 
   private async readToken(res: Awaited<ReturnType<Transport['request']>>, realm: URL): Promise<CachedToken> {
-    const text = await res.body.text();
+    let text: string;
+    try {
+      text = await res.body.text();
+    } catch (err) {
+      // A token server that stops sending: the registry timeout's body timer ended it.
+      throw new TsrunError('ENETWORK', `${this.registry}: reading a token from ${realm.origin}: ${describeNetworkError(err)}`, { cause: err });
+    }
     if (res.status === 401 || res.status === 403) {
       throw new TsrunError('EAUTH', `${this.registry}: unauthorized: incorrect username or password (token server ${realm.origin} answered ${res.status})`);
     }
