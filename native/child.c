@@ -270,6 +270,7 @@ _Noreturn void child_main(struct child *c, int nullfd)
 	 * the monitor's own ends, its log file and the rest stay behind. */
 	out_close_in_child();
 	in_close();
+	lifecycle_close_in_child();
 	dup2(c->in >= 0 ? c->in : nullfd, 0);
 	if (c->in >= 0)
 		close(c->in);

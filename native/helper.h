@@ -252,6 +252,7 @@ void rss_trim(void);                /* main.c: unmap startup code we are done wi
 void tty_setup(int master, int relay_stdin); /* raw mode, window size */
 void tty_resize(void);
 void tty_restore(void);
+void tty_detach(void); /* stop relaying fd 0, restore the terminal */
 int tty_master(void);
 struct pollfd;
 int tty_poll_fds(struct pollfd *pfd, int n);  /* add fds, return new n */
@@ -284,6 +285,7 @@ int write_all(int fd, const char *b, size_t n);
 /* The container's stdin without a TTY: a pipe the monitor fills from its fd 0. */
 int in_pipe(const struct plan *p, int *child_end); /* one run's; -1 with errno */
 void in_close(void);                               /* the run is over */
+void in_detach(void);                              /* stop reading fd 0 for good */
 int in_poll_fds(struct pollfd *pfd, int n);
 void in_handle(struct pollfd *pfd, int n);
 
@@ -314,6 +316,8 @@ struct monitor {
 	struct status st;  /* what the status file says */
 };
 _Noreturn void monitor_exit(struct monitor *m, int code);
+void monitor_detach(void); /* let go of tsrun's terminal (fds 0-2) */
+void lifecycle_close_in_child(void); /* the monitor's own fds the child must not keep */
 /* monitor.c: one run, clone() to exit; docker's code, *failed: never ran */
 int monitor_once(struct monitor *m, int *failed);
 void monitor_state(struct monitor *m, const char *state); /* + status file */

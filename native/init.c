@@ -11,10 +11,15 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "helper.h"
+
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
 
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
 
@@ -60,16 +65,21 @@ int step_init(struct child *c, char **a, int n)
 		trace_line("fork() = %d", getpid()); /* the child reports for both */
 		return 0;
 	}
-	/* PID 1 holds nothing of the host: no root fd, no channel to the
-	 * monitor (so that the monitor sees EOF when the child execs). */
-	close(c->sock);
+	/* PID 1 never execs, so close-on-exec closes nothing of ours: it holds
+	 * no fd but the container's stdio. Not the channel to the monitor (EOF
+	 * there says the child execed), not the root fd, above all nothing of
+	 * the host (its /proc, a network namespace): with CAP_SYS_PTRACE a
+	 * process in the container could reach it through /proc/1/fd
+	 * (CVE-2016-9962). close_range() is Linux >= 5.9; before it, the fds
+	 * we know of. */
 	g_trace = 0;
-	if (c->rootfd >= 0)
-		close(c->rootfd);
-	/* Above all not the host's /proc: with CAP_SYS_PTRACE a process in the
-	 * container could reach it through /proc/1/fd (CVE-2016-9962). */
-	if (c->procfd >= 0)
-		close(c->procfd);
+	if (syscall(SYS_close_range, 3u, ~0u, 0u) < 0) {
+		close(c->sock);
+		if (c->rootfd >= 0)
+			close(c->rootfd);
+		if (c->procfd >= 0)
+			close(c->procfd);
+	}
 	caps_like_exec();
 	prctl(PR_SET_NAME, "tsrun-init", 0, 0, 0);
 	proc_title("tsrun-init");

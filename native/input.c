@@ -46,6 +46,13 @@ int in_pipe(const struct plan *p, int *child_end)
 	return 0;
 }
 
+/* Our fd 0 is no longer ours to read (detach): the container's stdin ends. */
+void in_detach(void)
+{
+	src_eof = 1;
+	in_close();
+}
+
 void in_close(void)
 {
 	if (pipe_w >= 0)

@@ -31,6 +31,15 @@ static void monitor_trace(const char *text)
  * (tsrun's) and our fds 0-2; everything else of ours is close-on-exec. */
 static int host_netns = -1; /* ours before a `netns` line moved us */
 
+/* In the container's first process: the host's network namespace is not
+ * its to keep (close-on-exec is not enough: an `init` PID 1 never execs). */
+void lifecycle_close_in_child(void)
+{
+	if (host_netns >= 0)
+		close(host_netns);
+	host_netns = -1;
+}
+
 static void run_exit_command(const struct plan *p)
 {
 	sigset_t none;
@@ -58,16 +67,19 @@ _Noreturn void monitor_exit(struct monitor *m, int code)
 }
 
 /* Nothing of tsrun's terminal stays with us for the container's lifetime:
- * fds 1/2 (and 0 unless the container still reads it) become /dev/null, and
- * we are in our own session (no SIGHUP when that terminal goes away). */
-static void detach_stdio(int keep_stdin)
+ * its raw mode is undone, we stop relaying our fd 0 (input.c, tty.c), fds
+ * 0-2 become /dev/null, and we are in our own session (no SIGHUP when that
+ * terminal goes away). For a detached container from the start; for an
+ * attached one when tsrun is done or gone. */
+void monitor_detach(void)
 {
+	tty_detach();
+	in_detach();
 	int fd = open("/dev/null", O_RDWR | O_NOCTTY);
 	if (fd >= 0) {
+		dup2(fd, 0);
 		dup2(fd, 1);
 		dup2(fd, 2);
-		if (!keep_stdin)
-			dup2(fd, 0);
 		if (fd > 2)
 			close(fd);
 	}
@@ -109,7 +121,7 @@ static void setup(struct monitor *m)
 	char msg[600];
 	sigset_t set;
 	if (!p->attach)
-		detach_stdio(!p->stdin_null); /* tsrun gave us /dev/null; make sure */
+		monitor_detach(); /* tsrun gave us /dev/null; make sure */
 	if (status_init(p->status_path) < 0)
 		setup_failed(m, "status-file", errno, "status file path too long");
 	/* The container's stdin when it gets none of ours (input.c). */
@@ -163,8 +175,7 @@ _Noreturn void monitor_run(struct plan *p)
 			/* After "exit" the foreground tsrun is done, as docker's
 			 * client is: restarts show in the status file and log. */
 			proto_close();
-			tty_restore();
-			detach_stdio(0);
+			monitor_detach();
 		}
 		m.st.restart_count++;
 		monitor_state(&m, "restarting");

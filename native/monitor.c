@@ -190,6 +190,11 @@ static void on_proto(void)
 		proto_eof = 1; /* writing may still work; a write error ends it */
 		if (!released)
 			start_failed("protocol", 0, "fd 3 closed before \"go\"");
+		/* An attached tsrun that went away (killed) leaves us its
+		 * terminal: let go of it, or we would go on relaying what the
+		 * user types next at the host's prompt into the container. */
+		if (P->attach)
+			monitor_detach();
 	}
 }
 

@@ -59,6 +59,15 @@ void tty_setup(int m, int relay_stdin)
 	tty_resize();
 }
 
+/* Stop relaying our fd 0 and give the terminal its mode back; the container
+ * keeps its PTY, and what it writes still goes to the log. */
+void tty_detach(void)
+{
+	relay_in = 0;
+	in_eof = 1;
+	tty_restore();
+}
+
 void tty_restore(void)
 {
 	if (raw_set)
