@@ -129,11 +129,15 @@ void proc_title(const char *title)
  * as runc does, we never run from that file: first thing, we copy ourselves
  * into a memfd, seal it (no write, grow or shrink, ever), and re-exec from
  * it. What /proc/<pid>/exe then leads to is that sealed copy. One copy of
- * ~60 KiB a monitor; about a millisecond at start.
- */
+ * ~100 KiB a monitor; about a millisecond at start. Where it cannot be done
+ * (no /proc, vm.memfd_noexec=2) the helper refuses to run rather than run
+ * unprotected, and says which call failed. */
+static const char *sealed_op = "";
+
 static int sealed_self(void)
 {
 	const int seals = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE;
+	sealed_op = "open /proc/self/exe";
 	int self = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
 	if (self < 0)
 		return -1;
@@ -147,26 +151,35 @@ static int sealed_self(void)
 #endif
 	/* MFD_EXEC: a kernel with vm.memfd_noexec (6.3+) may want it said;
 	 * an older one refuses the flag it does not know. */
+	sealed_op = "memfd_create";
 	int mfd = memfd_create("tsrun-helper", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
 	if (mfd < 0 && errno == EINVAL)
 		mfd = memfd_create("tsrun-helper", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (mfd < 0) {
+		int e = errno;
 		close(self);
+		errno = e;
 		return -1;
 	}
+	sealed_op = "sendfile";
 	for (;;) {
 		ssize_t n = sendfile(mfd, self, NULL, 1 << 20);
 		if (n == 0)
 			break;
 		if (n < 0 && errno != EINTR) {
+			int e = errno;
 			close(self);
 			close(mfd);
+			errno = e;
 			return -1;
 		}
 	}
 	close(self);
+	sealed_op = "fcntl F_ADD_SEALS";
 	if (fcntl(mfd, F_ADD_SEALS, seals) < 0) {
+		int e = errno;
 		close(mfd);
+		errno = e;
 		return -1;
 	}
 	return mfd;
@@ -182,10 +195,16 @@ int main(int argc, char **argv)
 	if (copy > 0) {
 		extern char **environ;
 		fexecve(copy, argv, environ);
+		sealed_op = "fexecve";
 		copy = -1;
 	}
 	if (copy < 0) {
-		say(2, "tsrun-helper: cannot run from a sealed copy of itself (memfd_create, sendfile, F_ADD_SEALS or fexecve failed)\n");
+		int e = errno;
+		say(2, "tsrun-helper: cannot run from a sealed copy of itself (CVE-2019-5736): ");
+		say(2, sealed_op);
+		say(2, ": ");
+		say(2, errmsg(e));
+		say(2, e == EACCES && !strcmp(sealed_op, "fexecve") ? " (is vm.memfd_noexec 2?)\n" : "\n");
 		return 125;
 	}
 	if (argc > 1 && strcmp(argv[1], "--userns-exec") == 0)

@@ -57,6 +57,11 @@ int proc_open(struct child *c)
 	return 0;
 }
 
+/* While mount(2) runs here the working directory is the /proc handle: a
+ * relative path in `src` or `data` would be looked up there. tsrun never
+ * passes one (a bind's source is opened first, in first_mount(); the
+ * rootfs, whose overlay data has relative lowerdirs, is mounted by
+ * step_mount() onto a host path, without this). */
 int mount_fd(struct child *c, const char *src, int srcfd, int tgtfd, const char *fs,
 	     unsigned long flags, const char *data)
 {

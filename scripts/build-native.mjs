@@ -21,6 +21,8 @@ const sources = readdirSync(join(root, 'native'))
   .map((f) => join(root, 'native', f));
 mkdirSync(join(root, 'native', 'build'), { recursive: true });
 const out = join(root, 'native', 'build', 'tsrun-helper');
+// -s: stripped. The helper copies itself into memory once per container (native/main.c,
+// sealed_self), so its symbols would cost every container; build without it to debug with gdb.
 const args = ['-std=gnu11', '-O2', '-s', '-Wall', '-Wextra', '-Werror=implicit-function-declaration',
   '-D_GNU_SOURCE', '-o', out, ...sources];
 const r = spawnSync(cc, args, { stdio: 'inherit' });
