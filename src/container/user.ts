@@ -3,9 +3,10 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { TsrunError, errnoOf } from '../errors.js';
 import type { ResolvedUser } from '../namespaces/spec.js';
-import { lstatOrUndefined } from '../overlay/lower-layers.js';
 
-const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK } = constants;
+const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_NOCTTY } = constants;
+/** Node's fs has no O_PATH constant; Linux's value. */
+const O_PATH = 0o10000000;
 /** More than any real passwd or group file: a container cannot make `exec -u` read gigabytes. */
 const MAX_BYTES = 4 * 1024 * 1024;
 
@@ -50,15 +51,25 @@ function openInLayer(dir: string, rel: string): string | 'hidden' | 'absent' {
       closeSync(fd);
       fd = next;
     }
-    const at = `/proc/self/fd/${fd}/${leaf}`;
-    let st = lstatOrUndefined(at);
-    if (!st) return 'absent';
-    if (!st.isFile()) return 'hidden'; // a whiteout, a symlink, a directory: no lower file shows
-    // O_NONBLOCK: had it become a FIFO meanwhile, opening it must not hang tsrun.
-    const file = openSync(at, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+    // First an O_PATH handle, which opens nothing: the container may have swapped the file for
+    // a device node since any check, and opening a device can act (a watchdog arms, a tty
+    // becomes tsrun's). Only a regular file is then opened for reading, through that handle.
+    let handle: number;
     try {
-      st = fstatSync(file);
-      if (!st.isFile()) return 'hidden';
+      handle = openSync(`/proc/self/fd/${fd}/${leaf}`, O_PATH | O_NOFOLLOW);
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return 'absent';
+      throw err;
+    }
+    let file: number;
+    try {
+      if (!fstatSync(handle).isFile()) return 'hidden'; // a whiteout, a symlink, a directory: no lower file shows
+      file = openSync(`/proc/self/fd/${handle}`, O_RDONLY | O_NOCTTY);
+    } finally {
+      closeSync(handle);
+    }
+    try {
+      const st = fstatSync(file);
       const buf = Buffer.alloc(Math.min(st.size, MAX_BYTES));
       let n = 0;
       while (n < buf.length) {
