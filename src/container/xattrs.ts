@@ -2,6 +2,7 @@
 // copy-up): which ones, reading them, writing them. Light: libc only.
 import { errnoOf } from '../errors.js';
 import * as libc from '../sys/libc.js';
+import { droppableXattrError } from '../overlay/lower-layers.js';
 
 /**
  * The extended attributes that travel with a file into tars (export, commit, `cp ... -`) and
@@ -46,9 +47,7 @@ export function applyXattrs(fd: number, xattrs: Array<[string, Buffer]>): void {
     try {
       libc.fsetxattr(fd, name, value);
     } catch (err) {
-      const code = errnoOf(err);
-      if (code === 'ENOTSUP' || code === 'EOPNOTSUPP' || (code === 'EPERM' && process.geteuid?.() !== 0)) continue;
-      throw err;
+      if (!droppableXattrError(err, name)) throw err;
     }
   }
 }

@@ -31,7 +31,7 @@ import { Hasher } from './digest.js';
 import { TarReader, gidOf, mtimeOf, uidOf, xattrsOf, type Header, type TarSink } from './tar.js';
 import type { Digest } from './types.js';
 import { PathResolver, cleanPath, type Placed } from './unpack-paths.js';
-import { OPAQUE_XATTR, isOverlayXattr, isWhiteout, lstatOrUndefined } from '../overlay/lower-layers.js';
+import { OPAQUE_XATTR, droppableXattrError, isOverlayXattr, isWhiteout, lstatOrUndefined } from '../overlay/lower-layers.js';
 import type { FromBelow } from '../overlay/inherit.js';
 
 export { cleanPath } from './unpack-paths.js';
@@ -235,11 +235,17 @@ class Unpacker implements TarSink {
    * directory above it hides what is below.
    */
   private inheritsFromBelow(rel: string): boolean {
-    if (this.deletedBelow.has(rel) || this.opaqueDirs.has('') || this.paths.crossesSymlink(rel)) return false;
-    for (let i = rel.indexOf('/'); i >= 0; i = rel.indexOf('/', i + 1)) {
-      if (this.opaqueDirs.has(rel.slice(0, i))) return false;
-    }
+    if (this.deletedBelow.has(rel) || this.underOpaque(rel) || this.paths.crossesSymlink(rel)) return false;
     return lstatOrUndefined(`${this.dir}/${rel}`)?.isDirectory() === true;
+  }
+
+  /** Whether a directory of this layer above `rel` (the root included) hides what is below. */
+  private underOpaque(rel: string): boolean {
+    if (this.opaqueDirs.has('')) return true;
+    for (let i = rel.indexOf('/'); i >= 0; i = rel.indexOf('/', i + 1)) {
+      if (this.opaqueDirs.has(rel.slice(0, i))) return true;
+    }
+    return false;
   }
 
   /**
@@ -251,12 +257,11 @@ class Unpacker implements TarSink {
   private whiteoutsToCheck(): string[] {
     const check: string[] = [];
     for (const rel of this.whiteoutsMade) {
+      if (this.paths.crossesSymlink(rel)) continue; // its directory was replaced by a symlink
       const path = `${this.dir}/${rel}`;
       const st = lstatOrUndefined(path);
       if (!st || !isWhiteout(st)) continue; // replaced by a later entry
-      let hidden = this.opaqueDirs.has('');
-      for (let i = rel.indexOf('/'); i >= 0 && !hidden; i = rel.indexOf('/', i + 1)) hidden = this.opaqueDirs.has(rel.slice(0, i));
-      if (hidden) fs.unlinkSync(path);
+      if (this.underOpaque(rel)) fs.unlinkSync(path);
       else check.push(rel);
     }
     return check.sort();
@@ -525,12 +530,7 @@ class Unpacker implements TarSink {
       try {
         set(name, value);
       } catch (err) {
-        const code = errnoOf(err);
-        // docker too ignores xattrs the file system cannot store; without root, trusted.*
-        // and security.* are not ours to set; and the kernel keeps user.* only on files and
-        // directories (EPERM on a symlink or device).
-        if (code === 'ENOTSUP' || code === 'EOPNOTSUPP' || (code === 'EPERM' && (!isRoot || name.startsWith('user.')))) continue;
-        throw err;
+        if (!droppableXattrError(err, name)) throw err;
       }
     }
   }

@@ -17,7 +17,7 @@
 import * as fs from 'node:fs';
 import { errnoOf } from '../errors.js';
 import * as libc from '../sys/libc.js';
-import { OPAQUE_XATTR, isOverlayXattr, isWhiteout, lstatOrUndefined, type LowerLayers } from './lower-layers.js';
+import { OPAQUE_XATTR, droppableXattrError, isOverlayXattr, isWhiteout, lstatOrUndefined, type LowerLayers } from './lower-layers.js';
 
 export interface FromBelow {
   /** Implied directories, relative to the layer: no whiteout or opaque dir of the layer hides their lower entry. */
@@ -86,7 +86,7 @@ function removeWhiteout(root: number, rel: string): void {
   try {
     const path = `/proc/self/fd/${dir}/${rel.slice(slash + 1)}`;
     const st = lstatOrUndefined(path);
-    if (st && isWhiteout(st)) keepingTimes(`/proc/self/fd/${dir}`, () => fs.unlinkSync(path));
+    if (st && isWhiteout(st)) keepingTimes(`/proc/self/fd/${dir}`, () => done(() => fs.unlinkSync(path), 'ENOENT'));
   } finally {
     libc.close(dir);
   }
@@ -97,11 +97,23 @@ function hideBelowRoot(dir: string, below: LowerLayers): void {
     for (const name of below.list('')) {
       const path = `${dir}/${name}`;
       const st = lstatOrUndefined(path);
-      if (!st) libc.mknod(path, libc.S_IFCHR, 0, 0);
+      if (!st) done(() => libc.mknod(path, libc.S_IFCHR, 0, 0), 'EEXIST');
       else if (st.isDirectory()) libc.lsetxattr(path, OPAQUE_XATTR, Buffer.from('y'));
       // A file, link or whiteout of this layer hides the lower entry already.
     }
   });
+}
+
+/**
+ * `op`, where `already` says another tsrun finishing the same layer at the same time did it
+ * first (two pulls of one image: both apply the same changes).
+ */
+function done(op: () => void, already: string): void {
+  try {
+    op();
+  } catch (err) {
+    if (errnoOf(err) !== already) throw err;
+  }
 }
 
 /** Runs `change` in the directory `dir` and puts back the times the layer gave it. */
@@ -124,9 +136,6 @@ function setXattr(fd: number, name: string, value: Buffer): void {
   try {
     libc.fsetxattr(fd, name, value);
   } catch (err) {
-    // As when unpacking: what this file system or this user cannot keep is dropped.
-    const code = errnoOf(err);
-    if (code === 'ENOTSUP' || code === 'EOPNOTSUPP' || (code === 'EPERM' && process.geteuid?.() !== 0)) return;
-    throw err;
+    if (!droppableXattrError(err, name)) throw err; // as when unpacking
   }
 }

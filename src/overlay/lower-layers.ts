@@ -26,6 +26,17 @@ const OPAQUE_XATTRS = ['trusted.overlay.opaque', 'user.overlay.opaque'];
  */
 export const OPAQUE_XATTR = process.getuid?.() === 0 && !process.env.TSRUN_USERNS ? OPAQUE_XATTRS[0]! : OPAQUE_XATTRS[1]!;
 
+/**
+ * Whether setting xattr `name` failed in a way docker too lets go: the file system keeps no
+ * xattrs (ENOTSUP); without the host's root, trusted.* and security.* are not ours to set; and
+ * the kernel keeps user.* only on files and directories (EPERM on a symlink or a device).
+ */
+export function droppableXattrError(err: unknown, name: string): boolean {
+  const code = errnoOf(err);
+  if (code === 'ENOTSUP' || code === 'EOPNOTSUPP') return true;
+  return code === 'EPERM' && (OPAQUE_XATTR !== OPAQUE_XATTRS[0] || name.startsWith('user.'));
+}
+
 /** overlayfs's own attributes: never copied from one layer to another. */
 export function isOverlayXattr(name: string): boolean {
   return name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.');
