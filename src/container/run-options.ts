@@ -172,7 +172,7 @@ export function parseRunOptions(flags: RunFlagValues, args: string[], host: Host
     args,
     env,
     volumes: [...f.volume.map(parseVolume), ...mounts.flatMap((m) => (m.volume ? [m.volume] : []))],
-    tmpfs: [...f.tmpfs.map(parseTmpfs), ...mounts.flatMap((m) => (m.tmpfs ? [m.tmpfs] : []))],
+    tmpfs: [...f.tmpfs.map((t) => parseTmpfs(t)), ...mounts.flatMap((m) => (m.tmpfs ? [m.tmpfs] : []))],
     ...(Object.keys(labels).length > 0 && { labels }),
     ...(Object.keys(sysctls).length > 0 && { sysctls }),
     ...(f.shmSize !== undefined && { shmSize: parseShmSize(f.shmSize) }),

@@ -63,8 +63,9 @@ export function parseMount(spec: string): { volume?: VolumeMount; tmpfs?: TmpfsM
   if (kv.has('tmpfs-size')) opts.push(`size=${parseSize('--mount', kv.get('tmpfs-size')!)}`);
   if (kv.has('tmpfs-mode')) opts.push(`mode=${kv.get('tmpfs-mode')}`);
   if (readonly) opts.push('ro');
+  // The target checked against the --mount text the user wrote, for the message.
   mountTarget('--mount', spec, target);
-  return { tmpfs: parseTmpfs(`${target}${opts.length ? `:${opts.join(',')}` : ''}`) };
+  return { tmpfs: parseTmpfs(`${target}${opts.length ? `:${opts.join(',')}` : ''}`, '--mount') };
 }
 
 /** The sysctls a container may set: those its own namespaces scope, as docker allows. */

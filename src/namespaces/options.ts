@@ -141,15 +141,15 @@ export function namedVolume(name: string, target: string, readonly: boolean, noC
   return { source: '', target, readonly, volume: name, ...(noCopy && { noCopy }) };
 }
 
-/** `--tmpfs /path[:opt,opt]` (size=64m, mode=1777, noexec ...). */
-export function parseTmpfs(spec: string): TmpfsMount {
+/** `--tmpfs /path[:opt,opt]` (size=64m, mode=1777, noexec ...); `flag` names it in errors. */
+export function parseTmpfs(spec: string, flag = '--tmpfs'): TmpfsMount {
   const colon = spec.indexOf(':');
   const target = colon < 0 ? spec : spec.slice(0, colon);
   const options = colon < 0 ? [] : spec.slice(colon + 1).split(',').filter(Boolean);
-  const where = mountTarget('--tmpfs', spec, target);
+  const where = mountTarget(flag, spec, target);
   for (const o of options) {
     if (!/^(size=\d+[kmg%]?|mode=[0-7]{3,4}|uid=\d+|gid=\d+|nr_inodes=\d+[kmg]?|noexec|exec|nosuid|suid|nodev|dev|ro|rw)$/.test(o)) {
-      throw flagError('--tmpfs', spec, `unknown option "${o}"`);
+      throw flagError(flag, spec, `unknown option "${o}"`);
     }
   }
   return { target: where, options };

@@ -96,9 +96,12 @@ export function parseDnsOptions(f: { dns: string[]; dnsSearch: string[]; dnsOpti
   return { dns: f.dns, dnsSearch: f.dnsSearch, dnsOptions: f.dnsOption };
 }
 
+/** A name in /etc/hosts as docker and compose use them: `db`, `my_db`, `db.internal`; no space, no line. */
+const ALIAS = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$/;
+
 /** --network-alias: a name other containers find in their /etc/hosts, so one name, nothing more. */
 export function parseNetworkAlias(alias: string): string {
-  if (!HOST_NAME.test(alias)) throw new TsrunError('EINVAL_FLAG', `invalid argument ${JSON.stringify(alias)} for "--network-alias" flag: not a valid host name`);
+  if (!ALIAS.test(alias)) throw new TsrunError('EINVAL_FLAG', `invalid argument ${JSON.stringify(alias)} for "--network-alias" flag: not a valid host name`);
   return alias;
 }
 

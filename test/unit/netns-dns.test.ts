@@ -47,6 +47,7 @@ describe('--dns, --dns-search, --dns-option and --network-alias are checked (iss
     const f = { dns: ['1.1.1.1', 'fd00::53'], dnsSearch: ['corp.example', 'example.com.', '.'], dnsOption: ['ndots:2', 'rotate', 'use-vc', 'timeout:1'] };
     expect(parseDnsOptions(f)).toEqual({ dns: f.dns, dnsSearch: f.dnsSearch, dnsOptions: f.dnsOption });
     expect(parseNetworkAlias('db-1.internal')).toBe('db-1.internal');
+    expect(parseNetworkAlias('my_db')).toBe('my_db');
   });
   it('refuses values that would add lines to resolv.conf or /etc/hosts', () => {
     expect(() => parseDnsOptions({ ...none, dns: ['1.1.1.1\nnameserver 6.6.6.6'] })).toThrow(/for "--dns" flag: not an IP address/);
