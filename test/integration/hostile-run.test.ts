@@ -139,6 +139,45 @@ describePrivileged('run against hostile images, containers and flags', () => {
     });
   });
 
+  it('a monitor whose tsrun was killed lets go of its stdin: what the user types next never reaches the container', async () => {
+    // stdin is a FIFO this test keeps open for writing (as a terminal stays open after tsrun dies).
+    const fifo = join(env.root, 'stdin.fifo');
+    spawnSync('mkfifo', [fifo]);
+    const typing = fs.openSync(fifo, 'r+');
+    const child = env.spawn(['run', '-i', '--name', 'orphan', image, 'sh', '-c', 'echo ready; read -t 10 line; echo "got:$line" > /tmp/got; sleep 600'], {
+      stdio: [typing, 'pipe', 'pipe'],
+    });
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+      child.once('exit', () => reject(new Error('tsrun run ended early')));
+    });
+    try {
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      await new Promise((r) => setTimeout(r, 300));
+      // Typed after tsrun died: nobody may read it any more (it stays in the FIFO).
+      fs.writeSync(typing, 'secret-typed-at-the-host\n');
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(ok(env.run(['exec', 'orphan', 'cat', '/tmp/got']))).toBe('got:\n');
+    } finally {
+      env.run(['rm', '-f', 'orphan']);
+      fs.closeSync(typing);
+    }
+  });
+
+  it('names every mount target through the host\'s /proc handle, never the container\'s /proc/self/fd', () => {
+    const trace = env.run(['run', '--rm', '--trace', '--network', 'none', '-v', `${evilDir}:/data:ro`, image, 'true']);
+    expect(trace.status).toBe(0);
+    const mounts = trace.stderr.split('\n').filter((l) => / mount\(/.test(l));
+    expect(mounts.length).toBeGreaterThan(10);
+    expect(mounts.filter((l) => l.includes('/proc/self/fd/'))).toEqual([]);
+    expect(mounts.filter((l) => l.includes('"self/fd/')).length).toBeGreaterThan(10);
+    // Each such mount runs with the working directory at the /proc handle the child opened first.
+    const procFd = /openat\(AT_FDCWD, "\/proc", O_PATH\|O_DIRECTORY\|O_CLOEXEC\) = (\d+)/.exec(trace.stderr)?.[1];
+    expect(procFd).toBeDefined();
+    expect(trace.stderr).toContain(`fchdir(${procFd}) = 0`);
+  });
+
   it('runs the helper from a sealed copy: its /proc/<pid>/exe cannot be written, even when no helper runs', () => {
     // A private copy of the helper, so that no other container runs this file.
     const helper = join(env.root, 'tsrun-helper');
