@@ -16,9 +16,9 @@
 //     a whiteout removes only what the layers below have: an `x` of this layer stays, before or
 //     after its `.wh.x` in the tar (a directory then becomes opaque, so that nothing of the
 //     lower `x` shows through it).
-//   - A directory the layer implies (`a/b` with no `a/` entry) is reported in `impliedDirs`:
-//     it keeps the attributes the layers below give it, which only the layer store can apply,
-//     once they are unpacked (inherit.ts).
+//   - A directory the layer implies (`a/b` with no `a/` entry) keeps the attributes the layers
+//     below give it, which only the layer store can apply, once they are in: the result's
+//     `fromBelow` says what (unpack-merge.ts, overlay/inherit.ts).
 //
 // The hot loop is synchronous: TarReader (tar.ts) calls the Unpacker for each entry and each
 // piece of its data as the bytes arrive, and the fs calls are the sync ones — per file several
@@ -31,6 +31,7 @@ import { Hasher } from './digest.js';
 import { TarReader, gidOf, mtimeOf, uidOf, xattrsOf, type Header, type TarSink } from './tar.js';
 import type { Digest } from './types.js';
 import { PathResolver, cleanPath, type Placed } from './unpack-paths.js';
+import { MergeNotes } from './unpack-merge.js';
 import { OPAQUE_XATTR, droppableXattrError, isOverlayXattr, isWhiteout, lstatOrUndefined } from '../overlay/lower-layers.js';
 import type { FromBelow } from '../overlay/inherit.js';
 
@@ -115,14 +116,7 @@ class Unpacker implements TarSink {
   private readonly opaqueXattr: string;
   private readonly dirs = new Map<string, DirMeta>();
   private file: OpenFile | undefined;
-  /** Paths this layer whites out: their lower entry is gone (and gives an implied directory nothing). */
-  private readonly deletedBelow = new Set<string>();
-  /** Directories this layer made opaque (a `.wh..wh..opq`, or a whiteout of a directory). */
-  private readonly opaqueDirs = new Set<string>();
-  /** Directories made for an entry below them, with no entry of their own (yet). */
-  private readonly implied = new Set<string>();
-  /** The whiteouts (0/0 devices) this layer made, where no symlink of the layer is on the way. */
-  private readonly whiteoutsMade = new Set<string>();
+  private readonly notes: MergeNotes;
   fromBelow: FromBelow = { implied: [], opaqueRoot: false, whiteouts: [] };
 
   constructor(
@@ -130,6 +124,7 @@ class Unpacker implements TarSink {
     options: UnpackOptions,
   ) {
     this.paths = new PathResolver(dir);
+    this.notes = new MergeNotes(dir, this.paths);
     this.owners = options.owners ?? canChown;
     this.opaqueXattr = options.opaqueXattr ?? OPAQUE_XATTR;
   }
@@ -201,8 +196,7 @@ class Unpacker implements TarSink {
   /** Directory modes and mtimes go last: writing inside a directory changes its mtime, and a
    * read-only mode would stop us writing in it. Deepest first. */
   finish(): void {
-    // Before the directories' times are set: removing a whiteout changes its directory's.
-    const whiteouts = this.whiteoutsToCheck();
+    this.fromBelow = this.notes.finish();
     const dirs = [...this.dirs.values()].sort((a, b) => b.rel.length - a.rel.length);
     for (const d of dirs) {
       const p = this.paths.place(d.rel);
@@ -221,50 +215,7 @@ class Unpacker implements TarSink {
         p.release();
       }
     }
-    this.fromBelow = {
-      implied: [...this.implied].filter((rel) => this.inheritsFromBelow(rel)).sort(),
-      opaqueRoot: this.opaqueDirs.has(''),
-      whiteouts,
-    };
     this.paths.close();
-  }
-
-  /**
-   * Whether the implied directory `rel` takes its attributes from the layers below: it is still
-   * a directory (not replaced later in the tar), its own lower entry was not whited out, and no
-   * directory above it hides what is below.
-   */
-  private inheritsFromBelow(rel: string): boolean {
-    if (this.deletedBelow.has(rel) || this.underOpaque(rel) || this.paths.crossesSymlink(rel)) return false;
-    return lstatOrUndefined(`${this.dir}/${rel}`)?.isDirectory() === true;
-  }
-
-  /** Whether a directory of this layer above `rel` (the root included) hides what is below. */
-  private underOpaque(rel: string): boolean {
-    if (this.opaqueDirs.has('')) return true;
-    for (let i = rel.indexOf('/'); i >= 0; i = rel.indexOf('/', i + 1)) {
-      if (this.opaqueDirs.has(rel.slice(0, i))) return true;
-    }
-    return false;
-  }
-
-  /**
-   * overlayfs lists a whiteout as a name that cannot be opened (`c?????????` in `ls -l`) when
-   * its directory does not merge with a lower one: one only this layer has, or an opaque one.
-   * A whiteout under an opaque directory of this layer hides nothing: removed now. The others
-   * are checked against the layers below once they are in (inherit.ts).
-   */
-  private whiteoutsToCheck(): string[] {
-    const check: string[] = [];
-    for (const rel of this.whiteoutsMade) {
-      if (this.paths.crossesSymlink(rel)) continue; // its directory was replaced by a symlink
-      const path = `${this.dir}/${rel}`;
-      const st = lstatOrUndefined(path);
-      if (!st || !isWhiteout(st)) continue; // replaced by a later entry
-      if (this.underOpaque(rel)) fs.unlinkSync(path);
-      else check.push(rel);
-    }
-    return check.sort();
   }
 
   /** After a failure: closes what is open; the caller removes the directory. */
@@ -303,7 +254,7 @@ class Unpacker implements TarSink {
           fs.mkdirSync(p.path, 0o700);
           made = true;
         }, true);
-        this.implied.delete(rel); // its attributes are this entry's
+        this.notes.implied.delete(rel); // its attributes are this entry's
         // A directory entry over one the layer already has replaces its attributes, xattrs too.
         if (!made) this.dropXattrs(p.path);
         this.applyOwner(p.path, header);
@@ -399,13 +350,13 @@ class Unpacker implements TarSink {
    */
   private whiteout(parent: string, name: string): void {
     const rel = parent === '' ? name : `${parent}/${name}`;
-    this.deletedBelow.add(rel);
+    this.notes.deletedBelow.add(rel);
     const p = this.paths.place(rel, true);
     try {
       const there = lstatOrUndefined(p.path);
       if (!there) {
         this.create(p.path, rel, () => libc.mknod(p.path, libc.S_IFCHR, 0, 0));
-        if (!this.paths.crossesSymlink(rel)) this.whiteoutsMade.add(rel);
+        if (!this.paths.crossesSymlink(rel)) this.notes.whiteouts.add(rel);
       } else if (there.isDirectory()) this.setOpaque(rel, p.path);
     } finally {
       p.release();
@@ -414,7 +365,7 @@ class Unpacker implements TarSink {
 
   private setOpaque(rel: string, path: string): void {
     libc.lsetxattr(path, this.opaqueXattr, Buffer.from('y'));
-    this.opaqueDirs.add(rel);
+    this.notes.opaqueDirs.add(rel);
   }
 
   /** `.wh..wh..opq`: the directory hides everything below it in lower layers. */
@@ -441,7 +392,7 @@ class Unpacker implements TarSink {
     } catch (err) {
       const code = errnoOf(err);
       // A missing parent, or (ENOTDIR) one this layer whited out: made as `mkdir -p` would.
-      if (code === 'ENOENT' || (code === 'ENOTDIR' && this.deletedBelow.size > 0)) {
+      if (code === 'ENOENT' || (code === 'ENOTDIR' && this.notes.deletedBelow.size > 0)) {
         this.makeParents(rel);
         make();
         return;
@@ -473,10 +424,7 @@ class Unpacker implements TarSink {
     const below = `${rel}/`;
     this.dirs.delete(rel);
     for (const k of this.dirs.keys()) if (k.startsWith(below)) this.dirs.delete(k);
-    for (const set of [this.implied, this.whiteoutsMade, this.opaqueDirs, this.deletedBelow]) {
-      set.delete(rel);
-      for (const k of set) if (k.startsWith(below)) set.delete(k);
-    }
+    this.notes.forget(rel);
     this.paths.forgetBelow(rel);
   }
 
@@ -500,12 +448,12 @@ class Unpacker implements TarSink {
         if (errnoOf(err) !== 'EEXIST') throw err;
         const st = fs.lstatSync(path);
         if (st.isDirectory()) continue;
-        if (!(isWhiteout(st) && this.deletedBelow.has(prefix))) throw new TsrunError('EBADIMAGE', `${prefix} is not a directory`);
+        if (!(isWhiteout(st) && this.notes.deletedBelow.has(prefix))) throw new TsrunError('EBADIMAGE', `${prefix} is not a directory`);
         fs.unlinkSync(path);
         fs.mkdirSync(path, 0o755);
         this.setOpaque(prefix, path); // the lower entry is whited out: a new, empty directory
       }
-      this.implied.add(prefix);
+      this.notes.implied.add(prefix);
     }
   }
 
