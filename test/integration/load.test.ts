@@ -11,6 +11,7 @@ import { lgetxattr } from '../../src/sys/libc.js';
 import { makeBusyboxImage, type Fixture, type FixtureFormat } from '../fixtures/images.js';
 import { makeTar } from '../fixtures/tar.js';
 import { cliPath, describePrivileged, TestEnv, type Result } from './helpers/env.js';
+import { withMergedLayers } from './helpers/tree.js';
 
 interface Node {
   type: string;
@@ -85,30 +86,8 @@ describePrivileged('tsrun load', () => {
       images: Record<string, { layers: string[] }>;
     };
     const manifest = inspect.names[image] ?? Object.keys(inspect.images)[0]!;
-    const links = inspect.images[manifest]!.layers.map(
-      (c) => (JSON.parse(fs.readFileSync(path.join(root, 'layers', c.slice(7), 'layer.json'), 'utf8')) as { link: string }).link,
-    );
-    const target = fs.mkdtempSync(path.join(env.root, 'merged-'));
-    // lowerdir lists the top layer first; the short links keep the option string small.
-    const lower = [...links].reverse().join(':');
-    const holder = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mount -t overlay overlay -o ro,lowerdir=${lower} ${target} && echo ready && exec sleep 60`], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    try {
-      await new Promise<void>((resolve, reject) => {
-        let err = '';
-        holder.stderr.on('data', (d) => (err += d));
-        holder.stdout.once('data', () => resolve());
-        holder.once('exit', (code) => reject(new Error(`overlay mount failed (${code}): ${err}`)));
-      });
-      // The mount lives only in the holder's namespace; /proc/<pid>/root looks through it.
-      return walk(`/proc/${holder.pid}/root${target}`);
-    } finally {
-      holder.kill('SIGKILL');
-      await new Promise((r) => holder.once('close', r));
-      fs.rmdirSync(target);
-    }
+    const layers = inspect.images[manifest]!.layers.map((c) => path.join(root, 'layers', c.slice(7), 'diff'));
+    return withMergedLayers(layers, env.root, walk);
   }
 
   for (const format of ['oci', 'oci-archive', 'docker-archive'] as const) {
