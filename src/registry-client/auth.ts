@@ -7,8 +7,12 @@
 // most others take an OAuth2 form POST, some only the older GET with Basic auth, so try POST
 // and fall back to GET (as containerd does).
 import { TsrunError } from '../errors.js';
-import { describeNetworkError } from './neterr.js';
-import { header, type Transport } from './transport.js';
+import { readLimited } from './manifest.js';
+import type { Patience } from './patience.js';
+import { drain, header, type HttpResponse, type Transport } from './transport.js';
+
+/** A token is a few KB; a token server that sends more is broken or hostile. */
+const MAX_TOKEN_BYTES = 1024 * 1024;
 
 export interface Challenge {
   /** Lower-cased: "bearer", "basic". */
@@ -136,8 +140,11 @@ export class Authenticator {
     if (ping.status === 401 && ping.challenge) this.challenge = pick(parseWWWAuthenticate(ping.challenge));
   }
 
-  /** The header to send for `scopes`, or undefined when the registry wants none. */
-  async authorization(scopes: string[]): Promise<string | undefined> {
+  /**
+   * The header to send for `scopes`, or undefined when the registry wants none. `signal`: the
+   * request's, which ends a token fetch too.
+   */
+  async authorization(scopes: string[], signal?: AbortSignal): Promise<string | undefined> {
     const c = this.challenge;
     if (!c) return undefined;
     const cred = (await this.credential()) ?? {};
@@ -152,7 +159,11 @@ export class Authenticator {
     this.lastKey = key;
     const cached = this.tokens.get(key);
     if (cached) return `Bearer ${cached}`;
-    const { token, expiresAt } = await this.fetchToken(req, cred);
+    const { token, expiresAt } = await this.fetchToken(req, cred, signal).catch((err: unknown) => {
+      if (signal?.aborted) throw signal.reason;
+      if (!(err instanceof TsrunError) || err.code !== 'ENETWORK') throw err;
+      throw new TsrunError('ENETWORK', `${this.registry}: getting a token: ${err.message}`, { cause: err });
+    });
     this.tokens.set(key, token, expiresAt);
     return `Bearer ${token}`;
   }
@@ -169,9 +180,13 @@ export class Authenticator {
     return this.challenge?.scheme;
   }
 
-  /** Asks the realm for a token: OAuth2 POST when we have credentials, else (or on refusal) GET. */
-  async fetchToken(req: TokenRequest, cred: AuthConfig): Promise<CachedToken> {
+  /**
+   * Asks the realm for a token: OAuth2 POST when we have credentials, else (or on refusal) GET;
+   * both within one registry timeout of the token server's own.
+   */
+  async fetchToken(req: TokenRequest, cred: AuthConfig, signal?: AbortSignal): Promise<CachedToken> {
     const realm = new URL(req.realm);
+    const patience = this.transport.patience({ who: 'the token server' });
     const hasSecret = cred.identityToken !== undefined || (cred.username !== undefined && cred.password !== undefined);
     if (hasSecret && realm.protocol === 'http:') {
       this.warn(`sending credentials to the token server ${realm.host} over plain HTTP`);
@@ -193,27 +208,32 @@ export class Authenticator {
         url: realm,
         headers: { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' },
         body: form.toString(),
+        patience,
+        ...(signal && { signal }),
       });
       // 404/405: the server has no OAuth2 endpoint; 401 from some servers that only do GET.
       const fallBack = res.status === 404 || res.status === 405 || (res.status === 401 && cred.identityToken === undefined);
-      if (!fallBack || cred.identityToken !== undefined) return this.readToken(res, realm);
-      await res.body.dump();
+      if (!fallBack || cred.identityToken !== undefined) return this.readToken('POST', res, realm, patience);
+      await drain(res);
     }
     const url = new URL(realm);
     if (req.service) url.searchParams.set('service', req.service);
     for (const s of req.scopes) url.searchParams.append('scope', s);
     const authorization = basic(cred);
-    const res = await this.transport.request({ method: 'GET', url, ...(authorization && { authorization }) });
-    return this.readToken(res, realm);
+    const res = await this.transport.request({ method: 'GET', url, patience, ...(authorization && { authorization }), ...(signal && { signal }) });
+    return this.readToken('GET', res, realm, patience);
   }
 
-  private async readToken(res: Awaited<ReturnType<Transport['request']>>, realm: URL): Promise<CachedToken> {
+  private async readToken(method: string, res: HttpResponse, realm: URL, patience: Patience): Promise<CachedToken> {
     let text: string;
     try {
-      text = await res.body.text();
+      text = (await readLimited(res.body, MAX_TOKEN_BYTES, `the token from ${realm.origin}`)).toString('utf8');
     } catch (err) {
-      // A token server that stops sending: the registry timeout's body timer ended it.
-      throw new TsrunError('ENETWORK', `${this.registry}: reading a token from ${realm.origin}: ${describeNetworkError(err)}`, { cause: err });
+      res.body.destroy();
+      // Too large is the token server's fault, as a refused login is; a token server that
+      // stops sending failed with the registry timeout's error (transport.ts).
+      if (err instanceof TsrunError && err.code === 'EREGISTRY') throw new TsrunError('EAUTH', `${this.registry}: ${err.message}`);
+      throw this.transport.networkError(method, res.url, err, patience);
     }
     if (res.status === 401 || res.status === 403) {
       throw new TsrunError('EAUTH', `${this.registry}: unauthorized: incorrect username or password (token server ${realm.origin} answered ${res.status})`);

@@ -7,13 +7,14 @@
 // the end of the stream checks digest and size (go-containerregistry's internal/verify).
 //
 // Resumes and back-offs share one registry timeout (patience.ts): only the blob's bytes restart
-// it, so a registry that stops sending fails the download within it, resumes included, while one
-// that keeps sending, however slowly, never does. The time the consumer takes with a chunk is
-// its own, not the registry's: the clock restarts when the next chunk is asked for.
+// it, a KiB at a time, so a registry that stops sending, or sends a few bytes now and then,
+// fails the download within it, resumes included, while one that keeps sending a KiB or more
+// per registry timeout never does. The time the consumer takes is its own, not the registry's:
+// the clock stops while the body's buffer is full.
 import { createHash } from 'node:crypto';
 import { TsrunError } from '../errors.js';
 import type { Descriptor } from '../image/types.js';
-import { describeNetworkError, isTimeoutError, isTransientNetworkError } from './neterr.js';
+import { isTransientNetworkError } from './neterr.js';
 import { isRetryableStatus, parseRetryAfter } from './retry.js';
 import type { Repository } from './remote.js';
 import { header, type HttpResponse } from './transport.js';
@@ -37,7 +38,7 @@ export async function* blobStream(repo: Repository, desc: Descriptor, options: B
   const registry = repo.registry;
   const transport = registry.options.transport;
   const policy = registry.retryPolicy;
-  const patience = transport.patience();
+  const patience = transport.patience({ bytesOnly: true });
   // Foreign layers (Windows base images, some vendors) live at their own URLs; those get no
   // credentials at all, and the registry is the fallback.
   const foreign = (desc.urls ?? []).map((u) => new URL(u)).filter((u) => u.protocol === 'https:' || u.protocol === 'http:');
@@ -68,7 +69,7 @@ export async function* blobStream(repo: Repository, desc: Descriptor, options: B
       throw patience.exhausted(`GET ${what}`, delivered > 0 ? ` after ${delivered} of ${desc.size} bytes` : '');
     }
     if (failures > policy.retries) throw err;
-    const reason = describeNetworkError(err, transport.bodyIdleMs);
+    const reason = transport.describe(err);
     await registry.backoff(`GET ${what}`, failures, retryAfterMs, reason, options.onRetry, { patience, request: `GET ${what}` });
   };
 
@@ -112,7 +113,6 @@ export async function* blobStream(repo: Repository, desc: Descriptor, options: B
     let finished = false;
     try {
       for await (const raw of res.body) {
-        patience.progress();
         let chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw as Uint8Array);
         if (skip > 0) {
           const drop = Math.min(skip, chunk.length);
@@ -127,13 +127,13 @@ export async function* blobStream(repo: Repository, desc: Descriptor, options: B
         delivered += chunk.length;
         options.onProgress?.(delivered, desc.size);
         yield chunk;
-        patience.progress();
       }
       finished = true;
     } catch (err) {
-      if (err instanceof TsrunError || !isTransientNetworkError(err)) throw err;
-      // The body was silent for its idle timeout: that much of the clock is gone.
-      if (isTimeoutError(err)) patience.silentFor(res.bodyIdleMs);
+      // With the registry timeout run out (the body failed with the clock's error, naming the
+      // URL), retryOrThrow says so naming the blob and how far it got.
+      const outOfTime = patience.leftMs() <= 0;
+      if (!outOfTime && (err instanceof TsrunError || !isTransientNetworkError(err))) throw err;
       await retryOrThrow(err);
       continue;
     } finally {

@@ -1,5 +1,6 @@
 // Telling network failures apart. The scheme decision depends on it: plain HTTP is only ever
 // tried after a failure that proves the TLS handshake did not complete.
+import { MIN_PROGRESS } from './patience.js';
 
 export type NetworkErrorKind =
   /** The server answered a TLS ClientHello with plain HTTP (OpenSSL: "wrong version number"). */
@@ -64,15 +65,20 @@ export function isTimeoutError(err: unknown): boolean {
   return chain(err).some((e) => typeof e.code === 'string' && TIMEOUTS.has(e.code));
 }
 
-/** A short human description, with the timeout that fired when it was one of ours. */
-export function describeNetworkError(err: unknown, timeoutMs?: number): string {
+/**
+ * A short human description, with the limit that fired when it was one of ours: `timeoutMs` for
+ * connecting and headers, `bodyIdleMs` for a body (see watchBody in patience.ts).
+ */
+export function describeNetworkError(err: unknown, timeoutMs?: number, bodyIdleMs = timeoutMs): string {
   const [first] = chain(err);
   const code = typeof first?.code === 'string' ? first.code : '';
   const message = typeof first?.message === 'string' ? first.message : String(err);
   const within = timeoutMs === undefined ? 'the timeout' : `${timeoutMs / 1000} s`;
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return `connection not established within ${within}`;
   if (code === 'UND_ERR_HEADERS_TIMEOUT') return `no response within ${within}`;
-  if (code === 'UND_ERR_BODY_TIMEOUT') return `no data for ${timeoutMs === undefined ? 'too long' : within} while reading the body`;
+  if (code === 'UND_ERR_BODY_TIMEOUT') {
+    return `less than ${MIN_PROGRESS / 1024} KiB in ${bodyIdleMs === undefined ? 'too long' : `${bodyIdleMs / 1000} s`} while reading the body`;
+  }
   // OpenSSL messages carry source file names; keep the reason only.
   const ssl = /:SSL routines:[^:]*:([^:]+):/.exec(message);
   if (ssl) return ssl[1]!;

@@ -9,7 +9,7 @@ import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, readLimited, verifyManifestDigest 
 import { isTransientNetworkError } from './neterr.js';
 import type { Patience } from './patience.js';
 import { DEFAULT_RETRY, backoffDelay, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.js';
-import { header, type HttpRequest, type HttpResponse, type Transport } from './transport.js';
+import { drain, header, type HttpRequest, type HttpResponse, type Transport } from './transport.js';
 
 export interface RemoteOptions {
   transport: Transport;
@@ -83,7 +83,8 @@ export class Registry {
   /**
    * One API call: authorization, a second try after 401, back-off on 429/5xx and dropped
    * connections — all within one registry timeout: a 503 is no progress, so a registry that
-   * answers only 503s fails within it however many retries the policy allows.
+   * answers only 503s fails within it however many retries the policy allows. Getting a token
+   * is not the registry's time: the token server has a clock of its own.
    */
   async send(req: SendRequest): Promise<HttpResponse> {
     await this.init();
@@ -95,7 +96,7 @@ export class Registry {
       this.pause(what, attempt, retryAfterMs, reason, undefined, { patience, request: `${method} ${url.href}` });
     let reauthorized = false;
     for (let attempt = 0; ; attempt++) {
-      const authorization = await this.auth.authorization(req.scopes);
+      const authorization = await patience.aside(() => this.auth.authorization(req.scopes, req.signal));
       let res: HttpResponse;
       try {
         res = await this.options.transport.request({ ...req, url, patience, ...(authorization && { authorization }) });
@@ -107,7 +108,7 @@ export class Registry {
       if (res.status === 401 && !reauthorized) {
         // The token may have expired or the scope changed: take the new challenge, once.
         reauthorized = true;
-        await res.body.dump();
+        await drain(res);
         await this.auth.onUnauthorized(header(res, 'www-authenticate'));
         attempt--;
         continue;

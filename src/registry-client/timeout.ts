@@ -1,9 +1,10 @@
-// The registry timeout: the longest tsrun waits on a registry that makes no progress — sends no
-// response headers and no body bytes, and accepts none of an upload's. One setting rather than
-// connect/headers/body/retry timeouts, because what a user needs bounded is how long a command
-// can hang on a registry, whatever tsrun was doing: connecting, waiting for an answer, reading a
-// blob, or waiting to try again. Retries and resumes count against the same clock (patience.ts),
-// so a registry that never answers fails within it, and a slow one that keeps sending never does.
+// The registry timeout: the longest tsrun waits on a registry that makes no progress — gives no
+// answer, sends less than 1 KiB of a body, takes none of an upload (patience.ts says exactly
+// what counts). One setting rather than connect/headers/body/retry timeouts, because what a user
+// needs bounded is how long a command can hang on a registry, whatever tsrun was doing:
+// connecting, waiting for an answer, reading a blob, or waiting to try again. Retries and
+// resumes count against the same clock, so a registry that never answers, or trickles a few
+// bytes now and then, fails within it, and a slow one that keeps sending never does.
 //
 // env TSRUN_REGISTRY_TIMEOUT wins over "registry-timeout" in /etc/tsrun/config.json; both are
 // seconds (decimals allowed). There is no "never": a registry that does not answer is the very

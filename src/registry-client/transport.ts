@@ -1,4 +1,5 @@
-// HTTP to registries: which scheme, which TLS settings, timeouts, proxies and redirects.
+// HTTP to registries: which scheme, which TLS settings, timeouts and redirects (the pools,
+// proxies and sockets are in connections.ts).
 //
 // The scheme is decided once per registry by the first request (`ping`, GET /v2/), as docker
 // does: HTTPS, verified against the system roots plus certs.d. Only for a registry declared
@@ -11,21 +12,19 @@
 //
 // Every request is bounded by the registry timeout (timeout.ts) through a Patience (patience.ts):
 // the caller's, shared by its retries, or a fresh one. It guards connecting, sending and waiting
-// for the headers; a body's silences are bounded by an idle timer, never longer than what is
-// left of the registry timeout when the request starts.
-import { createRequire } from 'node:module';
-import type { Socket } from 'node:net';
+// for the headers; then the body, which must bring MIN_PROGRESS bytes within what the clock has
+// left (or within the connection's shorter limit, bodyIdleMs), each time read from the clock.
 import type { Readable } from 'node:stream';
-import { setFlagsFromString } from 'node:v8';
-import type * as Undici from 'undici';
 import type { Dispatcher } from 'undici';
 import { TsrunError } from '../errors.js';
-import { certsDirs as defaultCertsDirs, loadTlsMaterial, tlsOptions } from './certs.js';
+import { certsDirs as defaultCertsDirs } from './certs.js';
 import { DEFAULT_CONFIG_PATH } from './config.js';
-import { InsecurePolicy, splitHostPort } from './insecure.js';
+import { BodyTimeoutError, Connections } from './connections.js';
+import { InsecurePolicy } from './insecure.js';
 import { DEFAULT_REGISTRY, DOCKER_HUB_API } from './reference.js';
 import { classifyNetworkError, describeNetworkError, isTimeoutError } from './neterr.js';
-import { Patience, idleTimeout, uploadWithProgress } from './patience.js';
+import { Patience, uploadWithProgress, watchBody, type PatienceOptions } from './patience.js';
+import { isRetryableStatus } from './retry.js';
 import { defaultRegistryTimeout, type RegistryTimeout } from './timeout.js';
 
 export interface TransportOptions {
@@ -34,8 +33,9 @@ export interface TransportOptions {
   /** The registry timeout (default: 45 s). */
   timeout?: RegistryTimeout;
   /**
-   * Longest silence in a body before undici gives up on it (default, and at most: the registry
-   * timeout). Shorter, a stalled connection is dropped sooner and a blob resumes on a new one.
+   * Longest a body may go without progress (MIN_PROGRESS bytes) on one connection (default, and
+   * at most: the registry timeout). Shorter, a stalled connection is dropped sooner and a blob
+   * resumes on a new one.
    */
   bodyIdleMs?: number;
   /** The tsrun command being run ("pull"), so errors can show the exact fix. */
@@ -68,8 +68,6 @@ export interface HttpResponse {
   /** The URL that answered, after redirects. */
   url: URL;
   body: ResponseBody;
-  /** How long the body may be silent before it fails (UND_ERR_BODY_TIMEOUT, as undici's would). */
-  bodyIdleMs: number;
 }
 
 export interface PingResult {
@@ -79,23 +77,6 @@ export interface PingResult {
   /** The raw WWW-Authenticate header of GET /v2/, if any. */
   challenge?: string;
 }
-
-// undici's entry point loads all of undici — fetch, WebSocket, cookies, caches, mocks: ~70 ms
-// of a warm pull's ~300 here. Only the connection pool and the request API are needed (~20 ms);
-// the proxy agent loads only for a host that may need a proxy. The entry point also gives every
-// dispatcher its request/connect/... methods, which the proxy agent itself uses: done here too.
-const require = createRequire(import.meta.url);
-const Agent = require('undici/lib/dispatcher/agent.js') as typeof Undici.Agent;
-const { BodyTimeoutError } = require('undici/lib/core/errors.js') as typeof Undici.errors;
-const buildConnector = require('undici/lib/core/connect.js') as typeof Undici.buildConnector;
-Object.assign((require('undici/lib/dispatcher/dispatcher.js') as typeof Undici.Dispatcher).prototype, require('undici/lib/api/index.js'));
-
-// undici parses HTTP with llhttp compiled to WebAssembly. After a few responses V8 starts
-// recompiling its 33 KB parser function with its optimizing compiler (~90 ms of CPU), and Node
-// waits for that compilation before the process may exit — a third of a warm pull. Registry
-// responses are a few headers around bodies llhttp skips in bulk: the baseline code is plenty.
-// The flag only decides when V8 optimizes WebAssembly (llhttp is tsrun's only WebAssembly).
-setFlagsFromString('--wasm-tiering-budget=1000000000');
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_REDIRECTS = 10;
@@ -110,6 +91,19 @@ export function header(res: { headers: HttpResponse['headers'] }, name: string):
   return Array.isArray(v) ? v[0] : v;
 }
 
+/**
+ * Reads a body tsrun has no use for to its end, so that its connection can be reused; throws
+ * when the registry timeout ran out on it (undici's dump() resolves whatever ended the body).
+ */
+export async function drain(res: HttpResponse): Promise<void> {
+  await res.body.dump();
+  if (res.body.errored instanceof TsrunError) throw res.body.errored;
+}
+
+function follows(req: HttpRequest): boolean {
+  return req.followRedirects ?? (req.method === undefined || req.method === 'GET' || req.method === 'HEAD');
+}
+
 export class Transport {
   readonly insecure: InsecurePolicy;
   readonly timeout: RegistryTimeout;
@@ -118,11 +112,9 @@ export class Transport {
   private readonly command: string;
   private readonly warn: (message: string) => void;
   private readonly userAgent: string;
-  private readonly dispatchers = new Map<string, Promise<Dispatcher>>();
+  private readonly connections: Connections;
   private readonly pings = new Map<string, Promise<PingResult>>();
   private readonly warned = new Set<string>();
-  /** Sockets still connecting, which close() ends (see connector()). */
-  private readonly connecting = new Set<Socket>();
 
   constructor(options: TransportOptions = {}) {
     this.insecure = options.insecure ?? new InsecurePolicy([]);
@@ -132,11 +124,12 @@ export class Transport {
     this.command = options.command ?? 'pull';
     this.warn = options.onWarning ?? (() => {});
     this.userAgent = options.userAgent ?? 'tsrun/0.1.0';
+    this.connections = new Connections(this.certsDirs, this.timeout.ms);
   }
 
   /** A fresh clock for one logical request (its retries share it). */
-  patience(): Patience {
-    return new Patience(this.timeout);
+  patience(options?: PatienceOptions): Patience {
+    return new Patience(this.timeout, options);
   }
 
   /** GET /v2/ once per registry: decides the scheme and returns the auth challenge. */
@@ -191,10 +184,9 @@ export class Transport {
       return await this.pingAt(http, false, patience);
     } catch (err) {
       if (err instanceof TsrunError || isTimeoutError(err)) throw this.networkError('GET', http, err, patience); // no time left
-      const first = describeNetworkError(tlsError, this.timeout.ms);
       throw new TsrunError(
         'ENETWORK',
-        `cannot reach the registry at ${registry}: over HTTPS: ${first}; over HTTP: ${describeNetworkError(err, this.timeout.ms)}`,
+        `cannot reach the registry at ${registry}: over HTTPS: ${this.describe(tlsError)}; over HTTP: ${this.describe(err)}`,
         { cause: err },
       );
     }
@@ -202,7 +194,7 @@ export class Transport {
 
   private async pingAt(url: URL, verify: boolean, patience: Patience): Promise<PingResult> {
     const res = await this.send({ method: 'GET', url }, verify, patience);
-    await res.body.dump();
+    await drain(res);
     const challenge = header(res, 'www-authenticate');
     return { base: new URL(`${url.protocol}//${url.host}`), status: res.status, ...(challenge && { challenge }) };
   }
@@ -210,7 +202,7 @@ export class Transport {
   /** Sends a request to a registry URL (or a redirect target), following redirects. */
   async request(req: HttpRequest): Promise<HttpResponse> {
     const method = req.method ?? 'GET';
-    const follow = req.followRedirects ?? (method === 'GET' || method === 'HEAD');
+    const follow = follows(req);
     const origin = req.url.origin;
     const patience = req.patience ?? this.patience();
     let url = req.url;
@@ -233,7 +225,7 @@ export class Transport {
       }
       const location = header(res, 'location');
       if (!follow || !REDIRECTS.has(res.status) || !location) return res;
-      await res.body.dump();
+      await drain(res);
       if (hop >= MAX_REDIRECTS) throw new TsrunError('EREGISTRY', `${method} ${req.url}: more than ${MAX_REDIRECTS} redirects`);
       url = new URL(location, url);
       if (url.protocol !== 'https:' && url.protocol !== 'http:') {
@@ -246,10 +238,8 @@ export class Transport {
     const method = req.method ?? 'GET';
     const watch = patience.watch(`${method} ${req.url.href}`, req.signal);
     try {
-      const dispatcher = await this.dispatcher(req.url, verify);
+      const dispatcher = await this.connections.dispatcher(req.url, verify);
       const body = typeof req.body === 'function' ? req.body() : req.body;
-      // A body may not be silent longer than the registry timeout has left for this request.
-      const bodyIdleMs = Math.max(1, Math.min(this.bodyIdleMs, patience.leftMs()));
       const sent = dispatcher.request({
         origin: req.url.origin,
         path: `${req.url.pathname}${req.url.search}`,
@@ -257,66 +247,28 @@ export class Transport {
         headers: { 'user-agent': this.userAgent, ...req.headers },
         ...(body !== undefined && { body: uploadWithProgress(body, patience) }),
         signal: watch.signal,
-        bodyTimeout: bodyIdleMs + 1000, // a backstop: idleTimeout fires first, on time
+        bodyTimeout: this.bodyIdleMs + 1000, // a backstop: watchBody fires first, on time
       });
       // undici applies an abort only once the connection is up: a TLS handshake that never
       // completes would hold the request until the connect timeout. Give up at the watch's time;
       // undici drops the request itself when the connection ends (close() destroys it if not).
       sent.catch(() => {});
       const res = await Promise.race([sent, watch.expired]);
-      idleTimeout(res.body, bodyIdleMs, () => new BodyTimeoutError());
-      return { status: res.statusCode, headers: res.headers, url: req.url, body: res.body, bodyIdleMs };
+      // An answer's headers are progress; a status to retry or a redirect to follow is not.
+      const answer = !isRetryableStatus(res.statusCode) && !(follows(req) && REDIRECTS.has(res.statusCode) && res.headers.location);
+      if (!answer) patience.noProgress(`HTTP ${res.statusCode}`);
+      else if (!patience.bytesOnly) patience.progress();
+      const stalled = () => new BodyTimeoutError();
+      watchBody(res.body, patience, { what: `${method} ${req.url.href}`, answer, idleMs: this.bodyIdleMs, stalled });
+      return { status: res.statusCode, headers: res.headers, url: req.url, body: res.body };
     } finally {
       watch.stop();
     }
   }
 
-  /** One connection pool per host and TLS setting; proxies from HTTP(S)_PROXY / NO_PROXY. */
-  private dispatcher(url: URL, verify: boolean): Promise<Dispatcher> {
-    const key = `${url.host}|${verify}`;
-    let d = this.dispatchers.get(key);
-    if (!d) {
-      d = (async () => {
-        const tls = tlsOptions(await loadTlsMaterial(url.host, this.certsDirs), verify);
-        // The request's Patience gives up first (with what is left); the connect and headers
-        // timeouts end what undici still holds after that.
-        const options = { connect: this.connector(tls), headersTimeout: this.timeout.ms };
-        // Like Go's net/http, never send loopback traffic through a proxy.
-        const { host } = splitHostPort(url.host);
-        if (host === 'localhost' || host === '::1' || host.startsWith('127.')) return new Agent(options);
-        // HTTPS goes through a CONNECT tunnel; plain HTTP as an absolute-form request, as curl
-        // and Go do (many proxies only allow CONNECT to port 443).
-        const EnvHttpProxyAgent = require('undici/lib/dispatcher/env-http-proxy-agent.js') as typeof Undici.EnvHttpProxyAgent;
-        return new EnvHttpProxyAgent({ ...options, requestTls: tls, proxyTunnel: false });
-      })();
-      this.dispatchers.set(key, d);
-    }
-    return d;
-  }
-
-  /**
-   * undici's connector, keeping the sockets still connecting. An abort does not reach a TLS
-   * handshake: one a request gave up on would keep tsrun running until the connect timeout.
-   */
-  private connector(tls: object): Undici.buildConnector.connector {
-    const connect = buildConnector({ timeout: this.timeout.ms, ...tls });
-    return (options, callback) => {
-      // undici's connector returns the socket it connects (its types say void).
-      const socket = (connect as (...args: Parameters<typeof connect>) => unknown)(options, (...result) => {
-        this.connecting.delete(socket as Socket);
-        callback(...result);
-      }) as Socket | undefined;
-      if (socket) this.connecting.add(socket);
-    };
-  }
-
   /** Ends every connection, including a handshake still hanging after its request gave up. */
-  async close(): Promise<void> {
-    for (const socket of this.connecting) socket.destroy();
-    this.connecting.clear();
-    const all = [...this.dispatchers.values()];
-    this.dispatchers.clear();
-    await Promise.all(all.map(async (d) => (await d.catch(() => undefined))?.destroy()));
+  close(): Promise<void> {
+    return this.connections.close();
   }
 
   private fixFor(registry: string): string {
@@ -337,17 +289,26 @@ export class Transport {
   private untrustedError(registry: string, cause: unknown): TsrunError {
     return new TsrunError(
       'EINSECURE',
-      `the registry at ${registry} presented a TLS certificate that is not trusted (${describeNetworkError(cause)}). ` +
+      `the registry at ${registry} presented a TLS certificate that is not trusted (${this.describe(cause)}). ` +
         `Put its CA certificate in ${this.certsDirs[0]}/${registry}/ca.crt; or, ${this.fixFor(registry).replace(/^If/, 'if')}`,
       { cause },
     );
   }
 
-  /** A failed request (or body read) as the user should see it; `patience` is its clock. */
-  networkError(method: string, url: URL, cause: unknown, patience: Patience = this.patience()): TsrunError {
+  /**
+   * A failed request (or body read) as the user should see it. A body that ran out of the
+   * registry timeout already failed with the clock's error; `patience` is for undici's own
+   * timeouts (backstops), which name the registry timeout only when it has indeed run out.
+   */
+  networkError(method: string, url: URL, cause: unknown, patience?: Patience): TsrunError {
     if (cause instanceof TsrunError) return cause;
-    if (isTimeoutError(cause)) return patience.exhausted(`${method} ${url.href}`);
-    return new TsrunError('ENETWORK', `${method} ${url.href}: ${describeNetworkError(cause, this.timeout.ms)}`, { cause });
+    if (patience && patience.leftMs() <= 0 && isTimeoutError(cause)) return patience.exhausted(`${method} ${url.href}`);
+    return new TsrunError('ENETWORK', `${method} ${url.href}: ${this.describe(cause)}`, { cause });
+  }
+
+  /** A network error in a few words, with the limit that fired when it was one of tsrun's. */
+  describe(err: unknown): string {
+    return describeNetworkError(err, this.timeout.ms, this.bodyIdleMs);
   }
 }
 

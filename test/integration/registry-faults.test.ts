@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { pullImage, type PullOptions } from '../../src/image/pull.js';
 import { pushImage } from '../../src/image/push.js';
+import { Authenticator } from '../../src/registry-client/auth.js';
+import { Transport } from '../../src/registry-client/transport.js';
 import { TestEnv } from './helpers/env.js';
 import { buildImage, sha256Of, testDecompressor, TestStore, type BuiltImage } from './helpers/registry.js';
 
@@ -28,6 +30,8 @@ class Fake {
   hook: Handler | undefined;
   /** Require `Authorization: Basic` on /v2/ routes. */
   basic: string | undefined;
+  /** Require `Authorization: Bearer good` on /v2/ routes, a token from this realm. */
+  bearer: string | undefined;
   server!: http.Server;
   port = 0;
   sockets = new Set<net.Socket>();
@@ -53,6 +57,10 @@ class Fake {
     this.log.push({ method: req.method!, url: req.url!, ...(req.headers.authorization && { authorization: req.headers.authorization }), ...(req.headers.range && { range: req.headers.range }) });
     if (this.basic && req.url!.startsWith('/v2/') && req.headers.authorization !== this.basic) {
       res.writeHead(401, { 'www-authenticate': 'Basic realm="fake"', 'content-type': 'application/json' }).end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}');
+      return;
+    }
+    if (this.bearer && req.url!.startsWith('/v2/') && req.headers.authorization !== 'Bearer good') {
+      res.writeHead(401, { 'www-authenticate': `Bearer realm="${this.bearer}",service="fake"`, 'content-length': 0 }).end();
       return;
     }
     if (this.hook?.(req, res, this)) return;
@@ -101,6 +109,21 @@ function serveRange(req: http.IncomingMessage, res: http.ServerResponse, blob: B
   if (cutAt === undefined) return void res.end(blob.subarray(start));
   // Send part, then drop the connection mid-body.
   res.write(blob.subarray(start, cutAt), () => setTimeout(() => res.socket?.destroy(), 20));
+}
+
+/**
+ * Sends `data`, `size` bytes every `everyMs`, then ends; or cuts the connection after `forMs`,
+ * so that a client that never gives up still ends the test.
+ */
+function trickle(res: http.ServerResponse, data: Buffer, size: number, everyMs: number, forMs = 8000): void {
+  let at = 0;
+  const stop = () => (clearInterval(tick), clearTimeout(cut));
+  const tick = setInterval(() => {
+    res.write(data.subarray(at, (at += size)));
+    if (at >= data.length) (stop(), res.end());
+  }, everyMs);
+  const cut = setTimeout(() => (stop(), res.socket?.destroy()), forMs);
+  res.on('close', stop);
 }
 
 /**
@@ -156,6 +179,7 @@ describe('a misbehaving registry', () => {
     await store?.destroy();
     fake.hook = undefined;
     fake.basic = undefined;
+    fake.bearer = undefined;
     fake.log = [];
     waits.length = 0;
   });
@@ -482,6 +506,234 @@ describe('a misbehaving registry', () => {
       const attempts = fake.log.filter((l) => l.url.includes('/manifests/')).length;
       expect(attempts).toBeGreaterThanOrEqual(2); // it retried...
       expect(attempts).toBeLessThanOrEqual(3); // ...within 2.5 s, not the 10 retries the policy allows
+    });
+
+    /** 10 bytes every 250 ms: 80 bytes in 2 s. */
+    const slowly = (res: http.ServerResponse) => trickle(res, Buffer.alloc(4096, 0x20), 10, 250);
+
+    describe('a registry that trickles: less than 1 KiB in a registry timeout is no progress', () => {
+      it('fails the ping', async () => {
+        await setUp();
+        fake.hook = (req, res) => {
+          if (req.url !== '/v2/') return false;
+          res.writeHead(200, { 'content-type': 'application/json' });
+          slowly(res);
+          return true;
+        };
+        const t0 = Date.now();
+        const err = await pullImage(store, `${fake.host}/app`, within(2)).catch((e) => e);
+        const elapsed = Date.now() - t0;
+        expect(err.message).toBe(`pull ${fake.host}/app: GET http://${fake.host}/v2/: the registry sent less than 1 KiB in 2 s; ${hint} (now 2 s, from TSRUN_REGISTRY_TIMEOUT)`);
+        expect(elapsed).toBeLessThan(2000 + MARGIN_MS);
+      });
+
+      it('fails the manifest', async () => {
+        await setUp();
+        fake.hook = (req, res) => {
+          if (!req.url!.includes('/manifests/')) return false;
+          res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'content-length': 4096 });
+          slowly(res);
+          return true;
+        };
+        const t0 = Date.now();
+        const err = await pullImage(store, `${fake.host}/app`, within(2)).catch((e) => e);
+        const elapsed = Date.now() - t0;
+        expect(err.code).toBe('ENETWORK');
+        expect(err.message).toBe(`pull ${fake.host}/app: GET http://${fake.host}/v2/app/manifests/latest: the registry sent less than 1 KiB in 2 s; ${hint} (now 2 s, from TSRUN_REGISTRY_TIMEOUT)`);
+        expect(elapsed).toBeLessThan(2000 + MARGIN_MS);
+      });
+
+      it('fails a blob that goes on at 100 bytes every half second', async () => {
+        await setUp();
+        let stalledAt = 0;
+        fake.hook = (req, res) => {
+          if (!req.url!.endsWith(bigLayer.digest)) return false;
+          res.writeHead(200, { 'content-length': bigLayer.blob.length });
+          res.write(bigLayer.blob.subarray(0, 50_000), () => (stalledAt = Date.now()));
+          trickle(res, bigLayer.blob.subarray(50_000), 100, 500);
+          return true;
+        };
+        const err = await pullImage(store, `${fake.host}/app`, within(2)).catch((e) => e);
+        const sinceStall = Date.now() - stalledAt;
+        expect(err.code).toBe('ENETWORK');
+        expect(err.message).toMatch(new RegExp(`: GET blob ${bigLayer.digest} of ${fake.host}/app: the registry sent less than 1 KiB in 2 s after 50[0-9]00 of ${bigLayer.blob.length} bytes; `));
+        expect(err.message).toContain(hint);
+        expect(sinceStall).toBeLessThan(2000 + MARGIN_MS);
+        expect(fake.log.filter((l) => l.url.endsWith(bigLayer.digest))).toHaveLength(1);
+      });
+
+      it.each([
+        ['a 503 it would retry', 503],
+        ['a 401 it would answer with credentials', 401],
+        ['a redirect it would follow', 307],
+      ])('fails %s, whose body it reads to the end first', async (_, status) => {
+        await setUp();
+        const target = status === 307 ? bigLayer.digest : '/manifests/';
+        fake.hook = (req, res) => {
+          if (!req.url!.includes(target)) return false;
+          const headers: http.OutgoingHttpHeaders = { 'retry-after': '1', location: `/elsewhere/${bigLayer.digest}` };
+          if (status === 401) headers['www-authenticate'] = 'Basic realm="fake"';
+          res.writeHead(status, headers);
+          slowly(res);
+          return true;
+        };
+        const t0 = Date.now();
+        const err = await pullImage(store, `${fake.host}/app`, within(2)).catch((e) => e);
+        const elapsed = Date.now() - t0;
+        expect(err.code).toBe('ENETWORK');
+        const url = status === 307 ? `http://${fake.host}/v2/app/blobs/${bigLayer.digest}` : `http://${fake.host}/v2/app/manifests/latest`;
+        // A 401 is an answer (its headers restart the clock; only one more try follows it);
+        // a 503 or a redirect is not.
+        const why = status === 401 ? 'the registry sent less than 1 KiB in 2 s' : `no progress from the registry for 2 s over 1 attempt (last: HTTP ${status})`;
+        expect(err.message).toBe(`pull ${fake.host}/app: GET ${url}: ${why}; ${hint} (now 2 s, from TSRUN_REGISTRY_TIMEOUT)`);
+        expect(elapsed).toBeLessThan(2000 + MARGIN_MS);
+      });
+    });
+
+    describe('a token server', () => {
+      let tokens: Fake;
+      beforeAll(async () => {
+        tokens = await new Fake().start();
+      });
+      afterAll(() => tokens.stop());
+      afterEach(() => {
+        tokens.hook = undefined;
+      });
+      /** The registry asks for a bearer token from `tokens`, whose /token does `serve`. */
+      async function bearer(serve: (res: http.ServerResponse) => void): Promise<void> {
+        await setUp();
+        fake.bearer = `http://${tokens.host}/token`;
+        tokens.hook = (req, res) => (req.url!.startsWith('/token') ? (serve(res), true) : false);
+      }
+      const tokenUrl = () => `http://${tokens.host}/token?service=fake&scope=repository%3Aapp%3Apull`;
+
+      it('that stops mid-body fails with how long tsrun waited and the setting that allows more', async () => {
+        let stalledAt = 0;
+        await bearer((res) => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.write('{"token":"go', () => (stalledAt = Date.now())); // then silence
+        });
+        const err = await pullImage(store, `${fake.host}/app`, within(2)).catch((e) => e);
+        const sinceStall = Date.now() - stalledAt;
+        expect(err.code).toBe('ENETWORK');
+        expect(err.message).toBe(
+          `pull ${fake.host}/app: ${fake.host}: getting a token: GET ${tokenUrl()}: the token server sent less than 1 KiB in 2 s; ${hint} (now 2 s, from TSRUN_REGISTRY_TIMEOUT)`,
+        );
+        expect(sinceStall).toBeGreaterThan(1900);
+        expect(sinceStall).toBeLessThan(2000 + MARGIN_MS);
+      });
+
+      it('that trickles fails the same way', async () => {
+        await bearer((res) => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          slowly(res);
+        });
+        const t0 = Date.now();
+        const err = await pullImage(store, `${fake.host}/app`, within(2)).catch((e) => e);
+        const elapsed = Date.now() - t0;
+        expect(err.message).toBe(
+          `pull ${fake.host}/app: ${fake.host}: getting a token: GET ${tokenUrl()}: the token server sent less than 1 KiB in 2 s; ${hint} (now 2 s, from TSRUN_REGISTRY_TIMEOUT)`,
+        );
+        expect(elapsed).toBeLessThan(2000 + MARGIN_MS);
+      });
+
+      it('that sends more than 1 MiB is refused', async () => {
+        await bearer((res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: 'x'.repeat(2 << 20) })));
+        const err = await pullImage(store, `${fake.host}/app`, within(5)).catch((e) => e);
+        expect(err.code).toBe('EAUTH');
+        expect(err.message).toBe(`pull ${fake.host}/app: ${fake.host}: the token from http://${tokens.host} is too large (more than the 1 MiB limit)`);
+      });
+
+      it("stops reading a token when the request's signal aborts", async () => {
+        await bearer((res) => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.write('{"token":"go'); // then silence
+        });
+        const transport = new Transport({ timeout: { ms: 10_000, source: 'env', configFile: '/nonexistent' } });
+        try {
+          const auth = new Authenticator(transport, fake.host, async () => undefined);
+          await auth.init();
+          const cancel = new AbortController();
+          setTimeout(() => cancel.abort(new Error('cancelled')), 300);
+          const t0 = Date.now();
+          await expect(auth.authorization(['repository:app:pull'], cancel.signal)).rejects.toThrow('cancelled');
+          expect(Date.now() - t0).toBeLessThan(1000);
+        } finally {
+          await transport.close();
+        }
+      });
+
+      it('is not charged to the request it gets a token for', async () => {
+        // The token takes 1.3 s, the manifest 1.3 s more: each within 2 s, both together not.
+        await bearer((res) => void setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end('{"token":"good"}'), 1300));
+        fake.hook = (req, res) => {
+          if (!req.url!.includes('/manifests/')) return false;
+          const man = fake.manifests.get('latest')!.body;
+          setTimeout(() => res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'content-length': man.length }).end(man), 1300);
+          return true;
+        };
+        const r = await pullImage(store, `${fake.host}/app`, within(2));
+        expect(r.manifestDigest).toBe(image.manifestDigest);
+      });
+    });
+
+    describe('an answer after a wait', () => {
+      /** The manifest: a 503 with Retry-After: 1 first, then all but its last 10 bytes, and the rest after `pauseMs` (never if undefined). */
+      function afterBackoff(pauseMs?: number): { stalledAt: () => number } {
+        let calls = 0;
+        let stalledAt = 0;
+        fake.hook = (req, res) => {
+          if (!req.url!.includes('/manifests/')) return false;
+          if (calls++ === 0) return void res.writeHead(503, { 'retry-after': '1', 'content-length': 0 }).end(), true;
+          const man = fake.manifests.get('latest')!.body;
+          res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'content-length': man.length, 'docker-content-digest': sha256Of(man) });
+          res.write(man.subarray(0, -10), () => (stalledAt = Date.now()));
+          if (pauseMs !== undefined) setTimeout(() => res.end(man.subarray(-10)), pauseMs);
+          return true;
+        };
+        return { stalledAt: () => stalledAt };
+      }
+
+      it('gets the whole registry timeout for its body, however long the back-off before it', async () => {
+        await setUp();
+        afterBackoff(1500);
+        const r = await pullImage(store, `${fake.host}/app`, within(2));
+        expect(r.manifestDigest).toBe(image.manifestDigest);
+      });
+
+      it('that stalls fails after the whole registry timeout, and says so truly', async () => {
+        await setUp();
+        const { stalledAt } = afterBackoff();
+        const err = await pullImage(store, `${fake.host}/app`, within(2)).catch((e) => e);
+        const sinceStall = Date.now() - stalledAt();
+        expect(err.message).toBe(`pull ${fake.host}/app: GET http://${fake.host}/v2/app/manifests/latest: the registry sent less than 1 KiB in 2 s; ${hint} (now 2 s, from TSRUN_REGISTRY_TIMEOUT)`);
+        expect(sinceStall).toBeGreaterThan(1900);
+        expect(sinceStall).toBeLessThan(2000 + MARGIN_MS);
+      });
+
+      it('from a storage host after a slow redirect gets what the registry timeout has left, on one connection', async () => {
+        await setUp();
+        const storage = await new Fake().start();
+        try {
+          // Every request to storage: 100 kB, 1.2 s of silence, the rest.
+          storage.hook = (_req, res) => {
+            res.writeHead(200, { 'content-length': bigLayer.blob.length });
+            res.write(bigLayer.blob.subarray(0, 100_000));
+            setTimeout(() => res.end(bigLayer.blob.subarray(100_000)), 1200);
+            return true;
+          };
+          fake.hook = (req, res) => {
+            if (!req.url!.endsWith(bigLayer.digest)) return false;
+            setTimeout(() => res.writeHead(307, { location: `http://${storage.host}/data`, 'content-length': 0 }).end(), 1200);
+            return true;
+          };
+          const r = await pullImage(store, `${fake.host}/app`, within(2));
+          expect(r.manifestDigest).toBe(image.manifestDigest);
+          expect(storage.log).toHaveLength(1); // no resume was needed
+        } finally {
+          await storage.stop();
+        }
+      });
     });
 
     describe('push', () => {

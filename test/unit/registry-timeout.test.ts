@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { readConfig, type TsrunConfig } from '../../src/registry-client/config.js';
 import { InsecurePolicy } from '../../src/registry-client/insecure.js';
-import { Patience, idleTimeout, uploadWithProgress } from '../../src/registry-client/patience.js';
+import { MIN_PROGRESS, Patience, uploadWithProgress, watchBody, type BodyWatch } from '../../src/registry-client/patience.js';
 import { howToWaitLonger, registryTimeout, seconds, type RegistryTimeout } from '../../src/registry-client/timeout.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tsrun-registry-timeout-'));
@@ -97,8 +97,37 @@ describe('Patience', () => {
     expect(p.leftMs()).toBe(3000);
     p.progress();
     expect(p.leftMs()).toBe(10_000);
-    p.silentFor(4000);
+  });
+
+  it('takes bytes as progress only a KiB at a time', () => {
+    const p = new Patience(timeout);
+    vi.advanceTimersByTime(4000);
+    expect(p.received(MIN_PROGRESS - 1)).toBe(false);
     expect(p.leftMs()).toBe(6000);
+    expect(p.received(1)).toBe(true);
+    expect(p.leftMs()).toBe(10_000);
+  });
+
+  it('stops while tsrun gets a token, which has a clock of its own', async () => {
+    const p = new Patience(timeout);
+    vi.advanceTimersByTime(3000);
+    const token = p.aside(() => new Promise((r) => setTimeout(r, 20_000)));
+    await vi.advanceTimersByTimeAsync(20_000);
+    await token;
+    expect(p.leftMs()).toBe(7000);
+  });
+
+  it('says what the registry did: nothing, a trickle, or answers that are no progress', () => {
+    const hint = 'to wait longer, set TSRUN_REGISTRY_TIMEOUT=<seconds> or "registry-timeout": <seconds> in /etc/tsrun/config.json (now 10 s, from TSRUN_REGISTRY_TIMEOUT)';
+    const p = new Patience(timeout);
+    expect(p.exhausted('GET u').message).toBe(`GET u: the registry sent nothing for 10 s; ${hint}`);
+    p.received(100);
+    expect(p.exhausted('GET u', ' after 5 of 9 bytes').message).toBe(`GET u: the registry sent less than 1 KiB in 10 s after 5 of 9 bytes; ${hint}`);
+    p.noProgress('HTTP 503');
+    expect(p.exhausted('GET u').message).toBe(`GET u: no progress from the registry for 10 s over 1 attempt (last: HTTP 503); ${hint}`);
+    p.progress(); // an answer at last: what came before no longer counts
+    expect(p.exhausted('GET u').message).toBe(`GET u: the registry sent nothing for 10 s; ${hint}`);
+    expect(new Patience(timeout, { who: 'the token server' }).exhausted('GET t').message).toBe(`GET t: the token server sent nothing for 10 s; ${hint}`);
   });
 
   it('lets a retry wait only when the wait ends within the registry timeout', () => {
@@ -116,7 +145,7 @@ describe('Patience', () => {
     );
     vi.advanceTimersByTime(1);
     expect(() => p.beforeRetry('GET https://r/v2/app/manifests/v1', 1, 'HTTP 503')).toThrow(
-      /: no progress from the registry for 10 s over 2 attempts \(last failure: HTTP 503\); to wait longer/,
+      /: no progress from the registry for 10 s over 2 attempts \(last: HTTP 503\); to wait longer/,
     );
   });
 
@@ -167,35 +196,104 @@ describe('uploadWithProgress', () => {
   });
 });
 
-describe('idleTimeout', () => {
+describe('watchBody', () => {
+  const timeout: RegistryTimeout = { ms: 10_000, source: 'env', configFile: '/etc/tsrun/config.json' };
   beforeEach(() => void vi.useFakeTimers());
   afterEach(() => void vi.useRealTimers());
 
-  it('fails a body the registry leaves silent, but not while the reader is the slow one', () => {
-    const body = new Readable({ read() {}, highWaterMark: 4 });
-    body.on('error', () => {});
-    idleTimeout(body, 1000, () => new Error('idle'));
+  /** A body as undici gives it, watched against `p`; the registry pushes, tsrun reads. */
+  function body(p: Patience, w: Partial<BodyWatch> = {}, highWaterMark = 64 * 1024): Readable {
+    const b = new Readable({ read() {}, highWaterMark });
+    b.on('error', () => {});
+    watchBody(b, p, { what: 'GET https://r/v2/app/manifests/v1', answer: true, idleMs: timeout.ms, stalled: () => new Error('stalled'), ...w });
+    return b;
+  }
+  const bytes = (n: number) => Buffer.alloc(n, 0x20);
+
+  it('fails a body that trickles, with the clock’s error; a KiB restarts the clock', () => {
+    const p = new Patience(timeout);
+    const b = body(p);
+    vi.advanceTimersByTime(1000);
+    b.push(bytes(1000));
+    vi.advanceTimersByTime(4000);
+    b.push(bytes(24)); // 1 KiB in all: progress, at 5 s
+    for (let i = 0; i < 9; i++) (b.push(bytes(100)), vi.advanceTimersByTime(1000)); // 900 bytes in 9 s
+    expect(b.destroyed).toBe(false);
     vi.advanceTimersByTime(999);
-    expect(body.push('ab')).toBe(true); // bytes: the clock restarts
-    vi.advanceTimersByTime(999);
-    expect(body.destroyed).toBe(false);
-    expect(body.push('cdef')).toBe(false); // the buffer is full: tsrun is the slow one
-    vi.advanceTimersByTime(60_000);
-    expect(body.destroyed).toBe(false);
-    expect(body.read()?.toString()).toBe('abcdef'); // tsrun reads and asks for more: the clock runs again
-    vi.advanceTimersByTime(999);
-    expect(body.destroyed).toBe(false);
+    expect(b.destroyed).toBe(false);
     vi.advanceTimersByTime(1);
-    expect(body.destroyed).toBe(true);
-    expect(body.errored).toEqual(new Error('idle'));
+    expect(b.errored?.message).toMatch(/^GET https:\/\/r\/v2\/app\/manifests\/v1: the registry sent less than 1 KiB in 10 s; to wait longer/);
   });
 
-  it('stops at the end of the body', () => {
-    const body = new Readable({ read() {} });
-    idleTimeout(body, 1000, () => new Error('idle'));
-    body.push('x');
-    body.push(null);
-    vi.advanceTimersByTime(5000);
-    expect(body.errored).toBeNull();
+  it('takes the end of a body as progress, however small', () => {
+    const p = new Patience(timeout);
+    const b = body(p);
+    vi.advanceTimersByTime(9000);
+    b.push('{}');
+    b.push(null);
+    expect(p.leftMs()).toBe(10_000);
+    vi.advanceTimersByTime(60_000);
+    expect(b.errored).toBeNull();
+  });
+
+  it('counts what undici pushed before the watch began', () => {
+    const p = new Patience(timeout);
+    vi.advanceTimersByTime(9000);
+    const small = new Readable({ read() {} });
+    small.push('{}');
+    small.push(null);
+    watchBody(small, p, { what: 'GET u', answer: true, idleMs: timeout.ms, stalled: () => new Error('stalled') });
+    expect(p.leftMs()).toBe(10_000);
+  });
+
+  it('stops the clock while tsrun is the slow one (the buffer is full), and restarts it when tsrun reads', () => {
+    const p = new Patience(timeout);
+    const b = body(p, {}, 2048);
+    expect(b.push(bytes(2048))).toBe(false);
+    vi.advanceTimersByTime(60_000);
+    expect(b.destroyed).toBe(false);
+    b.read(); // tsrun reads and asks for more: the clock runs again, from now
+    vi.advanceTimersByTime(9999);
+    expect(b.destroyed).toBe(false);
+    vi.advanceTimersByTime(1);
+    expect(b.errored?.message).toMatch(/the registry sent nothing for 10 s/);
+  });
+
+  it('gives the body of an answer after a back-off the whole timeout, and a 503’s what is left', () => {
+    const p = new Patience(timeout);
+    vi.advanceTimersByTime(8000); // a back-off
+    const drained = body(p, { answer: false });
+    vi.advanceTimersByTime(2000);
+    expect(drained.errored?.message).toMatch(/the registry sent nothing for 10 s/);
+
+    const q = new Patience(timeout);
+    vi.advanceTimersByTime(8000);
+    q.progress(); // the answer's headers (transport.ts)
+    const b = body(q);
+    vi.advanceTimersByTime(9999);
+    expect(b.destroyed).toBe(false);
+    vi.advanceTimersByTime(1);
+    expect(b.destroyed).toBe(true);
+  });
+
+  it('fails a body on the connection’s shorter limit with the stalled error (a blob resumes), the clock running on', () => {
+    const p = new Patience(timeout);
+    const b = body(p, { idleMs: 2000 });
+    vi.advanceTimersByTime(1000);
+    b.push(bytes(500));
+    vi.advanceTimersByTime(1000);
+    expect(b.errored).toEqual(new Error('stalled'));
+    expect(p.leftMs()).toBe(8000);
+  });
+
+  it('never takes the body of an answer that is no progress (a 503, a redirect) as progress', () => {
+    const p = new Patience(timeout);
+    p.noProgress('HTTP 503');
+    const b = body(p, { answer: false });
+    vi.advanceTimersByTime(1000);
+    b.push(bytes(5000));
+    expect(p.leftMs()).toBe(9000);
+    vi.advanceTimersByTime(9000);
+    expect(b.errored?.message).toMatch(/: no progress from the registry for 10 s over 1 attempt \(last: HTTP 503\); /);
   });
 });
