@@ -6,8 +6,10 @@
 //
 //   about a minute in CI; longer:   TSRUN_FUZZ_SECONDS=600 npm test -- unpack-fuzz
 //   one case again, alone:          TSRUN_FUZZ_SEED=<the seed a failure prints> npm test -- unpack-fuzz
+//   a run's cases again:            TSRUN_FUZZ_BASE=<the base it printed> (default: from the commit)
 //
 // Every case it found is a named regression test at the bottom of this file.
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import path from 'node:path';
@@ -18,13 +20,19 @@ import { applyFromBelow, needsBelow } from '../../src/overlay/inherit.js';
 import { LowerLayers } from '../../src/overlay/lower-layers.js';
 import { Refused, Unmodelled, applyLayers, describeModel } from '../fixtures/changeset-model.js';
 import { chunks, makeTar, type TarEntry } from '../fixtures/tar.js';
-import { describePrivileged } from './helpers/env.js';
+import { describePrivileged, repoRoot } from './helpers/env.js';
 import { describeTree, treeDiff, withMergedLayers } from './helpers/tree.js';
 
 const SECONDS = Number(process.env.TSRUN_FUZZ_SECONDS ?? 50);
 const ONLY = process.env.TSRUN_FUZZ_SEED;
 /** A name no fuzz case may ever create outside its layers (checked at / and /tmp too). */
 const MARK = `tsrun-fuzz-${process.pid}`;
+
+/** A number from the commit checked out, or a random one outside a git checkout. */
+function commitSeed(): number {
+  const head = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: repoRoot, encoding: 'utf8' }).stdout?.trim();
+  return head && /^[0-9a-f]{8}/.test(head) ? parseInt(head.slice(0, 8), 16) >>> 1 : Math.floor(Math.random() * 2 ** 31);
+}
 
 /** mulberry32: small, fast and the same everywhere, so a seed is a case. */
 function rng(seed: number): () => number {
@@ -201,8 +209,10 @@ describePrivileged('unpack fuzzer', () => {
   }
 
   it(ONLY ? `case ${ONLY}` : `cases for ${SECONDS} s`, async () => {
-    const base = ONLY ? Number(ONLY) : Math.floor(Math.random() * 2 ** 31);
-    if (!ONLY) console.log(`unpack fuzzer: seeds from ${base} for ${SECONDS} s`);
+    // The seeds follow from the commit under test (or TSRUN_FUZZ_BASE): a CI run can be run
+    // again to the same cases, and each new commit explores new ones.
+    const base = ONLY ? Number(ONLY) : Number(process.env.TSRUN_FUZZ_BASE ?? commitSeed());
+    if (!ONLY) console.log(`unpack fuzzer: seeds from ${base} for ${SECONDS} s (TSRUN_FUZZ_BASE=${base} to run them again)`);
     const deadline = Date.now() + SECONDS * 1000;
     const findings: string[] = [];
     const modelRefused: string[] = [];
