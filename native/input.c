@@ -22,7 +22,6 @@
 
 #include "helper.h"
 
-static int relay;      /* `stdin inherit` without a TTY */
 static int pipe_w = -1; /* this run's write end */
 static int src_eof;    /* our fd 0 ended: every later run gets EOF at once */
 static char buf[65536];
@@ -31,8 +30,7 @@ static size_t len, off;
 int in_pipe(const struct plan *p, int *child_end)
 {
 	*child_end = -1;
-	relay = !p->stdin_null && !p->tty;
-	if (!relay)
+	if (p->stdin_null || p->tty) /* /dev/null, or the PTY (tty.c) */
 		return 0;
 	int fds[2];
 	if (pipe2(fds, O_CLOEXEC) < 0)

@@ -80,14 +80,13 @@ export class PathResolver {
     return { path: `/proc/self/fd/${fd}/${rel.slice(slash + 1)}`, release: () => libc.close(fd) };
   }
 
-  /** `mkdir -p` of the parent of `rel`. */
+  /**
+   * `mkdir -p` of the parent of `rel`, a path that crosses a symlink of this layer, each
+   * directory made inside what the kernel resolved (the Unpacker makes the others itself).
+   */
   mkdirParents(rel: string): void {
     const slash = rel.lastIndexOf('/');
     if (slash < 0) return;
-    if (!this.crossesSymlink(rel)) {
-      fs.mkdirSync(`${this.dir}/${rel.slice(0, slash)}`, { recursive: true, mode: 0o755 });
-      return;
-    }
     libc.close(this.openParent(rel.slice(0, slash), true));
   }
 

@@ -32,7 +32,7 @@ import { TarReader, gidOf, mtimeOf, uidOf, xattrsOf, type Header, type TarSink }
 import type { Digest } from './types.js';
 import { PathResolver, cleanPath, type Placed } from './unpack-paths.js';
 import { MergeNotes } from './unpack-merge.js';
-import { OPAQUE_XATTR, droppableXattrError, isOverlayXattr, isWhiteout, lstatOrUndefined } from '../overlay/lower-layers.js';
+import { OPAQUE_XATTR, droppableXattrError, isHostRoot, isOverlayXattr, isWhiteout, lstatOrUndefined } from '../overlay/lower-layers.js';
 import type { FromBelow } from '../overlay/inherit.js';
 
 export { cleanPath } from './unpack-paths.js';
@@ -63,7 +63,7 @@ const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_DIRECTORY } = fs.cons
 // Root may set every owner; only the host's root (not tsrun's rootless user namespace, where
 // the owners must be mapped ones) may make devices and set trusted.* attributes.
 const canChown = process.getuid?.() === 0;
-const isRoot = canChown && !process.env.TSRUN_USERNS;
+const isRoot = isHostRoot();
 const ENVIRONMENT = new Set(['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EMFILE', 'ENFILE', 'ENOMEM']);
 
 interface DirMeta {

@@ -24,7 +24,12 @@ const OPAQUE_XATTRS = ['trusted.overlay.opaque', 'user.overlay.opaque'];
  * Where this process marks a directory opaque: trusted.overlay.opaque as the host's root, else
  * user.overlay.opaque (what overlayfs reads when mounted with `userxattr`, rootless tsrun).
  */
-export const OPAQUE_XATTR = process.getuid?.() === 0 && !process.env.TSRUN_USERNS ? OPAQUE_XATTRS[0]! : OPAQUE_XATTRS[1]!;
+export const OPAQUE_XATTR = isHostRoot() ? OPAQUE_XATTRS[0]! : OPAQUE_XATTRS[1]!;
+
+/** Root of the host's user namespace: not rootless tsrun's root, whose owners are mapped ones. */
+export function isHostRoot(): boolean {
+  return process.getuid?.() === 0 && !process.env.TSRUN_USERNS;
+}
 
 /**
  * Whether setting xattr `name` failed in a way docker too lets go: the file system keeps no
@@ -34,7 +39,7 @@ export const OPAQUE_XATTR = process.getuid?.() === 0 && !process.env.TSRUN_USERN
 export function droppableXattrError(err: unknown, name: string): boolean {
   const code = errnoOf(err);
   if (code === 'ENOTSUP' || code === 'EOPNOTSUPP') return true;
-  return code === 'EPERM' && (OPAQUE_XATTR !== OPAQUE_XATTRS[0] || name.startsWith('user.'));
+  return code === 'EPERM' && (!isHostRoot() || name.startsWith('user.'));
 }
 
 /** overlayfs's own attributes: never copied from one layer to another. */
