@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'ELOCK'
   | 'EKERNEL' // a missing kernel feature
   | 'EUSERNS' // no subordinate ids to give a container
+  | 'EBUILD' // a Dockerfile, build context or build step that cannot be built
   | 'EINTERNAL';
 
 export class TsrunError extends Error {
