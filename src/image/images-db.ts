@@ -29,6 +29,18 @@ export interface ImagesDb {
   version: 1;
   names: Record<string, Digest>;
   images: Record<string, ImageEntry>;
+  /** `tsrun build`'s layer cache: step key → what the step made (src/build/cache.ts). */
+  buildCache?: Record<string, CacheEntry>;
+}
+
+/** One build step's result, kept so a rebuild can reuse it. */
+export interface CacheEntry {
+  /** When the step ran: the history entry's `created`, so a cached rebuild gives the same image ID. */
+  created: string;
+  /** The layer the step made (none for ENV, WORKDIR, a RUN that changed nothing...). */
+  layer?: { diffId: Digest; digest: Digest; size: number; mediaType: string; chainId: Digest };
+  /** Last time a build used it (builder prune --filter until=...). */
+  used: string;
 }
 
 export function emptyDb(): ImagesDb {
@@ -72,6 +84,11 @@ export function referenced(db: ImagesDb): { layers: Set<Digest>; blobs: Set<Dige
   for (const e of Object.values(db.images)) {
     for (const l of e.layers) layers.add(l);
     for (const b of e.blobs) blobs.add(b);
+  }
+  for (const c of Object.values(db.buildCache ?? {})) {
+    if (!c.layer) continue;
+    layers.add(c.layer.chainId);
+    blobs.add(c.layer.digest);
   }
   return { layers, blobs };
 }

@@ -16,7 +16,7 @@ import { normalizeName, parseReference, repositoryName } from '../registry-clien
 import { Blobs } from './blobs.js';
 import { chainIds, checkDigest, hexOf, isDigest, type Expected } from './digest.js';
 import { ownerPid, removeTree, tempName, withLock, writeFileAtomic } from './fsutil.js';
-import { emptyDb, lookup, nameKey, namesOf, parseDb, referenced, unique, type ImageEntry, type ImagesDb } from './images-db.js';
+import { emptyDb, lookup, nameKey, namesOf, parseDb, referenced, unique, type CacheEntry, type ImageEntry, type ImagesDb } from './images-db.js';
 import { Layers, isAbandoned } from './layers.js';
 import type { Digest, ImageConfig, ImageManifest, ImageRecord, LayerRecord } from './types.js';
 
@@ -130,6 +130,70 @@ export class ImageStore {
    */
   async unpackLayer(diffId: Digest, parentChainId: Digest | null, tar: AsyncIterable<Uint8Array>): Promise<LayerRecord> {
     return this.layers.unpack(checkDigest(diffId, 'diff ID'), parentChainId, tar);
+  }
+
+  /**
+   * Completes what unpacking left for the layers below to decide (layers.ts `finish`): needed
+   * before a chain no image records yet is mounted (a build step's container).
+   */
+  async finishLayers(chains: Digest[]): Promise<void> {
+    await this.layers.finish(chains);
+  }
+
+  // ---- build cache ---------------------------------------------------------------------
+
+  /** The cache entry for a build step, if recorded and its layer and blob are still here. */
+  async cacheEntry(key: string): Promise<CacheEntry | undefined> {
+    const entry = (await this.readDb()).buildCache?.[key];
+    if (!entry?.layer) return entry;
+    const { chainId, digest } = entry.layer;
+    if (!(await this.layers.get(chainId)) || !(await this.hasBlob(digest))) return undefined;
+    return entry;
+  }
+
+  /** Records (or refreshes the use time of) build steps' results, in one write. */
+  async putCacheEntries(entries: Record<string, CacheEntry>): Promise<void> {
+    if (Object.keys(entries).length === 0) return;
+    await this.locked(async (db, save) => {
+      db.buildCache = { ...(db.buildCache ?? {}), ...entries };
+      await save();
+    });
+  }
+
+  /**
+   * builder prune: drops cache entries (all, or those not used since `before`), then the layers
+   * and blobs nothing else references. Returns the entries dropped and the bytes freed.
+   */
+  async pruneCache(opts: { before?: Date } = {}): Promise<{ entries: number; reclaimed: number }> {
+    return this.locked(async (db, save) => {
+      const gone: CacheEntry[] = [];
+      for (const [key, entry] of Object.entries(db.buildCache ?? {})) {
+        if (opts.before !== undefined && new Date(entry.used) >= opts.before) continue;
+        gone.push(entry);
+        delete db.buildCache![key];
+      }
+      await save();
+      const keep = referenced(db);
+      const layers = unique(gone.flatMap((e) => (e.layer ? [e.layer.chainId] : []))).filter((l) => !keep.layers.has(l));
+      const blobs = unique(gone.flatMap((e) => (e.layer ? [e.layer.digest] : []))).filter((b) => !keep.blobs.has(b));
+      let reclaimed = 0;
+      for (const l of layers) reclaimed += (await this.layers.get(l).catch(() => undefined))?.size ?? 0;
+      for (const b of blobs) reclaimed += (await fs.stat(this.blobPath(b)).catch(() => undefined))?.size ?? 0;
+      await this.deleteContent(layers.reverse(), blobs);
+      return { entries: gone.length, reclaimed };
+    });
+  }
+
+  /** Build cache entries and the bytes of the layers only they hold (system df). */
+  async cacheUsage(): Promise<{ entries: number; size: number }> {
+    const db = await this.readDb();
+    const entries = Object.values(db.buildCache ?? {});
+    const images = referenced({ ...db, buildCache: {} });
+    let size = 0;
+    for (const e of entries) {
+      if (e.layer && !images.layers.has(e.layer.chainId)) size += (await this.layers.get(e.layer.chainId).catch(() => undefined))?.size ?? 0;
+    }
+    return { entries: entries.length, size };
   }
 
   // ---- images --------------------------------------------------------------------------

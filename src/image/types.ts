@@ -29,6 +29,10 @@ export interface ImageRunConfig {
   Volumes?: Record<string, object>;
   Labels?: Record<string, string>;
   StopSignal?: string;
+  /** docker's image config keeps these three (OCI's drops them); `tsrun build` writes them. */
+  Healthcheck?: { Test: string[]; Interval?: number; Timeout?: number; StartPeriod?: number; StartInterval?: number; Retries?: number };
+  OnBuild?: string[] | null;
+  Shell?: string[];
 }
 
 /** application/vnd.oci.image.config.v1+json (Docker's is the same shape). */
