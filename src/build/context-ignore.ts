@@ -21,15 +21,17 @@ export class IgnoreRules {
 
   /** `text` is a .dockerignore's contents; `file` names it in errors. */
   constructor(text = '', file = '.dockerignore') {
-    const patterns = parseDockerignore(text);
-    this.exceptions = patterns.filter((p) => p.startsWith('!')).map((p) => p.slice(1).split('/'));
-    this.matcher = dockerignore({ ignorecase: false }).add(patterns);
     try {
+      const patterns = parseDockerignore(text);
+      this.exceptions = patterns.filter((p) => p.startsWith('!')).map((p) => p.slice(1).split('/'));
+      // The package takes a line starting with `#` for a comment even after our trimming
+      // (moby does not: ` #x` is the pattern `#x`); escaped, it is the same pattern.
+      this.matcher = dockerignore({ ignorecase: false }).add(patterns.map((p) => p.replace(/^(!?)#/, '$1\\#')));
       // Each rule's regular expression is compiled on first use: test one path now, so that a
       // pattern JavaScript cannot compile (`a(`) fails here, naming the file, as docker does.
       this.matcher.ignores('.probe');
     } catch (err) {
-      throw new TsrunError('EBUILD', `${file}: invalid pattern: ${(err as Error).message}`, { cause: err });
+      throw new TsrunError('EBUILD', `${file}: ${(err as Error).message}`, { cause: err });
     }
   }
 
@@ -60,6 +62,7 @@ export function parseDockerignore(text: string): string[] {
     if (pattern === '') continue;
     const invert = pattern.startsWith('!');
     if (invert) pattern = pattern.slice(1).trim();
+    if (invert && pattern === '') throw new TsrunError('EBUILD', 'illegal exclusion pattern: "!"');
     if (pattern !== '') {
       pattern = goClean(pattern);
       if (pattern.length > 1 && pattern.startsWith('/')) pattern = pattern.slice(1);

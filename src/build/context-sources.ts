@@ -169,7 +169,9 @@ function* walkDir(ctx: BuildContext, dir: string, rel: string, ctxRel: string, p
     try {
       stat = fs.lstatSync(path);
     } catch (err) {
-      if (errnoOf(err) === 'ENOENT') continue;
+      // Node reads names as UTF-8: a name that is not comes back altered and is not found.
+      if (name.includes('\uFFFD')) throw new TsrunError('EBUILD', `${path}: tsrun cannot copy a file whose name is not valid UTF-8`);
+      if (errnoOf(err) === 'ENOENT') continue; // removed meanwhile
       throw err;
     }
     if (stat.isSocket()) continue;

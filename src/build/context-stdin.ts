@@ -264,10 +264,11 @@ class ContextUnpacker implements TarSink {
   private hardlink(rel: string, header: Header): void {
     const targetRel = cleanPath(header.linkname ?? '');
     if (targetRel === '') throw new TsrunError('EUNSAFE', 'hardlink to the context root');
-    const t = this.paths.place(targetRel);
+    let t: Placed | undefined;
     try {
       let st: fs.Stats;
       try {
+        t = this.paths.place(targetRel);
         st = fs.lstatSync(t.path);
       } catch (err) {
         if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') {
@@ -279,13 +280,14 @@ class ContextUnpacker implements TarSink {
       const p = this.paths.place(rel, true);
       try {
         // link(2) follows neither name: a link to a symlink is a new name for the symlink.
-        this.create(p.path, rel, () => fs.linkSync(t.path, p.path));
+        const target = t.path;
+        this.create(p.path, rel, () => fs.linkSync(target, p.path));
         if (st.isSymbolicLink()) this.paths.addSymlink(rel);
       } finally {
         p.release();
       }
     } finally {
-      t.release();
+      t?.release();
     }
   }
 

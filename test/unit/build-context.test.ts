@@ -138,6 +138,8 @@ describe('.dockerignore rules (docker documentation examples)', () => {
     expect(r.ignored('x')).toBe(true);
     expect(r.ignored('')).toBe(false);
     expect(() => rules('a(')).toThrow(expect.objectContaining({ code: 'EBUILD' }));
+    expect(() => rules('a\n!')).toThrow('illegal exclusion pattern');
+    expect(rules(' #x').ignored('#x')).toBe(true); // not a comment: `#` is not in the first column
   });
 });
 
@@ -251,6 +253,13 @@ describe('symlinks in the context', () => {
     expect(rels(resolveSources(c, ['link/*.txt'])[0]!.matches)).toEqual(['link/f.txt']);
   });
 
+  it('a file name that is not UTF-8 is an error, not silently left out', async () => {
+    tree({ 'n/ok': '' });
+    fs.writeFileSync(Buffer.concat([Buffer.from(path.join(ctxDir, 'n') + '/'), Buffer.from([0xff, 0x41])]), 'x');
+    const c = await open();
+    expect(() => [...walkSource(c, only(c, 'n'))]).toThrow(/not valid UTF-8/);
+  });
+
   it('a symlink to an ignored file is not found', async () => {
     tree({ 'hidden.key': 'k', k: '-> hidden.key' });
     fs.writeFileSync(path.join(ctxDir, '.dockerignore'), '*.key\n');
@@ -353,6 +362,13 @@ describe('a context from stdin', () => {
       ['dotdot-inner', [{ name: 'a/../../../victim', content: 'pwned' }]],
       ['hardlink-out', [{ name: 'h', type: 'hardlink', linkname: '../../victim' }]],
       ['root-symlink', [{ name: './', type: 'symlink', linkname: '/' }]],
+      [
+        'hardlink-through-symlink',
+        [
+          { name: 'l', type: 'symlink', linkname: '/' },
+          { name: 'h', type: 'hardlink', linkname: `l${top}/victim` },
+        ],
+      ],
     ];
     for (const [what, entries] of hostile) {
       await expect(open({ path: '-', stdin: makeTar(entries) }), what).rejects.toMatchObject({ code: 'EUNSAFE' });
