@@ -25,7 +25,7 @@ export function register(program: Command): void {
       ]);
       const users = volumeUsers(root);
       const volumes = listVolumes(root).map((v) => ({ size: du(volumeData(root, v.name)), used: users.has(v.name) }));
-      const rows = m.diskUsage(await store.list(), await m.containerRefs(root, { sizes: true }), volumes);
+      const rows = m.diskUsage(await store.list(), await m.containerRefs(root, { sizes: true }), volumes, await store.cacheUsage());
       if (flags.format === 'json') {
         for (const r of rows) {
           process.stdout.write(JSON.stringify({ Active: String(r.active), Reclaimable: m.reclaimableCell(r), Size: m.humanSize(r.size), TotalCount: String(r.total), Type: r.type }) + '\n');

@@ -75,4 +75,8 @@ $tsrun run --rm "$registry/busybox:latest" sh -c '
   echo "namespaces: $(ls /proc/self/ns | tr "\n" " ")"
   echo "interfaces: $(ls /sys/class/net | tr "\n" " ")"
   echo "caps:       $(grep CapEff /proc/self/status)"'
+
+echo "== 7. tsrun build: an image from examples/hello/Dockerfile, then run it"
+$tsrun build --progress plain --build-arg "BASE=$registry/busybox:latest" -t hello examples/hello
+$tsrun run --rm --network none hello
 echo "== done: tsrun works on this machine"

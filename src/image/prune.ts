@@ -165,7 +165,12 @@ export interface DfRow {
  * reclaimable is that of the ones not running. Local Volumes: a volume is active while a
  * container names it, reclaimable when none does (what `volume prune -a` frees).
  */
-export function diskUsage(images: StoredImage[], containers: ContainerRef[], volumes: Array<{ size: number; used: boolean }> = []): DfRow[] {
+export function diskUsage(
+  images: StoredImage[],
+  containers: ContainerRef[],
+  volumes: Array<{ size: number; used: boolean }> = [],
+  cache: { entries: number; size: number } = { entries: 0, size: 0 },
+): DfRow[] {
   const used = new Set(containers.map((c) => c.imageId));
   const sizes = new Map<string, number>();
   const usedLayers = new Set<string>();
@@ -200,7 +205,8 @@ export function diskUsage(images: StoredImage[], containers: ContainerRef[], vol
       size: volumes.reduce((s, v) => s + v.size, 0),
       reclaimable: volumes.filter((v) => !v.used).reduce((s, v) => s + v.size, 0),
     },
-    { type: 'Build Cache', total: 0, active: 0, size: 0, reclaimable: 0 },
+    // The cache's own layers (those no image holds): all of it goes with `builder prune`.
+    { type: 'Build Cache', total: cache.entries, active: 0, size: cache.size, reclaimable: cache.size },
   ];
 }
 
