@@ -330,8 +330,7 @@ function trimPrefix(pattern: string, value: string, greedy: boolean): string {
 
 /** A regular expression cannot find the shortest match at the end, so both are reversed. */
 function trimSuffix(pattern: string, value: string, greedy: boolean): string {
-  const reversed = reverse(trimPrefix(reversePattern(pattern), reverse(value), greedy));
-  return reversed;
+  return reverse(trimPrefix(reversePattern(pattern), reverse(value), greedy));
 }
 
 function reverse(s: string): string {
@@ -408,6 +407,8 @@ export function evaluate(raw: RawInstruction, vars: Vars, escape: string): Instr
     case 'LABEL':
       return { kind: raw.keyword, pairs: nameValues(raw, escape).map(([k, v]) => [word(k), word(v)] as [string, string]) };
     case 'ARG':
+      // Docker expands a default only when no --build-arg gives the value: the builder should
+      // use a given value as is (an unusable default, like `${X:?}`, then never fails).
       return { kind: 'ARG', args: argDefinitions(raw, escape).map((a) => (a.value === undefined ? a : { name: a.name, value: word(a.value) })) };
     case 'WORKDIR': {
       const path = word(oneArgument(raw));
