@@ -1,13 +1,14 @@
 // `tsrun commit` (docker commit): the container's changes become a new image layer.
 //
-//   upper/ ──walk──▶ tar (0/0 char device → `.wh.<name>`, opaque dir → `.wh..wh..opq`)
+//   upper/ ──writeChangeset (overlay/)──▶ tar (0/0 char device → `.wh.<name>`, opaque dir →
+//          `.wh..wh..opq`)
 //          ──▶ sha256 = diff_id ──▶ gzip ──▶ sha256 = blob digest ──▶ blobs/ (push sends it)
 //   blob ──gunzip──▶ unpackLayer: a new layer on top of the image's chain (run mounts it)
 //   config = the container's config (docker's rule) + history + diff_id; manifest; putImage
 //
 // A running container is frozen (cgroup freezer) while its upper dir is read, so the layer
 // is one consistent moment, as docker's --pause=true does.
-import { createReadStream, createWriteStream, closeSync } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { Transform, pipeline as pipelineCb, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -22,9 +23,11 @@ import type { ImageStore } from '../image/store.js';
 import type { Descriptor, Digest, ImageConfig, ImageManifest, ImageRunConfig } from '../image/types.js';
 import { normalizeName, parseReference } from '../registry-client/reference.js';
 import { MediaType } from '../registry-client/manifest.js';
+import { toContainerIds } from '../namespaces/userns-files.js';
 import { withLock } from '../sys/lock.js';
-import { isOpaque, isPlaceholder, isWhiteout, LowerLayers, mountTargets } from './diff.js';
-import { diskIdShift, failure, openDir, walk, writeTar, type TarWriter } from './export.js';
+import { LowerLayers, writeChangeset } from '../overlay/index.js';
+import { isPlaceholder, mountTargets } from './diff.js';
+import { diskIdShift, failure } from './export.js';
 import type { Found } from './lookup.js';
 import { readState, type ContainerRecord } from './record.js';
 import { observe } from './status.js';
@@ -61,13 +64,15 @@ export async function commitContainer(store: ImageStore, found: Found, opts: Com
     const gz = join(tmp, 'layer.tar.gz');
     const tarHash = new Hasher();
     const gzHash = new Hasher();
-    await frozen(found, opts.pause, () =>
-      writeTar(
-        (tar) => pipeline(tar, tap(tarHash), createGzip(), tap(gzHash), createWriteStream(gz)),
-        (w) => layerFromUpper(found, w),
-        diskIdShift(found, readState(found.paths)), // it reads the upper dir itself
-      ),
-    );
+    await frozen(found, opts.pause, () => {
+      const lowers = LowerLayers.of(found);
+      const targets = mountTargets(found);
+      const shift = diskIdShift(found, readState(found.paths)); // it reads the upper dir itself
+      return writeChangeset(join(found.paths.dir, 'upper'), lowers, (tar) => pipeline(tar, tap(tarHash), createGzip(), tap(gzHash), createWriteStream(gz)), {
+        skip: (e) => isPlaceholder(e, targets, lowers),
+        ...(shift && { owner: (onDisk) => toContainerIds(shift, onDisk) }),
+      });
+    });
     const diffId = tarHash.digest();
     const digest = gzHash.digest();
     if (!(await store.hasBlob(digest))) created.blobs.push(digest);
@@ -164,31 +169,6 @@ async function frozen<T>(found: Found, pause: boolean, fn: () => Promise<T>): Pr
       cgroup?.thaw();
     }
   });
-}
-
-/** The layer tar: the upper dir, with overlayfs's whiteouts and opaque dirs in OCI form. */
-async function layerFromUpper(found: Found, w: TarWriter): Promise<void> {
-  const lowers = LowerLayers.of(found);
-  const targets = mountTargets(found);
-  const upper = openDir(join(found.paths.dir, 'upper'));
-  try {
-    await walk(upper, '', async (e) => {
-      if (isPlaceholder(e, targets, lowers)) return false;
-      if (isWhiteout(e.st)) {
-        const slash = e.rel.lastIndexOf('/');
-        const name = `${e.rel.slice(0, slash + 1)}.wh.${e.rel.slice(slash + 1)}`;
-        await w.entry({ name, type: 'file', mode: 0o644, mtime: e.st.mtime, uid: 0, gid: 0, uname: '', gname: '' });
-        return false;
-      }
-      await w.add(e, e.rel);
-      if (e.st.isDirectory() && isOpaque(e.path)) {
-        await w.entry({ name: `${e.rel}/.wh..wh..opq`, type: 'file', mode: 0o644, mtime: e.st.mtime, uid: 0, gid: 0, uname: '', gname: '' });
-      }
-      return true;
-    });
-  } finally {
-    closeSync(upper);
-  }
 }
 
 /**

@@ -18,22 +18,10 @@ import { extract, feed, gidOf, mtimeOf, uidOf, xattrsOf, type Entry, type Header
 import { cleanPath } from '../image/unpack-paths.js';
 import { toContainerIds, toHostIds, type Ids } from '../namespaces/userns-files.js';
 import * as libc from '../sys/libc.js';
-import {
-  applyXattrs,
-  carriedXattrs,
-  carriesXattr,
-  cleanInRoot,
-  devNumbers,
-  failure,
-  fdPath,
-  lstatOrUndefined,
-  openDir,
-  openInRoot,
-  walk,
-  withContainerRoot,
-  writeTar,
-  type RootView,
-} from './export.js';
+import { writeTar } from '../overlay/tar-writer.js';
+import { devNumbers, fdPath, lstatOrUndefined, openDir, walk } from '../overlay/walk.js';
+import { applyXattrs, carriedXattrs, carriesXattr } from '../overlay/xattrs.js';
+import { cleanInRoot, failure, openInRoot, withContainerRoot, type RootView } from './export.js';
 import type { Found } from './lookup.js';
 
 const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = fs.constants;
@@ -137,7 +125,7 @@ export async function copyToStream(found: Found, path: string, out: Writable, op
         } finally {
           fs.closeSync(dir);
         }
-      }, view.ids);
+      }, view.ids && ((onDisk) => toContainerIds(view.ids, onDisk)));
     } finally {
       close();
     }

@@ -11,14 +11,14 @@
 // upper dir when the image lacks them, only to mount over it.
 //
 // The upper dir belongs to the container (a running one changes it as we read), so it is
-// walked by fd (export.ts); the layers are tsrun's, immutable, and looked up by path one
+// walked by fd (overlay/walk.ts); the layers are tsrun's, immutable, and looked up by path one
 // component at a time, so that no symlink in them is ever followed.
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { OciSpec } from '../namespaces/spec.js';
-import { cleanInRoot, failure, fdPath, openDir, walk, type WalkEntry } from './export.js';
-import { isOpaque, isWhiteout, LowerLayers } from '../overlay/lower-layers.js';
-export { isOpaque, isWhiteout, LowerLayers } from '../overlay/lower-layers.js';
+import { cleanInRoot, failure } from './export.js';
+import { isOpaque, isWhiteout, LowerLayers } from '../overlay/index.js';
+import { fdPath, openDir, walk, type WalkEntry } from '../overlay/walk.js';
 import type { Found } from './lookup.js';
 import type { ContainerRef } from '../image/prune.js';
 import { ContainerPaths } from './paths.js';

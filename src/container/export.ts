@@ -6,7 +6,8 @@
 // to path-based calls. The container's root is opened once as a file descriptor, a path in it
 // is resolved by the kernel with openat2(RESOLVE_IN_ROOT), which treats that fd as `/`, and
 // trees are walked one directory fd at a time through `/proc/self/fd/<dirfd>/<name>` with
-// O_NOFOLLOW: the kernel jumps to the exact directory the fd holds and looks up one name.
+// O_NOFOLLOW: the kernel jumps to the exact directory the fd holds and looks up one name
+// (overlay/walk.ts, and overlay/tar-writer.ts for the tars).
 //
 // Where the root fd comes from:
 //   running or paused  /proc/<pid>/root of its first process: the container's own mount
@@ -19,22 +20,18 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { posix } from 'node:path';
-import { Readable, type Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Writable } from 'node:stream';
 import { TsrunError, errnoOf } from '../errors.js';
-import { pack as tarPack, xattrPax, type Pack, type PackHeader } from '../image/tar.js';
+import { mountOptions } from '../overlay/mount-options.js';
+import { fdPath, walk } from '../overlay/walk.js';
 import { shiftedLayers, toContainerIds, usernsFilesFor, type IdShift } from '../namespaces/userns-files.js';
 import { withLock } from '../sys/lock.js';
 import * as libc from '../sys/libc.js';
 import type { Found } from './lookup.js';
 import type { ContainerState } from './record.js';
 import { observe, processStartTime } from './status.js';
-import { carriedXattrs } from './xattrs.js';
-import { lstatOrUndefined } from '../overlay/lower-layers.js';
-export { lstatOrUndefined } from '../overlay/lower-layers.js';
-export { applyXattrs, carriedXattrs, carriesXattr } from './xattrs.js';
 
-const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW } = fs.constants;
+const { O_RDONLY, O_DIRECTORY } = fs.constants;
 const O_CLOEXEC = libc.O_CLOEXEC;
 
 export interface RootView {
@@ -92,10 +89,11 @@ export async function withContainerRoot<T>(found: Found, access: 'read' | 'write
     const ids = diskIdShift(found, seen.state);
     // Shifted upper, shifted lowers: the same copies the container runs on.
     const lowers = ids ? shiftedLayers(paths.storeRoot, record.lowerDirs, userns!) : record.lowerDirs;
+    // Read-only: the upper dir as the top lower layer, which nothing can write into.
     const data =
       access === 'write'
-        ? `lowerdir=${lowers.join(':')},upperdir=${paths.upperRel},workdir=${paths.workRel}`
-        : `ro,lowerdir=${[paths.upperRel, ...lowers].join(':')}`;
+        ? mountOptions({ lowers, upper: { dir: paths.upperRel, work: paths.workRel } })
+        : mountOptions({ lowers: [paths.upperRel, ...lowers] });
     const mount = await PrivateMount.start(paths.storeRoot, data, paths.rootfs);
     try {
       const fd = fs.openSync(`/proc/${mount.pid}/root${paths.rootfs}`, libc.O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -196,7 +194,7 @@ export function failure(err: unknown, doing: string): TsrunError {
   return new TsrunError('EINTERNAL', `${doing}: ${code && !text.startsWith(code) ? `${code}: ` : ''}${text}`, { cause: err });
 }
 
-// ---- paths in a root, and walking trees by fd ------------------------------------------------
+// ---- paths in a root -------------------------------------------------------------------------
 
 /** `/a/./b/../c/` → `a/c` (lexically, as docker's filepath.Clean: never above the root). */
 export function cleanInRoot(p: string): string {
@@ -208,176 +206,6 @@ export function openInRoot(rootFd: number, rel: string, flags: number): number {
   return libc.openat2(rootFd, rel === '' ? '.' : rel, flags | O_CLOEXEC, libc.RESOLVE_IN_ROOT | libc.RESOLVE_NO_MAGICLINKS);
 }
 
-/** The path the kernel resolves as `name` in the directory `dirFd` holds, never following `name`. */
-export function fdPath(dirFd: number, name?: string): string {
-  return name === undefined ? `/proc/self/fd/${dirFd}` : `/proc/self/fd/${dirFd}/${name}`;
-}
-
-export function openDir(path: string): number {
-  return fs.openSync(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-}
-
-export interface WalkEntry {
-  /** Relative to the walk's root, no leading slash. */
-  rel: string;
-  /** fdPath(parent, name): safe for lstat, readlink, lchown, and opens with O_NOFOLLOW. */
-  path: string;
-  st: fs.Stats;
-}
-
-/**
- * Visits the tree under the directory fd in sorted order, parents before children; `visit`
- * returns whether to descend into a directory. Entries that vanish meanwhile are skipped.
- */
-export async function walk(dirFd: number, rel: string, visit: (e: WalkEntry) => Promise<boolean> | boolean): Promise<void> {
-  const names = fs.readdirSync(fdPath(dirFd)).sort();
-  for (const name of names) {
-    const path = fdPath(dirFd, name);
-    const st = lstatOrUndefined(path);
-    if (!st) continue;
-    const childRel = rel === '' ? name : `${rel}/${name}`;
-    if (!(await visit({ rel: childRel, path, st })) || !st.isDirectory()) continue;
-    let fd: number;
-    try {
-      fd = openDir(path);
-    } catch (err) {
-      if (['ENOENT', 'ELOOP', 'ENOTDIR'].includes(errnoOf(err) ?? '')) continue;
-      throw err;
-    }
-    try {
-      await walk(fd, childRel, visit);
-    } finally {
-      fs.closeSync(fd);
-    }
-  }
-}
-
-/** glibc's major()/minor() for a dev_t. */
-export function devNumbers(rdev: number): { major: number; minor: number } {
-  const d = BigInt(rdev);
-  return {
-    major: Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn)),
-    minor: Number((d & 0xffn) | ((d >> 12n) & ~0xffn)),
-  };
-}
-
-// ---- extended attributes ---------------------------------------------------------------------
-
-// ---- tar -------------------------------------------------------------------------------------
-
-/**
- * Writes walked entries into a tar: hardlinks as links, file contents read by fd, carried
- * extended attributes as `SCHILY.xattr.*` PAX records (as docker, GNU tar and Go write them).
- */
-export class TarWriter {
-  readonly pack: Pack = tarPack();
-  private readonly links = new Map<string, string>();
-
-  /** `ids`: the files carry host ids, the tar gets the container's. */
-  constructor(private readonly ids?: IdShift) {}
-
-  /** `name` is the entry's name in the tar; `empty`: a mount point, shown without content. */
-  async add(e: WalkEntry, name: string, opts: { empty?: boolean } = {}): Promise<void> {
-    const { st } = e;
-    // The full st_mode (tar keeps its low 12 bits): tar-stream would turn a mode of 0 into 0644.
-    const { uid, gid } = toContainerIds(this.ids, st);
-    const base: PackHeader = { name, mode: st.mode, uid, gid, mtime: st.mtime, uname: '', gname: '' };
-    // A mount point's attributes are those of what is mounted there; symlinks and devices
-    // cannot hold the attributes carried.
-    const xattrs = () => {
-      const found = opts.empty ? [] : carriedXattrs(e.path);
-      return found.length > 0 ? { pax: xattrPax(found) } : {};
-    };
-    if (st.isDirectory()) return this.entry({ ...base, ...xattrs(), name: `${name}/`, type: 'directory' });
-    if (st.isSymbolicLink()) return this.entry({ ...base, type: 'symlink', linkname: fs.readlinkSync(e.path) });
-    if (st.isCharacterDevice() || st.isBlockDevice()) {
-      const { major, minor } = devNumbers(st.rdev);
-      return this.entry({ ...base, type: st.isCharacterDevice() ? 'character-device' : 'block-device', devmajor: major, devminor: minor });
-    }
-    if (st.isFIFO()) return this.entry({ ...base, type: 'fifo' });
-    if (!st.isFile()) return; // sockets do not go into tars
-    if (opts.empty) return this.entry({ ...base, type: 'file', size: 0 });
-    if (st.nlink > 1) {
-      const key = `${st.dev}:${st.ino}`;
-      const first = this.links.get(key);
-      if (first !== undefined) return this.entry({ ...base, type: 'link', linkname: first, size: 0 });
-      this.links.set(key, name);
-    }
-    let fd: number;
-    try {
-      fd = fs.openSync(e.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    } catch (err) {
-      if (errnoOf(err) === 'ENOENT') return; // deleted meanwhile (a running container)
-      throw err;
-    }
-    try {
-      const size = fs.fstatSync(fd).size;
-      const header = { ...base, ...xattrs(), type: 'file' as const, size };
-      await new Promise<void>((resolve, reject) => {
-        const sink = this.pack.entry(header, undefined, (err) => (err ? reject(err) : resolve()));
-        (async () => {
-          for await (const chunk of readExactly(fd, size)) {
-            if (!sink.write(chunk)) await new Promise((r) => sink.once('drain', r));
-          }
-          sink.end();
-        })().catch(reject);
-      });
-    } finally {
-      fs.closeSync(fd);
-    }
-  }
-
-  /** An entry with no content (whiteouts are empty files). */
-  async entry(header: PackHeader): Promise<void> {
-    const h = { ...header, size: 0 };
-    const body = h.type === 'file' ? Buffer.alloc(0) : undefined;
-    await new Promise<void>((resolve, reject) => this.pack.entry(h, body, (err) => (err ? reject(err) : resolve())));
-  }
-
-  finalize(): void {
-    this.pack.finalize();
-  }
-}
-
-/** `size` bytes from fd: a file that shrinks meanwhile is padded, one that grows is cut. */
-async function* readExactly(fd: number, size: number): AsyncGenerator<Buffer> {
-  let left = size;
-  while (left > 0) {
-    const buf = Buffer.alloc(Math.min(left, 1 << 20));
-    const n = fs.readSync(fd, buf, 0, buf.length, null);
-    if (n === 0) {
-      yield Buffer.alloc(left);
-      return;
-    }
-    left -= n;
-    yield n === buf.length ? buf : buf.subarray(0, n);
-  }
-}
-
-/**
- * Runs `produce` (which adds entries to the writer) while the tar streams into `out`; rejects
- * with the first failure of either side.
- */
-export async function writeTar(
-  out: Writable | ((tar: Readable) => Promise<void>),
-  produce: (w: TarWriter) => Promise<void>,
-  ids?: IdShift,
-): Promise<void> {
-  const w = new TarWriter(ids);
-  // tar-stream's streams are streamx ones: Node's pipeline reads them as async iterables.
-  const tar = Readable.from(w.pack);
-  const consumed = typeof out === 'function' ? out(tar) : pipeline(tar, out);
-  try {
-    await produce(w);
-    w.finalize();
-  } catch (err) {
-    (w.pack as unknown as { destroy(e: Error): void }).destroy(err as Error);
-    await consumed.catch(() => {});
-    throw err;
-  }
-  await consumed;
-}
-
 // ---- docker export -----------------------------------------------------------------------------
 
 /**
@@ -385,6 +213,8 @@ export async function writeTar(
  * contents; a mount point shows as the (empty) directory or file it is mounted on.
  */
 export async function exportContainer(found: Found, out: Writable): Promise<void> {
+  // The tar code (tar-stream) loads here, not with this file: diff and cp's reads need the rest.
+  const { writeTar } = await import('../overlay/tar-writer.js');
   await withContainerRoot(found, 'read', async (view) => {
     const rootDir = fs.openSync(fdPath(view.fd), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     try {
@@ -394,7 +224,7 @@ export async function exportContainer(found: Found, out: Writable): Promise<void
           await w.add(e, e.rel, { empty: mounted });
           return !mounted;
         }),
-        view.ids,
+        view.ids && ((onDisk) => toContainerIds(view.ids, onDisk)),
       );
     } finally {
       fs.closeSync(rootDir);

@@ -28,9 +28,9 @@ import {
 import { join } from 'node:path';
 import { errnoOf, TsrunError } from '../errors.js';
 import { withLock } from '../sys/lock.js';
-import type { LowerLayers } from '../overlay/lower-layers.js';
+import type { LowerLayers } from '../overlay/index.js';
+import { applyXattrs, carriedXattrs } from '../overlay/xattrs.js';
 import { ContainerPaths } from './paths.js';
-import { applyXattrs, carriedXattrs } from './xattrs.js';
 import { listIds, readRecord, writeJsonAtomic } from './record.js';
 import { VOLUME_NAME } from '../namespaces/options.js';
 

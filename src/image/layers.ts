@@ -1,7 +1,7 @@
 // Unpacked layers: `layers/<chain-id hex>/diff` (an overlay lower dir) and `layer.json`, plus
 // a short link `l/<26 chars>` → `../layers/<hex>/diff` so that overlay mount options
-// (`lowerdir=l/A:l/B:...`, relative to the store root) stay under a page for many layers —
-// the trick containers/storage uses.
+// (`lowerdir=l/A:l/B:...`, relative to the store root: overlay/mount-options.ts) stay under a
+// page for many layers — the trick containers/storage uses.
 //
 // A layer is trusted only once `layers/<hex>` exists: it is unpacked and described in a temp
 // dir `layers/.tmp-<pid>-<rand>` and renamed into place in one step. Two pulls of the same

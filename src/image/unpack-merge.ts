@@ -14,7 +14,8 @@
 //     show they hide nothing.
 import * as fs from 'node:fs';
 import type { FromBelow } from '../overlay/inherit.js';
-import { isWhiteout, lstatOrUndefined } from '../overlay/lower-layers.js';
+import { lstatOrUndefined } from '../overlay/walk.js';
+import { isWhiteout } from '../overlay/whiteouts.js';
 import type { PathResolver } from './unpack-paths.js';
 
 export class MergeNotes {

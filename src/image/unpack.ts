@@ -11,11 +11,11 @@
 //     lands in `<dir>/etc/passwd`, as it would inside the container (docker does the same).
 //     The last component is never followed (O_NOFOLLOW|O_EXCL, lchown, lutimes, mknod).
 //   - A hardlink's target is resolved the same way and must be a file of this layer.
-//   - OCI whiteouts become overlayfs ones: `.wh.x` → character device 0/0 `x`,
-//     `.wh..wh..opq` → xattr trusted.overlay.opaque=y on the directory. As the image spec says,
-//     a whiteout removes only what the layers below have: an `x` of this layer stays, before or
-//     after its `.wh.x` in the tar (a directory then becomes opaque, so that nothing of the
-//     lower `x` shows through it).
+//   - OCI whiteouts become overlayfs ones (both spellings: overlay/whiteouts.ts): `.wh.x` →
+//     character device 0/0 `x`, `.wh..wh..opq` → xattr trusted.overlay.opaque=y on the
+//     directory. As the image spec says, a whiteout removes only what the layers below have:
+//     an `x` of this layer stays, before or after its `.wh.x` in the tar (a directory then
+//     becomes opaque, so that nothing of the lower `x` shows through it).
 //   - A directory the layer implies (`a/b` with no `a/` entry) keeps the attributes the layers
 //     below give it, which only the layer store can apply, once they are in: the result's
 //     `fromBelow` says what (unpack-merge.ts, overlay/inherit.ts).
@@ -32,8 +32,10 @@ import { TarReader, gidOf, mtimeOf, uidOf, xattrsOf, type Header, type TarSink }
 import type { Digest } from './types.js';
 import { PathResolver, cleanPath, type Placed } from './unpack-paths.js';
 import { MergeNotes } from './unpack-merge.js';
-import { OPAQUE_XATTR, droppableXattrError, isHostRoot, isOverlayXattr, isWhiteout, lstatOrUndefined } from '../overlay/lower-layers.js';
 import type { FromBelow } from '../overlay/inherit.js';
+import { lstatOrUndefined } from '../overlay/walk.js';
+import { OPAQUE_MARKER, OPAQUE_XATTR, isHostRoot, isOverlayXattr, isWhiteout, makeWhiteout, markOpaque, ociMarker } from '../overlay/whiteouts.js';
+import { droppableXattrError } from '../overlay/xattrs.js';
 
 export { cleanPath } from './unpack-paths.js';
 
@@ -57,8 +59,6 @@ export interface UnpackResult {
   fromBelow: FromBelow;
 }
 
-const WHITEOUT = '.wh.';
-const OPAQUE = '.wh..wh..opq';
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_RDONLY, O_DIRECTORY } = fs.constants;
 // Root may set every owner; only the host's root (not tsrun's rootless user namespace, where
 // the owners must be mapped ones) may make devices and set trusted.* attributes.
@@ -145,10 +145,12 @@ class Unpacker implements TarSink {
       // trusted.overlay.redirect or .metacopy could make overlayfs look somewhere else. On
       // any entry, even one whose xattrs are not applied (a device, a whiteout).
       if (header.pax) for (const [name] of xattrsOf(header)) if (isOverlayXattr(name)) throw new TsrunError('EUNSAFE', `sets the overlayfs attribute ${name}`);
-      if ((header.type === 'file' || header.type === 'contiguous-file') && !base.startsWith(WHITEOUT)) this.openFile(rel, header, what);
-      else if (base === OPAQUE) this.opaque(parent);
-      else if (base.startsWith(WHITEOUT + WHITEOUT)) return; // other aufs metadata (.wh..wh.plnk)
-      else if (base.startsWith(WHITEOUT)) this.whiteout(parent, whiteoutTarget(base));
+      // OCI whiteouts and opaque markers (overlay/whiteouts.ts), whatever their entry's type.
+      const marker = ociMarker(base);
+      if (marker?.kind === 'opaque') this.opaque(parent);
+      else if (marker?.kind === 'aufs') return; // other aufs metadata (.wh..wh.plnk)
+      else if (marker?.kind === 'whiteout') this.whiteout(parent, whiteoutTarget(base, marker.name));
+      else if (header.type === 'file' || header.type === 'contiguous-file') this.openFile(rel, header, what);
       else if (header.type === 'directory') this.directory(rel, header);
       else if (header.type === 'symlink') this.symlink(rel, header);
       else if (header.type === 'link') this.hardlink(rel, header);
@@ -355,7 +357,7 @@ class Unpacker implements TarSink {
     try {
       const there = lstatOrUndefined(p.path);
       if (!there) {
-        this.create(p.path, rel, () => libc.mknod(p.path, libc.S_IFCHR, 0, 0));
+        this.create(p.path, rel, () => makeWhiteout(p.path));
         if (!this.paths.crossesSymlink(rel)) this.notes.whiteouts.add(rel);
       } else if (there.isDirectory()) this.setOpaque(rel, p.path);
     } finally {
@@ -364,14 +366,14 @@ class Unpacker implements TarSink {
   }
 
   private setOpaque(rel: string, path: string): void {
-    libc.lsetxattr(path, this.opaqueXattr, Buffer.from('y'));
+    markOpaque(path, this.opaqueXattr);
     this.notes.opaqueDirs.add(rel);
   }
 
   /** `.wh..wh..opq`: the directory hides everything below it in lower layers. */
   private opaque(rel: string): void {
     // The marker's directory is made as any parent is: implied, never over a file of this layer.
-    if (rel !== '') this.makeParents(`${rel}/${OPAQUE}`);
+    if (rel !== '') this.makeParents(`${rel}/${OPAQUE_MARKER}`);
     const p = this.paths.place(rel);
     try {
       this.setOpaque(rel, p.path);
@@ -489,8 +491,7 @@ class Unpacker implements TarSink {
  * `.wh..` the directory holding it and `.wh...` that directory's parent (the store itself, at the
  * layer's top).
  */
-function whiteoutTarget(base: string): string {
-  const name = base.slice(WHITEOUT.length);
+function whiteoutTarget(base: string, name: string): string {
   if (name === '' || name === '.' || name === '..') throw new TsrunError('EUNSAFE', `whiteout "${base}" names no entry of the directory it is in`);
   return name;
 }

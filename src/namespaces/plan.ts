@@ -6,6 +6,7 @@ import { posix } from 'node:path';
 import { DEFAULT_DEVICES } from './defaults.js';
 import { allowList } from './devices.js';
 import { seccompStepArg } from '../seccomp/index.js';
+import { mountOptions } from '../overlay/mount-options.js';
 
 export type Step = [op: string, ...args: string[]];
 
@@ -144,10 +145,9 @@ export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: str
   if (idmap) steps.push(['idmap-mount', ctx.storeRoot]);
   else steps.push(['chdir-host', ctx.storeRoot]);
   const inStore = (path: string) => (idmap && path.startsWith(ctx.storeRoot + '/') ? path.slice(ctx.storeRoot.length + 1) : path);
-  const overlayData = [`lowerdir=${ctx.lowerDirs.join(':')}`, `upperdir=${ctx.upperDir}`, `workdir=${ctx.workDir}`];
   // Outside the host's user namespace overlayfs keeps its own attributes in user.overlay.*.
-  if (rootless) overlayData.push('userxattr');
-  steps.push(['mount', 'overlay', inStore(spec.root.path), 'overlay', 'nosuid', overlayData.join(',')]);
+  const overlayData = mountOptions({ lowers: ctx.lowerDirs, upper: { dir: ctx.upperDir, work: ctx.workDir }, userxattr: rootless });
+  steps.push(['mount', 'overlay', inStore(spec.root.path), 'overlay', 'nosuid', overlayData]);
   steps.push(['root', inStore(spec.root.path)]);
 
   for (const m of spec.mounts) {

@@ -17,7 +17,10 @@
 import * as fs from 'node:fs';
 import { errnoOf } from '../errors.js';
 import * as libc from '../sys/libc.js';
-import { OPAQUE_XATTR, droppableXattrError, isOverlayXattr, isWhiteout, lstatOrUndefined, type LowerLayers } from './lower-layers.js';
+import type { LowerLayers } from './lower-layers.js';
+import { lstatOrUndefined } from './walk.js';
+import { isOverlayXattr, isWhiteout, makeWhiteout, markOpaque } from './whiteouts.js';
+import { droppableXattrError } from './xattrs.js';
 
 export interface FromBelow {
   /** Implied directories, relative to the layer: no whiteout or opaque dir of the layer hides their lower entry. */
@@ -97,8 +100,8 @@ function hideBelowRoot(dir: string, below: LowerLayers): void {
     for (const name of below.list('')) {
       const path = `${dir}/${name}`;
       const st = lstatOrUndefined(path);
-      if (!st) done(() => libc.mknod(path, libc.S_IFCHR, 0, 0), 'EEXIST');
-      else if (st.isDirectory()) libc.lsetxattr(path, OPAQUE_XATTR, Buffer.from('y'));
+      if (!st) done(() => makeWhiteout(path), 'EEXIST');
+      else if (st.isDirectory()) markOpaque(path);
       // A file, link or whiteout of this layer hides the lower entry already.
     }
   });

@@ -1,67 +1,15 @@
 // The image's layers as overlayfs merges them, read from the store without mounting anything:
 // whiteouts (0/0 character devices) and opaque directories decide what a lower layer shows.
 // Light on purpose (node:fs and, for the opaque attribute, libc): `run` loads it to fill a new
-// volume from the image, and must not load what export and diff need (tar-stream). A layer's
-// unpack reads it too, for the directories the layer implies (inherit.ts).
+// volume from the image, and must not load what export and commit need (tar-stream). A layer's
+// unpack reads it too, for the directories the layer implies (inherit.ts), and diff and commit
+// for what an upper dir's entries hide or replace.
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { errnoOf } from '../errors.js';
-import * as libc from '../sys/libc.js';
-
-/** lstat, or undefined where nothing is (ENOENT, or a non-directory on the way). */
-export function lstatOrUndefined(path: string): fs.Stats | undefined {
-  try {
-    return fs.lstatSync(path);
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return undefined;
-    throw err;
-  }
-}
-
-const OPAQUE_XATTRS = ['trusted.overlay.opaque', 'user.overlay.opaque'];
-
-/**
- * Where this process marks a directory opaque: trusted.overlay.opaque as the host's root, else
- * user.overlay.opaque (what overlayfs reads when mounted with `userxattr`, rootless tsrun).
- */
-export const OPAQUE_XATTR = isHostRoot() ? OPAQUE_XATTRS[0]! : OPAQUE_XATTRS[1]!;
-
-/** Root of the host's user namespace: not rootless tsrun's root, whose owners are mapped ones. */
-export function isHostRoot(): boolean {
-  return process.getuid?.() === 0 && !process.env.TSRUN_USERNS;
-}
-
-/**
- * Whether setting xattr `name` failed in a way docker too lets go: the file system keeps no
- * xattrs (ENOTSUP); without the host's root, trusted.* and security.* are not ours to set; and
- * the kernel keeps user.* only on files and directories (EPERM on a symlink or a device).
- */
-export function droppableXattrError(err: unknown, name: string): boolean {
-  const code = errnoOf(err);
-  if (code === 'ENOTSUP' || code === 'EOPNOTSUPP') return true;
-  return code === 'EPERM' && (!isHostRoot() || name.startsWith('user.'));
-}
-
-/** overlayfs's own attributes: never copied from one layer to another. */
-export function isOverlayXattr(name: string): boolean {
-  return name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.');
-}
-
-export function isWhiteout(st: fs.Stats): boolean {
-  return st.isCharacterDevice() && st.rdev === 0;
-}
-
-export function isOpaque(path: string): boolean {
-  for (const name of OPAQUE_XATTRS) {
-    try {
-      if (libc.lgetxattr(path, name)?.toString() === 'y') return true;
-    } catch (err) {
-      // Reading trusted.* needs CAP_SYS_ADMIN; without it the attribute cannot be there.
-      if (errnoOf(err) !== 'EPERM' && errnoOf(err) !== 'ENOTSUP' && errnoOf(err) !== 'EOPNOTSUPP') throw err;
-    }
-  }
-  return false;
-}
+import { lstatOrUndefined } from './walk.js';
+import { isOpaque, isWhiteout } from './whiteouts.js';
+/** Now in walk.ts; exported here too for the importers written before the move. */
+export { lstatOrUndefined } from './walk.js';
 
 /**
  * The image's layers as overlayfs merges them (top first), for lookups by relative path.

@@ -1,8 +1,9 @@
 // The extended attributes tsrun carries when it copies a file (export, commit, cp, a volume's
-// copy-up): which ones, reading them, writing them. Light: libc only.
+// copy-up) and unpack: which ones, reading them, writing them, which failures to let go.
+// Light: libc only.
 import { errnoOf } from '../errors.js';
 import * as libc from '../sys/libc.js';
-import { droppableXattrError } from '../overlay/lower-layers.js';
+import { isHostRoot } from './whiteouts.js';
 
 /**
  * The extended attributes that travel with a file into tars (export, commit, `cp ... -`) and
@@ -50,4 +51,15 @@ export function applyXattrs(fd: number, xattrs: Array<[string, Buffer]>): void {
       if (!droppableXattrError(err, name)) throw err;
     }
   }
+}
+
+/**
+ * Whether setting xattr `name` failed in a way docker too lets go: the file system keeps no
+ * xattrs (ENOTSUP); without the host's root, trusted.* and security.* are not ours to set; and
+ * the kernel keeps user.* only on files and directories (EPERM on a symlink or a device).
+ */
+export function droppableXattrError(err: unknown, name: string): boolean {
+  const code = errnoOf(err);
+  if (code === 'ENOTSUP' || code === 'EOPNOTSUPP') return true;
+  return code === 'EPERM' && (!isHostRoot() || name.startsWith('user.'));
 }

@@ -6,8 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LowerLayers } from '../../src/container/diff.js';
-import { openDir, walk, writeTar } from '../../src/container/export.js';
+import { LowerLayers } from '../../src/overlay/index.js';
+import { writeTar } from '../../src/overlay/tar-writer.js';
+import { openDir, walk } from '../../src/overlay/walk.js';
 import { extract } from '../../src/image/tar.js';
 import * as libc from '../../src/sys/libc.js';
 

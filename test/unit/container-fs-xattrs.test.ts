@@ -6,7 +6,9 @@ import * as fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { carriedXattrs, carriesXattr, openDir, walk, writeTar } from '../../src/container/export.js';
+import { writeTar } from '../../src/overlay/tar-writer.js';
+import { openDir, walk } from '../../src/overlay/walk.js';
+import { carriedXattrs, carriesXattr } from '../../src/overlay/xattrs.js';
 import { extract, xattrsOf, type Header } from '../../src/image/tar.js';
 import { lgetxattr, lsetxattr } from '../../src/sys/libc.js';
 
