@@ -1,21 +1,23 @@
 // `tsrun commit` (docker commit): the container's changes become a new image layer.
 //
-//   upper/ ──writeChangeset (overlay/)──▶ tar (0/0 char device → `.wh.<name>`, opaque dir →
-//          `.wh..wh..opq`)
-//          ──▶ sha256 = diff_id ──▶ gzip ──▶ sha256 = blob digest ──▶ blobs/ (push sends it)
-//   blob ──gunzip──▶ unpackLayer: a new layer on top of the image's chain (run mounts it)
-//   config = the container's config (docker's rule) + history + diff_id; manifest; putImage
+//   commitLayer (build commits each step's container with it too):
+//     upper/ ──writeChangeset (overlay/)──▶ tar file, sha256 = diff_id   (the container frozen)
+//     tar file ──gzip──▶ sha256 = blob digest ──▶ blobs/ (push sends it)  ┐ side by side
+//     tar file ──unpackLayer──▶ a new layer on top of the parent chain    ┘ (run mounts it)
+//   commitContainer: config = the container's config (docker's rule) + history + diff_id;
+//     manifest; putImage
 //
 // A running container is frozen (cgroup freezer) while its upper dir is read, so the layer
-// is one consistent moment, as docker's --pause=true does.
+// is one consistent moment, as docker's --pause=true does. Only that read: the layer's tar is
+// a file by then, and gzip and the unpack read it after the container is thawed.
 import { createReadStream, createWriteStream } from 'node:fs';
 import { join } from 'node:path';
-import { Transform, pipeline as pipelineCb, type TransformCallback } from 'node:stream';
+import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip } from 'node:zlib';
+import { createGzip } from 'node:zlib';
 import { TsrunError } from '../errors.js';
 import { detectCgroups, openDriver } from '../cgroups/index.js';
-import { chainIds, Hasher, sha256 } from '../image/digest.js';
+import { chainIdOf, chainIds, Hasher, sha256 } from '../image/digest.js';
 import { removeTree } from '../image/fsutil.js';
 import { compressionOf } from '../image/compression.js';
 import { layerBlob } from '../image/save.js';
@@ -51,6 +53,27 @@ export interface CommitResult {
   layerSize: number;
 }
 
+export interface NewLayer {
+  /** sha256 of the uncompressed tar. */
+  diffId: Digest;
+  /** sha256 of the gzip blob (stored in the blob store). */
+  digest: Digest;
+  /** Bytes of the gzip blob. */
+  size: number;
+  /** 'application/vnd.oci.image.layer.v1.tar+gzip'. */
+  mediaType: string;
+  /** Chain ID of the new layer on top of parentDiffIds. */
+  chainId: Digest;
+  /**
+   * The upper dir had no changes: nothing in the tar changes what the lower layers show (it
+   * holds at most directories overlayfs copied up unchanged to hold the runtime's mount points,
+   * overlay/changeset.ts). build then records an empty_layer history entry instead of a layer.
+   */
+  empty: boolean;
+}
+
+const LAYER_MEDIA_TYPE = 'application/vnd.oci.image.layer.v1.tar+gzip';
+
 export async function commitContainer(store: ImageStore, found: Found, opts: CommitOptions): Promise<CommitResult> {
   const { record } = found;
   const names = opts.reference === undefined ? [] : [commitName(opts.reference)];
@@ -58,30 +81,11 @@ export async function commitContainer(store: ImageStore, found: Found, opts: Com
   if (!parent) throw new TsrunError('ENOIMAGE', `the image of container ${record.name} (${record.imageId}) is no longer in the store`);
   const config = applyChanges(containerConfig(parent.config, record), opts.changes);
 
-  const tmp = await store.makeTempDir('commit');
   const created = { layers: [] as Digest[], blobs: [] as Digest[] };
   try {
-    const gz = join(tmp, 'layer.tar.gz');
-    const tarHash = new Hasher();
-    const gzHash = new Hasher();
-    await frozen(found, opts.pause, () => {
-      const lowers = LowerLayers.of(found);
-      const targets = mountTargets(found);
-      const shift = diskIdShift(found, readState(found.paths)); // it reads the upper dir itself
-      return writeChangeset(join(found.paths.dir, 'upper'), lowers, (tar) => pipeline(tar, tap(tarHash), createGzip(), tap(gzHash), createWriteStream(gz)), {
-        skip: (e) => isPlaceholder(e, targets, lowers),
-        ...(shift && { owner: (onDisk) => toContainerIds(shift, onDisk) }),
-      });
-    });
-    const diffId = tarHash.digest();
-    const digest = gzHash.digest();
-    if (!(await store.hasBlob(digest))) created.blobs.push(digest);
-    await store.writeBlob(createReadStream(gz), { digest, size: gzHash.size });
-
-    const parentChain = chainIds(parent.config.rootfs.diff_ids).at(-1) ?? null;
-    const chain = chainIds([...parent.config.rootfs.diff_ids, diffId]).at(-1)!;
-    if (!(await store.layer(chain))) created.layers.push(chain);
-    await store.unpackLayer(diffId, parentChain, pipelineCb(store.blobStream(digest), createGunzip(), () => {}));
+    // Even an empty layer is added, as docker commit does.
+    const layer = await commitLayer(store, found, parent.config.rootfs.diff_ids, { pause: opts.pause }, created);
+    const { diffId } = layer;
 
     const now = new Date().toISOString();
     const imageConfig: ImageConfig & { container: string } = {
@@ -115,7 +119,7 @@ export async function commitContainer(store: ImageStore, found: Found, opts: Com
       const found = (await layerBlob(store, d, parent.config.rootfs.diff_ids[i]!)) ?? d;
       layers.push({ ...found, mediaType: layerMediaType(found.mediaType, docker) });
     }
-    layers.push({ mediaType: layerMediaType('application/vnd.oci.image.layer.v1.tar+gzip', docker), digest, size: gzHash.size });
+    layers.push({ mediaType: layerMediaType(layer.mediaType, docker), digest: layer.digest, size: layer.size });
     const manifest: ImageManifest = {
       schemaVersion: 2,
       mediaType: docker ? MediaType.dockerManifest : MediaType.ociManifest,
@@ -125,14 +129,70 @@ export async function commitContainer(store: ImageStore, found: Found, opts: Com
     const manifestBytes = Buffer.from(JSON.stringify(manifest));
     const manifestDigest = await putBlob(store, manifestBytes, created.blobs);
     await store.putImage({ manifestDigest, manifest, configDigest, names });
-    return { id: configDigest, manifestDigest, diffId, layerSize: gzHash.size };
+    return { id: configDigest, manifestDigest, diffId, layerSize: layer.size };
   } catch (err) {
     await store.discard(created).catch(() => {});
     throw failure(err, `committing container ${record.name}`);
+  }
+}
+
+/**
+ * Writes the container's changes as a layer: tar → gzip → blob store, and unpacks it on top of
+ * `parentDiffIds`' chain (a layer dir run can mount). Records what it created in `created` (for
+ * store.discard on failure). With `pause`, a running container is frozen while its upper dir is
+ * read. An empty layer is stored too (commit keeps it); a caller that leaves it out may discard
+ * it through `created`.
+ */
+export async function commitLayer(
+  store: ImageStore,
+  found: Found,
+  parentDiffIds: Digest[],
+  opts: { pause: boolean },
+  created: { layers: Digest[]; blobs: Digest[] },
+): Promise<NewLayer> {
+  const tmp = await store.makeTempDir('commit');
+  try {
+    // The tar goes to a file first: its diff_id names the layer (chain ID) before the unpack
+    // starts, and the container is thawed as soon as it is read.
+    const tarPath = join(tmp, 'layer.tar');
+    const tarHash = new Hasher();
+    const changeset = await frozen(found, opts.pause, () => {
+      const lowers = LowerLayers.of(found);
+      const targets = mountTargets(found);
+      const shift = diskIdShift(found, readState(found.paths)); // it reads the upper dir itself
+      return writeChangeset(join(found.paths.dir, 'upper'), lowers, (tar) => pipeline(tar, tap(tarHash), createWriteStream(tarPath)), {
+        skip: (e) => isPlaceholder(e, targets, lowers),
+        ...(shift && { owner: (onDisk) => toContainerIds(shift, onDisk) }),
+      });
+    });
+    const diffId = tarHash.digest();
+    const parentChain = chainIds(parentDiffIds).at(-1) ?? null;
+    const chainId = chainIdOf(parentChain, diffId);
+
+    // gzip for the blob store, and the layer unpacked, both from the tar file at once: no
+    // gunzip of the blob just written (the unpack checks the tar against diff_id again).
+    const gzPath = join(tmp, 'layer.tar.gz');
+    const gzHash = new Hasher();
+    if (!(await store.layer(chainId))) created.layers.push(chainId);
+    const [gzipped, unpacked] = await Promise.allSettled([
+      pipeline(createReadStream(tarPath, { highWaterMark: READ_CHUNK }), createGzip(), tap(gzHash), createWriteStream(gzPath)),
+      store.unpackLayer(diffId, parentChain, createReadStream(tarPath, { highWaterMark: READ_CHUNK })),
+    ]);
+    if (unpacked.status === 'rejected') throw unpacked.reason;
+    if (gzipped.status === 'rejected') throw gzipped.reason;
+    const digest = gzHash.digest();
+    if (!(await store.hasBlob(digest))) created.blobs.push(digest);
+    await store.writeBlob(createReadStream(gzPath, { highWaterMark: READ_CHUNK }), { digest, size: gzHash.size });
+    return { diffId, digest, size: gzHash.size, mediaType: LAYER_MEDIA_TYPE, chainId, empty: !changeset.changed };
+  } catch (err) {
+    throw failure(err, `committing container ${found.record.name}`);
   } finally {
     await removeTree(tmp).catch(() => {});
   }
 }
+
+/** Reads of the layer's files: larger than the default 64 KiB, fewer trips through the streams. */
+const READ_CHUNK = 1024 * 1024;
 
 /** The same compression in the manifest's family: docker's `...diff.tar.gzip` or OCI's `...tar+gzip`. */
 function layerMediaType(mediaType: string, docker: boolean): string {
