@@ -49,6 +49,7 @@ const MODULES: Array<[load: Loader, commands: string[]]> = [
   [() => import('./stats.js'), ['stats', 'update']], [() => import('./pull.js'), ['pull']], [() => import('./push.js'), ['push']],
   [() => import('./images.js'), ['images', 'image', 'rmi', 'tag']], [() => import('./load.js'), ['load']],
   [() => import('./save.js'), ['save']], [() => import('./system.js'), ['system', 'image']],
+  [() => import('./build.js'), ['build', 'builder', 'history', 'image']],
   [() => import('./login.js'), ['login']], [() => import('./logout.js'), ['logout']],
   [() => import('./network.js'), ['network']], [() => import('./volume.js'), ['volume']], [() => import('./info.js'), ['info']],
   [() => import('./version.js'), ['version']], [() => import('./completion.js'), ['completion']],
@@ -79,8 +80,8 @@ async function main(): Promise<void> {
   }
 
   // `tsrun --help` groups commands as `docker --help` does.
-  const COMMON = ['run', 'exec', 'ps', 'pull', 'push', 'images', 'login', 'logout', 'info', 'version'];
-  const MANAGEMENT = ['container', 'image', 'network', 'system', 'volume'];
+  const COMMON = ['run', 'exec', 'ps', 'build', 'pull', 'push', 'images', 'login', 'logout', 'info', 'version'];
+  const MANAGEMENT = ['builder', 'container', 'image', 'network', 'system', 'volume'];
   for (const cmd of program.commands) {
     const name = cmd.name();
     cmd.helpGroup(COMMON.includes(name) ? 'Common Commands:' : MANAGEMENT.includes(name) ? 'Management Commands:' : 'Commands:');

@@ -1,0 +1,759 @@
+// `tsrun build`: a Dockerfile's stages, step by step, each on the previous step's result.
+//
+//   FROM      the base image (pulled if missing), an earlier stage, or scratch; its ONBUILD
+//             triggers run first
+//   RUN       an ordinary tsrun container on the layers so far (same helper, security defaults,
+//             network, limits); its upper dir is committed as the step's layer (src/overlay)
+//   COPY/ADD  the files extracted into a created (never started) container by `cp -`'s code,
+//             then committed the same way (copy.ts)
+//   others    change the image config only (image-config.ts)
+//
+// The layer cache, as docker's classic builder keys it: a step's key is the key of the state
+// before it + the instruction as expanded + the build args a RUN sees + the content digest of
+// what COPY/ADD read. The state's key after a step adds the step's result (its layer's diff ID),
+// so a step that ran again (new files, new mtimes) makes every later step run again too. Each
+// step's `created` time is kept in the cache: a fully cached rebuild is the same image, by ID.
+//
+// Nothing half-made is trusted: a failed step's container is removed with its mount and cgroup,
+// layers and blobs the build made go back to the store's garbage collection (the store keeps
+// what the cache or an image references), and the image is recorded last.
+import * as fs from 'node:fs';
+import { join, posix } from 'node:path';
+import { TsrunError, errnoOf } from '../errors.js';
+import { chainIds, sha256 } from '../image/digest.js';
+import { layerBlob } from '../image/save.js';
+import type { ImageStore } from '../image/store.js';
+import type { CacheEntry } from '../image/images-db.js';
+import type { Descriptor, Digest, ImageConfig, ImageManifest, ImageRecord, ImageRunConfig, LayerRecord } from '../image/types.js';
+import { MediaType } from '../registry-client/manifest.js';
+import { hostPlatform, parsePlatform, formatPlatform, platformMatches } from '../registry-client/platform.js';
+import { normalizeName, parseReference } from '../registry-client/reference.js';
+import { LowerLayers } from '../overlay/lower-layers.js';
+import { createContainer } from '../container/create.js';
+import { commitLayer, type NewLayer } from '../container/commit.js';
+import { findOrPullImage, type PullHooks } from '../container/image-lookup.js';
+import type { Found } from '../container/lookup.js';
+import { ContainerPaths } from '../container/paths.js';
+import { listIds, readRecord } from '../container/record.js';
+import { processStartTime } from '../container/status.js';
+import { removeContainer } from '../container/remove.js';
+import { parseRunOptions, type RunFlagValues } from '../container/run-options.js';
+import { startContainer } from '../container/start.js';
+import { resolveUser } from '../container/user.js';
+import type { ResourceFlags } from '../cgroups/index.js';
+import type { BuildContext } from './context.js';
+import { contextSources, copyInto, destinationIsDir, isArchive, statInImage, type CopySource, type CopyTarget } from './copy.js';
+import { sourcesDigest } from './context.js';
+import { evaluate, heredocWord } from './expand.js';
+import { applyMetadata, argvOf, createdBy, envValue, workdirOf } from './image-config.js';
+import type { Dockerfile, Instruction, RawInstruction, Stage } from './instructions.js';
+import { parseInstruction } from './parse.js';
+import { fetchUrl } from './url.js';
+
+export interface BuildOptions {
+  root: string;
+  insecureRegistry: string[];
+  context: BuildContext;
+  dockerfile: Dockerfile;
+  /** -t: names for the image, normalized (docker.io/library/app:latest). */
+  tags: string[];
+  buildArgs: Record<string, string>;
+  target?: string;
+  noCache: boolean;
+  /** --pull: always pull base images, even when the store has them. */
+  pull: boolean;
+  labels: Record<string, string>;
+  /** RUN's network, unless a RUN says `--network=`. */
+  network: 'default' | 'none' | 'host';
+  resources: ResourceFlags;
+  platform?: string;
+  /** How a container's monitor calls tsrun back (see StartOptions). */
+  tsrunCommand: string[];
+  onEvent: (e: BuildEvent) => void;
+}
+
+export type BuildEvent =
+  | { type: 'step'; step: number; total: number; stage?: string; text: string }
+  | { type: 'cached'; step: number }
+  | { type: 'done'; step: number; ms: number }
+  | { type: 'output'; step: number; data: Buffer }
+  | { type: 'pull'; message: string }
+  | { type: 'warning'; message: string };
+
+export interface BuildResult {
+  id: Digest;
+  manifestDigest: Digest;
+  names: string[];
+}
+
+/** docker's predefined proxy ARGs: usable without an ARG line, kept out of history and cache. */
+const PROXY_ARGS = new Set(['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy']);
+
+/** A stage's state between steps: what an image made of it now would be. */
+interface State {
+  config: ImageConfig;
+  /** Manifest layers (compressed blobs), one per diff_id. */
+  layers: Descriptor[];
+  /** The base's manifest family: docker's media types or OCI's. */
+  docker: boolean;
+  /** The cache key of this state (see the top of the file). */
+  key: string;
+  /** CMD was set in this stage (an ENTRYPOINT then keeps it). */
+  cmdSet: boolean;
+  /** ARGs declared in this stage, with their values (undefined: declared, no value). */
+  args: Map<string, string | undefined>;
+}
+
+export async function build(store: ImageStore, opts: BuildOptions): Promise<BuildResult> {
+  return new Builder(store, opts).run();
+}
+
+class Builder {
+  private readonly df: Dockerfile;
+  private readonly globalArgs = new Map<string, string | undefined>();
+  private readonly usedArgs = new Set<string>();
+  private readonly finished = new Map<number, State>();
+  private readonly pending: Record<string, CacheEntry> = {};
+  private readonly created = { layers: [] as Digest[], blobs: [] as Digest[] };
+  private readonly platform = hostPlatform();
+  private step = 0;
+  /** The stage being built (`AS name`), for step labels. */
+  private stageName: string | undefined;
+  private total = 0;
+
+  constructor(
+    private readonly store: ImageStore,
+    private readonly opts: BuildOptions,
+  ) {
+    this.df = opts.dockerfile;
+    if (opts.platform !== undefined) {
+      const want = parsePlatform(opts.platform);
+      if (!platformMatches(this.platform, want)) {
+        throw new TsrunError('EBUILD', `--platform ${opts.platform}: tsrun builds for this machine only (${formatPlatform(this.platform)})`);
+      }
+    }
+  }
+
+  async run(): Promise<BuildResult> {
+    await removeAbandoned(this.opts.root);
+    for (const raw of this.df.globalArgs) {
+      const inst = this.evaluate(raw, (n) => this.globalArgs.get(n) ?? undefined);
+      if (inst.kind !== 'ARG') continue;
+      for (const a of inst.args) this.globalArgs.set(a.name, this.argValue(a.name, a.value));
+    }
+    const target = this.targetStage();
+    const stages = this.needed(target);
+    this.total = stages.reduce((n, s) => n + 1 + s.instructions.length, 0);
+    try {
+      let last: State | undefined;
+      for (const stage of stages) {
+        last = await this.buildStage(stage);
+        this.finished.set(stage.index, last);
+      }
+      this.warnUnusedArgs();
+      return await this.record(last!);
+    } finally {
+      await this.flushCache().catch(() => {});
+    }
+  }
+
+  private async flushCache(): Promise<void> {
+    const entries = { ...this.pending };
+    for (const k of Object.keys(entries)) delete this.pending[k];
+    await this.store.putCacheEntries(entries);
+  }
+
+  // ---- stages ------------------------------------------------------------------------------
+
+  private targetStage(): Stage {
+    const stages = this.df.stages;
+    if (this.opts.target === undefined) return stages[stages.length - 1]!;
+    const want = this.opts.target.toLowerCase();
+    const found = stages.find((s) => s.name === want);
+    if (!found) throw new TsrunError('EBUILD', `target stage "${this.opts.target}" could not be found`);
+    return found;
+  }
+
+  /** The target and the stages it reads from (FROM stage, COPY --from=stage), in file order. */
+  private needed(target: Stage): Stage[] {
+    const want = new Set<number>();
+    const visit = (s: Stage) => {
+      if (want.has(s.index)) return;
+      want.add(s.index);
+      const refs = [s.from.args.trim().split(/\s+/)[0] ?? '', ...s.instructions.filter((i) => i.keyword === 'COPY' && i.flags.from !== undefined).map((i) => i.flags.from!)];
+      for (const r of refs) {
+        const dep = this.stageNamed(r, s.index);
+        if (dep) visit(dep);
+      }
+    };
+    visit(target);
+    return this.df.stages.filter((s) => want.has(s.index));
+  }
+
+  /** An earlier stage by name or number, as FROM and COPY --from name them. */
+  private stageNamed(ref: string, before: number): Stage | undefined {
+    const r = ref.toLowerCase();
+    return this.df.stages.find((s) => s.index < before && (s.name === r || String(s.index) === r));
+  }
+
+  private async buildStage(stage: Stage): Promise<State> {
+    const label = stage.name;
+    this.stageName = label;
+    let state = await this.from(stage);
+    const triggers = state.config.config?.OnBuild ?? [];
+    if (triggers.length > 0) {
+      this.total += triggers.length;
+      state = { ...state, config: { ...state.config, config: { ...state.config.config, OnBuild: null } } };
+      for (const trigger of triggers) {
+        const raw = parseInstruction(trigger, this.df.file, stage.from.source.line);
+        state = await this.instruction(state, raw, label, `ONBUILD ${trigger}`);
+      }
+    }
+    for (const raw of stage.instructions) state = await this.instruction(state, raw, label);
+    return state;
+  }
+
+  private async from(stage: Stage): Promise<State> {
+    const step = this.begin(stage.from.source.text, stage.name);
+    const started = Date.now();
+    const inst = this.evaluate(stage.from, (n) => this.globalArgs.get(n) ?? undefined);
+    if (inst.kind !== 'FROM') throw this.fail(stage.from, 'expected FROM');
+    if (inst.platform !== undefined && !platformMatches(this.platform, parsePlatform(inst.platform))) {
+      throw this.fail(stage.from, `--platform=${inst.platform}: tsrun builds for this machine only (${formatPlatform(this.platform)})`);
+    }
+    const fresh = (config: ImageConfig, layers: Descriptor[], docker: boolean, key: string): State => ({
+      config,
+      layers,
+      docker,
+      key,
+      cmdSet: false,
+      args: new Map(),
+    });
+    let state: State;
+    const earlier = this.stageNamed(inst.image, stage.index);
+    if (inst.image.toLowerCase() === 'scratch') {
+      const { architecture, os, variant } = this.platform;
+      state = fresh({ architecture, os, ...(variant && { variant }), config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] }, [], false, sha256('scratch'));
+    } else if (earlier && this.finished.has(earlier.index)) {
+      const s = this.finished.get(earlier.index)!;
+      state = fresh(s.config, s.layers, s.docker, s.key);
+    } else {
+      const image = await this.image(inst.image, stage.from);
+      const manifest = JSON.parse((await this.store.readBlob(image.manifestDigest)).toString('utf8')) as ImageManifest;
+      const layers: Descriptor[] = [];
+      for (const [i, d] of manifest.layers.entries()) layers.push((await layerBlob(this.store, d, image.config.rootfs.diff_ids[i]!)) ?? d);
+      state = fresh(image.config, layers, manifest.mediaType === MediaType.dockerManifest, sha256(`image:${image.id}`));
+    }
+    this.opts.onEvent({ type: 'done', step, ms: Date.now() - started });
+    return state;
+  }
+
+  private async image(name: string, raw: RawInstruction): Promise<ImageRecord> {
+    try {
+      parseReference(name);
+    } catch (err) {
+      throw this.fail(raw, `invalid image reference "${name}": ${(err as Error).message}`);
+    }
+    const hooks: PullHooks = {
+      onPull: (message) => this.opts.onEvent({ type: 'pull', message }),
+      onWarning: (message) => this.opts.onEvent({ type: 'warning', message }),
+    };
+    return findOrPullImage({ root: this.opts.root, insecureRegistry: this.opts.insecureRegistry }, name, { pull: this.opts.pull ? 'always' : 'missing' }, hooks);
+  }
+
+  // ---- one instruction -----------------------------------------------------------------------
+
+  private async instruction(state: State, raw: RawInstruction, stage: string | undefined, shown?: string): Promise<State> {
+    const step = this.begin(shown ?? raw.source.text, stage);
+    const started = Date.now();
+    const inst = this.evaluate(raw, (n) => envValue(state.config.config?.Env, n) ?? this.argInScope(state, n));
+    let next: State;
+    let cached = false;
+    try {
+      if (inst.kind === 'ARG') {
+        next = this.declareArgs(state, inst.args);
+      } else {
+        const r = await this.cachedStep(state, raw, inst, step);
+        next = r.state;
+        cached = r.cached;
+      }
+    } catch (err) {
+      if (err instanceof TsrunError && err.code === 'EBUILD' && err.message.startsWith(`${this.df.file}:`)) throw err;
+      throw this.fail(raw, `${this.where(step, stage)} ${raw.source.text}: ${err instanceof Error ? err.message : String(err)}`, err);
+    }
+    if (cached) this.opts.onEvent({ type: 'cached', step });
+    this.opts.onEvent({ type: 'done', step, ms: Date.now() - started });
+    return next;
+  }
+
+  private declareArgs(state: State, args: Array<{ name: string; value?: string }>): State {
+    const declared = new Map(state.args);
+    for (const a of args) {
+      // A stage's ARG without a default takes the global one of the same name.
+      const fallback = a.value ?? (this.globalArgs.has(a.name) ? this.globalArgs.get(a.name) : undefined);
+      declared.set(a.name, this.argValue(a.name, fallback));
+      this.usedArgs.add(a.name);
+    }
+    return { ...state, args: declared };
+  }
+
+  private argValue(name: string, fallback: string | undefined): string | undefined {
+    if (Object.hasOwn(this.opts.buildArgs, name)) {
+      this.usedArgs.add(name);
+      return this.opts.buildArgs[name];
+    }
+    return fallback ?? automaticArg(name, this.platform);
+  }
+
+  private argInScope(state: State, name: string): string | undefined {
+    if (state.args.has(name)) return state.args.get(name);
+    if (PROXY_ARGS.has(name) && Object.hasOwn(this.opts.buildArgs, name)) return this.opts.buildArgs[name];
+    return undefined;
+  }
+
+  /** `K=v` for each ARG a RUN sees (an ENV of the same name wins, so it is left out). */
+  private argsEnv(state: State): { all: string[]; keyed: string[] } {
+    const env = state.config.config?.Env;
+    const all: string[] = [];
+    const keyed: string[] = [];
+    for (const [k, v] of state.args) {
+      if (v === undefined || envValue(env, k) !== undefined) continue;
+      all.push(`${k}=${v}`);
+      keyed.push(`${k}=${v}`);
+    }
+    for (const k of PROXY_ARGS) {
+      if (Object.hasOwn(this.opts.buildArgs, k) && !state.args.has(k)) {
+        all.push(`${k}=${this.opts.buildArgs[k]}`);
+        this.usedArgs.add(k);
+      }
+    }
+    return { all, keyed: keyed.sort() };
+  }
+
+  /** Runs a step, or takes its result from the cache. */
+  private async cachedStep(state: State, raw: RawInstruction, inst: Instruction, step: number): Promise<{ state: State; cached: boolean }> {
+    const args = this.argsEnv(state);
+    const copy = inst.kind === 'COPY' || inst.kind === 'ADD' ? await this.prepareCopy(state, inst) : undefined;
+    const key = sha256(
+      JSON.stringify({
+        parent: state.key,
+        inst,
+        ...(inst.kind === 'RUN' && { args: args.keyed, network: inst.network ?? this.opts.network }),
+        ...(copy && { sources: copy.digest }),
+      }),
+    );
+    const hit = this.opts.noCache ? undefined : await this.store.cacheEntry(key);
+    const now = new Date().toISOString();
+    let entry: CacheEntry;
+    if (hit) {
+      entry = { ...hit, used: now };
+    } else {
+      let layer: NewLayer | undefined;
+      if (inst.kind === 'RUN') layer = await this.runStep(state, inst, args.all, step, raw);
+      else if (copy) layer = await this.copyStep(state, copy);
+      else if (inst.kind === 'WORKDIR') layer = await this.workdirStep(state, inst.path);
+      entry = {
+        created: now,
+        used: now,
+        ...(layer && !layer.empty && { layer: { diffId: layer.diffId, digest: layer.digest, size: layer.size, mediaType: layer.mediaType, chainId: layer.chainId } }),
+      };
+    }
+    this.pending[key] = entry;
+    // A step that ran is recorded at once: a build killed later still reuses it.
+    if (!hit && entry.layer) await this.flushCache();
+    return { state: this.advance(state, raw, inst, entry, key, args.keyed), cached: hit !== undefined };
+  }
+
+  /** The state after a step: config changed, history line, the layer if one was made. */
+  private advance(state: State, raw: RawInstruction, inst: Instruction, entry: CacheEntry, key: string, args: string[]): State {
+    const runConfig = state.config.config ?? {};
+    let config = applyMetadata(runConfig, inst);
+    if (inst.kind === 'ENTRYPOINT' && state.cmdSet) config = { ...config, Cmd: runConfig.Cmd ?? null };
+    const history = {
+      created: entry.created,
+      created_by: createdBy(raw.source.text, inst, runConfig, inst.kind === 'RUN' ? args : []),
+      ...(raw.keyword === 'MAINTAINER' || !entry.layer ? { empty_layer: true } : {}),
+    };
+    const layers = entry.layer ? [...state.layers, { mediaType: this.layerMediaType(state.docker, entry.layer.mediaType), digest: entry.layer.digest, size: entry.layer.size }] : state.layers;
+    const diffIds = entry.layer ? [...state.config.rootfs.diff_ids, entry.layer.diffId] : state.config.rootfs.diff_ids;
+    const next: ImageConfig = {
+      ...state.config,
+      created: entry.created,
+      ...(inst.kind === 'MAINTAINER' && { author: inst.name }),
+      config,
+      rootfs: { type: 'layers', diff_ids: diffIds },
+      history: [...(state.config.history ?? []), history],
+    };
+    return {
+      ...state,
+      config: next,
+      layers,
+      key: sha256(`${key}\n${entry.layer?.diffId ?? 'none'}`),
+      cmdSet: state.cmdSet || inst.kind === 'CMD',
+    };
+  }
+
+  private layerMediaType(docker: boolean, mediaType: string): string {
+    return docker && mediaType === 'application/vnd.oci.image.layer.v1.tar+gzip' ? 'application/vnd.docker.image.rootfs.diff.tar.gzip' : mediaType;
+  }
+
+  // ---- steps that make layers ---------------------------------------------------------------
+
+  private async runStep(state: State, inst: Extract<Instruction, { kind: 'RUN' }>, argsEnv: string[], step: number, raw: RawInstruction): Promise<NewLayer> {
+    const { argv, script } = runArgv(inst, state.config.config ?? {});
+    const network = inst.network ?? this.opts.network;
+    const scriptDir = script ? await this.store.makeTempDir('heredoc') : undefined;
+    try {
+      const volumes: string[] = [];
+      if (script && scriptDir) {
+        fs.writeFileSync(join(scriptDir, 'script'), script.body, { mode: 0o755 });
+        volumes.push(`${join(scriptDir, 'script')}:${HEREDOC_DIR}/${script.name}:ro`);
+      }
+      const run = { args: argv, env: argsEnv, volumes, network: network === 'default' ? undefined : network };
+      return await this.withContainer(state, run, (found) => this.execute(found, state, argv, step, raw));
+    } finally {
+      if (scriptDir) fs.rmSync(scriptDir, { recursive: true, force: true });
+    }
+  }
+
+  /** Starts the step's container with its output into a file (shown as it grows), then commits it. */
+  private async execute(found: Found, state: State, argv: string[], step: number, raw: RawInstruction): Promise<NewLayer> {
+    const log = join(found.paths.dir, 'build-output');
+    const fd = fs.openSync(log, 'w', 0o600);
+    let status;
+    const tail = new Tail(log, (data) => this.opts.onEvent({ type: 'output', step, data }));
+    try {
+      const started = await startContainer(this.opts.root, found, { attach: { stdio: ['ignore', fd, fd] }, tsrunCommand: this.opts.tsrunCommand, fresh: true });
+      status = await started.wait();
+    } finally {
+      fs.closeSync(fd);
+      await tail.stop();
+    }
+    if (status.code !== 0) {
+      const oom = status.oomKilled ? ' (killed: out of memory)' : '';
+      throw new TsrunError(
+        'EBUILD',
+        `${this.df.file}:${raw.source.line}: ${this.where(step, this.stageName)} ${raw.source.text}: process "${argv.join(' ')}" did not complete successfully: exit code: ${status.code}${oom}`,
+        { exitCode: 1, cause: new StepOutput(fs.readFileSync(log, 'utf8')) },
+      );
+    }
+    return commitLayer(this.store, found, state.config.rootfs.diff_ids, { pause: false }, this.created);
+  }
+
+  private async prepareCopy(state: State, inst: Extract<Instruction, { kind: 'COPY' | 'ADD' }>): Promise<{ sources: CopySource[]; target: CopyTarget; destDir: boolean; digest: string; cleanup: Array<() => Promise<void>> }> {
+    const config = state.config.config ?? {};
+    const destIsDir = inst.dest.endsWith('/') || inst.dest === '.' || inst.dest.endsWith('/.');
+    const target: CopyTarget = { dest: workdirOf(config, inst.dest), destIsDir };
+    const dirs = (await this.layerRecords(state)).map((l) => l.dir).reverse();
+    const lowers = new LowerLayers(dirs);
+    if (inst.chown !== undefined) target.owner = chownIds(inst.chown, dirs);
+    if (inst.chmod !== undefined) target.mode = Number.parseInt(inst.chmod, 8);
+    const sources: CopySource[] = [];
+    const cleanup: Array<() => Promise<void>> = [];
+    const parts: string[] = [];
+    let count = 0;
+    let wildcard = false;
+    const heredocs = new Map(inst.heredocs.map((h) => [h.name, h]));
+    const plain: string[] = [];
+    for (const s of inst.sources) {
+      const here = /^<<-?["']?([^"']+)["']?$/.exec(s);
+      if (here && heredocs.has(here[1]!)) {
+        const h = heredocs.get(here[1]!)!;
+        sources.push({ kind: 'heredoc', heredoc: h });
+        parts.push(`heredoc:${sha256(h.body)}`);
+        count++;
+      } else if (inst.kind === 'ADD' && /^https?:\/\//i.test(s)) {
+        if (inst.from !== undefined) throw new TsrunError('EBUILD', 'ADD --from is not supported');
+        const got = await fetchUrl(s, await this.store.makeTempDir('add'));
+        cleanup.push(got.remove);
+        sources.push({ kind: 'url', url: got.path, file: got.name, mtime: got.mtime });
+        parts.push(`url:${s}:${got.digest}`);
+        count++;
+      } else {
+        plain.push(s);
+      }
+    }
+    if (plain.length > 0 && inst.from !== undefined) {
+      const from = await this.fromSource(inst.from, state);
+      cleanup.push(from.remove);
+      for (const p of plain) {
+        if (/[*?[]/.test(p)) throw new TsrunError('EBUILD', `COPY --from: wildcards are not supported by tsrun yet (${p})`);
+        sources.push({ kind: 'container', found: from.found, path: posix.resolve('/', p) });
+        parts.push(`from:${from.key}:${p}`);
+        count++;
+      }
+    } else if (plain.length > 0) {
+      const ctx = contextSources(this.opts.context, plain);
+      wildcard = ctx.wildcard;
+      for (const s of ctx.sources) {
+        if (s.kind !== 'context') continue;
+        if (inst.kind === 'ADD') {
+          const archives = s.matches.filter((m) => m.stat.isFile() && isArchive(m.path));
+          for (const a of archives) sources.push({ kind: 'archive', entry: a });
+          const rest = s.matches.filter((m) => !archives.includes(m));
+          if (rest.length > 0) sources.push({ ...s, matches: rest });
+        } else {
+          sources.push(s);
+        }
+        count += s.matches.length;
+        parts.push(`context:${await sourcesDigest(this.opts.context, s.matches)}`);
+      }
+    }
+    const onlyArchives = sources.length > 0 && sources.every((s) => s.kind === 'archive');
+    const destDir = onlyArchives || destinationIsDir(lowers, target, count, wildcard) || sources.some((s) => s.kind === 'archive');
+    return { sources, target, destDir, digest: sha256(parts.join('\n')), cleanup };
+  }
+
+  private async copyStep(state: State, copy: { sources: CopySource[]; target: CopyTarget; destDir: boolean; cleanup: Array<() => Promise<void>> }): Promise<NewLayer> {
+    try {
+      return await this.withContainer(state, { args: ['/'], env: [], network: 'none' }, async (found) => {
+        await copyInto(found, copy.sources, copy.target, copy.destDir);
+        return commitLayer(this.store, found, state.config.rootfs.diff_ids, { pause: false }, this.created);
+      });
+    } finally {
+      for (const c of copy.cleanup) await c().catch(() => {});
+    }
+  }
+
+  /** WORKDIR makes its directory when the image has none there (docker does, owned by root). */
+  private async workdirStep(state: State, path: string): Promise<NewLayer | undefined> {
+    const dir = workdirOf(state.config.config ?? {}, path);
+    const lowers = new LowerLayers((await this.layerRecords(state)).map((l) => l.dir).reverse());
+    const st = statInImage(lowers, dir);
+    if (st?.isDirectory()) return undefined;
+    if (st) throw new TsrunError('EBUILD', `WORKDIR ${dir}: it exists in the image and is not a directory`);
+    return this.withContainer(state, { args: ['/'], env: [], network: 'none' }, async (found) => {
+      await copyInto(found, [{ kind: 'mkdir' }], { dest: dir, destIsDir: true }, true);
+      return commitLayer(this.store, found, state.config.rootfs.diff_ids, { pause: false }, this.created);
+    });
+  }
+
+  /** COPY --from: a created container on an earlier stage's result or on an image. */
+  private async fromSource(ref: string, state: State): Promise<{ found: Found; key: string; remove: () => Promise<void> }> {
+    const stage = [...this.finished.entries()].find(([i]) => {
+      const s = this.df.stages[i]!;
+      return s.name === ref.toLowerCase() || String(i) === ref;
+    });
+    let source: State;
+    if (stage) {
+      source = stage[1];
+    } else {
+      const image = await this.image(ref, { keyword: 'COPY', source: { file: this.df.file, line: 0, text: '' }, flags: {}, args: '', heredocs: [] });
+      const manifest = JSON.parse((await this.store.readBlob(image.manifestDigest)).toString('utf8')) as ImageManifest;
+      source = { config: image.config, layers: manifest.layers, docker: false, key: sha256(`image:${image.id}`), cmdSet: false, args: new Map() };
+    }
+    void state;
+    const image = await this.imageRecord(source);
+    const record = await createContainer({ storeRoot: this.opts.root, image, imageName: 'tsrun-build', options: this.containerOptions({ args: ['/'], env: [], network: 'none' }) });
+    const found: Found = { paths: new ContainerPaths(this.opts.root, record.id), record };
+    return { found, key: source.key, remove: () => removeContainer(this.opts.root, found, true) };
+  }
+
+  /** A created container on the state's layers, removed (mount, cgroup, files) whatever happens. */
+  private async withContainer<T>(state: State, run: { args: string[]; env: string[]; volumes?: string[]; network: 'none' | 'host' | undefined }, fn: (found: Found) => Promise<T>): Promise<T> {
+    const image = await this.imageRecord(state);
+    const record = await createContainer({ storeRoot: this.opts.root, image, imageName: 'tsrun-build', options: this.containerOptions(run) });
+    const found: Found = { paths: new ContainerPaths(this.opts.root, record.id), record };
+    try {
+      return await fn(found);
+    } finally {
+      await removeContainer(this.opts.root, found, true);
+    }
+  }
+
+  private containerOptions(run: { args: string[]; env: string[]; volumes?: string[]; network: 'none' | 'host' | undefined }) {
+    const flags: RunFlagValues = { ...this.opts.resources, pid: '', ipc: '', uts: '', entrypoint: '', env: run.env, volume: run.volumes ?? [], ...(run.network && { network: run.network }) };
+    const options = parseRunOptions(flags, run.args, { readFile: (p) => fs.readFileSync(p, 'utf8'), env: {}, stdinIsTty: false });
+    return { ...options, labels: { [BUILD_LABEL]: builderId() } };
+  }
+
+  /** The state as an image `createContainer` can take: its layers unpacked and finished. */
+  private async imageRecord(state: State): Promise<ImageRecord> {
+    const layers = await this.layerRecords(state);
+    await this.store.finishLayers(layers.map((l) => l.chainId));
+    return { id: sha256(`build-state:${state.key}`), manifestDigest: sha256(`build-state:${state.key}`), names: [], config: state.config, layers, size: layers.reduce((n, l) => n + l.size, 0) };
+  }
+
+  private async layerRecords(state: State): Promise<LayerRecord[]> {
+    const out: LayerRecord[] = [];
+    for (const chain of chainIds(state.config.rootfs.diff_ids)) {
+      const l = await this.store.layer(chain);
+      if (!l) throw new TsrunError('EBUILD', `layer ${chain} is no longer in the store (removed while building?)`);
+      out.push(l);
+    }
+    return out;
+  }
+
+  // ---- the image -----------------------------------------------------------------------------
+
+  private async record(state: State): Promise<BuildResult> {
+    const runConfig: ImageRunConfig = { ...(state.config.config ?? {}) };
+    if (Object.keys(this.opts.labels).length > 0) runConfig.Labels = { ...(runConfig.Labels ?? {}), ...this.opts.labels };
+    const config: ImageConfig = { ...state.config, config: runConfig };
+    const configBytes = Buffer.from(JSON.stringify(config));
+    const configDigest = await this.putBlob(configBytes);
+    const docker = state.docker;
+    const manifest: ImageManifest = {
+      schemaVersion: 2,
+      mediaType: docker ? MediaType.dockerManifest : MediaType.ociManifest,
+      config: { mediaType: docker ? MediaType.dockerConfig : MediaType.ociConfig, digest: configDigest, size: configBytes.length },
+      layers: state.layers.map((l) => ({ mediaType: this.layerMediaType(docker, l.mediaType), digest: l.digest, size: l.size })),
+    };
+    const manifestBytes = Buffer.from(JSON.stringify(manifest));
+    const manifestDigest = await this.putBlob(manifestBytes);
+    await this.store.putImage({ manifestDigest, manifest, configDigest, names: this.opts.tags });
+    return { id: configDigest, manifestDigest, names: this.opts.tags };
+  }
+
+  private async putBlob(bytes: Buffer): Promise<Digest> {
+    const d = sha256(bytes);
+    if (!(await this.store.hasBlob(d))) this.created.blobs.push(d);
+    return this.store.writeBlobBytes(bytes);
+  }
+
+  // ---- messages ------------------------------------------------------------------------------
+
+  private begin(text: string, stage: string | undefined): number {
+    const step = ++this.step;
+    this.opts.onEvent({ type: 'step', step, total: this.total, ...(stage !== undefined && { stage }), text });
+    return step;
+  }
+
+  private where(step: number, stage: string | undefined): string {
+    return `[${stage !== undefined ? `${stage} ` : ''}${step}/${this.total}]`;
+  }
+
+  private evaluate(raw: RawInstruction, vars: (n: string) => string | undefined): Instruction {
+    return evaluate(raw, vars, this.df.escape);
+  }
+
+  private fail(raw: RawInstruction, message: string, cause?: unknown): TsrunError {
+    return new TsrunError('EBUILD', `${this.df.file}:${raw.source.line}: ${message}`, { exitCode: 1, ...(cause !== undefined && { cause }) });
+  }
+
+  private warnUnusedArgs(): void {
+    const unused = Object.keys(this.opts.buildArgs).filter((k) => !this.usedArgs.has(k) && !PROXY_ARGS.has(k));
+    if (unused.length > 0) this.opts.onEvent({ type: 'warning', message: `one or more build-args [${unused.join(' ')}] were not consumed` });
+  }
+}
+
+/** The label on a build's containers: which tsrun process made them (`PID@START-TIME`). */
+const BUILD_LABEL = 'tsrun.build';
+
+function builderId(): string {
+  return `${process.pid}@${processStartTime(process.pid) ?? '?'}`;
+}
+
+/**
+ * Containers of builds that were killed (kill -9 leaves the step's container behind, running
+ * or not): removed, as nothing else will ever use them.
+ */
+async function removeAbandoned(root: string): Promise<void> {
+  for (const id of listIds(root)) {
+    const paths = new ContainerPaths(root, id);
+    const record = readRecord(paths);
+    const owner = record?.labels?.[BUILD_LABEL];
+    if (!record || owner === undefined) continue;
+    const pid = Number(owner.slice(0, owner.indexOf('@')));
+    if (pid > 0 && `${pid}@${processStartTime(pid) ?? '?'}` === owner) continue; // that build still runs
+    await removeContainer(root, { paths, record }, true).catch(() => {});
+  }
+}
+
+/** A RUN step's output, kept on its error so the CLI can show it when it was not shown live. */
+export class StepOutput extends Error {
+  constructor(readonly output: string) {
+    super('step output');
+  }
+}
+
+/**
+ * RUN's argv, heredocs as BuildKit runs them. A heredoc alone (`RUN <<EOF`) is the script: run
+ * by the shell, or (starting with `#!`) made a file of its own, `script`, and executed. A
+ * heredoc after a command (`RUN python3 <<EOF`) goes to the shell with its body, which feeds it
+ * to the command.
+ */
+export function runArgv(inst: Extract<Instruction, { kind: 'RUN' }>, config: ImageRunConfig): { argv: string[]; script?: { name: string; body: string } } {
+  const { command } = inst;
+  if ('exec' in command || inst.heredocs.length === 0) return { argv: argvOf(command, config) };
+  const only = inst.heredocs.length === 1 ? heredocWord(command.shell.trim()) : undefined;
+  if (only && only.name === inst.heredocs[0]!.name) {
+    const body = inst.heredocs[0]!.body;
+    if (body.startsWith('#!')) return { argv: [`${HEREDOC_DIR}/${only.name}`], script: { name: only.name, body } };
+    return { argv: argvOf({ shell: body }, config) };
+  }
+  const bodies = inst.heredocs.map((h) => `\n${h.body}${h.name}`).join('');
+  return { argv: argvOf({ shell: `${command.shell}${bodies}` }, config) };
+}
+
+/** Where a `#!` heredoc script is mounted in a RUN step (BuildKit's place: /dev is a tmpfs, never committed). */
+const HEREDOC_DIR = '/dev/pipes';
+
+/**
+ * `--chown=user[:group]`, names looked up in the image's /etc/passwd and /etc/group. Without a
+ * group, the group of the same name or number (docker's rule: `--chown=1000` is 1000:1000).
+ */
+function chownIds(spec: string, layerDirsTopFirst: string[]): { uid: number; gid: number } {
+  const [user = '', group] = spec.split(':', 2);
+  if (user === '') throw new TsrunError('EBUILD', `--chown=${spec}: no user`);
+  const u = resolveUser(user, layerDirsTopFirst);
+  const g = resolveUser(`0:${group === undefined || group === '' ? user : group}`, layerDirsTopFirst);
+  return { uid: u.uid, gid: g.gid };
+}
+
+/** BuildKit's automatic platform ARGs (they still need an ARG line to be seen). */
+function automaticArg(name: string, p: { os: string; architecture: string; variant?: string }): string | undefined {
+  const platform = `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
+  const values: Record<string, string> = {
+    TARGETPLATFORM: platform,
+    TARGETOS: p.os,
+    TARGETARCH: p.architecture,
+    TARGETVARIANT: p.variant ?? '',
+    BUILDPLATFORM: platform,
+    BUILDOS: p.os,
+    BUILDARCH: p.architecture,
+    BUILDVARIANT: p.variant ?? '',
+  };
+  return values[name];
+}
+
+/** Follows a file as it grows (a RUN's output), handing new bytes over until stopped. */
+class Tail {
+  private offset = 0;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly path: string,
+    private readonly onData: (b: Buffer) => void,
+  ) {
+    this.timer = setInterval(() => this.poll(), 100);
+  }
+
+  private poll(): void {
+    let fd: number;
+    try {
+      fd = fs.openSync(this.path, 'r');
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return;
+      throw err;
+    }
+    try {
+      const buf = Buffer.alloc(64 * 1024);
+      for (;;) {
+        const n = fs.readSync(fd, buf, 0, buf.length, this.offset);
+        if (n <= 0) break;
+        this.offset += n;
+        this.onData(Buffer.from(buf.subarray(0, n)));
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.poll();
+  }
+}
+
+export { normalizeName };

@@ -1,0 +1,333 @@
+// COPY and ADD: the step's files become one tar, extracted into a build container's root by
+// the same code as `tsrun cp - CONTAINER:/` (every parent resolved by the kernel inside the
+// container's root, nothing made through a symlink), then the container's upper dir is
+// committed as the step's layer. Sources are the build context (context.ts confines them to
+// it), a heredoc, an earlier stage or an image (read through `cp CONTAINER:PATH -`), a local
+// archive that ADD unpacks, or a URL that ADD downloads.
+//
+// Names follow docker's rules: a directory source copies its contents; several sources (or a
+// wildcard) need a destination ending in `/`; one file goes to DEST, or into DEST when DEST is
+// an existing directory.
+import * as fs from 'node:fs';
+import { posix } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { TsrunError, errnoOf } from '../errors.js';
+import { decompressSniffed, sniff } from '../image/compression.js';
+import { extract, feed, pack as tarPack, xattrPax, type Header, type Pack, type PackHeader } from '../image/tar.js';
+import { cleanPath } from '../image/unpack-paths.js';
+import { LowerLayers, lstatOrUndefined } from '../overlay/lower-layers.js';
+import { carriedXattrs } from '../overlay/xattrs.js';
+import { copyFromStream, copyToStream } from '../container/cp.js';
+import type { Found } from '../container/lookup.js';
+import type { BuildContext, SourceEntry } from './context.js';
+import { resolveSources, walkSource } from './context.js';
+import type { Heredoc } from './instructions.js';
+
+/** Where files go and who owns them. */
+export interface CopyTarget {
+  /** Absolute, clean destination in the image (WORKDIR applied). */
+  dest: string;
+  /** The destination was written with a trailing `/`. */
+  destIsDir: boolean;
+  /** --chown, resolved to numbers; undefined keeps the default (root, or the source's for --from). */
+  owner?: { uid: number; gid: number };
+  /** --chmod, as permission bits. */
+  mode?: number;
+}
+
+/** One entry to write: its name relative to the image root, its header, its bytes. */
+interface Item {
+  header: PackHeader;
+  body?: Buffer | (() => Readable);
+}
+
+/** What a COPY/ADD step copies, gathered before anything is written. */
+export type CopySource =
+  | { kind: 'context'; ctx: BuildContext; source: string; matches: SourceEntry[] }
+  | { kind: 'heredoc'; heredoc: Heredoc }
+  | { kind: 'container'; found: Found; path: string }
+  | { kind: 'archive'; entry: SourceEntry }
+  | { kind: 'url'; url: string; file: string; mtime: Date }
+  /** WORKDIR: DEST itself, a directory (0755, root), made only if missing. */
+  | { kind: 'mkdir' };
+
+/**
+ * Whether the destination is a directory: written with a trailing slash, or several things are
+ * copied, or (one file) the destination already is a directory in the image. Symlinks in the
+ * image are followed inside its root.
+ */
+export function destinationIsDir(lowers: LowerLayers, target: CopyTarget, count: number, wildcard: boolean): boolean {
+  if (target.destIsDir) return true;
+  if (count > 1 || wildcard) {
+    throw new TsrunError('EBUILD', `when using COPY with more than one source file, the destination must be a directory and end with a /`);
+  }
+  return statInImage(lowers, target.dest)?.isDirectory() ?? false;
+}
+
+/** `path` in the merged layers, following symlinks as the kernel would inside the image's root. */
+export function statInImage(lowers: LowerLayers, path: string): fs.Stats | undefined {
+  let parts = path.split('/').filter((p) => p !== '' && p !== '.');
+  const done: string[] = [];
+  for (let hops = 0; parts.length > 0; ) {
+    const part = parts.shift()!;
+    if (part === '..') {
+      done.pop();
+      continue;
+    }
+    const rel = [...done, part].join('/');
+    const found = lowers.find(rel);
+    if (!found) return undefined;
+    if (found.st.isSymbolicLink()) {
+      if (++hops > 40) return undefined;
+      const target = fs.readlinkSync(found.path);
+      if (target.startsWith('/')) done.length = 0;
+      parts = [...target.split('/').filter((p) => p !== '' && p !== '.'), ...parts];
+      continue;
+    }
+    done.push(part);
+    if (parts.length > 0 && !found.st.isDirectory()) return undefined;
+    if (parts.length === 0) return found.st;
+  }
+  return lowers.find('')?.st;
+}
+
+/** Resolves a step's context sources (wildcards, .dockerignore) before the step's cache key. */
+export function contextSources(ctx: BuildContext, sources: string[]): { sources: CopySource[]; wildcard: boolean; count: number } {
+  const out: CopySource[] = [];
+  let count = 0;
+  for (const r of resolveSources(ctx, sources)) {
+    out.push({ kind: 'context', ctx, source: r.source, matches: r.matches });
+    count += r.matches.length;
+  }
+  return { sources: out, wildcard: sources.some((s) => /[*?[]/.test(s)), count };
+}
+
+/**
+ * Writes the sources into the container's root (which must be created, not running) as one
+ * tar through `cp -`'s extractor. `destDir`: DEST is a directory that receives the sources.
+ */
+export async function copyInto(found: Found, sources: CopySource[], target: CopyTarget, destDir: boolean): Promise<void> {
+  const pack = tarPack();
+  const items = itemsOf(sources, target, destDir);
+  const writing = (async () => {
+    try {
+      for await (const item of items) await write(pack, item);
+      pack.finalize();
+    } catch (err) {
+      (pack as unknown as { destroy(e: Error): void }).destroy(err as Error);
+      throw err;
+    }
+  })();
+  const reading = copyFromStream(found, '/', Readable.from(pack), { archive: true });
+  const [w, r] = await Promise.allSettled([writing, reading]);
+  if (w.status === 'rejected') throw w.reason;
+  if (r.status === 'rejected') throw r.reason;
+}
+
+async function write(pack: Pack, item: Item): Promise<void> {
+  const { header, body } = item;
+  await new Promise<void>((resolve, reject) => {
+    if (body === undefined || Buffer.isBuffer(body)) {
+      pack.entry(header, body ?? undefined, (err) => (err ? reject(err) : resolve()));
+      return;
+    }
+    const sink = pack.entry(header, undefined, (err) => (err ? reject(err) : resolve()));
+    const src = body();
+    src.on('error', reject);
+    src.pipe(sink as unknown as NodeJS.WritableStream);
+  });
+}
+
+/** The image-relative name for `rel` below a source whose own name is `base`. */
+function nameIn(target: CopyTarget, destDir: boolean, base: string, rel: string): string {
+  const dest = target.dest.replace(/^\/+/, '');
+  const top = destDir ? posix.join(dest, base) : dest;
+  return rel === '' ? top : posix.join(top, rel);
+}
+
+async function* itemsOf(sources: CopySource[], target: CopyTarget, destDir: boolean): AsyncGenerator<Item> {
+  const links = new Map<string, string>();
+  const owner = (uid: number, gid: number) => target.owner ?? { uid, gid };
+  for (const s of sources) {
+    switch (s.kind) {
+      case 'context':
+        for (const top of s.matches) {
+          const isDir = top.stat.isDirectory();
+          // A directory's contents go to DEST itself (DEST/NAME only for a file).
+          const base = isDir ? '' : posix.basename(top.rel);
+          for (const e of walkSource(s.ctx, top)) {
+            const name = isDir ? nameIn(target, true, '', e.rel) : nameIn(target, destDir, base, '');
+            const item = contextItem(name, e.path, e.stat, owner(0, 0), target.mode, links);
+            if (item) yield item;
+          }
+        }
+        break;
+      case 'heredoc': {
+        const name = nameIn(target, destDir, s.heredoc.name, '');
+        const body = Buffer.from(s.heredoc.body);
+        const o = owner(0, 0);
+        yield { header: { name, type: 'file', size: body.length, mode: target.mode ?? 0o644, uid: o.uid, gid: o.gid, mtime: new Date() }, body };
+        break;
+      }
+      case 'container':
+        yield* fromContainer(s.found, s.path, target, destDir);
+        break;
+      case 'archive':
+        yield* fromArchive(s.entry, target);
+        break;
+      case 'mkdir': {
+        yield { header: { name: `${target.dest.replace(/^\/+/, '')}/`, type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: new Date() } };
+        break;
+      }
+      case 'url': {
+        const name = nameIn(target, destDir, s.file, '');
+        const st = fs.statSync(s.url);
+        const o = owner(0, 0);
+        yield {
+          header: { name, type: 'file', size: st.size, mode: target.mode ?? 0o600, uid: o.uid, gid: o.gid, mtime: s.mtime },
+          body: () => fs.createReadStream(s.url),
+        };
+        break;
+      }
+    }
+  }
+}
+
+/** A context file as a tar item; the file is opened now (O_NOFOLLOW), its size fixed now. */
+function contextItem(name: string, path: string, st: fs.Stats, owner: { uid: number; gid: number }, chmod: number | undefined, links: Map<string, string>): Item | undefined {
+  const base = { name, mode: chmod ?? st.mode & 0o7777, uid: owner.uid, gid: owner.gid, mtime: st.mtime, uname: '', gname: '' };
+  const xattrs = () => {
+    const found = carriedXattrs(path);
+    return found.length > 0 ? { pax: xattrPax(found) } : {};
+  };
+  if (st.isDirectory()) return { header: { ...base, ...xattrs(), name: `${name}/`, type: 'directory' } };
+  if (st.isSymbolicLink()) return { header: { ...base, type: 'symlink', linkname: fs.readlinkSync(path) } };
+  if (!st.isFile()) return undefined; // devices, fifos and sockets in a context are not copied
+  if (st.nlink > 1) {
+    const key = `${st.dev}:${st.ino}`;
+    const first = links.get(key);
+    if (first !== undefined) return { header: { ...base, type: 'link', linkname: first, size: 0 } };
+    links.set(key, name);
+  }
+  const size = st.size;
+  return {
+    header: { ...base, ...xattrs(), type: 'file', size },
+    body: () => {
+      const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      return size === 0 ? Readable.from([]) : fs.createReadStream('', { fd, start: 0, end: size - 1 });
+    },
+  };
+}
+
+/** `COPY --from=STAGE|IMAGE PATH`: the path read out of a container made on it, as `cp` reads it. */
+async function* fromContainer(found: Found, path: string, target: CopyTarget, destDir: boolean): AsyncGenerator<Item> {
+  const out = new PassThrough();
+  const reading = copyToStream(found, path, out, { followLink: true }).then(
+    () => out.end(),
+    (err: unknown) => out.destroy(err as Error),
+  );
+  const ex = extract();
+  const fed = feed(out, ex);
+  let top: string | undefined;
+  let topIsDir = false;
+  try {
+    for await (const entry of ex) {
+      const h = entry.header;
+      const rel = cleanPath(h.name);
+      if (top === undefined) {
+        top = rel;
+        topIsDir = h.type === 'directory';
+      }
+      const below = rel === top ? '' : rel.slice(top.length + 1);
+      const name = topIsDir ? nameIn(target, true, '', below) : nameIn(target, destDir, posix.basename(top), '');
+      const body = h.type === 'file' || h.type === 'contiguous-file' ? await collect(entry) : (entry.resume(), undefined);
+      yield { header: renamed(h, name, target, (link) => (topIsDir ? nameIn(target, true, '', cleanPath(link).slice(top!.length + 1)) : name)), ...(body && { body }) };
+    }
+  } finally {
+    await reading;
+    const failed = await fed;
+    if (failed) throw failed;
+  }
+}
+
+/** ADD of a local tar (plain, gzip or zstd): its entries unpacked below DEST, cleaned of `..`. */
+async function* fromArchive(entry: SourceEntry, target: CopyTarget): AsyncGenerator<Item> {
+  const { stream } = await decompressSniffed(fs.createReadStream(entry.path), `ADD ${entry.rel}`);
+  const ex = extract();
+  const fed = feed(stream, ex);
+  const dest = target.dest.replace(/^\/+/, '');
+  const place = (n: string) => {
+    let rel: string;
+    try {
+      rel = cleanPath(n);
+    } catch {
+      throw new TsrunError('EUNSAFE', `ADD ${entry.rel}: the archive's entry "${n}" climbs out of the destination with ".."`);
+    }
+    return rel === '' ? dest : posix.join(dest, rel);
+  };
+  for await (const e of ex) {
+    const h = e.header;
+    const name = place(h.name);
+    const body = h.type === 'file' || h.type === 'contiguous-file' ? await collect(e) : (e.resume(), undefined);
+    if (name === dest && h.type !== 'directory') throw new TsrunError('EUNSAFE', `ADD ${entry.rel}: the archive's entry "${h.name}" names the destination itself`);
+    const header: PackHeader = { ...headerOf(h), name: h.type === 'directory' ? `${name}/` : name, ...(h.type === 'link' && { linkname: place(h.linkname ?? '') }) };
+    if (target.owner) Object.assign(header, target.owner);
+    yield { header, ...(body && { body }) };
+  }
+  const failed = await fed;
+  if (failed) throw failed;
+}
+
+function headerOf(h: Header): PackHeader {
+  return {
+    name: h.name,
+    type: h.type ?? 'file',
+    mode: h.mode,
+    uid: h.uid,
+    gid: h.gid,
+    mtime: h.mtime,
+    size: h.type === 'file' || h.type === 'contiguous-file' ? h.size : 0,
+    ...(h.linkname ? { linkname: h.linkname } : {}),
+    devmajor: h.devmajor,
+    devminor: h.devminor,
+    ...(h.pax ? { pax: h.pax } : {}),
+  };
+}
+
+function renamed(h: Header, name: string, target: CopyTarget, link: (l: string) => string): PackHeader {
+  const out: PackHeader = { ...headerOf(h), name: h.type === 'directory' ? `${name}/` : name };
+  if (h.type === 'link') out.linkname = link(h.linkname ?? '');
+  if (target.owner) Object.assign(out, target.owner);
+  if (target.mode !== undefined && h.type !== 'symlink') out.mode = target.mode;
+  return out;
+}
+
+async function collect(entry: AsyncIterable<Buffer>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of entry) chunks.push(c);
+  return Buffer.concat(chunks);
+}
+
+/** ADD: whether a context file is a tar ADD unpacks (plain, gzip, zstd; docker also takes bzip2 and xz). */
+export function isArchive(path: string): boolean {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  } catch (err) {
+    if (errnoOf(err) === 'ELOOP') return false;
+    throw err;
+  }
+  try {
+    const head = Buffer.alloc(512);
+    const n = fs.readSync(fd, head, 0, 512, 0);
+    const kind = sniff(head.subarray(0, n));
+    if (kind === 'bzip2' || kind === 'xz') {
+      throw new TsrunError('EBUILD', `ADD ${path}: ${kind}-compressed archives are not supported (gzip, zstd or plain tar are); COPY it and unpack it in a RUN step`);
+    }
+    return kind === 'none' || kind === 'gzip' || kind === 'zstd';
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export { lstatOrUndefined };
