@@ -30,7 +30,7 @@ const NO_CREDENTIALS = { DOCKER_CONFIG: '/nonexistent', TSRUN_CONFIG: '/nonexist
 const LOCAL_BASE = 'build-ref-base:latest';
 const PAYLOAD = 'served on 127.0.0.1 for ADD\n';
 /** What metadata's ENV lines make (ARGs and the ENVs before expanded), besides PATH. */
-const METADATA_ENV = ['A=1', 'B=two words', 'C=local-default-x', 'D=1-two words', 'E=fallback', 'F=set', 'G=global-default', 'H=from-cli', 'I=cli-value', 'X=new', 'Y=old'];
+const METADATA_ENV = ['A=1', 'B=two words', 'C=local-default-x', 'D=1-two words', 'E=fallback', 'F=set', 'G=global-default', 'H=from-cli', 'I=cli-value', 'X=new', 'Y=old', 'LITERAL=$A', 'QUOTED=single $A'];
 /** The port of the file server ADD <url> fetches from (set in beforeAll). */
 let httpPort = 0;
 
@@ -158,6 +158,11 @@ const cases: Case[] = [
     dockerDiffers: {
       // docker runs a shell-form CMD/ENTRYPOINT with SHELL; buildah (imagebuilder) always with /bin/sh -c.
       Cmd: { buildah: ['/bin/sh', '-c', 'echo from cmd'], docker: ['/bin/sh', '-e', '-c', 'echo from cmd'] },
+      // docker expands a port range (nat.ParsePortSpecs); buildah keeps it as one key.
+      ExposedPorts: {
+        buildah: { '80/tcp': {}, '443/tcp': {}, '53/udp': {}, '8080/tcp': {}, '7000-7001/tcp': {} },
+        docker: { '80/tcp': {}, '443/tcp': {}, '53/udp': {}, '8080/tcp': {}, '7000/tcp': {}, '7001/tcp': {} },
+      },
       // docker sets a variable the image has in its place; buildah moves it to the end.
       Env: {
         buildah: [...METADATA_ENV, 'PATH=/opt/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
@@ -172,7 +177,6 @@ const cases: Case[] = [
       expect(ref.config.WorkingDir).toBe('/work/sub/dir/1');
       expect(ref.tree.get('work/sub/dir/1/here.txt')).toBe('file 0644 0:0 [] "/work/sub/dir/1\\n"');
       expect(ref.config.Labels).toEqual({ a: 'b', 'quoted key': 'quoted value', multi: 'line1 line2', version: '1', escaped: 'a "quote"', empty: '' });
-      expect(ref.config.ExposedPorts).toEqual({ '80/tcp': {}, '443/tcp': {}, '53/udp': {}, '8080/tcp': {} });
       expect(ref.config.Volumes).toEqual({ '/data': {}, '/v1': {}, '/v2': {} });
       expect(ref.config.Healthcheck).toEqual({ Test: ['CMD-SHELL', 'wget -q -O- http://localhost/ || exit 1'], Interval: 5e9, Timeout: 3e9, StartPeriod: 2e9, Retries: 4 });
       expect(ref.config.Shell).toEqual(['/bin/sh', '-e', '-c']);
@@ -228,6 +232,8 @@ const cases: Case[] = [
       expect(t.get('own/numeric')).toMatch(/^file 0644 1000:1000 /);
       expect(t.get('own/names')).toMatch(/^file 0644 65534:65534 /);
       expect(t.get('own/dir/sub/inner.txt')).toMatch(/^file 0644 1234:2345 /);
+      expect(t.get('own/user-only')).toMatch(/^file 0644 1234:2345 /);
+      expect(t.get('own/uid-only')).toMatch(/^file 0644 1234:1234 /);
       expect(t.get('mode/file')).toMatch(/^file 0751 0:0 /);
       expect(t.get('add/tar/top/a.txt')).toBe('file 0600 1111:2222 [] "in a tar\\n" links=add/tar/top/a.txt,add/tar/top/hard');
       expect(t.get('add/tgz/gz/b.txt')).toMatch(/^file 0644 7:8 /);
