@@ -3,8 +3,8 @@
 // everything they made is removed (and checked gone) afterwards.
 //
 // Why these flags, on this kind of host (a VM with a hybrid cgroup v1/v2 layout):
-//   --storage-driver vfs  layers are plain directories: `buildah mount` mounts nothing, and
-//                         no overlay mount can outlive a test
+//   --storage-driver vfs  each layer is a plain directory with the whole tree: mounting an
+//                         image mounts nothing, and no overlay mount can outlive a test
 //   --isolation chroot    buildah's RUN without an OCI runtime: crun 1.8 refuses hybrid
 //                         cgroups ("cgroups in hybrid mode not supported")
 //   --format docker       keeps HEALTHCHECK, ONBUILD, SHELL and MAINTAINER (OCI drops them)
