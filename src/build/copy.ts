@@ -15,7 +15,7 @@ import { TsrunError, errnoOf } from '../errors.js';
 import { decompressSniffed, sniff } from '../image/compression.js';
 import { extract, feed, pack as tarPack, xattrPax, type Header, type Pack, type PackHeader } from '../image/tar.js';
 import { cleanPath } from '../image/unpack-paths.js';
-import { LowerLayers, lstatOrUndefined } from '../overlay/lower-layers.js';
+import type { LowerLayers } from '../overlay/lower-layers.js';
 import { carriedXattrs } from '../overlay/xattrs.js';
 import { copyFromStream, copyToStream } from '../container/cp.js';
 import type { Found } from '../container/lookup.js';
@@ -330,4 +330,3 @@ export function isArchive(path: string): boolean {
   }
 }
 
-export { lstatOrUndefined };

@@ -114,7 +114,7 @@ export async function copyToStream(found: Found, path: string, out: Writable, op
     try {
       const name = side.base(path) || '.';
       await writeTar(out, async (w) => {
-        await w.add({ rel: name, path: loc.path, st }, name);
+        await w.add({ rel: name, path: loc.path, st, followed: loc.follow }, name);
         if (!st.isDirectory()) return;
         const dir = fs.openSync(loc.path, O_RDONLY | O_DIRECTORY | libc.O_CLOEXEC | (loc.follow ? 0 : O_NOFOLLOW));
         try {

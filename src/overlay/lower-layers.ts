@@ -8,8 +8,6 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { lstatOrUndefined } from './walk.js';
 import { isOpaque, isWhiteout } from './whiteouts.js';
-/** Now in walk.ts; exported here too for the importers written before the move. */
-export { lstatOrUndefined } from './walk.js';
 
 /**
  * The image's layers as overlayfs merges them (top first), for lookups by relative path.

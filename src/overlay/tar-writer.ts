@@ -59,7 +59,7 @@ export class TarWriter {
     }
     let fd: number;
     try {
-      fd = fs.openSync(e.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      fd = fs.openSync(e.path, O_RDONLY | (e.followed ? 0 : O_NOFOLLOW) | O_CLOEXEC);
     } catch (err) {
       if (errnoOf(err) === 'ENOENT') return; // deleted meanwhile (a running container)
       throw err;

@@ -34,6 +34,11 @@ export interface WalkEntry {
   /** fdPath(parent, name): safe for lstat, readlink, lchown, and opens with O_NOFOLLOW. */
   path: string;
   st: fs.Stats;
+  /**
+   * `path` is `/proc/self/fd/N` of an O_PATH fd that already followed a symlink (`cp -L`): the
+   * magic link names that very inode, so it is opened without O_NOFOLLOW (which would refuse it).
+   */
+  followed?: boolean;
 }
 
 /**

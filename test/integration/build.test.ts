@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describePrivileged, TestEnv, type Result } from './helpers/env.js';
+import { describePrivileged, repoRoot, TestEnv, type Result } from './helpers/env.js';
 import { loadBusybox } from './helpers/images.js';
 
 describePrivileged('tsrun build', () => {
@@ -38,6 +38,10 @@ describePrivileged('tsrun build', () => {
     env = new TestEnv('build');
     work = mkdtempSync(join(tmpdir(), 'tsrun-build-'));
     loadBusybox(env);
+    // From an OCI layout the store keeps the compressed layers: what `--output` (like push) needs.
+    const layout = join(work, 'oci-busybox');
+    execFileSync(process.execPath, [join(repoRoot, 'scripts', 'make-busybox-image.mjs'), '--out', layout, '--format', 'oci', '--name', 'docker.io/library/ocibox:latest']);
+    ok(['load', '-q', '-i', layout]);
   });
   afterAll(async () => {
     const ids = containers();
@@ -168,7 +172,7 @@ describePrivileged('tsrun build', () => {
 
   it('--target, -f outside the context, .dockerignore, --iidfile, --label, --output and a context on stdin', () => {
     const dir = context('multi', {
-      Dockerfile: 'FROM busybox AS base\nRUN echo base > /base\nFROM base AS test\nRUN echo test > /test\nFROM busybox\nCOPY --from=base /base /from-base\nCOPY . /ctx/\n',
+      Dockerfile: 'ARG BASE=busybox\nFROM $BASE AS base\nRUN echo base > /base\nFROM base AS test\nRUN echo test > /test\nFROM $BASE\nCOPY --from=base /base /from-base\nCOPY . /ctx/\n',
       '.dockerignore': 'secret*\n!secret-ok\nnested/**/skip\n',
       'secret.key': 'no',
       'secret-ok': 'yes',
@@ -189,7 +193,7 @@ describePrivileged('tsrun build', () => {
     expect(ok(['run', '--rm', '--network', 'none', ok(['build', '-q', '-f', outside, dir]).stdout.trim(), 'cat', '/ok']).stdout).toBe('yes');
     // An archive instead of (besides) the store: skopeo reads it.
     const archive = join(work, 'out.tar');
-    ok(['build', '-q', '--output', `type=oci,dest=${archive}`, '-t', 'archived', dir]);
+    ok(['build', '-q', '--build-arg', 'BASE=ocibox', '--output', `type=oci,dest=${archive}`, '-t', 'archived', dir]);
     expect(existsSync(archive)).toBe(true);
     const skopeo = execFileSync('skopeo', ['inspect', '--config', `docker-archive:${archive}`], { encoding: 'utf8' });
     expect(JSON.parse(skopeo).rootfs.diff_ids).toEqual(inspect('archived').RootFS.Layers);

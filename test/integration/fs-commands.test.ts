@@ -118,6 +118,9 @@ describePrivileged('container file system commands', () => {
         expect(lstatSync(host(`${state}-etc`)).isDirectory()).toBe(true);
         expect(readFileSync(host(`${state}-etc`, 'shadow'), 'utf8')).toBe('container-shadow\n');
         expect(existsSync(host(`${state}-etc`, 'os-release'))).toBe(false);
+        // -L of a file to stdout (was an internal error: the followed file was opened O_NOFOLLOW).
+        const tar = ok('cp', '-L', `${name}:/trap/shadow`, '-');
+        expect(execFileSync('tar', ['-xO'], { input: tar, encoding: 'utf8' })).toBe('container-shadow\n');
         ok('cp', `${name}:/data`, host(`${state}-data`));
         expect(readlinkSync(host(`${state}-data`, 'link'))).toBe('/etc');
         expect(readFileSync(host(`${state}-data`, 'file'), 'utf8')).toBe('inside\n');
