@@ -23,6 +23,7 @@ interface BuildFlags {
   output?: string;
   progress: string;
   platform?: string;
+  cgroupParent: string;
   memory?: string;
   cpus?: string;
 }
@@ -67,6 +68,7 @@ function addBuild(cmd: Command): void {
     .option('--network <mode>', 'network of RUN steps: default (the bridge), none or host', 'default')
     .option('-o, --output <type=oci|docker,dest=FILE>', 'also write the image to an archive (oci-archive or docker-archive; tsrun\'s is both)')
     .option('--progress <type>', 'auto, plain or tty', 'auto')
+    .option('--cgroup-parent <path>', 'parent cgroup of RUN steps\' containers (env TSRUN_CGROUP_PARENT)', process.env.TSRUN_CGROUP_PARENT ?? 'tsrun')
     .option('--platform <os/arch>', 'the platform to build for (tsrun builds for this machine only)')
     .addHelpText('after', '\nRUN steps run as ordinary tsrun containers, with tsrun\'s security defaults (no-new-privileges among them).');
   addResourceOptions(cmd);
@@ -124,6 +126,7 @@ function addBuild(cmd: Command): void {
         labels,
         network,
         resources: resourceFlags(flags),
+        cgroupParent: flags.cgroupParent,
         ...(flags.platform !== undefined && { platform: flags.platform }),
         tsrunCommand: tsrunCommand(g.root),
         onEvent: (e) => view.event(e),

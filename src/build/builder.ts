@@ -66,6 +66,8 @@ export interface BuildOptions {
   /** RUN's network, unless a RUN says `--network=`. */
   network: 'default' | 'none' | 'host';
   resources: ResourceFlags;
+  /** --cgroup-parent of RUN steps' containers. */
+  cgroupParent?: string;
   platform?: string;
   /** How a container's monitor calls tsrun back (see StartOptions). */
   tsrunCommand: string[];
@@ -562,7 +564,7 @@ class Builder {
   }
 
   private containerOptions(run: { args: string[]; env: string[]; volumes?: string[]; network: 'none' | 'host' | undefined }) {
-    const flags: RunFlagValues = { ...this.opts.resources, pid: '', ipc: '', uts: '', entrypoint: '', env: run.env, volume: run.volumes ?? [], ...(run.network && { network: run.network }) };
+    const flags: RunFlagValues = { ...this.opts.resources, cgroupParent: this.opts.cgroupParent, pid: '', ipc: '', uts: '', entrypoint: '', env: run.env, volume: run.volumes ?? [], ...(run.network && { network: run.network }) };
     const options = parseRunOptions(flags, run.args, { readFile: (p) => fs.readFileSync(p, 'utf8'), env: {}, stdinIsTty: false });
     return { ...options, labels: { [BUILD_LABEL]: builderId() } };
   }
