@@ -2,6 +2,7 @@
 // tsrun history IMAGE                  (also: tsrun image history)
 // tsrun builder prune                  the layer cache nobody uses
 import { writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { BuildEvent } from '../src/build/builder.js';
 import type { ResourceFlags } from '../src/cgroups/index.js';
@@ -20,6 +21,7 @@ interface BuildFlags {
   quiet?: boolean;
   iidfile?: string;
   network: string;
+  allow: string[];
   output?: string;
   progress: string;
   platform?: string;
@@ -66,6 +68,7 @@ function addBuild(cmd: Command): void {
     .option('-q, --quiet', 'print only the image ID (a failing step\'s output still shows)')
     .option('--iidfile <file>', 'write the image ID to this file')
     .option('--network <mode>', 'network of RUN steps: default (the bridge), none or host', 'default')
+    .option('--allow <entitlement>', 'network.host: let RUN --network=host have the host\'s network (repeatable)', collect, [])
     .option('-o, --output <type=oci|docker,dest=FILE>', 'also write the image to an archive (oci-archive or docker-archive; tsrun\'s is both)')
     .option('--progress <type>', 'auto, plain or tty', 'auto')
     .option('--cgroup-parent <path>', 'parent cgroup of RUN steps\' containers (env TSRUN_CGROUP_PARENT)', process.env.TSRUN_CGROUP_PARENT ?? 'tsrun')
@@ -97,6 +100,7 @@ function addBuild(cmd: Command): void {
     }));
     const network = flags.network === 'bridge' ? 'default' : flags.network;
     if (network !== 'default' && network !== 'none' && network !== 'host') throw flagError('--network', flags.network, 'RUN steps take default, none or host');
+    for (const a of flags.allow) if (a !== 'network.host') throw flagError('--allow', a, 'tsrun knows network.host');
     const output = flags.output === undefined ? undefined : parseOutput(flags.output);
     if (!['auto', 'plain', 'tty'].includes(flags.progress)) throw flagError('--progress', flags.progress, 'expected auto, plain or tty');
     if (flags.file === '-' && contextPath === '-') throw new TsrunError('EINVAL_FLAG', 'the context and the Dockerfile cannot both come from stdin');
@@ -108,7 +112,10 @@ function addBuild(cmd: Command): void {
       import('../src/image/store.js'),
     ]);
     const store = await ImageStore.open(g.root);
-    const ctx = await openContext({ path: contextPath, stdin: process.stdin, tempRoot: await store.makeTempDir('context') });
+    // Only a context on stdin is unpacked: into a private dir of the store's tmp (a killed
+    // build's is removed when the store is next opened).
+    const tmp = contextPath === '-' ? await store.makeTempDir('context') : undefined;
+    const ctx = await openContext({ path: contextPath, stdin: process.stdin, tempRoot: tmp ?? store.root });
     const view = flags.quiet ? new QuietView() : flags.progress === 'tty' || (flags.progress === 'auto' && process.stderr.isTTY) ? new TtyView() : new PlainView();
     try {
       const df = ctx.dockerfileFromStdin !== undefined ? { text: ctx.dockerfileFromStdin, name: 'Dockerfile' } : await readDockerfile(ctx, flags.file, process.stdin);
@@ -125,6 +132,7 @@ function addBuild(cmd: Command): void {
         pull: flags.pull ?? false,
         labels,
         network,
+        allowHostNetwork: flags.allow.includes('network.host'),
         resources: resourceFlags(flags),
         cgroupParent: flags.cgroupParent,
         ...(flags.platform !== undefined && { platform: flags.platform }),
@@ -152,6 +160,7 @@ function addBuild(cmd: Command): void {
       return report(err);
     } finally {
       await ctx.close();
+      if (tmp) await rm(tmp, { recursive: true, force: true });
     }
   }));
 }

@@ -19,7 +19,7 @@
 // what the cache or an image references), and the image is recorded last.
 import * as fs from 'node:fs';
 import { join, posix } from 'node:path';
-import { TsrunError, errnoOf } from '../errors.js';
+import { TsrunError } from '../errors.js';
 import { chainIds, sha256 } from '../image/digest.js';
 import { layerBlob } from '../image/save.js';
 import type { ImageStore } from '../image/store.js';
@@ -42,9 +42,10 @@ import { startContainer } from '../container/start.js';
 import { resolveUser } from '../container/user.js';
 import type { ResourceFlags } from '../cgroups/index.js';
 import type { BuildContext } from './context.js';
+import { copyAsLayer } from './copy-layer.js';
 import { contextSources, copyInto, destinationIsDir, isArchive, statInImage, type CopySource, type CopyTarget } from './copy.js';
 import { sourcesDigest } from './context.js';
-import { evaluate, heredocWord } from './expand.js';
+import { evaluate, expandWord, heredocWord } from './expand.js';
 import { applyMetadata, argvOf, createdBy, envValue, workdirOf } from './image-config.js';
 import type { Dockerfile, Instruction, RawInstruction, Stage } from './instructions.js';
 import { parseInstruction } from './parse.js';
@@ -63,8 +64,10 @@ export interface BuildOptions {
   /** --pull: always pull base images, even when the store has them. */
   pull: boolean;
   labels: Record<string, string>;
-  /** RUN's network, unless a RUN says `--network=`. */
+  /** RUN's network, unless a RUN says `--network=` (within what runNetwork allows). */
   network: 'default' | 'none' | 'host';
+  /** `--allow network.host`: a Dockerfile's `RUN --network=host` may have the host's network. */
+  allowHostNetwork?: boolean;
   resources: ResourceFlags;
   /** --cgroup-parent of RUN steps' containers. */
   cgroupParent?: string;
@@ -121,6 +124,7 @@ class Builder {
   private step = 0;
   /** The stage being built (`AS name`), for step labels. */
   private stageName: string | undefined;
+  private currentStage = 0;
   private total = 0;
 
   constructor(
@@ -154,6 +158,11 @@ class Builder {
       }
       this.warnUnusedArgs();
       return await this.record(last!);
+    } catch (err) {
+      // What the cache does not keep (a failed step's layer, the image's own blobs) goes.
+      await this.flushCache().catch(() => {});
+      await this.store.discard(this.created).catch(() => {});
+      throw err;
     } finally {
       await this.flushCache().catch(() => {});
     }
@@ -182,7 +191,9 @@ class Builder {
     const visit = (s: Stage) => {
       if (want.has(s.index)) return;
       want.add(s.index);
-      const refs = [s.from.args.trim().split(/\s+/)[0] ?? '', ...s.instructions.filter((i) => i.keyword === 'COPY' && i.flags.from !== undefined).map((i) => i.flags.from!)];
+      const from = this.evaluate(s.from, this.globalScope);
+      const copies = s.instructions.filter((i) => i.keyword === 'COPY' && i.flags.from !== undefined);
+      const refs = [from.kind === 'FROM' ? from.image : '', ...copies.map((i) => expandWord(i.flags.from!, this.globalScope, this.df.escape))];
       for (const r of refs) {
         const dep = this.stageNamed(r, s.index);
         if (dep) visit(dep);
@@ -190,6 +201,22 @@ class Builder {
     };
     visit(target);
     return this.df.stages.filter((s) => want.has(s.index));
+  }
+
+  /** What FROM lines see: the ARGs before the first FROM, and BuildKit's platform ARGs. */
+  private readonly globalScope = (name: string): string | undefined =>
+    this.globalArgs.has(name) ? this.globalArgs.get(name) : automaticArg(name, this.platform);
+
+  /**
+   * A name that is a stage of this Dockerfile but not one built before `index` (a later stage,
+   * or itself): an error, never an image of that name pulled from a registry.
+   */
+  private refuseStageOutOfOrder(ref: string, index: number, what: string): void {
+    const r = ref.toLowerCase();
+    const stage = this.df.stages.find((s) => s.name === r || (/^\d+$/.test(r) && String(s.index) === r));
+    if (stage && (stage.index >= index || !this.finished.has(stage.index))) {
+      throw new TsrunError('EBUILD', `${what}: stage "${ref}" is not built before this one (a stage can use only the stages above it)`);
+    }
   }
 
   /** An earlier stage by name or number, as FROM and COPY --from name them. */
@@ -201,6 +228,7 @@ class Builder {
   private async buildStage(stage: Stage): Promise<State> {
     const label = stage.name;
     this.stageName = label;
+    this.currentStage = stage.index;
     let state = await this.from(stage);
     const triggers = state.config.config?.OnBuild ?? [];
     if (triggers.length > 0) {
@@ -218,7 +246,18 @@ class Builder {
   private async from(stage: Stage): Promise<State> {
     const step = this.begin(stage.from.source.text, stage.name);
     const started = Date.now();
-    const inst = this.evaluate(stage.from, (n) => this.globalArgs.get(n) ?? undefined);
+    try {
+      const state = await this.base(stage);
+      this.opts.onEvent({ type: 'done', step, ms: Date.now() - started });
+      return state;
+    } catch (err) {
+      if (err instanceof TsrunError && err.message.startsWith(`${this.df.file}:`)) throw err;
+      throw this.fail(stage.from, `${this.where(step, stage.name)} ${stage.from.source.text}: ${err instanceof Error ? err.message : String(err)}`, err);
+    }
+  }
+
+  private async base(stage: Stage): Promise<State> {
+    const inst = this.evaluate(stage.from, this.globalScope);
     if (inst.kind !== 'FROM') throw this.fail(stage.from, 'expected FROM');
     if (inst.platform !== undefined && !platformMatches(this.platform, parsePlatform(inst.platform))) {
       throw this.fail(stage.from, `--platform=${inst.platform}: tsrun builds for this machine only (${formatPlatform(this.platform)})`);
@@ -233,6 +272,7 @@ class Builder {
     });
     let state: State;
     const earlier = this.stageNamed(inst.image, stage.index);
+    if (!earlier) this.refuseStageOutOfOrder(inst.image, stage.index, `FROM ${inst.image}`);
     if (inst.image.toLowerCase() === 'scratch') {
       const { architecture, os, variant } = this.platform;
       state = fresh({ architecture, os, ...(variant && { variant }), config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] }, [], false, sha256('scratch'));
@@ -240,21 +280,20 @@ class Builder {
       const s = this.finished.get(earlier.index)!;
       state = fresh(s.config, s.layers, s.docker, s.key);
     } else {
-      const image = await this.image(inst.image, stage.from);
+      const image = await this.image(inst.image);
       const manifest = JSON.parse((await this.store.readBlob(image.manifestDigest)).toString('utf8')) as ImageManifest;
       const layers: Descriptor[] = [];
       for (const [i, d] of manifest.layers.entries()) layers.push((await layerBlob(this.store, d, image.config.rootfs.diff_ids[i]!)) ?? d);
       state = fresh(image.config, layers, manifest.mediaType === MediaType.dockerManifest, sha256(`image:${image.id}`));
     }
-    this.opts.onEvent({ type: 'done', step, ms: Date.now() - started });
     return state;
   }
 
-  private async image(name: string, raw: RawInstruction): Promise<ImageRecord> {
+  private async image(name: string): Promise<ImageRecord> {
     try {
       parseReference(name);
     } catch (err) {
-      throw this.fail(raw, `invalid image reference "${name}": ${(err as Error).message}`);
+      throw new TsrunError('EBUILD', `invalid image reference "${name}": ${(err as Error).message}`);
     }
     const hooks: PullHooks = {
       onPull: (message) => this.opts.onEvent({ type: 'pull', message }),
@@ -334,13 +373,22 @@ class Builder {
 
   /** Runs a step, or takes its result from the cache. */
   private async cachedStep(state: State, raw: RawInstruction, inst: Instruction, step: number): Promise<{ state: State; cached: boolean }> {
+    const cleanup: Array<() => Promise<void>> = [];
+    try {
+      return await this.keyedStep(state, raw, inst, step, cleanup);
+    } finally {
+      for (const c of cleanup.reverse()) await c().catch(() => {});
+    }
+  }
+
+  private async keyedStep(state: State, raw: RawInstruction, inst: Instruction, step: number, cleanup: Array<() => Promise<void>>): Promise<{ state: State; cached: boolean }> {
     const args = this.argsEnv(state);
-    const copy = inst.kind === 'COPY' || inst.kind === 'ADD' ? await this.prepareCopy(state, inst) : undefined;
+    const copy = inst.kind === 'COPY' || inst.kind === 'ADD' ? await this.prepareCopy(state, inst, cleanup) : undefined;
     const key = sha256(
       JSON.stringify({
         parent: state.key,
         inst,
-        ...(inst.kind === 'RUN' && { args: args.keyed, network: inst.network ?? this.opts.network }),
+        ...(inst.kind === 'RUN' && { args: args.keyed, network: this.runNetwork(inst) }),
         ...(copy && { sources: copy.digest }),
       }),
     );
@@ -352,8 +400,10 @@ class Builder {
     } else {
       let layer: NewLayer | undefined;
       if (inst.kind === 'RUN') layer = await this.runStep(state, inst, args.all, step, raw);
-      else if (copy) layer = await this.copyStep(state, copy);
+      else if (copy) layer = await this.copyStep(state, copy, cleanup);
       else if (inst.kind === 'WORKDIR') layer = await this.workdirStep(state, inst.path);
+      // A step that changed nothing (RUN ls) keeps no layer, as docker's: the one stored goes.
+      if (layer?.empty) await this.store.discard({ layers: [layer.chainId], blobs: [layer.digest] });
       entry = {
         created: now,
         used: now,
@@ -403,10 +453,13 @@ class Builder {
 
   private async runStep(state: State, inst: Extract<Instruction, { kind: 'RUN' }>, argsEnv: string[], step: number, raw: RawInstruction): Promise<NewLayer> {
     const { argv, script } = runArgv(inst, state.config.config ?? {});
-    const network = inst.network ?? this.opts.network;
+    const network = this.runNetwork(inst);
     const scriptDir = script ? await this.store.makeTempDir('heredoc') : undefined;
     try {
       const volumes: string[] = [];
+      if (script && !/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(script.name)) {
+        throw new TsrunError('EBUILD', `a #! heredoc's name must be letters, digits, _ . - (not "${script.name}")`);
+      }
       if (script && scriptDir) {
         fs.writeFileSync(join(scriptDir, 'script'), script.body, { mode: 0o755 });
         volumes.push(`${join(scriptDir, 'script')}:${HEREDOC_DIR}/${script.name}:ro`);
@@ -416,6 +469,22 @@ class Builder {
     } finally {
       if (scriptDir) fs.rmSync(scriptDir, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * A RUN's network. The build's `--network` bounds what a Dockerfile (or a base image's ONBUILD
+   * trigger) may ask for: nothing under `none`, and the host's network only when the user gave
+   * it (`--network host`, or `--allow network.host` as BuildKit's entitlement).
+   */
+  private runNetwork(inst: Extract<Instruction, { kind: 'RUN' }>): 'default' | 'none' | 'host' {
+    const asked = inst.network ?? this.opts.network;
+    if (this.opts.network === 'none' && asked !== 'none') {
+      throw new TsrunError('EBUILD', `RUN --network=${asked}: this build runs with --network none`);
+    }
+    if (asked === 'host' && this.opts.network !== 'host' && !this.opts.allowHostNetwork) {
+      throw new TsrunError('EBUILD', "RUN --network=host needs the build's --allow network.host (a Dockerfile does not get the host's network unasked)");
+    }
+    return asked;
   }
 
   /** Starts the step's container with its output into a file (shown as it grows), then commits it. */
@@ -436,13 +505,13 @@ class Builder {
       throw new TsrunError(
         'EBUILD',
         `${this.df.file}:${raw.source.line}: ${this.where(step, this.stageName)} ${raw.source.text}: process "${argv.join(' ')}" did not complete successfully: exit code: ${status.code}${oom}`,
-        { exitCode: 1, cause: new StepOutput(fs.readFileSync(log, 'utf8')) },
+        { exitCode: 1, cause: new StepOutput(lastBytes(log, OUTPUT_SHOWN)) },
       );
     }
     return commitLayer(this.store, found, state.config.rootfs.diff_ids, { pause: false }, this.created);
   }
 
-  private async prepareCopy(state: State, inst: Extract<Instruction, { kind: 'COPY' | 'ADD' }>): Promise<{ sources: CopySource[]; target: CopyTarget; destDir: boolean; digest: string; cleanup: Array<() => Promise<void>> }> {
+  private async prepareCopy(state: State, inst: Extract<Instruction, { kind: 'COPY' | 'ADD' }>, cleanup: Array<() => Promise<void>>): Promise<PreparedCopy> {
     const config = state.config.config ?? {};
     const destIsDir = inst.dest.endsWith('/') || inst.dest === '.' || inst.dest.endsWith('/.');
     const target: CopyTarget = { dest: workdirOf(config, inst.dest), destIsDir };
@@ -451,8 +520,8 @@ class Builder {
     if (inst.chown !== undefined) target.owner = chownIds(inst.chown, dirs);
     if (inst.chmod !== undefined) target.mode = Number.parseInt(inst.chmod, 8);
     const sources: CopySource[] = [];
-    const cleanup: Array<() => Promise<void>> = [];
     const parts: string[] = [];
+    let from: PreparedCopy['from'];
     let count = 0;
     let wildcard = false;
     const heredocs = new Map(inst.heredocs.map((h) => [h.name, h]));
@@ -476,21 +545,21 @@ class Builder {
       }
     }
     if (plain.length > 0 && inst.from !== undefined) {
-      const from = await this.fromSource(inst.from, state);
-      cleanup.push(from.remove);
       for (const p of plain) {
         if (/[*?[]/.test(p)) throw new TsrunError('EBUILD', `COPY --from: wildcards are not supported by tsrun yet (${p})`);
-        sources.push({ kind: 'container', found: from.found, path: posix.resolve('/', p) });
-        parts.push(`from:${from.key}:${p}`);
-        count++;
       }
+      const source = await this.fromState(inst.from);
+      from = { state: source, paths: plain.map((p) => posix.resolve('/', p)) };
+      parts.push(`from:${source.key}:${JSON.stringify(plain)}`);
+      count += plain.length;
     } else if (plain.length > 0) {
       const ctx = contextSources(this.opts.context, plain);
       wildcard = ctx.wildcard;
       for (const s of ctx.sources) {
         if (s.kind !== 'context') continue;
         if (inst.kind === 'ADD') {
-          const archives = s.matches.filter((m) => m.stat.isFile() && isArchive(m.path));
+          const archives: typeof s.matches = [];
+          for (const m of s.matches) if (m.stat.isFile() && (await isArchive(m.path))) archives.push(m);
           for (const a of archives) sources.push({ kind: 'archive', entry: a });
           const rest = s.matches.filter((m) => !archives.includes(m));
           if (rest.length > 0) sources.push({ ...s, matches: rest });
@@ -503,70 +572,81 @@ class Builder {
     }
     const onlyArchives = sources.length > 0 && sources.every((s) => s.kind === 'archive');
     const destDir = onlyArchives || destinationIsDir(lowers, target, count, wildcard) || sources.some((s) => s.kind === 'archive');
-    return { sources, target, destDir, digest: sha256(parts.join('\n')), cleanup };
+    target.destExists = statInImage(lowers, target.dest)?.isDirectory() ?? false;
+    if (target.owner) target.makeDirs = missingDirs(lowers, destDir ? target.dest : posix.dirname(target.dest));
+    return { sources, target, destDir, digest: sha256(parts.join('\n')), ...(from && { from }) };
   }
 
-  private async copyStep(state: State, copy: { sources: CopySource[]; target: CopyTarget; destDir: boolean; cleanup: Array<() => Promise<void>> }): Promise<NewLayer> {
-    try {
-      return await this.withContainer(state, { args: ['/'], env: [], network: 'none' }, async (found) => {
-        await copyInto(found, copy.sources, copy.target, copy.destDir);
-        return commitLayer(this.store, found, state.config.rootfs.diff_ids, { pause: false }, this.created);
-      });
-    } finally {
-      for (const c of copy.cleanup) await c().catch(() => {});
+  private async copyStep(state: State, copy: PreparedCopy, cleanup: Array<() => Promise<void>>): Promise<NewLayer> {
+    const parent = state.config.rootfs.diff_ids;
+    // Files from the context, heredocs and downloads go straight into a layer (copy-layer.ts);
+    // archives and --from are read and unpacked through a container, as `cp` does.
+    if (!copy.from && copy.sources.every((s) => s.kind === 'context' || s.kind === 'heredoc' || s.kind === 'url' || s.kind === 'mkdir')) {
+      return { ...(await copyAsLayer(this.store, await this.lowers(state), parent, copy, this.created)), empty: false };
     }
+    const sources = [...copy.sources];
+    if (copy.from) {
+      const found = await this.createFor(copy.from.state, { args: ['/'], env: [], network: 'none' });
+      cleanup.push(() => removeContainer(this.opts.root, found, true));
+      for (const path of copy.from.paths) sources.push({ kind: 'container', found, path });
+    }
+    return this.withContainer(state, { args: ['/'], env: [], network: 'none' }, async (found) => {
+      await copyInto(found, sources, copy.target, copy.destDir);
+      return commitLayer(this.store, found, parent, { pause: false }, this.created);
+    });
   }
 
   /** WORKDIR makes its directory when the image has none there (docker does, owned by root). */
   private async workdirStep(state: State, path: string): Promise<NewLayer | undefined> {
     const dir = workdirOf(state.config.config ?? {}, path);
-    const lowers = new LowerLayers((await this.layerRecords(state)).map((l) => l.dir).reverse());
+    const lowers = await this.lowers(state);
     const st = statInImage(lowers, dir);
     if (st?.isDirectory()) return undefined;
     if (st) throw new TsrunError('EBUILD', `WORKDIR ${dir}: it exists in the image and is not a directory`);
-    return this.withContainer(state, { args: ['/'], env: [], network: 'none' }, async (found) => {
-      await copyInto(found, [{ kind: 'mkdir' }], { dest: dir, destIsDir: true }, true);
-      return commitLayer(this.store, found, state.config.rootfs.diff_ids, { pause: false }, this.created);
-    });
+    const copy = { sources: [{ kind: 'mkdir' as const }], target: { dest: dir, destIsDir: true }, destDir: true };
+    return { ...(await copyAsLayer(this.store, lowers, state.config.rootfs.diff_ids, copy, this.created)), empty: false };
   }
 
-  /** COPY --from: a created container on an earlier stage's result or on an image. */
-  private async fromSource(ref: string, state: State): Promise<{ found: Found; key: string; remove: () => Promise<void> }> {
-    const stage = [...this.finished.entries()].find(([i]) => {
-      const s = this.df.stages[i]!;
-      return s.name === ref.toLowerCase() || String(i) === ref;
-    });
-    let source: State;
-    if (stage) {
-      source = stage[1];
-    } else {
-      const image = await this.image(ref, { keyword: 'COPY', source: { file: this.df.file, line: 0, text: '' }, flags: {}, args: '', heredocs: [] });
-      const manifest = JSON.parse((await this.store.readBlob(image.manifestDigest)).toString('utf8')) as ImageManifest;
-      source = { config: image.config, layers: manifest.layers, docker: false, key: sha256(`image:${image.id}`), cmdSet: false, args: new Map() };
-    }
-    void state;
-    const image = await this.imageRecord(source);
-    const record = await createContainer({ storeRoot: this.opts.root, image, imageName: 'tsrun-build', options: this.containerOptions({ args: ['/'], env: [], network: 'none' }) });
-    const found: Found = { paths: new ContainerPaths(this.opts.root, record.id), record };
-    return { found, key: source.key, remove: () => removeContainer(this.opts.root, found, true) };
+  /** The state's layers merged, for lookups without a mount. */
+  private async lowers(state: State): Promise<LowerLayers> {
+    return new LowerLayers((await this.layerRecords(state)).map((l) => l.dir).reverse());
+  }
+
+  /** COPY --from: an earlier stage's result, or an image (pulled if missing). */
+  private async fromState(ref: string): Promise<State> {
+    const stage = this.stageNamed(ref, this.currentStage);
+    if (stage && this.finished.has(stage.index)) return this.finished.get(stage.index)!;
+    this.refuseStageOutOfOrder(ref, this.currentStage, `COPY --from=${ref}`);
+    const image = await this.image(ref);
+    return { config: image.config, layers: [], docker: false, key: sha256(`image:${image.id}`), cmdSet: false, args: new Map() };
   }
 
   /** A created container on the state's layers, removed (mount, cgroup, files) whatever happens. */
-  private async withContainer<T>(state: State, run: { args: string[]; env: string[]; volumes?: string[]; network: 'none' | 'host' | undefined }, fn: (found: Found) => Promise<T>): Promise<T> {
-    const image = await this.imageRecord(state);
-    const record = await createContainer({ storeRoot: this.opts.root, image, imageName: 'tsrun-build', options: this.containerOptions(run) });
-    const found: Found = { paths: new ContainerPaths(this.opts.root, record.id), record };
+  private async withContainer<T>(state: State, run: RunSpec, fn: (found: Found) => Promise<T>): Promise<T> {
+    const found = await this.createFor(state, run);
+    let failed = false;
     try {
       return await fn(found);
+    } catch (err) {
+      failed = true;
+      throw err;
     } finally {
-      await removeContainer(this.opts.root, found, true);
+      // The step's own error is the one to report: a removal failing after it stays quiet.
+      await removeContainer(this.opts.root, found, true).catch((err: unknown) => {
+        if (!failed) throw err;
+      });
     }
   }
 
-  private containerOptions(run: { args: string[]; env: string[]; volumes?: string[]; network: 'none' | 'host' | undefined }) {
+  private async createFor(state: State, run: RunSpec): Promise<Found> {
+    const image = await this.imageRecord(state);
+    const record = await createContainer({ storeRoot: this.opts.root, image, imageName: 'tsrun-build', options: this.containerOptions(run), buildOwner: builderId() });
+    return { paths: new ContainerPaths(this.opts.root, record.id), record };
+  }
+
+  private containerOptions(run: RunSpec) {
     const flags: RunFlagValues = { ...this.opts.resources, cgroupParent: this.opts.cgroupParent, pid: '', ipc: '', uts: '', entrypoint: '', env: run.env, volume: run.volumes ?? [], ...(run.network && { network: run.network }) };
-    const options = parseRunOptions(flags, run.args, { readFile: (p) => fs.readFileSync(p, 'utf8'), env: {}, stdinIsTty: false });
-    return { ...options, labels: { [BUILD_LABEL]: builderId() } };
+    return parseRunOptions(flags, run.args, { readFile: (p) => fs.readFileSync(p, 'utf8'), env: {}, stdinIsTty: false });
   }
 
   /** The state as an image `createContainer` can take: its layers unpacked and finished. */
@@ -639,9 +719,7 @@ class Builder {
   }
 }
 
-/** The label on a build's containers: which tsrun process made them (`PID@START-TIME`). */
-const BUILD_LABEL = 'tsrun.build';
-
+/** Which tsrun process makes a build's containers (`PID@START-TIME`: a PID alone is reused). */
 function builderId(): string {
   return `${process.pid}@${processStartTime(process.pid) ?? '?'}`;
 }
@@ -654,11 +732,44 @@ async function removeAbandoned(root: string): Promise<void> {
   for (const id of listIds(root)) {
     const paths = new ContainerPaths(root, id);
     const record = readRecord(paths);
-    const owner = record?.labels?.[BUILD_LABEL];
+    const owner = record?.buildOwner;
     if (!record || owner === undefined) continue;
     const pid = Number(owner.slice(0, owner.indexOf('@')));
     if (pid > 0 && `${pid}@${processStartTime(pid) ?? '?'}` === owner) continue; // that build still runs
     await removeContainer(root, { paths, record }, true).catch(() => {});
+  }
+}
+
+/** What a step's container runs and with what. */
+interface RunSpec {
+  args: string[];
+  env: string[];
+  volumes?: string[];
+  network: 'none' | 'host' | undefined;
+}
+
+/** A COPY/ADD step before it runs: what it reads (for the cache key) and where it writes. */
+interface PreparedCopy {
+  sources: CopySource[];
+  target: CopyTarget;
+  destDir: boolean;
+  digest: string;
+  /** --from: the stage's (or image's) state and the paths read out of it. */
+  from?: { state: State; paths: string[] };
+}
+
+/** How much of a failed RUN's output its error keeps: the end, where the reason usually is. */
+const OUTPUT_SHOWN = 64 * 1024;
+
+function lastBytes(path: string, n: number): string {
+  const fd = fs.openSync(path, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    const buf = Buffer.alloc(Math.min(size, n));
+    fs.readSync(fd, buf, 0, buf.length, size - buf.length);
+    return (size > n ? `[... ${size - n} bytes of output before this]\n` : '') + buf.toString('utf8');
+  } finally {
+    fs.closeSync(fd);
   }
 }
 
@@ -693,14 +804,26 @@ const HEREDOC_DIR = '/dev/pipes';
 
 /**
  * `--chown=user[:group]`, names looked up in the image's /etc/passwd and /etc/group. Without a
- * group, the group of the same name or number (docker's rule: `--chown=1000` is 1000:1000).
+ * group, as BuildKit: a user name takes that user's primary group, a bare uid the same number.
  */
 function chownIds(spec: string, layerDirsTopFirst: string[]): { uid: number; gid: number } {
-  const [user = '', group] = spec.split(':', 2);
-  if (user === '') throw new TsrunError('EBUILD', `--chown=${spec}: no user`);
+  const parts = spec.split(':');
+  if (parts.length > 2 || parts[0] === '') throw new TsrunError('EBUILD', `--chown=${spec}: invalid chown string format (user, user:group, uid or uid:gid)`);
+  const [user = '', group] = parts;
   const u = resolveUser(user, layerDirsTopFirst);
-  const g = resolveUser(`0:${group === undefined || group === '' ? user : group}`, layerDirsTopFirst);
-  return { uid: u.uid, gid: g.gid };
+  if (group === undefined || group === '') return { uid: u.uid, gid: /^\d+$/.test(user) ? u.uid : u.gid };
+  return { uid: u.uid, gid: resolveUser(`0:${group}`, layerDirsTopFirst).gid };
+}
+
+/** `dir` and those of its parents the image does not have, top first (symlinks followed). */
+function missingDirs(lowers: LowerLayers, dir: string): string[] {
+  const out: string[] = [];
+  let prefix = '';
+  for (const part of dir.split('/').filter(Boolean)) {
+    prefix = `${prefix}/${part}`;
+    if (out.length > 0 || !statInImage(lowers, prefix)) out.push(prefix);
+  }
+  return out;
 }
 
 /** BuildKit's automatic platform ARGs (they still need an ARG line to be seen). */
@@ -735,9 +858,8 @@ class Tail {
     let fd: number;
     try {
       fd = fs.openSync(this.path, 'r');
-    } catch (err) {
-      if (errnoOf(err) === 'ENOENT') return;
-      throw err;
+    } catch {
+      return; // gone with its container, or not there yet: nothing to show
     }
     try {
       const buf = Buffer.alloc(64 * 1024);

@@ -21,6 +21,7 @@ import * as fs from 'node:fs';
 import { posix } from 'node:path';
 import { TsrunError, errnoOf, wrap } from '../errors.js';
 import * as libc from '../sys/libc.js';
+import { carriedXattrs } from '../overlay/xattrs.js';
 import type { BuildContext, SourceEntry, WalkEntry } from './context.js';
 import { globSegment, hasWildcards } from './context-ignore.js';
 
@@ -216,18 +217,21 @@ interface Item {
 /**
  * sha256 over every entry of the sources, in walk order: the top's path in the context, the
  * entry's path below it, type, permission bits, owner, symlink target, device numbers, size and
- * a regular file's content sha256. Times and inode numbers are left out, so a fresh checkout or
- * a `touch` keeps the cache (docker's classic builder hashed tar headers without times).
+ * a regular file's content sha256, the extended attributes COPY carries (a `setcap` changes the
+ * layer), and which files are hard links of an earlier one (COPY keeps them as links). Times and
+ * inode numbers are left out, so a fresh checkout or a `touch` keeps the cache (docker's classic
+ * builder hashed tar headers without times).
  */
 export async function sourcesDigest(ctx: BuildContext, matches: SourceEntry[]): Promise<string> {
   const items: Item[] = [];
+  const links = new Map<string, string>();
   for (const top of matches) {
     items.push({ line: `top\0${top.rel}\n` });
-    for (const e of walkSource(ctx, top)) items.push(describe(e));
+    for (const e of walkSource(ctx, top)) items.push(describe(e, `${top.rel}/${e.rel}`, links));
   }
   const contents = await hashFiles(items);
   const h = createHash('sha256');
-  h.update('tsrun-build-sources-v1\n');
+  h.update('tsrun-build-sources-v2\n');
   items.forEach((item, i) => {
     h.update(item.line);
     if (item.file !== undefined) h.update(`${contents[i]}\n`);
@@ -235,15 +239,23 @@ export async function sourcesDigest(ctx: BuildContext, matches: SourceEntry[]): 
   return `sha256:${h.digest('hex')}`;
 }
 
-function describe(e: WalkEntry): Item {
+function describe(e: WalkEntry, name: string, links: Map<string, string>): Item {
   const st = e.stat;
   const type = st.isFile() ? 'f' : st.isDirectory() ? 'd' : st.isSymbolicLink() ? 'l' : st.isCharacterDevice() ? 'c' : st.isBlockDevice() ? 'b' : st.isFIFO() ? 'p' : '?';
   const link = type === 'l' ? fs.readlinkSync(e.path) : '';
   const dev = type === 'c' || type === 'b' ? String(st.rdev) : '';
   // A directory's size is the file system's business, and changes as entries come and go.
   const size = type === 'f' ? st.size : 0;
-  const line = [e.rel, type, (st.mode & 0o7777).toString(8), st.uid, st.gid, link, dev, size].join('\0');
-  return type === 'f' ? { line: `${line}\n`, file: e.path } : { line: `${line}\n` };
+  const xattrs = type === 'l' ? '' : carriedXattrs(e.path).map(([k, v]) => `${k}=${v.toString('hex')}`).sort().join(',');
+  let hardlinkOf = '';
+  if (type === 'f' && st.nlink > 1) {
+    const key = `${st.dev}:${st.ino}`;
+    hardlinkOf = links.get(key) ?? '';
+    if (hardlinkOf === '') links.set(key, name);
+  }
+  const line = [e.rel, type, (st.mode & 0o7777).toString(8), st.uid, st.gid, link, dev, size, xattrs, hardlinkOf].join('\0');
+  // A hard link's content is its first name's: hashed once.
+  return type === 'f' && hardlinkOf === '' ? { line: `${line}\n`, file: e.path } : { line: `${line}\n` };
 }
 
 async function hashFiles(items: Item[]): Promise<string[]> {

@@ -11,9 +11,9 @@
 import * as fs from 'node:fs';
 import { posix } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { TsrunError, errnoOf } from '../errors.js';
-import { decompressSniffed, sniff } from '../image/compression.js';
-import { extract, feed, pack as tarPack, xattrPax, type Header, type Pack, type PackHeader } from '../image/tar.js';
+import { TsrunError } from '../errors.js';
+import { decompressSniffed, isTarHeader, sniff } from '../image/compression.js';
+import { extract, feed, pack as tarPack, xattrPax, xattrsOf, type Header, type Pack, type PackHeader } from '../image/tar.js';
 import { cleanPath } from '../image/unpack-paths.js';
 import type { LowerLayers } from '../overlay/lower-layers.js';
 import { carriedXattrs } from '../overlay/xattrs.js';
@@ -33,10 +33,17 @@ export interface CopyTarget {
   owner?: { uid: number; gid: number };
   /** --chmod, as permission bits. */
   mode?: number;
+  /**
+   * DEST is already a directory in the image (or a symlink to one): it keeps its own attributes,
+   * and a source's top directory entry is not written over it (which would replace a symlink).
+   */
+  destExists?: boolean;
+  /** Directories to make first (missing parents, with --chown's owner, as BuildKit makes them). */
+  makeDirs?: string[];
 }
 
 /** One entry to write: its name relative to the image root, its header, its bytes. */
-interface Item {
+export interface Item {
   header: PackHeader;
   body?: Buffer | (() => Readable);
 }
@@ -124,7 +131,7 @@ export async function copyInto(found: Found, sources: CopySource[], target: Copy
   if (r.status === 'rejected') throw r.reason;
 }
 
-async function write(pack: Pack, item: Item): Promise<void> {
+export async function write(pack: Pack, item: Item): Promise<void> {
   const { header, body } = item;
   await new Promise<void>((resolve, reject) => {
     if (body === undefined || Buffer.isBuffer(body)) {
@@ -145,9 +152,13 @@ function nameIn(target: CopyTarget, destDir: boolean, base: string, rel: string)
   return rel === '' ? top : posix.join(top, rel);
 }
 
-async function* itemsOf(sources: CopySource[], target: CopyTarget, destDir: boolean): AsyncGenerator<Item> {
+export async function* itemsOf(sources: CopySource[], target: CopyTarget, destDir: boolean): AsyncGenerator<Item> {
   const links = new Map<string, string>();
   const owner = (uid: number, gid: number) => target.owner ?? { uid, gid };
+  for (const dir of target.makeDirs ?? []) {
+    const o = owner(0, 0);
+    yield { header: { name: `${dir.replace(/^\/+/, '')}/`, type: 'directory', mode: 0o755, uid: o.uid, gid: o.gid, mtime: new Date() } };
+  }
   for (const s of sources) {
     switch (s.kind) {
       case 'context':
@@ -157,7 +168,8 @@ async function* itemsOf(sources: CopySource[], target: CopyTarget, destDir: bool
           const base = isDir ? '' : posix.basename(top.rel);
           for (const e of walkSource(s.ctx, top)) {
             const name = isDir ? nameIn(target, true, '', e.rel) : nameIn(target, destDir, base, '');
-            const item = contextItem(name, e.path, e.stat, owner(0, 0), target.mode, links);
+            // --chmod is for what is copied, not for DEST itself (made with the source dir's mode).
+            const item = contextItem(name, e.path, e.stat, owner(0, 0), isDir && e.rel === '' ? undefined : target.mode, links);
             if (item) yield item;
           }
         }
@@ -210,13 +222,36 @@ function contextItem(name: string, path: string, st: fs.Stats, owner: { uid: num
     links.set(key, name);
   }
   const size = st.size;
+  const header: PackHeader = { ...base, ...xattrs(), type: 'file', size };
+  // Small files are read at once (a stream per file costs more than the file); big ones stream.
+  // Either way exactly `size` bytes: a file that changed size since it was hashed is an error.
+  if (size <= SMALL_FILE) return { header, body: readExactly(path, size) };
   return {
-    header: { ...base, ...xattrs(), type: 'file', size },
+    header,
     body: () => {
       const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-      return size === 0 ? Readable.from([]) : fs.createReadStream('', { fd, start: 0, end: size - 1 });
+      return fs.createReadStream('', { fd, start: 0, end: size - 1 });
     },
   };
+}
+
+const SMALL_FILE = 1024 * 1024;
+
+function readExactly(path: string, size: number): Buffer {
+  const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    const buf = Buffer.allocUnsafe(size);
+    let done = 0;
+    while (done < size) {
+      const n = fs.readSync(fd, buf, done, size - done, done);
+      if (n === 0) break;
+      done += n;
+    }
+    if (done !== size || fs.fstatSync(fd).size !== size) throw new TsrunError('EBUILD', `${path} changed while it was copied`);
+    return buf;
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** `COPY --from=STAGE|IMAGE PATH`: the path read out of a container made on it, as `cp` reads it. */
@@ -239,9 +274,15 @@ async function* fromContainer(found: Found, path: string, target: CopyTarget, de
         topIsDir = h.type === 'directory';
       }
       const below = rel === top ? '' : rel.slice(top.length + 1);
+      if (topIsDir && below === '' && target.destExists) {
+        entry.resume();
+        continue;
+      }
       const name = topIsDir ? nameIn(target, true, '', below) : nameIn(target, destDir, posix.basename(top), '');
-      const body = h.type === 'file' || h.type === 'contiguous-file' ? await collect(entry) : (entry.resume(), undefined);
-      yield { header: renamed(h, name, target, (link) => (topIsDir ? nameIn(target, true, '', cleanPath(link).slice(top!.length + 1)) : name)), ...(body && { body }) };
+      const header = renamed(h, name, target, (link) => (topIsDir ? nameIn(target, true, '', cleanPath(link).slice(top!.length + 1)) : name), topIsDir && below === '');
+      // The entry's bytes stream through (a file may be bigger than memory); drained if unread.
+      yield { header, ...(isFile(h) && { body: () => Readable.from(entry) }) };
+      entry.resume();
     }
   } finally {
     await reading;
@@ -268,11 +309,15 @@ async function* fromArchive(entry: SourceEntry, target: CopyTarget): AsyncGenera
   for await (const e of ex) {
     const h = e.header;
     const name = place(h.name);
-    const body = h.type === 'file' || h.type === 'contiguous-file' ? await collect(e) : (e.resume(), undefined);
+    if (name === dest && h.type === 'directory' && target.destExists) {
+      e.resume();
+      continue;
+    }
     if (name === dest && h.type !== 'directory') throw new TsrunError('EUNSAFE', `ADD ${entry.rel}: the archive's entry "${h.name}" names the destination itself`);
     const header: PackHeader = { ...headerOf(h), name: h.type === 'directory' ? `${name}/` : name, ...(h.type === 'link' && { linkname: place(h.linkname ?? '') }) };
     if (target.owner) Object.assign(header, target.owner);
-    yield { header, ...(body && { body }) };
+    yield { header, ...(isFile(h) && { body: () => Readable.from(e) }) };
+    e.resume();
   }
   const failed = await fed;
   if (failed) throw failed;
@@ -290,41 +335,63 @@ function headerOf(h: Header): PackHeader {
     ...(h.linkname ? { linkname: h.linkname } : {}),
     devmajor: h.devmajor,
     devminor: h.devminor,
-    ...(h.pax ? { pax: h.pax } : {}),
+    // Only the attributes: a pax `path` or `linkpath` would name the entry as it was, not as renamed.
+    ...xattrHeader(h),
   };
 }
 
-function renamed(h: Header, name: string, target: CopyTarget, link: (l: string) => string): PackHeader {
+function xattrHeader(h: Header): { pax?: Record<string, string> } {
+  const xattrs = xattrsOf(h);
+  return xattrs.length > 0 ? { pax: xattrPax(xattrs) } : {};
+}
+
+function renamed(h: Header, name: string, target: CopyTarget, link: (l: string) => string, isDest = false): PackHeader {
   const out: PackHeader = { ...headerOf(h), name: h.type === 'directory' ? `${name}/` : name };
   if (h.type === 'link') out.linkname = link(h.linkname ?? '');
   if (target.owner) Object.assign(out, target.owner);
-  if (target.mode !== undefined && h.type !== 'symlink') out.mode = target.mode;
+  if (target.mode !== undefined && h.type !== 'symlink' && !isDest) out.mode = target.mode;
   return out;
 }
 
-async function collect(entry: AsyncIterable<Buffer>): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of entry) chunks.push(c);
-  return Buffer.concat(chunks);
+const isFile = (h: Header) => h.type === 'file' || h.type === 'contiguous-file';
+
+/**
+ * ADD: whether a context file is a tar that ADD unpacks: a plain tar, or gzip or zstd whose
+ * contents start with a tar header (a compressed file that is not a tar is copied as it is).
+ * docker also unpacks bzip2 and xz tars; tsrun says so rather than copy one packed.
+ */
+export async function isArchive(path: string): Promise<boolean> {
+  const head = readHead(path, 512);
+  const kind = sniff(head);
+  if (kind === 'none') return true;
+  if (kind === 'bzip2' || kind === 'xz') {
+    throw new TsrunError('EBUILD', `ADD ${path}: ${kind}-compressed files are not supported (gzip, zstd or plain tar are); COPY it and unpack it in a RUN step`);
+  }
+  if (kind !== 'gzip' && kind !== 'zstd') return false;
+  const input = fs.createReadStream(path);
+  try {
+    const { stream } = await decompressSniffed(input, `ADD ${path}`);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of stream) {
+      chunks.push(chunk as Buffer);
+      size += (chunk as Buffer).length;
+      if (size >= 512) break;
+    }
+    stream.destroy();
+    return isTarHeader(Buffer.concat(chunks).subarray(0, 512));
+  } catch {
+    return false; // not even valid compressed data: copied as it is
+  } finally {
+    input.destroy();
+  }
 }
 
-/** ADD: whether a context file is a tar ADD unpacks (plain, gzip, zstd; docker also takes bzip2 and xz). */
-export function isArchive(path: string): boolean {
-  let fd: number;
+function readHead(path: string, n: number): Buffer {
+  const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   try {
-    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-  } catch (err) {
-    if (errnoOf(err) === 'ELOOP') return false;
-    throw err;
-  }
-  try {
-    const head = Buffer.alloc(512);
-    const n = fs.readSync(fd, head, 0, 512, 0);
-    const kind = sniff(head.subarray(0, n));
-    if (kind === 'bzip2' || kind === 'xz') {
-      throw new TsrunError('EBUILD', `ADD ${path}: ${kind}-compressed archives are not supported (gzip, zstd or plain tar are); COPY it and unpack it in a RUN step`);
-    }
-    return kind === 'none' || kind === 'gzip' || kind === 'zstd';
+    const head = Buffer.alloc(n);
+    return head.subarray(0, fs.readSync(fd, head, 0, n, 0));
   } finally {
     fs.closeSync(fd);
   }

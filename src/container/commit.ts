@@ -10,14 +10,13 @@
 // A running container is frozen (cgroup freezer) while its upper dir is read, so the layer
 // is one consistent moment, as docker's --pause=true does. Only that read: the layer's tar is
 // a file by then, and gzip and the unpack read it after the container is thawed.
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
 import { TsrunError } from '../errors.js';
 import { detectCgroups, openDriver } from '../cgroups/index.js';
-import { chainIdOf, chainIds, Hasher, sha256 } from '../image/digest.js';
+import { Hasher, sha256 } from '../image/digest.js';
+import { storeLayerTar, tap } from '../image/layer-tar.js';
 import { removeTree } from '../image/fsutil.js';
 import { compressionOf } from '../image/compression.js';
 import { layerBlob } from '../image/save.js';
@@ -72,7 +71,6 @@ export interface NewLayer {
   empty: boolean;
 }
 
-const LAYER_MEDIA_TYPE = 'application/vnd.oci.image.layer.v1.tar+gzip';
 
 export async function commitContainer(store: ImageStore, found: Found, opts: CommitOptions): Promise<CommitResult> {
   const { record } = found;
@@ -165,25 +163,8 @@ export async function commitLayer(
         ...(shift && { owner: (onDisk) => toContainerIds(shift, onDisk) }),
       });
     });
-    const diffId = tarHash.digest();
-    const parentChain = chainIds(parentDiffIds).at(-1) ?? null;
-    const chainId = chainIdOf(parentChain, diffId);
-
-    // gzip for the blob store, and the layer unpacked, both from the tar file at once: no
-    // gunzip of the blob just written (the unpack checks the tar against diff_id again).
-    const gzPath = join(tmp, 'layer.tar.gz');
-    const gzHash = new Hasher();
-    if (!(await store.layer(chainId))) created.layers.push(chainId);
-    const [gzipped, unpacked] = await Promise.allSettled([
-      pipeline(createReadStream(tarPath, { highWaterMark: READ_CHUNK }), createGzip(), tap(gzHash), createWriteStream(gzPath)),
-      store.unpackLayer(diffId, parentChain, createReadStream(tarPath, { highWaterMark: READ_CHUNK })),
-    ]);
-    if (unpacked.status === 'rejected') throw unpacked.reason;
-    if (gzipped.status === 'rejected') throw gzipped.reason;
-    const digest = gzHash.digest();
-    if (!(await store.hasBlob(digest))) created.blobs.push(digest);
-    await store.writeBlob(createReadStream(gzPath, { highWaterMark: READ_CHUNK }), { digest, size: gzHash.size });
-    return { diffId, digest, size: gzHash.size, mediaType: LAYER_MEDIA_TYPE, chainId, empty: !changeset.changed };
+    const layer = await storeLayerTar(store, tarPath, tarHash.digest(), parentDiffIds, tmp, created);
+    return { ...layer, empty: !changeset.changed };
   } catch (err) {
     throw failure(err, `committing container ${found.record.name}`);
   } finally {
@@ -191,8 +172,6 @@ export async function commitLayer(
   }
 }
 
-/** Reads of the layer's files: larger than the default 64 KiB, fewer trips through the streams. */
-const READ_CHUNK = 1024 * 1024;
 
 /** The same compression in the manifest's family: docker's `...diff.tar.gzip` or OCI's `...tar+gzip`. */
 function layerMediaType(mediaType: string, docker: boolean): string {
@@ -259,15 +238,6 @@ export function containerConfig(image: ImageConfig, record: Pick<ContainerRecord
   return out;
 }
 
-/** Passes chunks on, hashing them. */
-function tap(h: Hasher): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _enc, cb: TransformCallback) {
-      h.update(chunk);
-      cb(null, chunk);
-    },
-  });
-}
 
 // ---- --change: the Dockerfile instructions docker commit accepts ------------------------------
 

@@ -29,6 +29,8 @@ export interface CreateRequest {
   options: ContainerOptions;
   restartPolicy?: RestartPolicy;
   logConfig?: LogConfig;
+  /** A build step's container: which build made it (ContainerRecord.buildOwner). */
+  buildOwner?: string;
 }
 
 function reserveName(storeRoot: string, wanted: string | undefined, id: string): string {
@@ -132,6 +134,7 @@ function createUnlocked(req: CreateRequest): ContainerRecord {
       stopSignal: options.stopSignal ?? image.config.config?.StopSignal ?? 'SIGTERM',
       ...(options.stopTimeout !== undefined && { stopTimeout: options.stopTimeout }),
       labels: { ...(image.config.config?.Labels ?? {}), ...(options.labels ?? {}) },
+      ...(req.buildOwner !== undefined && { buildOwner: req.buildOwner }),
     };
     writeJsonAtomic(paths.state, emptyState());
     // Last: a directory with container.json is a container; without it, debris of a failed create.

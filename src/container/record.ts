@@ -45,6 +45,11 @@ export interface ContainerRecord {
   stopSignal: string;
   /** --stop-timeout: seconds `stop` waits before SIGKILL when not told (-1: forever). */
   stopTimeout?: number;
+  /**
+   * The `tsrun build` that made this container for a step (`PID@START-TIME`): a build removes
+   * the containers of builds that died. Nothing an image or a flag sets can put it here.
+   */
+  buildOwner?: string;
   /** The image's labels with --label's on top (older records: absent). */
   labels?: Record<string, string>;
 }

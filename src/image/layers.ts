@@ -60,15 +60,15 @@ export class Layers {
 
   /**
    * Unpacks `tar` in a worker thread (unpack-worker.ts). A CompressedTar (compression.ts) goes
-   * to the worker compressed, and is decompressed there too.
+   * to the worker compressed, and is decompressed there too. `diffId` undefined: a tar tsrun
+   * makes itself as it goes (a build step), named by what it hashes to once it is all read.
    */
-  async unpack(diffId: Digest, parent: Digest | null, tar: AsyncIterable<Uint8Array>, options: UnpackOptions = {}): Promise<LayerRecord> {
-    const chainId = chainIdOf(parent, diffId);
-    const existing = await this.get(chainId);
-    if (existing) {
+  async unpack(expected: Digest | undefined, parent: Digest | null, tar: AsyncIterable<Uint8Array>, options: UnpackOptions = {}): Promise<LayerRecord> {
+    const existing = expected === undefined ? undefined : await this.get(chainIdOf(parent, expected));
+    if (existing && expected) {
       // Already here (another image, or a concurrent pull won): read the stream anyway, so the
       // caller's pipeline completes, and check it is what it claims to be.
-      await drainAndVerify(tar, diffId);
+      await drainAndVerify(tar, expected);
       return existing;
     }
 
@@ -84,6 +84,8 @@ export class Layers {
         tar instanceof CompressedTar
           ? await unpackInWorker(tar.compressed, tar.compression, path.join(tmp, 'diff'), options)
           : await unpackInWorker(tar, 'none', path.join(tmp, 'diff'), options);
+      const diffId = expected ?? result.diffId;
+      const chainId = chainIdOf(parent, diffId);
       const bad = mismatch(`layer ${diffId}`, { digest: diffId }, { digest: result.diffId, size: result.tarSize });
       if (bad) throw bad;
       const meta: LayerMeta = {
@@ -116,7 +118,7 @@ export class Layers {
     } catch (err) {
       if (linked) await fs.unlink(linkPath).catch(() => {});
       await removeTree(tmp).catch(() => {});
-      throw wrap('EBADIMAGE', `unpacking layer ${diffId}`, err);
+      throw wrap('EBADIMAGE', `unpacking layer ${expected ?? 'of a build step'}`, err);
     }
   }
 

@@ -102,6 +102,11 @@ export class ImageStore {
     return this.blobs.writeBytes(bytes, expected);
   }
 
+  /** A blob file this process wrote and hashed itself, under <root>/tmp: renamed into place (blobs.ts). */
+  async adoptBlob(file: string, expected: { digest: Digest; size: number }): Promise<void> {
+    await this.blobs.adopt(file, expected);
+  }
+
   blobStream(digest: Digest): Readable {
     return this.blobs.stream(digest);
   }
@@ -194,6 +199,14 @@ export class ImageStore {
       if (e.layer && !images.layers.has(e.layer.chainId)) size += (await this.layers.get(e.layer.chainId).catch(() => undefined))?.size ?? 0;
     }
     return { entries: entries.length, size };
+  }
+
+  /**
+   * Unpacks a layer tar tsrun makes itself as it goes (a build's COPY): its diff ID is what it
+   * hashes to, known once it has all been read. Through the same safe unpack as any layer.
+   */
+  async unpackOwnLayer(parentChainId: Digest | null, tar: AsyncIterable<Uint8Array>): Promise<LayerRecord> {
+    return this.layers.unpack(undefined, parentChainId, tar);
   }
 
   // ---- images --------------------------------------------------------------------------

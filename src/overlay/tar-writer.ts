@@ -39,7 +39,7 @@ export class TarWriter {
     // A mount point's attributes are those of what is mounted there; symlinks and devices
     // cannot hold the attributes carried.
     const xattrs = () => {
-      const found = opts.empty ? [] : carriedXattrs(e.path);
+      const found = opts.empty ? [] : e.followed ? followedXattrs(e.path) : carriedXattrs(e.path);
       return found.length > 0 ? { pax: xattrPax(found) } : {};
     };
     if (st.isDirectory()) return this.entry({ ...base, ...xattrs(), name: `${name}/`, type: 'directory' });
@@ -130,4 +130,17 @@ export async function writeTar(
     throw err;
   }
   await consumed;
+}
+
+/**
+ * The attributes of what a followed `/proc/self/fd/N` link names: read through an fd, since
+ * llistxattr of the link would read the link itself (which has none).
+ */
+function followedXattrs(path: string): Array<[string, Buffer]> {
+  const fd = fs.openSync(path, O_RDONLY | O_CLOEXEC);
+  try {
+    return carriedXattrs(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }

@@ -3,7 +3,7 @@
 // RUN and a killed build leaving nothing behind, and the context's edges (.dockerignore, stdin,
 // -f outside the context). buildah's equality is build-reference.test.ts.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -214,6 +214,67 @@ describePrivileged('tsrun build', () => {
     });
     const id = ok(['build', '-q', '--memory', '64m', dir]).stdout.trim();
     expect(ok(['run', '--rm', '--network', 'none', id, 'cat', '/links', '/mem']).stdout).toBe(`0\n${64 * 1024 * 1024}\n`);
+  });
+
+  it('stages named through ARGs are stages, never images pulled; BUILDPLATFORM is predefined; COPY --from cached leaves no container', () => {
+    const dir = context('stages', {
+      Dockerfile: [
+        'ARG BASE=builder',
+        'ARG SRC=builder',
+        'FROM --platform=$BUILDPLATFORM busybox AS builder',
+        'RUN echo built > /built',
+        'FROM ${BASE}',
+        'ARG SRC',
+        'COPY --from=${SRC} /built /again',
+      ].join('\n'),
+    });
+    const id = ok(['build', '-q', '--network', 'none', dir]).stdout.trim();
+    expect(ok(['run', '--rm', '--network', 'none', id, 'cat', '/built', '/again']).stdout).toBe('built\nbuilt\n');
+    expect(ok(['build', '--progress', 'plain', '--network', 'none', dir]).stderr).toMatch(/COPY --from=\$\{SRC\} \/built \/again\n#\d+ CACHED/);
+    expect(containers()).toEqual([]);
+    // A stage used before it is built is an error naming the line, not a pull of "later".
+    const bad = context('order', { Dockerfile: 'FROM busybox AS user\nCOPY --from=later /x /x\nFROM busybox AS later\n' });
+    const r = t(['build', '--network', 'none', '--target', 'user', bad]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/Dockerfile:2: .*stage "later" is not built before this one/);
+  });
+
+  it('a RUN gets the host network only when the build allows it', () => {
+    const dir = context('hostnet', { Dockerfile: 'FROM busybox\nRUN --network=host true\n' });
+    expect(t(['build', '--network', 'none', dir]).stderr).toMatch(/Dockerfile:2: .*this build runs with --network none/);
+    expect(t(['build', dir]).stderr).toMatch(/Dockerfile:2: .*needs the build's --allow network.host/);
+    expect(t(['build', '-q', '--allow', 'network.host', dir]).status).toBe(0);
+    expect(containers()).toEqual([]);
+  });
+
+  it('COPY and ADD into an image symlink to a directory go where it points and keep the link; a .gz that is not a tar is copied', () => {
+    const dir = context('symdest', {
+      Dockerfile: [
+        'FROM busybox',
+        'RUN mkdir -p /usr/mylib && ln -s usr/mylib /mylib',
+        'COPY d /mylib/',
+        'COPY f.txt /mylib/',
+        'ADD t.tar /mylib/',
+        'ADD data.json.gz /data/',
+      ].join('\n'),
+      'd/in-dir.txt': 'dir\n',
+      'f.txt': 'file\n',
+    });
+    execFileSync('sh', ['-c', `mkdir -p ${work}/tarsrc && echo tar > ${work}/tarsrc/in-tar.txt && tar -C ${work}/tarsrc -cf ${dir}/t.tar . && printf '{}' | gzip > ${dir}/data.json.gz`]);
+    const id = ok(['build', '-q', '--network', 'none', dir]).stdout.trim();
+    const out = ok(['run', '--rm', '--network', 'none', id, 'sh', '-c', 'readlink /mylib; ls /usr/mylib; ls /data']).stdout;
+    expect(out).toBe('usr/mylib\nf.txt\nin-dir.txt\nin-tar.txt\ndata.json.gz\n');
+  });
+
+  it('a RUN that changes nothing keeps no layer, and labels on a user\'s container do not make it a build\'s', () => {
+    ok(['create', '--name', 'mine', '--network', 'none', '--label', 'tsrun.build=1@0', 'busybox', 'true']);
+    const dir = context('noop', { Dockerfile: 'FROM busybox\nRUN ls >/dev/null\n' });
+    const layersBefore = readdirSync(join(env.root, 'layers')).filter((n) => /^[0-9a-f]{64}$/.test(n)).length;
+    const id = ok(['build', '-q', '--no-cache', '--network', 'none', dir]).stdout.trim();
+    expect(readdirSync(join(env.root, 'layers')).filter((n) => /^[0-9a-f]{64}$/.test(n)).length).toBe(layersBefore);
+    expect(inspect(id).RootFS.Layers).toEqual(inspect('busybox').RootFS.Layers);
+    expect(ok(['ps', '-a', '--format', '{{.Names}}']).stdout).toBe('mine\n');
+    ok(['rm', 'mine']);
   });
 
   it('builder prune drops the cache; the images built stay and run', () => {

@@ -96,13 +96,15 @@ async function waitForNoProcesses(marker: string, ms = 10_000): Promise<string[]
 
 export class Buildah {
   readonly dir: string;
+  /** podman refuses a runroot longer than 50 characters: a short one of its own, whatever TMPDIR is. */
+  readonly runDir = mkdtempSync('/tmp/br-');
 
   constructor(parent: string) {
     this.dir = mkdtempSync(join(parent, 'buildah-'));
   }
 
   private get global(): string[] {
-    return ['--root', join(this.dir, 'root'), '--runroot', join(this.dir, 'run'), '--storage-driver', 'vfs'];
+    return ['--root', join(this.dir, 'root'), '--runroot', this.runDir, '--storage-driver', 'vfs'];
   }
 
   run(args: string[], timeout?: number): Promise<RunResult> {
@@ -140,7 +142,7 @@ export class Buildah {
    * triggers. With vfs the "mount" is the top layer's directory, a full copy of the tree.
    */
   async withRootfs<T>(image: string, fn: (dir: string) => T | Promise<T>): Promise<T> {
-    const podman = ['--root', join(this.dir, 'root'), '--runroot', join(this.dir, 'run'), '--tmpdir', join(this.dir, 'podman-tmp'), '--storage-driver', 'vfs', '--events-backend', 'none'];
+    const podman = ['--root', join(this.dir, 'root'), '--runroot', this.runDir, '--tmpdir', join(this.dir, 'podman-tmp'), '--storage-driver', 'vfs', '--events-backend', 'none'];
     const mnt = (await must('podman', [...podman, 'image', 'mount', image])).trim();
     try {
       if (!mnt.startsWith(this.dir)) throw new Error(`podman image mount ${image} gave ${mnt}, not a dir under ${this.dir}`);
@@ -159,7 +161,7 @@ export class Buildah {
       if (r.status !== 0 && !/no images/i.test(r.stderr)) problems.push(`buildah ${args.join(' ')}: ${r.stderr.trim()}`);
     }
     problems.push(...(await waitForNoProcesses(this.dir)).map((p) => `process: ${p}`));
-    for (const m of mountsUnder(this.dir).reverse()) {
+    for (const m of [...mountsUnder(this.dir), ...mountsUnder(this.runDir)].reverse()) {
       const mountPoint = m.split(' ')[4]!;
       try {
         execFileSync('umount', [mountPoint]);
@@ -169,6 +171,7 @@ export class Buildah {
       problems.push(`mount left by buildah: ${m}`);
     }
     rmSync(this.dir, { recursive: true, force: true });
+    rmSync(this.runDir, { recursive: true, force: true });
     return problems;
   }
 }
@@ -177,6 +180,8 @@ export class Buildah {
 export class Podman {
   readonly dir: string;
   readonly cgroupParent: string;
+  /** podman refuses a runroot longer than 50 characters. */
+  readonly runDir = mkdtempSync('/tmp/pr-');
 
   constructor(parent: string, cgroupParent: string) {
     this.dir = mkdtempSync(join(parent, 'podman-'));
@@ -186,7 +191,7 @@ export class Podman {
   private get global(): string[] {
     return [
       '--root', join(this.dir, 'root'),
-      '--runroot', join(this.dir, 'run'),
+      '--runroot', this.runDir,
       '--tmpdir', join(this.dir, 'tmp'),
       '--storage-driver', 'vfs',
       '--cgroup-manager', 'cgroupfs',
@@ -232,6 +237,7 @@ export class Podman {
       }
     }
     rmSync(this.dir, { recursive: true, force: true });
+    rmSync(this.runDir, { recursive: true, force: true });
     return problems;
   }
 }
