@@ -7,9 +7,15 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { TsrunError } from '../errors.js';
 import { Hasher } from '../image/digest.js';
+import { configPath, readConfig } from '../registry-client/config.js';
+import { howToWaitLonger, registryTimeout, seconds } from '../registry-client/timeout.js';
 
-/** Downloads stop after this long without a byte (a server that hangs). */
-const IDLE_MS = 45_000;
+/**
+ * A download stops when it makes no progress for the registry timeout (45 s; the same setting)
+ * — progress being at least PROGRESS_BYTES, as for registries: a server that hangs, or trickles
+ * a byte now and then, is given up on.
+ */
+const PROGRESS_BYTES = 1024;
 
 export interface Downloaded {
   /** The file on disk. */
@@ -26,18 +32,29 @@ export async function fetchUrl(url: string, dir: string): Promise<Downloaded> {
   const remove = () => rm(dir, { recursive: true, force: true });
   const name = posix.basename(new URL(url).pathname) || 'index.html';
   const path = join(dir, 'download');
+  const patience = registryTimeout(process.env, await readConfig(configPath()));
+  const IDLE_MS = patience.ms;
   const abort = new AbortController();
   let timer = setTimeout(() => abort.abort(), IDLE_MS);
   try {
     const res = await fetch(url, { signal: abort.signal, redirect: 'follow' });
     if (!res.ok || !res.body) throw new TsrunError('EBUILD', `ADD ${url}: the server answered ${res.status} ${res.statusText}`);
     const hash = new Hasher();
+    let sinceProgress = 0;
     const watch = new Transform({
       transform(chunk: Buffer, _enc, cb) {
-        clearTimeout(timer);
-        timer = setTimeout(() => abort.abort(), IDLE_MS);
+        sinceProgress += chunk.length;
+        if (sinceProgress >= PROGRESS_BYTES) {
+          sinceProgress = 0;
+          clearTimeout(timer);
+          timer = setTimeout(() => abort.abort(), IDLE_MS);
+        }
         hash.update(chunk);
         cb(null, chunk);
+      },
+      flush(cb) {
+        clearTimeout(timer);
+        cb();
       },
     });
     await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), watch, createWriteStream(path, { mode: 0o600 }));
@@ -47,7 +64,7 @@ export async function fetchUrl(url: string, dir: string): Promise<Downloaded> {
   } catch (err) {
     await remove();
     if (err instanceof TsrunError) throw err;
-    const why = abort.signal.aborted ? `no data for ${IDLE_MS / 1000} s` : err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
+    const why = abort.signal.aborted ? `less than ${PROGRESS_BYTES} bytes in ${seconds(IDLE_MS)}; ${howToWaitLonger(patience)}` : err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
     throw new TsrunError('EBUILD', `ADD ${url}: download failed: ${why}`, { cause: err });
   } finally {
     clearTimeout(timer);

@@ -277,6 +277,32 @@ describePrivileged('tsrun build', () => {
     ok(['rm', 'mine']);
   });
 
+  it('ADD of a URL whose server trickles is given up at the registry timeout, with the setting to change', async () => {
+    const { createServer } = await import('node:http');
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-length': '100000' });
+      const tick = setInterval(() => res.write('x'), 200);
+      res.on('close', () => clearInterval(tick));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (server.address() as { port: number }).port;
+      const dir = context('trickle', { Dockerfile: `FROM busybox\nADD http://127.0.0.1:${port}/big.bin /big.bin\n` });
+      const r = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
+        const child = env.spawn(['build', '--network', 'none', dir], { env: { TSRUN_REGISTRY_TIMEOUT: '1.5' } });
+        let stderr = '';
+        child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+        child.on('exit', (status) => resolve({ status, stderr }));
+      });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/Dockerfile:2: .*download failed: less than 1024 bytes in 1.5 s; to wait longer, set TSRUN_REGISTRY_TIMEOUT/);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
+    expect(containers()).toEqual([]);
+  });
+
   it('builder prune drops the cache; the images built stay and run', () => {
     const dir = context('prune', { Dockerfile: 'FROM busybox\nRUN echo kept > /kept\n' });
     ok(['build', '-q', '-t', 'pruned', dir]);
