@@ -445,8 +445,12 @@ class Builder {
     };
   }
 
+  /** A build's layer media type in the manifest's family (docker's names or OCI's). */
   private layerMediaType(docker: boolean, mediaType: string): string {
-    return docker && mediaType === 'application/vnd.oci.image.layer.v1.tar+gzip' ? 'application/vnd.docker.image.rootfs.diff.tar.gzip' : mediaType;
+    if (!docker) return mediaType;
+    if (mediaType === 'application/vnd.oci.image.layer.v1.tar+gzip') return 'application/vnd.docker.image.rootfs.diff.tar.gzip';
+    if (mediaType === 'application/vnd.oci.image.layer.v1.tar') return 'application/vnd.docker.image.rootfs.diff.tar';
+    return mediaType;
   }
 
   // ---- steps that make layers ---------------------------------------------------------------
@@ -508,7 +512,7 @@ class Builder {
         { exitCode: 1, cause: new StepOutput(lastBytes(log, OUTPUT_SHOWN)) },
       );
     }
-    return commitLayer(this.store, found, state.config.rootfs.diff_ids, { pause: false }, this.created);
+    return commitLayer(this.store, found, state.config.rootfs.diff_ids, { pause: false, compress: false }, this.created);
   }
 
   private async prepareCopy(state: State, inst: Extract<Instruction, { kind: 'COPY' | 'ADD' }>, cleanup: Array<() => Promise<void>>): Promise<PreparedCopy> {
@@ -592,7 +596,7 @@ class Builder {
     }
     return this.withContainer(state, { args: ['/'], env: [], network: 'none' }, async (found) => {
       await copyInto(found, sources, copy.target, copy.destDir);
-      return commitLayer(this.store, found, parent, { pause: false }, this.created);
+      return commitLayer(this.store, found, parent, { pause: false, compress: false }, this.created);
     });
   }
 

@@ -145,7 +145,7 @@ export async function commitLayer(
   store: ImageStore,
   found: Found,
   parentDiffIds: Digest[],
-  opts: { pause: boolean },
+  opts: { pause: boolean; compress?: boolean },
   created: { layers: Digest[]; blobs: Digest[] },
 ): Promise<NewLayer> {
   const tmp = await store.makeTempDir('commit');
@@ -163,7 +163,7 @@ export async function commitLayer(
         ...(shift && { owner: (onDisk) => toContainerIds(shift, onDisk) }),
       });
     });
-    const layer = await storeLayerTar(store, tarPath, tarHash.digest(), parentDiffIds, tmp, created);
+    const layer = await storeLayerTar(store, tarPath, tarHash.digest(), parentDiffIds, tmp, created, { compress: opts.compress !== false });
     return { ...layer, empty: !changeset.changed };
   } catch (err) {
     throw failure(err, `committing container ${found.record.name}`);

@@ -15,6 +15,7 @@ import { formatReference, normalizeName, parseReference, type Reference } from '
 import type { Repository } from '../registry-client/remote.js';
 import { addBlobSource, blobSources } from '../registry-client/sources.js';
 import { inContext, shortId, sourcesDir } from './pull.js';
+import { withCompressedLayers } from './compressed.js';
 import type { Descriptor, Digest, ImageRecord } from './types.js';
 
 /** The part of ImageStore (store.ts) that pushing uses. */
@@ -24,6 +25,9 @@ export interface PushStore {
   blobPath(d: Digest): string;
   readBlob(d: Digest): Promise<Buffer>;
   resolve(nameOrId: string): Promise<ImageRecord | undefined>;
+  /** For layers kept as plain tars (a build's): their gzip made here, then kept (compressed.ts). */
+  makeTempDir(label?: string): Promise<string>;
+  adoptBlob(file: string, expected: { digest: Digest; size: number }): Promise<void>;
 }
 
 export type PushStatus = 'Preparing' | 'Waiting' | 'Pushing' | 'Pushed' | 'Layer already exists' | 'Mounted' | 'Retrying';
@@ -84,10 +88,13 @@ async function pushWith(
 ): Promise<PushResult> {
   const name = formatReference(ref);
   const repo = client.registry(ref.registry).repository(ref.repository, ['pull', 'push']);
-  const manifestBytes = await store.readBlob(image.manifestDigest);
-  const parsed = parseManifest(manifestBytes, undefined, name);
+  const storedBytes = await store.readBlob(image.manifestDigest);
+  const parsed = parseManifest(storedBytes, undefined, name);
   if (parsed.kind !== 'manifest') throw new TsrunError('EBADIMAGE', `${name}: the stored manifest is an index`);
-  const manifest = parsed.manifest;
+  // Layers kept as plain tars (a build's) go up gzip-compressed, as docker pushes them: the
+  // manifest sent names the compressed blobs (its digest is not the local one).
+  const manifest = await withCompressedLayers(store, parsed.manifest);
+  const manifestBytes = manifest === parsed.manifest ? storedBytes : Buffer.from(JSON.stringify(manifest));
   const here = `${ref.registry}/${ref.repository}`;
 
   for (const l of manifest.layers) onProgress({ id: shortId(l.digest), status: 'Preparing' });

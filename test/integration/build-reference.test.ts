@@ -21,7 +21,7 @@ import { setxattr } from '../../src/sys/libc.js';
 import { makeTar } from '../fixtures/tar.js';
 import { Buildah, mountsUnder, Podman, processesMentioning, type DockerConfig } from './helpers/buildah.js';
 import { describePrivileged, repoRoot, TestEnv, type Result } from './helpers/env.js';
-import { freePort, pushLayout, startRegistry, type TestRegistry } from './helpers/registry.js';
+import { freePort, inspectRaw, pushLayout, startRegistry, type TestRegistry } from './helpers/registry.js';
 import { describeTree } from './helpers/tree.js';
 
 const FIXTURES = join(repoRoot, 'test', 'fixtures', 'build');
@@ -509,6 +509,9 @@ describePrivileged('tsrun build matches buildah', () => {
       pushed[name] = `${registry.host}/built/${name}:v1`;
       await ok(['tag', `ref-${name}`, pushed[name]]);
       await ok(['push', '-q', pushed[name]]);
+      // Build keeps its layers as plain tars; push sends them gzip-compressed, as docker does.
+      const sent = JSON.parse((await inspectRaw(registry, `built/${name}:v1`)).toString('utf8')) as { layers: Array<{ mediaType: string }> };
+      for (const l of sent.layers) expect(l.mediaType).toMatch(/gzip$/);
     }
     const podman = new Podman(work, `tsrun-test-bref-podman-${process.pid}`);
     try {
