@@ -27,28 +27,28 @@ import type { CacheEntry } from '../image/images-db.js';
 import type { Descriptor, Digest, ImageConfig, ImageManifest, ImageRecord, ImageRunConfig, LayerRecord } from '../image/types.js';
 import { MediaType } from '../registry-client/manifest.js';
 import { hostPlatform, parsePlatform, formatPlatform, platformMatches } from '../registry-client/platform.js';
-import { normalizeName, parseReference } from '../registry-client/reference.js';
+import { parseReference } from '../registry-client/reference.js';
 import { LowerLayers } from '../overlay/lower-layers.js';
 import { createContainer } from '../container/create.js';
 import { commitLayer, type NewLayer } from '../container/commit.js';
 import { findOrPullImage, type PullHooks } from '../container/image-lookup.js';
 import type { Found } from '../container/lookup.js';
 import { ContainerPaths } from '../container/paths.js';
-import { listIds, readRecord } from '../container/record.js';
-import { processStartTime } from '../container/status.js';
 import { removeContainer } from '../container/remove.js';
 import { parseRunOptions, type RunFlagValues } from '../container/run-options.js';
 import { startContainer } from '../container/start.js';
-import { resolveUser } from '../container/user.js';
 import type { ResourceFlags } from '../cgroups/index.js';
 import type { BuildContext } from './context.js';
 import { copyAsLayer } from './copy-layer.js';
-import { contextSources, copyInto, destinationIsDir, isArchive, statInImage, type CopySource, type CopyTarget } from './copy.js';
+import { chownIds, contextSources, copyInto, destinationIsDir, isArchive, missingDirs, statInImage, type CopySource, type CopyTarget } from './copy.js';
 import { sourcesDigest } from './context.js';
-import { evaluate, expandWord, heredocWord } from './expand.js';
-import { applyMetadata, argvOf, createdBy, envValue, workdirOf } from './image-config.js';
+import { evaluate, expandWord } from './expand.js';
+import { applyMetadata, createdBy, envValue, workdirOf } from './image-config.js';
 import type { Dockerfile, Instruction, RawInstruction, Stage } from './instructions.js';
 import { parseInstruction } from './parse.js';
+import { builderId, removeAbandoned } from './abandoned.js';
+import { HEREDOC_DIR, lastBytes, OUTPUT_SHOWN, runArgv, StepOutput, Tail } from './run-step.js';
+export { runArgv, StepOutput } from './run-step.js';
 import { fetchUrl } from './url.js';
 
 export interface BuildOptions {
@@ -723,27 +723,6 @@ class Builder {
   }
 }
 
-/** Which tsrun process makes a build's containers (`PID@START-TIME`: a PID alone is reused). */
-function builderId(): string {
-  return `${process.pid}@${processStartTime(process.pid) ?? '?'}`;
-}
-
-/**
- * Containers of builds that were killed (kill -9 leaves the step's container behind, running
- * or not): removed, as nothing else will ever use them.
- */
-async function removeAbandoned(root: string): Promise<void> {
-  for (const id of listIds(root)) {
-    const paths = new ContainerPaths(root, id);
-    const record = readRecord(paths);
-    const owner = record?.buildOwner;
-    if (!record || owner === undefined) continue;
-    const pid = Number(owner.slice(0, owner.indexOf('@')));
-    if (pid > 0 && `${pid}@${processStartTime(pid) ?? '?'}` === owner) continue; // that build still runs
-    await removeContainer(root, { paths, record }, true).catch(() => {});
-  }
-}
-
 /** What a step's container runs and with what. */
 interface RunSpec {
   args: string[];
@@ -762,74 +741,6 @@ interface PreparedCopy {
   from?: { state: State; paths: string[] };
 }
 
-/** How much of a failed RUN's output its error keeps: the end, where the reason usually is. */
-const OUTPUT_SHOWN = 64 * 1024;
-
-function lastBytes(path: string, n: number): string {
-  const fd = fs.openSync(path, 'r');
-  try {
-    const size = fs.fstatSync(fd).size;
-    const buf = Buffer.alloc(Math.min(size, n));
-    fs.readSync(fd, buf, 0, buf.length, size - buf.length);
-    return (size > n ? `[... ${size - n} bytes of output before this]\n` : '') + buf.toString('utf8');
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/** A RUN step's output, kept on its error so the CLI can show it when it was not shown live. */
-export class StepOutput extends Error {
-  constructor(readonly output: string) {
-    super('step output');
-  }
-}
-
-/**
- * RUN's argv, heredocs as BuildKit runs them. A heredoc alone (`RUN <<EOF`) is the script: run
- * by the shell, or (starting with `#!`) made a file of its own, `script`, and executed. A
- * heredoc after a command (`RUN python3 <<EOF`) goes to the shell with its body, which feeds it
- * to the command.
- */
-export function runArgv(inst: Extract<Instruction, { kind: 'RUN' }>, config: ImageRunConfig): { argv: string[]; script?: { name: string; body: string } } {
-  const { command } = inst;
-  if ('exec' in command || inst.heredocs.length === 0) return { argv: argvOf(command, config) };
-  const only = inst.heredocs.length === 1 ? heredocWord(command.shell.trim()) : undefined;
-  if (only && only.name === inst.heredocs[0]!.name) {
-    const body = inst.heredocs[0]!.body;
-    if (body.startsWith('#!')) return { argv: [`${HEREDOC_DIR}/${only.name}`], script: { name: only.name, body } };
-    return { argv: argvOf({ shell: body }, config) };
-  }
-  const bodies = inst.heredocs.map((h) => `\n${h.body}${h.name}`).join('');
-  return { argv: argvOf({ shell: `${command.shell}${bodies}` }, config) };
-}
-
-/** Where a `#!` heredoc script is mounted in a RUN step (BuildKit's place: /dev is a tmpfs, never committed). */
-const HEREDOC_DIR = '/dev/pipes';
-
-/**
- * `--chown=user[:group]`, names looked up in the image's /etc/passwd and /etc/group. Without a
- * group, as BuildKit: a user name takes that user's primary group, a bare uid the same number.
- */
-function chownIds(spec: string, layerDirsTopFirst: string[]): { uid: number; gid: number } {
-  const parts = spec.split(':');
-  if (parts.length > 2 || parts[0] === '') throw new TsrunError('EBUILD', `--chown=${spec}: invalid chown string format (user, user:group, uid or uid:gid)`);
-  const [user = '', group] = parts;
-  const u = resolveUser(user, layerDirsTopFirst);
-  if (group === undefined || group === '') return { uid: u.uid, gid: /^\d+$/.test(user) ? u.uid : u.gid };
-  return { uid: u.uid, gid: resolveUser(`0:${group}`, layerDirsTopFirst).gid };
-}
-
-/** `dir` and those of its parents the image does not have, top first (symlinks followed). */
-function missingDirs(lowers: LowerLayers, dir: string): string[] {
-  const out: string[] = [];
-  let prefix = '';
-  for (const part of dir.split('/').filter(Boolean)) {
-    prefix = `${prefix}/${part}`;
-    if (out.length > 0 || !statInImage(lowers, prefix)) out.push(prefix);
-  }
-  return out;
-}
-
 /** BuildKit's automatic platform ARGs (they still need an ARG line to be seen). */
 function automaticArg(name: string, p: { os: string; architecture: string; variant?: string }): string | undefined {
   const platform = `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
@@ -846,42 +757,3 @@ function automaticArg(name: string, p: { os: string; architecture: string; varia
   return values[name];
 }
 
-/** Follows a file as it grows (a RUN's output), handing new bytes over until stopped. */
-class Tail {
-  private offset = 0;
-  private readonly timer: NodeJS.Timeout;
-
-  constructor(
-    private readonly path: string,
-    private readonly onData: (b: Buffer) => void,
-  ) {
-    this.timer = setInterval(() => this.poll(), 100);
-  }
-
-  private poll(): void {
-    let fd: number;
-    try {
-      fd = fs.openSync(this.path, 'r');
-    } catch {
-      return; // gone with its container, or not there yet: nothing to show
-    }
-    try {
-      const buf = Buffer.alloc(64 * 1024);
-      for (;;) {
-        const n = fs.readSync(fd, buf, 0, buf.length, this.offset);
-        if (n <= 0) break;
-        this.offset += n;
-        this.onData(Buffer.from(buf.subarray(0, n)));
-      }
-    } finally {
-      fs.closeSync(fd);
-    }
-  }
-
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    this.poll();
-  }
-}
-
-export { normalizeName };

@@ -22,6 +22,7 @@ import type { Found } from '../container/lookup.js';
 import type { BuildContext, SourceEntry } from './context.js';
 import { resolveSources, walkSource } from './context.js';
 import type { Heredoc } from './instructions.js';
+import { resolveUser } from '../container/user.js';
 
 /** Where files go and who owns them. */
 export interface CopyTarget {
@@ -395,5 +396,29 @@ function readHead(path: string, n: number): Buffer {
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * `--chown=user[:group]`, names looked up in the image's /etc/passwd and /etc/group. Without a
+ * group, as BuildKit: a user name takes that user's primary group, a bare uid the same number.
+ */
+export function chownIds(spec: string, layerDirsTopFirst: string[]): { uid: number; gid: number } {
+  const parts = spec.split(':');
+  if (parts.length > 2 || parts[0] === '') throw new TsrunError('EBUILD', `--chown=${spec}: invalid chown string format (user, user:group, uid or uid:gid)`);
+  const [user = '', group] = parts;
+  const u = resolveUser(user, layerDirsTopFirst);
+  if (group === undefined || group === '') return { uid: u.uid, gid: /^\d+$/.test(user) ? u.uid : u.gid };
+  return { uid: u.uid, gid: resolveUser(`0:${group}`, layerDirsTopFirst).gid };
+}
+
+/** `dir` and those of its parents the image does not have, top first (symlinks followed). */
+export function missingDirs(lowers: LowerLayers, dir: string): string[] {
+  const out: string[] = [];
+  let prefix = '';
+  for (const part of dir.split('/').filter(Boolean)) {
+    prefix = `${prefix}/${part}`;
+    if (out.length > 0 || !statInImage(lowers, prefix)) out.push(prefix);
+  }
+  return out;
 }
 
