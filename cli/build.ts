@@ -3,6 +3,7 @@
 // tsrun builder prune                  the layer cache nobody uses
 import { writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { BuildEvent } from '../src/build/builder.js';
 import type { ResourceFlags } from '../src/cgroups/index.js';
@@ -49,6 +50,8 @@ export function register(program: Command): void {
       const [{ ImageStore }, { humanSize }] = await Promise.all([import('../src/image/store.js'), import('../src/image/listing.js')]);
       const store = await ImageStore.open(root);
       const r = await store.pruneCache(before ? { before } : {});
+      // The contexts' remembered file hashes (src/build/file-hashes.ts) go with the cache.
+      if (!before) await rm(join(root, 'build-hashes'), { recursive: true, force: true });
       process.stdout.write(`Deleted build cache objects: ${r.entries}\nTotal reclaimed space: ${humanSize(r.reclaimed)}\n`);
     }));
 }

@@ -18,7 +18,7 @@
 // layers and blobs the build made go back to the store's garbage collection (the store keeps
 // what the cache or an image references), and the image is recorded last.
 import * as fs from 'node:fs';
-import { join, posix } from 'node:path';
+import path, { join, posix } from 'node:path';
 import { TsrunError } from '../errors.js';
 import { chainIds, sha256 } from '../image/digest.js';
 import { layerBlob } from '../image/save.js';
@@ -47,6 +47,7 @@ import { applyMetadata, createdBy, envValue, workdirOf } from './image-config.js
 import type { Dockerfile, Instruction, RawInstruction, Stage } from './instructions.js';
 import { parseInstruction } from './parse.js';
 import { builderId, removeAbandoned } from './abandoned.js';
+import { StoredFileHashes } from './file-hashes.js';
 import { HEREDOC_DIR, lastBytes, OUTPUT_SHOWN, runArgv, StepOutput, Tail } from './run-step.js';
 export { runArgv, StepOutput } from './run-step.js';
 import { fetchUrl } from './url.js';
@@ -91,6 +92,9 @@ export interface BuildResult {
   names: string[];
 }
 
+/** How stale a cache entry's use time may get before a build that uses it records the use again. */
+const USE_REFRESH_MS = 60 * 60 * 1000;
+
 /** docker's predefined proxy ARGs: usable without an ARG line, kept out of history and cache. */
 const PROXY_ARGS = new Set(['HTTP_PROXY', 'http_proxy', 'HTTPS_PROXY', 'https_proxy', 'FTP_PROXY', 'ftp_proxy', 'NO_PROXY', 'no_proxy', 'ALL_PROXY', 'all_proxy']);
 
@@ -125,6 +129,9 @@ class Builder {
   /** The stage being built (`AS name`), for step labels. */
   private stageName: string | undefined;
   private currentStage = 0;
+  private hashes: StoredFileHashes | undefined;
+  /** The build cache as it was when the first step looked (what other builds add later is missed). */
+  private cache: Record<string, CacheEntry> | undefined;
   private total = 0;
 
   constructor(
@@ -165,7 +172,16 @@ class Builder {
       throw err;
     } finally {
       await this.flushCache().catch(() => {});
+      await this.hashes?.save().catch(() => {});
     }
+  }
+
+  /** Hashes of the context's files from its last build (not for a context unpacked from stdin). */
+  private async fileHashes(): Promise<StoredFileHashes | undefined> {
+    const dir = this.opts.context.dir;
+    if (dir.startsWith(path.join(this.opts.root, 'tmp') + path.sep)) return undefined;
+    this.hashes ??= await StoredFileHashes.load(this.opts.root, dir);
+    return this.hashes;
   }
 
   private async flushCache(): Promise<void> {
@@ -392,11 +408,14 @@ class Builder {
         ...(copy && { sources: copy.digest }),
       }),
     );
-    const hit = this.opts.noCache ? undefined : await this.store.cacheEntry(key);
+    this.cache ??= this.opts.noCache ? {} : await this.store.cacheEntries();
+    const hit = this.opts.noCache ? undefined : await this.store.cacheEntry(key, this.cache);
     const now = new Date().toISOString();
     let entry: CacheEntry;
     if (hit) {
-      entry = { ...hit, used: now };
+      // The use time is for `builder prune --filter until=`: refreshed once an hour, not on
+      // every cached build (each refresh is a rewrite of images.json).
+      entry = Date.parse(hit.used) > Date.now() - USE_REFRESH_MS ? hit : { ...hit, used: now };
     } else {
       let layer: NewLayer | undefined;
       if (inst.kind === 'RUN') layer = await this.runStep(state, inst, args.all, step, raw);
@@ -410,7 +429,7 @@ class Builder {
         ...(layer && !layer.empty && { layer: { diffId: layer.diffId, digest: layer.digest, size: layer.size, mediaType: layer.mediaType, chainId: layer.chainId } }),
       };
     }
-    this.pending[key] = entry;
+    if (entry !== hit) this.pending[key] = entry;
     // A step that ran is recorded at once: a build killed later still reuses it.
     if (!hit && entry.layer) await this.flushCache();
     return { state: this.advance(state, raw, inst, entry, key, args.keyed), cached: hit !== undefined };
@@ -571,7 +590,7 @@ class Builder {
           sources.push(s);
         }
         count += s.matches.length;
-        parts.push(`context:${await sourcesDigest(this.opts.context, s.matches)}`);
+        parts.push(`context:${await sourcesDigest(this.opts.context, s.matches, await this.fileHashes())}`);
       }
     }
     const onlyArchives = sources.length > 0 && sources.every((s) => s.kind === 'archive');

@@ -212,6 +212,18 @@ const YIELD_EVERY = 8 * 1024 * 1024;
 interface Item {
   line: string;
   file?: string;
+  /** What the file's lstat says (device, inode, size, mtime, ctime): FileHashes' key. */
+  stat?: string;
+}
+
+/**
+ * Content hashes remembered from an earlier build, by what a file's lstat says: any write or
+ * chmod changes its ctime (which nothing can set back), so an unchanged key is unchanged
+ * bytes. A rebuild then reads no file it has hashed before.
+ */
+export interface FileHashes {
+  get(stat: string): string | undefined;
+  set(stat: string, hash: string): void;
 }
 
 /**
@@ -222,14 +234,14 @@ interface Item {
  * inode numbers are left out, so a fresh checkout or a `touch` keeps the cache (docker's classic
  * builder hashed tar headers without times).
  */
-export async function sourcesDigest(ctx: BuildContext, matches: SourceEntry[]): Promise<string> {
+export async function sourcesDigest(ctx: BuildContext, matches: SourceEntry[], known?: FileHashes): Promise<string> {
   const items: Item[] = [];
   const links = new Map<string, string>();
   for (const top of matches) {
     items.push({ line: `top\0${top.rel}\n` });
     for (const e of walkSource(ctx, top)) items.push(describe(e, `${top.rel}/${e.rel}`, links));
   }
-  const contents = await hashFiles(items);
+  const contents = await hashFiles(items, known);
   const h = createHash('sha256');
   h.update('tsrun-build-sources-v2\n');
   items.forEach((item, i) => {
@@ -255,22 +267,29 @@ function describe(e: WalkEntry, name: string, links: Map<string, string>): Item 
   }
   const line = [e.rel, type, (st.mode & 0o7777).toString(8), st.uid, st.gid, link, dev, size, xattrs, hardlinkOf].join('\0');
   // A hard link's content is its first name's: hashed once.
-  return type === 'f' && hardlinkOf === '' ? { line: `${line}\n`, file: e.path } : { line: `${line}\n` };
+  const stat = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+  return type === 'f' && hardlinkOf === '' ? { line: `${line}\n`, file: e.path, stat } : { line: `${line}\n` };
 }
 
-async function hashFiles(items: Item[]): Promise<string[]> {
+async function hashFiles(items: Item[], known?: FileHashes): Promise<string[]> {
   const out: string[] = new Array<string>(items.length);
   const buf = Buffer.allocUnsafe(READ_CHUNK);
   let sinceYield = 0;
   for (let i = 0; i < items.length; i++) {
-    const file = items[i]!.file;
+    const { file, stat } = items[i]!;
     if (file === undefined) continue;
+    const remembered = stat === undefined ? undefined : known?.get(stat);
+    if (remembered !== undefined) {
+      out[i] = remembered;
+      continue;
+    }
     let size: number;
     try {
       [out[i], size] = await hashFile(file, buf);
     } catch (err) {
       throw wrap('EBUILD', `reading ${file} from the build context`, err);
     }
+    if (stat !== undefined) known?.set(stat, out[i]!);
     sinceYield += size + 4096; // a file's open and close count too
     if (sinceYield >= YIELD_EVERY) {
       sinceYield = 0;

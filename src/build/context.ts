@@ -18,7 +18,7 @@ import { IgnoreRules } from './context-ignore.js';
 import { ContextRoot, cleanSource } from './context-sources.js';
 import { MAX_DOCKERFILE_SIZE, readCapped, readStdinContext } from './context-stdin.js';
 
-export { resolveSources, sourcesDigest, walkSource, cleanSource } from './context-sources.js';
+export { type FileHashes, resolveSources, sourcesDigest, walkSource, cleanSource } from './context-sources.js';
 export { MAX_CONTEXT_ENTRIES, MAX_DOCKERFILE_SIZE } from './context-stdin.js';
 
 export interface BuildContext {

@@ -147,9 +147,17 @@ export class ImageStore {
 
   // ---- build cache ---------------------------------------------------------------------
 
-  /** The cache entry for a build step, if recorded and its layer and blob are still here. */
-  async cacheEntry(key: string): Promise<CacheEntry | undefined> {
-    const entry = (await this.readDb()).buildCache?.[key];
+  /** The build cache as recorded now (one read for a whole build's lookups). */
+  async cacheEntries(): Promise<Record<string, CacheEntry>> {
+    return (await this.readDb()).buildCache ?? {};
+  }
+
+  /**
+   * The cache entry for a build step, if recorded and its layer and blob are still here.
+   * `entries`: a snapshot from cacheEntries() (else images.json is read).
+   */
+  async cacheEntry(key: string, entries?: Record<string, CacheEntry>): Promise<CacheEntry | undefined> {
+    const entry = (entries ?? (await this.cacheEntries()))[key];
     if (!entry?.layer) return entry;
     const { chainId, digest } = entry.layer;
     if (!(await this.layers.get(chainId)) || !(await this.hasBlob(digest))) return undefined;
@@ -248,6 +256,10 @@ export class ImageStore {
         if (!(await this.layers.get(c))) throw new TsrunError('EBADIMAGE', `image ${configDigest}: layer ${c} is not in the store`);
       }
       const old = db.images[manifestDigest];
+      // The same image again under names it already has (a cached rebuild): nothing to write.
+      if (old && repoDigests.every((r) => old.repoDigests.includes(r)) && tags.every((t) => db.names[t] === manifestDigest) && blobs.every((b) => old.blobs.includes(b))) {
+        return this.record(db, manifestDigest);
+      }
       db.images[manifestDigest] = {
         id: configDigest,
         layers: chains,

@@ -317,6 +317,24 @@ describe('sourcesDigest', () => {
     fs.writeFileSync(path.join(ctxDir, 'big/19/99'), Buffer.concat([chunk, Buffer.from('19/9x')]));
     expect(await digestOf(await open(), 'big')).not.toBe(before);
   });
+
+  it("takes a file's hash from FileHashes while its lstat is the same, and hashes it again once written", async () => {
+    tree({ 'h/a': 'one', 'h/b': 'two' });
+    const c = await open();
+    const real = await digestOf(c, 'h');
+    const seen = new Map<string, string>();
+    const known = { get: (k: string) => seen.get(k), set: (k: string, v: string) => void seen.set(k, v) };
+    const digest = (k?: typeof known) => sourcesDigest(c, resolveSources(c, ['h']).flatMap((s) => s.matches), k);
+    expect(await digest(known)).toBe(real);
+    expect(seen.size).toBe(2);
+    // What is remembered is used: a wrong hash under the same lstat changes the digest.
+    for (const k of seen.keys()) seen.set(k, '0'.repeat(64));
+    expect(await digest(known)).not.toBe(real);
+    // A write changes the file's ctime, so its remembered hash no longer applies.
+    fs.writeFileSync(path.join(ctxDir, 'h/a'), 'ONE');
+    fs.writeFileSync(path.join(ctxDir, 'h/b'), 'two');
+    expect(await digest(known)).toBe(await digest());
+  });
 });
 
 describe('a context from stdin', () => {
