@@ -22,6 +22,7 @@ import type { Found } from '../container/lookup.js';
 import type { BuildContext, SourceEntry } from './context.js';
 import { resolveSources, walkSource } from './context.js';
 import type { Heredoc } from './instructions.js';
+import { statInImage } from './image-paths.js';
 import { resolveUser } from '../container/user.js';
 
 /** Where files go and who owns them. */
@@ -70,33 +71,6 @@ export function destinationIsDir(lowers: LowerLayers, target: CopyTarget, count:
     throw new TsrunError('EBUILD', `when using COPY with more than one source file, the destination must be a directory and end with a /`);
   }
   return statInImage(lowers, target.dest)?.isDirectory() ?? false;
-}
-
-/** `path` in the merged layers, following symlinks as the kernel would inside the image's root. */
-export function statInImage(lowers: LowerLayers, path: string): fs.Stats | undefined {
-  let parts = path.split('/').filter((p) => p !== '' && p !== '.');
-  const done: string[] = [];
-  for (let hops = 0; parts.length > 0; ) {
-    const part = parts.shift()!;
-    if (part === '..') {
-      done.pop();
-      continue;
-    }
-    const rel = [...done, part].join('/');
-    const found = lowers.find(rel);
-    if (!found) return undefined;
-    if (found.st.isSymbolicLink()) {
-      if (++hops > 40) return undefined;
-      const target = fs.readlinkSync(found.path);
-      if (target.startsWith('/')) done.length = 0;
-      parts = [...target.split('/').filter((p) => p !== '' && p !== '.'), ...parts];
-      continue;
-    }
-    done.push(part);
-    if (parts.length > 0 && !found.st.isDirectory()) return undefined;
-    if (parts.length === 0) return found.st;
-  }
-  return lowers.find('')?.st;
 }
 
 /** Resolves a step's context sources (wildcards, .dockerignore) before the step's cache key. */
