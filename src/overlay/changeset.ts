@@ -10,6 +10,7 @@
 import { closeSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import type { LowerLayers } from './lower-layers.js';
+import { carriedXattrs } from './xattrs.js';
 import { writeTar, type OwnerMap } from './tar-writer.js';
 import { openDir, walk, type WalkEntry } from './walk.js';
 import { isOpaque, isWhiteout, ociOpaqueName, ociWhiteoutName } from './whiteouts.js';
@@ -70,11 +71,22 @@ export async function writeChangeset(
   return result;
 }
 
-/** A directory the lowers have with the same mode and owner: overlayfs only copied it up. */
+/**
+ * A directory the lowers have with the same mode, owner and carried attributes: overlayfs only
+ * copied it up (its times are not compared: the runtime's placeholder files change them).
+ */
 function copiedUp(e: WalkEntry, lowers: LowerLayers, owner: OwnerMap | undefined): boolean {
   if (!e.st.isDirectory()) return false;
-  const lower = lowers.stat(e.rel);
-  if (!lower?.isDirectory()) return false;
+  const lower = lowers.find(e.rel);
+  if (!lower?.st.isDirectory()) return false;
   const { uid, gid } = owner ? owner(e.st) : e.st;
-  return e.st.mode === lower.mode && uid === lower.uid && gid === lower.gid;
+  if (e.st.mode !== lower.st.mode || uid !== lower.st.uid || gid !== lower.st.gid) return false;
+  return xattrKey(e.path) === xattrKey(lower.path);
+}
+
+function xattrKey(path: string): string {
+  return carriedXattrs(path)
+    .map(([k, v]) => `${k}=${v.toString('hex')}`)
+    .sort()
+    .join('\0');
 }

@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { unpackTar } from '../../src/image/unpack.js';
 import { extract } from '../../src/image/tar.js';
+import * as libc from '../../src/sys/libc.js';
 import { LowerLayers, isOpaque, isWhiteout, makeWhiteout, markOpaque, writeChangeset, type ChangesetOptions } from '../../src/overlay/index.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -102,6 +103,13 @@ describe('writeChangeset', () => {
     expect((await changeset()).result.changed).toBe(true);
     fs.chmodSync(path.join(upper, 'tmp'), 0o1777);
     fs.mkdirSync(path.join(upper, 'new'));
+    expect((await changeset()).result.changed).toBe(true);
+  });
+
+  it('counts a copied-up directory whose attributes changed as a change (RUN setfattr -n user.x /etc)', async () => {
+    copyUp('etc');
+    expect((await changeset()).result.changed).toBe(false);
+    libc.lsetxattr(path.join(upper, 'etc'), 'user.note', Buffer.from('set by a RUN'));
     expect((await changeset()).result.changed).toBe(true);
   });
 
