@@ -261,7 +261,7 @@ class Builder {
   }
 
   private async from(stage: Stage): Promise<State> {
-    const step = this.begin(stage.from.source.text, stage.name);
+    const step = this.begin(this.fromText(stage), stage.name);
     const started = Date.now();
     try {
       const state = await this.base(stage);
@@ -271,6 +271,17 @@ class Builder {
       if (err instanceof TsrunError && err.message.startsWith(`${this.df.file}:`)) throw err;
       throw this.fail(stage.from, `${this.where(step, stage.name)} ${stage.from.source.text}: ${err instanceof Error ? err.message : String(err)}`, err);
     }
+  }
+
+  /** FROM as the progress shows it: with the image as expanded (`FROM $BASE` says which). */
+  private fromText(stage: Stage): string {
+    try {
+      const inst = this.evaluate(stage.from, this.globalScope);
+      if (inst.kind === 'FROM') return `FROM ${inst.image}${stage.name !== undefined ? ` AS ${stage.name}` : ''}`;
+    } catch {
+      // base() reports it, with the line
+    }
+    return stage.from.source.text;
   }
 
   private async base(stage: Stage): Promise<State> {

@@ -230,7 +230,10 @@ describePrivileged('tsrun build', () => {
     });
     const id = ok(['build', '-q', '--network', 'none', dir]).stdout.trim();
     expect(ok(['run', '--rm', '--network', 'none', id, 'cat', '/built', '/again']).stdout).toBe('built\nbuilt\n');
-    expect(ok(['build', '--progress', 'plain', '--network', 'none', dir]).stderr).toMatch(/COPY --from=\$\{SRC\} \/built \/again\n#\d+ CACHED/);
+    const again = ok(['build', '--progress', 'plain', '--network', 'none', dir]).stderr;
+    expect(again).toMatch(/COPY --from=\$\{SRC\} \/built \/again\n#\d+ CACHED/);
+    expect(again).toMatch(/#\d+ \[\d+\/\d+\] FROM builder\n/); // FROM ${BASE}, as expanded
+    expect(again).toMatch(/#\d+ \[builder 1\/\d+\] FROM busybox AS builder\n/);
     expect(containers()).toEqual([]);
     // A stage used before it is built is an error naming the line, not a pull of "later".
     const bad = context('order', { Dockerfile: 'FROM busybox AS user\nCOPY --from=later /x /x\nFROM busybox AS later\n' });
