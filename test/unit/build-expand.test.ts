@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { evaluate, expandWord, expandWords, goDuration, type Vars } from '../../src/build/expand.js';
 import { parseInstruction } from '../../src/build/parse.js';
 import type { Instruction } from '../../src/build/instructions.js';
+import { errorOf } from './build-errors.js';
 
 const vars = (map: Record<string, string>): Vars => (name) => map[name];
 const env = vars({ A: 'aa', E: '', P: '/p', SP: 'x  y', PORTS: '80 443/udp', U: 'app', FILE: 'path/to/file.tar.gz' });
@@ -171,15 +172,6 @@ describe('goDuration (Go time.ParseDuration, in ns)', () => {
 });
 
 describe('evaluate', () => {
-  const errorOf = (fn: () => unknown): string => {
-    try {
-      fn();
-    } catch (err) {
-      expect(err).toMatchObject({ code: 'EBUILD' });
-      return (err as Error).message;
-    }
-    throw new Error('no error');
-  };
 
   describe('FROM', () => {
     it('expands the image and platform with the variables given, lower-cases the name', () => {

@@ -1,22 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { parseDockerfile, parseInstruction } from '../../src/build/parse.js';
 import type { RawInstruction } from '../../src/build/instructions.js';
+import { errorOf } from './build-errors.js';
 
 const parse = (text: string) => parseDockerfile(text, 'Dockerfile');
 /** The instructions of the first stage. */
 const body = (text: string): RawInstruction[] => parse(text).stages[0]!.instructions;
 const one = (text: string): RawInstruction => body(`FROM x\n${text}`)[0]!;
 
-/** The message of the EBUILD error `fn` throws. */
-function errorOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toMatchObject({ code: 'EBUILD' });
-    return (err as Error).message;
-  }
-  throw new Error('no error');
-}
 
 describe('parseDockerfile: structure', () => {
   it('stages, names, global ARGs and lines', () => {
