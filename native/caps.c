@@ -106,11 +106,18 @@ static long do_capset(uint64_t eff, uint64_t perm, uint64_t inh)
 
 int step_caps(struct child *c, char **a, int n)
 {
-	(void)n;
 	int last = last_cap(c);
-	uint64_t bound, eff;
+	uint64_t bound, eff, want_perm, inh = 0, amb = 0;
 	if (parse_caps(a[0], last, &bound) < 0 || parse_caps(a[1], last, &eff) < 0)
 		return fail_msg(c, EINVAL, "caps: unknown capability in %s / %s", a[0], a[1]);
+	/* An OCI bundle may name all five sets; tsrun's own containers give two
+	 * (permitted = effective, no inheritable or ambient ones). */
+	want_perm = eff;
+	if ((n > 2 && parse_caps(a[2], last, &want_perm) < 0) || (n > 3 && parse_caps(a[3], last, &inh) < 0) ||
+	    (n > 4 && parse_caps(a[4], last, &amb) < 0))
+		return fail_msg(c, EINVAL, "caps: unknown capability in the permitted, inheritable or ambient set");
+	if ((eff & ~want_perm) || (amb & ~(want_perm & inh)))
+		return fail_msg(c, EINVAL, "caps: effective must be within permitted, ambient within permitted and inheritable");
 	struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
 	struct __user_cap_data_struct d[2];
 	if (syscall(SYS_capget, &h, d) < 0)
@@ -138,9 +145,15 @@ int step_caps(struct child *c, char **a, int n)
 	if (TR(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0),
 	       "prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)") < 0 && errno != EINVAL)
 		return fail(c, errno, "clear ambient capabilities");
-	/* permitted = effective; inheritable empty, as docker does. */
-	if (do_capset(eff, eff, 0) < 0)
+	/* docker's: permitted = effective, inheritable empty. */
+	if (do_capset(eff, want_perm, inh) < 0)
 		return fail(c, errno, "capset (are the effective caps permitted?)");
+	for (int cap = 0; cap <= last; cap++)
+		if ((amb & (1ull << cap)) &&
+		    TR(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0),
+		       "prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, %s, 0, 0)", caps_str(1ull << cap) + 3) < 0)
+			return fail(c, errno, "raise the ambient capability %s",
+				    cap < NCAPNAMES ? capnames[cap] : "?");
 	return 0;
 }
 

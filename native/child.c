@@ -201,12 +201,13 @@ static const struct step_def steps[] = {
 	{"mask", 1, 1, step_mask},             {"readonly", 1, 1, step_readonly},
 	{"remount-ro", 1, 2, step_remount_ro}, {"console", 0, 0, step_console},
 	{"rlimit", 3, 3, step_rlimit},         {"no-new-privs", 0, 0, step_no_new_privs},
-	{"user", 3, 3, step_user},             {"caps", 2, 2, step_caps},
+	{"user", 3, 3, step_user},             {"caps", 2, 5, step_caps},
 	{"seccomp", 1, 1, step_seccomp},       {"chdir", 1, 1, step_chdir},
 	{"env", 1, 1, step_env},               {"init", 0, 0, step_init},
 	{"exec", 1, -1, step_exec},            {"lo-up", 0, 0, step_lo_up},
 	{"setns", 2, 2, step_setns},           {"idmap-mount", 1, 1, step_idmap_mount},
-	{"sysctl", 2, 2, step_sysctl},
+	{"sysctl", 2, 2, step_sysctl},         {"umask", 1, 1, step_umask},
+	{"wait-start", 1, 1, step_wait_start},
 };
 
 const struct step_def *step_lookup(const char *name)
@@ -271,13 +272,19 @@ _Noreturn void child_main(struct child *c, int nullfd)
 	out_close_in_child();
 	in_close();
 	lifecycle_close_in_child();
-	dup2(c->in >= 0 ? c->in : nullfd, 0);
-	if (c->in >= 0)
-		close(c->in);
-	close(nullfd);
-	for (int i = 0; i < 2; i++) {
-		dup2(c->out[i], 1 + i);
-		close(c->out[i]);
+	if (c->plan->stdio_pass) {
+		/* runtime mode: the caller's fds 0-2 (conmon's or the shim's
+		 * pipes) are the container's, as runc passes its own on. */
+		close(nullfd);
+	} else {
+		dup2(c->in >= 0 ? c->in : nullfd, 0);
+		if (c->in >= 0)
+			close(c->in);
+		close(nullfd);
+		for (int i = 0; i < 2; i++) {
+			dup2(c->out[i], 1 + i);
+			close(c->out[i]);
+		}
 	}
 	/* Modes in the plan are exact (/dev/null must be 0666); exec sets
 	 * docker's 0022 back before execve(). */

@@ -92,6 +92,69 @@ static int exec_failed(struct child *c, const char *file, const char *path, int 
 	}
 }
 
+/* The mode for files the container's program creates: docker's 0022, or
+ * the `umask` step's (an OCI bundle's process.user.umask). */
+static mode_t exec_umask = 022;
+
+int step_umask(struct child *c, char **a, int n)
+{
+	(void)n;
+	int ok;
+	unsigned m = parse_octal(a[0], &ok);
+	if (!ok || m > 0777)
+		return fail_msg(c, EINVAL, "umask: bad mode %s", a[0]);
+	exec_umask = (mode_t)m;
+	return 0;
+}
+
+int exec_lookup(struct child *c, const char *file, char *out, size_t len)
+{
+	struct stat st;
+	if (!strchr(file, '/')) {
+		int err = look_path(c, file, out, len);
+		if (err == ENOENT) {
+			c->exit_code = 127;
+			return fail_msg(c, err, "exec: \"%s\": executable file not found in $PATH",
+					file);
+		}
+		return err ? exec_failed(c, file, out, err) : 0;
+	}
+	snprintf(out, len, "%s", file);
+	/* What execve() would say, asked beforehand (Go's LookPath for a path) */
+	if (stat(file, &st) < 0)
+		return exec_failed(c, file, file, errno);
+	if (S_ISDIR(st.st_mode) || faccessat(AT_FDCWD, file, X_OK, AT_EACCESS) < 0)
+		return exec_failed(c, file, file, EACCES);
+	return 0;
+}
+
+/* runtime mode (`tsrun-runtime create`): the container is made and waits
+ * here, before its program, until `start` writes a byte to the exec fifo.
+ * `file` is checked first, so that a missing command fails `create` (with
+ * exec's message and code), as runc's does: after `start` nobody could
+ * hear of it. The monitor leaves once it hears we are ready (detach). */
+int g_exec_fifo = -1;
+
+int step_wait_start(struct child *c, char **a, int n)
+{
+	(void)n;
+	char path[PATH_MAX], b;
+	if (exec_lookup(c, a[0], path, sizeof(path)) < 0)
+		return -1;
+	if (g_exec_fifo < 0)
+		return fail_msg(c, EINVAL, "wait-start without an exec-fifo line");
+	imsg_send(c->sock, MSG_READY, c->step, -1, NULL, NULL, NULL);
+	ssize_t r;
+	do
+		r = read(g_exec_fifo, &b, 1);
+	while (r < 0 && errno == EINTR);
+	if (r != 1)
+		return fail(c, r < 0 ? errno : EPIPE, "wait for start on the exec fifo");
+	close(g_exec_fifo);
+	g_exec_fifo = -1;
+	return 0;
+}
+
 int step_exec(struct child *c, char **a, int n)
 {
 	const char *file = a[0];
@@ -100,18 +163,11 @@ int step_exec(struct child *c, char **a, int n)
 	char **argv = n > 1 ? a + 1 : self; /* a[n] is the NULL after the fields */
 	const char *path = file;
 	if (!strchr(file, '/')) {
-		int err = look_path(c, file, found, sizeof(found));
-		if (err == ENOENT) {
-			c->exit_code = 127;
-			return fail_msg(c, err, "exec: \"%s\": executable file not found in $PATH",
-					file);
-		}
-		if (err)
-			return exec_failed(c, file, found, err);
+		if (exec_lookup(c, file, found, sizeof(found)) < 0)
+			return -1;
 		path = found;
 	}
-	/* The mode for files the container creates, as docker gives it. */
-	umask(022);
+	umask(exec_umask);
 	trace_line("execve(%s, %s, [%d var%s])", q(path), argv_str(argv), c->nenv,
 		   c->nenv == 1 ? "" : "s");
 	/* Tell the monitor that the next thing is execve(): from now on,

@@ -30,6 +30,7 @@ struct step {
 	const struct step_def *def;
 };
 
+enum { DETACH_NO, DETACH_CREATED, DETACH_STARTED };
 enum restart_policy { RESTART_NO, RESTART_ALWAYS, RESTART_UNLESS_STOPPED, RESTART_ON_FAILURE };
 
 struct plan {
@@ -53,6 +54,11 @@ struct plan {
 	unsigned restart_max;        /* on-failure:N, 0: unlimited */
 	char **exit_command;         /* argv run when the monitor is done, NULL-terminated */
 	char **device_rules;         /* devices: what the container may use (devices.c) */
+	/* runtime mode (tsrun-runtime, runc's interface) */
+	int stdio_pass;              /* the child keeps our fds 0-2: no pipes, no relay */
+	const char *console_socket;  /* the PTY master goes to this unix socket */
+	const char *exec_fifo;       /* made and held open: `wait-start` reads it */
+	int detach;                  /* DETACH_*: leave the child to our parent's reaper */
 	int n_device_rules;
 	struct step *steps; /* everything after `clone`, numbered from 1 */
 	int n_steps;
@@ -77,7 +83,7 @@ char *proto_read_line(void);              /* next buffered line, or NULL */
 int proto_fill(int fd);                   /* read once: >0 data, 0 EOF, -1 */
 
 /* Child -> monitor messages on the internal SOCK_SEQPACKET socketpair. */
-enum { MSG_TRACE = 'T', MSG_ERROR = 'E', MSG_EXEC = 'X', MSG_CONSOLE = 'C' };
+enum { MSG_TRACE = 'T', MSG_ERROR = 'E', MSG_EXEC = 'X', MSG_CONSOLE = 'C', MSG_READY = 'R' };
 #define IMSG_MAX 8192
 struct imsg {
 	char type;
@@ -180,6 +186,12 @@ int step_seccomp(struct child *, char **, int);    /* seccomp.c */
 int step_console(struct child *, char **, int);    /* tty.c */
 int step_init(struct child *, char **, int);       /* init.c */
 int step_exec(struct child *, char **, int);       /* exec.c */
+int step_umask(struct child *, char **, int);
+int step_wait_start(struct child *, char **, int); /* lifecycle.c */
+extern int g_exec_fifo; /* exec-fifo: our O_RDWR fd of it, or -1 */
+/* exec.c: the file `exec` would run (a bare name searched in PATH), 0 or -1
+ * with the step failed as exec would have failed */
+int exec_lookup(struct child *c, const char *file, char *out, size_t outlen);
 int step_lo_up(struct child *, char **, int);      /* net.c */
 int step_setns(struct child *, char **, int);      /* setns.c */
 int step_idmap_mount(struct child *, char **, int); /* userns.c */
@@ -250,6 +262,7 @@ void proc_title(const char *title); /* main.c: what ps shows as our cmdline */
 void rss_trim(void);                /* main.c: unmap startup code we are done with */
 
 void tty_setup(int master, int relay_stdin); /* raw mode, window size */
+int console_send(const char *path, int fd); /* runtime mode: --console-socket */
 void tty_resize(void);
 void tty_restore(void);
 void tty_detach(void); /* stop relaying fd 0, restore the terminal */

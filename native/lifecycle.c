@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -143,6 +144,19 @@ static void setup(struct monitor *m)
 	if (p->netns_path)
 		host_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	join_ns(m, p->netns_path, CLONE_NEWNET, "netns", "network");
+	/* runtime mode: the fifo `tsrun-runtime start` writes a byte to. We
+	 * make it (never an existing file) and hold it open for reading and
+	 * writing, so neither open blocks; the child inherits the fd and
+	 * waits on it in its `wait-start` step, after we have gone. */
+	if (p->exec_fifo) {
+		if (TR(mkfifo(p->exec_fifo, 0600), "mknodat(AT_FDCWD, %s, S_IFIFO|0600)", q(p->exec_fifo)) < 0 ||
+		    (g_exec_fifo = (int)TR(open(p->exec_fifo, O_RDWR | O_NOFOLLOW | O_CLOEXEC),
+					   "openat(AT_FDCWD, %s, O_RDWR|O_NOFOLLOW|O_CLOEXEC)", q(p->exec_fifo))) < 0) {
+			int e = errno;
+			snprintf(msg, sizeof(msg), "make the exec fifo %s: %s", p->exec_fifo, errmsg(e));
+			setup_failed(m, "exec-fifo", e, msg);
+		}
+	}
 	/* Block the signals we handle and read them from a signalfd, so the
 	 * loop is one poll(); the child unblocks them again right away. */
 	monitor_signals(&set);

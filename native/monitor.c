@@ -92,6 +92,8 @@ static void mark_started(void)
 	M->ever_started = 1;
 	if (M->run == 0)
 		proto_send("started", NULL);
+	if (P->detach == DETACH_STARTED)
+		exit(0); /* `tsrun-runtime exec -d`: the caller reaps it */
 	M->st.error = NULL;
 	clock_gettime(CLOCK_REALTIME, &M->st.started_at);
 	monitor_state(M, "running");
@@ -116,10 +118,31 @@ static void on_message(struct imsg *m)
 		exec_seen = 1; /* the next thing is execve(): EOF means it worked */
 		break;
 	case MSG_CONSOLE:
-		if (m->fd >= 0)
+		if (m->fd >= 0 && P->console_socket) {
+			/* runtime mode: the master is for conmon or the shim */
+			if (console_send(P->console_socket, m->fd) < 0) {
+				char msg[600];
+				int e = errno;
+				snprintf(msg, sizeof(msg), "send the PTY master to the console socket %s: %s",
+					 P->console_socket, errmsg(e));
+				close(m->fd);
+				start_failed("console-socket", e, msg);
+			}
+			close(m->fd);
+		} else if (m->fd >= 0) {
 			tty_setup(m->fd, !P->stdin_null);
+		}
 		/* ack: the PTY has its window size before the child goes on */
 		(void)!write(sock, "k", 1);
+		break;
+	case MSG_READY:
+		/* runtime mode: made, and waiting on the exec fifo for `start`.
+		 * Our part is done; the child is left to our parent's reaper
+		 * (conmon, the shim: subreapers), as runc's init is. */
+		if (P->detach == DETACH_CREATED && M->run == 0) {
+			proto_send("ready", NULL);
+			exit(0);
+		}
 		break;
 	}
 }
@@ -279,7 +302,8 @@ static int spawn(void)
 	int sv[2], out[2], in;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return start_failed("socketpair", errno, errmsg(errno));
-	if (out_pipes(out) < 0 || in_pipe(P, &in) < 0) {
+	out[0] = out[1] = in = -1;
+	if (!P->stdio_pass && (out_pipes(out) < 0 || in_pipe(P, &in) < 0)) {
 		int e = errno;
 		close(sv[0]);
 		close(sv[1]);

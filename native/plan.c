@@ -108,6 +108,7 @@ static const struct { const char *name; int nargs; } monitor_lines[] = {
 	{"uid-map", 3}, {"gid-map", 3},
 	{"exit-command", -1}, /* -1: one field or more */
 	{"devices", -1},
+	{"stdio", 1}, {"console-socket", 1}, {"exec-fifo", 1}, {"detach", 1},
 };
 
 static int monitor_line(struct plan *p, struct step *st, char *err,
@@ -186,6 +187,24 @@ static int monitor_line(struct plan *p, struct step *st, char *err,
 				    st->argv[1 + bad]);
 		p->device_rules = st->argv + 1;
 		p->n_device_rules = st->argc - 1;
+	} else if (strcmp(k, "stdio") == 0) {
+		if (strcmp(v, "pass") && strcmp(v, "pipes"))
+			return perr(err, errlen, ln, "stdio must be pass or pipes");
+		p->stdio_pass = strcmp(v, "pass") == 0;
+	} else if (strcmp(k, "console-socket") == 0 || strcmp(k, "exec-fifo") == 0) {
+		if (*v != '/')
+			return perr(err, errlen, ln, "%s needs an absolute path", k);
+		if (k[0] == 'c')
+			p->console_socket = v;
+		else
+			p->exec_fifo = v;
+	} else if (strcmp(k, "detach") == 0) {
+		if (strcmp(v, "created") == 0)
+			p->detach = DETACH_CREATED;
+		else if (strcmp(v, "started") == 0)
+			p->detach = DETACH_STARTED;
+		else if (strcmp(v, "no"))
+			return perr(err, errlen, ln, "detach must be no, created or started");
 	} else if (strcmp(k, "exit-command") == 0) {
 		if (!*v)
 			return perr(err, errlen, ln, "exit-command needs a program");

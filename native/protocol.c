@@ -285,7 +285,8 @@ const char *errname(int e)
 /* docker's convention: 127 command not found, 126 not executable, 125 us. */
 int exit_code_for(const char *op, const char *en)
 {
-	if (strcmp(op, "exec") == 0) {
+	/* wait-start checks the program exec will run, and fails as exec would */
+	if (strcmp(op, "exec") == 0 || strcmp(op, "wait-start") == 0) {
 		if (strcmp(en, "ENOENT") == 0)
 			return 127;
 		if (!strcmp(en, "EACCES") || !strcmp(en, "EPERM") || !strcmp(en, "ENOEXEC") ||

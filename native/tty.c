@@ -16,6 +16,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <string.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -163,6 +165,45 @@ void tty_reset(void)
 }
 
 /* -------------------------------------------------------------- child side */
+
+/* runtime mode: hand the PTY master to whoever listens on `path` (conmon,
+ * containerd's shim), as runc does with --console-socket: one message
+ * whose data is the PTY's name and whose SCM_RIGHTS carry the fd. */
+int console_send(const char *path, int fd)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	unsigned ptn;
+	char name[32] = "/dev/ptmx";
+	if (strlen(path) >= sizeof(addr.sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	strcpy(addr.sun_path, path);
+	if (ioctl(fd, TIOCGPTN, &ptn) == 0)
+		snprintf(name, sizeof(name), "/dev/pts/%u", ptn);
+	int s = (int)TR(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0)");
+	if (s < 0)
+		return -1;
+	if (TR(connect(s, (struct sockaddr *)&addr, sizeof(addr)), "connect(%d, {AF_UNIX, %s})", s, q(path)) < 0) {
+		int e = errno;
+		close(s);
+		errno = e;
+		return -1;
+	}
+	char cbuf[CMSG_SPACE(sizeof(int))] = {0};
+	struct iovec iov = {.iov_base = name, .iov_len = strlen(name)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	long r = TR(sendmsg(s, &mh, MSG_NOSIGNAL), "sendmsg(%d, {%s, SCM_RIGHTS [%d]})", s, q(name), fd);
+	int e = errno;
+	close(s);
+	errno = e;
+	return r < 0 ? -1 : 0;
+}
 
 int step_console(struct child *c, char **args, int nargs)
 {
