@@ -38,6 +38,16 @@ await build({
 });
 chmodSync(join(root, 'dist/tsrun.cjs'), 0o755);
 
+// tsrun-runtime, runc's command line (cli/runtime.ts): a script of its own, since podman and
+// containerd start it for every step of a container's life.
+await build({
+  ...cjs,
+  entryPoints: [join(root, 'dist/cli/runtime.js')],
+  outfile: join(root, 'dist/tsrun-runtime.cjs'),
+  banner: { js: '#!/usr/bin/env node' },
+});
+chmodSync(join(root, 'dist/tsrun-runtime.cjs'), 0o755);
+
 // The worker is started by URL, './unpack-worker-thread.js' next to the module that starts it:
 // dist/src/image/ in tsc's output, dist/ in the bundle. As an ES module it keeps import.meta.
 await build({

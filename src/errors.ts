@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'EKERNEL' // a missing kernel feature
   | 'EUSERNS' // no subordinate ids to give a container
   | 'EBUILD' // a Dockerfile, build context or build step that cannot be built
+  | 'ESPEC' // an OCI bundle's config.json that is invalid, or asks for what tsrun-runtime does not do
   | 'EINTERNAL';
 
 export class TsrunError extends Error {

@@ -2,6 +2,7 @@
 // died (kill -9, reboot) must never leave a container reported as running. PID reuse is ruled
 // out by the process start time, and a reboot by the boot ID.
 import { readFileSync } from 'node:fs';
+import { processStartTime } from '../sys/proc.js';
 import { TsrunError } from '../errors.js';
 import { readMonitorStatus, readState, type ContainerState, type MonitorStatus } from './record.js';
 import type { ContainerPaths } from './paths.js';
@@ -19,6 +20,8 @@ export const can = {
   remove: (s: ContainerStatus) => s === 'created' || s === 'exited' || s === 'dead',
 };
 
+export { processStartTime } from '../sys/proc.js';
+
 export class InvalidTransitionError extends TsrunError {
   constructor(
     readonly container: string,
@@ -34,22 +37,6 @@ let bootId: string | undefined;
 export function currentBootId(): string {
   bootId ??= readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
   return bootId;
-}
-
-/**
- * Field 22 of /proc/<pid>/stat: when the process started, in clock ticks since boot; undefined
- * when there is no such live process (a zombie, which an orphaned monitor becomes where
- * nobody reaps it, is dead too).
- */
-export function processStartTime(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[0] === 'Z' || fields[0] === 'X' ? undefined : fields[19];
-  } catch {
-    return undefined;
-  }
 }
 
 export function monitorAlive(m: MonitorStatus, state: ContainerState): boolean {

@@ -44,6 +44,7 @@ export function helperPath(): string {
 type Message =
   | { kind: 'pid'; pid: number }
   | { kind: 'started' }
+  | { kind: 'ready' }
   | { kind: 'error'; step: number; op: string; errno: string; message: string }
   | { kind: 'exit'; status: ExitStatus };
 
@@ -106,6 +107,12 @@ export class HelperProcess {
     if (m.kind !== 'started') throw this.unexpected(m, 'started');
   }
 
+  /** Runtime mode (`create`): the container is made and waits for `start`; the helper has left. */
+  async waitReady(): Promise<void> {
+    const m = await this.next('ready');
+    if (m.kind !== 'ready') throw this.unexpected(m, 'ready');
+  }
+
   async waitExit(): Promise<ExitStatus> {
     const m = await this.next('exit');
     if (m.kind !== 'exit') throw this.unexpected(m, 'exit');
@@ -156,6 +163,8 @@ export class HelperProcess {
         return this.deliver({ kind: 'pid', pid: Number(f[0]) });
       case 'started':
         return this.deliver({ kind: 'started' });
+      case 'ready':
+        return this.deliver({ kind: 'ready' });
       case 'error':
         return this.deliver({ kind: 'error', step: Number(f[0]), op: f[1] ?? '?', errno: f[2] ?? '?', message: f.slice(3).join(' ') });
       case 'exit':
@@ -200,7 +209,8 @@ export class HelperProcess {
 
 /** A failed step becomes docker's exit codes: 127 command not found, 126 not executable. */
 function stepError(m: Extract<Message, { kind: 'error' }>): TsrunError {
-  if (m.op === 'exec') {
+  // wait-start (tsrun-runtime create) fails as exec would: it checks the same program first.
+  if (m.op === 'exec' || m.op === 'wait-start') {
     if (m.errno === 'ENOENT') return new TsrunError('ENOTFOUND_EXEC', `failed to start the container: ${m.message}`);
     if (['EACCES', 'ENOEXEC', 'EISDIR', 'EPERM'].includes(m.errno)) return new TsrunError('ENOEXEC', `failed to start the container: ${m.message}`);
   }

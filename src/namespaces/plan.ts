@@ -40,6 +40,23 @@ export interface PlanContext {
   joinNetns?: string;
   /** With a user namespace: idmap the store (default), or layers already copied with shifted owners. */
   usernsFiles?: 'idmap' | 'copy';
+  /**
+   * Where the root comes from: an overlay of the store's layers (tsrun's own containers, the
+   * default), or an OCI bundle's rootfs directory as it is, bound onto itself as runc does
+   * (tsrun-runtime; storeRoot, lowerDirs, upperDir and workDir are then unused).
+   */
+  rootfs?: 'overlay' | 'bundle';
+  /** tsrun-runtime: runc's interface (native/README.md, "Runtime mode"). */
+  runtime?: RuntimeMode;
+}
+
+export interface RuntimeMode {
+  /** `create`: the child waits on this fifo before its program, and the helper leaves once it does. */
+  execFifo?: string;
+  /** The PTY master goes to this unix socket (process.terminal). */
+  consoleSocket?: string;
+  /** `exec -d`: the helper leaves once the program runs. */
+  detachStarted?: boolean;
 }
 
 export interface MonitorConfig {
@@ -67,13 +84,17 @@ const NS_FLAGS: Record<string, string> = {
   user: 'newuser',
 };
 
-/** Split OCI mount options into mount(2) flags (the helper's names) and fs data. */
-export function mountFlags(options: string[]): { flags: string[]; data: string[] } {
+/**
+ * Split OCI mount options into mount(2) flags (the helper's names) and fs data. tsrun's own
+ * mounts are all private (the `propagation` step); a bundle's may ask for slave ones.
+ */
+export function mountFlags(options: string[], propagation = false): { flags: string[]; data: string[] } {
   const known = new Set(['ro', 'nosuid', 'nodev', 'noexec', 'relatime', 'strictatime', 'noatime']);
   const flags: string[] = [];
   const data: string[] = [];
   for (const o of options) {
     if (known.has(o)) flags.push(o);
+    else if (propagation && ['rprivate', 'private', 'rslave', 'slave'].includes(o)) flags.push(o);
     else if (o === 'rbind') flags.push('bind', 'rec');
     else if (o === 'bind') flags.push('bind');
     else if (['rw', 'rprivate', 'private', 'suid', 'dev', 'exec'].includes(o)) continue;
@@ -92,8 +113,8 @@ function parentDirs(path: string): string {
  * Steps for one OCI mount onto a path inside the root (before pivot_root). `sourceIsFile` is
  * asked only of a bind mount (whether its host source is a file).
  */
-function mountSteps(m: OciMount, sourceIsFile: () => boolean): Step[] {
-  const { flags, data } = mountFlags(m.options);
+function mountSteps(m: OciMount, sourceIsFile: () => boolean, propagation: boolean): Step[] {
+  const { flags, data } = mountFlags(m.options, propagation);
   const steps: Step[] = [];
   const isBind = flags.includes('bind');
   const readonlyBind = isBind && flags.includes('ro');
@@ -112,10 +133,14 @@ function mountSteps(m: OciMount, sourceIsFile: () => boolean): Step[] {
 
 export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: string) => boolean): Plan {
   const p = spec.process;
-  const namespaces = spec.linux.namespaces.map((n) => n.type);
+  const bundle = ctx.rootfs === 'bundle';
+  // The namespaces made for the container; a bundle's may also name ones to join (`path`).
+  const namespaces = spec.linux.namespaces.filter((n) => !n.path).map((n) => n.type);
+  const joinPath = (type: string) => spec.linux.namespaces.find((n) => n.type === type && n.path)?.path;
+  const joinNetns = ctx.joinNetns ?? joinPath('network');
   // In a user namespace: its own (--userns), or rootless tsrun's, which the container shares.
-  const rootless = spec.annotations['io.tsrun.rootless'] === 'true';
-  const userns = namespaces.includes('user') || rootless;
+  const rootless = spec.annotations?.['io.tsrun.rootless'] === 'true';
+  const userns = namespaces.includes('user') || joinPath('user') !== undefined || rootless;
   const monitor: Step[] = [
     ['trace', ctx.trace ? '1' : '0'],
     ['name', ctx.name],
@@ -127,32 +152,51 @@ export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: str
     ...monitorLines(ctx.monitor),
     ...(spec.linux.uidMappings ?? []).map((m): Step => ['uid-map', String(m.containerID), String(m.hostID), String(m.size)]),
     ...(spec.linux.gidMappings ?? []).map((m): Step => ['gid-map', String(m.containerID), String(m.hostID), String(m.size)]),
+    ...runtimeLines(ctx.runtime),
   ];
+  // A bundle's user and PID namespaces to join: the monitor joins them, the child is born there.
+  const joinUser = joinPath('user');
+  if (joinUser) monitor.unshift(['userns', joinUser]);
+  const joinPid = joinPath('pid');
+  if (joinPid) monitor.push(['pidns', joinPid]);
   const steps: Step[] = [['setsid']];
   // From inside its new user namespace the child could not join a network namespace the host
   // owns: the monitor joins it, and the child is born there.
-  if (ctx.joinNetns && userns) monitor.push(['netns', ctx.joinNetns]);
-  else if (ctx.joinNetns) steps.push(['setns', ctx.joinNetns, 'net']);
+  if (joinNetns && userns) monitor.push(['netns', joinNetns]);
+  else if (joinNetns) steps.push(['setns', joinNetns, 'net']);
+  for (const [type, kind] of [['ipc', 'ipc'], ['uts', 'uts'], ['cgroup', 'cgroup']] as const) {
+    const path = joinPath(type);
+    if (path) steps.push(['setns', path, kind]);
+  }
   if (namespaces.includes('uts')) steps.push(['sethostname', spec.hostname]);
-  if (namespaces.includes('network') && !ctx.joinNetns) steps.push(['lo-up']);
-  // Nothing mounted from here on propagates back to the host.
-  steps.push(['propagation', 'private']);
+  if (namespaces.includes('network') && !joinNetns) steps.push(['lo-up']);
+  // Nothing mounted from here on propagates back to the host. A bundle's default is runc's:
+  // slave, so that mounts the host makes later still reach the container.
+  const propagation = !bundle || ['private', 'rprivate'].includes(spec.linux.rootfsPropagation ?? '') ? 'private' : 'slave';
+  steps.push(['propagation', propagation]);
+  if (bundle) {
+    // The bundle's rootfs as it is (podman and containerd mounted it): bound onto itself, so
+    // that it is a mount pivot_root can move.
+    steps.push(['mount', spec.root.path, spec.root.path, '-', 'bind,rec', '-'], ['root', spec.root.path]);
+  }
   // The store as the container's maps see it (native/userns.c): image files owned by 0 on
   // disk are its root's, and what its root writes is stored as 0. The step also makes it the
   // working directory, and from then on paths in the store are given relative to it: the
   // child, an unprivileged host uid, may not be allowed to walk the store's parents.
-  const idmap = namespaces.includes('user') && ctx.usernsFiles !== 'copy';
+  const idmap = !bundle && namespaces.includes('user') && ctx.usernsFiles !== 'copy';
   if (idmap) steps.push(['idmap-mount', ctx.storeRoot]);
-  else steps.push(['chdir-host', ctx.storeRoot]);
+  else if (!bundle) steps.push(['chdir-host', ctx.storeRoot]);
   const inStore = (path: string) => (idmap && path.startsWith(ctx.storeRoot + '/') ? path.slice(ctx.storeRoot.length + 1) : path);
-  // Outside the host's user namespace overlayfs keeps its own attributes in user.overlay.*.
-  const overlayData = mountOptions({ lowers: ctx.lowerDirs, upper: { dir: ctx.upperDir, work: ctx.workDir }, userxattr: rootless });
-  steps.push(['mount', 'overlay', inStore(spec.root.path), 'overlay', 'nosuid', overlayData]);
-  steps.push(['root', inStore(spec.root.path)]);
+  if (!bundle) {
+    // Outside the host's user namespace overlayfs keeps its own attributes in user.overlay.*.
+    const overlayData = mountOptions({ lowers: ctx.lowerDirs, upper: { dir: ctx.upperDir, work: ctx.workDir }, userxattr: rootless });
+    steps.push(['mount', 'overlay', inStore(spec.root.path), 'overlay', 'nosuid', overlayData]);
+    steps.push(['root', inStore(spec.root.path)]);
+  }
 
   for (const m of spec.mounts) {
     const source = m.type === 'bind' ? inStore(m.source) : m.source;
-    steps.push(...mountSteps({ ...m, source }, () => sourceIsFile(m.source)));
+    steps.push(...mountSteps({ ...m, source }, () => sourceIsFile(m.source), bundle));
     if (m.destination === '/dev') {
       // A fresh /dev holds only the standard nodes, never the host's (but those --device names).
       const given = new Set((spec.linux.devices ?? []).map((d) => d.path));
@@ -190,6 +234,7 @@ export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: str
   for (const path of spec.linux.readonlyPaths) steps.push(['readonly', path]);
   if (spec.root.readonly) steps.push(['remount-ro', '/']);
   if (p.terminal) steps.push(['console']);
+  if (p.umask !== undefined) steps.push(['umask', p.umask.toString(8)]);
 
   for (const r of p.rlimits) {
     const name = r.type.replace(/^RLIMIT_/, '').toLowerCase();
@@ -202,17 +247,37 @@ export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: str
   // before `user`/`caps` drop that (as runc does). With it, load it last, so that the filter
   // sees as little of the helper as possible.
   if (seccomp && !p.noNewPrivileges) steps.push(seccomp);
-  const capNames = (caps: string[]) => list(caps.map((c) => c.replace(/^CAP_/, '').toLowerCase()));
   steps.push(['user', String(p.user.uid), String(p.user.gid), list(p.user.additionalGids.map(String))]);
-  steps.push(['caps', capNames(p.capabilities.bounding), capNames(p.capabilities.effective)]);
+  steps.push(capsStep(p.capabilities));
   steps.push(['chdir', p.cwd]);
   for (const e of p.env) steps.push(['env', e]);
+  // `create`: made; the program waits for `start` (runc's exec fifo).
+  if (ctx.runtime?.execFifo) steps.push(['wait-start', p.args[0]!]);
   if (seccomp && p.noNewPrivileges) steps.push(seccomp);
   if (ctx.init) steps.push(['init']);
   steps.push(['exec', p.args[0]!, ...p.args]);
 
-  const cloneFlags = namespaces.filter((n) => !(n === 'network' && ctx.joinNetns)).map((n) => NS_FLAGS[n]!);
+  const cloneFlags = namespaces.filter((n) => !(n === 'network' && joinNetns)).map((n) => NS_FLAGS[n]!);
   return { monitor, cloneFlags, steps };
+}
+
+const capNames = (caps: string[]) => list(caps.map((c) => c.replace(/^CAP_/, '').toLowerCase()));
+
+/** bounding and effective, and the other three sets only when they are not docker's (permitted = effective, no inheritable or ambient). */
+export function capsStep(c: OciSpec['process']['capabilities']): Step {
+  const step: Step = ['caps', capNames(c.bounding), capNames(c.effective)];
+  const docker = c.inheritable.length === 0 && c.ambient.length === 0 && c.permitted.length === c.effective.length && c.permitted.every((x) => c.effective.includes(x));
+  if (!docker) step.push(capNames(c.permitted), capNames(c.inheritable), capNames(c.ambient));
+  return step;
+}
+
+function runtimeLines(r: RuntimeMode | undefined): Step[] {
+  if (!r) return [];
+  const lines: Step[] = [['stdio', 'pass']];
+  if (r.consoleSocket) lines.push(['console-socket', r.consoleSocket]);
+  if (r.execFifo) lines.push(['exec-fifo', r.execFifo], ['detach', 'created']);
+  else if (r.detachStarted) lines.push(['detach', 'started']);
+  return lines;
 }
 
 function monitorLines(m: MonitorConfig | undefined): Step[] {

@@ -23,6 +23,20 @@ export interface OciMount {
   options: string[];
 }
 
+export interface OciHook {
+  path: string;
+  args?: string[];
+  env?: string[];
+  timeout?: number;
+}
+
+export interface OciHooks {
+  prestart?: OciHook[];
+  createRuntime?: OciHook[];
+  poststart?: OciHook[];
+  poststop?: OciHook[];
+}
+
 export interface OciSpec {
   ociVersion: string;
   process: {
@@ -34,12 +48,21 @@ export interface OciSpec {
     capabilities: { bounding: string[]; effective: string[]; permitted: string[]; inheritable: string[]; ambient: string[] };
     rlimits: Array<{ type: string; soft: number; hard: number }>;
     noNewPrivileges: boolean;
+    /** A bundle's (tsrun-runtime): the mode the program starts with (tsrun's own: docker's 0022). */
+    umask?: number;
+    /** A bundle's: written to /proc/<pid>/oom_score_adj before the process runs. */
+    oomScoreAdj?: number;
   };
   root: { path: string; readonly: boolean };
   hostname: string;
   mounts: OciMount[];
+  /** A bundle's OCI hooks (src/runtime/hooks.ts); tsrun's own containers have none. */
+  hooks?: OciHooks;
   linux: {
-    namespaces: Array<{ type: 'pid' | 'network' | 'ipc' | 'uts' | 'mount' | 'cgroup' | 'user' }>;
+    /** `path`: join that namespace instead of making one (bundles only). */
+    namespaces: Array<{ type: 'pid' | 'network' | 'ipc' | 'uts' | 'mount' | 'cgroup' | 'user'; path?: string }>;
+    /** A bundle's: private | rprivate | slave | rslave (tsrun's own: private). */
+    rootfsPropagation?: string;
     maskedPaths: string[];
     readonlyPaths: string[];
     /** --sysctl: written under /proc/sys once /proc is mounted. */
