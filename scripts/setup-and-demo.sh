@@ -17,7 +17,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 echo "== 1. system packages"
-packages=(gcc libc6-dev make busybox-static docker-registry skopeo umoci openssl iproute2 iptables util-linux procps hostname python3 curl ca-certificates iperf3 uidmap passwd buildah podman runc)
+packages=(gcc libc6-dev make busybox-static docker-registry skopeo umoci openssl iproute2 iptables util-linux procps hostname python3 curl ca-certificates iperf3 uidmap passwd buildah podman runc containerd)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -24,9 +24,9 @@ export interface RunResult {
   stderr: string;
 }
 
-async function runTool(cmd: string, args: string[], timeout = 120_000): Promise<RunResult> {
+async function runTool(cmd: string, args: string[], timeout = 120_000, env?: NodeJS.ProcessEnv): Promise<RunResult> {
   try {
-    const { stdout, stderr } = await exec(cmd, args, { timeout, maxBuffer: 64 << 20, encoding: 'utf8' });
+    const { stdout, stderr } = await exec(cmd, args, { timeout, maxBuffer: 64 << 20, encoding: 'utf8', ...(env && { env: { ...process.env, ...env } }) });
     return { status: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number | string; stdout?: string; stderr?: string; message: string };
@@ -176,14 +176,23 @@ export class Buildah {
   }
 }
 
-/** podman with private storage and a private cgroup parent (`--cgroup-parent`), removed by cleanup(). */
+/**
+ * podman with private storage and a private cgroup parent (`--cgroup-parent`), removed by
+ * cleanup(). `runtime`: the OCI runtime's path (runc by default; tsrun-runtime's tests give
+ * theirs, and `env` then carries a containers.conf that lets podman pass it --log).
+ */
 export class Podman {
   readonly dir: string;
   readonly cgroupParent: string;
   /** podman refuses a runroot longer than 50 characters. */
   readonly runDir = mkdtempSync('/tmp/pr-');
 
-  constructor(parent: string, cgroupParent: string) {
+  constructor(
+    parent: string,
+    cgroupParent: string,
+    private readonly runtime = 'runc',
+    private readonly env?: NodeJS.ProcessEnv,
+  ) {
     this.dir = mkdtempSync(join(parent, 'podman-'));
     this.cgroupParent = cgroupParent;
   }
@@ -195,13 +204,18 @@ export class Podman {
       '--tmpdir', join(this.dir, 'tmp'),
       '--storage-driver', 'vfs',
       '--cgroup-manager', 'cgroupfs',
-      '--runtime', 'runc',
+      '--runtime', this.runtime,
       '--events-backend', 'none',
     ];
   }
 
+  /** The command line of `podman ARGS` with this instance's storage (for a pty driver). */
+  argv(args: string[]): string[] {
+    return ['podman', ...this.global, ...args];
+  }
+
   run(args: string[], timeout?: number): Promise<RunResult> {
-    return runTool('podman', [...this.global, ...args], timeout);
+    return runTool('podman', [...this.global, ...args], timeout, this.env);
   }
 
   /** `podman run --rm [FLAGS] IMAGE COMMAND` of an image from an insecure registry, without network. */
