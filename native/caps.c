@@ -116,8 +116,8 @@ int step_caps(struct child *c, char **a, int n)
 	if ((n > 2 && parse_caps(a[2], last, &want_perm) < 0) || (n > 3 && parse_caps(a[3], last, &inh) < 0) ||
 	    (n > 4 && parse_caps(a[4], last, &amb) < 0))
 		return fail_msg(c, EINVAL, "caps: unknown capability in the permitted, inheritable or ambient set");
-	if ((eff & ~want_perm) || (amb & ~(want_perm & inh)))
-		return fail_msg(c, EINVAL, "caps: effective must be within permitted, ambient within permitted and inheritable");
+	if (eff & ~want_perm)
+		return fail_msg(c, EINVAL, "caps: the effective set must be within the permitted one");
 	struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
 	struct __user_cap_data_struct d[2];
 	if (syscall(SYS_capget, &h, d) < 0)
@@ -148,8 +148,11 @@ int step_caps(struct child *c, char **a, int n)
 	/* docker's: permitted = effective, inheritable empty. */
 	if (do_capset(eff, want_perm, inh) < 0)
 		return fail(c, errno, "capset (are the effective caps permitted?)");
+	/* The kernel raises an ambient capability only if it is permitted and
+	 * inheritable; runc's own `spec` asks for ambient ones without
+	 * inheritable ones, and runc skips those (with a warning): so do we. */
 	for (int cap = 0; cap <= last; cap++)
-		if ((amb & (1ull << cap)) &&
+		if ((amb & want_perm & inh & (1ull << cap)) &&
 		    TR(prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0),
 		       "prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, %s, 0, 0)", caps_str(1ull << cap) + 3) < 0)
 			return fail(c, errno, "raise the ambient capability %s",
