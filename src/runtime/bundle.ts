@@ -18,7 +18,7 @@ const MAX_CONFIG_BYTES = 4 << 20;
 export const NAMESPACE_TYPES = ['pid', 'network', 'ipc', 'uts', 'mount', 'cgroup', 'user'] as const;
 /** Mount options that change propagation; shared ones would let the container's mounts reach the host. */
 const PROPAGATIONS = ['private', 'rprivate', 'slave', 'rslave'];
-const REFUSED_OPTIONS = ['shared', 'rshared', 'unbindable', 'runbindable', 'tmpcopyup', 'idmap', 'ridmap', 'rro', 'rrw', 'rnosuid', 'rsuid', 'rnodev', 'rdev', 'rnoexec', 'rexec', 'rnoatime', 'ratime', 'rrelatime', 'rnorelatime', 'rstrictatime', 'rnostrictatime', 'rnodiratime', 'rdiratime', 'rnosymfollow', 'rsymfollow', 'nosymfollow', 'symfollow', 'copy-symlink', 'remount', 'move', 'rmove', 'mand', 'nomand', 'dirsync', 'sync', 'async', 'silent', 'loud'];
+const REFUSED_OPTIONS = ['shared', 'rshared', 'unbindable', 'runbindable', 'idmap', 'ridmap', 'rro', 'rrw', 'rnosuid', 'rsuid', 'rnodev', 'rdev', 'rnoexec', 'rexec', 'rnoatime', 'ratime', 'rrelatime', 'rnorelatime', 'rstrictatime', 'rnostrictatime', 'rnodiratime', 'rdiratime', 'rnosymfollow', 'rsymfollow', 'nosymfollow', 'symfollow', 'copy-symlink', 'remount', 'move', 'rmove', 'mand', 'nomand', 'dirsync', 'sync', 'async', 'silent', 'loud'];
 const HOOK_KINDS = ['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'] as const;
 const SUPPORTED_HOOKS = new Set(['prestart', 'createRuntime', 'poststart', 'poststop']);
 

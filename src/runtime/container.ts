@@ -4,7 +4,7 @@
 // terminal to the console socket, and leaves once the process waits on the exec fifo — so the
 // container's first process becomes the child of whoever reaps for the caller (conmon,
 // containerd's shim), as runc's init does. Nothing here imports image, registry or network code.
-import { closeSync, constants, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { TsrunError, errnoOf } from '../errors.js';
@@ -56,6 +56,10 @@ export function forHost(spec: OciSpec, layout: CgroupLayout, cgroupPaths: Record
   const readonlyPaths = [...spec.linux.readonlyPaths];
   const cgroupns = spec.linux.namespaces.some((n) => n.type === 'cgroup');
   for (const m of spec.mounts) {
+    if (m.options.includes('tmpcopyup')) {
+      mounts.push(tmpCopyUp(spec.root.path, m));
+      continue;
+    }
     if (m.type !== 'cgroup') {
       mounts.push(m);
       continue;
@@ -75,6 +79,55 @@ export function forHost(spec: OciSpec, layout: CgroupLayout, cgroupPaths: Record
     if (ro && host[0]?.type === 'tmpfs') readonlyPaths.push(m.destination);
   }
   return { ...spec, mounts, linux: { ...spec.linux, readonlyPaths } };
+}
+
+/**
+ * podman's `tmpcopyup` (a tmpfs that starts with what the image has at its path): tsrun-runtime
+ * copies nothing up, which is the same thing where the image has nothing there (`--tmpfs /tmp`
+ * of most images); anything else is refused rather than hidden under an empty tmpfs.
+ */
+function tmpCopyUp(rootfs: string, m: OciMount): OciMount {
+  const at = inRoot(rootfs, m.destination);
+  let entries: string[] = [];
+  try {
+    entries = at === undefined ? [] : readdirSync(at);
+  } catch (err) {
+    if (errnoOf(err) !== 'ENOENT' && errnoOf(err) !== 'ENOTDIR') throw err;
+  }
+  if (entries.length > 0) {
+    throw new TsrunError('ESPEC', `config.json: mounts (${m.destination}): "tmpcopyup" of a directory that has files in the image is not supported by tsrun-runtime`);
+  }
+  return { ...m, options: m.options.filter((o) => o !== 'tmpcopyup') };
+}
+
+/** `path` in the root file system, its symlinks followed inside it (never out); undefined when missing. */
+export function inRoot(rootfs: string, path: string): string | undefined {
+  const todo = path.split('/').filter(Boolean);
+  const done: string[] = [];
+  for (let links = 0; todo.length > 0; ) {
+    const name = todo.shift()!;
+    if (name === '.') continue;
+    if (name === '..') {
+      done.pop();
+      continue;
+    }
+    const here = join(rootfs, ...done, name);
+    let st;
+    try {
+      st = lstatSync(here);
+    } catch {
+      return undefined;
+    }
+    if (!st.isSymbolicLink()) {
+      done.push(name);
+      continue;
+    }
+    if (++links > 40) return undefined;
+    const target = readlinkSync(here);
+    if (target.startsWith('/')) done.length = 0;
+    todo.unshift(...target.split('/').filter(Boolean));
+  }
+  return join(rootfs, ...done);
 }
 
 function isFile(path: string): boolean {
