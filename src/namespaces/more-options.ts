@@ -71,6 +71,14 @@ export function parseMount(spec: string): { volume?: VolumeMount; tmpfs?: TmpfsM
 /** The sysctls a container may set: those its own namespaces scope, as docker allows. */
 const NAMESPACED_IPC = ['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced'];
 
+/** The namespace a sysctl belongs to (writing it changes only that namespace), or undefined: the host's. */
+export function sysctlScope(name: string): 'ipc' | 'uts' | 'network' | undefined {
+  if (NAMESPACED_IPC.includes(name) || name.startsWith('fs.mqueue.')) return 'ipc';
+  if (name === 'kernel.domainname' || name === 'kernel.hostname') return 'uts';
+  if (name.startsWith('net.')) return 'network';
+  return undefined;
+}
+
 /** `--sysctl net.ipv4.ip_forward=1`: only what the container's namespaces own. */
 export function parseSysctl(spec: string, ctx: { hostNetwork: boolean; hostIpc: boolean; hostUts: boolean }): [string, string] {
   const eq = spec.indexOf('=');
@@ -78,10 +86,11 @@ export function parseSysctl(spec: string, ctx: { hostNetwork: boolean; hostIpc: 
   const name = spec.slice(0, eq).replace(/\//g, '.');
   const value = spec.slice(eq + 1);
   if (!/^[a-z0-9_]+(\.[a-zA-Z0-9_-]+)+$/.test(name)) throw flagError('--sysctl', spec, `"${name}" is not a sysctl name`);
-  const ipc = NAMESPACED_IPC.includes(name) || name.startsWith('fs.mqueue.');
-  const uts = name === 'kernel.domainname' || name === 'kernel.hostname';
-  const net = name.startsWith('net.');
-  if (!ipc && !uts && !net) throw flagError('--sysctl', spec, 'not a namespaced sysctl: only net.*, fs.mqueue.*, kernel.msg*, kernel.sem, kernel.shm* and kernel.domainname may be set');
+  const scope = sysctlScope(name);
+  const ipc = scope === 'ipc';
+  const uts = scope === 'uts';
+  const net = scope === 'network';
+  if (!scope) throw flagError('--sysctl', spec, 'not a namespaced sysctl: only net.*, fs.mqueue.*, kernel.msg*, kernel.sem, kernel.shm* and kernel.domainname may be set');
   if (net && ctx.hostNetwork) throw flagError('--sysctl', spec, 'net.* cannot be set with --network host (it would change the host)');
   if (ipc && ctx.hostIpc) throw flagError('--sysctl', spec, 'IPC sysctls cannot be set with --ipc host');
   if (uts && ctx.hostUts) throw flagError('--sysctl', spec, 'UTS sysctls cannot be set with --uts host');

@@ -11,6 +11,7 @@ import type { OciHook, OciHooks, OciMount, OciSpec } from '../namespaces/spec.js
 import type { IdMap } from '../namespaces/userns.js';
 import type { OciSeccomp } from '../seccomp/types.js';
 import { ALL_CAPABILITIES, DEFAULT_DEVICE_RULES } from '../namespaces/defaults.js';
+import { sysctlScope } from '../namespaces/more-options.js';
 
 /** config.json larger than this is refused before it is parsed. */
 const MAX_CONFIG_BYTES = 4 << 20;
@@ -302,7 +303,11 @@ function checkLinux(l: Record<string, Json>, namespaces: OciSpec['linux']['names
   const sysctl = optObj(l.sysctl, 'linux.sysctl');
   for (const [k, v] of Object.entries(sysctl ?? {})) {
     str(v, `linux.sysctl.${k}`);
-    if (!/^[A-Za-z0-9_.-]+$/.test(k) || k.split('.').some((x) => x === '' || x === '..')) throw new SpecError(`linux.sysctl.${k}`, 'not a sysctl name');
+    if (!/^[a-z0-9_]+(\.[a-zA-Z0-9_-]+)+$/.test(k)) throw new SpecError(`linux.sysctl.${k}`, 'not a sysctl name');
+    // Anything else is the host's: the container's /proc/sys would write through to it.
+    const scope = sysctlScope(k);
+    if (!scope) throw new SpecError(`linux.sysctl.${k}`, 'not a namespaced sysctl (only net.*, fs.mqueue.*, kernel.msg*, kernel.sem, kernel.shm*, kernel.domainname and kernel.hostname are)');
+    if (!namespaces.some((n) => n.type === scope)) throw new SpecError(`linux.sysctl.${k}`, `it belongs to the ${scope} namespace, and the container shares the host's`);
   }
   const cgroupsPath = optStr(l.cgroupsPath, 'linux.cgroupsPath') ?? '';
   const seccomp = checkSeccomp(l.seccomp);

@@ -98,6 +98,9 @@ describe('checkSpec', () => {
     expect(refused((s) => (s.process.rlimits = [{ type: 'RLIMIT_NOFILE', soft: 10, hard: 5 }]))).toMatch(/soft is above hard/);
     expect(refused((s) => (s.process.env = ['A=\0']))).toMatch(/NUL/);
     expect(refused((s) => (s.ociVersion = '2.0.0'))).toMatch(/ociVersion/);
+    // a sysctl outside the container's namespaces would be the host's
+    expect(refused((s) => (s.linux.sysctl = { 'kernel.core_pattern': '|/tmp/x' }))).toMatch(/linux\.sysctl\.kernel\.core_pattern: not a namespaced sysctl/);
+    expect(refused((s) => (s.linux.sysctl = { 'net.ipv4.ip_forward': '1' }) && (s.linux.namespaces = [{ type: 'mount' }, { type: 'pid' }]))).toMatch(/network namespace, and the container shares the host's/);
     expect(refused((s) => (s.hostname = 'h') && (s.linux.namespaces = [{ type: 'mount' }]))).toMatch(/UTS namespace/);
   });
 
