@@ -44,6 +44,7 @@ struct plan {
 	unsigned long long log_max_bytes; /* 0: never rotate */
 	unsigned log_max_files;      /* files kept, the current one included; 0: all */
 	int attach;                  /* copy the container's output to our fds 1/2 */
+	const char *attach_socket;   /* serve the PTY on this unix socket (attach.c) */
 	const char *status_path;     /* key=value state file */
 	const char *stop_path;       /* exists: a stop was requested, no restart */
 	const char *pidns_path;      /* setns(CLONE_NEWPID) before clone (exec) */
@@ -316,6 +317,19 @@ struct status {
 int status_init(const char *path);         /* -1 with errno when unwritable */
 int status_write(const struct status *s);  /* atomically; no-op without a path */
 char *rfc3339(char out[40], const struct timespec *ts);
+
+/* ---------------------------------------------------------------- attach.c */
+
+/* The PTY of a detached container on a unix socket, for `tsrun attach`. */
+struct winsize;
+int attach_open(const struct plan *p);     /* listen, before the first clone; -1 with errno */
+int attach_poll_fds(struct pollfd *pfd, int n);
+void attach_handle(struct pollfd *pfd, int n);
+void attach_output(const char *b, size_t n); /* what the PTY printed, to every client */
+int attach_winsize(struct winsize *ws);    /* the size a client asked for; -1: none yet */
+void attach_run_end(int code, int sig);    /* tell the clients, let them go */
+void attach_close_in_child(void);
+void attach_close(void);                   /* the monitor is done: close, unlink */
 
 /* ------------------------------------------- lifecycle.c, monitor.c, restart.c */
 

@@ -39,6 +39,7 @@ void lifecycle_close_in_child(void)
 	if (host_netns >= 0)
 		close(host_netns);
 	host_netns = -1;
+	attach_close_in_child();
 }
 
 static void run_exit_command(const struct plan *p)
@@ -60,6 +61,7 @@ static void run_exit_command(const struct plan *p)
 _Noreturn void monitor_exit(struct monitor *m, int code)
 {
 	tty_restore();
+	attach_close(); /* before the exit command: nobody will answer it again */
 	/* Not after a first start that failed: tsrun saw the error and undoes
 	 * what it did itself. */
 	if (m->plan->exit_command && m->ever_started)
@@ -132,6 +134,13 @@ static void setup(struct monitor *m)
 		snprintf(msg, sizeof(msg), "open the log %s: %s", p->log_path, errmsg(errno));
 		setup_failed(m, "log", errno, msg);
 	}
+	/* A detached container's PTY, for `tsrun attach` (attach.c): made
+	 * once, before the first clone, and served for every run. */
+	if (attach_open(p) < 0) {
+		int e = errno;
+		snprintf(msg, sizeof(msg), "listen on the attach socket %s: %s", p->attach_socket, errmsg(e));
+		setup_failed(m, "attach-socket", e, msg);
+	}
 	/* Rootless `tsrun exec`: the user joins tsrun's user namespace first;
 	 * only as its root may it join the namespaces that one owns. */
 	join_ns(m, p->userns_path, CLONE_NEWUSER, "userns", "user");
@@ -179,6 +188,7 @@ _Noreturn void monitor_run(struct plan *p)
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		int code = monitor_once(&m, &failed);
 		clock_gettime(CLOCK_MONOTONIC, &t1);
+		attach_run_end(code, failed ? 0 : m.st.exit_signal);
 		/* The first start failing is tsrun's error to show (docker does
 		 * not restart a container that never started either). */
 		if ((failed && m.run == 0) || !restart_wanted(p, code, m.st.restart_count)) {

@@ -351,6 +351,8 @@ ssize_t out_read(int stream, int fd)
 	while (n < 0 && errno == EINTR);
 	if (n <= 0)
 		return n;
+	if (fd == tty_master()) /* a PTY's output also goes to `tsrun attach` */
+		attach_output(s->buf + s->len, (size_t)n);
 	if (attached && write_all(s->copy_fd, s->buf + s->len, (size_t)n) < 0 && errno == EPIPE)
 		s->reader_gone = 1;
 	if (logfd < 0) {

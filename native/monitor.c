@@ -5,8 +5,9 @@
  * conmon): it reaps it, forwards signals to it, relays its TTY, feeds its
  * log (logs.c), keeps its status file (status.c) and reports "exit <code>
  * <signal>". Its loop is one poll() over fd 3, the internal socket from the
- * child, a signalfd, the output pipes and (with a TTY) stdin and the PTY
- * master. lifecycle.c runs this once, or again under a restart policy.
+ * child, a signalfd, the output pipes, (with a TTY) stdin and the PTY
+ * master, and the attach socket and its clients (attach.c). lifecycle.c
+ * runs this once, or again under a restart policy.
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -390,7 +391,7 @@ static int spawn(void)
 static void watch(void)
 {
 	while (!reaped) {
-		struct pollfd pfd[10];
+		struct pollfd pfd[16];
 		int n = 0;
 		if (!proto_eof && proto_alive())
 			pfd[n++] = (struct pollfd){.fd = PROTO_FD, .events = POLLIN};
@@ -403,6 +404,8 @@ static void watch(void)
 		n = out_poll_fds(pfd, n);
 		int nout = n;
 		n = in_poll_fds(pfd, n);
+		int nin = n;
+		n = attach_poll_fds(pfd, n);
 		if (poll(pfd, (nfds_t)n, out_timeout_ms()) < 0)
 			continue; /* EINTR */
 		for (int i = 0; i < nfixed; i++) {
@@ -417,7 +420,8 @@ static void watch(void)
 		}
 		tty_handle(pfd + nfixed, ntty - nfixed);
 		out_handle(pfd + ntty, nout - ntty);
-		in_handle(pfd + nout, n - nout);
+		in_handle(pfd + nout, nin - nout);
+		attach_handle(pfd + nin, n - nin);
 		out_tick();
 	}
 }

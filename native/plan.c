@@ -104,6 +104,7 @@ static int restart_policy(struct plan *p, const char *v)
 static const struct { const char *name; int nargs; } monitor_lines[] = {
 	{"trace", 1}, {"tty", 1}, {"name", 1}, {"stdin", 1}, {"cgroup-procs", 1},
 	{"clone", 1}, {"log", 3}, {"attach-stdio", 1}, {"status-file", 1},
+	{"attach-socket", 1},
 	{"restart", 1}, {"stop-file", 1}, {"pidns", 1}, {"netns", 1}, {"userns", 1},
 	{"uid-map", 3}, {"gid-map", 3},
 	{"exit-command", -1}, /* -1: one field or more */
@@ -134,6 +135,10 @@ static int monitor_line(struct plan *p, struct step *st, char *err,
 	} else if (strcmp(k, "attach-stdio") == 0) {
 		if (bool01(v, &p->attach) < 0)
 			return perr(err, errlen, ln, "attach-stdio must be 0 or 1");
+	} else if (strcmp(k, "attach-socket") == 0) {
+		if (*v != '/')
+			return perr(err, errlen, ln, "attach-socket needs an absolute path");
+		p->attach_socket = v;
 	} else if (strcmp(k, "name") == 0) {
 		p->name = v;
 	} else if (strcmp(k, "stdin") == 0) {

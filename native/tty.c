@@ -37,7 +37,8 @@ void tty_resize(void)
 	struct winsize ws;
 	if (master < 0)
 		return;
-	if (ioctl(0, TIOCGWINSZ, &ws) == 0 || ioctl(1, TIOCGWINSZ, &ws) == 0)
+	/* ours (a foreground run), else the last attached client's (attach.c) */
+	if (ioctl(0, TIOCGWINSZ, &ws) == 0 || ioctl(1, TIOCGWINSZ, &ws) == 0 || attach_winsize(&ws) == 0)
 		TR(ioctl(master, TIOCSWINSZ, &ws), "ioctl(%d, TIOCSWINSZ, {ws_row=%d, ws_col=%d})",
 		   master, ws.ws_row, ws.ws_col);
 }
