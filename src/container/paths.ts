@@ -1,5 +1,5 @@
 // Where a container's files live under the store root (DESIGN.md "Images and storage"):
-//   containers/<id>/  container.json config.json state.json status ctr.log lock
+//   containers/<id>/  container.json config.json state.json status ctr.log lock attach.sock
 //                     upper/ work/ rootfs/ hostname hosts resolv.conf
 //   names/<name> -> ../containers/<id>   (a symlink: creating it is the atomic name reservation)
 import { join } from 'node:path';
@@ -29,6 +29,14 @@ export class ContainerPaths {
   /** Present when `stop` asked the container to stop: its monitor must not restart it. */
   get stopFile(): string {
     return join(this.dir, 'stop-requested');
+  }
+  /**
+   * With a TTY, a detached container's monitor serves its PTY here (native/attach.c), for
+   * `tsrun attach`. Longer than a unix socket address may be (108 bytes) under a deep store root:
+   * the monitor binds it from inside this directory, clients connect through /proc/self/fd.
+   */
+  get attachSocket(): string {
+    return join(this.dir, 'attach.sock');
   }
   /** flock'ed by every command that changes the container. */
   get lock(): string {

@@ -6,7 +6,7 @@ import { cleanupContainer, removeFiles } from './cleanup.js';
 import { createContainer } from './create.js';
 import { ContainerPaths } from './paths.js';
 import type { LogConfig, RestartPolicy } from './record.js';
-import { startContainer, type Started } from './start.js';
+import { startContainer, type StartOptions, type Started } from './start.js';
 
 export interface RunRequest {
   storeRoot: string;
@@ -19,6 +19,8 @@ export interface RunRequest {
   stdio?: [number, number, number];
   onTrace?: (line: TraceLine) => void;
   tsrunCommand: string[];
+  /** Detached, with tsrun on its PTY (`run -it`): see StartOptions.terminal. */
+  terminal?: StartOptions['terminal'];
 }
 
 export async function runContainer(req: RunRequest): Promise<Started> {
@@ -35,6 +37,7 @@ export async function runContainer(req: RunRequest): Promise<Started> {
     return await startContainer(req.storeRoot, { paths, record }, {
       ...(req.stdio && { attach: { stdio: req.stdio } }),
       ...(req.onTrace && { onTrace: req.onTrace }),
+      ...(req.terminal && { terminal: req.terminal }),
       tsrunCommand: req.tsrunCommand,
       fresh: true,
     });

@@ -1,7 +1,9 @@
 // `start`: give a created (or exited) container a cgroup and a network, and launch its monitor
 // (the native helper), which clones the container and stays with it. Attached, tsrun relays
 // signals and waits for the exit; detached, tsrun returns once the process runs and the
-// monitor carries on alone, running `tsrun container cleanup` when the container is done.
+// monitor carries on alone, running `tsrun container cleanup` when the container is done. A
+// detached container with a TTY has its PTY served on the attach socket (attach.ts), which
+// `run -it` and `start -ai` connect to before the container runs.
 import { readFileSync, rmSync, statSync } from 'node:fs';
 import { TsrunError, errnoOf } from '../errors.js';
 import { buildPlan } from '../namespaces/plan.js';
@@ -18,11 +20,18 @@ import { recipeFor, refreshPeers, usesBridge, writeHosts } from './network.js';
 import { updateState, writeJsonAtomic, type ContainerRecord, type NetworkState } from './record.js';
 import { InvalidTransitionError, can, currentBootId, observe } from './status.js';
 import { allowList, containerDevices } from '../namespaces/devices.js';
+import { TerminalConnection, type WindowSize } from './attach.js';
 
 export interface StartOptions {
   /** attached: the container uses these fds and tsrun waits; detached: /dev/null and a log. */
   attach?: { stdio: [number | 'ignore', number | 'ignore', number | 'ignore'] };
   onTrace?: (line: TraceLine) => void;
+  /**
+   * Detached, with tsrun on the container's PTY (`run -it`, `start -ai`): connected to the attach
+   * socket before the container runs, so that none of its output is missed; Started.terminal.
+   * `size`: the local terminal's, the PTY's from the start.
+   */
+  terminal?: { size?: WindowSize };
   /** How the monitor calls tsrun back after the exit: [node, cli.js, --root, root]. */
   tsrunCommand: string[];
   /**
@@ -39,6 +48,8 @@ export interface Started {
   signal(sig: NodeJS.Signals): void;
   /** Attached only: waits for the exit and releases the container's resources. */
   wait(): Promise<ExitStatus>;
+  /** With StartOptions.terminal: the connection to the container's PTY. */
+  terminal?: TerminalConnection;
 }
 
 /**
@@ -161,6 +172,8 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
             ...((detached || record.restartPolicy.name !== 'no') && {
               exitCommand: [...opts.tsrunCommand, 'container', 'cleanup', record.id],
             }),
+            // Nobody on the other side of a detached container's PTY: `tsrun attach` can be.
+            ...(detached && spec.process.terminal && { attachSocket: paths.attachSocket }),
           },
         },
         isFile,
@@ -184,9 +197,16 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
         cleanedUp: false,
         ...(files && { usernsFiles: files }),
       });
+      let terminal: TerminalConnection | undefined;
+      if (opts.terminal) {
+        if (!detached || !spec.process.terminal) throw new TsrunError('EINTERNAL', `start ${record.name}: a terminal needs a detached container with a TTY`);
+        // On the PTY before the container runs: a shell's first prompt is not missed.
+        terminal = await TerminalConnection.connect(paths.attachSocket, record.name, opts.terminal.size);
+        undo.push(() => terminal?.close());
+      }
       helper.go();
       await helper.waitStarted();
-      return { helper, pid };
+      return { helper, pid, terminal };
     } catch (err) {
       await rollback();
       updateState(paths, { cleanedUp: true, network: null });
@@ -208,12 +228,13 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
   };
   const started = opts.fresh ? await attempt() : await withLock(paths.lock, attempt);
 
-  const { helper, pid } = started;
+  const { helper, pid, terminal } = started;
   if (!opts.attach) helper.release();
   return {
     id: record.id,
     name: record.name,
     pid,
+    ...(terminal && { terminal }),
     signal: (sig) => helper.signal(sig),
     wait: async () => {
       if (!opts.attach) throw new TsrunError('EINTERNAL', 'wait() on a detached start');

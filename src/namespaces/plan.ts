@@ -72,6 +72,8 @@ export interface MonitorConfig {
   stopFile?: string;
   /** Run (exec) by the monitor once the container has exited for good: tsrun's cleanup. */
   exitCommand?: string[];
+  /** With a TTY: serve the PTY on this unix socket, for `tsrun attach` (native/attach.c). */
+  attachSocket?: string;
 }
 
 const NS_FLAGS: Record<string, string> = {
@@ -288,6 +290,7 @@ function monitorLines(m: MonitorConfig | undefined): Step[] {
   if (m.restart) lines.push(['restart', m.restart]);
   if (m.stopFile) lines.push(['stop-file', m.stopFile]);
   if (m.exitCommand) lines.push(['exit-command', ...m.exitCommand]);
+  if (m.attachSocket) lines.push(['attach-socket', m.attachSocket]);
   return lines;
 }
 
