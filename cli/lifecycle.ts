@@ -42,13 +42,26 @@ export function register(program: Command): void {
     .argument('<container...>')
     .option('-a, --attach', 'attach stdout/stderr and wait for the exit', false)
     .option('-i, --interactive', 'attach stdin', false)
-    .action(action(async (names: string[], flags: { attach: boolean; interactive: boolean }, cmd: Command) => {
+    .option('--detach-keys <keys>', 'with a TTY: key sequence that detaches, leaving the container running (default "ctrl-p,ctrl-q")')
+    .action(action(async (names: string[], flags: { attach: boolean; interactive: boolean; detachKeys?: string }, cmd: Command) => {
       const { root } = globalOptions(cmd);
       const m = await load();
       await m.reconcile(root);
       if (flags.attach || flags.interactive) {
         if (names.length !== 1) throw flagError('--attach', names.join(' '), 'attaching works with one container at a time');
         const found = m.findContainer(root, names[0]!);
+        if (found.record.options.tty) {
+          // docker's client: attached to the container's PTY (the monitor's attach socket) before
+          // it starts; the detach keys leave it running.
+          const attach = await import('../src/container/attach.js');
+          const detachKeys = attach.parseDetachKeys(flags.detachKeys);
+          const size = process.stdout.isTTY ? { rows: process.stdout.rows, cols: process.stdout.columns } : undefined;
+          const started = await m.startContainer(root, found, { terminal: { ...(size && { size }) }, tsrunCommand: tsrunCommand(root) });
+          for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => started.signal(sig));
+          const input = flags.interactive && process.stdin;
+          const outcome = await attach.attachStarted(root, found, started.terminal!, { ...(input && { stdin: input }), stdout: process.stdout, detachKeys });
+          return outcome.code;
+        }
         const started = await m.startContainer(root, found, { attach: { stdio: [flags.interactive ? 0 : 'ignore', 1, 2] }, tsrunCommand: tsrunCommand(root) });
         for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => started.signal(sig));
         return (await started.wait()).code;

@@ -7,7 +7,7 @@ import { action, addResourceOptions, collect, globalOptions, tsrunCommand, type 
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
 
-type RunFlags = RunFlagValues & { platform?: string; pull: string; net?: string; detach?: boolean; restart: string; logDriver?: string; logOpt?: string[] };
+type RunFlags = RunFlagValues & { platform?: string; pull: string; net?: string; detach?: boolean; detachKeys?: string; restart: string; logDriver?: string; logOpt?: string[] };
 
 /** The image `run`/`create` name, pulled with docker's progress output on stderr if missing. */
 export async function imageForRun(g: GlobalOptions, image: string, flags: { pull: string; platform?: string }) {
@@ -131,6 +131,7 @@ export function register(program: Command): void {
   addRunOptions(run);
   run
     .addOption(new Option('-d, --detach', 'run the container in the background and print its ID').helpGroup('Container:'))
+    .addOption(new Option('--detach-keys <keys>', 'with -it: key sequence that detaches, leaving the container running (default "ctrl-p,ctrl-q")').helpGroup('Container:'))
     .addHelpText('after', '\nDefaults differ from docker in two places: no-new-privileges is on, and RLIMIT_NOFILE never exceeds the host\'s hard limit.')
     .action(action(async (image: string, command: string[], flags: RunFlags, cmd: Command) => {
       const g = globalOptions(cmd);
@@ -139,7 +140,8 @@ export function register(program: Command): void {
       const options = parseRunOptions(flags, command, {
         readFile: (p) => readFileSync(p, 'utf8'),
         env: process.env,
-        stdinIsTty: process.stdin.isTTY === true,
+        // -dit needs no terminal now: it keeps the container's TTY for a later attach (docker).
+        stdinIsTty: process.stdin.isTTY === true || flags.detach === true,
       });
       const cid = cidfile(flags.cidfile);
       const record = await imageForRun(g, image, flags);
@@ -149,26 +151,35 @@ export function register(program: Command): void {
       ]);
       const restartPolicy = parseRestartPolicy(flags.restart, options.remove);
       const logConfig = parseLogConfig(flags.logDriver, flags.logOpt ?? []);
-      if (flags.detach && (options.interactive || options.tty)) {
-        // -dit: docker keeps a TTY for a later attach; tsrun has no attach for it yet.
-        process.stderr.write('tsrun: warning: -i/-t are ignored with -d\n');
+      if (flags.detach && options.interactive && !options.tty) {
+        // Without a TTY a detached container's stdin is /dev/null: there is nothing to attach it to.
+        process.stderr.write('tsrun: warning: -i without -t is ignored with -d\n');
       }
+      // -it in the foreground: tsrun is a client of the container's PTY (the monitor's attach
+      // socket), as docker's client is, so that the detach keys can leave it running.
+      const terminal = !flags.detach && options.tty && options.interactive;
+      const attach = terminal || flags.detachKeys !== undefined ? await import('../src/container/attach.js') : undefined;
+      const detachKeys = attach?.parseDetachKeys(flags.detachKeys);
 
-      // Signals arriving while the container starts are held and sent once it runs.
+      // Signals arriving while the container starts are held and sent once it runs. With a
+      // terminal, a resize is the client's business (attach.ts), not the container's signal.
       let container: { signal(s: NodeJS.Signals): void } | undefined;
       const pending: NodeJS.Signals[] = [];
       if (!flags.detach) {
-        for (const sig of FORWARDED) process.on(sig, () => (container ? container.signal(sig) : pending.push(sig)));
+        for (const sig of FORWARDED.filter((s) => !(terminal && s === 'SIGWINCH'))) {
+          process.on(sig, () => (container ? container.signal(sig) : pending.push(sig)));
+        }
       }
 
       const running = await runContainer({
         storeRoot: g.root,
         image: record,
         imageName: image,
-        options: flags.detach ? { ...options, interactive: false, tty: false } : options,
+        options: flags.detach && !options.tty ? { ...options, interactive: false } : options,
         restartPolicy,
         logConfig,
-        ...(!flags.detach && { stdio: [0, 1, 2] as [number, number, number] }),
+        ...(!flags.detach && !terminal && { stdio: [0, 1, 2] as [number, number, number] }),
+        ...(terminal && { terminal: process.stdout.isTTY ? { size: { rows: process.stdout.rows, cols: process.stdout.columns } } : {} }),
         tsrunCommand: tsrunCommand(g.root),
         ...(options.trace && {
           onTrace: (t) => process.stderr.write(`[${t.who === 'monitor' ? 'monitor' : `step ${t.step}`}] ${t.text}\n`),
@@ -181,6 +192,11 @@ export function register(program: Command): void {
       }
       container = running;
       for (const sig of pending) running.signal(sig);
+      if (running.terminal && attach && detachKeys) {
+        const { findContainer } = await import('../src/container/lookup.js');
+        const outcome = await attach.attachStarted(g.root, findContainer(g.root, running.id), running.terminal, { stdin: process.stdin, stdout: process.stdout, detachKeys });
+        return outcome.code;
+      }
       const status = await running.wait();
       return status.code;
     }));
