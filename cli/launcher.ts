@@ -15,8 +15,10 @@ import { codeCacheDir, codeCacheName, readCodeCache, trustedDir, writeCodeCache 
 
 /** A hash of the bundle's content, put here when both are built (scripts/bundle.mjs). */
 declare const TSRUN_BUNDLE_ID: string;
+/** The bundle this launcher runs: tsrun-main.cjs (`tsrun`) or tsrun-runtime-main.cjs (`tsrun-runtime`). */
+declare const TSRUN_BUNDLE_FILE: string;
 
-const file = join(dirname(fileURLToPath(import.meta.url)), 'tsrun-main.cjs');
+const file = join(dirname(fileURLToPath(import.meta.url)), TSRUN_BUNDLE_FILE);
 let source: string;
 try {
   source = readFileSync(file, 'utf8');

@@ -29,24 +29,22 @@ if (dynamic.length > 0) {
   process.exit(1);
 }
 // The launcher names the bundle's code cache by a hash of the bundle (src/sys/code-cache.ts).
-const bundleId = createHash('sha256').update(readFileSync(join(root, 'dist/tsrun-main.cjs'))).digest('hex').slice(0, 16);
-await build({
-  ...cjs,
-  entryPoints: [join(root, 'dist/cli/launcher.js')],
-  outfile: join(root, 'dist/tsrun.cjs'),
-  define: { ...cjs.define, TSRUN_BUNDLE_ID: JSON.stringify(bundleId) },
-});
-chmodSync(join(root, 'dist/tsrun.cjs'), 0o755);
+const bundleId = (file) => createHash('sha256').update(readFileSync(join(root, 'dist', file))).digest('hex').slice(0, 16);
+async function launcher(bundleFile, outfile) {
+  await build({
+    ...cjs,
+    entryPoints: [join(root, 'dist/cli/launcher.js')],
+    outfile: join(root, 'dist', outfile),
+    define: { ...cjs.define, TSRUN_BUNDLE_ID: JSON.stringify(bundleId(bundleFile)), TSRUN_BUNDLE_FILE: JSON.stringify(bundleFile) },
+  });
+  chmodSync(join(root, 'dist', outfile), 0o755);
+}
+await launcher('tsrun-main.cjs', 'tsrun.cjs');
 
-// tsrun-runtime, runc's command line (cli/runtime.ts): a script of its own, since podman and
-// containerd start it for every step of a container's life.
-await build({
-  ...cjs,
-  entryPoints: [join(root, 'dist/cli/runtime.js')],
-  outfile: join(root, 'dist/tsrun-runtime.cjs'),
-  banner: { js: '#!/usr/bin/env node' },
-});
-chmodSync(join(root, 'dist/tsrun-runtime.cjs'), 0o755);
+// tsrun-runtime, runc's command line (cli/runtime.ts): a bundle and a launcher of its own, since
+// podman and containerd start it for every step of a container's life.
+await build({ ...cjs, entryPoints: [join(root, 'dist/cli/runtime.js')], outfile: join(root, 'dist/tsrun-runtime-main.cjs') });
+await launcher('tsrun-runtime-main.cjs', 'tsrun-runtime.cjs');
 
 // The worker is started by URL, './unpack-worker-thread.js' next to the module that starts it:
 // dist/src/image/ in tsc's output, dist/ in the bundle. As an ES module it keeps import.meta.
