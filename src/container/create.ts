@@ -127,7 +127,8 @@ function createUnlocked(req: CreateRequest): ContainerRecord {
       path: spec.process.args[0]!,
       args: spec.process.args.slice(1),
       hostname,
-      options,
+      // Its limits live in the spec (config.json) alone.
+      options: withoutResources(options),
       restartPolicy: req.restartPolicy ?? { name: 'no', maximumRetryCount: 0 },
       lowerDirs,
       logConfig: req.logConfig ?? DEFAULT_LOG_CONFIG,
@@ -146,4 +147,9 @@ function createUnlocked(req: CreateRequest): ContainerRecord {
     releaseUserns(storeRoot, id, options.userns);
     throw err;
   }
+}
+
+function withoutResources(options: ContainerOptions): Omit<ContainerOptions, 'resources'> {
+  const { resources: _inSpec, ...rest } = options;
+  return rest;
 }

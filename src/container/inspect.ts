@@ -98,6 +98,7 @@ export function inspectContainer(storeRoot: string, record: ContainerRecord): Re
   const seen = observe(paths);
   const spec = JSON.parse(readFileSync(paths.config, 'utf8')) as OciSpec;
   const o = record.options;
+  const limits = spec.linux.resources;
   const net = seen.state.network;
   // As docker: a container between two runs of its restart policy is still running, and restarting.
   const running = seen.status === 'running' || seen.status === 'paused' || seen.status === 'restarting';
@@ -157,9 +158,10 @@ export function inspectContainer(storeRoot: string, record: ContainerRecord): Re
       DeviceCgroupRules: (o.deviceCgroupRules ?? []).map((r) => `${r.type ?? 'a'} ${r.major ?? '*'}:${r.minor ?? '*'} ${r.access ?? 'rwm'}`),
       CgroupParent: o.cgroupParent,
       Init: o.init,
-      Memory: o.resources.memory?.limit ?? 0,
-      NanoCpus: o.resources.cpu?.quota && o.resources.cpu.period ? Math.round((o.resources.cpu.quota / o.resources.cpu.period) * 1e9) : 0,
-      PidsLimit: o.resources.pids?.limit ?? null,
+      // The limits from the one place they are kept (and `update` changes): the spec.
+      Memory: limits.memory?.limit ?? 0,
+      NanoCpus: limits.cpu?.quota && limits.cpu.period ? Math.round((limits.cpu.quota / limits.cpu.period) * 1e9) : 0,
+      PidsLimit: limits.pids?.limit ?? null,
       Ulimits: o.ulimits.map((u) => ({ Name: u.name, Soft: u.soft, Hard: u.hard })),
     },
     GraphDriver: {

@@ -71,6 +71,6 @@ export function refreshPeers(storeRoot: string, network: string, except: string)
   }
 }
 
-export function recipeFor(hostname: string, opts: ContainerOptions, att?: Attachment): HostsRecipe {
+export function recipeFor(hostname: string, opts: Pick<ContainerOptions, 'addHosts'>, att?: Attachment): HostsRecipe {
   return { hostname, addHosts: opts.addHosts, ...(att && { ip: att.ip, gateway: att.gateway }) };
 }

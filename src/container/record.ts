@@ -37,7 +37,11 @@ export interface ContainerRecord {
   path: string;
   args: string[];
   hostname: string;
-  options: ContainerOptions;
+  /**
+   * The flags it was made with — but its limits: those are config.json's linux.resources, the one
+   * place `start`, `update` and `inspect` read and write them.
+   */
+  options: Omit<ContainerOptions, 'resources'>;
   restartPolicy: RestartPolicy;
   /** Overlay lower dirs relative to the store root, top layer first. */
   lowerDirs: string[];

@@ -106,7 +106,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
       // helper writes the child's pid into every cgroup.procs before releasing it.
       // Rootless tsrun may not make cgroups: its containers stay in the user's.
       const driver = openDriver(detectCgroups());
-      const cgroup = inOwnUserns() ? undefined : createCgroup(driver, options.cgroupParent, record.id, options.resources, spec.linux.resources.devices && allowList(spec.linux.resources.devices));
+      const cgroup = inOwnUserns() ? undefined : createCgroup(driver, options.cgroupParent, record.id, spec.linux.resources, spec.linux.resources.devices && allowList(spec.linux.resources.devices));
       if (cgroup) {
         undo.push(() => {
           cgroup.remove();

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { TsrunError } from '../errors.js';
 import { detectCgroups, openDriver, parseResources, type CgroupStats, type ResourceFlags } from '../cgroups/index.js';
 import { withLock } from '../sys/lock.js';
+import type { OciSpec } from '../namespaces/spec.js';
 import type { Found } from './lookup.js';
 import { writeJsonAtomic } from './record.js';
 import { InvalidTransitionError, observe } from './status.js';
@@ -77,18 +78,22 @@ export function statsRow(before: Sample, after: Sample): StatsRow {
   };
 }
 
-/** docker update: new limits for a running (or stopped) container; kept in its record. */
+/**
+ * docker update: new limits for a running (or stopped) container, applied to its cgroup and kept
+ * where `start` and `inspect` read them — the spec's linux.resources (config.json), one place.
+ */
 export async function updateContainer(found: Found, flags: ResourceFlags): Promise<void> {
   await withLock(found.paths.lock, () => {
     const change = parseResources(flags);
-    const resources = mergeResources(found.record.options.resources, change);
+    const spec = JSON.parse(readFileSync(found.paths.config, 'utf8')) as OciSpec;
+    const resources = mergeResources(spec.linux.resources, change);
     const seen = observe(found.paths);
     if (seen.status === 'running' || seen.status === 'paused') {
       const cgroup = openDriver(detectCgroups()).open(found.record.options.cgroupParent, found.record.id);
       if (!cgroup) throw new InvalidTransitionError(found.record.name, seen.status, 'update', 'its cgroup is gone');
       cgroup.update(change);
     }
-    writeJsonAtomic(found.paths.record, { ...found.record, options: { ...found.record.options, resources } });
+    writeJsonAtomic(found.paths.config, { ...spec, linux: { ...spec.linux, resources } });
   });
 }
 

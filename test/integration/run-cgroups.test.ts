@@ -82,7 +82,17 @@ describePrivileged('tsrun run: cgroups', () => {
       expect(readFileSync(pidsMax, 'utf8').trim()).toBe('40');
       const after = JSON.parse(env.run(['stats', '--no-stream', '--format', 'json', id]).stdout.trim().split('\n')[0]!);
       expect(after.raw.memLimit).toBe(96 * 1024 * 1024);
-      expect(JSON.parse(env.run(['inspect', id]).stdout)[0].HostConfig.Memory).toBe(96 * 1024 * 1024);
+      const inspected = JSON.parse(env.run(['inspect', id]).stdout)[0];
+      expect(inspected.HostConfig.Memory).toBe(96 * 1024 * 1024);
+      expect(inspected.HostConfig.PidsLimit).toBe(40);
+      // One place for the limits: the spec (config.json); the record keeps none to go stale.
+      expect(inspected.Tsrun.Limits).toMatchObject({ memory: { limit: 96 * 1024 * 1024 }, pids: { limit: 40 } });
+      const dir = inspected.Tsrun.ContainerDir as string;
+      expect(JSON.parse(readFileSync(`${dir}/config.json`, 'utf8')).linux.resources.pids.limit).toBe(40);
+      expect(JSON.parse(readFileSync(`${dir}/container.json`, 'utf8')).options.resources).toBeUndefined();
+      // and the next start makes the cgroup from it
+      expect(env.run(['restart', '-t', '0', id]).status).toBe(0);
+      expect(readFileSync(pidsMax, 'utf8').trim()).toBe('40');
     } finally {
       env.run(['rm', '-f', id]);
     }
