@@ -2,6 +2,7 @@
 // (through conmon), containerd's shim — and so Kubernetes — can drive tsrun as they drive runc.
 // Flags, state JSON, exit statuses and the --log format are runc's; docs/runtime.md has the rest.
 // Bundled on its own as dist/tsrun-runtime.cjs: it never loads the engine's commands.
+import { execFileSync } from 'node:child_process';
 import { appendFileSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option, type CommanderError } from 'commander';
@@ -207,7 +208,6 @@ program
         process.stdout.write(JSON.stringify(pids) + '\n');
         return;
       }
-      const { execFileSync } = await import('node:child_process');
       const out = execFileSync('ps', psArgs.length > 0 ? psArgs : ['-ef'], { encoding: 'utf8' }).split('\n');
       const header = out[0] ?? '';
       const pidColumn = header.trim().split(/\s+/).indexOf('PID');

@@ -20,14 +20,17 @@ const common = { bundle: true, platform: 'node', target: 'node20', logLevel: 'wa
 // A CommonJS script has no import.meta: its URL is the bundle's own (files found relative to it,
 // native/build/tsrun-helper and package.json, are found by walking up from dist/ either way).
 const cjs = { ...common, format: 'cjs', define: { 'import.meta.url': 'importMetaUrl' }, inject: [join(root, 'scripts/import-meta-url.js')] };
-const main = await build({ ...cjs, entryPoints: [join(root, 'dist/cli/main.js')], outfile: join(root, 'dist/tsrun-main.cjs'), metafile: true });
-// The launcher runs the bundle as a vm.Script, which has no import(): everything must be bundled
+// The launcher runs a bundle as a vm.Script, which has no import(): everything must be bundled
 // or required (a builtin: a static import; an npm package: createRequire).
-const dynamic = Object.values(main.metafile.outputs).flatMap((o) => o.imports).filter((i) => i.kind === 'dynamic-import');
-if (dynamic.length > 0) {
-  console.error(`bundle: import() of ${dynamic.map((i) => i.path).join(', ')} would fail at run time: import it statically`);
-  process.exit(1);
+async function bundle(entry, outfile) {
+  const out = await build({ ...cjs, entryPoints: [join(root, entry)], outfile: join(root, outfile), metafile: true });
+  const dynamic = Object.values(out.metafile.outputs).flatMap((o) => o.imports).filter((i) => i.kind === 'dynamic-import');
+  if (dynamic.length > 0) {
+    console.error(`bundle: import() of ${dynamic.map((i) => i.path).join(', ')} in ${entry} would fail at run time: import it statically`);
+    process.exit(1);
+  }
 }
+await bundle('dist/cli/main.js', 'dist/tsrun-main.cjs');
 // The launcher names the bundle's code cache by a hash of the bundle (src/sys/code-cache.ts).
 const bundleId = (file) => createHash('sha256').update(readFileSync(join(root, 'dist', file))).digest('hex').slice(0, 16);
 async function launcher(bundleFile, outfile) {
@@ -43,7 +46,7 @@ await launcher('tsrun-main.cjs', 'tsrun.cjs');
 
 // tsrun-runtime, runc's command line (cli/runtime.ts): a bundle and a launcher of its own, since
 // podman and containerd start it for every step of a container's life.
-await build({ ...cjs, entryPoints: [join(root, 'dist/cli/runtime.js')], outfile: join(root, 'dist/tsrun-runtime-main.cjs') });
+await bundle('dist/cli/runtime.js', 'dist/tsrun-runtime-main.cjs');
 await launcher('tsrun-runtime-main.cjs', 'tsrun-runtime.cjs');
 
 // The worker is started by URL, './unpack-worker-thread.js' next to the module that starts it:

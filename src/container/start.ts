@@ -1,16 +1,17 @@
 // `start`: give a created (or exited) container a cgroup and a network, and launch its monitor
-// (the native helper), which clones the container and stays with it. Attached, tsrun relays
+// (the native helper), which clones the container and stays with it. The cgroup, the plan and
+// the helper are made as tsrun-runtime makes them (src/runtime/launch.ts), from config.json. Attached, tsrun relays
 // signals and waits for the exit; detached, tsrun returns once the process runs and the
 // monitor carries on alone, running `tsrun container cleanup` when the container is done. A
 // detached container with a TTY has its PTY served on the attach socket (attach.ts), which
 // `run -it` and `start -ai` connect to before the container runs.
 import { readFileSync, rmSync, statSync } from 'node:fs';
-import { TsrunError, errnoOf } from '../errors.js';
-import { buildPlan } from '../namespaces/plan.js';
+import { TsrunError } from '../errors.js';
 import { withDevices, type OciSpec } from '../namespaces/spec.js';
-import { HelperProcess, StepError, type ExitStatus, type TraceLine } from '../namespaces/helper.js';
+import { StepError, type ExitStatus, type TraceLine } from '../namespaces/helper.js';
 import { markNoIdmap, prepareContainerDirs, shiftedLayers, usernsFilesFor, type UsernsFiles } from '../namespaces/userns-files.js';
-import { detectCgroups, openDriver, type CgroupDriver, type CgroupHandle, type Resources } from '../cgroups/index.js';
+import { detectCgroups, openDriver } from '../cgroups/index.js';
+import { makeCgroup, startHelper } from '../runtime/launch.js';
 import { withLock } from '../sys/lock.js';
 import { inOwnUserns } from '../rootless.js';
 import { cleanupContainer } from './cleanup.js';
@@ -19,7 +20,7 @@ import { findContainer, type Found } from './lookup.js';
 import { recipeFor, refreshPeers, usesBridge, writeHosts } from './network.js';
 import { updateState, writeJsonAtomic, type ContainerRecord, type NetworkState } from './record.js';
 import { InvalidTransitionError, can, currentBootId, observe } from './status.js';
-import { allowList, containerDevices } from '../namespaces/devices.js';
+import { containerDevices } from '../namespaces/devices.js';
 import { TerminalConnection, type WindowSize } from './attach.js';
 
 export interface StartOptions {
@@ -50,21 +51,6 @@ export interface Started {
   wait(): Promise<ExitStatus>;
   /** With StartOptions.terminal: the connection to the container's PTY. */
   terminal?: TerminalConnection;
-}
-
-/**
- * Another tsrun may remove the (empty) parent between our mkdir of the parent and of the leaf:
- * the leaf's mkdir then fails with ENOENT, and a second attempt recreates the parent.
- */
-function createCgroup(driver: CgroupDriver, parent: string, id: string, resources: Resources, devices?: string[]): CgroupHandle {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return driver.create(parent, id, resources, devices);
-    } catch (err) {
-      const code = errnoOf(err) ?? errnoOf((err as { cause?: unknown }).cause);
-      if (code !== 'ENOENT' || attempt >= 3) throw err;
-    }
-  }
 }
 
 function restartLine(record: ContainerRecord): string {
@@ -106,7 +92,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
       // helper writes the child's pid into every cgroup.procs before releasing it.
       // Rootless tsrun may not make cgroups: its containers stay in the user's.
       const driver = openDriver(detectCgroups());
-      const cgroup = inOwnUserns() ? undefined : createCgroup(driver, options.cgroupParent, record.id, spec.linux.resources, spec.linux.resources.devices && allowList(spec.linux.resources.devices));
+      const cgroup = inOwnUserns() ? undefined : makeCgroup(driver, { parent: options.cgroupParent, name: record.id }, spec);
       if (cgroup) {
         undo.push(() => {
           cgroup.remove();
@@ -147,7 +133,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
         lowerDirs = shiftedLayers(storeRoot, lowerDirs, options.userns);
         prepareContainerDirs(storeRoot, paths.dir, options.userns);
       }
-      const plan = buildPlan(
+      const { helper, pid } = await startHelper(
         spec,
         {
           storeRoot,
@@ -159,7 +145,6 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
           trace: options.trace,
           interactive: options.interactive && !detached,
           init: options.init,
-          cgroupProcs: cgroup?.procsFiles ?? [],
           ...(joinNetns && { joinNetns }),
           monitor: {
             attachStdio: !detached,
@@ -176,15 +161,11 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
             ...(detached && spec.process.terminal && { attachSocket: paths.attachSocket }),
           },
         },
+        cgroup,
+        { stdio: opts.attach?.stdio ?? ['ignore', 'ignore', 'ignore'], ...(opts.onTrace && { onTrace: opts.onTrace }) },
         isFile,
+        undo,
       );
-
-      const helper = HelperProcess.launch(plan, {
-        stdio: opts.attach?.stdio ?? ['ignore', 'ignore', 'ignore'],
-        ...(opts.onTrace && { onTrace: opts.onTrace }),
-      });
-      undo.push(() => helper.signal('SIGKILL'));
-      const pid = await helper.waitPid();
       updateState(paths, {
         startedAt: new Date().toISOString(),
         finishedAt: null,

@@ -8,10 +8,9 @@ import { closeSync, constants, lstatSync, openSync, readdirSync, readFileSync, r
 import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { TsrunError, errnoOf } from '../errors.js';
-import { detectCgroups, openDriver, type CgroupDriver, type CgroupHandle, type CgroupLayout, type Resources } from '../cgroups/index.js';
-import { allowList } from '../namespaces/devices.js';
+import { detectCgroups, openDriver, type CgroupHandle, type CgroupLayout, type Resources } from '../cgroups/index.js';
 import { HelperProcess, StepError, type ExitStatus, type TraceLine } from '../namespaces/helper.js';
-import { buildPlan } from '../namespaces/plan.js';
+import { makeCgroup, startHelper } from './launch.js';
 import type { OciMount, OciSpec } from '../namespaces/spec.js';
 import { cgroupMounts } from '../namespaces/cgroup-mounts.js';
 import { processStartTime } from '../sys/proc.js';
@@ -143,11 +142,6 @@ function writePidFile(path: string, pid: number): void {
   writeAtomic(path, String(pid));
 }
 
-function makeCgroup(driver: CgroupDriver, cg: { parent: string; name: string }, spec: OciSpec): CgroupHandle {
-  const devices = spec.linux.resources.devices && allowList(spec.linux.resources.devices);
-  return driver.create(cg.parent, cg.name, spec.linux.resources, devices);
-}
-
 interface Made {
   state: RuntimeState;
   helper: HelperProcess;
@@ -193,7 +187,7 @@ async function make(ctx: RuntimeContext, id: string, opts: CreateOptions, mode: 
     undo.push(() => cgroup.remove());
     const spec = forHost(checked, layout, cgroup.paths);
     dir.writeSpec(spec);
-    const plan = buildPlan(
+    const { helper, pid } = await startHelper(
       spec,
       {
         rootfs: 'bundle',
@@ -205,17 +199,16 @@ async function make(ctx: RuntimeContext, id: string, opts: CreateOptions, mode: 
         trace: ctx.onTrace !== undefined,
         interactive: true,
         init: false,
-        cgroupProcs: cgroup.procsFiles,
         runtime: {
           ...(mode === 'create' && { execFifo: dir.fifo }),
           ...(opts.consoleSocket && { consoleSocket: opts.consoleSocket }),
         },
       },
+      cgroup,
+      { stdio: [0, 1, 2], ...(ctx.onTrace && { onTrace: ctx.onTrace }) },
       isFile,
+      undo,
     );
-    const helper = HelperProcess.launch(plan, { stdio: [0, 1, 2], ...(ctx.onTrace && { onTrace: ctx.onTrace }) });
-    undo.push(() => helper.signal('SIGKILL'));
-    const pid = await helper.waitPid();
     const pidStartTime = processStartTime(pid);
     if (pidStartTime === undefined) throw new TsrunError('EHELPER', `the container's process ${pid} died at once`);
     const state: RuntimeState = { id, pid, pidStartTime, bundle: bundleDir, rootfs: spec.root.path, created: new Date().toISOString(), cgroup: cg };

@@ -67,8 +67,10 @@ describePrivileged('tsrun-runtime', () => {
   });
 
   afterAll(() => {
-    const problems = removeCgroupTree(cgroupParent);
+    // What a failed test left running goes first (and still fails the file below).
     const left = existsSync(stateRoot) ? readdirSync(stateRoot) : [];
+    for (const id of left) rt(['delete', '--force', id]);
+    const problems = removeCgroupTree(cgroupParent);
     rmSync(dir, { recursive: true, force: true });
     expect(problems).toEqual([]);
     expect(left).toEqual([]);
