@@ -88,7 +88,8 @@ let containerd;
 try {
   if (!existsSync(RUNTIME)) throw new Error('dist/tsrun-runtime.cjs is missing: npm run build');
   console.log(`## tsrun-runtime beside runc (${cpus().length} CPUs, load ${loadavg()[0].toFixed(2)}, ${runs} runs each, Node ${process.version})\n`);
-  const tsrunRt = wrapper('tsrun-runtime', `${process.execPath} ${RUNTIME}`);
+  // native/build/tsrun-runtime: start, kill and delete in C, the rest in Node (native/runtime/fast.c)
+  const tsrunRt = wrapper('tsrun-runtime', join(repo, 'native', 'build', 'tsrun-runtime'));
   const runcRt = wrapper('runc', runc);
 
   // the runtime alone, on a bundle

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Builds the native helper (native/*.c → native/build/tsrun-helper) with the system C compiler.
+// Builds the native helper (native/*.c → native/build/tsrun-helper) and tsrun-runtime's front
+// (native/runtime/*.c → native/build/tsrun-runtime) with the system C compiler.
 // Runs from `npm install`/`npm ci` (the "prepare" script) and from `npm run build`.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync } from 'node:fs';
@@ -28,5 +29,15 @@ const args = ['-std=gnu11', '-O2', '-s', '-Wall', '-Wextra', '-Werror=implicit-f
 const r = spawnSync(cc, args, { stdio: 'inherit' });
 if (r.status !== 0) {
   console.error(`tsrun: building the native helper failed (${cc} ${args.join(' ')})`);
+  process.exit(1);
+}
+
+// tsrun-runtime's front: start, kill and delete without starting Node (native/runtime/fast.c).
+const front = readdirSync(join(root, 'native', 'runtime')).filter((f) => f.endsWith('.c')).map((f) => join(root, 'native', 'runtime', f));
+const frontArgs = ['-std=gnu11', '-O2', '-s', '-Wall', '-Wextra', '-Werror=implicit-function-declaration', '-D_GNU_SOURCE',
+  '-o', join(root, 'native', 'build', 'tsrun-runtime'), ...front];
+const f = spawnSync(cc, frontArgs, { stdio: 'inherit' });
+if (f.status !== 0) {
+  console.error(`tsrun: building tsrun-runtime's front failed (${cc} ${frontArgs.join(' ')})`);
   process.exit(1);
 }

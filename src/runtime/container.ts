@@ -213,6 +213,7 @@ async function make(ctx: RuntimeContext, id: string, opts: CreateOptions, mode: 
     if (pidStartTime === undefined) throw new TsrunError('EHELPER', `the container's process ${pid} died at once`);
     const state: RuntimeState = { id, pid, pidStartTime, bundle: bundleDir, rootfs: spec.root.path, created: new Date().toISOString(), cgroup: cg };
     dir.writeState(state);
+    dir.writeFastPath(pid, pidStartTime, [...new Set(Object.values(cgroup.paths))], !spec.hooks?.poststart?.length && !spec.hooks?.poststop?.length);
     if (spec.process.oomScoreAdj !== undefined) {
       // Before the process runs anything; its children inherit it.
       writeAtomicProc(`/proc/${pid}/oom_score_adj`, String(spec.process.oomScoreAdj));

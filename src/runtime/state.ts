@@ -3,6 +3,7 @@
 //   <root>/<id>/state.json   id, pid and its start time, bundle, created, cgroup
 //   <root>/<id>/config.json  the spec as checked at `create` (the bundle may change later)
 //   <root>/<id>/exec.fifo    while `created`: `start` writes a byte to it, the process goes on
+//   <root>/<id>/pid, cgroups, fast   the same facts as plain lines, for native/runtime/fast.c
 //
 // The status is never stored: it is read from the kernel each time (runc does the same). A
 // process that is gone, or a pid that now names another process (its start time differs),
@@ -87,6 +88,16 @@ export class RuntimeDir {
 
   writeState(state: RuntimeState): void {
     writeAtomic(this.stateFile, JSON.stringify(state));
+  }
+
+  /**
+   * What native/runtime/fast.c needs to start, kill and delete without Node: the pid and its
+   * start time, the cgroup directories, and whether no hook has to run (`fast`).
+   */
+  writeFastPath(pid: number, startTime: string, cgroupDirs: string[], noHooks: boolean): void {
+    writeAtomic(join(this.dir, 'pid'), `${pid} ${startTime}\n`);
+    writeAtomic(join(this.dir, 'cgroups'), cgroupDirs.map((d) => `${d}\n`).join(''));
+    if (noHooks) writeAtomic(join(this.dir, 'fast'), '');
   }
 
   remove(): void {

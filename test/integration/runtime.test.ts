@@ -12,6 +12,8 @@ import { describePrivileged, repoRoot, type Result } from './helpers/env.js';
 import { findLeaks } from '../leaks.js';
 
 const RUNTIME = join(repoRoot, 'dist', 'tsrun-runtime.cjs');
+/** The command clients run: start, kill and delete in C, the rest handed to RUNTIME. */
+const FRONT = join(repoRoot, 'native', 'build', 'tsrun-runtime');
 const PTY = join(repoRoot, 'test', 'integration', 'helpers', 'pty-driver.py');
 const CONSOLE = join(repoRoot, 'test', 'integration', 'helpers', 'console-receiver.py');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -187,6 +189,38 @@ describePrivileged('tsrun-runtime', () => {
     expect(existsSync(join(stateRoot, b.id))).toBe(false);
   });
 
+  it('start, kill and delete go through the C front without Node; anything else is handed to Node', async () => {
+    // Without Node on PATH the front can only succeed where it needs none.
+    const front = (args: string[], path = '/nonexistent') => {
+      const r = spawnSync(FRONT, ['--root', stateRoot, ...args], { encoding: 'utf8', env: { PATH: path }, stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+      return { status: r.status, stderr: r.stderr };
+    };
+    const b = bundle(['sh', '-c', 'touch /out/started; exec sleep 1000']);
+    expect(rt(['create', '--bundle', b.dir, b.id]).status).toBe(0);
+    expect(front(['kill', b.id, 'KILL']).status).not.toBe(0); // created: the slow path's (kills nothing)
+    expect(front(['start', b.id]).status).toBe(0);
+    await waitFor('the program to run', () => existsSync(join(b.out, 'started')));
+    expect(status(b.id)).toBe('running');
+    expect(front(['delete', b.id]).status).not.toBe(0); // running: refused, by Node
+    expect(front(['kill', b.id, '9']).status).toBe(0);
+    await waitFor('the container to stop', () => status(b.id) === 'stopped');
+    expect(front(['delete', b.id]).status).toBe(0);
+    expect(existsSync(join(stateRoot, b.id))).toBe(false);
+    expect(cgroupDirs(join(cgroupParent, b.id))).toEqual([]);
+    expect(front(['delete', '--force', b.id]).status).toBe(0);
+    // with Node on PATH, what the front hands over still works, and says why it failed
+    const again = front(['delete', b.id], process.env.PATH);
+    expect(again.status).toBe(1);
+    expect(again.stderr).toMatch(/container does not exist/);
+    // a container with a poststop hook is deleted by Node, which runs the hook
+    const h = bundle(['true'], (s) => (s.hooks = { poststop: [{ path: '/bin/sh', args: ['sh', '-c', `touch ${join(dir, 'poststop-ran')}`] }] }));
+    expect(rt(['run', '-d', '--bundle', h.dir, h.id]).status).toBe(0);
+    await waitFor('the container to stop', () => status(h.id) === 'stopped');
+    expect(front(['delete', h.id]).status).not.toBe(0);
+    expect(front(['delete', h.id], process.env.PATH).status).toBe(0);
+    expect(existsSync(join(dir, 'poststop-ran'))).toBe(true);
+  });
+
   it('exec: foreground status, --detach with a pid file, --process, and a missing program', async () => {
     const b = bundle(['sleep', '1000']);
     expect(rt(['run', '-d', '--bundle', b.dir, b.id]).status).toBe(0);
@@ -358,7 +392,7 @@ describePrivileged('tsrun-runtime', () => {
       const bin = join(dir, 'bin');
       mkdirSync(bin, { recursive: true });
       wrapper = join(bin, 'tsrun-runtime');
-      writeFileSync(wrapper, `#!/bin/sh\nexec ${process.execPath} ${RUNTIME} --root ${join(dir, 'podman-state')} "$@"\n`);
+      writeFileSync(wrapper, `#!/bin/sh\nexec ${FRONT} --root ${join(dir, 'podman-state')} "$@"\n`);
       chmodSync(wrapper, 0o755);
       const conf = join(dir, 'containers.conf');
       writeFileSync(conf, '[engine]\nruntime_supports_json = ["crun", "runc", "tsrun-runtime"]\n');
@@ -448,7 +482,7 @@ describePrivileged('tsrun-runtime', () => {
       base = mkdtempSync('/tmp/ctd-');
       mkdirSync(join(dir, 'bin'), { recursive: true });
       // the shim passes its own --root (/run/containerd/runc/<namespace>) after ours
-      writeFileSync(join(dir, 'bin', 'tsrun-runtime-ctr'), `#!/bin/sh\nexec ${process.execPath} ${RUNTIME} "$@"\n`);
+      writeFileSync(join(dir, 'bin', 'tsrun-runtime-ctr'), `#!/bin/sh\nexec ${FRONT} "$@"\n`);
       chmodSync(join(dir, 'bin', 'tsrun-runtime-ctr'), 0o755);
       writeFileSync(join(base, 'config.toml'), [
         'version = 2',
