@@ -46,8 +46,9 @@ function globals(): Globals {
 /** One line to --log as runc writes it; containerd's shim shows the last error line to the user. */
 function logLine(level: 'error' | 'warning' | 'debug', msg: string): void {
   const g = globals();
-  // podman reads a JSON log as one object: only the error goes there.
-  if (!g.log || (g.logFormat === 'json' && level !== 'error')) return;
+  // podman reads a JSON log as one object: no warnings there (stderr has them); the steps only
+  // when --debug asks (podman never does).
+  if (!g.log || (g.logFormat === 'json' && level === 'warning')) return;
   const time = new Date().toISOString();
   const line = g.logFormat === 'json' ? JSON.stringify({ level, msg, time }) : `time="${time}" level=${level} msg=${JSON.stringify(msg)}`;
   try {
@@ -129,14 +130,15 @@ program
 
 createFlags(program.command('run <container-id>').description('create and start a container; without -d, wait for it and delete it'))
   .option('-d, --detach', 'return once the container runs', false)
-  .option('--keep', 'accepted for runc compatibility (the container is deleted after it exits unless -d)', false)
+  .option('--keep', 'keep the container (its state and cgroup) after it exits, for `delete` later', false)
   .action(
-    action(async (id: string, o: { bundle: string; pidFile?: string; consoleSocket?: string; preserveFds: string; detach: boolean }) => {
+    action(async (id: string, o: { bundle: string; pidFile?: string; consoleSocket?: string; preserveFds: string; detach: boolean; keep: boolean }) => {
       checkPreserveFds(o.preserveFds);
       const { runContainer } = await runtime();
       return runContainer(await context(), id, {
         bundle: o.bundle,
         detach: o.detach,
+        keep: o.keep,
         ...(o.pidFile && { pidFile: o.pidFile }),
         ...(o.consoleSocket && { consoleSocket: o.consoleSocket }),
       });

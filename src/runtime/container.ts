@@ -273,8 +273,8 @@ export async function startContainer(ctx: RuntimeContext, id: string): Promise<v
   await runHooksWarn(c.spec.hooks?.poststart, stateDocument(c.state, 'running', c.spec), 'poststart', ctx.warn);
 }
 
-/** `run`: create and start; without detach, wait for the exit and delete, returning its code. */
-export async function runContainer(ctx: RuntimeContext, id: string, opts: CreateOptions & { detach: boolean }): Promise<number> {
+/** `run`: create and start; without detach, wait for the exit and (unless keep) delete, returning its code. */
+export async function runContainer(ctx: RuntimeContext, id: string, opts: CreateOptions & { detach: boolean; keep?: boolean }): Promise<number> {
   if (opts.detach) {
     await createContainer(ctx, id, opts);
     await startContainer(ctx, id);
@@ -292,7 +292,7 @@ export async function runContainer(ctx: RuntimeContext, id: string, opts: Create
   } finally {
     for (const s of signals) process.off(s, forward);
   }
-  await deleteContainer(ctx, id, { force: true });
+  if (!opts.keep) await deleteContainer(ctx, id, { force: true });
   return status.code;
 }
 

@@ -130,6 +130,11 @@ describePrivileged('tsrun-runtime', () => {
     // run deletes what it made
     expect(existsSync(join(stateRoot, b.id))).toBe(false);
     expect(cgroupDirs(join(cgroupParent, b.id))).toEqual([]);
+    // unless told to keep it
+    const k = bundle(['true']);
+    expect(rt(['run', '--keep', '--bundle', k.dir, k.id]).status).toBe(0);
+    expect(status(k.id)).toBe('stopped');
+    expect(rt(['delete', k.id]).status).toBe(0);
   });
 
   it('create waits for start; state, ps, pause, resume, kill and delete follow the kernel', async () => {
