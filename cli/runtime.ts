@@ -89,6 +89,13 @@ function action<A extends unknown[]>(fn: (...args: A) => Promise<number | void> 
   };
 }
 
+/** runc's sizes: bytes, or with a unit (200m, 1g; powers of 1024). */
+const bytes = (flag: string, v: string) => {
+  const m = /^(\d+)([kmgt]?)b?$/i.exec(v);
+  if (!m) throw new TsrunError('EINVAL_FLAG', `invalid value "${v}" for ${flag}: a size like 200m or 1g`);
+  return Number(m[1]) * 1024 ** ' kmgt'.indexOf((m[2] || ' ').toLowerCase());
+};
+
 const int = (v: string) => {
   if (!/^-?\d+$/.test(v)) throw new TsrunError('EINVAL_FLAG', `"${v}" is not a number`);
   return Number(v);
@@ -257,7 +264,7 @@ program
   .option('-u, --user <uid[:gid]>', 'run as this user')
   .option('--additional-gids <gid>', 'another group (repeatable)', (v: string, a: string[]) => [...a, v], [] as string[])
   .option('-c, --cap <cap>', 'add a capability (repeatable)', (v: string, a: string[]) => [...a, v], [] as string[])
-  .option('--no-new-privs', 'set no_new_privs', false)
+  .option('--no-new-privs', 'set no_new_privs for this process (the spec\'s setting otherwise)')
   .option('--preserve-fds <n>', 'only 0 is supported', '0')
   .action(
     action(async (id: string, command: string[], o: ExecFlags) => {
@@ -286,7 +293,8 @@ interface ExecFlags {
   user?: string;
   additionalGids: string[];
   cap: string[];
-  newPrivs: boolean;
+  /** commander's name for --no-new-privs: false when it is given. */
+  newPrivs?: boolean;
   preserveFds: string;
 }
 
@@ -304,7 +312,8 @@ async function execProcess(spec: OciSpec, command: string[], o: ExecFlags): Prom
   }
   if (command.length === 0) throw new SpecError('process.args', 'exec needs a command (or --process)');
   const base = spec.process;
-  const [uid, gid] = (o.user ?? `${base.user.uid}:${base.user.gid}`).split(':');
+  // runc's -u: uid[:gid], the spec's gid when none is given
+  const [uid, gid] = (o.user ?? `${base.user.uid}`).split(':');
   const caps = (list: string[]) => [...new Set([...list, ...o.cap.map((c) => (c.toUpperCase().startsWith('CAP_') ? c.toUpperCase() : `CAP_${c.toUpperCase()}`))])];
   return checkProcessJson({
     ...base,
@@ -312,7 +321,12 @@ async function execProcess(spec: OciSpec, command: string[], o: ExecFlags): Prom
     args: command,
     env: [...base.env, ...o.env],
     cwd: o.cwd ?? base.cwd,
-    user: { uid: int(uid!), gid: int(gid ?? '0'), additionalGids: o.additionalGids.map(int), ...(base.umask !== undefined && { umask: base.umask }) },
+    user: {
+      uid: int(uid!),
+      gid: gid === undefined ? base.user.gid : int(gid),
+      additionalGids: [...base.user.additionalGids, ...o.additionalGids.map(int)],
+      ...(base.umask !== undefined && { umask: base.umask }),
+    },
     capabilities: {
       bounding: caps(base.capabilities.bounding),
       effective: caps(base.capabilities.effective),
@@ -320,7 +334,7 @@ async function execProcess(spec: OciSpec, command: string[], o: ExecFlags): Prom
       inheritable: base.capabilities.inheritable,
       ambient: base.capabilities.ambient,
     },
-    noNewPrivileges: base.noNewPrivileges || !o.newPrivs,
+    noNewPrivileges: base.noNewPrivileges || o.newPrivs === false,
   });
 }
 
@@ -353,9 +367,9 @@ program
       const set = (group: string, field: string, value: unknown) => {
         json[group] = { ...(json[group] ?? {}), [field]: value };
       };
-      if (o.memory) set('memory', 'limit', int(o.memory));
-      if (o.memoryReservation) set('memory', 'reservation', int(o.memoryReservation));
-      if (o.memorySwap) set('memory', 'swap', int(o.memorySwap));
+      if (o.memory) set('memory', 'limit', bytes('--memory', o.memory));
+      if (o.memoryReservation) set('memory', 'reservation', bytes('--memory-reservation', o.memoryReservation));
+      if (o.memorySwap) set('memory', 'swap', o.memorySwap === '-1' ? -1 : bytes('--memory-swap', o.memorySwap));
       if (o.cpuShares) set('cpu', 'shares', int(o.cpuShares));
       if (o.cpuQuota) set('cpu', 'quota', int(o.cpuQuota));
       if (o.cpuPeriod) set('cpu', 'period', int(o.cpuPeriod));
@@ -363,8 +377,8 @@ program
       if (o.cpusetMems) set('cpu', 'mems', o.cpusetMems);
       if (o.pidsLimit) set('pids', 'limit', int(o.pidsLimit));
       if (o.blkioWeight) set('blockIO', 'weight', int(o.blkioWeight));
-      const change: Resources = checkResources(json, o.resources ? '--resources' : 'update');
-      if (change.devices) throw new TsrunError('EINVAL_FLAG', 'update: device rules cannot be changed on a running container');
+      // containerd's CRI sends the whole linux.resources: its device rules are not changed (runc's rule)
+      const change: Resources = checkResources(json, o.resources ? '--resources' : 'update', true);
       const { updateContainer } = await runtime();
       updateContainer(await context(), id, change);
     }),

@@ -193,8 +193,12 @@ static int fast_delete(int argc, char **argv)
 	if (argc != 1 || !state_path(dir, sizeof(dir), argv[0], ""))
 		return SLOW;
 	const char *id = argv[0];
-	if (!has(id, "state.json"))
+	if (!has(id, "state.json")) {
+		/* a create that never finished: the slow path removes what it left */
+		if (access(dir, F_OK) == 0)
+			return SLOW;
 		return force ? DONE : SLOW; /* runc: no error with --force */
+	}
 	if (!has(id, "fast") || running_pid(id) != 0)
 		return SLOW;
 	/* Stopped: its cgroups (a process left in one: the slow path kills it) */

@@ -2,7 +2,7 @@
 // checked for its type, and what tsrun-runtime does not do is refused by its path
 // ("linux.intelRdt: not supported by tsrun-runtime"), never skipped. The result is the same
 // OciSpec type the engine writes, so one plan builder (namespaces/plan.ts) serves both halves.
-import { closeSync, fstatSync, openSync, readSync, constants } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, statSync, constants } from 'node:fs';
 import { isAbsolute, join, posix, resolve } from 'node:path';
 import { TsrunError } from '../errors.js';
 import type { DeviceRule, Resources, ThrottleDevice } from '../cgroups/types.js';
@@ -20,6 +20,8 @@ export const NAMESPACE_TYPES = ['pid', 'network', 'ipc', 'uts', 'mount', 'cgroup
 /** Mount options that change propagation; shared ones would let the container's mounts reach the host. */
 const PROPAGATIONS = ['private', 'rprivate', 'slave', 'rslave'];
 const REFUSED_OPTIONS = ['shared', 'rshared', 'unbindable', 'runbindable', 'idmap', 'ridmap', 'rro', 'rrw', 'rnosuid', 'rsuid', 'rnodev', 'rdev', 'rnoexec', 'rexec', 'rnoatime', 'ratime', 'rrelatime', 'rnorelatime', 'rstrictatime', 'rnostrictatime', 'rnodiratime', 'rdiratime', 'rnosymfollow', 'rsymfollow', 'nosymfollow', 'symfollow', 'copy-symlink', 'remount', 'move', 'rmove', 'mand', 'nomand', 'dirsync', 'sync', 'async', 'silent', 'loud'];
+/** What a bind mount may carry (mountFlags in namespaces/plan.ts turns them into mount flags). */
+const BIND_OPTIONS = ['bind', 'rbind', 'ro', 'rw', 'nosuid', 'suid', 'nodev', 'dev', 'noexec', 'exec', 'relatime', 'strictatime', 'noatime'];
 const HOOK_KINDS = ['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'] as const;
 const SUPPORTED_HOOKS = new Set(['prestart', 'createRuntime', 'poststart', 'poststop']);
 
@@ -134,9 +136,11 @@ export function checkSpec(json: Json, bundleDir: string): OciSpec {
   const linuxObj = obj(c.linux ?? {}, 'linux');
   const namespaces = checkNamespaces(linuxObj.namespaces);
   const made = (t: string) => namespaces.some((n) => n.type === t && !n.path);
+  // Without a mount namespace of its own, pivot_root would move the root of the host.
+  if (!made('mount')) throw new SpecError('linux.namespaces', 'a container needs a new mount namespace ({"type": "mount"}, without a path)');
   const hostname = optStr(c.hostname, 'hostname') ?? '';
-  if (hostname !== '' && !namespaces.some((n) => n.type === 'uts')) {
-    throw new SpecError('hostname', 'setting the hostname needs a UTS namespace of the container\'s own (linux.namespaces)');
+  if (hostname !== '' && !made('uts')) {
+    throw new SpecError('hostname', 'setting the hostname needs a new UTS namespace of the container\'s own (linux.namespaces)');
   }
   const process = checkProcess(c.process);
   const linux = checkLinux(linuxObj, namespaces);
@@ -260,6 +264,10 @@ function checkMount(v: Json, path: string, bundleDir: string): OciMount {
     if (!isAbsolute(source)) source = resolve(bundleDir, source);
   }
   if (options.filter((o) => PROPAGATIONS.includes(o)).length > 1) throw new SpecError(`${path}.options`, 'more than one propagation option');
+  // A bind mount takes no file system data: an option the helper does not apply would be lost.
+  for (const o of bind ? options : []) {
+    if (!BIND_OPTIONS.includes(o) && !PROPAGATIONS.includes(o)) throw unsupported(`${path}.options`, `"${o}" on a bind mount is not supported by tsrun-runtime`);
+  }
   return { destination, type, source: source || type, options };
 }
 
@@ -307,7 +315,9 @@ function checkLinux(l: Record<string, Json>, namespaces: OciSpec['linux']['names
     // Anything else is the host's: the container's /proc/sys would write through to it.
     const scope = sysctlScope(k);
     if (!scope) throw new SpecError(`linux.sysctl.${k}`, 'not a namespaced sysctl (only net.*, fs.mqueue.*, kernel.msg*, kernel.sem, kernel.shm*, kernel.domainname and kernel.hostname are)');
-    if (!namespaces.some((n) => n.type === scope)) throw new SpecError(`linux.sysctl.${k}`, `it belongs to the ${scope} namespace, and the container shares the host's`);
+    // A joined namespace may be our own (/proc/1/ns/net): writing there would change the host's.
+    const ns = namespaces.find((n) => n.type === scope);
+    if (!ns || (ns.path && isOurs(scope, ns.path))) throw new SpecError(`linux.sysctl.${k}`, `it belongs to the ${scope} namespace, and the container has none of its own`);
   }
   const cgroupsPath = optStr(l.cgroupsPath, 'linux.cgroupsPath') ?? '';
   const seccomp = checkSeccomp(l.seccomp);
@@ -327,6 +337,19 @@ function checkLinux(l: Record<string, Json>, namespaces: OciSpec['linux']['names
     ...(devices.length > 0 && { devices }),
     ...(seccomp && { seccomp }),
   };
+}
+
+const PROC_NS: Record<string, string> = { network: 'net', ipc: 'ipc', uts: 'uts' };
+
+/** Whether the namespace at `path` is the one this process is in (the host's, for tsrun-runtime). */
+function isOurs(type: string, path: string): boolean {
+  try {
+    const theirs = statSync(path);
+    const ours = statSync(`/proc/self/ns/${PROC_NS[type] ?? type}`);
+    return theirs.ino === ours.ino && theirs.dev === ours.dev;
+  } catch {
+    return false; // no such namespace: joining it fails at create, saying so
+  }
 }
 
 function absolute(p: string, path: string): string {
@@ -398,10 +421,14 @@ const throttles = (v: Json, path: string): ThrottleDevice[] | undefined => {
   });
 };
 
-/** linux.resources: the part tsrun's cgroup drivers apply; anything else is refused by its path. */
-export function checkResources(v: Json, prefix = 'linux.resources'): Resources {
+/**
+ * linux.resources: the part tsrun's cgroup drivers apply; anything else is refused by its path.
+ * For `update` (runc's rule) device rules are not changed, and none given means no change.
+ */
+export function checkResources(v: Json, prefix = 'linux.resources', forUpdate = false): Resources {
   const r = optObj(v, prefix);
-  if (!r) return {};
+  // A container's devices are denied but runc's floor unless its rules say otherwise.
+  if (!r) return forUpdate ? {} : { devices: deviceRules([], `${prefix}.devices`) };
   refuseSet(r, `${prefix}.`, ['hugepageLimits', 'network', 'rdma', 'unified']);
   const out: Resources = {};
   const memory = optObj(r.memory, `${prefix}.memory`);
@@ -450,7 +477,10 @@ export function checkResources(v: Json, prefix = 'linux.resources'): Resources {
       ...(wi && { throttleWriteIOPSDevice: wi }),
     };
   }
-  if (r.devices !== undefined && r.devices !== null) {
+  if (forUpdate) return out;
+  if (r.devices === undefined || r.devices === null) {
+    out.devices = deviceRules([], `${prefix}.devices`);
+  } else {
     const rules = arr(r.devices, `${prefix}.devices`).map((d, i): DeviceRule => {
       const p = `${prefix}.devices[${i}]`;
       const o = obj(d, p);
@@ -491,10 +521,10 @@ function deviceRules(rules: DeviceRule[], path: string): DeviceRule[] | undefine
     if (rules.slice(start + 1).some((r) => !r.allow)) throw unsupported(path, 'a deny rule after allowing every device is not supported by tsrun-runtime');
     return undefined;
   }
+  // As runc: every device is denied unless allowed (with or without a leading deny-all rule)...
   const tail = start >= 0 ? rules.slice(start + 1) : rules;
-  if (start < 0 && tail.length > 0) throw unsupported(path, 'tsrun-runtime needs the list to begin by denying every device ({"allow": false, "access": "rwm"})');
   if (tail.some((r) => !r.allow)) throw unsupported(path, 'a deny rule after the first is not supported by tsrun-runtime');
-  // runc's floor, which bundles count on (containerd's default spec denies everything and
+  // ...but runc's floor, which bundles count on (containerd's default spec denies everything and
   // allows nothing itself): the standard nodes and the PTYs stay usable.
-  return start >= 0 ? [{ allow: false, type: 'a', access: 'rwm' }, ...tail, ...DEFAULT_DEVICE_RULES] : undefined;
+  return [{ allow: false, type: 'a', access: 'rwm' }, ...tail, ...DEFAULT_DEVICE_RULES];
 }

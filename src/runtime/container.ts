@@ -4,7 +4,7 @@
 // terminal to the console socket, and leaves once the process waits on the exec fifo — so the
 // container's first process becomes the child of whoever reaps for the caller (conmon,
 // containerd's shim), as runc's init does. Nothing here imports image, registry or network code.
-import { closeSync, constants, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { TsrunError, errnoOf } from '../errors.js';
@@ -338,40 +338,59 @@ export function containerState(ctx: RuntimeContext, id: string): Record<string, 
 
 const SIGNALS = new Set(Object.keys(osConstants.signals));
 
-/** runc's forms: KILL, SIGKILL, 9. */
-export function parseSignal(s: string): { name: NodeJS.Signals; number: number } {
+const SIGRTMIN = 34;
+const SIGRTMAX = 64;
+
+/** runc's forms: KILL, SIGKILL, 9, and the real-time ones: 37, RTMIN+3, SIGRTMAX-1. */
+export function parseSignal(s: string): number {
   const numbers = osConstants.signals as Record<string, number>;
   if (/^\d+$/.test(s)) {
     const n = Number(s);
-    const name = Object.keys(numbers).find((k) => numbers[k] === n);
-    if (!name) throw new TsrunError('EINVAL_FLAG', `unknown signal "${s}"`);
-    return { name: name as NodeJS.Signals, number: n };
+    if (n < 1 || n > SIGRTMAX) throw new TsrunError('EINVAL_FLAG', `unknown signal "${s}"`);
+    return n;
   }
   const name = s.toUpperCase().startsWith('SIG') ? s.toUpperCase() : `SIG${s.toUpperCase()}`;
+  const rt = /^SIGRT(MIN|MAX)(?:([+-])(\d+))?$/.exec(name);
+  if (rt) {
+    const n = (rt[1] === 'MIN' ? SIGRTMIN : SIGRTMAX) + (rt[2] === '-' ? -1 : 1) * Number(rt[3] ?? 0);
+    if (n < SIGRTMIN || n > SIGRTMAX) throw new TsrunError('EINVAL_FLAG', `unknown signal "${s}"`);
+    return n;
+  }
   if (!SIGNALS.has(name)) throw new TsrunError('EINVAL_FLAG', `unknown signal "${s}"`);
-  return { name: name as NodeJS.Signals, number: numbers[name]! };
+  return numbers[name]!;
 }
 
 export function killContainer(ctx: RuntimeContext, id: string, signal: string, all: boolean): void {
   const sig = parseSignal(signal);
   const c = openContainer(ctx, id);
   const status = c.status();
-  if (status === 'stopped') throw new TsrunError('ESTATE', `container not running: ${id}`);
-  const pids = all ? (c.cgroup()?.pids() ?? [c.state.pid]) : [c.state.pid];
-  for (const pid of pids) {
-    try {
-      process.kill(pid, sig.name);
-    } catch (err) {
-      if (errnoOf(err) !== 'ESRCH') throw err;
+  // --all: whatever is left in its cgroup, its first process gone or not (containerd's shim
+  // sends `kill --all 9` after the exit of a container that shares the host's PID namespace).
+  if (status === 'stopped' && !all) throw new TsrunError('ESTATE', `container not running: ${id}`);
+  const cgroup = all ? c.cgroup() : undefined;
+  // As runc: frozen while signalled, so that nothing forks away meanwhile.
+  if (cgroup && status === 'running') cgroup.freeze();
+  try {
+    const pids = cgroup ? cgroup.pids() : [c.state.pid];
+    for (const pid of pids) {
+      try {
+        process.kill(pid, sig);
+      } catch (err) {
+        if (errnoOf(err) !== 'ESRCH') throw err;
+      }
     }
+  } finally {
+    // A frozen process cannot die until it is thawed (runc thaws a paused one for SIGKILL too).
+    if (cgroup && status === 'running') cgroup.thaw();
+    else if (status === 'paused' && sig === osConstants.signals.SIGKILL) c.cgroup()?.thaw();
   }
-  // A frozen process cannot die until it is thawed (runc thaws for SIGKILL too).
-  if (status === 'paused' && sig.name === 'SIGKILL') c.cgroup()?.thaw();
 }
 
 export async function deleteContainer(ctx: RuntimeContext, id: string, opts: { force: boolean }): Promise<void> {
   const dir = new RuntimeDir(ctx.root, id);
   if (!dir.exists()) {
+    // A create that died (or is dying) before it wrote the state: what it made goes, as with runc.
+    if (opts.force && existsSync(dir.dir)) removeUnfinished(dir);
     if (opts.force) return;
     throw new TsrunError('ENOCONTAINER', `container does not exist: ${id}`);
   }
@@ -392,6 +411,18 @@ export async function deleteContainer(ctx: RuntimeContext, id: string, opts: { f
   }
   cgroup?.remove();
   await runHooksWarn(c.spec.hooks?.poststop, stateDocument(c.state, 'stopped', c.spec), 'poststop', ctx.warn);
+  dir.remove();
+}
+
+/** The state directory of a create that never finished, and the cgroup its spec names. */
+function removeUnfinished(dir: RuntimeDir): void {
+  try {
+    const spec = JSON.parse(readFileSync(dir.configFile, 'utf8')) as OciSpec;
+    const cg = cgroupOf(spec, dir.id);
+    openDriver(detectCgroups()).open(cg.parent, cg.name)?.remove();
+  } catch {
+    // no spec yet: it made no cgroup either
+  }
   dir.remove();
 }
 

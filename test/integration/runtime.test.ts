@@ -263,6 +263,10 @@ describePrivileged('tsrun-runtime', () => {
     expect(u.status, u.stderr).toBe(0);
     expect(Number(readFileSync(memoryLimitFile(cg), 'utf8'))).toBe(96 << 20);
     expect(rt(['update', '--pids-limit', '44', b.id]).status).toBe(0);
+    // containerd's CRI sends the whole linux.resources, device rules included: they stay as they are
+    const cri = rt(['update', '--resources', '-', b.id], JSON.stringify({ devices: [{ allow: false, access: 'rwm' }], memory: { limit: 100 << 20 } }));
+    expect(cri.status, cri.stderr).toBe(0);
+    expect(rt(['update', '--memory', '96m', b.id]).status).toBe(0);
     const kept = JSON.parse(readFileSync(join(stateRoot, b.id, 'config.json'), 'utf8'));
     expect(kept.linux.resources.memory.limit).toBe(96 << 20);
     expect(kept.linux.resources.pids.limit).toBe(44);
@@ -303,6 +307,70 @@ describePrivileged('tsrun-runtime', () => {
     expect(cgroupDirs(join(cgroupParent, b.id))).toEqual([]);
     expect(rt(['--systemd-cgroup', 'create', '--bundle', b.dir, b.id]).stderr).toMatch(/--systemd-cgroup is not supported/);
     expect(rt(['checkpoint', b.id]).stderr).toMatch(/checkpoint is not supported/);
+  });
+
+  it('applies what features claims: seccomp, masks, read-only paths, rlimits, sysctl, umask, caps, oom score, devices', () => {
+    const b = bundle(['sh', '-c', [
+      'grep -E "^(Seccomp|NoNewPrivs|CapAmb|CapEff):" /proc/self/status',
+      'echo nofile=$(ulimit -n)',
+      'echo umask=$(umask)',
+      'echo oom=$(cat /proc/self/oom_score_adj)',
+      'echo forward=$(cat /proc/sys/net/ipv4/ip_forward)',
+      'echo masked=$(wc -c < /proc/timer_list)',
+      'echo procsys=$(grep " /proc/sys " /proc/self/mountinfo | cut -d" " -f6)',
+      'mkdir /tmp/x 2>/dev/null && echo mkdir=ok || echo mkdir=refused',
+      'touch /rootfile 2>/dev/null && echo root=rw || echo root=ro',
+      'echo mynull=$(stat -c %t,%T /dev/mynull) && echo hi > /dev/mynull && echo mynull=writable',
+      'mknod /tmp/disk b 8 0 2>/dev/null; head -c1 /tmp/disk >/dev/null 2>&1 && echo disk=readable || echo disk=refused',
+    ].join('; ')], (s) => {
+      s.process.user = { uid: 1000, gid: 1000, umask: 0o77 };
+      const caps = ['CAP_NET_BIND_SERVICE', 'CAP_MKNOD'];
+      s.process.capabilities = { bounding: caps, effective: caps, permitted: caps, inheritable: caps, ambient: caps };
+      s.process.rlimits = [{ type: 'RLIMIT_NOFILE', soft: 123, hard: 123 }];
+      s.process.oomScoreAdj = 123;
+      s.root.readonly = true;
+      s.linux.sysctl = { 'net.ipv4.ip_forward': '1' };
+      s.linux.devices = [{ path: '/dev/mynull', type: 'c', major: 1, minor: 3, fileMode: 0o666, uid: 0, gid: 0 }];
+      // a /tmp to write in, and no device rules at all: runc's default, every device denied but its floor
+      s.mounts.push({ destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'mode=1777'] });
+      delete s.linux.resources.devices;
+      s.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_X86_64'], syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }] };
+    });
+    const r = rt(['run', '--bundle', b.dir, b.id]);
+    expect(r.stderr).toBe('');
+    const got = Object.fromEntries(r.stdout.trim().split('\n').map((l) => l.split(/[:=]\s*/, 2) as [string, string]));
+    expect(got).toMatchObject({
+      Seccomp: '2', NoNewPrivs: '1', nofile: '123', umask: '0077', oom: '123', forward: '1', masked: '0',
+      mkdir: 'refused', root: 'ro', mynull: 'writable', disk: 'refused',
+    });
+    expect(got.procsys).toMatch(/^ro,/);
+    // ambient: a non-root user keeps them across execve (bits 10 and 27)
+    expect(BigInt(`0x${got.CapAmb}`)).toBe((1n << 10n) | (1n << 27n));
+    expect(BigInt(`0x${got.CapEff}`)).toBe((1n << 10n) | (1n << 27n));
+  });
+
+  it('refuses a bundle without a mount namespace of its own (pivot_root would move the host\'s root)', () => {
+    const b = bundle(['true'], (s) => (s.linux.namespaces = s.linux.namespaces.filter((n: { type: string }) => n.type !== 'mount')));
+    const r = rt(['run', '--bundle', b.dir, b.id]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/needs a new mount namespace/);
+    expect(existsSync('/bin/sh')).toBe(true);
+  });
+
+  it('kill --all signals what is left in the cgroup, and takes real-time signals', async () => {
+    const b = bundle(['sh', '-c', 'trap "echo rt >> /out/got" 37; echo ready > /out/got; while :; do sleep 0.05; done']);
+    expect(rt(['run', '-d', '--bundle', b.dir, b.id]).status).toBe(0);
+    await waitFor('the trap to be set', () => existsSync(join(b.out, 'got')));
+    expect(rt(['kill', b.id, 'RTMIN+3']).status).toBe(0);
+    await waitFor('the real-time signal', () => readFileSync(join(b.out, 'got'), 'utf8').includes('rt'));
+    expect(rt(['kill', '--all', b.id, '37']).status).toBe(0);
+    await waitFor('the second one', () => readFileSync(join(b.out, 'got'), 'utf8').split('rt').length === 3);
+    expect(rt(['kill', '--all', b.id, 'KILL']).status).toBe(0);
+    await waitFor('the container to stop', () => status(b.id) === 'stopped');
+    // stopped: --all still signals (nothing is left), without --all runc's error
+    expect(rt(['kill', '--all', b.id, 'KILL']).status).toBe(0);
+    expect(rt(['kill', b.id, 'KILL']).stderr).toMatch(/container not running/);
+    expect(rt(['delete', b.id]).status).toBe(0);
   });
 
   it('runs the OCI hooks with the state on stdin; a failing createRuntime hook fails create', async () => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkProcessJson, checkResources, checkSpec, SpecError } from '../../src/runtime/bundle.js';
-import { cgroupOf, forHost, inRoot } from '../../src/runtime/container.js';
+import { cgroupOf, forHost, inRoot, parseSignal } from '../../src/runtime/container.js';
 import { runtimeExecPlan } from '../../src/runtime/exec.js';
 import { buildPlan, type PlanContext } from '../../src/namespaces/plan.js';
 import { DEFAULT_DEVICE_RULES } from '../../src/namespaces/defaults.js';
@@ -77,6 +77,12 @@ describe('checkSpec', () => {
     expect(rules[0]).toMatchObject({ allow: false, type: 'a', access: 'rwm' });
     expect(rules.slice(-DEFAULT_DEVICE_RULES.length)).toEqual(DEFAULT_DEVICE_RULES);
     expect(checkResources({ devices: [{ allow: true, access: 'rwm' }] }).devices).toBeUndefined();
+    // no rules at all is not "every device": runc denies all but its floor
+    for (const none of [undefined, {}, { devices: [] }]) {
+      expect(checkResources(none).devices).toEqual([{ allow: false, type: 'a', access: 'rwm' }, ...DEFAULT_DEVICE_RULES]);
+    }
+    // update leaves the rules alone (containerd's CRI sends them with every update)
+    expect(checkResources({ devices: [{ allow: true, access: 'rwm' }], pids: { limit: 5 } }, 'update', true)).toEqual({ pids: { limit: 5 } });
     expect(() => checkResources({ devices: [{ allow: false, access: 'rwm' }, { allow: false, type: 'c', major: 1, minor: 3, access: 'rwm' }] })).toThrow(/deny rule after the first/);
   });
 
@@ -100,7 +106,13 @@ describe('checkSpec', () => {
     expect(refused((s) => (s.ociVersion = '2.0.0'))).toMatch(/ociVersion/);
     // a sysctl outside the container's namespaces would be the host's
     expect(refused((s) => (s.linux.sysctl = { 'kernel.core_pattern': '|/tmp/x' }))).toMatch(/linux\.sysctl\.kernel\.core_pattern: not a namespaced sysctl/);
-    expect(refused((s) => (s.linux.sysctl = { 'net.ipv4.ip_forward': '1' }) && (s.linux.namespaces = [{ type: 'mount' }, { type: 'pid' }]))).toMatch(/network namespace, and the container shares the host's/);
+    expect(refused((s) => (s.linux.sysctl = { 'net.ipv4.ip_forward': '1' }) && (s.linux.namespaces = [{ type: 'mount' }, { type: 'pid' }]))).toMatch(/network namespace, and the container has none of its own/);
+    // a joined network namespace may be the host's own
+    expect(refused((s) => (s.linux.sysctl = { 'net.ipv4.ip_forward': '1' }) && (s.linux.namespaces = [{ type: 'mount' }, { type: 'network', path: '/proc/self/ns/net' }]))).toMatch(/none of its own/);
+    // without a mount namespace of its own, pivot_root would move the host's root
+    expect(refused((s) => (s.linux.namespaces = [{ type: 'pid' }, { type: 'network' }]))).toMatch(/linux\.namespaces: a container needs a new mount namespace/);
+    // a bind mount takes no fs data: an option the helper would drop is refused
+    expect(refused((s) => s.mounts.push({ destination: '/m', type: 'bind', source: '/x', options: ['rbind', 'lazytime'] }))).toMatch(/"lazytime" on a bind mount/);
     expect(refused((s) => (s.hostname = 'h') && (s.linux.namespaces = [{ type: 'mount' }]))).toMatch(/UTS namespace/);
   });
 
@@ -148,6 +160,18 @@ describe('the container on this host', () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('parseSignal', () => {
+  it('takes runc\'s names and numbers, the real-time ones too', () => {
+    expect(parseSignal('KILL')).toBe(9);
+    expect(parseSignal('SIGTERM')).toBe(15);
+    expect(parseSignal('37')).toBe(37);
+    expect(parseSignal('RTMIN+3')).toBe(37);
+    expect(parseSignal('SIGRTMAX-1')).toBe(63);
+    expect(() => parseSignal('65')).toThrow(/unknown signal/);
+    expect(() => parseSignal('NOPE')).toThrow(/unknown signal/);
   });
 });
 
