@@ -207,7 +207,7 @@ static const struct step_def steps[] = {
 	{"exec", 1, -1, step_exec},            {"lo-up", 0, 0, step_lo_up},
 	{"setns", 2, 2, step_setns},           {"idmap-mount", 1, 1, step_idmap_mount},
 	{"sysctl", 2, 2, step_sysctl},         {"umask", 1, 1, step_umask},
-	{"wait-start", 1, 1, step_wait_start},
+	{"wait-start", 1, 1, step_wait_start}, {"hooks", 0, 0, step_hooks},
 };
 
 const struct step_def *step_lookup(const char *name)

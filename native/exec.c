@@ -155,6 +155,21 @@ int step_wait_start(struct child *c, char **a, int n)
 	return 0;
 }
 
+/* runtime mode: the bundle's prestart/createRuntime hooks run now, with the
+ * namespaces made and the root file system mounted, before pivot_root (the
+ * runtime spec's moment). The monitor passes "hooks" on to tsrun-runtime,
+ * which runs them and answers "hooks-done"; then we go on. */
+int step_hooks(struct child *c, char **a, int n)
+{
+	(void)a, (void)n;
+	char ack;
+	if (imsg_send(c->sock, MSG_HOOKS, c->step, -1, NULL, NULL, NULL) < 0)
+		return fail(c, errno, "ask for the hooks");
+	if (read(c->sock, &ack, 1) != 1 || ack != 'h')
+		return fail_msg(c, EPIPE, "the hooks did not run (tsrun-runtime went away)");
+	return 0;
+}
+
 int step_exec(struct child *c, char **a, int n)
 {
 	const char *file = a[0];

@@ -84,7 +84,7 @@ char *proto_read_line(void);              /* next buffered line, or NULL */
 int proto_fill(int fd);                   /* read once: >0 data, 0 EOF, -1 */
 
 /* Child -> monitor messages on the internal SOCK_SEQPACKET socketpair. */
-enum { MSG_TRACE = 'T', MSG_ERROR = 'E', MSG_EXEC = 'X', MSG_CONSOLE = 'C', MSG_READY = 'R' };
+enum { MSG_TRACE = 'T', MSG_ERROR = 'E', MSG_EXEC = 'X', MSG_CONSOLE = 'C', MSG_READY = 'R', MSG_HOOKS = 'H' };
 #define IMSG_MAX 8192
 struct imsg {
 	char type;
@@ -188,7 +188,8 @@ int step_console(struct child *, char **, int);    /* tty.c */
 int step_init(struct child *, char **, int);       /* init.c */
 int step_exec(struct child *, char **, int);       /* exec.c */
 int step_umask(struct child *, char **, int);
-int step_wait_start(struct child *, char **, int); /* lifecycle.c */
+int step_wait_start(struct child *, char **, int); /* exec.c */
+int step_hooks(struct child *, char **, int);      /* exec.c */
 extern int g_exec_fifo; /* exec-fifo: our O_RDWR fd of it, or -1 */
 /* exec.c: the file `exec` would run (a bare name searched in PATH), 0 or -1
  * with the step failed as exec would have failed */

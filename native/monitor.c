@@ -30,7 +30,7 @@ static const struct plan *P;
 static pid_t child = -1;
 static int sock = -1;
 /* the state of one run */
-static int released, proto_eof, sock_eof, exec_seen, started, errored, errcode;
+static int released, proto_eof, sock_eof, exec_seen, started, errored, errcode, in_hooks;
 static int reaped, wstatus;
 static char errtext[1024];
 
@@ -136,6 +136,11 @@ static void on_message(struct imsg *m)
 		/* ack: the PTY has its window size before the child goes on */
 		(void)!write(sock, "k", 1);
 		break;
+	case MSG_HOOKS:
+		/* runtime mode: tsrun-runtime runs the hooks, says "hooks-done" */
+		in_hooks = 1;
+		proto_send("hooks", NULL);
+		break;
 	case MSG_READY:
 		/* runtime mode: made, and waiting on the exec fifo for `start`.
 		 * Our part is done; the child is left to our parent's reaper
@@ -201,6 +206,10 @@ static void proto_lines(void)
 			released = 1;
 			(void)!write(sock, "g", 1);
 			userns_send(sock);
+		}
+		else if (strcmp(line, "hooks-done") == 0 && in_hooks) {
+			in_hooks = 0;
+			(void)!write(sock, "h", 1);
 		}
 		/* Anything else is not part of protocol version 1: ignored. */
 	}
@@ -430,7 +439,7 @@ int monitor_once(struct monitor *m, int *failed)
 {
 	M = m;
 	P = m->plan;
-	released = sock_eof = exec_seen = started = errored = errcode = reaped = 0;
+	released = sock_eof = exec_seen = started = errored = errcode = reaped = in_hooks = 0;
 	*failed = 1;
 	if (spawn() < 0) { /* only on a restart: the first run has left */
 		out_drain(); /* closes this run's pipes */

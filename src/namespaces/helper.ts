@@ -45,6 +45,7 @@ type Message =
   | { kind: 'pid'; pid: number }
   | { kind: 'started' }
   | { kind: 'ready' }
+  | { kind: 'hooks' }
   | { kind: 'error'; step: number; op: string; errno: string; message: string }
   | { kind: 'exit'; status: ExitStatus };
 
@@ -107,6 +108,17 @@ export class HelperProcess {
     if (m.kind !== 'started') throw this.unexpected(m, 'started');
   }
 
+  /** Runtime mode: the child waits at its `hooks` step (mounts made, before pivot_root). */
+  async waitHooks(): Promise<void> {
+    const m = await this.next('hooks');
+    if (m.kind !== 'hooks') throw this.unexpected(m, 'hooks');
+  }
+
+  /** The hooks ran: let the child go on. */
+  hooksDone(): void {
+    this.channel.write('hooks-done\n');
+  }
+
   /** Runtime mode (`create`): the container is made and waits for `start`; the helper has left. */
   async waitReady(): Promise<void> {
     const m = await this.next('ready');
@@ -165,6 +177,8 @@ export class HelperProcess {
         return this.deliver({ kind: 'started' });
       case 'ready':
         return this.deliver({ kind: 'ready' });
+      case 'hooks':
+        return this.deliver({ kind: 'hooks' });
       case 'error':
         return this.deliver({ kind: 'error', step: Number(f[0]), op: f[1] ?? '?', errno: f[2] ?? '?', message: f.slice(3).join(' ') });
       case 'exit':

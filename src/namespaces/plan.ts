@@ -57,6 +57,8 @@ export interface RuntimeMode {
   consoleSocket?: string;
   /** `exec -d`: the helper leaves once the program runs. */
   detachStarted?: boolean;
+  /** A `hooks` step before pivot_root: prestart/createRuntime hooks run there (tsrun-runtime). */
+  hooks?: boolean;
 }
 
 export interface MonitorConfig {
@@ -229,6 +231,9 @@ export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: str
   }
   if (p.cwd !== '/') steps.push(['mkdir', p.cwd, '755']);
 
+  // The runtime spec's moment for createRuntime hooks: namespaces made, mounts done, root not
+  // yet changed (tsrun-runtime runs them while the child waits here).
+  if (ctx.runtime?.hooks) steps.push(['hooks']);
   steps.push(['pivot-root']);
   // Before /proc/sys becomes read-only (readonlyPaths).
   for (const [name, value] of Object.entries(spec.linux.sysctl ?? {})) steps.push(['sysctl', name, value]);

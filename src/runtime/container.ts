@@ -170,6 +170,8 @@ async function make(ctx: RuntimeContext, id: string, opts: CreateOptions, mode: 
   const layout = detectCgroups();
   const cg = cgroupOf(checked, id);
 
+  const hooksAtCreate = (checked.hooks?.prestart?.length ?? 0) + (checked.hooks?.createRuntime?.length ?? 0) > 0;
+  let hooksRan = false;
   dir.make();
   const undo: Array<() => void> = [() => dir.remove()];
   const rollback = () => {
@@ -201,6 +203,7 @@ async function make(ctx: RuntimeContext, id: string, opts: CreateOptions, mode: 
         init: false,
         runtime: {
           ...(mode === 'create' && { execFifo: dir.fifo }),
+          ...(hooksAtCreate && { hooks: true }),
           ...(opts.consoleSocket && { consoleSocket: opts.consoleSocket }),
         },
       },
@@ -218,16 +221,24 @@ async function make(ctx: RuntimeContext, id: string, opts: CreateOptions, mode: 
       // Before the process runs anything; its children inherit it.
       writeAtomicProc(`/proc/${pid}/oom_score_adj`, String(spec.process.oomScoreAdj));
     }
-    const doc = stateDocument(state, 'creating', spec);
-    await runHooks(spec.hooks?.prestart, doc, 'prestart');
-    await runHooks(spec.hooks?.createRuntime, doc, 'createRuntime');
     helper.go();
+    if (hooksAtCreate) {
+      // the child waits at its `hooks` step: namespaces made, mounts done, before pivot_root
+      await helper.waitHooks();
+      hooksRan = true;
+      const doc = stateDocument(state, 'creating', spec);
+      await runHooks(spec.hooks?.prestart, doc, 'prestart');
+      await runHooks(spec.hooks?.createRuntime, doc, 'createRuntime');
+      helper.hooksDone();
+    }
     if (mode === 'create') await helper.waitReady();
     else await helper.waitStarted();
     if (opts.pidFile) writePidFile(opts.pidFile, pid);
     return { state, helper };
   } catch (err) {
     rollback();
+    // As runc's destroy: once createRuntime hooks ran, the poststop ones undo what they did.
+    if (hooksRan) await runHooksWarn(checked.hooks?.poststop, { ociVersion: checked.ociVersion, id, status: 'stopped', bundle: bundleDir }, 'poststop', ctx.warn);
     const userns = checked.linux.uidMappings?.[0];
     if (err instanceof StepError && err.errno === 'EACCES' && userns) {
       throw new TsrunError('ESTEP', `${err.message}: in a user namespace the container's root is host uid ${userns.hostID}, which must be able to reach ${checked.root.path} (every directory above it searchable)`);

@@ -376,12 +376,19 @@ describePrivileged('tsrun-runtime', () => {
   it('runs the OCI hooks with the state on stdin; a failing createRuntime hook fails create', async () => {
     const hook = (name: string) => ({ path: '/bin/sh', args: ['sh', '-c', `cat > ${join(dir, 'hooks')}/${name}.json`] });
     mkdirSync(join(dir, 'hooks'), { recursive: true });
+    // createRuntime: the runtime spec's moment, the container's mounts made and pivot_root not yet
+    const mounts = join(dir, 'hooks', 'mounts-at-createRuntime');
+    const createRuntime = {
+      path: '/bin/sh',
+      args: ['sh', '-c', `read -r state; echo "$state" > ${join(dir, 'hooks')}/createRuntime.json; pid=$(echo "$state" | sed -E 's/.*"pid":([0-9]+).*/\\1/'); grep " ${rootfs}/proc " /proc/$pid/mountinfo > ${mounts}; true`],
+    };
     const b = bundle(['sleep', '1000'], (s) => {
-      s.hooks = { createRuntime: [hook('createRuntime')], poststart: [hook('poststart')], poststop: [hook('poststop')] };
+      s.hooks = { createRuntime: [createRuntime], poststart: [hook('poststart')], poststop: [hook('poststop')] };
     });
     expect(rt(['create', '--bundle', b.dir, b.id]).status).toBe(0);
     const created = JSON.parse(readFileSync(join(dir, 'hooks', 'createRuntime.json'), 'utf8'));
     expect(created).toMatchObject({ id: b.id, status: 'creating', bundle: b.dir, pid: expect.any(Number) });
+    expect(readFileSync(mounts, 'utf8')).toMatch(/ proc /);
     expect(existsSync(join(dir, 'hooks', 'poststart.json'))).toBe(false);
     expect(rt(['start', b.id]).status).toBe(0);
     expect(JSON.parse(readFileSync(join(dir, 'hooks', 'poststart.json'), 'utf8'))).toMatchObject({ id: b.id, status: 'running', pid: created.pid });
@@ -389,11 +396,13 @@ describePrivileged('tsrun-runtime', () => {
     expect(JSON.parse(readFileSync(join(dir, 'hooks', 'poststop.json'), 'utf8'))).toMatchObject({ id: b.id, status: 'stopped' });
 
     const bad = bundle(['true'], (s) => {
-      s.hooks = { createRuntime: [{ path: '/bin/sh', args: ['sh', '-c', 'echo no network for you >&2; exit 2'] }] };
+      s.hooks = { createRuntime: [{ path: '/bin/sh', args: ['sh', '-c', 'echo no network for you >&2; exit 2'] }], poststop: [hook('poststop-after-failure')] };
     });
     const r = rt(['create', '--bundle', bad.dir, bad.id]);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/createRuntime hook \/bin\/sh failed \(exit status 2\): no network for you/);
+    // and its poststop hooks ran, as runc's destroy runs them
+    expect(JSON.parse(readFileSync(join(dir, 'hooks', 'poststop-after-failure.json'), 'utf8'))).toMatchObject({ id: bad.id, status: 'stopped' });
     expect(existsSync(join(stateRoot, bad.id))).toBe(false);
     expect(cgroupDirs(join(cgroupParent, bad.id))).toEqual([]);
   });
