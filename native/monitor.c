@@ -223,6 +223,8 @@ static void on_proto(void)
 		proto_eof = 1; /* writing may still work; a write error ends it */
 		if (!released)
 			start_failed("protocol", 0, "fd 3 closed before \"go\"");
+		if (in_hooks) /* nobody will run them, or say they ran */
+			start_failed("protocol", 0, "fd 3 closed while the hooks ran");
 		/* An attached tsrun that went away (killed) leaves us its
 		 * terminal: let go of it, or we would go on relaying what the
 		 * user types next at the host's prompt into the container. */
