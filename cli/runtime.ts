@@ -3,7 +3,7 @@
 // Flags, state JSON, exit statuses and the --log format are runc's; docs/runtime.md has the rest.
 // Bundled on its own as dist/tsrun-runtime.cjs: it never loads the engine's commands.
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { appendFileSync, fstatSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option, type CommanderError } from 'commander';
 import { TsrunError } from '../src/errors.js';
@@ -110,18 +110,39 @@ function createFlags(cmd: Command): Command {
     .option('--console-socket <path>', 'a unix socket that receives the PTY master (process.terminal)')
     .option('--no-pivot', 'accepted for runc compatibility; the root is always changed with pivot_root')
     .option('--no-new-keyring', 'accepted: tsrun-runtime never makes a session keyring')
-    .option('--preserve-fds <n>', 'pass this many more fds (after 0-2) to the container: only 0 is supported', '0');
+    .option('--preserve-fds <n>', 'pass this many more of our fds, from 3 on, to the container as its 3, 4, ...', '0');
 }
 
-function checkPreserveFds(n: string): void {
-  if (n !== '0') throw new TsrunError('EINVAL_FLAG', '--preserve-fds: passing extra fds to the container is not supported by tsrun-runtime yet');
+/**
+ * --preserve-fds N: our fds 3..3+N-1, each one the caller's. Node makes fds of its own before
+ * any of ours runs, where no inherited one is, and marks them all close-on-exec, so an fd the
+ * caller did not pass may be Node's: the C front (native/runtime/fast.c), which runs first,
+ * says which were the caller's. Run without it, the caller is trusted, as runc trusts it.
+ */
+function preserveFds(n: string): number {
+  if (!/^\d+$/.test(n) || Number(n) > 1000) throw new TsrunError('EINVAL_FLAG', `--preserve-fds: "${n}" is not a count from 0 to 1000`);
+  const given = process.env.TSRUN_RUNTIME_CALLER_FDS;
+  const callers = given === undefined ? undefined : new Set(given.split(',').filter(Boolean).map(Number));
+  for (let fd = 3; fd < 3 + Number(n); fd++) {
+    if (callers ? !callers.has(fd) : !isOpen(fd)) throw new TsrunError('EINVAL_FLAG', `--preserve-fds ${n}: fd ${fd} was not passed to tsrun-runtime`);
+  }
+  return Number(n);
+}
+
+function isOpen(fd: number): boolean {
+  try {
+    fstatSync(fd);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 createFlags(program.command('create <container-id>').description('make a container from a bundle; its process waits for `start`')).action(
   action(async (id: string, o: { bundle: string; pidFile?: string; consoleSocket?: string; preserveFds: string }) => {
-    checkPreserveFds(o.preserveFds);
+    const fds = preserveFds(o.preserveFds);
     const { createContainer } = await runtime();
-    await createContainer(await context(), id, { bundle: o.bundle, ...(o.pidFile && { pidFile: o.pidFile }), ...(o.consoleSocket && { consoleSocket: o.consoleSocket }) });
+    await createContainer(await context(), id, { bundle: o.bundle, preserveFds: fds, ...(o.pidFile && { pidFile: o.pidFile }), ...(o.consoleSocket && { consoleSocket: o.consoleSocket }) });
   }),
 );
 
@@ -140,10 +161,11 @@ createFlags(program.command('run <container-id>').description('create and start 
   .option('--keep', 'keep the container (its state and cgroup) after it exits, for `delete` later', false)
   .action(
     action(async (id: string, o: { bundle: string; pidFile?: string; consoleSocket?: string; preserveFds: string; detach: boolean; keep: boolean }) => {
-      checkPreserveFds(o.preserveFds);
+      const fds = preserveFds(o.preserveFds);
       const { runContainer } = await runtime();
       return runContainer(await context(), id, {
         bundle: o.bundle,
+        preserveFds: fds,
         detach: o.detach,
         keep: o.keep,
         ...(o.pidFile && { pidFile: o.pidFile }),
@@ -265,10 +287,10 @@ program
   .option('--additional-gids <gid>', 'another group (repeatable)', (v: string, a: string[]) => [...a, v], [] as string[])
   .option('-c, --cap <cap>', 'add a capability (repeatable)', (v: string, a: string[]) => [...a, v], [] as string[])
   .option('--no-new-privs', 'set no_new_privs for this process (the spec\'s setting otherwise)')
-  .option('--preserve-fds <n>', 'only 0 is supported', '0')
+  .option('--preserve-fds <n>', 'pass this many more of our fds, from 3 on, to the process as its 3, 4, ...', '0')
   .action(
     action(async (id: string, command: string[], o: ExecFlags) => {
-      checkPreserveFds(o.preserveFds);
+      const fds = preserveFds(o.preserveFds);
       const { openContainer } = await runtime();
       const { execInContainer } = await import('../src/runtime/exec.js');
       const ctx = await context();
@@ -276,6 +298,7 @@ program
       return execInContainer(ctx, id, {
         process: proc,
         detach: o.detach,
+        preserveFds: fds,
         ...(o.pidFile && { pidFile: o.pidFile }),
         ...(o.consoleSocket && { consoleSocket: o.consoleSocket }),
       });

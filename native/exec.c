@@ -188,6 +188,11 @@ int step_exec(struct child *c, char **a, int n)
 	/* Tell the monitor that the next thing is execve(): from now on,
 	 * EOF on our CLOEXEC socket means the exec worked. */
 	imsg_send(c->sock, MSG_EXEC, c->step, -1, NULL, NULL, NULL);
+	/* --preserve-fds N: the caller's fds 3.. (ours 4..) become the program's
+	 * 3..; dup2() clears close-on-exec on them, nothing else is passed on. */
+	for (int i = 0; i < g_preserve_fds; i++)
+		if (dup2(4 + i, 3 + i) < 0)
+			return fail(c, errno, "pass on preserved fd %d", 3 + i);
 	execve(path, argv, c->env);
 	return exec_failed(c, file, path, errno);
 }

@@ -191,6 +191,7 @@ int step_umask(struct child *, char **, int);
 int step_wait_start(struct child *, char **, int); /* exec.c */
 int step_hooks(struct child *, char **, int);      /* exec.c */
 extern int g_exec_fifo; /* exec-fifo: our O_RDWR fd of it, or -1 */
+extern int g_preserve_fds; /* main.c: --preserve-fds N (fds 4.. become the container's 3..) */
 /* exec.c: the file `exec` would run (a bare name searched in PATH), 0 or -1
  * with the step failed as exec would have failed */
 int exec_lookup(struct child *c, const char *file, char *out, size_t outlen);

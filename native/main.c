@@ -77,11 +77,19 @@ void rss_trim(void)
 
 static void say(int fd, const char *s) { (void)!write(fd, s, strlen(s)); }
 
-/* Close every inherited fd but 0-3: whatever tsrun's parent leaked to us
- * (a host directory, a socket) must never be reachable from the container. */
+/* runtime mode's --preserve-fds N: fds 4..4+N-1 are the container's 3..3+N-1 (exec.c). */
+int g_preserve_fds;
+
+/* Close every inherited fd but 0-3 (and those to preserve): whatever tsrun's
+ * parent leaked to us (a host directory, a socket) must never be reachable
+ * from the container. */
 static void close_inherited_fds(void)
 {
-	if (syscall(SYS_close_range, 4u, ~0u, 0u) == 0)
+	unsigned first = 4u + (unsigned)g_preserve_fds;
+	/* ours to pass on, and only by exec.c's dup2(): close-on-exec meanwhile */
+	for (int fd = 4; fd < (int)first; fd++)
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+	if (syscall(SYS_close_range, first, ~0u, 0u) == 0)
 		return;
 	/* close_range() is Linux >= 5.9: walk /proc/self/fd instead. Collect
 	 * first, close after, so we do not pull entries out under readdir. */
@@ -91,7 +99,7 @@ static void close_inherited_fds(void)
 	int fds[1024], n = 0, self = dirfd(d);
 	for (struct dirent *e; (e = readdir(d)) && n < 1024;) {
 		int fd = atoi(e->d_name);
-		if (fd > PROTO_FD && fd != self)
+		if (fd >= (int)first && fd != self)
 			fds[n++] = fd;
 	}
 	closedir(d);
@@ -209,8 +217,16 @@ int main(int argc, char **argv)
 	}
 	if (argc > 1 && strcmp(argv[1], "--userns-exec") == 0)
 		return userns_exec_main(argc - 2, argv + 2);
-	if (argc > 1) {
-		say(2, "usage: tsrun-helper [--version | --userns-exec ...]  (plan on fd 3, see native/README.md)\n");
+	if (argc == 3 && strcmp(argv[1], "--preserve-fds") == 0) {
+		char *end;
+		long n = strtol(argv[2], &end, 10);
+		if (!*argv[2] || *end || n < 0 || n > 1000) {
+			say(2, "tsrun-helper: --preserve-fds takes a count from 0 to 1000\n");
+			return 125;
+		}
+		g_preserve_fds = (int)n;
+	} else if (argc > 1) {
+		say(2, "usage: tsrun-helper [--version | --userns-exec ... | --preserve-fds N]  (plan on fd 3, see native/README.md)\n");
 		return 125;
 	}
 	/* fds 0-2 must be open, or the first file we open would become the

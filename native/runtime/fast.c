@@ -220,11 +220,25 @@ static int fast_delete(int argc, char **argv)
 	return DONE;
 }
 
+/* Which of fds 3.. our caller gave us, for --preserve-fds: Node makes fds of
+ * its own before any of its code runs, where no inherited one is, and marks
+ * every fd close-on-exec, so it cannot tell them apart; we can. */
+static void note_caller_fds(void)
+{
+	char list[4096] = "";
+	size_t len = 0;
+	for (int fd = 3; fd < 1004 && len < sizeof(list) - 8; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%d", len ? "," : "", fd);
+	setenv("TSRUN_RUNTIME_CALLER_FDS", list, 1);
+}
+
 /* The TypeScript runtime, next to us in the package: <pkg>/dist/tsrun-runtime.cjs
  * (we are <pkg>/native/build/tsrun-runtime). */
 static _Noreturn void slow(char **argv)
 {
 	char self[PATH_MAX], script[PATH_MAX + 64];
+	note_caller_fds();
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n > 0) {
 		self[n] = '\0';

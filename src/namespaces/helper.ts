@@ -52,6 +52,8 @@ type Message =
 export interface LaunchIO {
   /** The container's stdio: the caller's own fds, inherited by the helper. */
   stdio: [number | 'ignore', number | 'ignore', number | 'ignore'];
+  /** tsrun-runtime's --preserve-fds N: our fds 3..3+N-1 become the program's 3..3+N-1. */
+  preserveFds?: number;
   onTrace?: (line: TraceLine) => void;
 }
 
@@ -75,8 +77,10 @@ export class HelperProcess {
 
   /** Start the helper and hand it the plan. */
   static launch(plan: Plan, io: LaunchIO): HelperProcess {
-    const child = spawn(helperPath(), [], {
-      stdio: [...io.stdio, 'pipe'],
+    const extra = Array.from({ length: io.preserveFds ?? 0 }, (_, i) => 3 + i);
+    const child = spawn(helperPath(), extra.length > 0 ? ['--preserve-fds', String(extra.length)] : [], {
+      // fd 3 is the plan's socket: the preserved ones follow it, at 4.. in the helper
+      stdio: [...io.stdio, 'pipe', ...extra],
       // Its own session: the terminal's Ctrl-C reaches tsrun, which forwards it once.
       detached: true,
     });

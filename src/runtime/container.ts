@@ -27,6 +27,8 @@ export interface RuntimeContext {
 
 export interface CreateOptions {
   bundle: string;
+  /** --preserve-fds: our fds 3..3+N-1 become the container process's. */
+  preserveFds?: number;
   pidFile?: string;
   consoleSocket?: string;
 }
@@ -208,7 +210,7 @@ async function make(ctx: RuntimeContext, id: string, opts: CreateOptions, mode: 
         },
       },
       cgroup,
-      { stdio: [0, 1, 2], ...(ctx.onTrace && { onTrace: ctx.onTrace }) },
+      { stdio: [0, 1, 2], preserveFds: opts.preserveFds ?? 0, ...(ctx.onTrace && { onTrace: ctx.onTrace }) },
       isFile,
       undo,
     );

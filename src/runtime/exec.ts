@@ -15,6 +15,8 @@ export interface ExecOptions {
   detach: boolean;
   pidFile?: string;
   consoleSocket?: string;
+  /** --preserve-fds: our fds 3..3+N-1 become the process's. */
+  preserveFds?: number;
 }
 
 /** setns order: cgroup, ipc, uts, net, user, mnt (last: after it the paths are the container's). */
@@ -70,7 +72,7 @@ export async function execInContainer(ctx: RuntimeContext, id: string, opts: Exe
     throw new TsrunError('EINVAL_FLAG', 'cannot allocate a tty for a detached process without a console socket (--console-socket)');
   }
   const plan = runtimeExecPlan(c.spec, id, c.state.pid, c.cgroup()?.procsFiles ?? [], opts);
-  const helper = HelperProcess.launch(plan, { stdio: [0, 1, 2], ...(ctx.onTrace && { onTrace: ctx.onTrace }) });
+  const helper = HelperProcess.launch(plan, { stdio: [0, 1, 2], preserveFds: opts.preserveFds ?? 0, ...(ctx.onTrace && { onTrace: ctx.onTrace }) });
   const pid = await helper.waitPid();
   helper.go();
   await helper.waitStarted();

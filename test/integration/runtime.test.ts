@@ -349,6 +349,31 @@ describePrivileged('tsrun-runtime', () => {
     expect(BigInt(`0x${got.CapEff}`)).toBe((1n << 10n) | (1n << 27n));
   });
 
+  it('--preserve-fds passes the caller\'s fds 3.. on to the container, and nothing else', () => {
+    const b = bundle(['sh', '-c', 'cat <&3; cat <&4; ls /proc/self/fd | tr "\\n" " "']);
+    const passed = [join(dir, 'fd3'), join(dir, 'fd4')];
+    writeFileSync(passed[0]!, 'three\n');
+    writeFileSync(passed[1]!, 'four\n');
+    const out = join(dir, 'pf.out');
+    const fds = [openSync(out, 'w'), openSync(passed[0]!, 'r'), openSync(passed[1]!, 'r'), openSync('/etc/hostname', 'r')];
+    try {
+      // the caller's fd 5 is not passed: only 3 and 4 are asked for
+      // through the C front, which tells Node which fds were the caller's (the first Node on PATH runs the rest)
+      const r = spawnSync(FRONT, ['--root', stateRoot, 'run', '--preserve-fds', '2', '--bundle', b.dir, b.id], { stdio: ['ignore', fds[0]!, 'pipe', fds[1]!, fds[2]!, fds[3]!], encoding: 'utf8', timeout: 30_000 });
+      expect(r.status, r.stderr).toBe(0);
+    } finally {
+      for (const fd of fds) closeSync(fd);
+    }
+    const [three, four, list] = readFileSync(out, 'utf8').split('\n');
+    expect([three, four]).toEqual(['three', 'four']);
+    // 0-2, the two passed on, and 5: ls's own of /proc/self/fd (the caller's 5 would have pushed
+    // it to 6); nothing of the runtime's or the helper's
+    expect(list!.trim()).toBe('0 1 2 3 4 5');
+    // fds the caller did not pass: Node's own are there, and never go in
+    const missing = spawnSync(FRONT, ['--root', stateRoot, 'run', '--preserve-fds', '9', '--bundle', b.dir, b.id], { encoding: 'utf8', timeout: 30_000 });
+    expect(missing.stderr).toMatch(/--preserve-fds 9: fd 3 was not passed to tsrun-runtime/);
+  });
+
   it('refuses a bundle without a mount namespace of its own (pivot_root would move the host\'s root)', () => {
     const b = bundle(['true'], (s) => (s.linux.namespaces = s.linux.namespaces.filter((n: { type: string }) => n.type !== 'mount')));
     const r = rt(['run', '--bundle', b.dir, b.id]);
