@@ -5,7 +5,7 @@
 // monitor carries on alone, running `tsrun container cleanup` when the container is done. A
 // detached container with a TTY has its PTY served on the attach socket (attach.ts), which
 // `run -it` and `start -ai` connect to before the container runs.
-import { readFileSync, rmSync, statSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { TsrunError } from '../errors.js';
 import { withDevices, type OciSpec } from '../namespaces/spec.js';
 import { StepError, type ExitStatus, type TraceLine } from '../namespaces/helper.js';
@@ -163,7 +163,6 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
         },
         cgroup,
         { stdio: opts.attach?.stdio ?? ['ignore', 'ignore', 'ignore'], ...(opts.onTrace && { onTrace: opts.onTrace }) },
-        isFile,
         undo,
       );
       updateState(paths, {
@@ -242,10 +241,3 @@ function sharedNetns(storeRoot: string, ref: string): string {
   return seen.state.network?.netnsPath ?? `/proc/${seen.pid}/ns/net`;
 }
 
-function isFile(path: string): boolean {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-}

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { constants as osConstants } from 'node:os';
 import { TsrunError, errnoOf } from '../errors.js';
 import { detectCgroups, openDriver, type CgroupHandle, type CgroupLayout, type Resources } from '../cgroups/index.js';
-import { HelperProcess, StepError, type ExitStatus, type TraceLine } from '../namespaces/helper.js';
-import { makeCgroup, startHelper } from './launch.js';
+import { StepError, type HelperProcess, type TraceLine } from '../namespaces/helper.js';
+import { makeCgroup, startHelper, waitForwarding } from './launch.js';
 import type { OciMount, OciSpec } from '../namespaces/spec.js';
 import { cgroupMounts } from '../namespaces/cgroup-mounts.js';
 import { processStartTime } from '../sys/proc.js';
@@ -131,14 +131,6 @@ export function inRoot(rootfs: string, path: string): string | undefined {
   return join(rootfs, ...done);
 }
 
-function isFile(path: string): boolean {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
-
 function writePidFile(path: string, pid: number): void {
   // runc writes it whole or not at all: a reader never sees half a number.
   writeAtomic(path, String(pid));
@@ -211,7 +203,6 @@ async function make(ctx: RuntimeContext, id: string, opts: CreateOptions, mode: 
       },
       cgroup,
       { stdio: [0, 1, 2], preserveFds: opts.preserveFds ?? 0, ...(ctx.onTrace && { onTrace: ctx.onTrace }) },
-      isFile,
       undo,
     );
     const pidStartTime = processStartTime(pid);
@@ -294,17 +285,11 @@ export async function runContainer(ctx: RuntimeContext, id: string, opts: Create
     return 0;
   }
   const { helper } = await make(ctx, id, opts, 'run');
-  const forward = (sig: NodeJS.Signals) => helper.signal(sig);
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
-  for (const s of signals) process.on(s, forward);
   const c = openContainer(ctx, id);
+  const exit = waitForwarding(helper);
+  exit.catch(() => {}); // awaited below, after the hooks: not an unhandled rejection meanwhile
   await runHooksWarn(c.spec.hooks?.poststart, stateDocument(c.state, 'running', c.spec), 'poststart', ctx.warn);
-  let status: ExitStatus;
-  try {
-    status = await helper.waitExit();
-  } finally {
-    for (const s of signals) process.off(s, forward);
-  }
+  const status = await exit;
   if (!opts.keep) await deleteContainer(ctx, id, { force: true });
   return status.code;
 }

@@ -8,6 +8,7 @@ import { capsStep, type Plan, type Step } from '../namespaces/plan.js';
 import type { OciSpec } from '../namespaces/spec.js';
 import { seccompStepArg } from '../seccomp/index.js';
 import { openContainer, type RuntimeContext } from './container.js';
+import { waitForwarding } from './launch.js';
 import { writeAtomic } from './state.js';
 
 export interface ExecOptions {
@@ -78,12 +79,5 @@ export async function execInContainer(ctx: RuntimeContext, id: string, opts: Exe
   await helper.waitStarted();
   if (opts.pidFile) writeAtomic(opts.pidFile, String(pid));
   if (opts.detach) return 0;
-  const forward = (sig: NodeJS.Signals) => helper.signal(sig);
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
-  for (const s of signals) process.on(s, forward);
-  try {
-    return (await helper.waitExit()).code;
-  } finally {
-    for (const s of signals) process.off(s, forward);
-  }
+  return (await waitForwarding(helper)).code;
 }

@@ -7,7 +7,8 @@
 import { errnoOf } from '../errors.js';
 import type { CgroupDriver, CgroupHandle } from '../cgroups/index.js';
 import { allowList } from '../namespaces/devices.js';
-import { HelperProcess, type LaunchIO } from '../namespaces/helper.js';
+import { statSync } from 'node:fs';
+import { HelperProcess, type ExitStatus, type LaunchIO } from '../namespaces/helper.js';
 import { buildPlan, type PlanContext } from '../namespaces/plan.js';
 import type { OciSpec } from '../namespaces/spec.js';
 
@@ -46,11 +47,31 @@ export async function startHelper(
   ctx: Omit<PlanContext, 'cgroupProcs'>,
   cgroup: CgroupHandle | undefined,
   io: LaunchIO,
-  isFile: (path: string) => boolean,
   undo: Array<() => void | Promise<void>>,
 ): Promise<Launched> {
   const plan = buildPlan(spec, { ...ctx, cgroupProcs: cgroup?.procsFiles ?? [] }, isFile);
   const helper = HelperProcess.launch(plan, io);
   undo.push(() => helper.signal('SIGKILL'));
   return { helper, pid: await helper.waitPid() };
+}
+
+/** Whether a bind mount's source is a file (its target is then made a file, not a directory). */
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** A foreground container's exit, the signals we get meanwhile passed on to it (runc run, exec). */
+export async function waitForwarding(helper: HelperProcess): Promise<ExitStatus> {
+  const forward = (sig: NodeJS.Signals) => helper.signal(sig);
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
+  for (const s of signals) process.on(s, forward);
+  try {
+    return await helper.waitExit();
+  } finally {
+    for (const s of signals) process.off(s, forward);
+  }
 }
