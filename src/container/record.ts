@@ -3,7 +3,8 @@
 //   state.json      what tsrun did to it (started, network, cgroup, finished, OOM)
 //   status          what its monitor reports (the C helper writes it: running, pid, exit code)
 // Every file is replaced atomically (write + rename), so readers never need a lock.
-import { readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
+import { writeFileAtomic } from '../sys/atomic.js';
 import { join } from 'node:path';
 import { errnoOf, TsrunError } from '../errors.js';
 import type { ContainerOptions } from '../namespaces/options.js';
@@ -99,9 +100,7 @@ export const emptyState = (): ContainerState => ({
 });
 
 export function writeJsonAtomic(path: string, value: unknown): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 });
-  renameSync(tmp, path);
+  writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n');
 }
 
 function readJson<T>(path: string): T | undefined {

@@ -16,7 +16,7 @@ import { cgroupMounts } from '../namespaces/cgroup-mounts.js';
 import { processStartTime } from '../sys/proc.js';
 import { loadBundle } from './bundle.js';
 import { runHooks, runHooksWarn } from './hooks.js';
-import { RuntimeDir, processAlive, stateDocument, statusOf, writeAtomic, type RuntimeState, type RuntimeStatus } from './state.js';
+import { RuntimeDir, processAlive, stateDocument, statusOf, writePidFile, type RuntimeState, type RuntimeStatus } from './state.js';
 
 export interface RuntimeContext {
   root: string;
@@ -131,11 +131,6 @@ export function inRoot(rootfs: string, path: string): string | undefined {
   return join(rootfs, ...done);
 }
 
-function writePidFile(path: string, pid: number): void {
-  // runc writes it whole or not at all: a reader never sees half a number.
-  writeAtomic(path, String(pid));
-}
-
 interface Made {
   state: RuntimeState;
   helper: HelperProcess;
@@ -212,7 +207,7 @@ async function make(ctx: RuntimeContext, id: string, opts: CreateOptions, mode: 
     dir.writeFastPath(pid, pidStartTime, [...new Set(Object.values(cgroup.paths))], !spec.hooks?.poststart?.length && !spec.hooks?.poststop?.length);
     if (spec.process.oomScoreAdj !== undefined) {
       // Before the process runs anything; its children inherit it.
-      writeAtomicProc(`/proc/${pid}/oom_score_adj`, String(spec.process.oomScoreAdj));
+      writeProcFile(`/proc/${pid}/oom_score_adj`, String(spec.process.oomScoreAdj));
     }
     helper.go();
     if (hooksAtCreate) {
@@ -240,7 +235,7 @@ async function make(ctx: RuntimeContext, id: string, opts: CreateOptions, mode: 
   }
 }
 
-function writeAtomicProc(path: string, value: string): void {
+function writeProcFile(path: string, value: string): void {
   const fd = openSync(path, constants.O_WRONLY);
   try {
     writeSync(fd, value);

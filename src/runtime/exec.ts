@@ -9,7 +9,7 @@ import type { OciSpec } from '../namespaces/spec.js';
 import { seccompStepArg } from '../seccomp/index.js';
 import { openContainer, type RuntimeContext } from './container.js';
 import { waitForwarding } from './launch.js';
-import { writeAtomic } from './state.js';
+import { writePidFile } from './state.js';
 
 export interface ExecOptions {
   process: OciSpec['process'];
@@ -77,7 +77,7 @@ export async function execInContainer(ctx: RuntimeContext, id: string, opts: Exe
   const pid = await helper.waitPid();
   helper.go();
   await helper.waitStarted();
-  if (opts.pidFile) writeAtomic(opts.pidFile, String(pid));
+  if (opts.pidFile) writePidFile(opts.pidFile, pid);
   if (opts.detach) return 0;
   return (await waitForwarding(helper)).code;
 }

@@ -8,8 +8,8 @@
 // The status is never stored: it is read from the kernel each time (runc does the same). A
 // process that is gone, or a pid that now names another process (its start time differs),
 // is `stopped`; a fifo still there means `created`; a frozen cgroup `paused`.
-import { closeSync, constants, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, readdirSync, rmSync, existsSync } from 'node:fs';
+import { writeFileAtomic as writeAtomic } from '../sys/atomic.js';
 import { join } from 'node:path';
 import { TsrunError, errnoOf } from '../errors.js';
 import type { OciSpec } from '../namespaces/spec.js';
@@ -106,25 +106,9 @@ export class RuntimeDir {
   }
 }
 
-/**
- * Whole or not at all, and never through a file someone else put there: a new temp file
- * (O_EXCL, random name, no symlink followed), renamed over `path`. Pid files go where the
- * caller says, maybe a directory others can write.
- */
-export function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
-  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  try {
-    writeFileSync(fd, text);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    renameSync(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
+/** runc writes a pid file whole or not at all: a reader never sees half a number (no newline). */
+export function writePidFile(path: string, pid: number): void {
+  writeAtomic(path, String(pid));
 }
 
 /** Ids with a state under root. */
