@@ -2,6 +2,7 @@
 // helper executes (native/README.md defines the format). Pure, so a unit test can read the
 // exact sequence a container is made of, and `--trace` shows it being executed.
 import type { OciMount, OciSpec } from './spec.js';
+import type { OciSeccomp } from '../seccomp/types.js';
 import { posix } from 'node:path';
 import { DEFAULT_DEVICES } from './defaults.js';
 import { allowList } from './devices.js';
@@ -240,16 +241,29 @@ export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: str
   for (const path of spec.linux.maskedPaths) steps.push(['mask', path]);
   for (const path of spec.linux.readonlyPaths) steps.push(['readonly', path]);
   if (spec.root.readonly) steps.push(['remount-ro', '/']);
+  steps.push(...processSteps(p, spec.linux.seccomp, { waitStart: ctx.runtime?.execFifo !== undefined, init: ctx.init }));
+
+  const cloneFlags = namespaces.filter((n) => !(n === 'network' && joinNetns)).map((n) => NS_FLAGS[n]!);
+  return { monitor, cloneFlags, steps };
+}
+
+/**
+ * From the terminal to execve: who the process is and what it may do, in the order that works
+ * (native/README.md, "Step order"). A new container's and a process exec'd into one
+ * (tsrun-runtime exec) end alike. `waitStart`: `create` — made, the program waits for `start`
+ * (runc's exec fifo). `init`: a reaping PID 1 forks it.
+ */
+export function processSteps(p: OciSpec['process'], filter: OciSeccomp | undefined, opts: { waitStart?: boolean; init?: boolean } = {}): Step[] {
+  const steps: Step[] = [];
   if (p.terminal) steps.push(['console']);
   if (p.umask !== undefined) steps.push(['umask', p.umask.toString(8)]);
-
   for (const r of p.rlimits) {
     const name = r.type.replace(/^RLIMIT_/, '').toLowerCase();
     const fmt = (n: number) => (n === -1 ? 'unlimited' : String(n));
     steps.push(['rlimit', name, fmt(r.soft), fmt(r.hard)]);
   }
   if (p.noNewPrivileges) steps.push(['no-new-privs']);
-  const seccomp: Step | undefined = spec.linux.seccomp && ['seccomp', seccompStepArg(spec.linux.seccomp)];
+  const seccomp: Step | undefined = filter && ['seccomp', seccompStepArg(filter)];
   // Without no_new_privs the kernel only takes a filter from a CAP_SYS_ADMIN holder: load it
   // before `user`/`caps` drop that (as runc does). With it, load it last, so that the filter
   // sees as little of the helper as possible.
@@ -258,20 +272,17 @@ export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: str
   steps.push(capsStep(p.capabilities));
   steps.push(['chdir', p.cwd]);
   for (const e of p.env) steps.push(['env', e]);
-  // `create`: made; the program waits for `start` (runc's exec fifo).
-  if (ctx.runtime?.execFifo) steps.push(['wait-start', p.args[0]!]);
+  if (opts.waitStart) steps.push(['wait-start', p.args[0]!]);
   if (seccomp && p.noNewPrivileges) steps.push(seccomp);
-  if (ctx.init) steps.push(['init']);
+  if (opts.init) steps.push(['init']);
   steps.push(['exec', p.args[0]!, ...p.args]);
-
-  const cloneFlags = namespaces.filter((n) => !(n === 'network' && joinNetns)).map((n) => NS_FLAGS[n]!);
-  return { monitor, cloneFlags, steps };
+  return steps;
 }
 
 const capNames = (caps: string[]) => list(caps.map((c) => c.replace(/^CAP_/, '').toLowerCase()));
 
 /** bounding and effective, and the other three sets only when they are not docker's (permitted = effective, no inheritable or ambient). */
-export function capsStep(c: OciSpec['process']['capabilities']): Step {
+function capsStep(c: OciSpec['process']['capabilities']): Step {
   const step: Step = ['caps', capNames(c.bounding), capNames(c.effective)];
   const docker = c.inheritable.length === 0 && c.ambient.length === 0 && c.permitted.length === c.effective.length && c.permitted.every((x) => c.effective.includes(x));
   if (!docker) step.push(capNames(c.permitted), capNames(c.inheritable), capNames(c.ambient));

@@ -4,9 +4,8 @@
 // native/README.md, Exec); the container's seccomp filter applies, as with runc.
 import { TsrunError } from '../errors.js';
 import { HelperProcess } from '../namespaces/helper.js';
-import { capsStep, type Plan, type Step } from '../namespaces/plan.js';
+import { processSteps, type Plan, type Step } from '../namespaces/plan.js';
 import type { OciSpec } from '../namespaces/spec.js';
-import { seccompStepArg } from '../seccomp/index.js';
 import { openContainer, type RuntimeContext } from './container.js';
 import { waitForwarding } from './launch.js';
 import { writePidFile } from './state.js';
@@ -46,21 +45,8 @@ export function runtimeExecPlan(spec: OciSpec, id: string, pid: number, cgroupPr
   ];
   const steps: Step[] = [['setsid']];
   for (const [type, file] of ORDER) if (has.has(type as never)) steps.push(['setns', `/proc/${pid}/ns/${file}`, file]);
-  if (p.terminal) steps.push(['console']);
-  for (const r of p.rlimits) {
-    const fmt = (n: number) => (n === -1 ? 'unlimited' : String(n));
-    steps.push(['rlimit', r.type.replace(/^RLIMIT_/, '').toLowerCase(), fmt(r.soft), fmt(r.hard)]);
-  }
-  if (p.umask !== undefined) steps.push(['umask', p.umask.toString(8)]);
-  if (p.noNewPrivileges) steps.push(['no-new-privs']);
-  const seccomp: Step | undefined = spec.linux.seccomp && ['seccomp', seccompStepArg(spec.linux.seccomp)];
-  if (seccomp && !p.noNewPrivileges) steps.push(seccomp);
-  steps.push(['user', String(p.user.uid), String(p.user.gid), p.user.additionalGids.length ? p.user.additionalGids.join(',') : '-']);
-  steps.push(capsStep(p.capabilities));
-  steps.push(['chdir', p.cwd]);
-  for (const e of p.env) steps.push(['env', e]);
-  if (seccomp && p.noNewPrivileges) steps.push(seccomp);
-  steps.push(['exec', p.args[0]!, ...p.args]);
+  // the container's seccomp filter, as runc applies it to every process it execs
+  steps.push(...processSteps(p, spec.linux.seccomp));
   return { monitor, cloneFlags: [], steps };
 }
 
