@@ -1,13 +1,32 @@
 // Credentials from the file users already have: ~/.docker/config.json ($DOCKER_CONFIG/config.json).
 //   "auths":       { "<registry>": { "auth": base64("user:password"), "identitytoken": ... } }
-//   "credHelpers": { "<registry>": "<x>" }   → run `docker-credential-<x> get`
-//   "credsStore":  "<x>"                     → the same, for every registry
-// A helper reads the server URL on stdin and prints {"ServerURL","Username","Secret"}.
-import { execFile } from 'node:child_process';
-import { access, chmod, mkdir, readFile, rename, writeFile, constants } from 'node:fs/promises';
+//   "credHelpers": { "<registry>": "<x>" }   → the program docker-credential-<x> keeps them
+//   "credsStore":  "<x>"                     → the same, for every registry credHelpers does not name
+// Where to store is docker's choice: credHelpers, else credsStore, else "auths" in the file. With a
+// helper, "auths" keeps only an empty entry `{}` for the registry: no secret, but docker's and our
+// `logout` see that there is something to erase.
+//
+// The helper protocol (github.com/docker/docker-credential-helpers): one process per request, the
+// action its only argument, the request on stdin, the answer on stdout, exit status 0 for success.
+//
+//   tsrun                                                   docker-credential-<x>
+//     get    <server URL>                               ──▶
+//                                                       ◀──  {"ServerURL","Username","Secret"}
+//     store  {"ServerURL","Username","Secret"}          ──▶
+//                                                       ◀──  (nothing)
+//     erase  <server URL>                               ──▶
+//                                                       ◀──  (nothing)
+//   failure: exit status ≠ 0, the reason on stdout; "credentials not found in native keychain"
+//   for a server it does not know. Username "<token>" means Secret is an identity token.
+//
+// What a helper prints is not trusted: at most 1 MiB in 30 s, and only a cleaned excerpt of it
+// goes into our messages.
+import { spawn } from 'node:child_process';
+import { access, mkdir, readFile, realpath, constants } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { TsrunError, errnoOf } from '../errors.js';
+import { writeFileAtomic } from '../sys/atomic.js';
 import type { AuthConfig } from './auth.js';
 import { DEFAULT_REGISTRY } from './reference.js';
 
@@ -67,6 +86,26 @@ export async function readDockerConfig(path: string): Promise<DockerConfigFile> 
   }
 }
 
+/** Where a registry's credentials are kept: a helper program (named by which setting), or "auths". */
+export type CredentialStore = { kind: 'helper'; helper: string; setting: 'credHelpers' | 'credsStore' } | { kind: 'file' };
+
+/** docker's choice of store for `registry`: credHelpers, else credsStore, else the file. */
+export function credentialStoreFor(config: DockerConfigFile, registry: string): CredentialStore {
+  const key = Object.keys(config.credHelpers ?? {}).find((k) => normalizeRegistryKey(k) === registry);
+  if (key !== undefined) return helperStore(config.credHelpers![key], 'credHelpers');
+  return config.credsStore === undefined ? { kind: 'file' } : helperStore(config.credsStore, 'credsStore');
+}
+
+function helperStore(helper: unknown, setting: 'credHelpers' | 'credsStore'): CredentialStore {
+  // An empty name is docker's way to keep one registry in the file despite a credsStore.
+  if (helper === '') return { kind: 'file' };
+  // The name becomes part of a program name looked up in PATH: no slashes, no surprises.
+  if (typeof helper !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$/.test(helper)) {
+    throw new TsrunError('EAUTH', `"${setting}" in docker's config.json names ${JSON.stringify(helper)?.slice(0, 100)}, which is not a credential helper name (docker-credential-<name>)`);
+  }
+  return { kind: 'helper', helper, setting };
+}
+
 function fromEntry(entry: DockerAuthEntry): AuthConfig | undefined {
   const out: AuthConfig = {};
   if (entry.auth) {
@@ -95,14 +134,15 @@ export async function lookupCredential(registry: string, options: CredentialOpti
   const env = options.env ?? process.env;
   const config = await readDockerConfig(dockerConfigPath(env));
   const run = options.runHelper ?? ((h, u) => runCredentialHelper(h, u, env));
-  const helperKey = Object.keys(config.credHelpers ?? {}).find((k) => normalizeRegistryKey(k) === registry);
-  if (helperKey) return run(config.credHelpers![helperKey]!, credentialKey(registry));
+  const store = credentialStoreFor(config, registry);
+  if (store.kind === 'helper' && store.setting === 'credHelpers') return run(store.helper, credentialKey(registry));
+  // A password in "auths" from before a credsStore was set up still counts.
   for (const [key, entry] of Object.entries(config.auths ?? {})) {
     if (normalizeRegistryKey(key) !== registry) continue;
     const cred = fromEntry(entry);
     if (cred) return cred;
   }
-  if (config.credsStore) return run(config.credsStore, credentialKey(registry));
+  if (store.kind === 'helper') return run(store.helper, credentialKey(registry));
   return undefined;
 }
 
@@ -120,63 +160,174 @@ async function findInPath(name: string, env: NodeJS.ProcessEnv): Promise<string 
   return undefined;
 }
 
+const HELPER_TIMEOUT_MS = 30_000;
+const HELPER_MAX_OUTPUT = 1 << 20;
+const NOT_FOUND = /credentials not found/i;
+
+export interface HelperExit {
+  ok: boolean;
+  /** `exit status 1`, `killed by SIGTERM`: Go's words, which docker users know. */
+  status: string;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * `docker-credential-<helper> <action>` with `input` on stdin, to its end; undefined when no such
+ * program is on PATH. A helper that takes longer than `timeoutMs` or prints more than 1 MiB is
+ * killed and reported.
+ */
+export async function callHelper(helper: string, action: 'get' | 'store' | 'erase', input: string, env: NodeJS.ProcessEnv, timeoutMs = HELPER_TIMEOUT_MS): Promise<HelperExit | undefined> {
+  const program = `docker-credential-${helper}`;
+  const bin = await findInPath(program, env);
+  if (!bin) return undefined;
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, [action], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let size = 0;
+    let failure: string | undefined;
+    const stop = (why: string) => {
+      failure ??= why;
+      child.kill('SIGKILL');
+      // Its own children may hold the pipes open; 'close' must not wait for them.
+      child.stdout.destroy();
+      child.stderr.destroy();
+    };
+    const timer = setTimeout(() => stop(`no answer within ${timeoutMs / 1000} s`), timeoutMs);
+    const collect = (into: Buffer[]) => (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > HELPER_MAX_OUTPUT) stop(`more than ${HELPER_MAX_OUTPUT} bytes of output`);
+      else into.push(chunk);
+    };
+    child.stdout.on('data', collect(out));
+    child.stderr.on('data', collect(err));
+    // A helper may exit without reading its input: that EPIPE is for its exit status to explain.
+    child.stdin.on('error', () => {});
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(new TsrunError('EAUTH', `run ${bin} ${action}: ${e.message}`, { cause: e }));
+    });
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      if (failure) return reject(new TsrunError('EAUTH', `${program} ${action}: ${failure}`));
+      const status = code === null ? `killed by ${signal}` : `exit status ${code}`;
+      resolve({ ok: code === 0, status, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
+    });
+    child.stdin.end(input);
+  });
+}
+
+/**
+ * What a helper said, fit for one line of a message: its reason, without control characters,
+ * short, and without the secret it was given should it echo its input back.
+ */
+function said(r: HelperExit, secret = ''): string {
+  let text = (r.stdout.trim() || r.stderr.trim()).replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028-\u202e\u2066-\u2069]+/g, ' ').trim();
+  if (secret.length >= 4) text = text.split(secret).join('<secret>');
+  const short = text.length > 400 ? `${text.slice(0, 400)}…` : text;
+  return short ? `${r.status}: ${short}` : r.status;
+}
+
 /** `docker-credential-<helper> get`; a missing helper binary means no credentials, as in docker. */
 export async function runCredentialHelper(helper: string, serverUrl: string, env: NodeJS.ProcessEnv = process.env): Promise<AuthConfig | undefined> {
-  const bin = await findInPath(`docker-credential-${helper}`, env);
-  if (!bin) return undefined;
-  const { stdout, code, stderr } = await new Promise<{ stdout: string; stderr: string; code: number }>((resolve, reject) => {
-    const child = execFile(bin, ['get'], { env, timeout: 30_000, maxBuffer: 1 << 20 }, (err, out, errOut) => {
-      if (err && typeof (err as { code?: unknown }).code !== 'number') return reject(err);
-      resolve({ stdout: out, stderr: errOut, code: err ? Number((err as { code?: unknown }).code) : 0 });
-    });
-    child.stdin?.end(serverUrl);
-  }).catch((err: unknown) => {
-    throw new TsrunError('EAUTH', `run ${bin}: ${(err as Error).message}`, { cause: err });
-  });
-  if (code !== 0) {
-    if (/credentials not found/i.test(stdout + stderr)) return undefined;
-    throw new TsrunError('EAUTH', `${bin} get ${serverUrl} failed (exit ${code}): ${(stderr || stdout).trim()}`);
+  const program = `docker-credential-${helper}`;
+  const r = await callHelper(helper, 'get', serverUrl, env);
+  if (!r) return undefined;
+  if (!r.ok) {
+    if (NOT_FOUND.test(r.stdout + r.stderr)) return undefined;
+    throw new TsrunError('EAUTH', `error getting credentials for ${serverUrl} from ${program}: ${said(r)}`);
   }
-  let parsed: { Username?: string; Secret?: string };
+  let parsed: unknown;
   try {
-    parsed = JSON.parse(stdout);
+    parsed = JSON.parse(r.stdout);
   } catch {
-    throw new TsrunError('EAUTH', `${bin} get ${serverUrl} printed something that is not JSON`);
+    throw new TsrunError('EAUTH', `${program} get ${serverUrl} printed something that is not JSON`);
   }
-  if (!parsed.Secret) return undefined;
+  const { Username, Secret } = (parsed && typeof parsed === 'object' ? parsed : {}) as { Username?: unknown; Secret?: unknown };
+  if (typeof Secret !== 'string' || (Username !== undefined && typeof Username !== 'string')) {
+    throw new TsrunError('EAUTH', `${program} get ${serverUrl} printed JSON without a string "Secret" and "Username"`);
+  }
+  if (!Secret) return undefined;
   // docker's convention: Username "<token>" means Secret is an identity (refresh) token.
-  if (parsed.Username === '<token>') return { identityToken: parsed.Secret };
-  return { username: parsed.Username ?? '', password: parsed.Secret };
+  if (Username === '<token>') return { identityToken: Secret };
+  return { username: Username ?? '', password: Secret };
 }
 
-/** Rewrites config.json atomically, mode 0600, keeping every key we do not manage. */
+/** A store or erase the helper refused, or could not do for want of the program. */
+function helperError(doing: 'storing' | 'erasing', store: { helper: string; setting: string }, path: string, detail: string): TsrunError {
+  const program = `docker-credential-${store.helper}`;
+  return new TsrunError('EAUTH', `error ${doing} credentials in ${program} (the "${store.setting}" of ${path}): ${detail}`);
+}
+
+function notInPath(helper: string): string {
+  return `exec: "docker-credential-${helper}": executable file not found in $PATH`;
+}
+
+/**
+ * Rewrites config.json atomically, mode 0600, keeping every key we do not manage. A config.json
+ * that is a symlink (a dotfiles checkout) stays one: the file it points to is rewritten, as docker does.
+ */
 async function writeDockerConfig(path: string, config: DockerConfigFile): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, JSON.stringify(config, null, '\t') + '\n', { mode: 0o600 });
-  await chmod(tmp, 0o600);
-  await rename(tmp, path);
+  try {
+    const target = await realpath(path).catch((err: unknown) => {
+      if (errnoOf(err) === 'ENOENT') return path;
+      throw err;
+    });
+    await mkdir(dirname(target), { recursive: true, mode: 0o700 });
+    writeFileAtomic(target, JSON.stringify(config, null, '\t') + '\n');
+  } catch (err) {
+    throw new TsrunError('EAUTH', `write ${path}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
-/** `tsrun login`: store user and password for `registry` in auths. Returns the file written. */
-export async function storeCredential(registry: string, cred: { username: string; password: string }, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+/** "auths" without any key that names `registry` (docker has written several spellings). */
+function authsWithout(config: DockerConfigFile, registry: string): Record<string, DockerAuthEntry> {
+  return Object.fromEntries(Object.entries(config.auths ?? {}).filter(([k]) => normalizeRegistryKey(k) !== registry));
+}
+
+/**
+ * `tsrun login`: store user and password for `registry` where docker would — its helper, or
+ * base64 in "auths". The helper goes first: if it fails, config.json is not touched.
+ */
+export async function storeCredential(registry: string, cred: { username: string; password: string }, env: NodeJS.ProcessEnv = process.env): Promise<{ path: string; store: CredentialStore }> {
   const path = dockerConfigPath(env);
   const config = await readDockerConfig(path);
-  const auths = { ...config.auths };
-  for (const key of Object.keys(auths)) if (normalizeRegistryKey(key) === registry) delete auths[key];
-  auths[credentialKey(registry)] = { auth: Buffer.from(`${cred.username}:${cred.password}`).toString('base64') };
+  const store = credentialStoreFor(config, registry);
+  const auths = authsWithout(config, registry);
+  if (store.kind === 'helper') {
+    const request = JSON.stringify({ ServerURL: credentialKey(registry), Username: cred.username, Secret: cred.password });
+    const r = await callHelper(store.helper, 'store', request + '\n', env);
+    if (!r) throw helperError('storing', store, path, notInPath(store.helper));
+    if (!r.ok) throw helperError('storing', store, path, said(r, cred.password));
+    auths[credentialKey(registry)] = {};
+  } else {
+    auths[credentialKey(registry)] = { auth: Buffer.from(`${cred.username}:${cred.password}`).toString('base64') };
+  }
   await writeDockerConfig(path, { ...config, auths });
-  return path;
+  return { path, store };
 }
 
-/** `tsrun logout`: remove `registry` from auths. False when it was not there. */
+/**
+ * `tsrun logout`: erase `registry` from its helper, then from "auths". False when neither had it.
+ * A helper that cannot erase fails the logout and leaves the file as it was, so it can be retried.
+ */
 export async function removeCredential(registry: string, env: NodeJS.ProcessEnv = process.env): Promise<boolean> {
   const path = dockerConfigPath(env);
   const config = await readDockerConfig(path);
-  const auths = { ...config.auths };
-  const keys = Object.keys(auths).filter((k) => normalizeRegistryKey(k) === registry);
-  if (keys.length === 0) return false;
-  for (const k of keys) delete auths[k];
-  await writeDockerConfig(path, { ...config, auths });
-  return true;
+  const keys = Object.keys(config.auths ?? {}).filter((k) => normalizeRegistryKey(k) === registry);
+  const store = credentialStoreFor(config, registry);
+  let erased = false;
+  if (store.kind === 'helper') {
+    for (const serverUrl of new Set([credentialKey(registry), ...keys])) {
+      const r = await callHelper(store.helper, 'erase', serverUrl, env);
+      // No program and no login recorded: nothing anyone could read is left.
+      if (!r && keys.length === 0) return false;
+      if (!r) throw helperError('erasing', store, path, notInPath(store.helper));
+      if (r.ok) erased = true;
+      else if (!NOT_FOUND.test(r.stdout + r.stderr)) throw helperError('erasing', store, path, said(r));
+    }
+  }
+  if (keys.length > 0) await writeDockerConfig(path, { ...config, auths: authsWithout(config, registry) });
+  return erased || keys.length > 0;
 }

@@ -1,14 +1,17 @@
-// `tsrun login`: check the credentials against the registry, then remember them in
-// ~/.docker/config.json (where docker and skopeo also look). `logout` forgets them.
+// `tsrun login`: check the credentials against the registry, then remember them where docker
+// would (credentials.ts): the credential helper ~/.docker/config.json names, or that file itself,
+// where docker and skopeo also look. `logout` forgets them.
 import { TsrunError } from '../errors.js';
 import { RegistryClient, type ClientOptions } from './client.js';
-import { normalizeRegistryKey, removeCredential, storeCredential } from './credentials.js';
+import { normalizeRegistryKey, removeCredential, storeCredential, type CredentialStore } from './credentials.js';
 import { DEFAULT_REGISTRY } from './reference.js';
 
 export interface LoginResult {
   registry: string;
   /** The config file written. */
   path: string;
+  /** Where the password went: a helper program, or that file. */
+  store: CredentialStore;
   /** False when the registry asks for no authentication at all (the credentials are kept anyway). */
   verified: boolean;
 }
@@ -48,11 +51,19 @@ export async function login(
   } finally {
     await client.close();
   }
-  const path = await storeCredential(registry, cred, options.env ?? process.env);
-  return { registry, path, verified };
+  try {
+    const { path, store } = await storeCredential(registry, cred, options.env ?? process.env);
+    return { registry, path, store, verified };
+  } catch (err) {
+    throw new TsrunError('EAUTH', `login to ${registry}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 export async function logout(server: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<{ registry: string; removed: boolean }> {
   const registry = registryOf(server);
-  return { registry, removed: await removeCredential(registry, env) };
+  try {
+    return { registry, removed: await removeCredential(registry, env) };
+  } catch (err) {
+    throw new TsrunError('EAUTH', `logout from ${registry}: ${(err as Error).message}`, { cause: err });
+  }
 }
