@@ -1,6 +1,6 @@
 // tsrun login [-u user] [-p password | --password-stdin] [SERVER]
-// Checks the credentials against the registry, then stores them in ~/.docker/config.json
-// ($DOCKER_CONFIG), mode 0600, keeping everything else in the file.
+// Checks the credentials against the registry, then stores them as docker would: in the
+// credential helper that ~/.docker/config.json ($DOCKER_CONFIG) names, else in that file, mode 0600.
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { TsrunError } from '../src/errors.js';
@@ -72,7 +72,9 @@ export function register(program: Command): void {
         const { login } = await import('../src/registry-client/login.js');
         const r = await login(server, { username, password }, { insecureRegistries: g.insecureRegistry, onWarning: warnLine });
         if (!r.verified) warnLine(`${r.registry} asks for no authentication; the credentials were stored anyway`);
-        process.stdout.write(`Credentials saved in ${r.path}\nLogin Succeeded\n`);
+        const where = r.store.kind === 'helper' ? `docker-credential-${r.store.helper} (the "${r.store.setting}" of ${r.path})` : r.path;
+        if (r.store.kind === 'file') warnLine(`the password is stored unencrypted in ${r.path}; configure a credential helper ("credsStore") to keep it elsewhere`);
+        process.stdout.write(`Credentials saved in ${where}\nLogin Succeeded\n`);
       }),
     );
 }

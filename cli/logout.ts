@@ -1,4 +1,5 @@
-// tsrun logout [SERVER]: forget the credentials stored for a registry (default: Docker Hub).
+// tsrun logout [SERVER]: forget the credentials stored for a registry (default: Docker Hub),
+// erasing them from the credential helper that holds them, if one does.
 import type { Command } from 'commander';
 import { action } from './common.js';
 
