@@ -3,12 +3,10 @@
 import { ContainerPaths } from '../container/paths.js';
 import { listIds, readRecord } from '../container/record.js';
 import { removeContainer } from '../container/remove.js';
-import { processStartTime } from '../container/status.js';
+import { selfToken, tokenAlive } from '../sys/proc.js';
 
 /** Which tsrun process makes a build's containers (`PID@START-TIME`: a PID alone is reused). */
-export function builderId(): string {
-  return `${process.pid}@${processStartTime(process.pid) ?? '?'}`;
-}
+export const builderId = selfToken;
 
 /**
  * Containers of builds that were killed (kill -9 leaves the step's container behind, running
@@ -20,8 +18,7 @@ export async function removeAbandoned(root: string): Promise<void> {
     const record = readRecord(paths);
     const owner = record?.buildOwner;
     if (!record || owner === undefined) continue;
-    const pid = Number(owner.slice(0, owner.indexOf('@')));
-    if (pid > 0 && `${pid}@${processStartTime(pid) ?? '?'}` === owner) continue; // that build still runs
+    if (tokenAlive(owner)) continue; // that build still runs
     await removeContainer(root, { paths, record }, true).catch(() => {});
   }
 }

@@ -2,7 +2,7 @@
 //   v1 (freezer): freezer.state THAWED → FREEZING → FROZEN
 //   v2 (core, no controller): cgroup.freeze 1, done when cgroup.events says "frozen 1"
 import { TsrunError } from '../errors.js';
-import { readFlatKeyed, readText, waitUntil, writeValue } from './fsio.js';
+import { readFlatKeyed, readOptional, readText, waitUntil, writeValue } from './fsio.js';
 
 const TIMEOUT_MS = 5000;
 
@@ -37,3 +37,23 @@ function setV2(dir: string, on: 0 | 1): void {
 
 export const freezeV2 = (dir: string) => setV2(dir, 1);
 export const thawV2 = (dir: string) => setV2(dir, 0);
+
+/**
+ * Whether the kernel holds this cgroup frozen, from a handle's paths (CgroupHandle.paths, kept
+ * in a container's state): v1's freezer.state (FREEZING counts: a freeze whose maker died
+ * half-way), else cgroup.events of the cgroup2 directory. Undefined when neither can be read
+ * (no freezer, or the cgroup is gone). The truth `ps` and `inspect` show: a `commit` killed
+ * with -9 while it held the container frozen leaves it paused, and `unpause` thaws it.
+ */
+export function frozenInKernel(paths: Record<string, string>): boolean | undefined {
+  if (paths.freezer) {
+    const state = readOptional(paths.freezer, 'freezer.state');
+    if (state !== undefined) return state !== 'THAWED';
+  }
+  if (paths.unified) {
+    const events = readOptional(paths.unified, 'cgroup.events');
+    const frozen = events && /^frozen (\d)$/m.exec(events);
+    if (frozen) return frozen[1] === '1';
+  }
+  return undefined;
+}

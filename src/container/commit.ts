@@ -26,6 +26,7 @@ import { normalizeName, parseReference } from '../registry-client/reference.js';
 import { MediaType } from '../registry-client/manifest.js';
 import { toContainerIds } from '../namespaces/userns-files.js';
 import { withLock } from '../sys/lock.js';
+import { crashPoint } from '../sys/crash.js';
 import { LowerLayers, writeChangeset } from '../overlay/index.js';
 import { isPlaceholder, mountTargets } from './diff.js';
 import { diskIdShift, failure } from './export.js';
@@ -84,6 +85,7 @@ export async function commitContainer(store: ImageStore, found: Found, opts: Com
     // Even an empty layer is added, as docker commit does.
     const layer = await commitLayer(store, found, parent.config.rootfs.diff_ids, { pause: opts.pause }, created);
     const { diffId } = layer;
+    crashPoint('commit:layer-written');
 
     const now = new Date().toISOString();
     const imageConfig: ImageConfig & { container: string } = {
@@ -201,11 +203,22 @@ async function frozen<T>(found: Found, pause: boolean, fn: () => Promise<T>): Pr
   return withLock(found.paths.lock, async () => {
     const seen = observe(found.paths);
     const cgroup = pause && seen.status === 'running' ? openDriver(detectCgroups()).open(found.record.options.cgroupParent, found.record.id) : undefined;
-    cgroup?.freeze();
+    if (!cgroup) return fn();
+    // Thawed on every way out this process has: an error, Ctrl-C, a polite kill. A kill -9 leaves
+    // it frozen, and then `ps` says paused (status.ts reads the freezer) and `unpause` thaws it.
+    const onSignal = (sig: NodeJS.Signals) => {
+      cgroup.thaw();
+      process.kill(process.pid, sig);
+    };
+    const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+    for (const sig of signals) process.once(sig, onSignal);
+    cgroup.freeze();
     try {
+      crashPoint('commit:paused');
       return await fn();
     } finally {
-      cgroup?.thaw();
+      cgroup.thaw();
+      for (const sig of signals) process.off(sig, onSignal);
     }
   });
 }

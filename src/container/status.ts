@@ -2,8 +2,9 @@
 // died (kill -9, reboot) must never leave a container reported as running. PID reuse is ruled
 // out by the process start time, and a reboot by the boot ID.
 import { readFileSync } from 'node:fs';
-import { processStartTime } from '../sys/proc.js';
+import { processStartTime, tokenAlive } from '../sys/proc.js';
 import { TsrunError } from '../errors.js';
+import { frozenInKernel } from '../cgroups/freezer.js';
 import { readMonitorStatus, readState, type ContainerState, type MonitorStatus } from './record.js';
 import type { ContainerPaths } from './paths.js';
 
@@ -61,12 +62,20 @@ export interface Observed {
 export function observe(paths: ContainerPaths): Observed {
   const state = readState(paths);
   const monitor = readMonitorStatus(paths);
+  if (state.startingBy) {
+    // A start in progress owns the container; one that died (kill -9) left resources behind.
+    const starting = tokenAlive(state.startingBy);
+    const status = state.startedAt === null ? 'created' : 'exited';
+    return { status, state, monitor, pid: 0, exitCode: state.exitCode, orphaned: !starting, starting };
+  }
   if (!monitor || state.startedAt === null) {
     return { status: state.startedAt === null ? 'created' : 'exited', state, monitor, pid: 0, exitCode: state.exitCode, orphaned: false };
   }
   const alive = monitorAlive(monitor, state);
   if (alive && monitor.status === 'running') {
-    return { status: state.paused ? 'paused' : 'running', state, monitor, pid: monitor.pid, exitCode: null, orphaned: false };
+    // Paused is what the kernel says (a freeze outlives the command that made it), else the record.
+    const paused = frozenInKernel(state.cgroupPaths) ?? state.paused;
+    return { status: paused ? 'paused' : 'running', state, monitor, pid: monitor.pid, exitCode: null, orphaned: false };
   }
   if (alive && monitor.status !== 'exited') {
     // Between runs (a restart policy), or a first run not yet released: a live monitor owns the

@@ -7,6 +7,7 @@
 // `-v NAME:/path` and `--mount type=volume,source=NAME,target=/path` create the volume when it
 // is missing; a container mounts its _data as a bind mount. A volume is in use while any
 // container (running or not) names it, and then cannot be removed, as in docker.
+import { crashPoint } from '../sys/crash.js';
 import {
   chmodSync,
   closeSync,
@@ -41,7 +42,7 @@ export interface Volume {
   labels: Record<string, string>;
 }
 
-const volumesDir = (storeRoot: string) => join(storeRoot, 'volumes');
+export const volumesDir = (storeRoot: string) => join(storeRoot, 'volumes');
 const volumeDir = (storeRoot: string, name: string) => join(volumesDir(storeRoot), name);
 
 /** The directory a container mounts for volume `name`. */
@@ -214,6 +215,7 @@ export function removeVolume(storeRoot: string, name: string, opts: { force?: bo
 function deleteVolume(storeRoot: string, name: string): void {
   const trash = join(volumesDir(storeRoot), `.removing-${name}-${process.pid}`);
   renameSync(volumeDir(storeRoot, name), trash);
+  crashPoint('volume-rm:renamed');
   rmSync(trash, { recursive: true, force: true });
 }
 

@@ -7,6 +7,7 @@
 // chain ID, but a chain ID is only a hash of diff_ids — all known from the config before any
 // layer arrives — so unpacking is parallel too:
 //   chainId(L0) = diffId(L0);  chainId(Ln) = sha256(chainId(Ln-1) + " " + diffId(Ln))
+import { crashPoint } from '../sys/crash.js';
 import { once } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
@@ -219,6 +220,7 @@ async function pullWith(
     saved,
   ]);
   for (const r of [layers, configSaved]) if (r.status === 'rejected') throw r.reason;
+  crashPoint('pull:layers-stored');
 
   // 4. Manifest last: an image is recorded only once everything it needs is in the store.
   let image: ImageRecord;
@@ -226,6 +228,7 @@ async function pullWith(
     image = before;
   } else {
     await saveBlob(store, manifestRaw, manifestDigest);
+    crashPoint('pull:before-record');
     image = await store.putImage({ manifestDigest, manifest, configDigest: manifest.config.digest, names: [name] });
   }
   await Promise.all(manifest.layers.map((l) => addBlobSource(sourcesDir(store), l.digest, `${ref.registry}/${ref.repository}`).catch(() => {})));

@@ -2,6 +2,7 @@
 // subnet, kept in <stateDir>/networks/<name>.json. The default network "bridge" (bridge
 // tsrun0, 10.99.0.0/24 unless configured) is created on first use. Subnets must not overlap
 // each other nor the host's routes: the kernel could not tell where to send a packet.
+import { crashPoint } from '../sys/crash.js';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { TsrunError } from '../errors.js';
@@ -154,6 +155,7 @@ export async function removeNetwork(stateDir: string, nameOrId: string, opts: { 
       throw new TsrunError('ENETWORK', `network ${net.name} has active endpoints (${attached.map((e) => e.name).join(', ')}); stop or remove them first`);
     }
     await takeDown(stateDir, net);
+    crashPoint('network-rm:bridge-removed');
     removeFile(networkPath(stateDir, net.name));
   });
 }

@@ -16,3 +16,18 @@ export function processStartTime(pid: number): string | undefined {
     return undefined;
   }
 }
+
+/**
+ * This process as `PID@START-TIME`: what a store file names as the process doing something
+ * (creating or starting a container, a build). A pid alone is reused; with its start time it
+ * names one process for the whole boot.
+ */
+export function selfToken(): string {
+  return `${process.pid}@${processStartTime(process.pid) ?? '?'}`;
+}
+
+/** Whether the process a selfToken() names still runs (false for anything malformed). */
+export function tokenAlive(token: string | undefined): boolean {
+  const m = /^(\d+)@(\d+)$/.exec(token ?? '');
+  return m !== null && processStartTime(Number(m[1])) === m[2];
+}
