@@ -8,7 +8,8 @@ import { detectCgroups, openDriver } from '../cgroups/index.js';
 import type { ExitStatus } from '../namespaces/helper.js';
 import { withLock } from '../sys/lock.js';
 import { releaseName } from './create.js';
-import { refreshPeers } from './network.js';
+import { refreshPeers, usesBridge } from './network.js';
+import { crashPoint } from '../sys/crash.js';
 import { ContainerPaths } from './paths.js';
 import { listIds, readRecord, readState, updateState, type ContainerState } from './record.js';
 import { errnoOf } from '../errors.js';
@@ -41,15 +42,20 @@ export async function cleanupContainer(storeRoot: string, id: string, opts: Clea
         cgroup.remove();
         driver.removeParent(record.options.cgroupParent);
       }
-      if (state.network) {
+      crashPoint('cleanup:cgroup-removed');
+      // Recorded, or maybe made by a start that was killed before it could record it: detach()
+      // finds an endpoint, a veth and a namespace by the container's ID alone.
+      if (state.network || usesBridge(record.options.network)) {
         const { detach } = await import('../netns/index.js');
         // Its processes are gone (the cgroup is empty, or was never made): the kernel may
         // remove the veth with the namespace, ~20 ms sooner for us.
         await detach(storeRoot, id, { processesGone: true });
-        refreshPeers(storeRoot, state.network.name, id);
+        if (state.network) refreshPeers(storeRoot, state.network.name, id);
+        crashPoint('cleanup:network-detached');
       }
       state = updateState(paths, {
         cleanedUp: true,
+        startingBy: null,
         oomKilled,
         exitCode: opts.exit?.code ?? seen.exitCode,
         finishedAt: seen.monitor?.finishedAt ?? new Date().toISOString(),
@@ -83,19 +89,27 @@ export function removeFiles(storeRoot: string, id: string, name: string): void {
   } catch (err) {
     if (errnoOf(err) !== 'ENOENT') throw err;
   }
+  crashPoint('remove:renamed');
   releaseName(storeRoot, name);
   releaseUserns(storeRoot, id, userns);
   rmSync(trash, { recursive: true, force: true });
 }
 
-/** Release what dead monitors left behind (kill -9, reboot). Run by commands that list or start. */
-export async function reconcile(storeRoot: string): Promise<string[]> {
+/**
+ * Release what dead monitors and killed starts left behind (kill -9, reboot). Run by commands
+ * that list or start. One container that cannot be released now (a full disk) is passed over
+ * with a warning: the command that asked must still do its own work.
+ */
+export async function reconcile(storeRoot: string, warn: (message: string) => void = () => {}): Promise<string[]> {
   const cleaned: string[] = [];
   for (const id of listIds(storeRoot)) {
-    const seen = observe(new ContainerPaths(storeRoot, id));
-    if (!seen.orphaned) continue;
-    await cleanupContainer(storeRoot, id);
-    cleaned.push(id);
+    try {
+      if (!observe(new ContainerPaths(storeRoot, id)).orphaned) continue;
+      await cleanupContainer(storeRoot, id);
+      cleaned.push(id);
+    } catch (err) {
+      warn(`could not release container ${id.slice(0, 12)}: ${(err as Error).message}`);
+    }
   }
   return cleaned;
 }

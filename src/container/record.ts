@@ -85,6 +85,12 @@ export interface ContainerState {
   cleanedUp: boolean;
   /** With a user namespace: how its image files got their owners at the last start. */
   usernsFiles?: 'idmap' | 'copy';
+  /**
+   * The tsrun starting it (`PID@START-TIME`), written before its cgroup or network exist and
+   * cleared once its monitor is recorded: a start killed with -9 in between leaves this
+   * naming a dead process, and the container's resources are released as a dead monitor's.
+   */
+  startingBy?: string | null;
 }
 
 export const emptyState = (): ContainerState => ({
@@ -125,6 +131,16 @@ export function updateState(paths: ContainerPaths, change: Partial<ContainerStat
   const next = { ...readState(paths), ...change };
   writeJsonAtomic(paths.state, next);
   return next;
+}
+
+/** What `create` marks a container it is making with (create.ts), or undefined. */
+export function readCreatingMarker(paths: ContainerPaths): { by: string; imageId: string } | undefined {
+  try {
+    const m = JSON.parse(readFileSync(paths.creating, 'utf8')) as { by?: unknown; imageId?: unknown };
+    return typeof m.by === 'string' && typeof m.imageId === 'string' ? { by: m.by, imageId: m.imageId } : undefined;
+  } catch {
+    return undefined; // none, or half-written by a create that died: its directory is debris either way
+  }
 }
 
 /** Every container ID in the store (directories that hold a container.json). */

@@ -14,6 +14,8 @@ import { detectCgroups, openDriver } from '../cgroups/index.js';
 import { makeCgroup, startHelper } from '../runtime/launch.js';
 import { withLock } from '../sys/lock.js';
 import { inOwnUserns } from '../rootless.js';
+import { crashPoint } from '../sys/crash.js';
+import { selfToken } from '../sys/proc.js';
 import { cleanupContainer } from './cleanup.js';
 import { waitNotRunning } from './signals.js';
 import { findContainer, type Found } from './lookup.js';
@@ -75,12 +77,16 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
   const launch = async (files: UsernsFiles | undefined) => {
     const seen = observe(paths);
     if (!can.start(seen.status)) {
-      throw new InvalidTransitionError(record.name, seen.status, 'start', seen.status === 'running' ? 'it is already running' : '');
+      if (seen.status === 'running') throw new TsrunError('ESTATE', `cannot start container ${record.name}: it is already running`);
+      throw new InvalidTransitionError(record.name, seen.status, 'start', seen.status === 'paused' ? 'unpause it' : '');
     }
     // What the last run left behind (a dead monitor's cgroup or endpoint) goes first.
     if (seen.orphaned) await cleanupContainer(storeRoot, record.id, { locked: true, autoRemove: false });
     rmSync(paths.stopFile, { force: true });
     rmSync(paths.status, { force: true });
+    // Written ahead of the cgroup and the network: a start killed from here on is seen as such.
+    updateState(paths, { startingBy: selfToken(), cleanedUp: false });
+    crashPoint('start:state-intent');
 
     try {
       // The host's devices as they are now: their numbers may have changed since the container
@@ -99,6 +105,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
           driver.removeParent(options.cgroupParent);
         });
       }
+      crashPoint('start:cgroup-made');
 
       // Bridge networks: the namespace and its veth exist before the container does, so
       // every run of the container (restart policies) joins the same network.
@@ -118,6 +125,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
         network = { name: att.network, ip, gateway, mac, prefixLen, hostVeth, netnsPath, ports };
         writeHosts(storeRoot, record.id, recipeFor(record.hostname, options, att));
         refreshPeers(storeRoot, att.network, record.id);
+        crashPoint('start:network-attached');
       }
 
       // --network container:<x>: join that container's network namespace (docker's sharing mode).
@@ -165,6 +173,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
         { stdio: opts.attach?.stdio ?? ['ignore', 'ignore', 'ignore'], ...(opts.onTrace && { onTrace: opts.onTrace }) },
         undo,
       );
+      crashPoint('start:helper-started');
       updateState(paths, {
         startedAt: new Date().toISOString(),
         finishedAt: null,
@@ -175,6 +184,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
         cgroupPaths: cgroup?.paths ?? {},
         network,
         cleanedUp: false,
+        startingBy: null,
         ...(files && { usernsFiles: files }),
       });
       let terminal: TerminalConnection | undefined;
@@ -189,7 +199,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
       return { helper, pid, terminal };
     } catch (err) {
       await rollback();
-      updateState(paths, { cleanedUp: true, network: null });
+      updateState(paths, { cleanedUp: true, network: null, startingBy: null });
       throw err;
     }
   };
