@@ -92,13 +92,15 @@ function addRemove(cmd: Command): void {
         const { report } = await import('./common.js');
         const store = await ImageStore.open(globalOptions(c).root);
         const { removeImageChecked } = await import('../src/image/prune.js');
-        const { containerRefs } = await import('../src/container/diff.js');
-        const containers = await containerRefs(globalOptions(c).root);
+        const { containerRefs, imageUser } = await import('../src/container/diff.js');
+        const root = globalOptions(c).root;
+        const containers = await containerRefs(root);
+        const userOf = async (id: string) => imageUser(root, id);
         let status = 0;
         // Like docker: go on with the rest after a failure, exit non-zero at the end.
         for (const image of images) {
           try {
-            const r = await removeImageChecked(store, containers, image, { force: flags.force });
+            const r = await removeImageChecked(store, containers, image, { force: flags.force, userOf });
             for (const n of r.untagged) process.stdout.write(`Untagged: ${familiarName(n)}\n`);
             for (const d of r.deleted) process.stdout.write(`Deleted: ${d}\n`);
           } catch (err) {

@@ -1,13 +1,15 @@
 // `create`: everything a container is before it runs — a reserved name, a directory with
 // upper/work/rootfs, its OCI config.json and /etc files, and container.json. Undone whole if
 // any step fails.
-import { mkdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TsrunError, errnoOf } from '../errors.js';
-import type { ImageRecord } from '../image/types.js';
+import type { Digest, ImageRecord } from '../image/types.js';
+import { crashPoint } from '../sys/crash.js';
+import { selfToken, tokenAlive } from '../sys/proc.js';
 import type { ContainerOptions } from '../namespaces/options.js';
 import { createSpec } from '../namespaces/spec.js';
-import { allocateUserns, releaseUserns } from '../namespaces/userns.js';
+import { allocateUserns, releaseUserns, releaseUsernsOf } from '../namespaces/userns.js';
 import { inOwnUserns } from '../rootless.js';
 import { cgroupMounts } from '../namespaces/cgroup-mounts.js';
 import { containerDevices } from '../namespaces/devices.js';
@@ -19,7 +21,7 @@ import { hostCapabilities, hostHardLimits, hasCapSysResource } from './host.js';
 import { generateName, newContainerId, validateName } from './names.js';
 import { ContainerPaths, namesDir } from './paths.js';
 import { portsToPublish, recipeFor, writeHosts, writeResolvConf } from './network.js';
-import { DEFAULT_LOG_CONFIG, emptyState, writeJsonAtomic, type ContainerRecord, type LogConfig, type RestartPolicy } from './record.js';
+import { DEFAULT_LOG_CONFIG, emptyState, readCreatingMarker, readRecord, writeJsonAtomic, type ContainerRecord, type LogConfig, type RestartPolicy } from './record.js';
 
 export interface CreateRequest {
   storeRoot: string;
@@ -44,6 +46,8 @@ function reserveName(storeRoot: string, wanted: string | undefined, id: string):
       return name;
     } catch (err) {
       if (errnoOf(err) !== 'EEXIST') throw err;
+      // Held by what a killed create left (no container.json, its maker dead): free again.
+      if (releaseDebrisName(storeRoot, name)) continue;
       if (wanted !== undefined) {
         throw new TsrunError('ESTATE', `the container name "/${name}" is already in use; remove that container or choose another name with --name`);
       }
@@ -60,6 +64,62 @@ export function releaseName(storeRoot: string, name: string): void {
   }
 }
 
+/** How long a container directory with neither container.json nor a `creating` marker may be young. */
+const DEBRIS_AGE_MS = 60_000;
+
+/**
+ * Whether a container directory is what a killed create left: no container.json, and its
+ * maker dead (its `creating` marker names it; without one — killed between mkdir and the
+ * marker's write — it is debris once older than a minute).
+ */
+export function isDebris(paths: ContainerPaths): boolean {
+  if (readRecord(paths)) return false;
+  const marker = readCreatingMarker(paths);
+  if (marker) return !tokenAlive(marker.by);
+  try {
+    return Date.now() - lstatSync(paths.dir).mtimeMs > DEBRIS_AGE_MS;
+  } catch {
+    return true; // gone
+  }
+}
+
+/** Remove a killed create's directory and what it had reserved: its name, its userns block. */
+export function removeDebris(storeRoot: string, id: string): void {
+  const target = join('..', 'containers', id);
+  for (const name of entries(namesDir(storeRoot))) {
+    const link = join(namesDir(storeRoot), name);
+    if (linkTarget(link) === target) rmSync(link, { force: true });
+  }
+  releaseUsernsOf(storeRoot, id);
+  rmSync(new ContainerPaths(storeRoot, id).dir, { recursive: true, force: true });
+}
+
+/** A name reserved for a killed create's directory is released (with the directory). True if it was. */
+function releaseDebrisName(storeRoot: string, name: string): boolean {
+  const id = linkTarget(join(namesDir(storeRoot), name))?.split('/').pop();
+  if (!id || !/^[0-9a-f]{64}$/.test(id) || !isDebris(new ContainerPaths(storeRoot, id))) return false;
+  removeDebris(storeRoot, id);
+  releaseName(storeRoot, name);
+  return true;
+}
+
+function entries(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+function linkTarget(path: string): string | undefined {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Make the container's record and directories. With named volumes, under the volumes lock until
  * the record exists: a `volume rm` then either sees this container or ran before it.
@@ -69,10 +129,14 @@ export async function createContainer(req: CreateRequest): Promise<ContainerReco
   return withVolumesLock(req.storeRoot, () => createUnlocked(req));
 }
 
-function createUnlocked(req: CreateRequest): ContainerRecord {
+/** What `creating` holds while a container is made: who makes it, from which image. */
+type CreatingMarker = NonNullable<ReturnType<typeof readCreatingMarker>>;
+
+async function createUnlocked(req: CreateRequest): Promise<ContainerRecord> {
   const { storeRoot, image } = req;
   // -P is resolved now, against the image's ExposedPorts, so that a later `start` has it too.
   const options: ContainerOptions = { ...req.options, publish: portsToPublish(req.options, image.config), publishAll: false };
+  crashPoint('create:begin');
   const id = newContainerId();
   const name = reserveName(storeRoot, options.name, id);
   const paths = new ContainerPaths(storeRoot, id);
@@ -84,6 +148,16 @@ function createUnlocked(req: CreateRequest): ContainerRecord {
     options.volumes = options.volumes.map((v) => (v.volume ? { ...v, source: volumeData(storeRoot, ensureVolume(storeRoot, v.volume).name) } : v));
     mkdirSync(join(storeRoot, 'containers'), { recursive: true, mode: 0o700 });
     mkdirSync(paths.dir, { mode: 0o700 });
+    // Until container.json exists: the image has a user `rmi` must see, and a create killed
+    // with -9 leaves a directory its dead maker marks as debris (repair.ts).
+    writeFileSync(paths.creating, JSON.stringify({ by: selfToken(), imageId: image.id } satisfies CreatingMarker));
+    crashPoint('create:dir-made');
+    // The other half of rmi's check (ImageStore.removeImage's userOf): the image was found
+    // before this container said it uses it; it must still be recorded now. A build's image
+    // is its own state, not a recorded image: the build keeps its layers.
+    if (req.buildOwner === undefined && !(await imageStillStored(storeRoot, image.id))) {
+      throw new TsrunError('ENOIMAGE', `image ${req.imageName} was removed while container ${name} was being created from it`);
+    }
     for (const d of ['upper', 'work', 'rootfs']) mkdirSync(join(paths.dir, d), { mode: 0o755 });
 
     const layersTopFirst = [...image.layers].reverse();
@@ -138,8 +212,10 @@ function createUnlocked(req: CreateRequest): ContainerRecord {
       ...(req.buildOwner !== undefined && { buildOwner: req.buildOwner }),
     };
     writeJsonAtomic(paths.state, emptyState());
+    crashPoint('create:before-record');
     // Last: a directory with container.json is a container; without it, debris of a failed create.
     writeJsonAtomic(paths.record, record);
+    rmSync(paths.creating, { force: true });
     return record;
   } catch (err) {
     rmSync(paths.dir, { recursive: true, force: true });
@@ -147,6 +223,11 @@ function createUnlocked(req: CreateRequest): ContainerRecord {
     releaseUserns(storeRoot, id, options.userns);
     throw err;
   }
+}
+
+async function imageStillStored(storeRoot: string, id: string): Promise<boolean> {
+  const { ImageStore } = await import('../image/store.js');
+  return (await ImageStore.open(storeRoot)).holds(id as Digest);
 }
 
 function withoutResources(options: ContainerOptions): Omit<ContainerOptions, 'resources'> {

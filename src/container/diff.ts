@@ -22,7 +22,8 @@ import { fdPath, openDir, walk, type WalkEntry } from '../overlay/walk.js';
 import type { Found } from './lookup.js';
 import type { ContainerRef } from '../image/prune.js';
 import { ContainerPaths } from './paths.js';
-import { listIds, readRecord } from './record.js';
+import { listIds, readCreatingMarker, readRecord } from './record.js';
+import { tokenAlive } from '../sys/proc.js';
 import { observe } from './status.js';
 import { mapKey } from '../namespaces/userns.js';
 
@@ -153,6 +154,26 @@ export async function containerRefs(storeRoot: string, opts: { sizes?: boolean }
     out.push(ref);
   }
   return out;
+}
+
+/**
+ * A container that uses the image — made from it, or being made from it now — as rmi's
+ * conflict names it; undefined when none does. Read fresh, under the image store's lock
+ * (ImageStore.removeImage's userOf).
+ */
+export function imageUser(storeRoot: string, imageId: string): string | undefined {
+  for (const id of listIds(storeRoot)) {
+    const paths = new ContainerPaths(storeRoot, id);
+    const record = readRecord(paths);
+    if (record) {
+      if (record.imageId !== imageId) continue;
+      const status = observe(paths).status;
+      return `${status === 'running' || status === 'paused' || status === 'restarting' ? 'running' : 'stopped'} container ${id.slice(0, 12)}`;
+    }
+    const marker = readCreatingMarker(paths);
+    if (marker?.imageId === imageId && tokenAlive(marker.by)) return `container ${id.slice(0, 12)}, being created`;
+  }
+  return undefined;
 }
 
 async function upperSize(dir: string): Promise<number> {

@@ -42,6 +42,10 @@ export class ContainerPaths {
   get lock(): string {
     return join(this.dir, 'lock');
   }
+  /** Present while `create` makes the container (create.ts CreatingMarker). */
+  get creating(): string {
+    return join(this.dir, 'creating');
+  }
   get config(): string {
     return join(this.dir, 'config.json');
   }

@@ -15,7 +15,7 @@ import { TsrunError } from '../errors.js';
 import { normalizeName } from '../registry-client/reference.js';
 import { hexOf } from './digest.js';
 import { humanSize as humanSizeWithPrecision } from './listing.js';
-import type { RemoveResult, StoredImage, ImageStore } from './store.js';
+import type { RemoveOptions, RemoveResult, StoredImage, ImageStore } from './store.js';
 import type { Digest } from './types.js';
 
 export interface ContainerRef {
@@ -42,9 +42,10 @@ const short = (id: string): string => id.replace(/^sha256:/, '').slice(0, 12);
  * created from is refused without `force`. With `force`, the names go but the image stays
  * (untagged, `<none>`) while a container uses it: its layers are that container's root.
  */
-export async function removeImageChecked(store: ImageStore, containers: ContainerRef[], input: string, opts: { force?: boolean } = {}): Promise<RemoveResult> {
+export async function removeImageChecked(store: ImageStore, containers: ContainerRef[], input: string, opts: RemoveOptions = {}): Promise<RemoveResult> {
   const image = await store.resolve(input);
   const users = image ? containers.filter((c) => c.imageId === image.id) : [];
+  // `containers` was read before the lock: opts.userOf asks again once the image is unrecorded.
   if (!image || users.length === 0) return store.removeImage(input, opts);
   const byId = isIdInput(input, image.id);
   // A name among several only untags: the image stays, so nothing is in the way. (One image
@@ -88,7 +89,7 @@ export interface PruneResult {
 }
 
 /** docker image prune [-a]: images no container uses (only untagged ones without `all`), then GC. */
-export async function pruneImages(store: ImageStore, containers: ContainerRef[], opts: { all?: boolean; now?: number } = {}): Promise<PruneResult> {
+export async function pruneImages(store: ImageStore, containers: ContainerRef[], opts: { all?: boolean; now?: number; userOf?: RemoveOptions['userOf'] } = {}): Promise<PruneResult> {
   const before = await store.usage();
   const used = new Set(containers.map((c) => c.imageId));
   const result: PruneResult = { untagged: [], deleted: [], reclaimed: 0 };
@@ -97,7 +98,7 @@ export async function pruneImages(store: ImageStore, containers: ContainerRef[],
     if (!used.has(img.id) && (opts.all || img.names.length === 0)) ids.add(img.id);
   }
   for (const id of ids) {
-    const r = await store.removeImage(id, { force: true }).catch(() => undefined);
+    const r = await store.removeImage(id, { force: true, ...(opts.userOf && { userOf: opts.userOf }) }).catch(() => undefined);
     if (!r) continue;
     result.untagged.push(...r.untagged);
     result.deleted.push(...r.deleted);

@@ -18,6 +18,7 @@ import { chainIds, checkDigest, hexOf, isDigest, type Expected } from './digest.
 import { ownerPid, removeTree, tempName, withLock, writeFileAtomic } from './fsutil.js';
 import { emptyDb, lookup, nameKey, namesOf, parseDb, referenced, unique, type CacheEntry, type ImageEntry, type ImagesDb } from './images-db.js';
 import { Layers, isAbandoned } from './layers.js';
+import { crashPoint } from '../sys/crash.js';
 import type { Digest, ImageConfig, ImageManifest, ImageRecord, LayerRecord } from './types.js';
 
 /** An image as the store knows it: ImageRecord plus what `images` and `inspect` show. */
@@ -32,6 +33,16 @@ export interface RemoveResult {
   untagged: string[];
   /** The image ID, then the chain IDs of the layers deleted with it. */
   deleted: Digest[];
+}
+
+export interface RemoveOptions {
+  force?: boolean;
+  /**
+   * Asked under the store's lock once the image is no longer recorded, before its layers go:
+   * a container that uses the image (described for the error), or undefined. With a user,
+   * the removal is undone and refused. The store knows nothing of containers; the caller does.
+   */
+  userOf?: (imageId: Digest) => Promise<string | undefined>;
 }
 
 export interface StoreUsage {
@@ -323,8 +334,9 @@ export class ImageStore {
    * removes the image and all its names (refused without `force` when it has several).
    * Layers and blobs no other image uses are deleted; shared ones stay.
    */
-  async removeImage(idOrName: string, options: { force?: boolean } = {}): Promise<RemoveResult> {
+  async removeImage(idOrName: string, options: RemoveOptions = {}): Promise<RemoveResult> {
     return this.locked(async (db, save) => {
+      const before = structuredClone(db);
       const m = lookup(db, idOrName);
       if (m === undefined) throw noSuchImage(idOrName);
       const key = nameKey(db, idOrName);
@@ -346,6 +358,16 @@ export class ImageStore {
       for (const n of names) delete db.names[n];
       for (const t of targets) delete db.images[t];
       await save();
+      crashPoint('rmi:untagged');
+      // A container being created checks that its image is still recorded after it has said
+      // it uses it (ImageRemoveGuard): asked again now, after the record changed, one of the
+      // two always sees the other.
+      const user = await options.userOf?.(id);
+      if (user !== undefined) {
+        Object.assign(db, before);
+        await save();
+        throw new TsrunError('ESTATE', `conflict: unable to delete ${hexOf(id).slice(0, 12)} (must be forced) - image is being used by ${user}`);
+      }
       // Deleted only after images.json no longer mentions them, and still under the lock, so
       // a concurrent putImage cannot start using a layer we are about to delete.
       const keep = referenced(db);
@@ -368,6 +390,28 @@ export class ImageStore {
         (p.blobs ?? []).filter((b) => !keep.blobs.has(b)),
       );
     });
+  }
+
+  /**
+   * Whether images.json still records an image with this ID: asked by a container being created
+   * after it has marked itself as the image's user (see RemoveOptions.userOf).
+   */
+  async holds(id: Digest): Promise<boolean> {
+    const db = await this.readDb();
+    return Object.values(db.images).some((e) => e.id === id);
+  }
+
+  /** What images.json records but the store lacks (system check): a config or a layer. */
+  async verify(): Promise<Array<{ image: string; detail: string }>> {
+    const db = await this.readDb();
+    const out: Array<{ image: string; detail: string }> = [];
+    for (const m of Object.keys(db.images) as Digest[]) {
+      const entry = db.images[m]!;
+      const image = namesOf(db, m)[0] ?? hexOf(entry.id).slice(0, 12);
+      if (!(await this.hasBlob(entry.id))) out.push({ image, detail: `its config ${entry.id} is missing` });
+      for (const c of entry.layers) if (!(await this.layers.get(c).catch(() => undefined))) out.push({ image, detail: `its layer ${c} is missing` });
+    }
+    return out;
   }
 
   async usage(): Promise<StoreUsage> {

@@ -123,7 +123,7 @@ export function ensureSubIds(file: string): SubRange {
 export const mapKey = (u: Pick<UsernsOption, 'uidMap' | 'gidMap'>) =>
   [...u.uidMap.map((m) => `u${m.containerID}-${m.hostID}-${m.size}`), ...u.gidMap.map((m) => `g${m.containerID}-${m.hostID}-${m.size}`)].join('_');
 
-const blocksDir = (storeRoot: string) => join(storeRoot, 'userns');
+export const blocksDir = (storeRoot: string) => join(storeRoot, 'userns');
 
 /** Take a free block of tsrun's range for container `id`; the maps that go with it. */
 export function allocateUserns(
@@ -158,13 +158,29 @@ export function allocateUserns(
 
 /** Give a removed container's block back (only if it is still that container's). */
 export function releaseUserns(storeRoot: string, id: string, userns: UsernsOption | undefined): void {
-  if (userns?.block === undefined) return;
-  const file = join(blocksDir(storeRoot), String(userns.block));
+  if (userns?.block !== undefined) releaseBlock(storeRoot, id, userns.block);
+}
+
+/** A block file is removed only by the container it names. */
+function releaseBlock(storeRoot: string, id: string, block: number): void {
+  const file = join(blocksDir(storeRoot), String(block));
   try {
     if (readFileSync(file, 'utf8') === id) unlinkSync(file);
   } catch (err) {
     if (errnoOf(err) !== 'ENOENT') throw err;
   }
+}
+
+/** Release whatever block names container `id` (a killed create's: its record never said which). */
+export function releaseUsernsOf(storeRoot: string, id: string): void {
+  let blocks: string[];
+  try {
+    blocks = readdirSync(blocksDir(storeRoot)).filter((b) => /^\d+$/.test(b));
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return;
+    throw err;
+  }
+  for (const b of blocks) releaseBlock(storeRoot, id, Number(b));
 }
 
 /** The blocks in use (for `info` and the tests). */
