@@ -73,8 +73,16 @@ export function register(program: Command): void {
     .description("Remove unused networks; the default one's bridge and firewall rules go too, until a container needs them")
     .option('-f, --force', 'do not prompt for confirmation (tsrun never prompts)', false)
     .action(action(async (_flags: object, cmd: Command) => {
-      const { pruneNetworks } = await import('../src/netns/index.js');
-      const removed = await pruneNetworks(globalOptions(cmd).root);
+      const root = globalOptions(cmd).root;
+      const [{ pruneNetworks, detach }, { reconcile }, { strayEndpoints }] = await Promise.all([
+        import('../src/netns/index.js'),
+        import('../src/container/cleanup.js'),
+        import('../src/container/check.js'),
+      ]);
+      // What killed commands left keeps a network in use: released first (as system check --repair).
+      await reconcile(root);
+      for (const { ep } of strayEndpoints(root)) await detach(root, ep.id);
+      const removed = await pruneNetworks(root);
       if (removed.length > 0) process.stdout.write(`Deleted Networks:\n${removed.join('\n')}\n`);
     }));
 }

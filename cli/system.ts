@@ -1,6 +1,7 @@
-// tsrun system df, tsrun image prune, tsrun image inspect: what the store holds and what can go.
+// tsrun system df and check, tsrun image prune, tsrun image inspect: what the store holds, whether
+// it is true, and what can go.
 import type { Command } from 'commander';
-import { action, globalOptions } from './common.js';
+import { action, flagError, globalOptions } from './common.js';
 import { renderTemplate } from './format.js';
 import { imageGroup } from './images.js';
 
@@ -37,6 +38,25 @@ export function register(program: Command): void {
       process.stdout.write(table(['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'], cells));
     }));
 
+  system
+    .command('check')
+    .description("Verify the store against the kernel (docs/store.md); --repair puts right what a crash left")
+    .option('--repair', 'release and remove what killed commands left, and say what was done', false)
+    .option('--format <format>', 'output format: lines (default) or json')
+    .action(action(async (flags: { repair: boolean; format?: string }, c: Command) => {
+      if (flags.format !== undefined && flags.format !== 'json') throw flagError('--format', flags.format, 'expected json');
+      const { checkStore } = await import('../src/container/check.js');
+      const findings = await checkStore(globalOptions(c).root, { repair: flags.repair });
+      if (flags.format === 'json') {
+        process.stdout.write(JSON.stringify(findings) + '\n');
+      } else if (findings.length === 0) {
+        process.stdout.write('the store is consistent\n');
+      } else {
+        for (const f of findings) process.stdout.write(`${f.kind}: ${f.subject}: ${f.detail}${f.repaired ? ' (repaired)' : ''}\n`);
+      }
+      return findings.every((f) => f.repaired) ? 0 : 1;
+    }));
+
   imageGroup(program)
     .command('prune')
     .description('Remove unused images: dangling ones (-a: every image no container uses), then layers and blobs no image needs')
@@ -48,7 +68,7 @@ export function register(program: Command): void {
       const { familiarName } = await import('../src/image/listing.js');
       const store = await m.ImageStore.open(root);
       const refs = await m.containerRefs(root);
-      const r = await m.pruneImages(store, refs, { all: flags.all });
+      const r = await m.pruneImages(store, refs, { all: flags.all, userOf: async (id) => m.imageUser(root, id) });
       // Layer copies made for user namespaces where the store cannot be idmapped: a cache.
       const { pruneShiftedLayers } = await import('../src/namespaces/userns-files.js');
       pruneShiftedLayers(root, new Set(refs.flatMap((r) => (r.usernsKey ? [r.usernsKey] : []))));

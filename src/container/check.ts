@@ -1,0 +1,177 @@
+// `tsrun system check`: the store's invariants (docs/store.md) verified against the kernel, and
+// with `repair` what a crash left put right. Every repair is one an interrupted command would
+// have done itself had it lived; nothing that belongs to a live tsrun, or to another store
+// sharing this host (its cgroups, its namespaces), is touched.
+import { readFileSync, readdirSync, readlinkSync, rmSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { detectCgroups, openDriver } from '../cgroups/index.js';
+import { frozenInKernel } from '../cgroups/freezer.js';
+import { errnoOf } from '../errors.js';
+import { blocksDir } from '../namespaces/userns.js';
+import { cleanupContainer } from './cleanup.js';
+import { isDebris, removeDebris } from './create.js';
+import { ContainerPaths, namesDir } from './paths.js';
+import { listIds, readRecord, updateState } from './record.js';
+import { observe } from './status.js';
+import { volumesDir } from './volumes.js';
+import { readEndpoints, type Endpoint } from '../netns/store.js';
+
+export interface Finding {
+  /** What kind of thing is wrong: container, name, endpoint, cgroup, userns, trash, image. */
+  kind: string;
+  /** What it is wrong with: a container's short ID, a path, a name. */
+  subject: string;
+  detail: string;
+  /** With repair: whether it was put right (when not, detail says what the user can do). */
+  repaired: boolean;
+}
+
+export async function checkStore(storeRoot: string, opts: { repair: boolean }): Promise<Finding[]> {
+  const findings: Finding[] = [];
+  /** Record a finding; with `repair`, apply its fix (a fix that fails leaves it unrepaired, and says why). */
+  const found = async (kind: string, subject: string, detail: string, fix?: () => unknown) => {
+    const f: Finding = { kind, subject, detail, repaired: false };
+    findings.push(f);
+    if (!opts.repair || !fix) return;
+    try {
+      await fix();
+      f.repaired = true;
+    } catch (err) {
+      f.detail += `; the repair failed: ${(err as Error).message}`;
+    }
+  };
+  const ids = new Set(listIds(storeRoot));
+
+  for (const id of ids) {
+    const paths = new ContainerPaths(storeRoot, id);
+    const short = id.slice(0, 12);
+    const record = readRecord(paths);
+    if (!record) {
+      if (!isDebris(paths)) continue; // being created
+      await found('container', short, 'left half-made by a create that was killed', () => removeDebris(storeRoot, id));
+      continue;
+    }
+    const seen = observe(paths);
+    if (seen.starting) continue;
+    if (seen.orphaned) {
+      const what = seen.state.startingBy ? 'a start was killed before its monitor took over' : 'its monitor died (kill -9 or reboot) before releasing it';
+      await found('container', short, `${what}: its cgroup and network may remain`, () => cleanupContainer(storeRoot, id, { autoRemove: false }));
+      continue;
+    }
+    const active = seen.status === 'running' || seen.status === 'paused' || seen.status === 'restarting';
+    if (seen.status === 'running' || seen.status === 'paused') {
+      const frozen = frozenInKernel(seen.state.cgroupPaths);
+      if (frozen !== undefined && frozen !== seen.state.paused) {
+        await found('container', short, `state.json says ${seen.state.paused ? '' : 'not '}paused, its cgroup is ${frozen ? '' : 'not '}frozen`, () =>
+          updateState(paths, { paused: frozen }),
+        );
+      }
+    }
+    if (!active) {
+      // Released (cleanedUp) yet something of it remains in the kernel.
+      const driver = openDriver(detectCgroups());
+      const cgroup = driver.open(record.options.cgroupParent, id);
+      if (cgroup) {
+        await found('cgroup', short, `container is ${seen.status} but its cgroup remains (${Object.values(cgroup.paths)[0]})`, () => {
+          cgroup.remove();
+          driver.removeParent(record.options.cgroupParent);
+        });
+      }
+    }
+    const name = join(namesDir(storeRoot), record.name);
+    if (linkTarget(name) !== join('..', 'containers', id)) {
+      await found('name', record.name, `container ${short} is not reserved under its name in ${namesDir(storeRoot)}`);
+    }
+  }
+
+  const { detach } = await import('../netns/index.js');
+  for (const { ep, why } of strayEndpoints(storeRoot)) {
+    await found('endpoint', `${ep.network}/${ep.ip}`, `${why}, yet it holds ${ep.ip}, ${ep.hostVeth} and ${ep.netnsPath}`, () => detach(storeRoot, ep.id));
+  }
+
+  // Names: each points at a container directory.
+  for (const name of entries(namesDir(storeRoot))) {
+    const link = join(namesDir(storeRoot), name);
+    const target = linkTarget(link);
+    const id = target?.split('/').pop() ?? '';
+    if (target !== undefined && ids.has(id)) continue;
+    await found('name', name, 'reserved for a container that does not exist', () => unlinkSync(link));
+  }
+
+  // User namespace blocks: each is held by a container.
+  for (const block of entries(blocksDir(storeRoot)).filter((b) => /^\d+$/.test(b))) {
+    const file = join(blocksDir(storeRoot), block);
+    let holder = '';
+    try {
+      holder = blockHolder(file);
+    } catch {
+      continue;
+    }
+    if (ids.has(holder)) continue;
+    await found('userns', `block ${block}`, `held for ${holder.slice(0, 12) || 'nobody'}, which does not exist`, () => rmSync(file, { force: true }));
+  }
+
+  // What a killed rm, volume rm or volume create left aside: `.removing-*` / `.new-*` with a dead owner.
+  for (const dir of [join(storeRoot, 'containers'), volumesDir(storeRoot)]) {
+    for (const name of entries(dir)) {
+      const m = /^\.(?:removing|new)-.*-(\d+)$/.exec(name);
+      if (!m || pidAlive(Number(m[1]))) continue;
+      const full = join(dir, name);
+      await found('trash', full, 'left by a command that was killed while it removed or made it', () => rmSync(full, { recursive: true, force: true }));
+    }
+  }
+
+  // The image store: what it records must be there (its own temp files it sweeps when opened).
+  const { ImageStore } = await import('../image/store.js');
+  const store = await ImageStore.open(storeRoot);
+  for (const problem of await store.verify()) {
+    await found('image', problem.image, `${problem.detail}; remove it (tsrun rmi) and pull or load it again`);
+  }
+  return findings;
+}
+
+/**
+ * Endpoints no container holds: an endpoint belongs to a container that runs, is being started,
+ * or is between restarts. Any other is what a killed start or cleanup left (its address taken).
+ */
+export function strayEndpoints(storeRoot: string): Array<{ ep: Endpoint; why: string }> {
+  const out: Array<{ ep: Endpoint; why: string }> = [];
+  for (const ep of readEndpoints(storeRoot)) {
+    const paths = new ContainerPaths(storeRoot, ep.id);
+    const owner = readRecord(paths) ? observe(paths) : undefined;
+    if (owner && (owner.starting || owner.status === 'running' || owner.status === 'paused' || owner.status === 'restarting')) continue;
+    out.push({ ep, why: owner ? `container is ${owner.status}` : 'no such container' });
+  }
+  return out;
+}
+
+function entries(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return [];
+    throw err;
+  }
+}
+
+function linkTarget(path: string): string | undefined {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A userns block file names its container (userns.ts allocateUserns). */
+function blockHolder(path: string): string {
+  return readFileSync(path, 'utf8').trim();
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errnoOf(err) === 'EPERM';
+  }
+}
