@@ -95,7 +95,7 @@ describePrivileged('container lifecycle', () => {
     expect(rm.status).not.toBe(0);
     expect(rm.stderr).toMatch(/stop it first .* rm -f/);
     const start = t('start', 'bg');
-    expect(start.stderr).toMatch(/already running/);
+    expect(start.stderr).toBe('tsrun: cannot start container bg: it is already running\n');
     const exec = t('exec', 'stubborn', 'true');
     expect(exec.status).toBe(125);
     expect(exec.stderr).toMatch(/cannot exec in container stubborn: it is exited/);
