@@ -146,6 +146,6 @@ export function register(program: Command): void {
     .action(action(async (name: string, newName: string, _flags: object, cmd: Command) => {
       const { root } = globalOptions(cmd);
       const [{ findContainer }, { renameContainer }] = await Promise.all([import('../src/container/lookup.js'), import('../src/container/rename.js')]);
-      renameContainer(root, findContainer(root, name), newName);
+      await renameContainer(root, findContainer(root, name), newName);
     }));
 }

@@ -2,7 +2,7 @@
 // with `repair` what a crash left put right. Every repair is one an interrupted command would
 // have done itself had it lived; nothing that belongs to a live tsrun, or to another store
 // sharing this host (its cgroups, its namespaces), is touched.
-import { readFileSync, readdirSync, readlinkSync, rmSync, unlinkSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { detectCgroups, openDriver } from '../cgroups/index.js';
 import { frozenInKernel } from '../cgroups/freezer.js';
@@ -10,6 +10,9 @@ import { errnoOf } from '../errors.js';
 import { blocksDir } from '../namespaces/userns.js';
 import { cleanupContainer } from './cleanup.js';
 import { isDebris, removeDebris } from './create.js';
+import { removeContainer } from './remove.js';
+import { tokenAlive } from '../sys/proc.js';
+import { withLock } from '../sys/lock.js';
 import { ContainerPaths, namesDir } from './paths.js';
 import { listIds, readRecord, updateState } from './record.js';
 import { observe } from './status.js';
@@ -51,6 +54,11 @@ export async function checkStore(storeRoot: string, opts: { repair: boolean }): 
       await found('container', short, 'left half-made by a create that was killed', () => removeDebris(storeRoot, id));
       continue;
     }
+    if (record.buildOwner !== undefined && !tokenAlive(record.buildOwner)) {
+      // A step's container, of a build that was killed: nothing will ever use it again.
+      await found('container', short, 'a step container of a build that was killed', () => removeContainer(storeRoot, { paths, record }, true));
+      continue;
+    }
     const seen = observe(paths);
     if (seen.starting) continue;
     if (seen.orphaned) {
@@ -63,7 +71,7 @@ export async function checkStore(storeRoot: string, opts: { repair: boolean }): 
       const frozen = frozenInKernel(seen.state.cgroupPaths);
       if (frozen !== undefined && frozen !== seen.state.paused) {
         await found('container', short, `state.json says ${seen.state.paused ? '' : 'not '}paused, its cgroup is ${frozen ? '' : 'not '}frozen`, () =>
-          updateState(paths, { paused: frozen }),
+          locked(paths, () => updateState(paths, { paused: frozen })),
         );
       }
     }
@@ -72,15 +80,19 @@ export async function checkStore(storeRoot: string, opts: { repair: boolean }): 
       const driver = openDriver(detectCgroups());
       const cgroup = driver.open(record.options.cgroupParent, id);
       if (cgroup) {
-        await found('cgroup', short, `container is ${seen.status} but its cgroup remains (${Object.values(cgroup.paths)[0]})`, () => {
-          cgroup.remove();
-          driver.removeParent(record.options.cgroupParent);
-        });
+        await found('cgroup', short, `container is ${seen.status} but its cgroup remains (${Object.values(cgroup.paths)[0]})`, () =>
+          locked(paths, () => {
+            // Asked again under the lock: a start may have begun meanwhile.
+            if (observe(paths).status !== seen.status) return;
+            cgroup.remove();
+            driver.removeParent(record.options.cgroupParent);
+          }),
+        );
       }
     }
     const name = join(namesDir(storeRoot), record.name);
     if (linkTarget(name) !== join('..', 'containers', id)) {
-      await found('name', record.name, `container ${short} is not reserved under its name in ${namesDir(storeRoot)}`);
+      await found('name', record.name, `container ${short} does not hold its name`, () => symlinkSync(join('..', 'containers', id), name));
     }
   }
 
@@ -89,13 +101,22 @@ export async function checkStore(storeRoot: string, opts: { repair: boolean }): 
     await found('endpoint', `${ep.network}/${ep.ip}`, `${why}, yet it holds ${ep.ip}, ${ep.hostVeth} and ${ep.netnsPath}`, () => detach(storeRoot, ep.id));
   }
 
-  // Names: each points at a container directory.
+  // Names: each is held by the container it points at, under the name its record gives.
   for (const name of entries(namesDir(storeRoot))) {
     const link = join(namesDir(storeRoot), name);
-    const target = linkTarget(link);
-    const id = target?.split('/').pop() ?? '';
-    if (target !== undefined && ids.has(id)) continue;
-    await found('name', name, 'reserved for a container that does not exist', () => unlinkSync(link));
+    const id = linkTarget(link)?.split('/').pop() ?? '';
+    if (!ids.has(id)) {
+      await found('name', name, 'reserved for a container that does not exist', () => unlinkSync(link));
+      continue;
+    }
+    const paths = new ContainerPaths(storeRoot, id);
+    const record = readRecord(paths);
+    if (!record || record.name === name) continue; // (a directory being created holds its name before its record)
+    await found('name', name, `reserved for container ${id.slice(0, 12)}, which is called ${record.name} (a rename that was killed)`, () =>
+      locked(paths, () => {
+        if (readRecord(paths)?.name !== name) unlinkSync(link);
+      }),
+    );
   }
 
   // User namespace blocks: each is held by a container.
@@ -143,6 +164,11 @@ export function strayEndpoints(storeRoot: string): Array<{ ep: Endpoint; why: st
     out.push({ ep, why: owner ? `container is ${owner.status}` : 'no such container' });
   }
   return out;
+}
+
+/** A repair of one container, under its lock (as every command that changes it). */
+function locked(paths: ContainerPaths, fn: () => unknown): Promise<unknown> {
+  return withLock(paths.lock, fn, { createDir: false });
 }
 
 function entries(dir: string): string[] {

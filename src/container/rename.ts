@@ -1,4 +1,6 @@
-// rename: reserve the new name first (atomic symlink), then record it, then free the old one.
+// rename: reserve the new name first (atomic symlink), then record it, then free the old one;
+// under the container's lock, so that system check never takes a name being recorded for a
+// stale one.
 import { symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { TsrunError, errnoOf } from '../errors.js';
@@ -6,17 +8,25 @@ import { releaseName } from './create.js';
 import type { Found } from './lookup.js';
 import { validateName } from './names.js';
 import { namesDir } from './paths.js';
-import { writeJsonAtomic } from './record.js';
+import { readRecord, writeJsonAtomic } from './record.js';
+import { withLock } from '../sys/lock.js';
+import { crashPoint } from '../sys/crash.js';
 
-export function renameContainer(storeRoot: string, found: Found, wanted: string): void {
+export async function renameContainer(storeRoot: string, found: Found, wanted: string): Promise<void> {
   const name = validateName(wanted);
-  if (name === found.record.name) throw new TsrunError('ESTATE', `renaming a container with the same name as its current name`);
+  await withLock(found.paths.lock, () => renameLocked(storeRoot, found, name), { createDir: false });
+}
+
+function renameLocked(storeRoot: string, found: Found, name: string): void {
+  const record = readRecord(found.paths) ?? found.record;
+  if (name === record.name) throw new TsrunError('ESTATE', `renaming a container with the same name as its current name`);
   try {
-    symlinkSync(join('..', 'containers', found.record.id), join(namesDir(storeRoot), name));
+    symlinkSync(join('..', 'containers', record.id), join(namesDir(storeRoot), name));
   } catch (err) {
     if (errnoOf(err) === 'EEXIST') throw new TsrunError('ESTATE', `the container name "/${name}" is already in use`);
     throw err;
   }
-  writeJsonAtomic(found.paths.record, { ...found.record, name });
-  releaseName(storeRoot, found.record.name);
+  crashPoint('rename:reserved');
+  writeJsonAtomic(found.paths.record, { ...record, name });
+  releaseName(storeRoot, record.name);
 }

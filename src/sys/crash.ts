@@ -19,6 +19,7 @@ export const CRASH_POINTS = [
   'cleanup:cgroup-removed',
   'cleanup:network-detached',
   'remove:renamed',
+  'rename:reserved',
   'commit:paused',
   'commit:layer-written',
   'rmi:untagged',

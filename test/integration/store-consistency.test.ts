@@ -2,7 +2,8 @@
 // (src/sys/crash.ts) rather than hoped for with timing: a commit killed while the container is
 // frozen, a start killed between its cgroup and its monitor, a create killed before its
 // record, rmi racing the create of a container from the same image; and `system check`.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describePrivileged, TestEnv, type Result } from './helpers/env.js';
@@ -143,6 +144,38 @@ describePrivileged('store consistency after kill -9 and races', () => {
     expect(again).toMatchObject({ status: 0, stderr: '' });
     expect(t(['rm', 'half']).status).toBe(0);
     expect(check()).toEqual([]);
+  });
+
+  it('rename killed between reserving the new name and recording it: the old name still works, check frees the new one', () => {
+    t(['create', '--name', 'before', image, 'true']);
+    crashAt('rename:reserved', 'rename', 'before', 'after');
+    expect(inspect('before').Name).toBe('/before');
+    expect(check()).toEqual([expect.objectContaining({ kind: 'name', subject: 'after', detail: expect.stringMatching(/rename that was killed/) })]);
+    expect(t(['system', 'check', '--repair']).status).toBe(0);
+    expect(t(['rename', 'before', 'after'])).toMatchObject({ status: 0, stderr: '' });
+    expect(t(['rm', 'after']).status).toBe(0);
+    expect(check()).toEqual([]);
+  });
+
+  it('a build killed during a RUN step: its step container is found and removed, its process and cgroup with it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tsrun-consist-build-'));
+    writeFileSync(join(dir, 'Dockerfile'), `FROM ${image}\nRUN sleep 300\n`);
+    const build = env.spawn(['build', '-t', 'never:built', dir]);
+    const exited = new Promise((resolve) => build.on('exit', resolve));
+    let id = '';
+    for (const end = Date.now() + 30_000; !id && Date.now() < end; await new Promise((r) => setTimeout(r, 100))) {
+      id = readdirSync(join(env.root, 'containers')).find((d) => /^[0-9a-f]{64}$/.test(d) && existsSync(join(env.root, 'containers', d, 'status'))) ?? '';
+    }
+    expect(id).not.toBe('');
+    await new Promise((r) => setTimeout(r, 500)); // its RUN is running
+    build.kill('SIGKILL');
+    await exited;
+    expect(check()).toEqual(expect.arrayContaining([expect.objectContaining({ kind: 'container', subject: id.slice(0, 12), detail: expect.stringMatching(/build that was killed/) })]));
+    expect(t(['system', 'check', '--repair']).status).toBe(0);
+    expect(existsSync(join(env.root, 'containers', id))).toBe(false);
+    expect(cgroupDirs(id)).toEqual([]);
+    expect(check()).toEqual([]);
+    rmSync(dir, { recursive: true, force: true });
   });
 
   it('rmi racing a create of the same image: the container is made and rmi refuses, or rmi wins and create says why', async () => {
