@@ -1,7 +1,7 @@
 // What every command shares: global options, and the one place errors become exit codes.
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { TsrunError } from '../src/errors.js';
+import { hostLimitOf, TsrunError } from '../src/errors.js';
 import { isRootless, rootlessPaths } from '../src/rootless.js';
 
 export interface GlobalOptions {
@@ -32,12 +32,18 @@ export function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
+/** -D/--debug (the command's global option, seen by action()) or TSRUN_DEBUG: errors show their causes. */
+let debug = Boolean(process.env.TSRUN_DEBUG);
+
 /**
- * Runs a command's action; a TsrunError becomes `tsrun: <message>` and its exit code
- * (docker's: 125 engine, 126, 127), anything else is a bug and shows its stack.
+ * Runs a command's action; a TsrunError, or the host refusing (a full disk), becomes one line
+ * and an exit code (docker's: 125 engine, 126, 127); anything else is a bug and shows its stack.
  */
 export function action<A extends unknown[]>(fn: (...args: A) => Promise<number | void>): (...args: A) => Promise<void> {
   return async (...args: A) => {
+    // commander passes the Command last.
+    const cmd = args.at(-1) as Partial<Command> | undefined;
+    if (typeof cmd?.optsWithGlobals === 'function' && cmd.optsWithGlobals<Partial<GlobalOptions>>().debug) debug = true;
     try {
       const code = await fn(...args);
       process.exitCode = code ?? 0;
@@ -47,14 +53,32 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<number |
   };
 }
 
+/**
+ * An error as the user sees it: one line, and an exit code. A full disk (or a read-only one, an
+ * I/O error, no file descriptors left) is the host's state, not a bug: it says what failed,
+ * the errno and the file — `tsrun: <what>: no space left on device (ENOSPC): <path>` — with
+ * the stack only under -D.
+ */
 export function report(err: unknown): number {
+  const limit = hostLimitOf(err);
+  if (limit) {
+    process.stderr.write(`tsrun: ${limit.doing}: ${limit.text} (${limit.errno})${limit.path ? `: ${limit.path}` : ''}\n`);
+    if (debug) process.stderr.write(`${stackOf(err)}\n`);
+    return err instanceof TsrunError ? err.exitCode : 125;
+  }
   if (err instanceof TsrunError) {
     process.stderr.write(`tsrun: ${err.message}\n`);
-    if (process.env.TSRUN_DEBUG && err.cause) process.stderr.write(`  caused by: ${String(err.cause)}\n`);
+    if (debug && err.cause) process.stderr.write(`  caused by: ${String(err.cause)}\n`);
     return err.exitCode;
   }
-  process.stderr.write(`tsrun: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.stderr.write(`tsrun: internal error: ${stackOf(err)}\n`);
   return 125;
+}
+
+/** The stack of an error and of each error down its cause chain. */
+function stackOf(err: unknown): string {
+  const text = err instanceof Error ? (err.stack ?? err.message) : String(err);
+  return err instanceof Error && err.cause !== undefined ? `${text}\ncaused by: ${stackOf(err.cause)}` : text;
 }
 
 /** Bad flag value: docker's exit status 125 and a message naming the flag. */

@@ -64,3 +64,53 @@ export function wrap(code: ErrorCode, doing: string, err: unknown): TsrunError {
 export function flagError(flag: string, value: string, why: string): TsrunError {
   return new TsrunError('EINVAL_FLAG', `invalid argument "${value}" for "${flag}" flag: ${why}`);
 }
+
+/**
+ * The errnos that mean the host refused — its file system is full, read-only or failing, or it
+ * ran out of file descriptors — rather than that tsrun has a bug; in strerror's words.
+ */
+const HOST_LIMITS = new Map([
+  ['ENOSPC', 'no space left on device'],
+  ['EDQUOT', 'disk quota exceeded'],
+  ['EROFS', 'read-only file system'],
+  ['EIO', 'input/output error'],
+  ['EMFILE', 'too many open files'],
+  ['ENFILE', 'too many open files in system'],
+]);
+
+/** An error that is the host saying no (a full disk, ...), as one line tells it. */
+export interface HostLimit {
+  /** What tsrun was doing: the message around the system error, else the system call. */
+  doing: string;
+  errno: string;
+  /** strerror's text: 'no space left on device'. */
+  text: string;
+  /** The file it was about, when the system error names one. */
+  path?: string;
+}
+
+/**
+ * Finds ENOSPC, EDQUOT, EROFS, EIO, EMFILE or ENFILE in a Node system error, or down the cause
+ * chain of an error that wraps one. The outermost message says what was being done; the
+ * system error's own text (`ENOSPC: no space left on device, write`) is taken off its end, so
+ * that the line says the errno once.
+ */
+export function hostLimitOf(err: unknown): HostLimit | undefined {
+  let sys: (Error & { syscall?: unknown; path?: unknown }) | undefined;
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 16; e = e.cause, depth++) {
+    // A TsrunError's code is tsrun's own, never an errno.
+    if (!(e instanceof TsrunError) && HOST_LIMITS.has(errnoOf(e) ?? '')) {
+      sys = e;
+      break;
+    }
+  }
+  if (!sys) return undefined;
+  const errno = errnoOf(sys)!;
+  let doing = typeof sys.syscall === 'string' ? sys.syscall : 'file system';
+  if (sys !== err) {
+    const message = (err as Error).message;
+    const own = `: ${sys.message}`;
+    doing = message.endsWith(own) ? message.slice(0, -own.length) : message;
+  }
+  return { doing, errno, text: HOST_LIMITS.get(errno)!, ...(typeof sys.path === 'string' && { path: sys.path }) };
+}
