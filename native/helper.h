@@ -317,7 +317,11 @@ struct status {
 	const char *error;   /* why the last start failed, or NULL */
 };
 int status_init(const char *path);         /* -1 with errno when unwritable */
-int status_write(const struct status *s);  /* atomically; no-op without a path */
+/* Atomically; on a full disk in place (a checksum tells a reader it raced
+ * with that). -1 with errno when neither worked; no-op without a path. */
+int status_write(const struct status *s);
+int status_readable(void);                 /* the file is there for tsrun to read */
+void status_close_in_child(void);          /* the container never keeps its fd */
 char *rfc3339(char out[40], const struct timespec *ts);
 
 /* ---------------------------------------------------------------- attach.c */

@@ -54,7 +54,24 @@ void monitor_signals(sigset_t *set)
 void monitor_state(struct monitor *m, const char *state)
 {
 	m->st.state = state;
-	status_write(&m->st);
+	if (status_write(&m->st) == 0 || strcmp(state, "exited") != 0 || !m->ever_started)
+		return;
+	/* The final status is all that will ever tell how the container ended:
+	 * without it, tsrun takes the vanished monitor for exit code 255. Even
+	 * the write in place failed (status.c: EIO, or a copy-on-write file
+	 * system): keep the state and try again, less often each time, for as
+	 * long as the file is there to be read, until a SIGTERM or SIGINT to
+	 * the monitor says give up. Only then the exit command. */
+	for (int ms = 100; status_readable(); ms = ms < 6400 ? ms * 2 : ms) {
+		struct pollfd pfd = {.fd = m->sigfd, .events = POLLIN};
+		struct signalfd_siginfo si;
+		if (poll(&pfd, 1, ms) > 0)
+			while (read(m->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+				if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+					return;
+		if (status_write(&m->st) == 0)
+			return;
+	}
 }
 
 /* This run ended without the container's program ever running. */
@@ -354,6 +371,7 @@ static int spawn(void)
 		close(sv[0]);
 		close(M->sigfd);
 		close(PROTO_FD);
+		status_close_in_child();
 		child_main(&c, M->nullfd);
 	}
 	int e = errno;

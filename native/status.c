@@ -16,19 +16,38 @@
  *   finished_at=
  *   restart_count=0
  *   error=                    why the last start failed
+ *   checksum=1a2b3c4d         FNV-1a (32 bits) of every byte before this line
+ *
+ * and newlines up to STATUS_SIZE bytes. A full disk must not lose an exit
+ * code: the temp file needs a new block, which a full file system does not
+ * have. So every status file is exactly STATUS_SIZE bytes, and the monitor
+ * keeps the one it last wrote open: when temp + rename fails, it overwrites
+ * that file in place (pwrite of the same bytes), into the blocks it already
+ * has. A reader can then catch the file half-overwritten; the checksum tells
+ * it so, and it must read again. (Not on a copy-on-write file system, btrfs:
+ * there an overwrite needs new blocks too. monitor.c retries the final
+ * status for as long as it has to.)
  *
  * No printf and no gmtime(): glibc's gmtime() reads /etc/localtime on first
  * use, and the monitor should touch as little as it can (its RSS).
  */
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "helper.h"
 
+/* The size of every status file: the lines above take at most ~790 bytes
+ * (with an error of ERROR_MAX), and 1 KiB takes no more disk than 300
+ * bytes would: one block on most file systems. */
+#define STATUS_SIZE 1024
+#define ERROR_MAX 511
+
 static const char *path;
 static char tmp_path[4096 + 8], self_pid[16], self_start[24];
+static int kept = -1; /* the file at `path`, as we last wrote it */
 
 /* two decimal digits */
 static char *put2(char *w, unsigned v)
@@ -118,17 +137,18 @@ static char *kv(char *w, const char *key, const char *val)
 	return w;
 }
 
-int status_write(const struct status *s)
+static uint32_t fnv1a(const char *b, size_t n)
 {
-	char buf[2048], num[16], t1[40], t2[40], err[512] = "", *w = buf;
-	if (!path)
-		return 0;
-	if (s->error) { /* one line, bounded */
-		strncpy(err, s->error, sizeof(err) - 1);
-		for (char *c = err; *c; c++)
-			if (*c == '\n' || *c == '\r')
-				*c = ' ';
-	}
+	uint32_t h = 2166136261u;
+	while (n--)
+		h = (h ^ (unsigned char)*b++) * 16777619u;
+	return h;
+}
+
+/* The whole file, padded with newlines to STATUS_SIZE. */
+static void format(char buf[STATUS_SIZE], const struct status *s)
+{
+	char num[16], t1[40], t2[40], *w = buf;
 	w = kv(w, "status", s->state);
 	w = kv(w, "pid", itoa_s(num, s->pid));
 	w = kv(w, "monitor_pid", self_pid);
@@ -138,20 +158,54 @@ int status_write(const struct status *s)
 	w = kv(w, "started_at", s->started_at.tv_sec ? rfc3339(t1, &s->started_at) : "");
 	w = kv(w, "finished_at", s->exited ? rfc3339(t2, &s->finished_at) : "");
 	w = kv(w, "restart_count", itoa_s(num, s->restart_count));
-	w = kv(w, "error", err);
-	/* temp + rename: readers never see a half-written file */
-	size_t len = (size_t)(w - buf);
-	int fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0644);
-	if (fd < 0)
-		return -1;
-	ssize_t n = write(fd, buf, len);
-	int e = n < 0 ? errno : EIO;
-	close(fd);
-	if (n == (ssize_t)len && rename(tmp_path, path) == 0)
+	w = stpcpy(w, "error=");
+	for (const char *c = s->error; c && *c && c - s->error < ERROR_MAX; c++)
+		*w++ = *c == '\n' || *c == '\r' ? ' ' : *c; /* one line */
+	*w++ = '\n';
+	uint32_t sum = fnv1a(buf, (size_t)(w - buf));
+	w = stpcpy(w, "checksum=");
+	for (int shift = 28; shift >= 0; shift -= 4)
+		*w++ = "0123456789abcdef"[sum >> shift & 0xf];
+	memset(w, '\n', (size_t)(buf + STATUS_SIZE - w));
+}
+
+int status_write(const struct status *s)
+{
+	char buf[STATUS_SIZE];
+	if (!path)
 		return 0;
-	if (n == (ssize_t)len)
-		e = errno;
-	unlink(tmp_path);
+	format(buf, s);
+	/* temp + rename: readers never see a half-written file */
+	int fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0644);
+	if (fd >= 0 && write_all(fd, buf, STATUS_SIZE) == 0 && rename(tmp_path, path) == 0) {
+		if (kept >= 0)
+			close(kept); /* the file we just replaced: let its blocks go */
+		kept = fd;
+		return 0;
+	}
+	int e = errno;
+	if (fd >= 0) {
+		close(fd);
+		unlink(tmp_path);
+	}
+	/* No room for a new file (ENOSPC, EDQUOT): overwrite the old one in
+	 * place, into its own blocks. The checksum covers the moment between. */
+	if (kept >= 0 && pwrite(kept, buf, STATUS_SIZE, 0) == STATUS_SIZE)
+		return 0;
 	errno = e;
 	return -1;
+}
+
+int status_readable(void)
+{
+	return path && access(path, F_OK) == 0;
+}
+
+/* The container must not get a host file it can write to: an `init` PID 1
+ * never execs, so close-on-exec alone would not take it away. */
+void status_close_in_child(void)
+{
+	if (kept >= 0)
+		close(kept);
+	kept = -1;
 }
