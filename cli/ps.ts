@@ -31,7 +31,7 @@ export function register(program: Command): void {
           import('../src/container/inspect.js'),
           import('../src/container/cleanup.js'),
         ]);
-        await reconcile(root);
+        await reconcile(root, (m) => process.stderr.write(`tsrun: warning: ${m}\n`));
         const filters = flags.filter.map((f) => {
           const eq = f.indexOf('=');
           if (eq <= 0) throw flagError('--filter', f, 'expected key=value');

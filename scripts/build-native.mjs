@@ -3,7 +3,7 @@
 // (native/runtime/*.c → native/build/tsrun-runtime) with the system C compiler.
 // Runs from `npm install`/`npm ci` (the "prepare" script) and from `npm run build`.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -24,20 +24,25 @@ mkdirSync(join(root, 'native', 'build'), { recursive: true });
 const out = join(root, 'native', 'build', 'tsrun-helper');
 // -s: stripped. The helper copies itself into memory once per container (native/main.c,
 // sealed_self), so its symbols would cost every container; build without it to debug with gdb.
+// Each binary is linked under a temporary name and renamed into place: a container started
+// while this runs gets the old binary or the new one, never ENOENT or a half-written file.
 const args = ['-std=gnu11', '-O2', '-s', '-Wall', '-Wextra', '-Werror=implicit-function-declaration',
-  '-D_GNU_SOURCE', '-o', out, ...sources];
+  '-D_GNU_SOURCE', '-o', `${out}.new`, ...sources];
 const r = spawnSync(cc, args, { stdio: 'inherit' });
 if (r.status !== 0) {
   console.error(`tsrun: building the native helper failed (${cc} ${args.join(' ')})`);
   process.exit(1);
 }
+renameSync(`${out}.new`, out);
 
 // tsrun-runtime's front: start, kill and delete without starting Node (native/runtime/fast.c).
 const front = readdirSync(join(root, 'native', 'runtime')).filter((f) => f.endsWith('.c')).map((f) => join(root, 'native', 'runtime', f));
+const frontOut = join(root, 'native', 'build', 'tsrun-runtime');
 const frontArgs = ['-std=gnu11', '-O2', '-s', '-Wall', '-Wextra', '-Werror=implicit-function-declaration', '-D_GNU_SOURCE',
-  '-o', join(root, 'native', 'build', 'tsrun-runtime'), ...front];
+  '-o', `${frontOut}.new`, ...front];
 const f = spawnSync(cc, frontArgs, { stdio: 'inherit' });
 if (f.status !== 0) {
   console.error(`tsrun: building tsrun-runtime's front failed (${cc} ${frontArgs.join(' ')})`);
   process.exit(1);
 }
+renameSync(`${frontOut}.new`, frontOut);

@@ -1,7 +1,8 @@
 // `create`: everything a container is before it runs — a reserved name, a directory with
 // upper/work/rootfs, its OCI config.json and /etc files, and container.json. Undone whole if
 // any step fails.
-import { lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { writeFileNamed } from '../sys/atomic.js';
 import { join } from 'node:path';
 import { TsrunError, errnoOf } from '../errors.js';
 import type { Digest, ImageRecord } from '../image/types.js';
@@ -150,7 +151,7 @@ async function createUnlocked(req: CreateRequest): Promise<ContainerRecord> {
     mkdirSync(paths.dir, { mode: 0o700 });
     // Until container.json exists: the image has a user `rmi` must see, and a create killed
     // with -9 leaves a directory its dead maker marks as debris (repair.ts).
-    writeFileSync(paths.creating, JSON.stringify({ by: selfToken(), imageId: image.id } satisfies CreatingMarker));
+    writeFileNamed(paths.creating, JSON.stringify({ by: selfToken(), imageId: image.id } satisfies CreatingMarker));
     crashPoint('create:dir-made');
     // The other half of rmi's check (ImageStore.removeImage's userOf): the image was found
     // before this container said it uses it; it must still be recorded now. A build's image
@@ -166,7 +167,7 @@ async function createUnlocked(req: CreateRequest): Promise<ContainerRecord> {
     for (const v of options.volumes) if (v.volume && !v.noCopy) fillFromImage(storeRoot, v.volume, lowers, v.target);
     const user = resolveUser(options.user ?? image.config.config?.User, layerDirs, options.groupAdd);
     const hostname = options.hostname ?? id.slice(0, 12);
-    writeFileSync(paths.hostname, `${hostname}\n`);
+    writeFileNamed(paths.hostname, `${hostname}\n`);
     writeHosts(storeRoot, id, recipeFor(hostname, options));
     writeResolvConf(paths, options);
 

@@ -1,7 +1,8 @@
 // A container's network: its endpoint on a bridge network (src/netns), and the /etc/hosts and
 // /etc/resolv.conf it sees. The hosts file is rewritten in place, never replaced: the
 // container's bind mount pins the inode.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileNamed } from '../sys/atomic.js';
 import type { ImageConfig } from '../image/types.js';
 import type { ContainerOptions } from '../namespaces/options.js';
 import type { Attachment } from '../netns/endpoint.js';
@@ -40,7 +41,7 @@ export function portsToPublish(opts: ContainerOptions, image: ImageConfig): Port
 }
 
 export function writeResolvConf(paths: ContainerPaths, opts: ContainerOptions): void {
-  writeFileSync(paths.resolvConf, hostResolvConf(opts.dns));
+  writeFileNamed(paths.resolvConf, hostResolvConf(opts.dns));
 }
 
 function hostsPath(paths: ContainerPaths): string {
@@ -50,13 +51,13 @@ function hostsPath(paths: ContainerPaths): string {
 /** (Re)writes a container's /etc/hosts from its recipe and its network's current peers. */
 export function writeHosts(storeRoot: string, id: string, recipe?: HostsRecipe): void {
   const paths = new ContainerPaths(storeRoot, id);
-  if (recipe) writeFileSync(hostsPath(paths), JSON.stringify(recipe));
+  if (recipe) writeFileNamed(hostsPath(paths), JSON.stringify(recipe));
   else recipe = JSON.parse(readFileSync(hostsPath(paths), 'utf8')) as HostsRecipe;
   const extra: Array<[string, string]> = [];
   if (recipe.ip) extra.push([recipe.ip, recipe.hostname], ...hostsEntries(storeRoot, id));
   extra.push(...addHostEntries(recipe.addHosts, recipe.gateway ?? '127.0.0.1'));
   // In place (no rename): the container's bind mount holds this inode.
-  writeFileSync(paths.hosts, hostsFile(recipe.hostname, extra));
+  writeFileNamed(paths.hosts, hostsFile(recipe.hostname, extra));
 }
 
 /** After a container joins or leaves a network, its peers learn its name (user networks only). */

@@ -81,6 +81,10 @@ export class ArchiveSource implements ImageSource {
             const fh = await fs.open(file, 'wx', 0o600);
             try {
               for await (const chunk of entry) await fh.write(chunk);
+            } catch (err) {
+              // Our own write (a full disk), not the archive: said as such, naming the file.
+              if (err instanceof Error && typeof (err as { path?: unknown }).path !== 'string') Object.assign(err, { path: file });
+              throw wrap('EINTERNAL', `copying ${what} into ${tmp}`, err);
             } finally {
               await fh.close();
             }

@@ -31,6 +31,7 @@ import { Hasher } from './digest.js';
 import { TarReader, gidOf, mtimeOf, uidOf, xattrsOf, type Header, type TarSink } from './tar.js';
 import type { Digest } from './types.js';
 import { PathResolver, cleanPath, type Placed } from './unpack-paths.js';
+import path from 'node:path';
 import { MergeNotes } from './unpack-merge.js';
 import type { FromBelow } from '../overlay/inherit.js';
 import { lstatOrUndefined } from '../overlay/walk.js';
@@ -106,6 +107,7 @@ interface OpenFile {
   placed: Placed;
   header: Header;
   what: string;
+  rel: string;
 }
 
 class Unpacker implements TarSink {
@@ -159,7 +161,7 @@ class Unpacker implements TarSink {
         throw new TsrunError('EBADIMAGE', `unsupported tar entry type ${String(header.type)}`);
       }
     } catch (err) {
-      throw inEntry(what, err);
+      throw inEntry(what, err, path.join(this.dir, rel));
     }
   }
 
@@ -172,7 +174,7 @@ class Unpacker implements TarSink {
       while (off < chunk.length) off += fs.writeSync(f.fd, chunk, off);
       this.contentSize += chunk.length;
     } catch (err) {
-      throw inEntry(f.what, err);
+      throw inEntry(f.what, err, path.join(this.dir, f.rel));
     }
   }
 
@@ -189,7 +191,7 @@ class Unpacker implements TarSink {
       const t = mtimeOf(header);
       fs.futimesSync(fd, t, t);
     } catch (err) {
-      throw inEntry(f.what, err);
+      throw inEntry(f.what, err, path.join(this.dir, f.rel));
     } finally {
       closeFile(f);
     }
@@ -240,7 +242,7 @@ class Unpacker implements TarSink {
       this.create(placed.path, rel, () => {
         fd = fs.openSync(placed.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
       });
-      this.file = { fd, placed, header, what };
+      this.file = { fd, placed, header, what, rel };
     } catch (err) {
       placed.release();
       throw err;
@@ -504,8 +506,12 @@ function closeFile(f: OpenFile): void {
   }
 }
 
-/** An error while unpacking an entry, saying which entry (a TsrunError keeps its code). */
-function inEntry(what: string, err: unknown): TsrunError {
+/**
+ * An error while unpacking an entry, saying which entry (a TsrunError keeps its code); a system
+ * error that names no file (a write through an fd: a full disk) names the entry's host path.
+ */
+function inEntry(what: string, err: unknown, hostPath: string): TsrunError {
   if (err instanceof TsrunError) return new TsrunError(err.code, `${what}: ${err.message}`, { cause: err.cause });
+  if (err instanceof Error && errnoOf(err) && typeof (err as { path?: unknown }).path !== 'string') Object.assign(err, { path: hostPath });
   return wrap(ENVIRONMENT.has(errnoOf(err) ?? '') ? 'EINTERNAL' : 'EBADIMAGE', what, err);
 }

@@ -7,7 +7,8 @@
 //                                     removing (endpoint.ts, detach): its address stays taken
 // An endpoint file is written *before* any kernel object exists, so detach() always finds out
 // what to remove; the addresses in use are exactly the ones in endpoint and released files.
-import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
+import { writeFileNamed } from '../sys/atomic.js';
 import { join } from 'node:path';
 import { TsrunError, errnoOf } from '../errors.js';
 import type { PortMapping } from './publish.js';
@@ -79,7 +80,7 @@ export const releasedPath = (stateDir: string, id: string) => join(releasedDir(s
 /** Write a temporary file, then rename(2) it over the target: readers never see half a file. */
 export function writeJsonAtomic(path: string, value: unknown): void {
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 });
+  writeFileNamed(tmp, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 });
   renameSync(tmp, path);
 }
 
@@ -88,7 +89,7 @@ export function createJsonExclusive(path: string, value: unknown): boolean {
   // Write a temporary file, then link(2) it into place: the name appears complete or not at
   // all (EEXIST), so a concurrent reader never sees an empty or half-written file.
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 });
+  writeFileNamed(tmp, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 });
   try {
     linkSync(tmp, path);
     return true;

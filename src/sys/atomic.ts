@@ -1,24 +1,45 @@
-// A file replaced whole or not at all: a reader sees the old content or the new, never half.
-import { closeSync, constants, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+// Writing files so that a reader, and an error, always know which file: a record replaced whole
+// or not at all, and a write that fails (a full disk) naming its path — Node's own error names
+// the path only when open(2) fails, not when write(2) does.
+import { closeSync, constants, openSync, renameSync, rmSync, writeFileSync, type WriteFileOptions } from 'node:fs';
 import { randomBytes } from './random.js';
+
+/** writeFileSync, whose error always carries `path` (report() prints it: "…: ENOSPC: <path>"). */
+export function writeFileNamed(path: string, data: string | Uint8Array, options?: WriteFileOptions): void {
+  try {
+    writeFileSync(path, data, options);
+  } catch (err) {
+    throw withPath(err, path);
+  }
+}
 
 /**
  * Write `text` to a new temp file beside `path` — a random name, O_EXCL, no symlink followed, so
  * never through a file someone else put there (pid files go where a caller says, maybe a
- * directory others can write) — and rename it over `path`.
+ * directory others can write) — and rename it over `path`. On any failure the temp file goes.
  */
 export function writeFileAtomic(path: string, text: string): void {
   const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
-  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  let fd: number;
   try {
-    writeFileSync(fd, text);
-  } finally {
-    closeSync(fd);
+    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  } catch (err) {
+    throw withPath(err, path);
   }
   try {
+    try {
+      writeFileSync(fd, text);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });
-    throw err;
+    throw withPath(err, path);
   }
+}
+
+function withPath(err: unknown, path: string): unknown {
+  if (err instanceof Error && typeof (err as { path?: unknown }).path !== 'string') Object.assign(err, { path });
+  return err;
 }
