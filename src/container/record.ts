@@ -169,12 +169,18 @@ export interface MonitorStatus {
 }
 
 export function readMonitorStatus(paths: ContainerPaths): MonitorStatus | undefined {
-  let text: string;
-  try {
-    text = readFileSync(paths.status, 'utf8');
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return undefined;
-    throw err;
+  let text: string | undefined;
+  // Replaced by rename, whole; but on a full disk the monitor overwrites it in place
+  // (native/status.c), so a read can catch half of that: the checksum says, and we read again.
+  for (let attempt = 0; text === undefined; attempt++) {
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(paths.status);
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return undefined;
+      throw err;
+    }
+    if (checksumOk(bytes) || attempt >= 5) text = bytes.toString('utf8');
   }
   const kv = new Map<string, string>();
   for (const line of text.split('\n')) {
@@ -193,4 +199,13 @@ export function readMonitorStatus(paths: ContainerPaths): MonitorStatus | undefi
     finishedAt: kv.get('finished_at') || null,
     restartCount: num('restart_count'),
   };
+}
+
+/** The `checksum=` line: FNV-1a (32 bits, hex) of every byte before it. Files without one pass. */
+export function checksumOk(bytes: Buffer): boolean {
+  const at = bytes.lastIndexOf('\nchecksum=');
+  if (at < 0) return true;
+  let h = 0x811c9dc5;
+  for (let i = 0; i <= at; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193) >>> 0;
+  return bytes.toString('latin1', at + 10, at + 18) === h.toString(16).padStart(8, '0');
 }
