@@ -5,7 +5,7 @@ import { cleanupContainer, removeFiles } from './cleanup.js';
 import type { Found } from './lookup.js';
 import { ContainerPaths } from './paths.js';
 import { listIds, readRecord } from './record.js';
-import { killContainer, waitNotRunning } from './signals.js';
+import { killContainer, requestStop, waitNotRunning } from './signals.js';
 import { can, observe } from './status.js';
 
 export async function removeContainer(storeRoot: string, found: Found, force: boolean): Promise<void> {
@@ -17,6 +17,8 @@ export async function removeContainer(storeRoot: string, found: Found, force: bo
         `cannot remove container ${found.record.name}: it is ${seen.status}; stop it first (tsrun stop ${found.record.name}) or force the removal with rm -f`,
       );
     }
+    // A restart policy must not bring it back between the kill and the removal.
+    requestStop(found);
     await killContainer(found, 'SIGKILL');
     if (!(await waitNotRunning(found, 10_000))) {
       throw new TsrunError('ESTATE', `container ${found.record.name} did not stop after SIGKILL`);

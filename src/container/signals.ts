@@ -1,6 +1,6 @@
 // stop, kill, restart, wait: signals to a container's first process, with docker's semantics.
 import { constants } from 'node:os';
-import { writeFileSync } from 'node:fs';
+import { writeFileNamed } from '../sys/atomic.js';
 import { TsrunError } from '../errors.js';
 import { detectCgroups, openDriver } from '../cgroups/index.js';
 import { withLock } from '../sys/lock.js';
@@ -62,7 +62,7 @@ export async function killContainer(found: Found, sig: NodeJS.Signals = 'SIGKILL
 export async function stopContainer(storeRoot: string, found: Found, timeoutSec = 10, signal?: NodeJS.Signals): Promise<void> {
   const seen = observe(found.paths);
   if (!can.stop(seen.status)) return;
-  writeFileSync(found.paths.stopFile, '');
+  requestStop(found);
   if (seen.status === 'paused') {
     // A frozen process cannot act on SIGTERM: thaw it so it may.
     openDriver(detectCgroups()).open(found.record.options.cgroupParent, found.record.id)?.thaw();
@@ -74,6 +74,11 @@ export async function stopContainer(storeRoot: string, found: Found, timeoutSec 
     await waitNotRunning(found, 10_000);
   }
   await cleanupContainer(storeRoot, found.record.id, { autoRemove: true });
+}
+
+/** Tell the monitor the container is being stopped on purpose: its restart policy must not bring it back. */
+export function requestStop(found: Found): void {
+  writeFileNamed(found.paths.stopFile, '');
 }
 
 /** docker wait: block until the container stops; its exit code. */

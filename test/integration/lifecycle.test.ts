@@ -138,6 +138,10 @@ describePrivileged('container lifecycle', () => {
     expect(t('stop', 'forever').status).toBe(0);
     await sleep(500);
     expect(inspect('forever').State.Status).toBe('exited');
+    // rm -f of a running one: the monitor must not bring it back between the kill and the removal.
+    detach('--name', 'undying', '--restart', 'always', image, 'sleep', '300');
+    expect(t('rm', '-f', 'undying')).toMatchObject({ status: 0, stdout: 'undying\n', stderr: '' });
+    expect(t('ps', '-a', '--format', '{{.Names}}').stdout).not.toMatch(/undying/);
   });
 
   it('pause freezes every process; unpause thaws them', () => {
