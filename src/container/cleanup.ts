@@ -58,7 +58,8 @@ export async function cleanupContainer(storeRoot: string, id: string, opts: Clea
         startingBy: null,
         oomKilled,
         exitCode: opts.exit?.code ?? seen.exitCode,
-        finishedAt: seen.monitor?.finishedAt ?? new Date().toISOString(),
+        // A killed start's container keeps its last run's end (its monitor never ran).
+        finishedAt: seen.monitor?.finishedAt ?? state.finishedAt ?? new Date().toISOString(),
       });
     }
     if (record.options.remove && opts.autoRemove !== false) removeFiles(storeRoot, id, record.name);
