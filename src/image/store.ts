@@ -374,6 +374,9 @@ export class ImageStore {
       const layers = unique(gone.flatMap((e) => e.layers)).filter((l) => !keep.layers.has(l));
       const blobs = unique(gone.flatMap((e) => e.blobs)).filter((b) => !keep.blobs.has(b));
       await this.deleteContent(layers, blobs);
+      // The same image recorded under another manifest (pulled, and loaded from an archive)
+      // is still listed: docker says only Untagged, and deletes the image with its last name.
+      if (Object.values(db.images).some((e) => e.id === id)) return { untagged: names, deleted: [] };
       return { untagged: names, deleted: [id, ...layers.reverse()] };
     });
   }

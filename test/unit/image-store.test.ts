@@ -246,6 +246,27 @@ describe('ImageStore images', () => {
     await expect(store.removeImage('two')).rejects.toMatchObject({ code: 'ENOIMAGE' });
   });
 
+  it('rmi of a name whose image ID stays listed under another manifest only untags (docker: no Deleted line)', async () => {
+    // The same image (one config) recorded twice: pulled, and loaded from an archive.
+    const { configDigest, chains } = await addImage(['a'], ['pulled']);
+    const config = await store.readBlob(configDigest);
+    const manifest: ImageManifest = {
+      schemaVersion: 2,
+      mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+      config: { mediaType: 'application/vnd.docker.container.image.v1+json', digest: configDigest, size: config.length },
+      layers: [{ mediaType: 'application/vnd.docker.image.rootfs.diff.tar', digest: sha256(layerTar('a')), size: layerTar('a').length }],
+    };
+    const manifestDigest = await store.writeBlobBytes(Buffer.from(JSON.stringify(manifest)));
+    await store.putImage({ manifestDigest, manifest, configDigest, names: ['loaded'] });
+    expect(await store.removeImage('pulled')).toEqual({ untagged: ['docker.io/library/pulled:latest'], deleted: [] });
+    const left = await store.list();
+    expect(left.map((i) => [i.id, i.names])).toEqual([[configDigest, ['docker.io/library/loaded:latest']]]);
+    expect(await store.layer(chains[0]!)).toBeDefined();
+    expect(await store.hasBlob(configDigest)).toBe(true);
+    // The last name: now the image goes.
+    expect((await store.removeImage('loaded')).deleted).toEqual([configDigest, chains[0]]);
+  });
+
   it('keeps images.json whole under concurrent changes from separate handles', async () => {
     await addImage(['a'], ['base']);
     const stores = await Promise.all([1, 2, 3, 4].map(() => ImageStore.open(root)));
