@@ -125,6 +125,8 @@ export class Authenticator {
   private challenge: Challenge | undefined;
   /** The cache key of the token sent last, dropped when the registry refuses it. */
   private lastKey: string | undefined;
+  /** credential()'s answer, asked once (a credential helper is a process). */
+  private asked: Promise<AuthConfig | undefined> | undefined;
 
   constructor(
     private readonly transport: Transport,
@@ -134,10 +136,21 @@ export class Authenticator {
     private readonly warn: (message: string) => void = () => {},
   ) {}
 
+  private credentialOnce(): Promise<AuthConfig | undefined> {
+    this.asked ??= this.credential();
+    return this.asked;
+  }
+
   /** Learns the registry's scheme of auth from GET /v2/ (docker's "ping"). */
   async init(): Promise<void> {
     const ping = await this.transport.ping(this.registry);
     if (ping.status === 401 && ping.challenge) this.challenge = pick(parseWWWAuthenticate(ping.challenge));
+  }
+
+  /** Whether what authorization() sends comes from credentials the user configured. */
+  async hasSecret(): Promise<boolean> {
+    const cred = (await this.credentialOnce()) ?? {};
+    return cred.registryToken !== undefined || cred.identityToken !== undefined || (cred.username !== undefined && cred.password !== undefined);
   }
 
   /**
@@ -147,7 +160,7 @@ export class Authenticator {
   async authorization(scopes: string[], signal?: AbortSignal): Promise<string | undefined> {
     const c = this.challenge;
     if (!c) return undefined;
-    const cred = (await this.credential()) ?? {};
+    const cred = (await this.credentialOnce()) ?? {};
     if (c.scheme === 'basic') return basic(cred);
     if (c.scheme !== 'bearer') return undefined;
     if (cred.registryToken) return `Bearer ${cred.registryToken}`;
@@ -220,7 +233,7 @@ export class Authenticator {
     if (req.service) url.searchParams.set('service', req.service);
     for (const s of req.scopes) url.searchParams.append('scope', s);
     const authorization = basic(cred);
-    const res = await this.transport.request({ method: 'GET', url, patience, ...(authorization && { authorization }), ...(signal && { signal }) });
+    const res = await this.transport.request({ method: 'GET', url, patience, ...(authorization && { authorization, authorizationIsSecret: true }), ...(signal && { signal }) });
     return this.readToken('GET', res, realm, patience);
   }
 

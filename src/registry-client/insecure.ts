@@ -69,7 +69,7 @@ export class InsecurePolicy {
   readonly entries: InsecureEntry[];
   private readonly implicitLoopback: boolean;
   private readonly resolve: (host: string) => Promise<string[]>;
-  private readonly cache = new Map<string, Promise<boolean>>();
+  private readonly cache = new Map<string, Promise<string | undefined>>();
 
   constructor(entries: Array<string | InsecureEntry>, options: InsecurePolicyOptions = {}) {
     this.entries = entries.map((e) => (typeof e === 'string' ? parseInsecureEntry(e) : e));
@@ -92,7 +92,15 @@ export class InsecurePolicy {
   }
 
   /** Is `registry` (host[:port], as in a reference) allowed plain HTTP / unverified TLS? */
-  isInsecure(registry: string): Promise<boolean> {
+  async isInsecure(registry: string): Promise<boolean> {
+    return (await this.why(registry)) !== undefined;
+  }
+
+  /**
+   * Why `registry` is treated as insecure, in words for a warning ("declared insecure", "on
+   * loopback, which is trusted as docker trusts it"), or undefined when it is not.
+   */
+  why(registry: string): Promise<string | undefined> {
     let p = this.cache.get(registry);
     if (!p) {
       p = this.check(registry);
@@ -101,23 +109,25 @@ export class InsecurePolicy {
     return p;
   }
 
-  private async check(registry: string): Promise<boolean> {
+  private async check(registry: string): Promise<string | undefined> {
+    const declared = 'it is declared insecure (--insecure-registry, TSRUN_INSECURE_REGISTRIES or insecure-registries)';
+    const loopback = 'it is on loopback, which tsrun, as docker, treats as insecure without being told';
     const { host, port } = splitHostPort(registry);
     for (const e of this.entries) {
-      if (e.kind === 'host' && e.host === host && (e.port === undefined || e.port === port)) return true;
+      if (e.kind === 'host' && e.host === host && (e.port === undefined || e.port === port)) return declared;
     }
-    if (this.implicitLoopback && (host === 'localhost' || inList(LOOPBACK, host))) return true;
+    if (this.implicitLoopback && (host === 'localhost' || inList(LOOPBACK, host))) return loopback;
     const cidrs = this.entries.filter((e): e is Extract<InsecureEntry, { kind: 'cidr' }> => e.kind === 'cidr');
-    if (cidrs.length === 0 && !this.implicitLoopback) return false;
+    if (cidrs.length === 0 && !this.implicitLoopback) return undefined;
     // Host names match CIDRs through their addresses, as docker does.
     let addresses = [host];
     if (isIP(host) === 0) {
-      if (host === 'docker.io' || host.endsWith('.docker.io')) return false;
+      if (host === 'docker.io' || host.endsWith('.docker.io')) return undefined;
       addresses = await this.resolve(host).catch(() => []);
     }
-    return addresses.some(
-      (a) => cidrs.some((c) => inList(c.list, a)) || (this.implicitLoopback && inList(LOOPBACK, a)),
-    );
+    if (addresses.some((a) => cidrs.some((c) => inList(c.list, a)))) return declared;
+    if (this.implicitLoopback && addresses.some((a) => inList(LOOPBACK, a))) return loopback;
+    return undefined;
   }
 }
 

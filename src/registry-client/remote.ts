@@ -99,7 +99,8 @@ export class Registry {
       const authorization = await patience.aside(() => this.auth.authorization(req.scopes, req.signal));
       let res: HttpResponse;
       try {
-        res = await this.options.transport.request({ ...req, url, patience, ...(authorization && { authorization }) });
+        const secret = authorization !== undefined && (await this.auth.hasSecret());
+        res = await this.options.transport.request({ ...req, url, patience, ...(authorization && { authorization, authorizationIsSecret: secret }) });
       } catch (err) {
         if (req.retry === false || attempt >= this.retry.retries || !isTransientNetworkError(err)) throw err;
         await pause(attempt + 1, undefined, (err as Error).message);

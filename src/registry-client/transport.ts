@@ -53,6 +53,9 @@ export interface HttpRequest {
   headers?: Record<string, string>;
   /** The Authorization header, sent only to `url`'s origin, never after a redirect leaves it. */
   authorization?: string;
+  /** It carries what the user configured (a password, a token, or a token got with them): over
+   * plain HTTP the user is warned. An anonymous token is nobody's secret. */
+  authorizationIsSecret?: boolean;
   /** A buffer, or a function giving a fresh stream each time (redirects and retries resend). */
   body?: Buffer | string | (() => Readable);
   signal?: AbortSignal;
@@ -212,9 +215,10 @@ export class Transport {
       const headers = { ...req.headers };
       if (req.authorization && sameOrigin) {
         headers.authorization = req.authorization;
-        if (url.protocol === 'http:' && !this.warned.has(url.host)) {
+        if (req.authorizationIsSecret && url.protocol === 'http:' && !this.warned.has(url.host)) {
           this.warned.add(url.host);
-          this.warn(`sending credentials to ${url.host} over plain HTTP (it is declared insecure); anyone on the network path can read them`);
+          const why = (await this.insecure.why(url.host)) ?? 'the registry sent tsrun there';
+          this.warn(`sending your credentials for ${url.host} over plain HTTP, because ${why}; anyone on the network path can read them`);
         }
       }
       let res: HttpResponse;

@@ -308,7 +308,7 @@ describe('a misbehaving registry', () => {
       expect(storage.log.length).toBe(3); // config and two layers
       expect(storage.log.every((l) => l.authorization === undefined)).toBe(true);
       expect(fake.log.filter((l) => l.url.includes('/blobs/')).every((l) => l.authorization === fake.basic)).toBe(true);
-      expect(warnings.filter((w) => /credentials to 127.0.0.1:\d+ over plain HTTP/.test(w))).toHaveLength(1);
+      expect(warnings.filter((w) => /your credentials for 127.0.0.1:\d+ over plain HTTP, because it is on loopback/.test(w))).toHaveLength(1);
     } finally {
       await storage.stop();
     }
@@ -635,6 +635,15 @@ describe('a misbehaving registry', () => {
           `pull ${fake.host}/app: ${fake.host}: getting a token: GET ${tokenUrl()}: the token server sent less than 1 KiB in 2 s; ${hint} (now 2 s, from TSRUN_REGISTRY_TIMEOUT)`,
         );
         expect(elapsed).toBeLessThan(2000 + MARGIN_MS);
+      });
+
+      it('an anonymous token over plain HTTP is nobody\'s secret: no warning', async () => {
+        await bearer((res) => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: 'good' })));
+        const warnings: string[] = [];
+        const r = await pullImage(store, `${fake.host}/app`, { ...within(5), onWarning: (w) => warnings.push(w) });
+        expect(r.manifestDigest).toBe(image.manifestDigest);
+        expect(fake.log.some((l) => l.authorization === 'Bearer good')).toBe(true);
+        expect(warnings).toEqual([]);
       });
 
       it('that sends more than 1 MiB is refused', async () => {
