@@ -1,7 +1,7 @@
 // ps and inspect: a container as docker shows it, plus tsrun's own section (namespace inodes,
 // cgroup paths, the files a learner can cat).
 import { readFileSync, readlinkSync } from 'node:fs';
-import { formatPort } from '../netns/publish.js';
+import { formatPsPort } from '../netns/publish.js';
 import type { OciSpec } from '../namespaces/spec.js';
 import { describeSeccomp, seccompSecurityOpt } from '../seccomp/index.js';
 import { ContainerPaths } from './paths.js';
@@ -52,7 +52,7 @@ function statusText(seen: Observed, now: number): string {
 export function summarize(record: ContainerRecord, seen: Observed, now = Date.now()): Summary {
   const command = [record.path, ...record.args].join(' ');
   const ports = seen.status === 'running' || seen.status === 'paused'
-    ? (seen.state.network?.ports ?? []).map(formatPort).join(', ')
+    ? (seen.state.network?.ports ?? []).map(formatPsPort).join(', ')
     : '';
   return {
     id: record.id,

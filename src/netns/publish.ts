@@ -90,6 +90,12 @@ export function parsePublish(spec: string): PortMapping[] {
 }
 
 /** docker port's format: "80/tcp -> 0.0.0.0:8080". */
+/** As `docker port` prints a mapping: `80/tcp -> 0.0.0.0:8080`. */
 export function formatPort(m: PortMapping): string {
   return `${m.containerPort}/${m.protocol} -> ${m.hostIp || '0.0.0.0'}:${m.hostPort}`;
+}
+
+/** As `docker ps` prints it, in its PORTS column and `{{.Ports}}`: `0.0.0.0:8080->80/tcp`. */
+export function formatPsPort(m: PortMapping): string {
+  return `${m.hostIp || '0.0.0.0'}:${m.hostPort}->${m.containerPort}/${m.protocol}`;
 }

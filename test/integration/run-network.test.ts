@@ -115,6 +115,8 @@ describePrivileged('tsrun run: networking', () => {
       expect(lines[1]).toMatch(/^81\/udp -> 0\.0\.0\.0:\d+$/);
       expect(tsrun(['port', id, '80']).stdout).toBe('127.0.0.1:18090\n');
       expect(tsrun(['port', id, '82']).status).not.toBe(0);
+      // ps writes them as docker ps does: host side first.
+      expect(tsrun(['ps', '--filter', `id=${id}`, '--format', '{{.Ports}}']).stdout).toMatch(/^127\.0\.0\.1:18090->80\/tcp, 0\.0\.0\.0:\d+->81\/udp\n$/);
     } finally {
       tsrun(['rm', '-f', id]);
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatPort, parsePublish } from '../../src/netns/publish.js';
+import { formatPort, formatPsPort, parsePublish } from '../../src/netns/publish.js';
 
 describe('parsePublish (-p)', () => {
   it.each([
@@ -46,6 +46,9 @@ describe('parsePublish (-p)', () => {
 
   it('formats like docker port', () => {
     expect(formatPort({ hostIp: '', hostPort: 32768, containerPort: 80, protocol: 'tcp' })).toBe('80/tcp -> 0.0.0.0:32768');
+    // docker ps: host side first, with an arrow and no spaces.
+    expect(formatPsPort({ hostIp: '', hostPort: 32768, containerPort: 80, protocol: 'tcp' })).toBe('0.0.0.0:32768->80/tcp');
+    expect(formatPsPort({ hostIp: '127.0.0.1', hostPort: 53, containerPort: 53, protocol: 'udp' })).toBe('127.0.0.1:53->53/udp');
   });
 });
 
