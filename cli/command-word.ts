@@ -2,7 +2,7 @@
 // global option or its value. main.ts loads only that command's module; the launcher keeps one
 // code cache per command.
 
-const GLOBAL_WITH_VALUE = new Set(['--root', '--runroot', '--insecure-registry']);
+const GLOBAL_WITH_VALUE = new Set(['--root', '--insecure-registry']);
 
 export function commandWord(args: string[]): string | undefined {
   for (let i = 0; i < args.length; i++) {

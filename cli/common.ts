@@ -7,8 +7,6 @@ import { isRootless, rootlessPaths } from '../src/rootless.js';
 export interface GlobalOptions {
   /** Store root (images, layers, containers). */
   root: string;
-  /** Runtime state (locks, pids); tmpfs, gone after a reboot. */
-  runroot: string;
   insecureRegistry: string[];
   debug: boolean;
 }
@@ -17,11 +15,10 @@ export function globalOptions(cmd: Command): GlobalOptions {
   // optsWithGlobals merges the program's options into the subcommand's.
   const o = cmd.optsWithGlobals() as Partial<GlobalOptions>;
   // Rootless (an ordinary user, or tsrun inside its user namespace): the user's own store.
-  const defaults = isRootless() ? rootlessPaths() : { root: '/var/lib/tsrun', runroot: '/run/tsrun' };
+  const defaults = isRootless() ? rootlessPaths() : { root: '/var/lib/tsrun' };
   return {
     // Absolute: the monitor runs in / and overlay options are relative to the root.
     root: resolve(o.root ?? process.env.TSRUN_ROOT ?? defaults.root),
-    runroot: resolve(o.runroot ?? process.env.TSRUN_RUNROOT ?? defaults.runroot),
     insecureRegistry: o.insecureRegistry ?? [],
     debug: o.debug ?? false,
   };

@@ -55,7 +55,6 @@ const VALUE_KINDS: Record<string, string> = {
   '--env-file': 'files',
   '--input': 'files',
   '--root': 'dirs',
-  '--runroot': 'dirs',
   '--pull': 'words:missing always never',
   '--restart': 'words:no always unless-stopped on-failure',
   '--format': 'words:json table',
@@ -141,7 +140,7 @@ export function bashCompletion(program: Command): string {
 # Every shell:  tsrun completion bash > /etc/bash_completion.d/tsrun
 # This shell:   source <(tsrun completion bash)
 
-# Global options seen on the line (--root DIR, --runroot DIR) are passed on to the lookups,
+# Global options seen on the line (--root DIR) are passed on to the lookups,
 # so \`tsrun --root /tmp/store rm <TAB>\` lists the containers of that store.
 __tsrun_q() { command tsrun "\${__tsrun_global[@]}" "$@" 2>/dev/null; }
 __tsrun_containers() { __tsrun_q ps -a --format '{{.Names}}'; }
@@ -180,8 +179,8 @@ _tsrun() {
   while (( i < cword )); do
     w=\${words[i]}
     case "$w" in
-      --root|--runroot) __tsrun_global+=("$w" "\${words[i+1]}"); i=$((i + 2)); continue ;;
-      --root=*|--runroot=*) __tsrun_global+=("$w") ;;
+      --root) __tsrun_global+=("$w" "\${words[i+1]}"); i=$((i + 2)); continue ;;
+      --root=*) __tsrun_global+=("$w") ;;
       -*) [[ $rootvopts == *" $w "* ]] && i=$((i + 1)) ;;
       *) path=$w; i=$((i + 1)); break ;;
     esac

@@ -68,7 +68,6 @@ export function renderInfo(info: SystemInfo, humanSize: (n: number) => string): 
   line(2, 'Blobs', `${s.blobs.count} (${humanSize(s.blobs.size)})`);
   line(2, 'Container Upper Dirs', `${s.containers.count} (${humanSize(s.containers.size)})`);
   if (s.filesystem) line(2, 'Space', `${humanSize(s.filesystem.available)} available of ${humanSize(s.filesystem.size)}`);
-  line(1, 'Run Root', info.RunRoot);
 
   line(1, 'Cgroup Driver', info.CgroupDriver);
   if ('error' in info.Cgroups) {

@@ -3,8 +3,7 @@
 // Most commands re-run themselves as root of a user namespace that maps the user's uid to 0 and
 // its subordinate range to 1..N (native/unshare.c, through the setuid newuidmap/newgidmap). There
 // layers unpack with their owners, overlays mount and containers get their namespaces, as
-// with podman. The store is the user's own (`$XDG_DATA_HOME/tsrun`), locks are under
-// `$XDG_RUNTIME_DIR`. What needs the host's root stays out: cgroup limits, bridge networks and
+// with podman. The store, with its locks, is the user's own (`$XDG_DATA_HOME/tsrun`). What needs the host's root stays out: cgroup limits, bridge networks and
 // published ports (the default network is the host's), device nodes in layers.
 // `tsrun exec` runs as the user on the host: from there it may join the container's
 // namespaces, which a sibling user namespace could not.
@@ -26,16 +25,10 @@ export function isRootless(): boolean {
   return process.geteuid?.() !== 0 || inOwnUserns();
 }
 
-/** The host uid of the user tsrun runs for. */
-function hostUid(): number {
-  return inOwnUserns() ? Number(process.env[USERNS_ENV]) : (process.geteuid?.() ?? 0);
-}
-
-/** Where a rootless store and its runtime state go unless --root/--runroot say otherwise. */
-export function rootlessPaths(): { root: string; runroot: string } {
+/** Where a rootless store goes unless --root says otherwise. */
+export function rootlessPaths(): { root: string } {
   const data = process.env.XDG_DATA_HOME || join(process.env.HOME || homedir(), '.local', 'share');
-  const runtime = process.env.XDG_RUNTIME_DIR || `/tmp/tsrun-${hostUid()}`;
-  return { root: join(data, 'tsrun'), runroot: join(runtime, 'tsrun') };
+  return { root: join(data, 'tsrun') };
 }
 
 /**

@@ -20,7 +20,6 @@ export { hostInfo, parseOsRelease, parseMemTotal, ociArch, type HostInfo } from 
 
 export interface InfoOptions {
   root: string;
-  runroot: string;
   insecureRegistry: string[];
   debug: boolean;
 }
@@ -35,7 +34,6 @@ export interface SystemInfo {
   ServerVersion: string;
   Driver: 'overlay';
   Storage: StorageInfo;
-  RunRoot: string;
   CgroupDriver: CgroupInfo['driver'];
   CgroupVersion: CgroupInfo['version'];
   Cgroups: CgroupInfo | { error: string };
@@ -102,7 +100,6 @@ export async function gatherInfo(opts: InfoOptions, env: NodeJS.ProcessEnv = pro
     ServerVersion: version,
     Driver: 'overlay',
     Storage: storage,
-    RunRoot: opts.runroot,
     CgroupDriver: 'cgroupfs',
     CgroupVersion: 'version' in cgroups ? cgroups.version : '1',
     Cgroups: cgroups,

@@ -20,7 +20,6 @@ const info: SystemInfo = {
     filesystem: { size: 20e9, available: 12e9 }, images: 2, layers: { count: 3, size: 4_260_000 }, blobs: { count: 7, size: 2_100_000 },
     containers: { count: 3, size: 12_288 },
   },
-  RunRoot: '/run/tsrun',
   CgroupDriver: 'cgroupfs',
   CgroupVersion: '2',
   Cgroups: {

@@ -11,15 +11,15 @@ describe('rootless tsrun', () => {
     expect(subordinateRange(text, 'dave', 1003)).toBeUndefined();
   });
 
-  it('keeps a user\'s store under XDG_DATA_HOME and its locks under XDG_RUNTIME_DIR', () => {
+  it('keeps a user\'s store under XDG_DATA_HOME, else ~/.local/share', () => {
     const saved = { ...process.env };
     try {
       Object.assign(process.env, { XDG_DATA_HOME: '/home/u/data', XDG_RUNTIME_DIR: '/run/user/1000', HOME: '/home/u' });
-      expect(rootlessPaths()).toEqual({ root: '/home/u/data/tsrun', runroot: '/run/user/1000/tsrun' });
+      expect(rootlessPaths()).toEqual({ root: '/home/u/data/tsrun' });
       delete process.env.XDG_DATA_HOME;
       delete process.env.XDG_RUNTIME_DIR;
       process.env.TSRUN_USERNS = '1000';
-      expect(rootlessPaths()).toEqual({ root: '/home/u/.local/share/tsrun', runroot: '/tmp/tsrun-1000/tsrun' });
+      expect(rootlessPaths()).toEqual({ root: '/home/u/.local/share/tsrun' });
     } finally {
       process.env = saved;
     }
