@@ -211,6 +211,7 @@ describe('resolveSources', () => {
     expect(rootWalk).toContain('docs/sub/keep.md');
     expect(rootWalk).not.toContain('docs/other.md');
     expect(rootWalk.filter((r) => r.startsWith('empty'))).toEqual([]);
+    expect(rootWalk).toContain('docs/'); // present at all: -1 would pass the order check below
     expect(rootWalk.indexOf('docs/')).toBeLessThan(rootWalk.indexOf('docs/keep.md'));
     // Named as a source: found because it holds a re-included file.
     expect(walked(c, only(c, 'docs'))).toEqual(['/', 'keep.md', 'sub/', 'sub/keep.md']);

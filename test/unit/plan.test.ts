@@ -16,6 +16,16 @@ const planCtx: PlanContext = {
   storeRoot: '/store', lowerDirs: ['l/TOP', 'l/BOTTOM'], upperDir: 'containers/b/upper', workDir: 'containers/b/work',
   name: 'test', trace: false, interactive: false, init: false, cgroupProcs: ['/sys/fs/cgroup/pids/tsrun/b/cgroup.procs'],
 };
+/**
+ * Where `op` is in a plan's ops. A missing op fails here: indexOf's -1 would satisfy any
+ * "comes before" check, so a step dropped from the plan would pass it.
+ */
+function at(ops: string[], op: string, last = false): number {
+  const i = last ? ops.lastIndexOf(op) : ops.indexOf(op);
+  expect(i, `step ${op} in the plan`).toBeGreaterThanOrEqual(0);
+  return i;
+}
+
 const image = { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers' as const, diff_ids: [] } };
 
 describe('buildPlan', () => {
@@ -29,15 +39,15 @@ describe('buildPlan', () => {
     const mount = plan.steps.find((s) => s[0] === 'mount')!;
     expect(mount).toEqual(['mount', 'overlay', ctx.rootfs, 'overlay', 'nosuid',
       'lowerdir=l/TOP:l/BOTTOM,upperdir=containers/b/upper,workdir=containers/b/work']);
-    expect(ops.indexOf('chdir-host')).toBeLessThan(ops.indexOf('mount'));
+    expect(at(ops, 'chdir-host')).toBeLessThan(at(ops, 'mount'));
   });
   it('makes mounts private before mounting anything, and pivots before masking', () => {
-    expect(ops.indexOf('propagation')).toBeLessThan(ops.indexOf('mount'));
-    expect(ops.indexOf('pivot-root')).toBeLessThan(ops.indexOf('mask'));
-    expect(ops.lastIndexOf('mount-in')).toBeLessThan(ops.indexOf('pivot-root'));
+    expect(at(ops, 'propagation')).toBeLessThan(at(ops, 'mount'));
+    expect(at(ops, 'pivot-root')).toBeLessThan(at(ops, 'mask'));
+    expect(at(ops, 'mount-in', true)).toBeLessThan(at(ops, 'pivot-root'));
   });
   it('drops privileges in order: rlimits, no_new_privs, user, caps, then exec last', () => {
-    const order = ['rlimit', 'no-new-privs', 'user', 'caps', 'chdir', 'exec'].map((op) => ops.indexOf(op));
+    const order = ['rlimit', 'no-new-privs', 'user', 'caps', 'chdir', 'exec'].map((op) => at(ops, op));
     expect(order).toEqual([...order].sort((a, b) => a - b));
     expect(ops.at(-1)).toBe('exec');
     expect(plan.steps.at(-1)).toEqual(['exec', 'echo', 'echo', 'hi there']);
@@ -79,7 +89,7 @@ describe('buildPlan', () => {
     // A --device named like a standard node replaces it: one mknod for the path, the device's own.
     expect(p.steps.filter((st) => st[0] === 'mknod' && st[1] === '/dev/null')).toEqual([['mknod', '/dev/null', 'b', '8', '32', '600']]);
     expect(i).toBeGreaterThan(p.steps.findIndex((st) => st[0] === 'mount-in' && st[2] === '/dev'));
-    expect(i).toBeLessThan(ops.indexOf('pivot-root'));
+    expect(i).toBeLessThan(at(ops, 'pivot-root'));
     const rules = p.monitor.find((l) => l[0] === 'devices')!.slice(1);
     expect(rules.slice(-3)).toEqual(['c:10:229:rw', 'b:8:32:rwm', 'c:81:*:rmw']);
     // start puts in the host's nodes as they are then, replacing what the spec had (an older
@@ -134,9 +144,9 @@ describe('buildPlan with a user namespace', () => {
     expect(plan.cloneFlags).not.toContain('newnet');
   });
   it('idmaps the store after making mounts private, then gives store paths relative to it', () => {
-    const at = ops.indexOf('idmap-mount');
-    expect(plan.steps[at]).toEqual(['idmap-mount', '/store']);
-    expect(ops.indexOf('propagation')).toBeLessThan(at);
+    const idmap = at(ops, 'idmap-mount');
+    expect(plan.steps[idmap]).toEqual(['idmap-mount', '/store']);
+    expect(at(ops, 'propagation')).toBeLessThan(idmap);
     expect(ops).not.toContain('chdir-host'); // idmap-mount went into it
     expect(plan.steps.find((s) => s[0] === 'mount')![2]).toBe('containers/b/rootfs');
     expect(plan.steps.find((s) => s[0] === 'root')).toEqual(['root', 'containers/b/rootfs']);
