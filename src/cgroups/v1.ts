@@ -20,8 +20,12 @@ import { memoryStatsV1, oomKilledV1, withSwapDefault } from './memory.js';
 import { pidsCurrent } from './pids.js';
 import type { CgroupDriver, CgroupHandle, CgroupLayout, CgroupStats, Resources } from './types.js';
 
-/** The hierarchies a container joins (not net_cls, perf_event, name=systemd). */
-const JOINED = ['cpuset', 'cpu', 'cpuacct', 'memory', 'pids', 'blkio', 'freezer', 'devices'];
+/**
+ * The hierarchies a container joins: every limiting controller's (the table in common.ts), the
+ * ones tsrun reads from (cpuacct for stats), freezes with (freezer) and confines devices with;
+ * not net_cls, perf_event or name=systemd.
+ */
+const JOINED = [...new Set([...CONTROLLERS.map((c) => c.v1), 'cpuacct', 'freezer', 'devices'])];
 
 /** Deny everything, then allow each rule: `c:1:3:rwm` → `c 1:3 rwm` (devices.allow's syntax). */
 export function deviceRulesV1(rules: string[]): string[] {
