@@ -13,7 +13,7 @@
 // the clock stops while the body's buffer is full.
 import { createHash } from 'node:crypto';
 import { TsrunError } from '../errors.js';
-import type { Descriptor } from '../image/types.js';
+import type { Descriptor } from '../oci/types.js';
 import { isTransientNetworkError } from './neterr.js';
 import { isRetryableStatus, parseRetryAfter } from './retry.js';
 import type { Repository } from './remote.js';

@@ -4,7 +4,7 @@
 // no config blob and is long deprecated: refused with the way out.
 import { createHash } from 'node:crypto';
 import { TsrunError } from '../errors.js';
-import type { Descriptor, Digest, ImageManifest } from '../image/types.js';
+import type { Descriptor, Digest, ImageManifest } from '../oci/types.js';
 
 export const MediaType = {
   ociIndex: 'application/vnd.oci.image.index.v1+json',

@@ -2,7 +2,7 @@
 // os and architecture must match; for arm the variant matters (v8 and v7 are different
 // instruction sets), preferring the exact variant and accepting older ones the CPU can run.
 import { TsrunError } from '../errors.js';
-import type { Descriptor, Platform } from '../image/types.js';
+import type { Descriptor, Platform } from '../oci/types.js';
 
 const ARCH: Record<string, Platform> = {
   x64: { os: 'linux', architecture: 'amd64' },

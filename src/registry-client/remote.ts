@@ -2,7 +2,7 @@
 // and the endpoints tsrun uses — manifests, blobs, uploads, tags.
 import type { Readable } from 'node:stream';
 import { TsrunError } from '../errors.js';
-import type { Descriptor, Digest } from '../image/types.js';
+import type { Descriptor, Digest } from '../oci/types.js';
 import { Authenticator, TokenCache, scopeFor, type AuthConfig } from './auth.js';
 import { lookupCredential } from './credentials.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, readLimited, verifyManifestDigest } from './manifest.js';

@@ -4,7 +4,7 @@
 // (two pulls at once) costs an upload, never correctness.
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Digest } from '../image/types.js';
+import type { Digest } from '../oci/types.js';
 
 const MAX_SOURCES = 10;
 
