@@ -28,9 +28,9 @@
 
 static struct child *C;
 
-static void child_trace(const char *text)
+static void child_trace(const char *at, const char *text)
 {
-	imsg_send(C->sock, MSG_TRACE, C->step, -1, text, NULL, NULL);
+	imsg_send(C->sock, MSG_TRACE, C->step, -1, text, at, NULL);
 }
 
 static int vfail(struct child *c, int err, int with_errno, const char *fmt, va_list ap)
@@ -187,6 +187,8 @@ static int step_env(struct child *c, char **a, int n)
 	c->env = e;
 	e[c->nenv++] = a[0];
 	e[c->nenv] = NULL;
+	/* No syscall: a trace line all the same, so that every step shows. */
+	trace_line("/* envp[%d] = %s, for execve */", c->nenv - 1, q(a[0]));
 	return 0;
 }
 

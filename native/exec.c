@@ -50,19 +50,26 @@ static int look_path(struct child *c, const char *file, char *out, size_t len)
 	}
 }
 
+/* Every argument, whole; past what a trace line holds, how many are left out. */
 static const char *argv_str(char **argv)
 {
-	static char b[2048];
+	static char b[TRACE_TEXT_MAX];
 	char *w = b;
+	int i;
 	*w++ = '[';
-	for (int i = 0; argv[i] && w < b + sizeof(b) - 64; i++) {
-		if (i == 8) {
-			w = stpcpy(w, ", ...");
+	for (i = 0; argv[i]; i++) {
+		const char *a = q(argv[i]);
+		if (strlen(a) + 4 > (size_t)(b + sizeof(b) - 64 - w))
 			break;
-		}
-		w += snprintf(w, (size_t)(b + sizeof(b) - w), "%s%s", i ? ", " : "", qs(argv[i]));
+		w += snprintf(w, (size_t)(b + sizeof(b) - w), "%s%s", i ? ", " : "", a);
 	}
-	strcpy(w, "]");
+	int rest = 0;
+	while (argv[i + rest])
+		rest++;
+	if (rest)
+		snprintf(w, (size_t)(b + sizeof(b) - w), "%s\xe2\x80\xa6(%d more)]", i ? ", " : "", rest);
+	else
+		strcpy(w, "]");
 	return b;
 }
 
@@ -104,6 +111,7 @@ int step_umask(struct child *c, char **a, int n)
 	if (!ok || m > 0777)
 		return fail_msg(c, EINVAL, "umask: bad mode %s", a[0]);
 	exec_umask = (mode_t)m;
+	trace_line("/* umask(0%03o) just before execve */", m);
 	return 0;
 }
 
@@ -143,6 +151,7 @@ int step_wait_start(struct child *c, char **a, int n)
 		return -1;
 	if (g_exec_fifo < 0)
 		return fail_msg(c, EINVAL, "wait-start without an exec-fifo line");
+	trace_line("/* waiting on the exec fifo (fd %d) for `start` */", g_exec_fifo);
 	imsg_send(c->sock, MSG_READY, c->step, -1, NULL, NULL, NULL);
 	ssize_t r;
 	do
@@ -163,6 +172,7 @@ int step_hooks(struct child *c, char **a, int n)
 {
 	(void)a, (void)n;
 	char ack;
+	trace_line("/* the hooks run now (tsrun-runtime) */");
 	if (imsg_send(c->sock, MSG_HOOKS, c->step, -1, NULL, NULL, NULL) < 0)
 		return fail(c, errno, "ask for the hooks");
 	if (read(c->sock, &ack, 1) != 1 || ack != 'h')

@@ -89,7 +89,7 @@ enum { MSG_TRACE = 'T', MSG_ERROR = 'E', MSG_EXEC = 'X', MSG_CONSOLE = 'C', MSG_
 struct imsg {
 	char type;
 	int step;
-	const char *s[4]; /* TRACE: text; ERROR: op, errno name, message */
+	const char *s[4]; /* TRACE: text, time; ERROR: op, errno name, message */
 	int ns;
 	int fd;           /* CONSOLE: the PTY master, or -1 */
 	char buf[IMSG_MAX];
@@ -104,24 +104,34 @@ int exit_code_for(const char *op, const char *errno_name);
 
 /* --------------------------------------------------------------- trace.c */
 
+/* A trace line's text, at most: percent-encoded on fd 3 (3 bytes for a byte
+ * at worst) it still fits protocol.c's 16 KiB line, and a child's line fits
+ * one IMSG_MAX message. A longer line ends in "…(n more)", never cut silently. */
+#define TRACE_TEXT_MAX 5000
+
 extern int g_trace;
-extern void (*g_trace_sink)(const char *text);
-const char *q(const char *s);         /* "quoted" C string, for paths */
-const char *qs(const char *s);        /* quoted, cut at 32 bytes like strace */
+/* Where a line goes: `at` is when its call began, CLOCK_MONOTONIC in decimal
+ * nanoseconds (Node's process.hrtime clock: tsrun puts host and helper lines
+ * on one time line). */
+extern void (*g_trace_sink)(const char *at, const char *text);
+const char *q(const char *s);         /* "quoted" C string, whole (see TRACE_TEXT_MAX) */
 const char *mount_flags_str(unsigned long f);
 const char *clone_flags_str(unsigned long f);
-void trace_ret(long ret, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+long long trace_now(void);            /* CLOCK_MONOTONIC, ns */
+void trace_ret(long long at, long ret, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 void trace_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* TR(call, fmt, ...): run a syscall, and with --trace report it strace-style
- * ("mount(...) = 0" or "= -1 ENOENT (No such file or directory)"). errno is
- * preserved so the caller can still report the failure. */
+ * ("mount(...) = 0" or "= -1 ENOENT (No such file or directory)"), stamped
+ * with the time the call began. errno is preserved so the caller can still
+ * report the failure. */
 #define TR(call, ...) ({                                                \
+	long long tr_t_ = g_trace ? trace_now() : 0;                    \
 	long tr_r_ = (long)(call);                                      \
 	int tr_e_ = errno;                                              \
 	if (g_trace)                                                    \
-		trace_ret(tr_r_, tr_e_, __VA_ARGS__);                   \
+		trace_ret(tr_t_, tr_r_, tr_e_, __VA_ARGS__);            \
 	errno = tr_e_;                                                  \
 	tr_r_;                                                          \
 })
@@ -129,7 +139,7 @@ void trace_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* mount(2) under TR, the call learners most want to see. */
 #define MNT(src, tgt, fs, fl, data) \
 	TR(mount(src, tgt, fs, fl, data), "mount(%s, %s, %s, %s, %s)", q(src), \
-	   q(tgt), q(fs), mount_flags_str(fl), qs(data))
+	   q(tgt), q(fs), mount_flags_str(fl), q(data))
 
 /* --------------------------------------------------------------- child.c */
 

@@ -21,9 +21,9 @@
 
 extern char **environ;
 
-static void monitor_trace(const char *text)
+static void monitor_trace(const char *at, const char *text)
 {
-	proto_send("trace", "monitor", "0", text, NULL);
+	proto_send("trace", "monitor", "0", at, text, NULL);
 }
 
 /* The exit command runs once we are gone, as conmon's --exit-command does:

@@ -124,7 +124,7 @@ static void on_message(struct imsg *m)
 	itoa_s(step, m->step);
 	switch (m->type) {
 	case MSG_TRACE:
-		proto_send("trace", "child", step, m->s[0], NULL);
+		proto_send("trace", "child", step, m->s[1], m->s[0], NULL); /* time, text */
 		break;
 	case MSG_ERROR:
 		errored = 1;

@@ -36,7 +36,7 @@ int step_sysctl(struct child *c, char **a, int n)
 		return fail_msg(c, EPERM, "sysctl %s: %s is not in a proc file system", a[0], path);
 	}
 	size_t vlen = strlen(a[1]);
-	ssize_t w = TR(write(fd, a[1], vlen), "write(%d, %s, %zu)", fd, qs(a[1]), vlen);
+	ssize_t w = TR(write(fd, a[1], vlen), "write(%d, %s, %zu)", fd, q(a[1]), vlen);
 	int e = errno;
 	close(fd);
 	if (w != (ssize_t)vlen)

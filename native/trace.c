@@ -3,37 +3,47 @@
  *
  * The trace is the teaching lab's window into what a container is, so it
  * prints the real syscalls with their real arguments, the way strace would:
- *   mount("proc", "/proc/self/fd/7", "proc", MS_NOSUID|MS_NODEV, NULL) = 0
+ *   mount("proc", "self/fd/7", "proc", MS_NOSUID|MS_NODEV, NULL) = 0
+ * Strings are shown whole (strace cuts them at 32 bytes), and each line
+ * carries the CLOCK_MONOTONIC time its call began: tsrun turns it into
+ * "+12.3ms" on the same clock as its own host-side lines.
  */
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mount.h>
 
 #include "helper.h"
 
 int g_trace;
-void (*g_trace_sink)(const char *text);
+void (*g_trace_sink)(const char *at, const char *text);
+
+/* The one mark of a cut, "…(n more)": n is how many bytes were left out. */
+#define ELLIPSIS "\xe2\x80\xa6"
+#define QBUF (TRACE_TEXT_MAX + 64)
 
 /* Rotating buffers so one trace line can quote several strings. */
 static char *qbuf(void)
 {
-	static char bufs[8][1024];
+	static char bufs[8][QBUF];
 	static unsigned i;
 	return bufs[i++ % 8];
 }
 
-static const char *quote(const char *s, size_t max)
+/* The whole string, quoted and escaped as strace does (-s is unlimited here:
+ * an overlay's lowerdir= is the lesson, not noise). Only a string too long
+ * for any trace line is cut, and then it says so: "..."…(n more). */
+const char *q(const char *s)
 {
 	if (!s)
 		return "NULL";
 	char *b = qbuf(), *w = b;
-	char *end = b + 1024 - 8; /* room for an escape, the quote, "..." */
-	size_t n = 0;
+	char *end = b + QBUF - 40; /* room for an escape, the quote, the mark */
 	*w++ = '"';
-	for (; *s && w < end && n < max; s++, n++) {
+	for (; *s && w < end; s++) {
 		unsigned char ch = (unsigned char)*s;
 		if (ch == '"' || ch == '\\') {
 			*w++ = '\\';
@@ -52,13 +62,11 @@ static const char *quote(const char *s, size_t max)
 	}
 	*w++ = '"';
 	if (*s)
-		w = stpcpy(w, "...");
-	*w = '\0';
+		snprintf(w, 32, ELLIPSIS "(%zu more)", strlen(s));
+	else
+		*w = '\0';
 	return b;
 }
-
-const char *q(const char *s) { return quote(s, 4096); }
-const char *qs(const char *s) { return quote(s, 32); }
 
 struct flagname { unsigned long v; const char *n; };
 
@@ -108,33 +116,63 @@ const char *clone_flags_str(unsigned long f)
 		     (f & 0xff) == SIGCHLD ? "SIGCHLD" : NULL);
 }
 
-void trace_ret(long ret, int err, const char *fmt, ...)
+long long trace_now(void)
 {
-	char text[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(text, sizeof(text) - 128, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n >= sizeof(text) - 128)
-		n = (int)sizeof(text) - 129;
-	if (ret < 0)
-		snprintf(text + n, 128, " = -1 %s (%s)", errname(err), strerror(err));
-	else
-		snprintf(text + n, 128, " = %ld", ret);
-	if (g_trace_sink)
-		g_trace_sink(text);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* Format a line into text (TRACE_TEXT_MAX + 1 bytes); one that does not fit
+ * ends in the mark and the count of bytes left out. Returns its length. */
+static size_t format(char *text, const char *fmt, va_list ap)
+{
+	const size_t room = TRACE_TEXT_MAX - 160; /* the result and the mark go after */
+	int n = vsnprintf(text, room + 1, fmt, ap);
+	if (n < 0)
+		return (size_t)snprintf(text, 32, "(unprintable)");
+	if ((size_t)n <= room)
+		return (size_t)n;
+	size_t cut = room;
+	while (cut > 0 && ((unsigned char)text[cut] & 0xc0) == 0x80)
+		cut--; /* not inside the mark of a quoted string */
+	return cut + (size_t)snprintf(text + cut, 32, ELLIPSIS "(%zu more)", (size_t)n - cut);
+}
+
+static void emit(long long at, const char *text)
+{
+	char when[24];
+	snprintf(when, sizeof(when), "%lld", at);
+	g_trace_sink(when, text);
+}
+
+void trace_ret(long long at, long ret, int err, const char *fmt, ...)
+{
+	char text[TRACE_TEXT_MAX + 1];
+	va_list ap;
+	if (!g_trace_sink)
+		return;
+	va_start(ap, fmt);
+	size_t n = format(text, fmt, ap);
+	va_end(ap);
+	if (ret < 0)
+		snprintf(text + n, sizeof(text) - n, " = -1 %s (%s)", errname(err), strerror(err));
+	else
+		snprintf(text + n, sizeof(text) - n, " = %ld", ret);
+	emit(at, text);
+}
+
+/* A line that is not one TR() call (execve before the call, a summary of
+ * many calls, a comment for a step that makes none): stamped now. */
 void trace_line(const char *fmt, ...)
 {
-	char text[4096];
+	char text[TRACE_TEXT_MAX + 1];
 	va_list ap;
 	if (!g_trace || !g_trace_sink)
 		return;
+	long long at = trace_now();
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	format(text, fmt, ap);
 	va_end(ap);
-	g_trace_sink(text);
+	emit(at, text);
 }

@@ -47,7 +47,7 @@ static int write_map(pid_t pid, const char *file, const char *map)
 	int fd = (int)TR(open(path, O_WRONLY | O_CLOEXEC), "openat(AT_FDCWD, %s, O_WRONLY|O_CLOEXEC)",
 			 q(path));
 	size_t len = strlen(map);
-	if (fd < 0 || TR(write(fd, map, len), "write(%d, %s, %zu)", fd, qs(map), len) != (ssize_t)len) {
+	if (fd < 0 || TR(write(fd, map, len), "write(%d, %s, %zu)", fd, q(map), len) != (ssize_t)len) {
 		int e = errno;
 		if (fd >= 0)
 			close(fd);

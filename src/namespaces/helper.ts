@@ -15,9 +15,15 @@ import type { Duplex } from 'node:stream';
 import { TsrunError } from '../errors.js';
 import { decodeField, serializePlan, type Plan } from './plan.js';
 
+/** One line of the helper's trace: a syscall, strace-style (native/trace.c). */
 export interface TraceLine {
   who: 'monitor' | 'child';
+  /** The plan step that made it, from 1; 0 for the monitor and the child's own start. */
   step: number;
+  /** That step's name in the plan (`mount-in`, `pivot-root`, ...), for steps from 1. */
+  op?: string;
+  /** When the call began, in ms on performance.now()'s clock (the helper's CLOCK_MONOTONIC). */
+  at?: number;
   text: string;
 }
 
@@ -68,6 +74,8 @@ export class HelperProcess {
     readonly child: ChildProcess,
     private readonly channel: Duplex,
     private readonly onTrace: ((line: TraceLine) => void) | undefined,
+    /** The plan's step names: steps[n - 1] is step n, as the helper numbers them. */
+    private readonly ops: readonly string[],
   ) {
     channel.setEncoding('utf8');
     channel.on('data', (chunk: string) => this.receive(chunk));
@@ -86,7 +94,7 @@ export class HelperProcess {
     });
     const channel = child.stdio[3] as Duplex | null;
     if (!channel) throw new TsrunError('EHELPER', 'the native helper has no control channel');
-    const helper = new HelperProcess(child, channel, io.onTrace);
+    const helper = new HelperProcess(child, channel, io.onTrace, plan.steps.map(([op]) => op));
     child.on('error', (err) => helper.fail(err));
     channel.write(serializePlan(plan));
     return helper;
@@ -173,8 +181,7 @@ export class HelperProcess {
     const f = raw.map(decodeField);
     switch (kind) {
       case 'trace':
-        this.onTrace?.({ who: f[0] === 'monitor' ? 'monitor' : 'child', step: Number(f[1]), text: f.slice(2).join(' ') });
-        return;
+        return this.trace(f);
       case 'pid':
         return this.deliver({ kind: 'pid', pid: Number(f[0]) });
       case 'started':
@@ -190,6 +197,20 @@ export class HelperProcess {
       default:
         this.fail(new Error(`unexpected message from the helper: ${JSON.stringify(line)}`));
     }
+  }
+
+  /** `trace <who> <step> <time> <text>`: the time is the helper's CLOCK_MONOTONIC in ns. */
+  private trace(f: string[]): void {
+    if (!this.onTrace) return;
+    const step = Number(f[1]);
+    const op = step > 0 ? this.ops[step - 1] : undefined;
+    this.onTrace({
+      who: f[0] === 'monitor' ? 'monitor' : 'child',
+      step,
+      ...(op !== undefined && { op }),
+      at: monotonicToPerformance(Number(f[2])),
+      text: f.slice(3).join(' '),
+    });
   }
 
   private deliver(m: Message | undefined): void {
@@ -224,6 +245,17 @@ export class HelperProcess {
     return new TsrunError('EHELPER', `the native helper sent "${m.kind}" while tsrun waited for "${expecting}"`);
   }
 }
+
+/**
+ * CLOCK_MONOTONIC nanoseconds (the helper's clock) → ms on performance.now()'s clock. Node's
+ * hrtime is CLOCK_MONOTONIC on Linux and performance.now() counts from a fixed hrtime, so the
+ * offset between the two never changes.
+ */
+function monotonicToPerformance(ns: number): number {
+  clockOffsetMs ??= Number(process.hrtime.bigint()) / 1e6 - performance.now();
+  return ns / 1e6 - clockOffsetMs;
+}
+let clockOffsetMs: number | undefined;
 
 /** A failed step becomes docker's exit codes: 127 command not found, 126 not executable. */
 function stepError(m: Extract<Message, { kind: 'error' }>): TsrunError {
