@@ -17,7 +17,9 @@ export function register(program: Command): void {
     .argument('<image>', 'image name, name:tag, name@digest or image ID')
     .argument('[command...]', 'command and arguments (default: the image\'s Entrypoint + Cmd)')
     .passThroughOptions();
-  addRunOptions(cmd).action(action(async (image: string, command: string[], flags: CreateFlags, c: Command) => {
+  addRunOptions(cmd);
+  cmd.options.find((o) => o.long === '--trace')!.description = 'trace the start: tsrun start -a prints it, as run --trace does (tsrun only)';
+  cmd.action(action(async (image: string, command: string[], flags: CreateFlags, c: Command) => {
     const g = globalOptions(c);
     const { parseLogConfig, parseRunOptions, parseRestartPolicy } = await import('../src/container/run-options.js');
     if (flags.net !== undefined) flags.network = flags.net;

@@ -62,7 +62,13 @@ export function register(program: Command): void {
           const outcome = await attach.attachStarted(root, found, started.terminal!, { ...(input && { stdin: input }), stdout: process.stdout, detachKeys });
           return outcome.code;
         }
-        const started = await m.startContainer(root, found, { attach: { stdio: [flags.interactive ? 0 : 'ignore', 1, 2] }, tsrunCommand: tsrunCommand(root) });
+        // Made with `create --trace`: its trace, as `run --trace` prints it.
+        const trace = found.record.options.trace ? await (await import('./run.js')).openTrace(true, undefined) : undefined;
+        const started = await m.startContainer(root, found, {
+          attach: { stdio: [flags.interactive ? 0 : 'ignore', 1, 2] },
+          ...(trace && { onTrace: trace.onTrace }),
+          tsrunCommand: tsrunCommand(root),
+        }).finally(() => trace?.flush());
         for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => started.signal(sig));
         return (await started.wait()).code;
       }
@@ -109,11 +115,11 @@ export function register(program: Command): void {
     .description('Remove stopped containers (-f: running ones too)')
     .argument('<container...>')
     .option('-f, --force', 'kill and remove a running container', false)
-    .option('-v, --volumes', 'accepted for docker compatibility (tsrun has no anonymous volumes)', false)
-    .action(action(async (names: string[], flags: { force: boolean }, cmd: Command) => {
+    .option('-v, --volumes', 'remove its anonymous volumes too (-v /path, the image\'s VOLUME); named volumes stay', false)
+    .action(action(async (names: string[], flags: { force: boolean; volumes: boolean }, cmd: Command) => {
       const { root } = globalOptions(cmd);
       const m = await load();
-      return forEach(names, (name) => m.removeContainer(root, m.findContainer(root, name), flags.force));
+      return forEach(names, (name) => m.removeContainer(root, m.findContainer(root, name), flags.force, { volumes: flags.volumes }));
     }));
 
   program

@@ -2,12 +2,76 @@
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { RunFlagValues } from '../src/container/run-options.js';
+import type { TraceLine } from '../src/namespaces/helper.js';
 import { TsrunError } from '../src/errors.js';
-import { action, addResourceOptions, collect, globalOptions, tsrunCommand, type GlobalOptions } from './common.js';
+import { action, addResourceOptions, collect, flagError, globalOptions, tsrunCommand, type GlobalOptions } from './common.js';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
 
-type RunFlags = RunFlagValues & { platform?: string; pull: string; net?: string; detach?: boolean; detachKeys?: string; restart: string; logDriver?: string; logOpt?: string[] };
+type RunFlags = Omit<RunFlagValues, 'trace'> & {
+  platform?: string; pull: string; net?: string; detach?: boolean; detachKeys?: string; restart: string; logDriver?: string; logOpt?: string[];
+  /** --trace (true) or --trace=MODE (see acceptTraceMode). */
+  trace?: true | string;
+  traceFile?: string;
+};
+
+export interface Trace {
+  onTrace(line: TraceLine): void;
+  /** Print what steps mode still holds (the last step): before anything else is printed. */
+  flush(): void;
+}
+
+/**
+ * --trace / --trace=MODE / --trace-file: from now on, the helper's lines and tsrun's own on the
+ * host (cgroup directories and files, ip and iptables commands) go to stderr or the file, stamped
+ * with the time since tsrun started. The observers exist only while tracing: without --trace
+ * nothing watches.
+ */
+export async function openTrace(value: true | string, file: string | undefined): Promise<Trace> {
+  const [trace, fsio, netExec] = await Promise.all([
+    import('../src/namespaces/trace.js'),
+    import('../src/cgroups/fsio.js'),
+    import('../src/netns/exec.js'),
+  ]);
+  const mode = trace.parseTraceMode(value);
+  if (!mode) throw flagError('--trace', String(value), 'expected --trace, --trace=steps or --trace=syscalls');
+  let fd: number | undefined;
+  if (file !== undefined) {
+    try {
+      fd = openSync(file, 'w', 0o644);
+    } catch (err) {
+      throw flagError('--trace-file', file, `cannot write it (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    }
+  }
+  const out = fd === undefined ? (line: string) => process.stderr.write(`${line}\n`) : (line: string) => writeSync(fd, `${line}\n`);
+  const renderer = new trace.TraceRenderer(mode, out);
+  // Host lines are stamped as they happen; the helper's carry the time their call began.
+  fsio.setCgroupMkdirObserver((dir) => renderer.host(performance.now(), trace.hostMkdir(dir)));
+  fsio.setCgroupWriteObserver((path, v) => renderer.host(performance.now(), trace.hostWrite(path, v)));
+  netExec.observeCommands((argv, input) => {
+    const at = performance.now();
+    for (const line of trace.hostCommands(argv, input)) renderer.host(at, line);
+  });
+  return { onTrace: (t) => renderer.helper(t, t.at ?? performance.now()), flush: () => renderer.flush() };
+}
+
+/**
+ * --trace takes a mode only as --trace=MODE: an optional value in commander would take the next
+ * word for it (`--trace busybox`). Commander stops at an option it does not know and leaves it
+ * first among what it could not parse: a --trace=MODE there is ours, and parsing goes on after it.
+ * After the image, --trace=... is the command's own argument and is left alone.
+ */
+function acceptTraceMode(cmd: Command): void {
+  const parse = cmd.parseOptions.bind(cmd);
+  cmd.parseOptions = (args) => {
+    let parsed = parse(args);
+    while (parsed.operands.length === 0 && parsed.unknown[0]?.startsWith('--trace=')) {
+      cmd.setOptionValueWithSource('trace', parsed.unknown[0].slice('--trace='.length), 'cli');
+      parsed = parse(parsed.unknown.slice(1));
+    }
+    return parsed;
+  };
+}
 
 /** The image `run`/`create` name, pulled with docker's progress output on stderr if missing. */
 export async function imageForRun(g: GlobalOptions, image: string, flags: { pull: string; platform?: string }) {
@@ -63,7 +127,7 @@ export function addRunOptions(cmd: Command): Command {
     .option('-i, --interactive', 'keep STDIN open')
     .option('-t, --tty', 'allocate a pseudo-TTY')
     .option('--init', 'run an init inside the container that forwards signals and reaps processes')
-    .option('--trace', 'print every step the helper executes, like strace (tsrun only)')
+    .option('--trace', 'print the syscalls that make the container, like strace (tsrun only)')
     .option('-l, --label <key=value>', 'set metadata on the container (repeatable)', collect)
     .option('--label-file <file>', 'read labels from a file of key=value lines (repeatable)', collect)
     .option('--cidfile <file>', 'write the container ID to this file (which must not exist)')
@@ -129,7 +193,13 @@ export function register(program: Command): void {
     .argument('[command...]', 'command and arguments (default: the image\'s Entrypoint + Cmd)')
     .passThroughOptions();
   addRunOptions(run);
+  acceptTraceMode(run);
+  // Its help shows the forms acceptTraceMode takes.
+  const traceOption = run.options.find((o) => o.long === '--trace')!;
+  traceOption.flags = '--trace[=steps|syscalls]';
+  traceOption.description = 'print how the container is made, timed: the helper\'s syscalls and tsrun\'s work on the host (cgroup files, ip, iptables); =steps: one line per step of the launch plan (tsrun only)';
   run
+    .addOption(new Option('--trace-file <file>', 'write the trace to this file instead of stderr (implies --trace)').helpGroup('Container:'))
     .addOption(new Option('-d, --detach', 'run the container in the background and print its ID').helpGroup('Container:'))
     .addOption(new Option('--detach-keys <keys>', 'with -it: key sequence that detaches, leaving the container running (default "ctrl-p,ctrl-q")').helpGroup('Container:'))
     .addHelpText('after', '\nDefaults differ from docker in two places: no-new-privileges is on, and RLIMIT_NOFILE never exceeds the host\'s hard limit.')
@@ -137,12 +207,14 @@ export function register(program: Command): void {
       const g = globalOptions(cmd);
       const { parseRunOptions } = await import('../src/container/run-options.js');
       if (flags.net !== undefined) flags.network = flags.net;
-      const options = parseRunOptions(flags, command, {
+      const tracing = flags.trace !== undefined || flags.traceFile !== undefined;
+      const options = parseRunOptions({ ...flags, trace: tracing }, command, {
         readFile: (p) => readFileSync(p, 'utf8'),
         env: process.env,
         // -dit needs no terminal now: it keeps the container's TTY for a later attach (docker).
         stdinIsTty: process.stdin.isTTY === true || flags.detach === true,
       });
+      const trace = tracing ? await openTrace(flags.trace ?? true, flags.traceFile) : undefined;
       const cid = cidfile(flags.cidfile);
       const record = await imageForRun(g, image, flags);
       const [{ runContainer }, { parseLogConfig, parseRestartPolicy }] = await Promise.all([
@@ -181,10 +253,8 @@ export function register(program: Command): void {
         ...(!flags.detach && !terminal && { stdio: [0, 1, 2] as [number, number, number] }),
         ...(terminal && { terminal: process.stdout.isTTY ? { size: { rows: process.stdout.rows, cols: process.stdout.columns } } : {} }),
         tsrunCommand: tsrunCommand(g.root),
-        ...(options.trace && {
-          onTrace: (t) => process.stderr.write(`[${t.who === 'monitor' ? 'monitor' : `step ${t.step}`}] ${t.text}\n`),
-        }),
-      });
+        ...(trace && { onTrace: trace.onTrace }),
+      }).finally(() => trace?.flush());
       cid.write(running.id);
       if (flags.detach) {
         process.stdout.write(`${running.id}\n`);

@@ -1,6 +1,6 @@
 // Reading and writing cgroup interface files. Every write names the file and the value in its
 // error, because "EINVAL" alone never tells anyone which of twenty limits the kernel refused.
-import { closeSync, existsSync, openSync, readFileSync, readdirSync, writeSync, constants } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, writeSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { TsrunError, errnoOf } from '../errors.js';
 
@@ -13,6 +13,27 @@ export function setCgroupWriteObserver(fn: WriteObserver | undefined): WriteObse
   const previous = observer;
   observer = fn;
   return previous;
+}
+
+/** Sees every cgroup directory made, once it is: `--trace` shows them. */
+export type MkdirObserver = (dir: string) => void;
+let mkdirObserver: MkdirObserver | undefined;
+
+/** Set (or clear, with undefined) the one observer of cgroup directories made; returns the previous one. */
+export function setCgroupMkdirObserver(fn: MkdirObserver | undefined): MkdirObserver | undefined {
+  const previous = mkdirObserver;
+  mkdirObserver = fn;
+  return previous;
+}
+
+/**
+ * mkdir(2) of a cgroup (the kernel fills it with interface files). Throws as mkdirSync does
+ * (EEXIST included: callers decide what an existing one means); only a directory this call
+ * made is observed. The drivers' mkdirOnce (common.ts) is the caller --trace needs.
+ */
+export function makeDir(dir: string): void {
+  mkdirSync(dir);
+  mkdirObserver?.(dir);
 }
 
 /** The kernel prints "unlimited" as "max" (v2) or as a page-rounded LLONG_MAX (v1). */

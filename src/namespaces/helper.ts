@@ -6,6 +6,8 @@
 //   tsrun ◀── started | error <step> <op> <errno> <msg>
 //   tsrun ◀── exit <code> <signal>
 //
+// With `trace 1`, `trace <who> <step> <time> <text>` lines come in between, one per syscall.
+//
 // Each message gets a typed wait (`waitPid`, `waitStarted`, `waitExit`) instead of raw lines.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
