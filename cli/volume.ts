@@ -1,4 +1,4 @@
-// tsrun volume create|ls|inspect|rm|prune: named volumes (src/container/volumes.ts).
+// tsrun volume create|ls|inspect|rm|prune: named and anonymous volumes (src/container/volumes.ts).
 import type { Command } from 'commander';
 import { action, collect, globalOptions } from './common.js';
 import { formatTable } from './format.js';
@@ -66,17 +66,14 @@ export function register(program: Command): void {
 
   volume
     .command('prune')
-    .description('Remove unused anonymous volumes (tsrun has none); with -a every volume no container uses, and its data')
+    .description('Remove unused anonymous volumes; with -a every volume no container uses, and its data')
     .option('-a, --all', 'remove unused named volumes too, as docker --all', false)
     .option('-f, --force', 'do not prompt for confirmation (tsrun never prompts)', false)
     .action(action(async (flags: { all: boolean }, cmd: Command) => {
-      if (!flags.all) {
-        // docker (since 23.0) keeps named volumes unless told: so does tsrun, which has no other kind.
-        process.stderr.write('tsrun: no anonymous volumes to remove; -a removes the named ones no container uses\n');
-        return;
-      }
       const { pruneVolumes } = await import('../src/container/volumes.js');
-      const removed = await pruneVolumes(globalOptions(cmd).root);
+      // docker (since 23.0) keeps named volumes unless told.
+      const removed = await pruneVolumes(globalOptions(cmd).root, { all: flags.all });
+      if (removed.length === 0 && !flags.all) process.stderr.write('tsrun: no unused anonymous volumes; -a removes the named ones no container uses\n');
       if (removed.length > 0) process.stdout.write(`Deleted Volumes:\n${removed.join('\n')}\n`);
     }));
 }

@@ -1,5 +1,6 @@
 // After a container's process is gone: read whether the OOM killer ended it, kill anything left
-// in its cgroup, remove the cgroup, take it off its network, and with --rm remove it entirely.
+// in its cgroup, remove the cgroup, take it off its network, and with --rm remove it entirely
+// (its anonymous volumes too, as docker's --rm).
 // Idempotent, and safe to run from several places at once (the foreground CLI, the monitor's
 // exit command, the next tsrun after a crash): it holds the container's lock.
 import { renameSync, rmSync } from 'node:fs';
@@ -15,6 +16,7 @@ import { listIds, readRecord, readState, updateState, type ContainerState } from
 import { errnoOf } from '../errors.js';
 import { observe } from './status.js';
 import { releaseUserns } from '../namespaces/userns.js';
+import { anonymousVolumesOf, removeUnusedVolumes } from './volumes.js';
 
 export interface CleanupOptions {
   /** The exit as the monitor reported it to an attached tsrun. */
@@ -62,7 +64,10 @@ export async function cleanupContainer(storeRoot: string, id: string, opts: Clea
         finishedAt: seen.monitor?.finishedAt ?? state.finishedAt ?? new Date().toISOString(),
       });
     }
-    if (record.options.remove && opts.autoRemove !== false) removeFiles(storeRoot, id, record.name);
+    if (record.options.remove && opts.autoRemove !== false) {
+      removeFiles(storeRoot, id, record.name);
+      await removeUnusedVolumes(storeRoot, anonymousVolumesOf(record.options.volumes));
+    }
     return state;
   };
   if (opts.locked) return work();

@@ -1,7 +1,7 @@
 // `create`: everything a container is before it runs — a reserved name, a directory with
 // upper/work/rootfs, its OCI config.json and /etc files, and container.json. Undone whole if
 // any step fails.
-import { lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import { writeFileNamed } from '../sys/atomic.js';
 import { join } from 'node:path';
 import { TsrunError, errnoOf } from '../errors.js';
@@ -14,7 +14,17 @@ import { allocateUserns, releaseUserns, releaseUsernsOf } from '../namespaces/us
 import { inOwnUserns } from '../rootless.js';
 import { cgroupMounts } from '../namespaces/cgroup-mounts.js';
 import { containerDevices } from '../namespaces/devices.js';
-import { ensureVolume, fillFromImage, volumeData, withVolumesLock } from './volumes.js';
+import {
+  anonymousVolumesOf,
+  ensureVolume,
+  fillFromImage,
+  makeAnonymousVolume,
+  newAnonymousName,
+  removeUnusedVolumes,
+  volumeData,
+  withImageVolumes,
+  withVolumesLock,
+} from './volumes.js';
 import { LowerLayers } from '../overlay/lower-layers.js';
 import { detectCgroups } from '../cgroups/index.js';
 import { resolveUser } from './user.js';
@@ -36,7 +46,7 @@ export interface CreateRequest {
   buildOwner?: string;
 }
 
-function reserveName(storeRoot: string, wanted: string | undefined, id: string): string {
+async function reserveName(storeRoot: string, wanted: string | undefined, id: string, volumesLocked: boolean): Promise<string> {
   const dir = namesDir(storeRoot);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   for (let attempt = 0; ; attempt++) {
@@ -48,7 +58,7 @@ function reserveName(storeRoot: string, wanted: string | undefined, id: string):
     } catch (err) {
       if (errnoOf(err) !== 'EEXIST') throw err;
       // Held by what a killed create left (no container.json, its maker dead): free again.
-      if (releaseDebrisName(storeRoot, name)) continue;
+      if (await releaseDebrisName(storeRoot, name, volumesLocked)) continue;
       if (wanted !== undefined) {
         throw new TsrunError('ESTATE', `the container name "/${name}" is already in use; remove that container or choose another name with --name`);
       }
@@ -84,22 +94,40 @@ export function isDebris(paths: ContainerPaths): boolean {
   }
 }
 
-/** Remove a killed create's directory and what it had reserved: its name, its userns block. */
-export function removeDebris(storeRoot: string, id: string): void {
+/**
+ * Remove a killed create's directory and what it had reserved: its name, its userns block, the
+ * anonymous volumes its marker names. The volumes go first: the directory, kept until last, is
+ * what tells the next repair there is something left to do. `volumesLocked`: the caller holds
+ * the volumes lock.
+ */
+export async function removeDebris(storeRoot: string, id: string, opts: { volumesLocked?: boolean } = {}): Promise<void> {
+  const paths = new ContainerPaths(storeRoot, id);
+  const volumes = markedVolumes(paths);
+  if (volumes.length > 0) await removeUnusedVolumes(storeRoot, volumes, { locked: opts.volumesLocked ?? false });
   const target = join('..', 'containers', id);
   for (const name of entries(namesDir(storeRoot))) {
     const link = join(namesDir(storeRoot), name);
     if (linkTarget(link) === target) rmSync(link, { force: true });
   }
   releaseUsernsOf(storeRoot, id);
-  rmSync(new ContainerPaths(storeRoot, id).dir, { recursive: true, force: true });
+  rmSync(paths.dir, { recursive: true, force: true });
+}
+
+/** The anonymous volumes a create's `creating` marker says it makes (none if it has no marker). */
+function markedVolumes(paths: ContainerPaths): string[] {
+  try {
+    const { volumes } = JSON.parse(readFileSync(paths.creating, 'utf8')) as Partial<CreatingMarker>;
+    return Array.isArray(volumes) ? volumes.filter((v): v is string => typeof v === 'string') : [];
+  } catch {
+    return []; // no marker, or half-written: its create died before it made a volume
+  }
 }
 
 /** A name reserved for a killed create's directory is released (with the directory). True if it was. */
-function releaseDebrisName(storeRoot: string, name: string): boolean {
+async function releaseDebrisName(storeRoot: string, name: string, volumesLocked: boolean): Promise<boolean> {
   const id = linkTarget(join(namesDir(storeRoot), name))?.split('/').pop();
   if (!id || !/^[0-9a-f]{64}$/.test(id) || !isDebris(new ContainerPaths(storeRoot, id))) return false;
-  removeDebris(storeRoot, id);
+  await removeDebris(storeRoot, id, { volumesLocked });
   releaseName(storeRoot, name);
   return true;
 }
@@ -122,36 +150,53 @@ function linkTarget(path: string): string | undefined {
 }
 
 /**
- * Make the container's record and directories. With named volumes, under the volumes lock until
- * the record exists: a `volume rm` then either sees this container or ran before it.
+ * Make the container's record and directories. With volumes, under the volumes lock until the
+ * record exists: a `volume rm` or `volume prune` then either sees this container or ran before it.
  */
 export async function createContainer(req: CreateRequest): Promise<ContainerRecord> {
-  if (!req.options.volumes.some((v) => v.volume)) return createUnlocked(req);
-  return withVolumesLock(req.storeRoot, () => createUnlocked(req));
+  // As docker: each path of the image's VOLUME no mount of the run covers gets an anonymous
+  // volume. Not a build's step containers (as BuildKit): a RUN sees the image's own directory.
+  const volumes = req.buildOwner === undefined ? withImageVolumes(req.options, req.image.config.config?.Volumes) : req.options.volumes;
+  const withVolumes: CreateRequest = { ...req, options: { ...req.options, volumes } };
+  if (!volumes.some((v) => v.volume || v.anonymous)) return createUnlocked(withVolumes, false);
+  return withVolumesLock(req.storeRoot, () => createUnlocked(withVolumes, true));
 }
 
-/** What `creating` holds while a container is made: who makes it, from which image. */
-type CreatingMarker = NonNullable<ReturnType<typeof readCreatingMarker>>;
+/**
+ * What `creating` holds while a container is made: who makes it, from which image, and the
+ * anonymous volumes it makes (removeDebris removes them if it is killed).
+ */
+type CreatingMarker = NonNullable<ReturnType<typeof readCreatingMarker>> & { volumes: string[] };
 
-async function createUnlocked(req: CreateRequest): Promise<ContainerRecord> {
+async function createUnlocked(req: CreateRequest, volumesLocked: boolean): Promise<ContainerRecord> {
   const { storeRoot, image } = req;
   // -P is resolved now, against the image's ExposedPorts, so that a later `start` has it too.
   const options: ContainerOptions = { ...req.options, publish: portsToPublish(req.options, image.config), publishAll: false };
   crashPoint('create:begin');
   const id = newContainerId();
-  const name = reserveName(storeRoot, options.name, id);
+  const name = await reserveName(storeRoot, options.name, id, volumesLocked);
   const paths = new ContainerPaths(storeRoot, id);
+  // Anonymous volumes: named now, made once the marker names them, so that a killed create's go
+  // with its debris. (Made after the record instead, a kill between the two would leave a
+  // container whose mounts have no source.)
+  options.volumes = options.volumes.map((v) => {
+    if (!v.anonymous) return v;
+    const volume = newAnonymousName();
+    return { ...v, volume, source: volumeData(storeRoot, volume) };
+  });
+  const anonymous = anonymousVolumesOf(options.volumes);
   try {
     // --userns private: a block of host ids of its own, for its whole life (restarts included).
     if (options.userns?.mode === 'private' && options.userns.uidMap.length === 0) options.userns = allocateUserns(storeRoot, id);
     // Named volumes: made if missing, mounted from the store. Their files are owned as the
     // image's are on disk: a user namespace sees them through the store's idmapped mount.
-    options.volumes = options.volumes.map((v) => (v.volume ? { ...v, source: volumeData(storeRoot, ensureVolume(storeRoot, v.volume).name) } : v));
+    options.volumes = options.volumes.map((v) => (v.volume && !v.anonymous ? { ...v, source: volumeData(storeRoot, ensureVolume(storeRoot, v.volume).name) } : v));
     mkdirSync(join(storeRoot, 'containers'), { recursive: true, mode: 0o700 });
     mkdirSync(paths.dir, { mode: 0o700 });
     // Until container.json exists: the image has a user `rmi` must see, and a create killed
     // with -9 leaves a directory its dead maker marks as debris (repair.ts).
-    writeFileNamed(paths.creating, JSON.stringify({ by: selfToken(), imageId: image.id } satisfies CreatingMarker));
+    writeFileNamed(paths.creating, JSON.stringify({ by: selfToken(), imageId: image.id, volumes: anonymous } satisfies CreatingMarker));
+    for (const volume of anonymous) makeAnonymousVolume(storeRoot, volume);
     crashPoint('create:dir-made');
     // The other half of rmi's check (ImageStore.removeImage's userOf): the image was found
     // before this container said it uses it; it must still be recorded now. A build's image
@@ -219,6 +264,9 @@ async function createUnlocked(req: CreateRequest): Promise<ContainerRecord> {
     rmSync(paths.creating, { force: true });
     return record;
   } catch (err) {
+    // Under the volumes lock (createContainer), and named by no record: they are this create's
+    // alone. Should that fail too, the error to report is still the first; `volume prune` takes them.
+    if (anonymous.length > 0) await removeUnusedVolumes(storeRoot, anonymous, { locked: true }).catch(() => undefined);
     rmSync(paths.dir, { recursive: true, force: true });
     releaseName(storeRoot, name);
     releaseUserns(storeRoot, id, options.userns);

@@ -1,4 +1,5 @@
-// rm and container prune: a running container only with -f (killed first), as docker.
+// rm and container prune: a running container only with -f (killed first), as docker; with -v
+// its anonymous volumes too.
 import { TsrunError } from '../errors.js';
 import { withLock } from '../sys/lock.js';
 import { cleanupContainer, removeFiles } from './cleanup.js';
@@ -7,8 +8,10 @@ import { ContainerPaths } from './paths.js';
 import { listIds, readRecord } from './record.js';
 import { killContainer, requestStop, waitNotRunning } from './signals.js';
 import { can, observe } from './status.js';
+import { anonymousVolumesOf, removeUnusedVolumes } from './volumes.js';
 
-export async function removeContainer(storeRoot: string, found: Found, force: boolean): Promise<void> {
+/** `volumes` (docker's rm -v): its anonymous volumes go too, unless another container names one; named volumes stay. */
+export async function removeContainer(storeRoot: string, found: Found, force: boolean, opts: { volumes?: boolean } = {}): Promise<void> {
   const seen = observe(found.paths);
   if (!can.remove(seen.status)) {
     if (!force) {
@@ -26,6 +29,8 @@ export async function removeContainer(storeRoot: string, found: Found, force: bo
   }
   await cleanupContainer(storeRoot, found.record.id, { autoRemove: false });
   await withLock(found.paths.lock, () => removeFiles(storeRoot, found.record.id, found.record.name));
+  // Once no record names them (a kill before this leaves unused ones, for `volume prune`).
+  if (opts.volumes) await removeUnusedVolumes(storeRoot, anonymousVolumesOf(found.record.options.volumes));
 }
 
 /** Remove every stopped container; the IDs removed. */

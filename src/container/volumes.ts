@@ -7,6 +7,10 @@
 // `-v NAME:/path` and `--mount type=volume,source=NAME,target=/path` create the volume when it
 // is missing; a container mounts its _data as a bind mount. A volume is in use while any
 // container (running or not) names it, and then cannot be removed, as in docker.
+//
+// Anonymous volumes (`-v /path`, and each path of the image's VOLUME no other mount covers) are
+// the same kind of volume, named with 64 random hex digits and labelled as docker labels them.
+// `rm -v` and `run --rm` remove them with their container; `volume prune` removes the unused ones.
 import { crashPoint } from '../sys/crash.js';
 import {
   chmodSync,
@@ -33,13 +37,52 @@ import type { LowerLayers } from '../overlay/index.js';
 import { applyXattrs, carriedXattrs } from '../overlay/xattrs.js';
 import { ContainerPaths } from './paths.js';
 import { listIds, readRecord, writeJsonAtomic } from './record.js';
-import { VOLUME_NAME } from '../namespaces/options.js';
+import { anonymousVolume, mountTarget, VOLUME_NAME, type ContainerOptions, type VolumeMount } from '../namespaces/options.js';
+import { randomBytes } from '../sys/random.js';
 
 
 export interface Volume {
   name: string;
   created: string;
   labels: Record<string, string>;
+}
+
+/** docker's label of an anonymous volume (moby volume.AnonymousLabel): what `volume prune` without -a removes. */
+export const ANONYMOUS_LABEL = 'com.docker.volume.anonymous';
+
+export const isAnonymous = (v: Volume) => ANONYMOUS_LABEL in v.labels;
+
+/** An anonymous volume's name: 64 random hex digits, as docker's. */
+export function newAnonymousName(): string {
+  return randomBytes(32).toString('hex');
+}
+
+/** The anonymous volume `name`, made (empty) for a container being created. */
+export function makeAnonymousVolume(storeRoot: string, name: string): Volume {
+  return ensureVolume(storeRoot, name, { labels: { [ANONYMOUS_LABEL]: '' } });
+}
+
+/**
+ * The container's mounts with an anonymous volume for each path of the image's VOLUME that no
+ * -v, --mount or --tmpfs of its own covers (docker's createContainerOSSpecificSettings). Each
+ * goes before the mounts below it, so that they are mounted on top of it, not hidden by it.
+ */
+export function withImageVolumes(options: Pick<ContainerOptions, 'volumes' | 'tmpfs'>, imageVolumes: Record<string, unknown> | null | undefined): VolumeMount[] {
+  const mounts = [...options.volumes];
+  for (const path of Object.keys(imageVolumes ?? {})) {
+    let target: string;
+    try {
+      target = mountTarget('VOLUME', path, path);
+    } catch (err) {
+      // mountTarget's reason, without the flag it would name.
+      const why = (err as Error).message.replace(/^invalid argument ".*?" for "VOLUME" flag: /, '');
+      throw new TsrunError('EINVAL_FLAG', `the image's VOLUME ${path} cannot be mounted: ${why}`, { cause: err });
+    }
+    if (mounts.some((m) => m.target === target) || options.tmpfs.some((t) => t.target === target)) continue;
+    const below = mounts.findIndex((m) => m.target.startsWith(`${target}/`));
+    mounts.splice(below < 0 ? mounts.length : below, 0, anonymousVolume(target, false));
+  }
+  return mounts;
 }
 
 export const volumesDir = (storeRoot: string) => join(storeRoot, 'volumes');
@@ -219,13 +262,34 @@ function deleteVolume(storeRoot: string, name: string): void {
   rmSync(trash, { recursive: true, force: true });
 }
 
-/** Remove every volume no container names; returns their names. */
-export function pruneVolumes(storeRoot: string): Promise<string[]> {
+/**
+ * Remove those of `names` that exist and no container names (the anonymous volumes of a container
+ * just removed: another container may have been given one by name). Returns the names removed.
+ * `locked`: the caller holds the volumes lock (a create that found a killed create's debris).
+ */
+export function removeUnusedVolumes(storeRoot: string, names: string[], opts: { locked?: boolean } = {}): Promise<string[]> {
+  const remove = () => {
+    const users = volumeUsers(storeRoot);
+    const gone = names.filter((n) => VOLUME_NAME.test(n) && !users.has(n) && readVolume(storeRoot, n));
+    for (const n of gone) deleteVolume(storeRoot, n);
+    return gone;
+  };
+  if (names.length === 0) return Promise.resolve([]);
+  return opts.locked ? Promise.resolve(remove()) : withVolumesLock(storeRoot, remove);
+}
+
+/** The names of a container's anonymous volumes. */
+export function anonymousVolumesOf(mounts: VolumeMount[]): string[] {
+  return mounts.flatMap((m) => (m.anonymous && m.volume ? [m.volume] : []));
+}
+
+/** Remove every anonymous volume no container names (`all`: every volume); returns their names. */
+export function pruneVolumes(storeRoot: string, opts: { all: boolean }): Promise<string[]> {
   return withVolumesLock(storeRoot, () => {
     const removed: string[] = [];
     const users = volumeUsers(storeRoot);
     for (const v of listVolumes(storeRoot)) {
-      if (users.has(v.name)) continue;
+      if (users.has(v.name) || !(opts.all || isAnonymous(v))) continue;
       deleteVolume(storeRoot, v.name);
       removed.push(v.name);
     }

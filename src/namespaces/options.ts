@@ -13,12 +13,18 @@ export type NamespaceMode = 'private' | 'host';
 export type NetworkMode = string;
 
 export interface VolumeMount {
-  /** The host path; for a named volume, its _data directory (set when the container is created). */
+  /** The host path; for a named or anonymous volume, its _data directory (set when the container is created). */
   source: string;
   target: string;
   readonly: boolean;
   /** A named volume (`-v NAME:/path`), made in the store if missing (src/container/volumes.ts). */
   volume?: string;
+  /**
+   * An anonymous volume (`-v /path`, or a path of the image's VOLUME): a volume of its own,
+   * named (`volume`) with 64 random hex digits when the container is created, and removed with
+   * the container by `rm -v` and `run --rm`, as docker does.
+   */
+  anonymous?: true;
   /** `nocopy`: an empty named volume is not filled with the image's content at its target. */
   noCopy?: boolean;
 }
@@ -99,13 +105,12 @@ export interface ContainerOptions {
 /** docker's rule for a volume name: two or more of [a-zA-Z0-9_.-], starting with a letter or digit. */
 export const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
 
-/** `-v /host:/ctr[:ro|rw]` or `-v NAME:/ctr[:ro|rw]` (a named volume). */
+/** `-v /host:/ctr[:ro|rw]`, `-v NAME:/ctr[:ro|rw]` (a named volume) or `-v /ctr` (an anonymous one). */
 export function parseVolume(spec: string): VolumeMount {
   const parts = spec.split(':');
-  if (parts.length === 1 && spec.startsWith('/')) {
-    throw flagError('--volume', spec, 'anonymous volumes are not supported: give a name (NAME:/path) or a host path (/host:/path)');
-  }
-  if (parts.length < 2 || parts.length > 3) throw flagError('--volume', spec, 'expected /host/path:/container/path[:ro] or NAME:/container/path[:ro]');
+  // As docker: a container path alone, which takes no mode (`/data:ro` is refused below).
+  if (parts.length === 1 && spec.startsWith('/')) return anonymousVolume(mountTarget('--volume', spec, spec), false);
+  if (parts.length < 2 || parts.length > 3) throw flagError('--volume', spec, 'expected /host/path:/container/path[:ro], NAME:/container/path[:ro] or /container/path');
   const [source, target, mode = 'rw'] = parts as [string, string, string?];
   const named = !source.startsWith('/');
   if (named && !VOLUME_NAME.test(source)) {
@@ -139,6 +144,11 @@ export function mountTarget(flag: string, spec: string, target: string): string 
 /** A named volume's mount; its source (the volume's directory) is set when the container is created. */
 export function namedVolume(name: string, target: string, readonly: boolean, noCopy: boolean): VolumeMount {
   return { source: '', target, readonly, volume: name, ...(noCopy && { noCopy }) };
+}
+
+/** An anonymous volume's mount; its name and source are set when the container is created. */
+export function anonymousVolume(target: string, readonly: boolean): VolumeMount {
+  return { source: '', target, readonly, anonymous: true };
 }
 
 /** `--tmpfs /path[:opt,opt]` (size=64m, mode=1777, noexec ...); `flag` names it in errors. */
