@@ -2,7 +2,7 @@
 // --stop-timeout, --group-add. Each parser names the flag in its error, as docker does.
 import { flagError } from '../errors.js';
 import { parseSize } from '../cgroups/flags.js';
-import { mountTarget, namedVolume, normalizePath, parseTmpfs, VOLUME_NAME, type TmpfsMount, type VolumeMount } from './options.js';
+import { anonymousVolume, mountTarget, namedVolume, normalizePath, parseTmpfs, VOLUME_NAME, type TmpfsMount, type VolumeMount } from './options.js';
 
 /** `-l key=value` (a bare `key` is an empty value), and `--label-file` lines. */
 export function parseLabels(labels: string[], files: Array<{ name: string; text: string }>): Record<string, string> {
@@ -54,7 +54,8 @@ export function parseMount(spec: string): { volume?: VolumeMount; tmpfs?: TmpfsM
   }
   if (type === 'volume') {
     const source = kv.get('source');
-    if (!source) throw flagError('--mount', spec, 'anonymous volumes are not supported: give source=NAME');
+    // No source: a fresh anonymous volume, as docker makes one.
+    if (!source) return { volume: anonymousVolume(mountTarget('--mount', spec, target), readonly) };
     if (source.startsWith('/')) throw flagError('--mount', spec, 'a volume\'s source is its name (type=bind takes a host path)');
     if (!VOLUME_NAME.test(source)) throw flagError('--mount', spec, `"${source}" is not a volume name (letters, digits, _ . -, two or more)`);
     return { volume: namedVolume(source, mountTarget('--mount', spec, target), readonly, ['true', '1'].includes(kv.get('volume-nocopy') ?? 'false')) };

@@ -15,7 +15,7 @@ describe('docker run flags: labels, --mount, --sysctl, --shm-size, --stop-timeou
     expect(parseMount('type=bind,source=/a,target=/b')).toEqual({ volume: { source: '/a', target: '/b', readonly: false } });
     expect(parseMount('type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=1770').tmpfs).toEqual({ target: '/t', options: ['size=1048576', 'mode=1770'] });
     expect(parseMount('type=volume,source=data,target=/d,readonly')).toEqual({ volume: { source: '', target: '/d', readonly: true, volume: 'data' } });
-    expect(() => parseMount('type=volume,target=/d')).toThrow(/anonymous volumes are not supported/);
+    expect(parseMount('type=volume,target=/d')).toEqual({ volume: { source: '', target: '/d', readonly: false, anonymous: true } });
     expect(() => parseMount('type=volume,source=/abs,target=/d')).toThrow(/a volume's source is its name/);
     expect(() => parseMount('type=bind,source=rel,target=/d')).toThrow(/absolute source/);
     expect(() => parseMount('type=bind,source=/a')).toThrow(/a target .* is required/);
