@@ -112,7 +112,9 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
       let network: NetworkState | null = null;
       if (usesBridge(options.network)) {
         const { attach, detach } = await import('../netns/index.js');
-        undo.push(() => detach(storeRoot, record.id));
+        undo.push(async () => {
+          await detach(storeRoot, record.id);
+        });
         const att = await attach(storeRoot, {
           id: record.id,
           name: record.name,

@@ -18,6 +18,9 @@
 // that are gone, and deletes a veth itself when it must: one still there after
 // RELEASE_GRACE_MS (released.ts; someone holds the namespace: an `ip netns exec` shell), one whose name the
 // attaching container needs, or one on a network being removed.
+//
+// `network connect` adds more endpoints to the same namespace (eth1, eth2…: connect.ts). They
+// live and die with it: detach() releases them all, the namespace's own endpoint last.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { TsrunError, wrap } from '../errors.js';
@@ -38,6 +41,7 @@ import {
   endpointPath,
   ensureDirs,
   lockPath,
+  readConnected,
   readEndpoints,
   readJson,
   releasedDir,
@@ -52,8 +56,12 @@ import {
 
 export const NETNS_DIR = '/run/netns';
 
-/** Names derived from the container id, so they can be found again without any record. */
-export const hostVethName = (id: string) => `veth${createHash('sha256').update(id).digest('hex').slice(0, 8)}`;
+/**
+ * Names derived from the container id, so they can be found again without any record. The veth
+ * of an endpoint `network connect` added is named after the container and that network.
+ */
+export const hostVethName = (id: string, connected?: string) =>
+  `veth${createHash('sha256').update(connected === undefined ? id : `${id}+${connected}`).digest('hex').slice(0, 8)}`;
 export const netnsName = (id: string) => `tsrun-${id.slice(0, 12)}`;
 
 export interface AttachRequest {
@@ -83,7 +91,8 @@ export type Attachment = Pick<
   hostsEntries: Array<[ip: string, names: string]>;
 };
 
-function allocate(net: NetworkConfig, endpoints: Endpoint[], wanted?: string): string {
+/** The lowest free address of the network (or `wanted`), given every endpoint that holds one. */
+export function allocate(net: NetworkConfig, endpoints: Endpoint[], wanted?: string): string {
   const cidr = parseCidr(net.subnet)!;
   const used = new Set([net.gateway, ...endpoints.filter((e) => e.network === net.name).map((e) => e.ip)]);
   if (wanted !== undefined) {
@@ -193,43 +202,53 @@ export async function attach(stateDir: string, req: AttachRequest): Promise<Atta
 }
 
 /**
- * Disconnect the container: its veth, netns bind mount, port rules, then its address.
- * Idempotent, and needs nothing but the endpoint file (works after tsrun was killed).
+ * Disconnect the container: its veths (the one made with its namespace, and those `network
+ * connect` added), netns bind mount, port rules, then its addresses. Idempotent, and needs
+ * nothing but the endpoint files (works after tsrun was killed). Returns the networks it was
+ * on, for their peers' /etc/hosts.
  * `processesGone`: nothing of the container runs any more, so once its bind mount is deleted
- * the kernel removes the namespace and the veth in it by itself (see the top of this file).
+ * the kernel removes the namespace and the veths in it by itself (see the top of this file).
  */
-export async function detach(stateDir: string, id: string, opts: { processesGone?: boolean } = {}): Promise<void> {
+export async function detach(stateDir: string, id: string, opts: { processesGone?: boolean } = {}): Promise<string[]> {
   const path = endpointPath(stateDir, id);
   const ep = readJson<Endpoint>(path);
+  const connected = readConnected(stateDir, id);
   const veth = ep?.hostVeth ?? hostVethName(id);
   const ns = ep?.netnsName ?? netnsName(id);
   const mounted = existsSync(`${NETNS_DIR}/${ns}`);
   const vethThere = linkExists(veth);
   const handOff = opts.processesGone === true && ep !== undefined && mounted && vethThere;
   if (handOff) {
-    // Before the endpoint file goes: the address must never look free while the veth is there.
+    // Before the endpoint files go: an address must never look free while its veth is there.
     mkdirSync(releasedDir(stateDir), { recursive: true, mode: 0o700 });
-    writeJsonAtomic(releasedPath(stateDir, id), { ...ep, released: new Date().toISOString() } satisfies Released);
+    const released = new Date().toISOString();
+    for (const e of [ep, ...connected.filter((c) => linkExists(c.hostVeth))]) {
+      writeJsonAtomic(releasedPath(stateDir, e), { ...e, released } satisfies Released);
+    }
   }
   const lines: string[] = [];
   // Deleting one end of a veth pair deletes the other; the namespace goes when its last user does.
+  if (!handOff) for (const c of connected) if (linkExists(c.hostVeth)) lines.push(`link del ${c.hostVeth}`);
   if (vethThere && !handOff) lines.push(`link del ${veth}`);
   if (mounted) lines.push(`netns delete ${ns}`);
   // Independent, so concurrent: deleting a veth waits for the kernel's RCU grace period (~15 ms).
   const results = await Promise.allSettled([
     lines.length > 0 ? runCommand(['ip', '-batch', '-'], lines.join('\n') + '\n', `remove the network of container ${id.slice(0, 12)}`) : undefined,
-    ep ? removePortRules(ep) : undefined,
+    ...[...(ep ? [ep] : []), ...connected].map((e) => removePortRules(e)),
   ]);
   for (const r of results) if (r.status === 'rejected') throw r.reason;
-  // Last: the address is free again only when nothing uses it any more.
+  // Last: the addresses are free again only when nothing uses them any more; the namespace's
+  // own endpoint goes after the others, so that while anything of it is left, its file says so.
+  for (const c of connected) removeFile(endpointPath(stateDir, id, c.network));
   removeFile(path);
+  return [...(ep ? [ep.network] : []), ...connected.map((c) => c.network)];
 }
 
 /** Detach every container that `isAlive` says is gone (after a kill -9 or a reboot); returns their ids. */
 export async function recover(stateDir: string, isAlive: (id: string) => boolean): Promise<string[]> {
   const released: string[] = [];
   for (const ep of readEndpoints(stateDir)) {
-    if (isAlive(ep.id)) continue;
+    if (released.includes(ep.id) || isAlive(ep.id)) continue;
     await detach(stateDir, ep.id);
     released.push(ep.id);
   }

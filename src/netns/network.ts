@@ -12,11 +12,12 @@ import { withLock } from './lock.js';
 import { settleReleased } from './released.js';
 import {
   createJsonExclusive,
+  endpointId,
   ensureDirs,
+  findNetwork,
   lockPath,
   networkPath,
   readEndpoints,
-  readJson,
   readNetworks,
   removeFile,
   validateNetworkName,
@@ -26,6 +27,7 @@ import {
 
 import { DEFAULT_BRIDGE, DEFAULT_NETWORK, defaultSubnet } from './network-names.js';
 export { DEFAULT_BRIDGE, DEFAULT_NETWORK, DEFAULT_SUBNET, defaultSubnet } from './network-names.js';
+export { findNetwork } from './store.js';
 
 export interface CreateNetworkOptions {
   name: string;
@@ -112,22 +114,13 @@ export function createNetwork(stateDir: string, opts: CreateNetworkOptions): Pro
   return withLock(lockPath(stateDir), () => createNetworkLocked(stateDir, opts));
 }
 
-/** A network by name, or by a unique prefix of its id (as docker accepts). */
-export function findNetwork(stateDir: string, nameOrId: string): NetworkConfig | undefined {
-  if (/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(nameOrId)) {
-    const byName = readJson<NetworkConfig>(networkPath(stateDir, nameOrId));
-    if (byName) return byName;
-  }
-  const byId = readNetworks(stateDir).filter((n) => nameOrId.length >= 3 && n.id.startsWith(nameOrId));
-  return byId.length === 1 ? byId[0] : undefined;
-}
-
 export function listNetworks(stateDir: string): NetworkConfig[] {
   return readNetworks(stateDir);
 }
 
 export interface NetworkInspect extends NetworkConfig {
-  containers: Array<Pick<Endpoint, 'id' | 'name' | 'ip' | 'mac' | 'hostVeth'>>;
+  /** Every endpoint on the network: containers started on it, and those `network connect` added. */
+  containers: Array<Pick<Endpoint, 'id' | 'name' | 'ip' | 'prefixLen' | 'mac' | 'hostVeth'> & { endpointId: string; ifname: string }>;
 }
 
 export function inspectNetwork(stateDir: string, nameOrId: string): NetworkInspect {
@@ -135,8 +128,22 @@ export function inspectNetwork(stateDir: string, nameOrId: string): NetworkInspe
   if (!net) throw new TsrunError('ENETWORK', `network ${nameOrId} not found`);
   const containers = readEndpoints(stateDir)
     .filter((e) => e.network === net.name)
-    .map(({ id, name, ip, mac, hostVeth }) => ({ id, name, ip, mac, hostVeth }));
+    .map((e) => ({ id: e.id, name: e.name, ip: e.ip, prefixLen: e.prefixLen, mac: e.mac, hostVeth: e.hostVeth, endpointId: endpointId(e), ifname: e.ifname ?? 'eth0' }));
   return { ...net, containers };
+}
+
+/**
+ * What `network inspect` prints: the network's record, and its containers as docker lists them
+ * (`Containers`, by container ID), so that `{{range .Containers}}{{.IPv4Address}}{{end}}` works.
+ */
+export function networkJson(n: NetworkInspect): Record<string, unknown> {
+  const { containers, ...record } = n;
+  return {
+    ...record,
+    Containers: Object.fromEntries(
+      containers.map((c) => [c.id, { Name: c.name, EndpointID: c.endpointId, MacAddress: c.mac, IPv4Address: `${c.ip}/${c.prefixLen}`, IPv6Address: '' }]),
+    ),
+  };
 }
 
 /**

@@ -1,6 +1,7 @@
 // Endpoints released to the kernel: a detached container's veth that cleanup_net has yet to
-// remove (see the top of endpoint.ts). Its released/<id>.json keeps its address taken until
-// the veth is seen gone, or until tsrun deletes the veth itself.
+// remove (see the top of endpoint.ts). Its released/<id>.json (<id>+<network>.json for one
+// `network connect` added) keeps its address taken until the veth is seen gone, or until tsrun
+// deletes the veth itself.
 import { linkExists } from './bridge.js';
 import { runCommand } from './exec.js';
 import { readReleased, releasedPath, removeFile, type Released } from './store.js';
@@ -26,7 +27,7 @@ export async function settleReleased(stateDir: string, mustGo: (r: Released) => 
         if (linkExists(r.hostVeth)) throw err; // else the kernel was faster
       });
     }
-    removeFile(releasedPath(stateDir, r.id));
+    removeFile(releasedPath(stateDir, r));
   }
   return leaving;
 }

@@ -2,15 +2,25 @@
 // knows what exists and can undo it:
 //   <stateDir>/networks/<name>.json   a network (NetworkConfig)
 //   <stateDir>/networks/.lock         flock'd while allocating (lock.ts)
-//   <stateDir>/endpoints/<id>.json    a container's attachment: address, veth, netns, ports
-//   <stateDir>/released/<id>.json     a detached container whose veth the kernel is still
+//   <stateDir>/endpoints/<id>.json    a container's attachment made by `start`: address, veth
+//                                     (eth0 inside), netns, ports
+//   <stateDir>/endpoints/<id>+<network>.json
+//                                     one more attachment, made by `network connect` (eth1,
+//                                     eth2…) in the same netns; `+` is in neither an id nor a
+//                                     network name, so the two kinds never meet
+//   <stateDir>/released/<id>.json, released/<id>+<network>.json
+//                                     a detached endpoint whose veth the kernel is still
 //                                     removing (endpoint.ts, detach): its address stays taken
 // An endpoint file is written *before* any kernel object exists, so detach() always finds out
 // what to remove; the addresses in use are exactly the ones in endpoint and released files.
+// A container has at most one endpoint per network. Files written before `network connect`
+// existed are the first kind, unchanged: nothing to migrate.
+import { createHash } from 'node:crypto';
 import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
 import { writeFileNamed } from '../sys/atomic.js';
 import { join } from 'node:path';
 import { TsrunError, errnoOf } from '../errors.js';
+import { tokenAlive } from '../sys/proc.js';
 import type { PortMapping } from './publish.js';
 
 export interface NetworkConfig {
@@ -38,7 +48,7 @@ export interface Endpoint {
   gateway: string;
   mac: string;
   mtu: number;
-  /** Host end of the veth pair, on the bridge; the container end is eth0. */
+  /** Host end of the veth pair, on the bridge; the container end is eth0 (or `ifname`). */
   hostVeth: string;
   /** Name under /run/netns (what `ip netns` lists) and its path. */
   netnsName: string;
@@ -47,7 +57,21 @@ export interface Endpoint {
   ports: PortMapping[];
   pid: number;
   created: string;
+  /**
+   * Only on an endpoint `network connect` added: its interface in the container (eth1, eth2…),
+   * and its file is endpoints/<id>+<network>.json. Absent on the one `start` made with the
+   * namespace (eth0, endpoints/<id>.json), which owns that namespace.
+   */
+  ifname?: string;
+  /**
+   * The `network connect` making it (`PID@START-TIME`), until its interface is up and recorded:
+   * one naming a dead process is what a killed connect left, on a container still running.
+   */
+  connectingBy?: string;
 }
+
+/** An endpoint a `network connect` was making when it was killed (its container runs on). */
+export const connectKilled = (ep: Endpoint) => ep.connectingBy !== undefined && !tokenAlive(ep.connectingBy);
 
 /** An endpoint handed to the kernel to remove (see detach in endpoint.ts). */
 export interface Released extends Endpoint {
@@ -73,9 +97,19 @@ export const networksDir = (stateDir: string) => join(stateDir, 'networks');
 export const endpointsDir = (stateDir: string) => join(stateDir, 'endpoints');
 export const lockPath = (stateDir: string) => join(networksDir(stateDir), '.lock');
 export const networkPath = (stateDir: string, name: string) => join(networksDir(stateDir), `${validateNetworkName(name)}.json`);
-export const endpointPath = (stateDir: string, id: string) => join(endpointsDir(stateDir), `${validateContainerId(id)}.json`);
+/** The file name of a container's endpoint: <id>.json for the one made with its namespace,
+ * <id>+<network>.json for one `network connect` added. */
+export const endpointFile = (id: string, connected?: string) =>
+  connected === undefined ? `${validateContainerId(id)}.json` : `${validateContainerId(id)}+${validateNetworkName(connected)}.json`;
+/** The endpoint file of this endpoint (its kind told by `ifname`). */
+export const endpointFileOf = (ep: Pick<Endpoint, 'id' | 'network' | 'ifname'>) => endpointFile(ep.id, ep.ifname === undefined ? undefined : ep.network);
+export const endpointPath = (stateDir: string, id: string, connected?: string) => join(endpointsDir(stateDir), endpointFile(id, connected));
+/** docker's EndpointID (64 hex digits), derived from what the endpoint file records: a new one
+ * each time the container joins the network. */
+export const endpointId = (ep: Pick<Endpoint, 'id' | 'network' | 'created'>) =>
+  createHash('sha256').update(`${ep.id}+${ep.network}+${ep.created}`).digest('hex');
 export const releasedDir = (stateDir: string) => join(stateDir, 'released');
-export const releasedPath = (stateDir: string, id: string) => join(releasedDir(stateDir), `${validateContainerId(id)}.json`);
+export const releasedPath = (stateDir: string, ep: Pick<Endpoint, 'id' | 'network' | 'ifname'>) => join(releasedDir(stateDir), endpointFileOf(ep));
 
 /** Write a temporary file, then rename(2) it over the target: readers never see half a file. */
 export function writeJsonAtomic(path: string, value: unknown): void {
@@ -116,10 +150,10 @@ export function readJson<T>(path: string): T | undefined {
   }
 }
 
-function readAll<T>(dir: string): T[] {
+function readAll<T>(dir: string, keep: (file: string) => boolean = () => true): T[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir)
-    .filter((f) => f.endsWith('.json') && !f.startsWith('.'))
+    .filter((f) => f.endsWith('.json') && !f.startsWith('.') && keep(f))
     .sort()
     .map((f) => readJson<T>(join(dir, f)))
     .filter((v): v is T => v !== undefined);
@@ -128,6 +162,29 @@ function readAll<T>(dir: string): T[] {
 export const readNetworks = (stateDir: string) => readAll<NetworkConfig>(networksDir(stateDir));
 export const readEndpoints = (stateDir: string) => readAll<Endpoint>(endpointsDir(stateDir));
 export const readReleased = (stateDir: string) => readAll<Released>(releasedDir(stateDir));
+
+/** A network by name, or by a unique prefix of its id (as docker accepts). */
+export function findNetwork(stateDir: string, nameOrId: string): NetworkConfig | undefined {
+  if (/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(nameOrId)) {
+    const byName = readJson<NetworkConfig>(networkPath(stateDir, nameOrId));
+    if (byName) return byName;
+  }
+  const byId = readNetworks(stateDir).filter((n) => nameOrId.length >= 3 && n.id.startsWith(nameOrId));
+  return byId.length === 1 ? byId[0] : undefined;
+}
+
+/** The endpoints `network connect` added to this container (one directory listing, no more
+ * when there are none). */
+export function readConnected(stateDir: string, id: string): Endpoint[] {
+  const prefix = `${validateContainerId(id)}+`;
+  return readAll<Endpoint>(endpointsDir(stateDir), (f) => f.startsWith(prefix));
+}
+
+/** Every endpoint of a container: the one made with its namespace first, if any. */
+export function readContainerEndpoints(stateDir: string, id: string): Endpoint[] {
+  const own = readJson<Endpoint>(endpointPath(stateDir, id));
+  return [...(own ? [own] : []), ...readConnected(stateDir, id)];
+}
 
 export function ensureDirs(stateDir: string): void {
   mkdirSync(networksDir(stateDir), { recursive: true, mode: 0o700 });

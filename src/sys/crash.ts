@@ -27,6 +27,8 @@ export const CRASH_POINTS = [
   'pull:before-record',
   'network-rm:bridge-removed',
   'volume-rm:renamed',
+  'connect:endpoint-written',
+  'connect:veth-made',
 ] as const;
 export type CrashPoint = (typeof CRASH_POINTS)[number];
 
