@@ -1,13 +1,13 @@
 // What both drivers need: where a container's cgroup lives, which controllers a set of limits
 // needs, killing everything in a cgroup, and removing directories the kernel is still letting go.
-import { mkdirSync, rmdirSync } from 'node:fs';
+import { rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { TsrunError, errnoOf } from '../errors.js';
 import { blkio } from './blkio.js';
 import type { Controller } from './controller.js';
 import { cpu } from './cpu.js';
 import { cpuset } from './cpuset.js';
-import { exists, readPids, sleepMs, waitUntil, writeValue } from './fsio.js';
+import { exists, makeDir, readPids, sleepMs, waitUntil, writeValue } from './fsio.js';
 import { memory } from './memory.js';
 import { pids } from './pids.js';
 import type { Resources } from './types.js';
@@ -41,7 +41,7 @@ export function checkId(id: string): void {
 /** mkdir that tolerates an existing directory; returns whether this call made it. */
 export function mkdirOnce(dir: string): boolean {
   try {
-    mkdirSync(dir);
+    makeDir(dir); // observed: --trace shows it
     return true;
   } catch (err) {
     if (errnoOf(err) === 'EEXIST') return false;

@@ -3,7 +3,7 @@
 // `tsrun network create` itself changes nothing in the kernel.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { TsrunError } from '../errors.js';
-import { runCommand } from './exec.js';
+import { observeEquivalent, runCommand } from './exec.js';
 import { setupNetworkFirewall, teardownNetworkFirewall } from './firewall.js';
 import { macForIp, parseCidr, parseIp, type Cidr } from './ipv4.js';
 import type { NetworkConfig } from './store.js';
@@ -14,6 +14,7 @@ function sysctl(path: string, value: string): void {
   const file = `/proc/sys/${path.replaceAll('.', '/')}`;
   try {
     if (readFileSync(file, 'utf8').trim() === value) return;
+    observeEquivalent(['sysctl', '-w', `${path}=${value}`]);
     writeFileSync(file, value);
   } catch (err) {
     throw new TsrunError('ENETWORK', `set ${path}=${value} (${file})`, { cause: err });

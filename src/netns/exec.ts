@@ -14,6 +14,14 @@ export function observeCommands(fn: CommandObserver | undefined): void {
   observer = fn;
 }
 
+/**
+ * A change tsrun makes in-process that a learner would make with a command (a sysctl written
+ * to /proc/sys): the observer sees it as that command, `sysctl -w key=value`.
+ */
+export function observeEquivalent(argv: string[]): void {
+  observer?.(argv, '');
+}
+
 export interface CommandResult {
   stdout: string;
   stderr: string;

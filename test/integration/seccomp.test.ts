@@ -204,7 +204,7 @@ describePrivileged('seccomp', () => {
   it('--trace shows the filter being loaded, with its size', () => {
     const r = run('--trace', image, 'true');
     expect(r.status).toBe(0);
-    expect(r.stderr).toMatch(/\[step \d+\] prctl\(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, \{len=\d+, filter=\.\.\.\}\) = 0\n\[step \d+\] execve\(/);
+    expect(r.stderr).toMatch(/\[step \d+ seccomp\] prctl\(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, \{len=\d+, filter=\.\.\.\}\) = 0\n +\+\d+\.\dms \[step \d+ exec\] execve\(/);
   });
 
   it('exec gets the container\'s filter; inspect says which one', () => {
