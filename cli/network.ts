@@ -1,7 +1,7 @@
-// tsrun network create|ls|inspect|rm
+// tsrun network create|ls|inspect|rm|prune|connect|disconnect
 import type { Command } from 'commander';
-import { action, globalOptions } from './common.js';
-import { formatTable } from './format.js';
+import { action, collect, globalOptions } from './common.js';
+import { formatTable, renderTemplate } from './format.js';
 
 export function register(program: Command): void {
   const network = program.command('network').description('Manage networks');
@@ -46,12 +46,40 @@ export function register(program: Command): void {
 
   network
     .command('inspect')
-    .description('Show a network as JSON')
+    .description('Show networks as JSON, with the containers on them')
     .argument('<name...>')
-    .action(action(async (names: string[], _flags: object, cmd: Command) => {
-      const { inspectNetwork } = await import('../src/netns/index.js');
+    .option('-f, --format <template>', 'a template such as "{{range .Containers}}{{.Name}} {{end}}" (a Go template, as docker\'s)')
+    .action(action(async (names: string[], flags: { format?: string }, cmd: Command) => {
+      const { inspectNetwork, networkJson } = await import('../src/netns/index.js');
       const root = globalOptions(cmd).root;
-      process.stdout.write(JSON.stringify(names.map((n) => inspectNetwork(root, n)), null, 4) + '\n');
+      const out = names.map((n) => networkJson(inspectNetwork(root, n)));
+      if (flags.format) for (const o of out) process.stdout.write(renderTemplate(flags.format, o) + '\n');
+      else process.stdout.write(JSON.stringify(out, null, 4) + '\n');
+    }));
+
+  network
+    .command('connect')
+    .description('Connect a container to a network: running, it gets one more interface (eth1, eth2…) at once; stopped, at its next start')
+    .argument('<name>', 'the network')
+    .argument('<container>')
+    .option('--alias <name>', 'another name the containers on the network know it by (repeatable)', collect, [])
+    .option('--ip <address>', 'a fixed IPv4 address (user-defined networks only)')
+    .action(action(async (name: string, container: string, flags: { alias: string[]; ip?: string }, cmd: Command) => {
+      const root = globalOptions(cmd).root;
+      const [{ findContainer }, { connectContainer }] = await Promise.all([import('../src/container/lookup.js'), import('../src/container/connect.js')]);
+      await connectContainer(root, findContainer(root, container), name, { aliases: flags.alias, ...(flags.ip !== undefined && { ip: flags.ip }) });
+    }));
+
+  network
+    .command('disconnect')
+    .description('Disconnect a container from a network added with network connect')
+    .argument('<name>', 'the network')
+    .argument('<container>')
+    .option('-f, --force', 'take a network that was removed since off the container too', false)
+    .action(action(async (name: string, container: string, flags: { force: boolean }, cmd: Command) => {
+      const root = globalOptions(cmd).root;
+      const [{ findContainer }, { disconnectContainer }] = await Promise.all([import('../src/container/lookup.js'), import('../src/container/connect.js')]);
+      await disconnectContainer(root, findContainer(root, container), name, { force: flags.force });
     }));
 
   network
@@ -74,14 +102,14 @@ export function register(program: Command): void {
     .option('-f, --force', 'do not prompt for confirmation (tsrun never prompts)', false)
     .action(action(async (_flags: object, cmd: Command) => {
       const root = globalOptions(cmd).root;
-      const [{ pruneNetworks, detach }, { reconcile }, { strayEndpoints }] = await Promise.all([
+      const [{ pruneNetworks, releaseStray }, { reconcile }, { strayEndpoints }] = await Promise.all([
         import('../src/netns/index.js'),
         import('../src/container/cleanup.js'),
         import('../src/container/check.js'),
       ]);
       // What killed commands left keeps a network in use: released first (as system check --repair).
       await reconcile(root);
-      for (const { ep } of strayEndpoints(root)) await detach(root, ep.id);
+      for (const { ep } of strayEndpoints(root)) await releaseStray(root, ep);
       const removed = await pruneNetworks(root);
       if (removed.length > 0) process.stdout.write(`Deleted Networks:\n${removed.join('\n')}\n`);
     }));

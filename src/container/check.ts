@@ -17,7 +17,7 @@ import { ContainerPaths, namesDir } from './paths.js';
 import { listIds, readRecord, updateState } from './record.js';
 import { observe } from './status.js';
 import { volumesDir } from './volumes.js';
-import { readEndpoints, type Endpoint } from '../netns/store.js';
+import { connectKilled, readEndpoints, type Endpoint } from '../netns/store.js';
 
 export interface Finding {
   /** What kind of thing is wrong: container, name, endpoint, cgroup, userns, trash, image. */
@@ -96,9 +96,9 @@ export async function checkStore(storeRoot: string, opts: { repair: boolean }): 
     }
   }
 
-  const { detach } = await import('../netns/index.js');
+  const { releaseStray } = await import('../netns/index.js');
   for (const { ep, why } of strayEndpoints(storeRoot)) {
-    await found('endpoint', `${ep.network}/${ep.ip}`, `${why}, yet it holds ${ep.ip}, ${ep.hostVeth} and ${ep.netnsPath}`, () => detach(storeRoot, ep.id));
+    await found('endpoint', `${ep.network}/${ep.ip}`, `${why}, yet it holds ${ep.ip}, ${ep.hostVeth} and ${ep.netnsPath}`, () => releaseStray(storeRoot, ep));
   }
 
   // Names: each is held by the container it points at, under the name its record gives.
@@ -160,8 +160,10 @@ export function strayEndpoints(storeRoot: string): Array<{ ep: Endpoint; why: st
   for (const ep of readEndpoints(storeRoot)) {
     const paths = new ContainerPaths(storeRoot, ep.id);
     const owner = readRecord(paths) ? observe(paths) : undefined;
-    if (owner && (owner.starting || owner.status === 'running' || owner.status === 'paused' || owner.status === 'restarting')) continue;
-    out.push({ ep, why: owner ? `container is ${owner.status}` : 'no such container' });
+    // A `network connect` killed half-way leaves an endpoint on a container that runs on.
+    const killed = connectKilled(ep);
+    if (owner && !killed && (owner.starting || owner.status === 'running' || owner.status === 'paused' || owner.status === 'restarting')) continue;
+    out.push({ ep, why: killed ? 'a network connect was killed half-way' : owner ? `container is ${owner.status}` : 'no such container' });
   }
   return out;
 }

@@ -51,8 +51,9 @@ export async function cleanupContainer(storeRoot: string, id: string, opts: Clea
         const { detach } = await import('../netns/index.js');
         // Its processes are gone (the cgroup is empty, or was never made): the kernel may
         // remove the veth with the namespace, ~20 ms sooner for us.
-        await detach(storeRoot, id, { processesGone: true });
-        if (state.network) refreshPeers(storeRoot, state.network.name, id);
+        const left = await detach(storeRoot, id, { processesGone: true });
+        // Every network it was on (those `network connect` added too) forgets its name.
+        for (const net of new Set([...(state.network ? [state.network.name] : []), ...left])) refreshPeers(storeRoot, net, id);
         crashPoint('cleanup:network-detached');
       }
       state = updateState(paths, {

@@ -4,6 +4,7 @@ import { readFileSync, readlinkSync } from 'node:fs';
 import { formatPsPort } from '../netns/publish.js';
 import type { OciSpec } from '../namespaces/spec.js';
 import { describeSeccomp, seccompSecurityOpt } from '../seccomp/index.js';
+import { inspectNetworks } from './network.js';
 import { ContainerPaths } from './paths.js';
 import { listIds, readRecord, type ContainerRecord } from './record.js';
 import { observe, type Observed } from './status.js';
@@ -203,9 +204,8 @@ export function inspectContainer(storeRoot: string, record: ContainerRecord): Re
       IPPrefixLen: running ? (net?.prefixLen ?? 0) : 0,
       Gateway: running ? (net?.gateway ?? '') : '',
       MacAddress: running ? (net?.mac ?? '') : '',
-      Networks: net && running
-        ? { [net.name]: { IPAMConfig: o.ip ? { IPv4Address: o.ip } : null, IPAddress: net.ip, Gateway: net.gateway, MacAddress: net.mac, IPPrefixLen: net.prefixLen } }
-        : {},
+      // Every network: the one it was created with, and those `network connect` added.
+      Networks: inspectNetworks(storeRoot, record, running, net),
     },
     Tsrun: {
       ContainerDir: paths.dir,

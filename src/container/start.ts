@@ -17,6 +17,7 @@ import { inOwnUserns } from '../rootless.js';
 import { crashPoint } from '../sys/crash.js';
 import { selfToken } from '../sys/proc.js';
 import { cleanupContainer } from './cleanup.js';
+import { attachJoined } from './connect.js';
 import { waitNotRunning } from './signals.js';
 import { findContainer, type Found } from './lookup.js';
 import { recipeFor, refreshPeers, usesBridge, writeHosts } from './network.js';
@@ -127,6 +128,8 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
         network = { name: att.network, ip, gateway, mac, prefixLen, hostVeth, netnsPath, ports };
         writeHosts(storeRoot, record.id, recipeFor(record.hostname, options, att));
         refreshPeers(storeRoot, att.network, record.id);
+        // The networks `network connect` added since it was created (`run`'s container has none).
+        if (!opts.fresh) await attachJoined(storeRoot, record);
         crashPoint('start:network-attached');
       }
 
