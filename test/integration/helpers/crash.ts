@@ -4,7 +4,6 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { findLeaks } from '../../leaks.js';
 import type { TestEnv } from './env.js';
 
 export interface Outcome {
@@ -218,34 +217,64 @@ export async function releasedSettled(root: string, graceMs: number): Promise<vo
 }
 
 /**
- * findLeaks for this test alone. Its mounts, processes and cgroups are scoped to the store and
- * the cgroup parent already; veths, network namespaces and firewall rules are looked for
- * host-wide, where other test files' containers come and go. A veth on another bridge, or in
- * another container's namespace, a namespace of a container not ours, a rule of another bridge:
- * not this test's. A veth that tells neither (no bridge, no peer) counts as ours.
+ * findLeaks(scope) (test/leaks.ts), narrowed to this test's own objects: mounts under its store;
+ * processes in its cgroups, or tsrun's holding files in its store; its cgroups; veths on its
+ * bridges or into its containers' namespaces; those namespaces; firewall rules of its bridges
+ * whose bridge is gone or that name a container. findLeaks looks for veths, namespaces and
+ * rules host-wide, and waits up to RELEASE_GRACE_MS while any veth exists: with other test files
+ * running containers, every round would fail on theirs, or wait on them. TestEnv.cleanup runs
+ * findLeaks itself once the file is done.
  */
-export function leaksOf(env: TestEnv, bridges: string[], ids: Iterable<string>): string[] {
+export async function leaksOf(env: TestEnv, bridges: string[], ids: Iterable<string>, graceMs: number): Promise<string[]> {
   const namespaces = new Set([...ids].map((id) => `tsrun-${id.slice(0, 12)}`));
-  const ours = (leak: string): boolean => {
-    const veth = /^veth: \d+: ([^@:]+)/.exec(leak)?.[1];
-    if (veth) {
-      let detail = '';
-      try {
-        detail = execFileSync('ip', ['-o', 'link', 'show', 'dev', veth], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-      } catch {
-        return false; // gone meanwhile
-      }
-      const master = / master (\S+)/.exec(detail)?.[1];
-      const peer = / link-netns (\S+)/.exec(detail)?.[1];
-      if (master) return bridges.includes(master);
-      return peer === undefined || namespaces.has(peer);
+  const leaks: string[] = [];
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) if (line.includes(env.root)) leaks.push(`mount: ${line}`);
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const inCgroup = readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(`/${env.cgroupParent}/`);
+      const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      const tsrunsHere = /^tsrun-(monitor|init|helper)$/.test(comm) && readdirSync(`/proc/${pid}/fd`).some((fd) => readlinkSafe(`/proc/${pid}/fd/${fd}`).startsWith(env.root + '/'));
+      if ((inCgroup || tsrunsHere) && alive(Number(pid))) leaks.push(`process ${pid}: ${comm}`);
+    } catch {
+      // gone meanwhile
     }
-    const ns = /^netns: (\S+)/.exec(leak)?.[1];
-    if (ns) return namespaces.has(ns);
-    if (leak.startsWith('firewall rule: ')) return bridges.some((b) => leak.includes(`tsrun:${b}"`) || leak.includes(`tsrun:${b}:`));
-    return true;
-  };
-  return findLeaks({ root: env.root, cgroupParent: env.cgroupParent }).filter(ours);
+  }
+  for (const h of readdirSync('/sys/fs/cgroup')) {
+    if (existsSync(join('/sys/fs/cgroup', h, env.cgroupParent))) leaks.push(`cgroup: /sys/fs/cgroup/${h}/${env.cgroupParent}`);
+  }
+  // A container's veth may outlive it by a moment: the kernel removes it with the namespace.
+  const veths = () =>
+    readdirSync('/sys/class/net').filter((n) => {
+      const master = readlinkSafe(`/sys/class/net/${n}/master`);
+      if (master) return bridges.includes(basename(master));
+      return n.startsWith('veth') && namespaces.has(linkNetns(n) ?? '');
+    });
+  let left = veths();
+  for (const deadline = Date.now() + graceMs; left.length > 0 && Date.now() < deadline; left = veths()) await new Promise((r) => setTimeout(r, 50));
+  leaks.push(...left.map((v) => `veth: ${v}`));
+  for (const ns of namespaces) if (existsSync(`/run/netns/${ns}`)) leaks.push(`netns: ${ns}`);
+  for (const rule of execFileSync('iptables-save', [], { encoding: 'utf8' }).split('\n')) {
+    const tag = /tsrun:([^: "]+)(:[0-9a-f]{12})?/.exec(rule);
+    if (tag && bridges.includes(tag[1]!) && (tag[2] || !existsSync(`/sys/class/net/${tag[1]}`))) leaks.push(`firewall rule: ${rule}`);
+  }
+  return leaks;
+}
+
+function readlinkSafe(path: string): string {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return '';
+  }
+}
+
+/** The named namespace a veth's peer is in, if `ip` tells. */
+function linkNetns(veth: string): string | undefined {
+  try {
+    return / link-netns (\S+)/.exec(execFileSync('ip', ['-o', 'link', 'show', 'dev', veth], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }))?.[1];
+  } catch {
+    return undefined;
+  }
 }
 
 /** Container IDs the store knows of, removal's trash included (containers/.removing-<id>-<pid>). */
