@@ -96,11 +96,12 @@ function addRemove(cmd: Command): void {
         const root = globalOptions(c).root;
         const containers = await containerRefs(root);
         const userOf = async (id: string) => imageUser(root, id);
+        const mountedLayers = async () => new Set((await containerRefs(root)).flatMap((c) => c.lowerDirs));
         let status = 0;
         // Like docker: go on with the rest after a failure, exit non-zero at the end.
         for (const image of images) {
           try {
-            const r = await removeImageChecked(store, containers, image, { force: flags.force, userOf });
+            const r = await removeImageChecked(store, containers, image, { force: flags.force, userOf, mountedLayers });
             for (const n of r.untagged) process.stdout.write(`Untagged: ${familiarName(n)}\n`);
             for (const d of r.deleted) process.stdout.write(`Deleted: ${d}\n`);
           } catch (err) {

@@ -56,6 +56,10 @@ const MODULES: Array<[load: Loader, commands: string[]]> = [
 
 // The bundle is a CommonJS script, which cannot await at its top level.
 async function main(): Promise<void> {
+  // A test hook left set by mistake would make every container without what it names: said, always.
+  if (process.env.TSRUN_TEST_OMIT_STEPS) {
+    process.stderr.write(`tsrun: warning: TSRUN_TEST_OMIT_STEPS=${process.env.TSRUN_TEST_OMIT_STEPS} is set: containers are made without those launch steps (a test hook)\n`);
+  }
   const word = commandWord(process.argv.slice(2));
   // `tsrun --version` alone needs none of the commands (scripts call it to probe for tsrun).
   const only = process.argv.slice(2);

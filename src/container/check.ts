@@ -2,7 +2,7 @@
 // with `repair` what a crash left put right. Every repair is one an interrupted command would
 // have done itself had it lived; nothing that belongs to a live tsrun, or to another store
 // sharing this host (its cgroups, its namespaces), is touched.
-import { readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { detectCgroups, openDriver } from '../cgroups/index.js';
 import { frozenInKernel } from '../cgroups/freezer.js';
@@ -82,8 +82,10 @@ export async function checkStore(storeRoot: string, opts: { repair: boolean }): 
       if (cgroup) {
         await found('cgroup', short, `container is ${seen.status} but its cgroup remains (${Object.values(cgroup.paths)[0]})`, () =>
           locked(paths, () => {
-            // Asked again under the lock: a start may have begun meanwhile.
-            if (observe(paths).status !== seen.status) return;
+            // Asked again under the lock: a start may have begun meanwhile (`run` starts
+            // without the lock; its startingBy is written before its cgroup exists).
+            const now = observe(paths);
+            if (now.starting || now.status !== seen.status) return;
             cgroup.remove();
             driver.removeParent(record.options.cgroupParent);
           }),
@@ -105,7 +107,8 @@ export async function checkStore(storeRoot: string, opts: { repair: boolean }): 
   for (const name of entries(namesDir(storeRoot))) {
     const link = join(namesDir(storeRoot), name);
     const id = linkTarget(link)?.split('/').pop() ?? '';
-    if (!ids.has(id)) {
+    // A create begun since the listing has its directory (made before its name): not stray.
+    if (!ids.has(id) && !existsSync(new ContainerPaths(storeRoot, id).dir)) {
       await found('name', name, 'reserved for a container that does not exist', () => unlinkSync(link));
       continue;
     }
@@ -128,7 +131,7 @@ export async function checkStore(storeRoot: string, opts: { repair: boolean }): 
     } catch {
       continue;
     }
-    if (ids.has(holder)) continue;
+    if (ids.has(holder) || (holder !== '' && existsSync(new ContainerPaths(storeRoot, holder).dir))) continue;
     await found('userns', `block ${block}`, `held for ${holder.slice(0, 12) || 'nobody'}, which does not exist`, () => rmSync(file, { force: true }));
   }
 

@@ -174,8 +174,8 @@ async function createUnlocked(req: CreateRequest, volumesLocked: boolean): Promi
   const options: ContainerOptions = { ...req.options, publish: portsToPublish(req.options, image.config), publishAll: false };
   crashPoint('create:begin');
   const id = newContainerId();
-  const name = await reserveName(storeRoot, options.name, id, volumesLocked);
   const paths = new ContainerPaths(storeRoot, id);
+  let name: string | undefined;
   // Anonymous volumes: named now, made once the marker names them, so that a killed create's go
   // with its debris. (Made after the record instead, a kill between the two would leave a
   // container whose mounts have no source.)
@@ -186,16 +186,19 @@ async function createUnlocked(req: CreateRequest, volumesLocked: boolean): Promi
   });
   const anonymous = anonymousVolumesOf(options.volumes);
   try {
+    // First the directory and its marker, then what is reserved in its name (the name, a block
+    // of ids, volumes): whoever finds a reservation finds its maker's marker, so a create that
+    // is still running is never taken for debris. The marker also tells rmi the image has a
+    // user, and names the anonymous volumes a killed create's debris removal deletes.
+    mkdirSync(join(storeRoot, 'containers'), { recursive: true, mode: 0o700 });
+    mkdirSync(paths.dir, { mode: 0o700 });
+    writeFileNamed(paths.creating, JSON.stringify({ by: selfToken(), imageId: image.id, volumes: anonymous } satisfies CreatingMarker));
+    name = await reserveName(storeRoot, options.name, id, volumesLocked);
     // --userns private: a block of host ids of its own, for its whole life (restarts included).
     if (options.userns?.mode === 'private' && options.userns.uidMap.length === 0) options.userns = allocateUserns(storeRoot, id);
     // Named volumes: made if missing, mounted from the store. Their files are owned as the
     // image's are on disk: a user namespace sees them through the store's idmapped mount.
     options.volumes = options.volumes.map((v) => (v.volume && !v.anonymous ? { ...v, source: volumeData(storeRoot, ensureVolume(storeRoot, v.volume).name) } : v));
-    mkdirSync(join(storeRoot, 'containers'), { recursive: true, mode: 0o700 });
-    mkdirSync(paths.dir, { mode: 0o700 });
-    // Until container.json exists: the image has a user `rmi` must see, and a create killed
-    // with -9 leaves a directory its dead maker marks as debris (repair.ts).
-    writeFileNamed(paths.creating, JSON.stringify({ by: selfToken(), imageId: image.id, volumes: anonymous } satisfies CreatingMarker));
     for (const volume of anonymous) makeAnonymousVolume(storeRoot, volume);
     crashPoint('create:dir-made');
     // The other half of rmi's check (ImageStore.removeImage's userOf): the image was found
@@ -267,9 +270,9 @@ async function createUnlocked(req: CreateRequest, volumesLocked: boolean): Promi
     // Under the volumes lock (createContainer), and named by no record: they are this create's
     // alone. Should that fail too, the error to report is still the first; `volume prune` takes them.
     if (anonymous.length > 0) await removeUnusedVolumes(storeRoot, anonymous, { locked: true }).catch(() => undefined);
-    rmSync(paths.dir, { recursive: true, force: true });
-    releaseName(storeRoot, name);
+    if (name !== undefined) releaseName(storeRoot, name);
     releaseUserns(storeRoot, id, options.userns);
+    rmSync(paths.dir, { recursive: true, force: true });
     throw err;
   }
 }

@@ -164,14 +164,14 @@ export async function containerRefs(storeRoot: string, opts: { sizes?: boolean }
 export function imageUser(storeRoot: string, imageId: string): string | undefined {
   for (const id of listIds(storeRoot)) {
     const paths = new ContainerPaths(storeRoot, id);
-    const record = readRecord(paths);
-    if (record) {
-      if (record.imageId !== imageId) continue;
-      const status = observe(paths).status;
-      return `${status === 'running' || status === 'paused' || status === 'restarting' ? 'running' : 'stopped'} container ${id.slice(0, 12)}`;
-    }
+    // The marker first, then the record: create writes its record before it removes its
+    // marker, so a container between the two is seen by one read or the other.
     const marker = readCreatingMarker(paths);
     if (marker?.imageId === imageId && tokenAlive(marker.by)) return `container ${id.slice(0, 12)}, being created`;
+    const record = readRecord(paths);
+    if (record?.imageId !== imageId) continue;
+    const status = observe(paths).status;
+    return `${status === 'running' || status === 'paused' || status === 'restarting' ? 'running' : 'stopped'} container ${id.slice(0, 12)}`;
   }
   return undefined;
 }

@@ -181,6 +181,7 @@ export function readMonitorStatus(paths: ContainerPaths): MonitorStatus | undefi
       throw err;
     }
     if (checksumOk(bytes) || attempt >= 5) text = bytes.toString('utf8');
+    else Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1); // the overwrite takes microseconds
   }
   const kv = new Map<string, string>();
   for (const line of text.split('\n')) {

@@ -28,7 +28,14 @@ export async function removeContainer(storeRoot: string, found: Found, force: bo
     }
   }
   await cleanupContainer(storeRoot, found.record.id, { autoRemove: false });
-  await withLock(found.paths.lock, () => removeFiles(storeRoot, found.record.id, found.record.name));
+  await withLock(found.paths.lock, () => {
+    // Asked again under the lock: a start (run's takes no lock) may have begun meanwhile.
+    const now = observe(found.paths);
+    if (now.starting || !can.remove(now.status)) {
+      throw new TsrunError('ESTATE', `cannot remove container ${found.record.name}: it is ${now.starting ? 'being started' : now.status}; try again`);
+    }
+    removeFiles(storeRoot, found.record.id, found.record.name);
+  });
   // Once no record names them (a kill before this leaves unused ones, for `volume prune`).
   if (opts.volumes) await removeUnusedVolumes(storeRoot, anonymousVolumesOf(found.record.options.volumes));
 }

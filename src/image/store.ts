@@ -43,6 +43,12 @@ export interface RemoveOptions {
    * the removal is undone and refused. The store knows nothing of containers; the caller does.
    */
   userOf?: (imageId: Digest) => Promise<string | undefined>;
+  /**
+   * The layer links (`l/<26 chars>`) containers mount now: asked under the lock, and those
+   * layers stay even when no image records them (a build's step container mounts its FROM
+   * image's layers without being that image's user).
+   */
+  mountedLayers?: () => Promise<Set<string>>;
 }
 
 export interface StoreUsage {
@@ -371,7 +377,13 @@ export class ImageStore {
       // Deleted only after images.json no longer mentions them, and still under the lock, so
       // a concurrent putImage cannot start using a layer we are about to delete.
       const keep = referenced(db);
-      const layers = unique(gone.flatMap((e) => e.layers)).filter((l) => !keep.layers.has(l));
+      const mounted = (await options.mountedLayers?.()) ?? new Set<string>();
+      const layers: Digest[] = [];
+      for (const l of unique(gone.flatMap((e) => e.layers))) {
+        if (keep.layers.has(l)) continue;
+        const link = (await this.layers.get(l).catch(() => undefined))?.link;
+        if (link === undefined || !mounted.has(link)) layers.push(l);
+      }
       const blobs = unique(gone.flatMap((e) => e.blobs)).filter((b) => !keep.blobs.has(b));
       await this.deleteContent(layers, blobs);
       // The same image recorded under another manifest (pulled, and loaded from an archive)
