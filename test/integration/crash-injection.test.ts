@@ -245,7 +245,9 @@ const COMMANDS: Command[] = [
     },
     args: () => ['network', 'connect', NET, 'crash-connect'],
     async again(r) {
-      // Connected or not, as the truth check found it: either way it can be connected now.
+      // Connected or not, as the truth check found it: either way it can be connected now (to the
+      // network made again if a `network prune` after the kill took it as unused).
+      if (!(await r.lists('network', NET))) await r.ok(['network', 'create', '-o', `bridge=${fixtures.bridge}`, '--subnet', fixtures.subnet, NET]);
       if ((await r.inspect('crash-connect'))?.NetworkSettings.Networks[NET]) await r.ok(['network', 'disconnect', NET, 'crash-connect']);
       await r.timed(['network', 'connect', NET, 'crash-connect']);
       expect((await r.inspect('crash-connect'))?.NetworkSettings.Networks[NET]?.IPAddress).toMatch(/^10\.214\./);
@@ -317,9 +319,6 @@ describePrivileged('crash injection: kill -9 at any moment, then the truth and a
   const durations = new Map<string, number>();
   /** Image names present before any round: what the cleanup keeps. */
   let baseImages: string[] = [];
-  /** The store before any round, and its images.json. */
-  let pristine = new Set<string>();
-  let pristineImages = '';
   /** A round that failed half-way leaves its things: the next one starts with a cleanup. */
   let dirty = false;
   /** Kills by time: how many met the command still running (the rest came after it ended). */
@@ -346,19 +345,24 @@ describePrivileged('crash injection: kill -9 at any moment, then the truth and a
   };
   const bridges = () => [env.env.TSRUN_BRIDGE!, fixtures.bridge];
 
+  /** The store's paths, and its images.json: what a round compares its cleanup with. */
+  const snapshot = () => ({ tree: storeTree(env.root), images: readFileSync(join(env.root, 'images.json'), 'utf8') });
+  let pristine = { tree: new Set<string>(), images: '' };
+
   /**
    * What a user does to get their host back: rm -f of every container, network prune, and —
-   * where the store shows volumes or images the rounds made — volume prune, rmi of those images,
-   * image and builder prune. Commands that do not depend on each other run at once (the 2-core
-   * VM runs two). `thawFirst`: unpause what is paused first — not what a user should need, but
-   * what a round that failed, or a command timed before its round, leaves for the next round.
+   * where the store shows volumes or images made `since` then — volume prune, rmi of the
+   * images, image and builder prune. Commands that do not depend on each other run at once (the
+   * 2-core VM runs two). `thawFirst`: unpause what is paused first — not what a user should
+   * need, but what a round that failed, or a command timed before its round, leaves behind.
    */
-  const cleanUp = async (opts: { thawFirst?: boolean } = {}) => {
+  const cleanUp = async (opts: { thawFirst?: boolean; since?: ReturnType<typeof snapshot> } = {}) => {
+    const since = opts.since ?? pristine;
     const ids = containersOnDisk();
     if (opts.thawFirst) for (const c of await inspectAll(ids)) if (c.State.Paused) await ok(['unpause', c.Id]);
-    const store = storeTree(env.root);
-    const changed = (under: string) => [...store].some((p) => p.startsWith(under) && !pristine.has(p)) || [...pristine].some((p) => p.startsWith(under) && !store.has(p));
-    const images = changed('layers/') || changed('blobs/') || readFileSync(join(env.root, 'images.json'), 'utf8') !== pristineImages;
+    const now = snapshot();
+    const changed = (under: string) => [...now.tree].some((p) => p.startsWith(under) && !since.tree.has(p)) || [...since.tree].some((p) => p.startsWith(under) && !now.tree.has(p));
+    const images = changed('layers/') || changed('blobs/') || now.images !== since.images;
     const made = images ? (await imageNames()).filter((n) => !baseImages.includes(n)) : [];
     await Promise.all([ids.length ? ok(['rm', '-f', ...ids]) : undefined, made.length ? ok(['rmi', '-f', ...made]) : undefined]);
     await Promise.all([
@@ -390,8 +394,7 @@ describePrivileged('crash injection: kill -9 at any moment, then the truth and a
     await ok(['run', '--rm', IMAGE, 'true']);
     await ok(['network', 'prune', '-f']);
     baseImages = await imageNames();
-    pristine = storeTree(env.root);
-    pristineImages = readFileSync(join(env.root, 'images.json'), 'utf8');
+    pristine = snapshot();
   }, 120_000);
 
   afterAll(async () => {
@@ -422,7 +425,7 @@ describePrivileged('crash injection: kill -9 at any moment, then the truth and a
       /** Every container the round made, for the host's objects named after them. */
       const seen = new Set<string>();
       const see = () => idsInStore(env.root).forEach((id) => seen.add(id));
-      const before = { store: storeTree(env.root), host: hostObjects(env, bridges(), []), leaks: new Set(await leaksOf(env, bridges(), [], 0)) };
+      const before = { store: snapshot(), host: hostObjects(env, bridges(), []), leaks: new Set(await leaksOf(env, bridges(), [], 0)) };
       /** The command, uncrashed, which must succeed: timed, for the kills by time. */
       const timed = async (args: string[]) => {
         const outcome = await ok(args);
@@ -454,12 +457,12 @@ describePrivileged('crash injection: kill -9 at any moment, then the truth and a
       /** The user's cleanup, then the host and the store as they were before the round. */
       const cleanUpToBefore = async (what: string) => {
         see();
-        await cleanUp();
+        await cleanUp({ since: before.store });
         const leaks = (await leaksOf(env, bridges(), seen, RELEASE_GRACE_MS)).filter((l) => !before.leaks.has(l));
         expect(leaks, `${what}: left in the host`).toEqual([]);
         expect(diff(before.host, hostObjects(env, bridges(), seen), before.host), `${what}: this test's objects in the host`).toEqual([]);
         expect(storeDebris(env.root), `${what}: left in the store`).toEqual([]);
-        expect(diff(before.store, storeTree(env.root), pristine), `${what}: the store`).toEqual([]);
+        expect(diff(before.store.tree, storeTree(env.root), pristine.tree), `${what}: the store`).toEqual([]);
       };
       const r = round('point' in plan ? plan.point : undefined);
 
