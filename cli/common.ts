@@ -56,10 +56,15 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<number |
  * the errno and the file — `tsrun: <what>: no space left on device (ENOSPC): <path>` — with
  * the stack only under -D.
  */
+/** A full disk (or a read-only, failing one) in one line: what, the errno, the path. */
+export function hostLimitLine(limit: NonNullable<ReturnType<typeof hostLimitOf>>): string {
+  return `${limit.doing}: ${limit.text} (${limit.errno})${limit.path ? `: ${limit.path}` : ''}`;
+}
+
 export function report(err: unknown): number {
   const limit = hostLimitOf(err);
   if (limit) {
-    process.stderr.write(`tsrun: ${limit.doing}: ${limit.text} (${limit.errno})${limit.path ? `: ${limit.path}` : ''}\n`);
+    process.stderr.write(`tsrun: ${hostLimitLine(limit)}\n`);
     if (debug) process.stderr.write(`${stackOf(err)}\n`);
     return err instanceof TsrunError ? err.exitCode : 125;
   }

@@ -1,6 +1,7 @@
 // tsrun ps [-a] [-q] [-n N] [--filter k=v] [--format ...] [--no-trunc]
 import type { Command } from 'commander';
-import { action, collect, flagError, globalOptions } from './common.js';
+import { action, collect, flagError, globalOptions, hostLimitLine } from './common.js';
+import { hostLimitOf } from '../src/errors.js';
 import { printRows } from './format.js';
 
 interface PsFlags {
@@ -31,7 +32,16 @@ export function register(program: Command): void {
           import('../src/container/inspect.js'),
           import('../src/container/cleanup.js'),
         ]);
-        await reconcile(root, (m) => process.stderr.write(`tsrun: warning: ${m}\n`));
+        // One line however many could not be released (a full disk says the same for each).
+        const unreleased: Array<{ id: string; err: unknown }> = [];
+        await reconcile(root, (id, err) => unreleased.push({ id, err }));
+        if (unreleased.length > 0) {
+          const { id, err } = unreleased[0]!;
+          const limit = hostLimitOf(err);
+          const why = limit ? hostLimitLine(limit) : (err as Error).message;
+          const more = unreleased.length > 1 ? ` (and ${unreleased.length - 1} more)` : '';
+          process.stderr.write(`tsrun: warning: could not release container ${id.slice(0, 12)}${more}: ${why}\n`);
+        }
         const filters = flags.filter.map((f) => {
           const eq = f.indexOf('=');
           if (eq <= 0) throw flagError('--filter', f, 'expected key=value');

@@ -107,7 +107,7 @@ export function removeFiles(storeRoot: string, id: string, name: string): void {
  * that list or start. One container that cannot be released now (a full disk) is passed over
  * with a warning: the command that asked must still do its own work.
  */
-export async function reconcile(storeRoot: string, warn: (message: string) => void = () => {}): Promise<string[]> {
+export async function reconcile(storeRoot: string, warn: (id: string, err: unknown) => void = () => {}): Promise<string[]> {
   const cleaned: string[] = [];
   for (const id of listIds(storeRoot)) {
     try {
@@ -115,7 +115,7 @@ export async function reconcile(storeRoot: string, warn: (message: string) => vo
       await cleanupContainer(storeRoot, id);
       cleaned.push(id);
     } catch (err) {
-      warn(`could not release container ${id.slice(0, 12)}: ${(err as Error).message}`);
+      warn(id, err);
     }
   }
   return cleaned;
