@@ -42,8 +42,10 @@ export async function cleanupContainer(storeRoot: string, id: string, opts: Clea
         // A monitor killed with -9 leaves its container behind: end it before releasing anything.
         cgroup.killAll();
         cgroup.remove();
-        driver.removeParent(record.options.cgroupParent);
       }
+      // Also when the container's own cgroup was never made: a start killed between making the
+      // parent and the child leaves the parent (removed only if empty).
+      driver.removeParent(record.options.cgroupParent);
       crashPoint('cleanup:cgroup-removed');
       // Recorded, or maybe made by a start that was killed before it could record it: detach()
       // finds an endpoint, a veth and a namespace by the container's ID alone.

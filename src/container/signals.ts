@@ -52,6 +52,8 @@ export async function killContainer(found: Found, sig: NodeJS.Signals = 'SIGKILL
     throw new InvalidTransitionError(found.record.name, seen.status, `send ${sig} to`, 'unpause it first');
   }
   sendSignal(seen, sig);
+  // A frozen task never gets its SIGKILL on cgroup v1: thaw it so it can die (as moby does).
+  if (seen.status === 'paused') openDriver(detectCgroups()).open(found.record.options.cgroupParent, found.record.id)?.thaw();
 }
 
 /**

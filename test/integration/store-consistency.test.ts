@@ -64,6 +64,16 @@ describePrivileged('store consistency after kill -9 and races', () => {
     expect(t(['rm', '-f', 'frozen']).status).toBe(0);
   });
 
+  it('rm -f of a container a killed commit left frozen: the SIGKILL reaches it (cgroup v1 freezes it out)', () => {
+    t(['run', '-d', '--network', 'none', '--name', 'iced', image, 'sleep', '300']);
+    crashAt('commit:paused', 'commit', 'iced', 'never-made');
+    expect(inspect('iced').State.Status).toBe('paused');
+    const started = Date.now();
+    expect(t(['rm', '-f', 'iced'])).toMatchObject({ status: 0, stdout: 'iced\n', stderr: '' });
+    expect(Date.now() - started).toBeLessThan(5000); // not the 10 s wait for a SIGKILL that never lands
+    expect(t(['ps', '-a', '--format', '{{.Names}}']).stdout).not.toMatch(/iced/);
+  });
+
   for (const point of ['start:state-intent', 'start:cgroup-made', 'start:network-attached', 'start:helper-started']) {
     it(`run -d killed at ${point}: nothing of it is left after rm -f, and its address is given out again`, () => {
       const first = t(['run', '-d', '--name', 'probe', image, 'sleep', '300']);
