@@ -10,7 +10,7 @@ import type { Attachment } from '../netns/endpoint.js';
 import { addHostEntries, hostResolvConf } from '../netns/dns.js';
 import { hostsEntries, networkPeers } from '../netns/peers.js';
 import type { PortMapping } from '../netns/publish.js';
-import { endpointId, findNetwork, readContainerEndpoints } from '../netns/store.js';
+import { connectKilled, endpointId, findNetwork, readContainerEndpoints } from '../netns/store.js';
 import { hostsFile } from './etc-files.js';
 import { ContainerPaths } from './paths.js';
 import { writeJsonAtomic, type ContainerRecord, type NetworkState } from './record.js';
@@ -143,6 +143,8 @@ export function inspectNetworks(storeRoot: string, record: ContainerRecord, atta
   const out: Record<string, EndpointSettings> = {};
   if (attached) {
     for (const ep of readContainerEndpoints(storeRoot, record.id)) {
+      // A connect that was killed half-way: its address may not exist in the namespace.
+      if (connectKilled(ep)) continue;
       out[ep.network] = {
         ...asked(ep.network),
         NetworkID: findNetwork(storeRoot, ep.network)?.id ?? '',

@@ -11,6 +11,7 @@ import { formatCidr, formatIp, isHostAddress, overlaps, parseCidr, parseIp, type
 import { withLock } from './lock.js';
 import { settleReleased } from './released.js';
 import {
+  connectKilled,
   createJsonExclusive,
   endpointId,
   ensureDirs,
@@ -127,7 +128,7 @@ export function inspectNetwork(stateDir: string, nameOrId: string): NetworkInspe
   const net = findNetwork(stateDir, nameOrId);
   if (!net) throw new TsrunError('ENETWORK', `network ${nameOrId} not found`);
   const containers = readEndpoints(stateDir)
-    .filter((e) => e.network === net.name)
+    .filter((e) => e.network === net.name && !connectKilled(e))
     .map((e) => ({ id: e.id, name: e.name, ip: e.ip, prefixLen: e.prefixLen, mac: e.mac, hostVeth: e.hostVeth, endpointId: endpointId(e), ifname: e.ifname ?? 'eth0' }));
   return { ...net, containers };
 }
