@@ -83,7 +83,6 @@ describePrivileged('volumes', () => {
   it('says what is wrong with a bad volume, and creates nothing', () => {
     for (const [args, why] of [
       [['run', '--rm', '-v', 'b@d:/x', image, 'true'], '"b@d" is neither an absolute host path nor a volume name'],
-      [['run', '--rm', '--mount', 'type=volume,target=/x', image, 'true'], 'give source=NAME'],
       [['run', '--rm', '-v', 'v1:/x/..', image, 'true'], 'cannot mount over the container root'],
       [['run', '--rm', '--mount', 'type=volume,source=v1,target=/.', image, 'true'], 'cannot mount over the container root'],
       [['volume', 'rm', 'nope'], 'no such volume: nope'],
