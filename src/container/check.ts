@@ -2,14 +2,14 @@
 // with `repair` what a crash left put right. Every repair is one an interrupted command would
 // have done itself had it lived; nothing that belongs to a live tsrun, or to another store
 // sharing this host (its cgroups, its namespaces), is touched.
-import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { detectCgroups, openDriver } from '../cgroups/index.js';
 import { frozenInKernel } from '../cgroups/freezer.js';
 import { errnoOf } from '../errors.js';
 import { blocksDir } from '../namespaces/userns.js';
 import { cleanupContainer } from './cleanup.js';
-import { isDebris, removeDebris } from './create.js';
+import { entries, isDebris, linkTarget, removeDebris } from './create.js';
 import { removeContainer } from './remove.js';
 import { tokenAlive } from '../sys/proc.js';
 import { withLock } from '../sys/lock.js';
@@ -174,23 +174,6 @@ export function strayEndpoints(storeRoot: string): Array<{ ep: Endpoint; why: st
 /** A repair of one container, under its lock (as every command that changes it). */
 function locked(paths: ContainerPaths, fn: () => unknown): Promise<unknown> {
   return withLock(paths.lock, fn, { createDir: false });
-}
-
-function entries(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return [];
-    throw err;
-  }
-}
-
-function linkTarget(path: string): string | undefined {
-  try {
-    return readlinkSync(path);
-  } catch {
-    return undefined;
-  }
 }
 
 /** A userns block file names its container (userns.ts allocateUserns). */

@@ -132,7 +132,8 @@ async function releaseDebrisName(storeRoot: string, name: string, volumesLocked:
   return true;
 }
 
-function entries(dir: string): string[] {
+/** A directory's entries; none when it does not exist. */
+export function entries(dir: string): string[] {
   try {
     return readdirSync(dir);
   } catch (err) {
@@ -141,7 +142,8 @@ function entries(dir: string): string[] {
   }
 }
 
-function linkTarget(path: string): string | undefined {
+/** Where a symlink points; undefined when there is none. */
+export function linkTarget(path: string): string | undefined {
   try {
     return readlinkSync(path);
   } catch {
