@@ -17,10 +17,9 @@ import { existsSync } from 'node:fs';
 import { TsrunError, wrap } from '../errors.js';
 import { crashPoint } from '../sys/crash.js';
 import { ensureBridge, linkExists } from './bridge.js';
-import { allocate, detach, hostVethName, NETNS_DIR, netnsName, type Attachment } from './endpoint.js';
+import { addressOn, allocate, detach, hostVethName, NETNS_DIR, netnsName, type Attachment } from './endpoint.js';
 import { runCommand } from './exec.js';
 import { removePortRules } from './firewall.js';
-import { macForIp, parseCidr, parseIp } from './ipv4.js';
 import { withLock } from './lock.js';
 import { createNetworkLocked, DEFAULT_NETWORK, findNetwork } from './network.js';
 import { hostsEntries } from './peers.js';
@@ -104,13 +103,7 @@ async function reserve(stateDir: string, req: ConnectRequest): Promise<{ ep: End
       id: req.id,
       name: req.name,
       aliases: req.aliases ?? [],
-      network: net.name,
-      bridge: net.bridge,
-      ip,
-      prefixLen: parseCidr(net.subnet)!.prefixLen,
-      gateway: net.gateway,
-      mac: macForIp(parseIp(ip)!),
-      mtu: net.mtu,
+      ...addressOn(net, ip),
       hostVeth: hostVethName(req.id, net.name),
       netnsName: ns,
       netnsPath: `${NETNS_DIR}/${ns}`,

@@ -134,6 +134,11 @@ export function containerBatch(ep: Endpoint): string {
   ].join('\n') + '\n';
 }
 
+/** What an endpoint at `ip` on `net` has from the network: its bridge, prefix, gateway, MAC and MTU. */
+export function addressOn(net: NetworkConfig, ip: string): Pick<Endpoint, 'network' | 'bridge' | 'ip' | 'prefixLen' | 'gateway' | 'mac' | 'mtu'> {
+  return { network: net.name, bridge: net.bridge, ip, prefixLen: parseCidr(net.subnet)!.prefixLen, gateway: net.gateway, mac: macForIp(parseIp(ip)!), mtu: net.mtu };
+}
+
 async function reserve(stateDir: string, req: AttachRequest): Promise<{ ep: Endpoint; net: NetworkConfig }> {
   const networkName = req.network ?? DEFAULT_NETWORK;
   return withLock(lockPath(stateDir), async () => {
@@ -152,13 +157,7 @@ async function reserve(stateDir: string, req: AttachRequest): Promise<{ ep: Endp
       id: req.id,
       name: req.name,
       aliases: req.aliases ?? [],
-      network: net.name,
-      bridge: net.bridge,
-      ip,
-      prefixLen: parseCidr(net.subnet)!.prefixLen,
-      gateway: net.gateway,
-      mac: macForIp(parseIp(ip)!),
-      mtu: net.mtu,
+      ...addressOn(net, ip),
       hostVeth: hostVethName(req.id),
       netnsName: netnsName(req.id),
       netnsPath: `${NETNS_DIR}/${netnsName(req.id)}`,
