@@ -4,7 +4,7 @@
 //   status          what its monitor reports (the C helper writes it: running, pid, exit code)
 // Every file is replaced atomically (write + rename), so readers never need a lock.
 import { readFileSync, readdirSync } from 'node:fs';
-import { writeFileAtomic } from '../sys/atomic.js';
+import { writeJsonAtomic } from '../sys/atomic.js';
 import { join } from 'node:path';
 import { errnoOf, TsrunError } from '../errors.js';
 import type { ContainerOptions } from '../namespaces/options.js';
@@ -105,9 +105,7 @@ export const emptyState = (): ContainerState => ({
   cleanedUp: true,
 });
 
-export function writeJsonAtomic(path: string, value: unknown): void {
-  writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n');
-}
+export { writeJsonAtomic };
 
 function readJson<T>(path: string): T | undefined {
   try {

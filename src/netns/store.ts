@@ -16,7 +16,7 @@
 // A container has at most one endpoint per network. Files written before `network connect`
 // existed are the first kind, unchanged: nothing to migrate.
 import { createHash } from 'node:crypto';
-import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, unlinkSync } from 'node:fs';
 import { writeFileNamed } from '../sys/atomic.js';
 import { join } from 'node:path';
 import { TsrunError, errnoOf } from '../errors.js';
@@ -112,11 +112,7 @@ export const releasedDir = (stateDir: string) => join(stateDir, 'released');
 export const releasedPath = (stateDir: string, ep: Pick<Endpoint, 'id' | 'network' | 'ifname'>) => join(releasedDir(stateDir), endpointFileOf(ep));
 
 /** Write a temporary file, then rename(2) it over the target: readers never see half a file. */
-export function writeJsonAtomic(path: string, value: unknown): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileNamed(tmp, JSON.stringify(value, null, 2) + '\n', { mode: 0o600 });
-  renameSync(tmp, path);
-}
+export { writeJsonAtomic } from '../sys/atomic.js';
 
 /** Create a file that must not exist yet (O_EXCL): false if it does. */
 export function createJsonExclusive(path: string, value: unknown): boolean {

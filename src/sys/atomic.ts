@@ -39,6 +39,11 @@ export function writeFileAtomic(path: string, text: string): void {
   }
 }
 
+/** A JSON record, replaced whole: the one writer of the engine's and the network layer's records. */
+export function writeJsonAtomic(path: string, value: unknown): void {
+  writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n');
+}
+
 function withPath(err: unknown, path: string): unknown {
   if (err instanceof Error && typeof (err as { path?: unknown }).path !== 'string') Object.assign(err, { path });
   return err;
