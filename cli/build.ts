@@ -114,7 +114,7 @@ function addBuild(cmd: Command): void {
       import('../src/build/builder.js'),
       import('../src/image/store.js'),
     ]);
-    const store = await ImageStore.open(g.root);
+    const store = await ImageStore.open(g.root, { writer: true });
     // Only a context on stdin is unpacked: into a private dir of the store's tmp (a killed
     // build's is removed when the store is next opened).
     const tmp = contextPath === '-' ? await store.makeTempDir('context') : undefined;

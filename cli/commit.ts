@@ -35,7 +35,7 @@ export function register(program: Command): void {
         import('../src/image/store.js'),
       ]);
       const found = findContainer(root, name);
-      const store = await ImageStore.open(root);
+      const store = await ImageStore.open(root, { writer: true });
       const result = await commitContainer(store, found, {
         ...(repository !== undefined && { reference: repository }),
         ...(flags.message !== undefined && { message: flags.message }),

@@ -20,7 +20,7 @@ export function register(program: Command): void {
         action(async (flags: LoadFlags, c: Command) => {
           const { ImageStore } = await import('../src/image/store.js');
           const { loadImages, loadImagesFromStream } = await import('../src/image/load.js');
-          const store = await ImageStore.open(globalOptions(c).root);
+          const store = await ImageStore.open(globalOptions(c).root, { writer: true });
           let loaded;
           if (flags.input !== undefined) {
             loaded = await loadImages(store, flags.input);

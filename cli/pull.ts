@@ -116,7 +116,7 @@ export function register(program: Command): void {
           import('../src/image/store.js'),
           import('../src/registry-client/reference.js'),
         ]);
-        const store = await ImageStore.open(g.root);
+        const store = await ImageStore.open(g.root, { writer: true });
         const view = new ProgressView(process.stdout, flags.quiet);
         const options = {
           insecureRegistries: g.insecureRegistry,

@@ -20,7 +20,7 @@ import { volumesDir } from './volumes.js';
 import { connectKilled, readEndpoints, type Endpoint } from '../netns/store.js';
 
 export interface Finding {
-  /** What kind of thing is wrong: container, name, endpoint, cgroup, userns, trash, image. */
+  /** What kind of thing is wrong: container, name, endpoint, cgroup, userns, trash, image, content. */
   kind: string;
   /** What it is wrong with: a container's short ID, a path, a name. */
   subject: string;
@@ -150,6 +150,20 @@ export async function checkStore(storeRoot: string, opts: { repair: boolean }): 
   const store = await ImageStore.open(storeRoot);
   for (const problem of await store.verify()) {
     await found('image', problem.image, `${problem.detail}; remove it (tsrun rmi) and pull or load it again`);
+  }
+  // Content no image records: what a killed pull, load, commit or build wrote, or what an rmi
+  // killed between its record and its deletes left. While a writer lives it may still record
+  // it (leases.ts): then it is not garbage yet.
+  const [{ containerRefs }, { mountedLinks }] = await Promise.all([import('./diff.js'), import('../image/prune.js')]);
+  const mounted = mountedLinks(await containerRefs(storeRoot));
+  const garbage = await store.garbage(mounted);
+  const count = garbage.layers.length + garbage.blobs.length;
+  if (count > 0 && garbage.leases.live.length === 0) {
+    const what = `${garbage.layers.length} layer(s), ${garbage.blobs.length} blob(s)`;
+    await found('content', what, 'no image records them: left by a pull, load, commit or build that was killed, or an rmi killed half-way', async () => {
+      const done = await store.collect(mounted);
+      if (done.writers.length > 0) throw new Error(`a writer started meanwhile (${done.writers.join(', ')}); run the check again once it is done`);
+    });
   }
   return findings;
 }

@@ -44,7 +44,7 @@ export async function findOrPullImage(
     hooks.onPull?.(`Unable to find image '${input}' locally`);
   }
   const [{ pullImage }, { ImageStore }] = await Promise.all([import('../image/pull.js'), import('../image/store.js')]);
-  const store = await ImageStore.open(ctx.root);
+  const store = await ImageStore.open(ctx.root, { writer: true });
   const result = await pullImage(
     store,
     input,

@@ -112,6 +112,12 @@ export class Blobs {
     await fs.rm(this.path(digest), { force: true });
   }
 
+  /** Every blob's digest (garbage collection). */
+  async list(): Promise<Digest[]> {
+    const names = await fs.readdir(path.join(this.root, 'blobs', 'sha256')).catch(() => [] as string[]);
+    return names.filter((n) => /^[a-f0-9]{64}$/.test(n)).map((n) => `sha256:${n}` as Digest);
+  }
+
   /** Count and total size, for `usage`. */
   async usage(): Promise<{ count: number; size: number }> {
     const dir = path.join(this.root, 'blobs', 'sha256');

@@ -5,12 +5,10 @@
 // (ContainerRef, from src/container/diff.ts containerRefs) so the dependency points from
 // containers to images, as everywhere else.
 //
-// Reachability: a layer or blob stays while images.json references it (ImageStore.discard
-// checks that under the store's lock) or a container's lowerDirs mount it. A pull or load
-// writes its layers and blobs before it records the image, so content younger than
-// GC_GRACE_MS is left alone: it may belong to one still in progress.
-import fs from 'node:fs/promises';
-import path from 'node:path';
+// Reachability: a layer or blob stays while images.json references it or a container's
+// lowerDirs mount it. A pull, load, commit or build writes its layers and blobs before it
+// records its image: it holds a lease meanwhile, and garbage collection waits for no lease to
+// be alive (leases.ts), so what is unreferenced then is garbage, whatever its age.
 import { TsrunError } from '../errors.js';
 import { normalizeName } from '../registry-client/reference.js';
 import { hexOf } from './digest.js';
@@ -32,8 +30,6 @@ export interface ContainerRef {
   /** With a user namespace: the key of the layer copies its map would use (userns-files.ts). */
   usernsKey?: string;
 }
-
-export const GC_GRACE_MS = 60 * 60 * 1000;
 
 const short = (id: string): string => id.replace(/^sha256:/, '').slice(0, 12);
 
@@ -89,7 +85,7 @@ export interface PruneResult {
 }
 
 /** docker image prune [-a]: images no container uses (only untagged ones without `all`), then GC. */
-export async function pruneImages(store: ImageStore, containers: ContainerRef[], opts: { all?: boolean; now?: number; userOf?: RemoveOptions['userOf'] } = {}): Promise<PruneResult> {
+export async function pruneImages(store: ImageStore, containers: ContainerRef[], opts: { all?: boolean; userOf?: RemoveOptions['userOf'] } = {}): Promise<PruneResult> {
   const before = await store.usage();
   const used = new Set(containers.map((c) => c.imageId));
   const result: PruneResult = { untagged: [], deleted: [], reclaimed: 0 };
@@ -103,51 +99,24 @@ export async function pruneImages(store: ImageStore, containers: ContainerRef[],
     result.untagged.push(...r.untagged);
     result.deleted.push(...r.deleted);
   }
-  result.deleted.push(...(await collectGarbage(store, containers, opts.now ?? Date.now())));
+  result.deleted.push(...(await collectGarbage(store, containers)));
   const after = await store.usage();
   result.reclaimed = Math.max(0, before.layers.size + before.blobs.size - after.layers.size - after.blobs.size);
   return result;
 }
 
 /**
- * Deletes layers and blobs no image references and no container mounts (older than the grace
- * period); returns the chain IDs of the layers deleted. Dangling short links go too.
+ * Deletes layers and blobs no image references and no container mounts, unless a pull, load,
+ * commit or build is writing now (store.collect, leases.ts); returns the chain IDs of the layers
+ * deleted.
  */
-export async function collectGarbage(store: ImageStore, containers: ContainerRef[], now = Date.now()): Promise<Digest[]> {
-  const root = store.root;
-  const mounted = new Set<string>();
-  for (const c of containers) {
-    for (const l of c.lowerDirs) {
-      const target = await fs.readlink(path.join(root, l)).catch(() => undefined);
-      const m = target && /layers\/([a-f0-9]{64})\/diff$/.exec(target);
-      if (m) mounted.add(m[1]!);
-    }
-  }
-  const old = async (p: string): Promise<boolean> => {
-    const st = await fs.lstat(p).catch(() => undefined);
-    return st !== undefined && now - st.mtimeMs > GC_GRACE_MS;
-  };
-  const layers: Digest[] = [];
-  for (const hex of await hexNames(path.join(root, 'layers'))) {
-    if (!mounted.has(hex) && (await old(path.join(root, 'layers', hex)))) layers.push(`sha256:${hex}`);
-  }
-  const blobs: Digest[] = [];
-  for (const hex of await hexNames(path.join(root, 'blobs', 'sha256'))) {
-    if (await old(path.join(root, 'blobs', 'sha256', hex))) blobs.push(`sha256:${hex}`);
-  }
-  // discard keeps whatever images.json references, checked under the store's lock.
-  await store.discard({ layers, blobs });
-  const deleted: Digest[] = [];
-  for (const l of layers) if (!(await store.layer(l).catch(() => undefined))) deleted.push(l);
-  for (const name of await fs.readdir(path.join(root, 'l')).catch(() => [] as string[])) {
-    const link = path.join(root, 'l', name);
-    if ((await fs.stat(link).catch(() => undefined)) === undefined && (await old(link))) await fs.unlink(link).catch(() => {});
-  }
-  return deleted;
+export async function collectGarbage(store: ImageStore, containers: ContainerRef[]): Promise<Digest[]> {
+  return (await store.collect(mountedLinks(containers))).layers;
 }
 
-async function hexNames(dir: string): Promise<string[]> {
-  return (await fs.readdir(dir).catch(() => [] as string[])).filter((n) => /^[a-f0-9]{64}$/.test(n));
+/** The layer links (`l/<26 chars>`) containers mount. */
+export function mountedLinks(containers: ContainerRef[]): Set<string> {
+  return new Set(containers.flatMap((c) => c.lowerDirs));
 }
 
 // ---- system df ----------------------------------------------------------------------------------

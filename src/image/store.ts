@@ -5,9 +5,11 @@
 //   <root>/l/<26 chars>         short link → ../layers/<hex>/diff (for overlay mount options)
 //   <root>/tmp/                 downloads in progress: <pid>-<random>
 //   <root>/images.json          names → manifest digest, and what each image holds
+//   <root>/leases/<PID@START>    a process writing content it has not recorded yet (leases.ts)
 //
 // Anything is trusted only after it was verified and renamed into place; a process killed
-// half-way leaves temp files that the next open removes.
+// half-way leaves temp files that the next open removes, and content that the next garbage
+// collection removes (its lease is dead).
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -18,6 +20,7 @@ import { chainIds, checkDigest, hexOf, isDigest, type Expected } from './digest.
 import { ownerPid, removeTree, tempName, withLock, writeFileAtomic } from './fsutil.js';
 import { emptyDb, lookup, nameKey, namesOf, parseDb, referenced, unique, type CacheEntry, type ImageEntry, type ImagesDb } from './images-db.js';
 import { Layers, isAbandoned } from './layers.js';
+import { readLeases, sweepLeases, takeLease } from './leases.js';
 import { crashPoint } from '../sys/crash.js';
 import type { Digest, ImageConfig, ImageManifest, ImageRecord, LayerRecord } from './types.js';
 
@@ -51,6 +54,15 @@ export interface RemoveOptions {
   mountedLayers?: () => Promise<Set<string>>;
 }
 
+/** What garbage collection did, or why it waited (collect). */
+export interface Collected {
+  /** Chain IDs of the layers deleted. */
+  layers: Digest[];
+  blobs: Digest[];
+  /** Content was left alone: these processes are writing into the store. */
+  writers: string[];
+}
+
 export interface StoreUsage {
   images: number;
   layers: { count: number; size: number };
@@ -74,8 +86,13 @@ export class ImageStore {
     this.lockFile = path.join(root, 'images.lock');
   }
 
-  /** Opens (creating if needed) the store at `root`, and removes what killed processes left. */
-  static async open(root: string): Promise<ImageStore> {
+  /**
+   * Opens (creating if needed) the store at `root`, and removes what killed processes left.
+   * `writer`: this process will write layers or blobs (pull, load, commit, build): it takes a
+   * lease first, so that garbage collection leaves alone what it reuses or writes before it
+   * records its image (leases.ts).
+   */
+  static async open(root: string, opts: { writer?: boolean } = {}): Promise<ImageStore> {
     const abs = path.resolve(root);
     const store = new ImageStore(abs);
     try {
@@ -87,6 +104,7 @@ export class ImageStore {
           if (!(await fs.stat(store.dbFile).then(() => true, () => false))) await store.saveDb(emptyDb());
         });
       }
+      if (opts.writer) await withLock(store.lockFile, async () => takeLease(abs));
     } catch (err) {
       // Typically EACCES: the default root needs root; --root or TSRUN_ROOT choose another.
       throw wrap('EINTERNAL', `opening the image store at ${abs}`, err);
@@ -408,6 +426,36 @@ export class ImageStore {
   }
 
   /**
+   * Garbage collection: deletes every layer and blob that images.json and the build cache do
+   * not reference and no container mounts (`mounted`: the layer links, `l/<26 chars>`, that
+   * containers mount), then dangling layer links. Under the store's lock, and only while no
+   * writer holds a live lease: then nothing unreferenced can become referenced, and what is
+   * unreferenced is what killed writers or a killed rmi left, or what rmi and prune let go.
+   */
+  async collect(mounted: Set<string>): Promise<Collected> {
+    return this.locked(async (db) => {
+      const leases = readLeases(this.root);
+      sweepLeases(this.root, leases.dead);
+      if (leases.live.length > 0) return { layers: [], blobs: [], writers: leases.live };
+      const { layers, blobs } = await this.unreferenced(db, mounted);
+      await this.deleteContent(layers, blobs);
+      for (const name of await fs.readdir(path.join(this.root, 'l')).catch(() => [] as string[])) {
+        const link = path.join(this.root, 'l', name);
+        if ((await fs.stat(link).catch(() => undefined)) === undefined) await fs.unlink(link).catch(() => {});
+      }
+      return { layers, blobs, writers: [] };
+    });
+  }
+
+  /**
+   * What collect would delete now, and the live and dead leases (system check). Read without
+   * the lock: a report, not a decision.
+   */
+  async garbage(mounted: Set<string>): Promise<{ layers: Digest[]; blobs: Digest[]; leases: { live: string[]; dead: string[] } }> {
+    return { ...(await this.unreferenced(await this.readDb(), mounted)), leases: readLeases(this.root) };
+  }
+
+  /**
    * Whether images.json still records an image with this ID: asked by a container being created
    * after it has marked itself as the image's user (see RemoveOptions.userOf).
    */
@@ -494,6 +542,19 @@ export class ImageStore {
     };
   }
 
+  /** Layers and blobs that nothing references and no container mounts. */
+  private async unreferenced(db: ImagesDb, mounted: Set<string>): Promise<{ layers: Digest[]; blobs: Digest[] }> {
+    const keep = referenced(db);
+    const layers: Digest[] = [];
+    for (const chain of await this.layers.list()) {
+      if (keep.layers.has(chain)) continue;
+      const link = (await this.layers.get(chain).catch(() => undefined))?.link;
+      if (link === undefined || !mounted.has(link)) layers.push(chain);
+    }
+    const blobs = (await this.blobs.list()).filter((b) => !keep.blobs.has(b));
+    return { layers, blobs };
+  }
+
   private async deleteContent(layers: Digest[], blobs: Digest[]): Promise<void> {
     for (const l of layers) await this.layers.remove(l);
     for (const b of blobs) await this.blobs.remove(b);
@@ -501,6 +562,7 @@ export class ImageStore {
 
   private async cleanup(): Promise<void> {
     await this.layers.cleanup();
+    sweepLeases(this.root, readLeases(this.root).dead);
     const tmp = path.join(this.root, 'tmp');
     for (const name of await fs.readdir(tmp)) {
       const full = path.join(tmp, name);

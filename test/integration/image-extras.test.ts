@@ -2,8 +2,9 @@
 // which only untags), image prune (dangling images, then layers and blobs nothing reaches,
 // never a layer a container mounts), system df, save → load (and skopeo reads the archive),
 // image inspect, and commit → push → pull.
-import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -27,7 +28,7 @@ describePrivileged('image extras', () => {
   };
   const imageId = (name: string): string => JSON.parse(ok('image', 'inspect', name))[0].Id;
   const db = () => JSON.parse(readFileSync(join(env.root, 'images.json'), 'utf8'));
-  /** Makes everything in the store look older than prune's grace period. */
+  /** Makes everything in the store look old (age has no say in what prune takes). */
   const age = () => {
     const old = new Date(Date.now() - 3 * 3600_000);
     for (const dir of ['layers', 'blobs/sha256']) {
@@ -87,7 +88,7 @@ describePrivileged('image extras', () => {
   });
 
   describe('image prune', () => {
-    it('deletes unreferenced layers and blobs but keeps every layer a container mounts', () => {
+    it('deletes unreferenced layers and blobs but keeps every layer a container mounts, and all while a writer lives', async () => {
       // Two images on top of busybox; a container runs from the first.
       ok('run', '--name', 'base1', '--network', 'none', 'busybox', 'sh', '-c', 'echo one > /one');
       ok('commit', 'base1', 'layered:one');
@@ -105,11 +106,21 @@ describePrivileged('image extras', () => {
       for (const [n, m] of Object.entries(d.names)) if (!d.images[m as string]) delete d.names[n];
       writeFileSync(join(env.root, 'images.json'), JSON.stringify(d));
 
-      // Young content is left alone: it may belong to a pull in progress.
-      ok('image', 'prune');
-      expect(existsSync(layerDir(two))).toBe(true);
-
-      age();
+      // While a writer lives (a pull, load, commit or build holds a lease), unrecorded content
+      // is left alone, however old: the writer may be about to record or reuse it.
+      const writer = spawn('sleep', ['60'], { stdio: 'ignore' });
+      try {
+        const start = readFileSync(`/proc/${writer.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19];
+        mkdirSync(join(env.root, 'leases'), { recursive: true });
+        writeFileSync(join(env.root, 'leases', `${writer.pid}@${start}`), '');
+        age();
+        expect(ok('image', 'prune')).toMatch(/Total reclaimed space: 0B\n$/);
+        expect(existsSync(layerDir(two))).toBe(true);
+      } finally {
+        writer.kill('SIGKILL');
+        await once(writer, 'exit');
+      }
+      // Its writer gone (as after a kill -9), nothing will record it: prune takes it, at any age.
       const out = ok('image', 'prune');
       expect(out).toMatch(/Total reclaimed space: [1-9][\d.]*[kM]?B\n$/);
       expect(existsSync(layerDir(two))).toBe(false);
