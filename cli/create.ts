@@ -2,11 +2,11 @@
 // created (printed: its ID); `tsrun start` runs it.
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import type { RunFlagValues } from '../src/container/run-options.js';
+import type { CreateFlagValues } from '../src/container/create-request.js';
 import { action, globalOptions } from './common.js';
 import { addRunOptions, cidfile, imageForRun } from './run.js';
 
-type CreateFlags = RunFlagValues & { platform?: string; pull: string; net?: string; restart: string; logDriver?: string; logOpt?: string[] };
+type CreateFlags = CreateFlagValues & { platform?: string; pull: string };
 
 export function register(program: Command): void {
   const cmd = program
@@ -21,18 +21,15 @@ export function register(program: Command): void {
   cmd.options.find((o) => o.long === '--trace')!.description = 'trace the start: tsrun start -a prints it, as run --trace does (tsrun only)';
   cmd.action(action(async (image: string, command: string[], flags: CreateFlags, c: Command) => {
     const g = globalOptions(c);
-    const { parseLogConfig, parseRunOptions, parseRestartPolicy } = await import('../src/container/run-options.js');
-    if (flags.net !== undefined) flags.network = flags.net;
-    const options = parseRunOptions(flags, command, {
+    const { parseCreateFlags } = await import('../src/container/create-request.js');
+    const { options, restartPolicy, logConfig } = parseCreateFlags(flags, command, {
       readFile: (p) => readFileSync(p, 'utf8'),
       env: process.env,
       stdinIsTty: process.stdin.isTTY === true,
     });
-    const restartPolicy = parseRestartPolicy(flags.restart, options.remove);
     const cid = cidfile(flags.cidfile);
     const record = await imageForRun(g, image, flags);
     const { createContainer } = await import('../src/container/create.js');
-    const logConfig = parseLogConfig(flags.logDriver, flags.logOpt ?? []);
     const created = await createContainer({ storeRoot: g.root, image: record, imageName: image, options, restartPolicy, logConfig });
     cid.write(created.id);
     process.stdout.write(`${created.id}\n`);

@@ -1,15 +1,15 @@
 // tsrun run [OPTIONS] IMAGE [COMMAND] [ARG...]
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import type { RunFlagValues } from '../src/container/run-options.js';
+import type { CreateFlagValues } from '../src/container/create-request.js';
 import type { TraceLine } from '../src/namespaces/helper.js';
 import { TsrunError } from '../src/errors.js';
 import { action, addResourceOptions, collect, flagError, globalOptions, tsrunCommand, type GlobalOptions } from './common.js';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
 
-type RunFlags = Omit<RunFlagValues, 'trace'> & {
-  platform?: string; pull: string; net?: string; detach?: boolean; detachKeys?: string; restart: string; logDriver?: string; logOpt?: string[];
+type RunFlags = Omit<CreateFlagValues, 'trace'> & {
+  platform?: string; pull: string; detach?: boolean; detachKeys?: string;
   /** --trace (true) or --trace=MODE (see acceptTraceMode). */
   trace?: true | string;
   traceFile?: string;
@@ -205,10 +205,9 @@ export function register(program: Command): void {
     .addHelpText('after', '\nDefaults differ from docker in two places: no-new-privileges is on, and RLIMIT_NOFILE never exceeds the host\'s hard limit.')
     .action(action(async (image: string, command: string[], flags: RunFlags, cmd: Command) => {
       const g = globalOptions(cmd);
-      const { parseRunOptions } = await import('../src/container/run-options.js');
-      if (flags.net !== undefined) flags.network = flags.net;
       const tracing = flags.trace !== undefined || flags.traceFile !== undefined;
-      const options = parseRunOptions({ ...flags, trace: tracing }, command, {
+      const { parseCreateFlags } = await import('../src/container/create-request.js');
+      const { options, restartPolicy, logConfig } = parseCreateFlags({ ...flags, trace: tracing }, command, {
         readFile: (p) => readFileSync(p, 'utf8'),
         env: process.env,
         // -dit needs no terminal now: it keeps the container's TTY for a later attach (docker).
@@ -217,12 +216,7 @@ export function register(program: Command): void {
       const trace = tracing ? await openTrace(flags.trace ?? true, flags.traceFile) : undefined;
       const cid = cidfile(flags.cidfile);
       const record = await imageForRun(g, image, flags);
-      const [{ runContainer }, { parseLogConfig, parseRestartPolicy }] = await Promise.all([
-        import('../src/container/run.js'),
-        import('../src/container/run-options.js'),
-      ]);
-      const restartPolicy = parseRestartPolicy(flags.restart, options.remove);
-      const logConfig = parseLogConfig(flags.logDriver, flags.logOpt ?? []);
+      const { runContainer } = await import('../src/container/run.js');
       if (flags.detach && options.interactive && !options.tty) {
         // Without a TTY a detached container's stdin is /dev/null: there is nothing to attach it to.
         process.stderr.write('tsrun: warning: -i without -t is ignored with -d\n');
