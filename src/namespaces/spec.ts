@@ -1,5 +1,6 @@
 // The one place that knows both formats: image config + run options → an OCI runtime-spec
 // config.json (like runc's specconv). Pure: data in, data out; the tests check it as data.
+import path from 'node:path';
 import { TsrunError } from '../errors.js';
 import type { IdMap } from './userns.js';
 import type { ImageConfig } from '../image/types.js';
@@ -182,6 +183,11 @@ function rlimits(opts: ContainerOptions, ctx: SpecContext): OciSpec['process']['
   return [...byName.values()].map((u) => ({ type: `RLIMIT_${u.name.toUpperCase()}`, soft: u.soft, hard: u.hard }));
 }
 
+/** Path components of a mount target: `/a/b/` and `/a//b` are 2, `/` is 0. */
+function depthOf(target: string): number {
+  return path.posix.normalize(target).split('/').filter(Boolean).length;
+}
+
 function mounts(opts: ContainerOptions, ctx: SpecContext): OciMount[] {
   const sysOptions = ['nosuid', 'noexec', 'nodev', opts.privileged ? 'rw' : 'ro'];
   // Root of a user namespace may mount sysfs only for a network namespace it owns: for any
@@ -204,9 +210,7 @@ function mounts(opts: ContainerOptions, ctx: SpecContext): OciMount[] {
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${opts.shmSize ?? 65536 * 1024}`] },
   ];
-  for (const v of opts.volumes) {
-    list.push({ destination: v.target, type: 'bind', source: v.source, options: ['rbind', 'rprivate', v.readonly ? 'ro' : 'rw'] });
-  }
+  const user: OciMount[] = opts.volumes.map((v) => ({ destination: v.target, type: 'bind', source: v.source, options: ['rbind', 'rprivate', v.readonly ? 'ro' : 'rw'] }));
   for (const t of opts.tmpfs) {
     const options = t.options.length > 0 ? t.options : [];
     // docker's tmpfs defaults: noexec,nosuid,nodev unless told otherwise.
@@ -214,8 +218,10 @@ function mounts(opts: ContainerOptions, ctx: SpecContext): OciMount[] {
       const opposite = d.slice(2);
       if (!options.includes(d) && !options.includes(opposite)) options.push(d);
     }
-    list.push({ destination: t.target, type: 'tmpfs', source: 'tmpfs', options });
+    user.push({ destination: t.target, type: 'tmpfs', source: 'tmpfs', options });
   }
+  // Shallower first, as docker sorts them: `-v /a/b -v /a` must not hide /a/b under /a.
+  list.push(...user.map((m, i) => ({ m, i, depth: depthOf(m.destination) })).sort((a, b) => a.depth - b.depth || a.i - b.i).map((x) => x.m));
   const etc: Array<[string, string]> = [
     ['/etc/hostname', ctx.etcFiles.hostname],
     ['/etc/hosts', ctx.etcFiles.hosts],

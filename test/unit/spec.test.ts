@@ -104,6 +104,23 @@ describe('createSpec', () => {
       { destination: '/etc/hosts', type: 'bind', source: '/h', options: ['rbind', 'rprivate', 'ro'] },
     ]);
   });
+  it('mounts volumes and tmpfs shallower first, so that -v /a/b -v /a does not hide /a/b (docker sorts them too)', () => {
+    const s = createSpec(
+      image,
+      opts({
+        volumes: [
+          { source: '/h/ab', target: '/a/b', readonly: false },
+          { source: '/h/a', target: '/a/', readonly: false },
+          { source: '/h/c', target: '/c', readonly: false },
+        ],
+        tmpfs: [{ target: '/a/b/../b/c', options: [] }],
+      }),
+      ctx,
+    );
+    const user = s.mounts.filter((m) => m.destination.startsWith('/a') || m.destination === '/c').map((m) => m.destination);
+    // Equal depths keep the order given.
+    expect(user).toEqual(['/a/', '/c', '/a/b', '/a/b/../b/c']);
+  });
   it('defaults the hostname to the short ID', () => {
     expect(createSpec(image, opts(), ctx).hostname).toBe('a'.repeat(12));
   });
