@@ -52,6 +52,7 @@ import { StoredFileHashes } from './file-hashes.js';
 import { HEREDOC_DIR, lastBytes, OUTPUT_SHOWN, runArgv, StepOutput, Tail } from './run-step.js';
 export { runArgv, StepOutput } from './run-step.js';
 import { fetchUrl } from './url.js';
+import { crashPoint } from '../sys/crash.js';
 
 export interface BuildOptions {
   root: string;
@@ -718,6 +719,7 @@ class Builder {
     };
     const manifestBytes = Buffer.from(JSON.stringify(manifest));
     const manifestDigest = await this.putBlob(manifestBytes);
+    crashPoint('build:before-record');
     await this.store.putImage({ manifestDigest, manifest, configDigest, names: this.opts.tags });
     return { id: configDigest, manifestDigest, names: this.opts.tags };
   }

@@ -119,6 +119,7 @@ export function ensureVolume(storeRoot: string, name: string, opts: { labels?: R
   const volume: Volume = { name, created: new Date().toISOString(), labels: opts.labels ?? {} };
   mkdirSync(join(temp, '_data'), { recursive: true, mode: 0o755 });
   writeJsonAtomic(join(temp, 'volume.json'), volume);
+  crashPoint('volume-create:built');
   try {
     renameSync(temp, volumeDir(storeRoot, name));
   } catch (err) {

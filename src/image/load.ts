@@ -14,6 +14,7 @@ import { Hasher, chainIds, checkDigest, hexOf, mismatch, sha256, type Expected }
 import { ArchiveSource, DirSource, type ImageSource } from './load-source.js';
 import type { ImageStore } from './store.js';
 import type { Descriptor, Digest, ImageConfig, ImageManifest } from './types.js';
+import { crashPoint } from '../sys/crash.js';
 
 export interface LoadedImage {
   /** Image ID (config digest). */
@@ -237,6 +238,7 @@ async function ingest(store: ImageStore, source: ImageSource, plan: IngestPlan):
     const manifestBytes = plan.manifest?.bytes ?? Buffer.from(JSON.stringify(dockerManifest(plan.configBytes, configDigest, diffIds, sizes)));
     const manifestDigest = await putBlob(manifestBytes);
     const manifest = plan.manifest?.value ?? (JSON.parse(manifestBytes.toString('utf8')) as ImageManifest);
+    crashPoint('load:before-record');
     await store.putImage({ manifestDigest, manifest, configDigest, names: plan.names });
     return { id: configDigest, manifestDigest, names: plan.names };
   } catch (err) {
