@@ -13,20 +13,45 @@ const load = () =>
   ]).then(([lookup, signals, remove, start, cleanup]) => ({ ...lookup, ...signals, ...remove, ...start, ...cleanup }));
 
 /** Runs `fn` for each container named; like docker, goes on after an error and exits 1. */
-async function forEach(names: string[], fn: (name: string) => Promise<void>): Promise<number> {
+/**
+ * Runs `fn` for each named container and prints each name once it is done, in the order given
+ * (docker's output). `parallel`: the containers' operations run side by side, at most
+ * PARALLEL at once, as docker's CLI runs stop, kill, rm and pause; they are independent (each
+ * takes its own container's lock, and the shared records their own). start and restart stay
+ * one by one, as docker's do.
+ */
+async function forEach(names: string[], fn: (name: string) => Promise<void>, opts: { parallel?: boolean } = {}): Promise<number> {
+  const { report } = await import('./common.js');
+  const limit = opts.parallel ? PARALLEL : 1;
+  const outcomes: Array<Promise<unknown>> = [];
+  const running = new Set<Promise<unknown>>();
   let failed = 0;
-  for (const name of names) {
-    try {
-      await fn(name);
-      process.stdout.write(`${name}\n`);
-    } catch (err) {
-      const { report } = await import('./common.js');
-      report(err);
-      failed++;
+  let printed = 0;
+  const printReady = async (upTo: number) => {
+    for (; printed < upTo; printed++) {
+      const err = await outcomes[printed];
+      if (err === undefined) process.stdout.write(`${names[printed]}\n`);
+      else {
+        report(err);
+        failed++;
+      }
     }
+  };
+  for (const name of names) {
+    // The error, or undefined: never a rejection left unawaited while earlier ones print.
+    const outcome = (async () => fn(name))().then(() => undefined, (err: unknown) => err ?? new Error('failed'));
+    outcomes.push(outcome);
+    running.add(outcome);
+    void outcome.finally(() => running.delete(outcome));
+    if (running.size >= limit) await Promise.race(running);
+    if (limit === 1) await printReady(outcomes.length);
   }
+  await printReady(outcomes.length);
   return failed > 0 ? 1 : 0;
 }
+
+/** Containers stopped or removed at once by one command (docker's CLI runs up to 50). */
+const PARALLEL = 8;
 
 function seconds(value: string | number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -94,7 +119,7 @@ export function register(program: Command): void {
           const timeout = seconds(flags.time ?? found.record.stopTimeout, 10);
           await m.stopContainer(root, found, timeout, signal);
           if (verb === 'restart') await m.startContainer(root, m.findContainer(root, name), { tsrunCommand: tsrunCommand(root) });
-        });
+        }, { parallel: verb === 'stop' });
       }));
   }
 
@@ -107,7 +132,7 @@ export function register(program: Command): void {
       const { root } = globalOptions(cmd);
       const m = await load();
       const sig = m.parseSignal(flags.signal);
-      return forEach(names, (name) => m.killContainer(m.findContainer(root, name), sig));
+      return forEach(names, (name) => m.killContainer(m.findContainer(root, name), sig), { parallel: true });
     }));
 
   program
@@ -119,7 +144,7 @@ export function register(program: Command): void {
     .action(action(async (names: string[], flags: { force: boolean; volumes: boolean }, cmd: Command) => {
       const { root } = globalOptions(cmd);
       const m = await load();
-      return forEach(names, (name) => m.removeContainer(root, m.findContainer(root, name), flags.force, { volumes: flags.volumes }));
+      return forEach(names, (name) => m.removeContainer(root, m.findContainer(root, name), flags.force, { volumes: flags.volumes }), { parallel: true });
     }));
 
   program
@@ -140,7 +165,7 @@ export function register(program: Command): void {
       .action(action(async (names: string[], _flags: object, cmd: Command) => {
         const { root } = globalOptions(cmd);
         const m = await load();
-        return forEach(names, (name) => m.pauseContainer(m.findContainer(root, name), verb === 'pause'));
+        return forEach(names, (name) => m.pauseContainer(m.findContainer(root, name), verb === 'pause'), { parallel: true });
       }));
   }
 
