@@ -45,15 +45,20 @@ export async function findOrPullImage(
   }
   const [{ pullImage }, { ImageStore }] = await Promise.all([import('../image/pull.js'), import('../image/store.js')]);
   const store = await ImageStore.open(ctx.root, { writer: true });
-  const result = await pullImage(
-    store,
-    input,
-    {
-      insecureRegistries: ctx.insecureRegistry,
-      ...(opts.platform && { platform: opts.platform }),
-      ...(hooks.onWarning && { onWarning: hooks.onWarning }),
-    },
-    hooks.onProgress,
-  );
-  return result.image;
+  try {
+    const result = await pullImage(
+      store,
+      input,
+      {
+        insecureRegistries: ctx.insecureRegistry,
+        ...(opts.platform && { platform: opts.platform }),
+        ...(hooks.onWarning && { onWarning: hooks.onWarning }),
+      },
+      hooks.onProgress,
+    );
+    return result.image;
+  } finally {
+    // Recorded (or failed and discarded): the container that runs next may run for hours.
+    store.releaseLease();
+  }
 }

@@ -34,6 +34,16 @@ export function takeLease(root: string): void {
   process.once('exit', () => rmSync(file, { force: true }));
 }
 
+/**
+ * Gives this process's lease back, once what it wrote is recorded (a `run` that pulled goes on
+ * running its container for hours: its lease must not hold garbage collection that long).
+ */
+export function releaseLease(): void {
+  if (held === undefined) return;
+  rmSync(held, { force: true });
+  held = undefined;
+}
+
 export interface Leases {
   /** Processes writing content now (this one's lease included). */
   live: string[];

@@ -20,7 +20,7 @@ import { chainIds, checkDigest, hexOf, isDigest, type Expected } from './digest.
 import { ownerPid, removeTree, tempName, withLock, writeFileAtomic } from './fsutil.js';
 import { emptyDb, lookup, nameKey, namesOf, parseDb, referenced, unique, type CacheEntry, type ImageEntry, type ImagesDb } from './images-db.js';
 import { Layers, isAbandoned } from './layers.js';
-import { readLeases, sweepLeases, takeLease } from './leases.js';
+import { readLeases, releaseLease, sweepLeases, takeLease } from './leases.js';
 import { crashPoint } from '../sys/crash.js';
 import type { Digest, ImageConfig, ImageManifest, ImageRecord, LayerRecord } from './types.js';
 
@@ -111,6 +111,11 @@ export class ImageStore {
     }
     await store.cleanup().catch(() => {});
     return store;
+  }
+
+  /** Ends the lease open({ writer: true }) took: what this process wrote is recorded. */
+  releaseLease(): void {
+    releaseLease();
   }
 
   // ---- blobs ---------------------------------------------------------------------------

@@ -284,3 +284,55 @@ describe('ImageStore images', () => {
     expect(u.blobs.count).toBe(2); // config and manifest
   });
 });
+
+describe('ImageStore garbage collection and leases', () => {
+  /** A process's lease, as leases.ts names it: PID@START-TIME (field 22 of /proc/<pid>/stat). */
+  const leaseOf = (pid: number) => {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    fs.mkdirSync(path.join(root, 'leases'), { recursive: true });
+    fs.writeFileSync(path.join(root, 'leases', `${pid}@${start}`), '');
+    return `${pid}@${start}`;
+  };
+  /** Content a writer stored and never recorded: a layer and a blob. */
+  const orphans = async () => {
+    const tar = layerTar('orphan');
+    await store.unpackLayer(sha256(tar), null, chunks(tar));
+    return { chain: chainIdOf(null, sha256(tar)), blob: await store.writeBlobBytes(Buffer.from('orphan blob')) };
+  };
+
+  it('takes all unrecorded content, whatever its age, once no writer lives; never what an image records', async () => {
+    const { chains, configDigest } = await addImage(['kept'], ['kept:1']);
+    const { chain, blob } = await orphans();
+    const dead = spawnSync('true').pid!; // a lease whose process is gone
+    fs.mkdirSync(path.join(root, 'leases'), { recursive: true });
+    fs.writeFileSync(path.join(root, 'leases', `${dead}@1`), '');
+    expect((await store.garbage(new Set())).layers).toEqual([chain]);
+    const done = await store.collect(new Set());
+    expect(done).toEqual({ layers: [chain], blobs: [blob], writers: [] });
+    expect(await store.layer(chain)).toBeUndefined();
+    expect(await store.hasBlob(blob)).toBe(false);
+    expect(await store.layer(chains[0]!)).toBeDefined();
+    expect(await store.hasBlob(configDigest)).toBe(true);
+    expect(ls('leases')).toEqual([]); // the dead lease is swept
+  });
+
+  it('leaves unrecorded content alone while a writer holds a live lease, and a layer a container mounts always', async () => {
+    const { chain, blob } = await orphans();
+    const live = leaseOf(process.pid);
+    expect(await store.collect(new Set())).toEqual({ layers: [], blobs: [], writers: [live] });
+    expect(await store.layer(chain)).toBeDefined();
+    fs.rmSync(path.join(root, 'leases', live));
+    const mounted = new Set([(await store.layer(chain))!.link]);
+    expect(await store.collect(mounted)).toEqual({ layers: [], blobs: [blob], writers: [] });
+    expect(await store.layer(chain)).toBeDefined();
+  });
+
+  it('a writer takes its lease on open and gives it back', async () => {
+    const writer = await ImageStore.open(root, { writer: true });
+    expect(ls('leases')).toHaveLength(1);
+    expect((await store.collect(new Set())).writers).toHaveLength(1);
+    writer.releaseLease();
+    expect(ls('leases')).toEqual([]);
+  });
+});
