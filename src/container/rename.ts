@@ -1,10 +1,11 @@
 // rename: reserve the new name first (atomic symlink), then record it, then free the old one;
 // under the container's lock, so that system check never takes a name being recorded for a
-// stale one.
+// stale one. Then its network endpoints, so that its peers' /etc/hosts say the new name.
 import { symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { TsrunError, errnoOf } from '../errors.js';
 import { releaseName } from './create.js';
+import { refreshPeers } from './network.js';
 import type { Found } from './lookup.js';
 import { validateName } from './names.js';
 import { namesDir } from './paths.js';
@@ -14,7 +15,16 @@ import { crashPoint } from '../sys/crash.js';
 
 export async function renameContainer(storeRoot: string, found: Found, wanted: string): Promise<void> {
   const name = validateName(wanted);
-  await withLock(found.paths.lock, () => renameLocked(storeRoot, found, name), { createDir: false });
+  await withLock(
+    found.paths.lock,
+    async () => {
+      renameLocked(storeRoot, found, name);
+      // On a network (running): its peers know it by its new name, as docker's DNS does at once.
+      const { renameEndpoints } = await import('../netns/index.js');
+      for (const network of await renameEndpoints(storeRoot, found.record.id, name)) refreshPeers(storeRoot, network, found.record.id);
+    },
+    { createDir: false },
+  );
 }
 
 function renameLocked(storeRoot: string, found: Found, name: string): void {

@@ -14,6 +14,7 @@
 // reverse order, its file last. An endpoint whose connect was killed half-way is found by
 // system check (container/check.ts), and undone by the next connect to that network.
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { TsrunError, wrap } from '../errors.js';
 import { crashPoint } from '../sys/crash.js';
 import { ensureBridge, linkExists } from './bridge.js';
@@ -27,9 +28,12 @@ import { settleReleased } from './released.js';
 import {
   connectKilled,
   createJsonExclusive,
+  endpointFileOf,
   endpointPath,
+  endpointsDir,
   ensureDirs,
   lockPath,
+  readContainerEndpoints,
   readEndpoints,
   readJson,
   removeFile,
@@ -150,6 +154,19 @@ export async function commitConnect(stateDir: string, id: string, network: strin
     delete ep.connectingBy;
     writeJsonAtomic(path, ep);
   });
+}
+
+/**
+ * A renamed container: its endpoints carry the new name, which its peers' /etc/hosts give it.
+ * Returns the networks it is on, whose peers' files the caller rewrites.
+ */
+export async function renameEndpoints(stateDir: string, id: string, name: string): Promise<string[]> {
+  return withLock(lockPath(stateDir), () =>
+    readContainerEndpoints(stateDir, id).map((ep) => {
+      writeJsonAtomic(join(endpointsDir(stateDir), endpointFileOf(ep)), { ...ep, name });
+      return ep.network;
+    }),
+  );
 }
 
 /**

@@ -2,7 +2,7 @@
 // after the helper reports the container's pid and before it lets the container exec.
 export { attach, detach, recover, reloadFirewall, networkPeers, hostsEntries, hostVethName, netnsName, NETNS_DIR } from './endpoint.js';
 export type { AttachRequest, Attachment, Peer } from './endpoint.js';
-export { connect, commitConnect, disconnect, releaseStray } from './connect.js';
+export { connect, commitConnect, disconnect, releaseStray, renameEndpoints } from './connect.js';
 export type { ConnectRequest } from './connect.js';
 export { createNetwork, removeNetwork, pruneNetworks, listNetworks, inspectNetwork, networkJson, findNetwork, DEFAULT_NETWORK, DEFAULT_BRIDGE, DEFAULT_SUBNET } from './network.js';
 export type { CreateNetworkOptions, NetworkInspect } from './network.js';

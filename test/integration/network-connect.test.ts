@@ -101,6 +101,17 @@ describePrivileged('tsrun network connect / disconnect', () => {
     expect(ok(['network', 'inspect', '-f', '{{range .Containers}}{{.Name}} {{end}}', A]).trim()).toBe('web');
   });
 
+  it('rename: the peers know the container by its new name at once (and its aliases still)', () => {
+    ok(['rename', 'web', 'web2']);
+    const hosts = ok(['exec', 'db', 'cat', '/etc/hosts']);
+    expect(hosts).toMatch(new RegExp(`^${addrOf('web2', 'eth1').replaceAll('.', '\\.')}\\s+web2 www front$`, 'm'));
+    expect(hosts).not.toMatch(/\bweb\b/);
+    expect(t(['exec', 'db', 'ping', '-c', '1', '-W', '2', 'web2']).status).toBe(0);
+    expect(JSON.parse(ok(['network', 'inspect', B]))[0].Containers[idOf('web2')].Name).toBe('web2');
+    ok(['rename', 'web2', 'web']);
+    expect(ok(['exec', 'db', 'cat', '/etc/hosts'])).toMatch(/\sweb www front$/m);
+  });
+
   it('disconnect removes eth1, frees its address, and the peers forget the name', () => {
     const id = idOf('web');
     const was = addrOf('web', 'eth1');
