@@ -23,7 +23,7 @@ export function register(program: Command): void {
       .option('-q, --quiet', 'only display container IDs', false)
       .option('-n, --last <int>', 'show the n last created containers (all states)')
       .option('-l, --latest', 'show the latest created container (all states)', false)
-      .option('-f, --filter <key=value>', 'filter: status=, name=, ancestor=, id=, label=key[=value] (repeatable)', collect, [])
+      .option('-f, --filter <key=value>', 'filter: status=, name=, ancestor=, id=, label=key[=value], health=starting|healthy|unhealthy|none (repeatable)', collect, [])
       .option('--format <format>', 'table (default), json, or a template such as "{{.ID}}\\t{{.Names}}"')
       .option('--no-trunc', 'do not truncate IDs and commands')
       .action(action(async (flags: PsFlags, cmd: Command) => {
@@ -46,15 +46,19 @@ export function register(program: Command): void {
           const eq = f.indexOf('=');
           if (eq <= 0) throw flagError('--filter', f, 'expected key=value');
           const key = f.slice(0, eq);
-          if (!['status', 'name', 'ancestor', 'id', 'label'].includes(key)) throw flagError('--filter', f, `unknown filter "${key}" (status, name, ancestor, id, label)`);
-          return [key, f.slice(eq + 1)] as const;
+          if (!['status', 'name', 'ancestor', 'id', 'label', 'health'].includes(key)) throw flagError('--filter', f, `unknown filter "${key}" (status, name, ancestor, id, label, health)`);
+          const value = f.slice(eq + 1);
+          if (key === 'health' && !['starting', 'healthy', 'unhealthy', 'none'].includes(value)) {
+            throw flagError('--filter', f, 'health is one of starting, healthy, unhealthy, none');
+          }
+          return [key, value] as const;
         });
         let last = flags.latest ? 1 : flags.last === undefined ? undefined : Number(flags.last);
         if (last !== undefined && (!Number.isInteger(last) || last < -1)) throw flagError('--last', String(flags.last), 'expected a number');
         if (last === -1) last = undefined;
         const all = flags.all || last !== undefined || filters.some(([k]) => k === 'status');
         let rows = listContainers(root)
-          .map(({ record, seen }) => summarize(record, seen))
+          .map(({ record, seen }) => summarize(record, seen, Date.now(), root))
           .filter((s) => all || s.status === 'running' || s.status === 'paused' || s.status === 'restarting')
           .filter((s) =>
             filters.every(([k, v]) =>
@@ -62,6 +66,7 @@ export function register(program: Command): void {
               : k === 'name' ? s.name.includes(v)
               : k === 'id' ? s.id.startsWith(v)
               : k === 'label' ? hasLabel(s.labels, v)
+              : k === 'health' ? s.health === v
               : s.image === v || s.image.startsWith(`${v}:`),
             ),
           );

@@ -61,6 +61,12 @@ struct plan {
 	const char *exec_fifo;       /* made and held open: `wait-start` reads it */
 	int detach;                  /* DETACH_*: leave the child to our parent's reaper */
 	int n_device_rules;
+	/* healthcheck (health.c): NULL/0 when the container has none */
+	const char *health_path;     /* the health file (JSON, replaced by rename) */
+	long long health_interval_ns, health_timeout_ns, health_start_period_ns;
+	unsigned health_retries;
+	struct step *health_steps;   /* the probe's steps, after it joined the container */
+	int n_health_steps;
 	struct step *steps; /* everything after `clone`, numbered from 1 */
 	int n_steps;
 };
@@ -346,6 +352,20 @@ int attach_winsize(struct winsize *ws);    /* the size a client asked for; -1: n
 void attach_run_end(int code, int sig);    /* tell the clients, let them go */
 void attach_close_in_child(void);
 void attach_close(void);                   /* the monitor is done: close, unlink */
+
+/* ---------------------------------------------------------------- health.c */
+
+/* The healthcheck: a probe run inside the container on schedule, its results
+ * in the health file. All no-ops without a `health` plan line. */
+int health_init(const struct plan *p);     /* before the first clone; -1 with errno */
+void health_run_start(void);               /* a run's program started: "starting" */
+void health_run_end(void);                 /* it exited: no more probes this run */
+int health_poll_fds(struct pollfd *pfd, int n);
+void health_handle(struct pollfd *pfd, int n);
+int health_timeout_ms(void);               /* until the next probe or timeout; -1 */
+void health_tick(pid_t container);         /* start a probe that is due, time one out */
+void health_reap(void);                    /* on SIGCHLD: was it the probe? */
+void health_close_in_child(void);          /* the container keeps none of it */
 
 /* ------------------------------------------- lifecycle.c, monitor.c, restart.c */
 

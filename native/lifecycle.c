@@ -127,6 +127,8 @@ static void setup(struct monitor *m)
 		monitor_detach(); /* tsrun gave us /dev/null; make sure */
 	if (status_init(p->status_path) < 0)
 		setup_failed(m, "status-file", errno, "status file path too long");
+	if (health_init(p) < 0)
+		setup_failed(m, "health", errno, "open /proc/self/ns/pid for the healthcheck");
 	/* The container's stdin when it gets none of ours (input.c). */
 	if ((m->nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
 		setup_failed(m, "stdin", errno, "open /dev/null");

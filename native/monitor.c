@@ -6,7 +6,8 @@
  * log (logs.c), keeps its status file (status.c) and reports "exit <code>
  * <signal>". Its loop is one poll() over fd 3, the internal socket from the
  * child, a signalfd, the output pipes, (with a TTY) stdin and the PTY
- * master, and the attach socket and its clients (attach.c). lifecycle.c
+ * master, the attach socket and its clients (attach.c), and a healthcheck
+ * probe's output (health.c), whose timers also bound the wait. lifecycle.c
  * runs this once, or again under a restart policy.
  */
 #include <fcntl.h>
@@ -115,6 +116,7 @@ static void mark_started(void)
 	M->st.error = NULL;
 	clock_gettime(CLOCK_REALTIME, &M->st.started_at);
 	monitor_state(M, "running");
+	health_run_start(); /* probes from one interval on (health.c) */
 	rss_trim(); /* from here on we only relay: see main.c */
 }
 
@@ -203,6 +205,7 @@ static void on_signal(void)
 				reaped = 1;
 				child = -1; /* its pid may be reused: never signal it again */
 			}
+			health_reap(); /* or the healthcheck's probe */
 			continue;
 		}
 		if (sig == SIGWINCH && tty_master() >= 0) {
@@ -372,6 +375,7 @@ static int spawn(void)
 		close(M->sigfd);
 		close(PROTO_FD);
 		status_close_in_child();
+		health_close_in_child();
 		child_main(&c, M->nullfd);
 	}
 	int e = errno;
@@ -420,7 +424,7 @@ static int spawn(void)
 static void watch(void)
 {
 	while (!reaped) {
-		struct pollfd pfd[16];
+		struct pollfd pfd[24];
 		int n = 0;
 		if (!proto_eof && proto_alive())
 			pfd[n++] = (struct pollfd){.fd = PROTO_FD, .events = POLLIN};
@@ -435,7 +439,12 @@ static void watch(void)
 		n = in_poll_fds(pfd, n);
 		int nin = n;
 		n = attach_poll_fds(pfd, n);
-		if (poll(pfd, (nfds_t)n, out_timeout_ms()) < 0)
+		int natt = n;
+		n = health_poll_fds(pfd, n);
+		int wait_ms = out_timeout_ms(), health_ms = health_timeout_ms();
+		if (health_ms >= 0 && (wait_ms < 0 || health_ms < wait_ms))
+			wait_ms = health_ms;
+		if (poll(pfd, (nfds_t)n, wait_ms) < 0)
 			continue; /* EINTR */
 		for (int i = 0; i < nfixed; i++) {
 			if (!pfd[i].revents)
@@ -450,8 +459,11 @@ static void watch(void)
 		tty_handle(pfd + nfixed, ntty - nfixed);
 		out_handle(pfd + ntty, nout - ntty);
 		in_handle(pfd + nout, nin - nout);
-		attach_handle(pfd + nin, n - nin);
+		attach_handle(pfd + nin, natt - nin);
+		health_handle(pfd + natt, n - natt);
 		out_tick();
+		if (started && !reaped)
+			health_tick(child);
 	}
 }
 
@@ -470,6 +482,7 @@ int monitor_once(struct monitor *m, int *failed)
 		return 125;
 	}
 	watch();
+	health_run_end(); /* no probe outlives its container's run */
 	int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
 	int sig = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0;
 	read_child(MSG_DONTWAIT); /* messages still queued after its death */

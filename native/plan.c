@@ -100,6 +100,40 @@ static int restart_policy(struct plan *p, const char *v)
 	return 0;
 }
 
+/* `health <file> <interval-ns> <timeout-ns> <start-period-ns> <retries>`: docker's units */
+static int health_line(struct plan *p, struct step *st, char *err, size_t errlen, int ln)
+{
+	unsigned long long v[4];
+	for (int i = 0; i < 4; i++)
+		if (parse_ull(st->argv[2 + i], 1ull << 62, &v[i]) < 0)
+			return perr(err, errlen, ln, "health <file> <interval-ns> <timeout-ns> <start-period-ns> <retries>");
+	if (st->argv[1][0] != '/' || v[0] == 0 || v[1] == 0 || v[3] == 0 || v[3] > 1u << 30)
+		return perr(err, errlen, ln, "health: an absolute path, an interval, a timeout and retries above 0");
+	p->health_path = st->argv[1];
+	p->health_interval_ns = (long long)v[0];
+	p->health_timeout_ns = (long long)v[1];
+	p->health_start_period_ns = (long long)v[2];
+	p->health_retries = (unsigned)v[3];
+	return 0;
+}
+
+/* `health-step <step> <fields>...`: one step of the probe, checked as a child step is. */
+static int health_step_line(struct plan *p, struct step *st, char *err, size_t errlen, int ln)
+{
+	const struct step_def *d = step_lookup(st->argv[1]);
+	int nargs = st->argc - 2;
+	if (!d)
+		return perr(err, errlen, ln, "health-step: unknown step %s", st->argv[1]);
+	if (nargs < d->min_args || (d->max_args >= 0 && nargs > d->max_args))
+		return perr(err, errlen, ln, "health-step %s: wrong number of fields (%d)", st->argv[1], nargs);
+	struct step *s = realloc(p->health_steps, sizeof(*s) * (size_t)(p->n_health_steps + 1));
+	if (!s)
+		return perr(err, errlen, ln, "out of memory");
+	p->health_steps = s;
+	s[p->n_health_steps++] = (struct step){.argv = st->argv + 1, .argc = st->argc - 1, .def = d};
+	return 0;
+}
+
 /* Monitor lines and how many fields each takes. */
 static const struct { const char *name; int nargs; } monitor_lines[] = {
 	{"trace", 1}, {"tty", 1}, {"name", 1}, {"stdin", 1}, {"cgroup-procs", 1},
@@ -110,6 +144,7 @@ static const struct { const char *name; int nargs; } monitor_lines[] = {
 	{"exit-command", -1}, /* -1: one field or more */
 	{"devices", -1},
 	{"stdio", 1}, {"console-socket", 1}, {"exec-fifo", 1}, {"detach", 1},
+	{"health", 5}, {"health-step", -1},
 };
 
 static int monitor_line(struct plan *p, struct step *st, char *err,
@@ -214,6 +249,10 @@ static int monitor_line(struct plan *p, struct step *st, char *err,
 		if (!*v)
 			return perr(err, errlen, ln, "exit-command needs a program");
 		p->exit_command = st->argv + 1; /* split() ends argv with NULL */
+	} else if (strcmp(k, "health") == 0) {
+		return health_line(p, st, err, errlen, ln);
+	} else if (strcmp(k, "health-step") == 0) {
+		return health_step_line(p, st, err, errlen, ln);
 	} else if (strcmp(k, "restart") == 0) {
 		if (restart_policy(p, v) < 0)
 			return perr(err, errlen, ln,
@@ -312,5 +351,8 @@ int plan_read(int fd, struct plan *p, char *err, size_t errlen)
 		return perr(err, errlen, ln, "no clone line");
 	if (p->n_steps == 0 || strcmp(p->steps[p->n_steps - 1].argv[0], "exec"))
 		return perr(err, errlen, ln, "the last step must be exec");
+	if (p->health_path && (p->n_health_steps == 0 ||
+			       strcmp(p->health_steps[p->n_health_steps - 1].argv[0], "exec")))
+		return perr(err, errlen, ln, "the last health-step must be exec");
 	return 0;
 }

@@ -26,6 +26,7 @@ import {
   withVolumesLock,
 } from './volumes.js';
 import { LowerLayers } from '../overlay/lower-layers.js';
+import { mergeHealthcheck } from './healthcheck.js';
 import { detectCgroups } from '../cgroups/index.js';
 import { resolveUser } from './user.js';
 import { hostCapabilities, hostHardLimits, hasCapSysResource } from './host.js';
@@ -174,6 +175,9 @@ async function createUnlocked(req: CreateRequest, volumesLocked: boolean): Promi
   const { storeRoot, image } = req;
   // -P is resolved now, against the image's ExposedPorts, so that a later `start` has it too.
   const options: ContainerOptions = { ...req.options, publish: portsToPublish(req.options, image.config), publishAll: false };
+  // The flags' healthcheck over the image's, field by field (as docker); a build's step runs none.
+  const healthcheck = req.buildOwner === undefined ? mergeHealthcheck(image.config.config?.Healthcheck, req.options.healthcheck) : undefined;
+  if (healthcheck) options.healthcheck = healthcheck;
   crashPoint('create:begin');
   const id = newContainerId();
   const paths = new ContainerPaths(storeRoot, id);

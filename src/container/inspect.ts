@@ -8,6 +8,7 @@ import { inspectNetworks } from './network.js';
 import { ContainerPaths } from './paths.js';
 import { listIds, readRecord, type ContainerRecord } from './record.js';
 import { observe, type Observed } from './status.js';
+import { healthSuffix, probeOf, readHealth, type Health } from './healthcheck.js';
 
 export interface Summary {
   id: string;
@@ -21,6 +22,8 @@ export interface Summary {
   ports: string;
   exitCode: number | null;
   labels: Record<string, string>;
+  /** For `ps --filter health=`: the healthcheck's status, or none. */
+  health: Health['Status'] | 'none';
 }
 
 export function humanDuration(ms: number): string {
@@ -34,13 +37,13 @@ export function humanDuration(ms: number): string {
   return `${Math.round(h / 24)} days`;
 }
 
-function statusText(seen: Observed, now: number): string {
+function statusText(seen: Observed, now: number, health: Health | undefined): string {
   const since = (t: string | null | undefined) => (t ? humanDuration(now - new Date(t).getTime()) : '');
   switch (seen.status) {
     case 'created':
       return 'Created';
     case 'running':
-      return `Up ${since(seen.monitor?.startedAt ?? seen.state.startedAt)}`;
+      return `Up ${since(seen.monitor?.startedAt ?? seen.state.startedAt)}${healthSuffix(health)}`;
     case 'paused':
       return `Up ${since(seen.monitor?.startedAt ?? seen.state.startedAt)} (Paused)`;
     case 'restarting':
@@ -50,7 +53,8 @@ function statusText(seen: Observed, now: number): string {
   }
 }
 
-export function summarize(record: ContainerRecord, seen: Observed, now = Date.now()): Summary {
+export function summarize(record: ContainerRecord, seen: Observed, now = Date.now(), storeRoot?: string): Summary {
+  const health = storeRoot === undefined ? undefined : healthOf(storeRoot, record, seen);
   const command = [record.path, ...record.args].join(' ');
   const ports = seen.status === 'running' || seen.status === 'paused'
     ? (seen.state.network?.ports ?? []).map(formatPsPort).join(', ')
@@ -62,11 +66,21 @@ export function summarize(record: ContainerRecord, seen: Observed, now = Date.no
     command,
     created: record.created,
     status: seen.status,
-    statusText: statusText(seen, now),
+    statusText: statusText(seen, now, health),
     ports,
     exitCode: seen.exitCode,
     labels: record.labels ?? {},
+    health: health?.Status ?? 'none',
   };
+}
+
+/**
+ * State.Health: what the monitor's health file says, for a container with a healthcheck that
+ * has started; absent otherwise, as docker's. Before the monitor's first write: starting.
+ */
+function healthOf(storeRoot: string, record: ContainerRecord, seen: Observed): Health | undefined {
+  if (!probeOf(record.options.healthcheck) || seen.state.startedAt === null) return undefined;
+  return readHealth(new ContainerPaths(storeRoot, record.id).dir) ?? { Status: 'starting', FailingStreak: 0, Log: [] };
 }
 
 /** Every container, newest first. */
@@ -101,6 +115,7 @@ export function inspectContainer(storeRoot: string, record: ContainerRecord): Re
   const o = record.options;
   const limits = spec.linux.resources;
   const net = seen.state.network;
+  const health = healthOf(storeRoot, record, seen);
   // As docker: a container between two runs of its restart policy is still running, and restarting.
   const running = seen.status === 'running' || seen.status === 'paused' || seen.status === 'restarting';
   const ports: Record<string, Array<{ HostIp: string; HostPort: string }> | null> = {};
@@ -124,6 +139,7 @@ export function inspectContainer(storeRoot: string, record: ContainerRecord): Re
       StartedAt: seen.monitor?.startedAt ?? seen.state.startedAt ?? '0001-01-01T00:00:00Z',
       // Between two runs: when the last one ended, as docker.
       FinishedAt: (running && seen.status !== 'restarting' ? null : (seen.monitor?.finishedAt ?? seen.state.finishedAt)) ?? '0001-01-01T00:00:00Z',
+      ...(health && { Health: health }),
     },
     Image: record.imageId,
     ResolvConfPath: paths.resolvConf,
@@ -196,6 +212,7 @@ export function inspectContainer(storeRoot: string, record: ContainerRecord): Re
       StopSignal: record.stopSignal,
       ...(record.stopTimeout !== undefined && { StopTimeout: record.stopTimeout }),
       Labels: record.labels ?? {},
+      ...(o.healthcheck && { Healthcheck: o.healthcheck }),
     },
     NetworkSettings: {
       SandboxKey: net?.netnsPath ?? '',

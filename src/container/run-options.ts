@@ -22,8 +22,9 @@ import { checkGroupAdd, parseLabels, parseMount, parseShmSize, parseStopTimeout,
 import { parseSignal } from './signals.js';
 import { parsePublish } from '../netns/publish.js';
 import { DEFAULT_LOG_CONFIG, type LogConfig, type RestartPolicy } from './record.js';
+import { parseHealthFlags, type HealthFlagValues } from './healthcheck.js';
 
-export interface RunFlagValues extends ResourceFlags {
+export interface RunFlagValues extends ResourceFlags, HealthFlagValues {
   cgroupParent?: string;
   publish?: string[];
   publishAll?: boolean;
@@ -162,6 +163,7 @@ export function parseRunOptions(flags: RunFlagValues, args: string[], host: Host
   if (userns && (f.pid === 'host' || f.ipc === 'host' || uts === 'host')) {
     throw new TsrunError('EINVAL_FLAG', 'conflicting options: a user namespace and --pid/--ipc/--uts host (their owner would be the host\'s)');
   }
+  const healthcheck = parseHealthFlags(f);
 
   return {
     ...(f.name !== undefined && { name: f.name }),
@@ -205,6 +207,7 @@ export function parseRunOptions(flags: RunFlagValues, args: string[], host: Host
     networkAliases: f.networkAlias.map(parseNetworkAlias),
     ...(f.ip !== undefined && { ip: f.ip }),
     cgroupParent: parseCgroupParent(f.cgroupParent),
+    ...(healthcheck && { healthcheck }),
   };
 }
 

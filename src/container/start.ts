@@ -25,6 +25,7 @@ import { updateState, writeJsonAtomic, type ContainerRecord, type NetworkState }
 import { InvalidTransitionError, can, currentBootId, observe } from './status.js';
 import { containerDevices } from '../namespaces/devices.js';
 import { TerminalConnection, type WindowSize } from './attach.js';
+import { healthFile, healthPlan } from './healthcheck.js';
 
 export interface StartOptions {
   /** attached: the container uses these fds and tsrun waits; detached: /dev/null and a log. */
@@ -85,6 +86,8 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
     if (seen.orphaned) await cleanupContainer(storeRoot, record.id, { locked: true, autoRemove: false });
     rmSync(paths.stopFile, { force: true });
     rmSync(paths.status, { force: true });
+    // A new monitor starts the healthcheck afresh ("starting", no results).
+    rmSync(healthFile(paths.dir), { force: true });
     // Written ahead of the cgroup and the network: a start killed from here on is seen as such.
     updateState(paths, { startingBy: selfToken(), cleanedUp: false });
     crashPoint('start:state-intent');
@@ -137,6 +140,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
       const joinNetns = network?.netnsPath ?? (options.network.startsWith('container:') ? sharedNetns(storeRoot, options.network.slice(10)) : undefined);
 
       const detached = opts.attach === undefined;
+      const health = healthPlan(spec, options.healthcheck, healthFile(paths.dir));
       let lowerDirs = record.lowerDirs;
       if (files === 'copy' && options.userns && options.volumes.some((v) => v.volume)) {
         // Without an idmapped store a volume's files would be the host's root's, nobody's inside.
@@ -172,6 +176,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
             }),
             // Nobody on the other side of a detached container's PTY: `tsrun attach` can be.
             ...(detached && spec.process.terminal && { attachSocket: paths.attachSocket }),
+            ...(health && { health }),
           },
         },
         cgroup,

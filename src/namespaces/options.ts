@@ -7,6 +7,7 @@ import type { AddHost, DnsOptions, PortMapping } from '../netns/index.js';
 import { parseSeccompOpt, type SeccompOption } from '../seccomp/index.js';
 import type { UsernsOption } from './userns.js';
 import type { DeviceMapping, DeviceRule } from './devices.js';
+import type { ImageRunConfig } from '../oci/types.js';
 
 export type NamespaceMode = 'private' | 'host';
 /** none, host, bridge (the default network), container:<name|id>, or a user-defined network's name. */
@@ -99,6 +100,8 @@ export interface ContainerOptions {
   devices?: DeviceMapping[];
   /** --device-cgroup-rule: more devices the container may use (it makes their nodes itself). */
   deviceCgroupRules?: DeviceRule[];
+  /** --health-* (--no-healthcheck: Test ["NONE"]); after create, merged over the image's HEALTHCHECK (container/healthcheck.ts). */
+  healthcheck?: ImageRunConfig['Healthcheck'];
 }
 
 

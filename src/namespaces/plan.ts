@@ -77,6 +77,19 @@ export interface MonitorConfig {
   exitCommand?: string[];
   /** With a TTY: serve the PTY on this unix socket, for `tsrun attach` (native/attach.c). */
   attachSocket?: string;
+  /** A healthcheck the monitor runs inside the container (native/health.c). */
+  health?: HealthPlan;
+}
+
+/** The healthcheck as the monitor takes it: durations in ns, the results' file, the probe's steps. */
+export interface HealthPlan {
+  file: string;
+  interval: number;
+  timeout: number;
+  startPeriod: number;
+  retries: number;
+  /** What the probe does once inside the container's namespaces and cgroups, ending in exec. */
+  steps: Step[];
 }
 
 const NS_FLAGS: Record<string, string> = {
@@ -320,6 +333,11 @@ function monitorLines(m: MonitorConfig | undefined): Step[] {
   if (m.stopFile) lines.push(['stop-file', m.stopFile]);
   if (m.exitCommand) lines.push(['exit-command', ...m.exitCommand]);
   if (m.attachSocket) lines.push(['attach-socket', m.attachSocket]);
+  if (m.health) {
+    const h = m.health;
+    lines.push(['health', h.file, String(h.interval), String(h.timeout), String(h.startPeriod), String(h.retries)]);
+    for (const step of h.steps) lines.push(['health-step', ...step]);
+  }
   return lines;
 }
 

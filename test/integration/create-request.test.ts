@@ -16,6 +16,10 @@ describePrivileged('run and create validate their flags alike', () => {
     ['an unknown log driver', ['--log-driver', 'syslog'], /for "--log-driver" flag/],
     ['a bad log option', ['--log-opt', 'max-file=0'], /max-file must be/],
     ['a relative workdir', ['-w', 'rel'], /for "--workdir" flag/],
+    ['a health interval without a unit', ['--health-interval', '10'], /invalid argument "10" for "--health-interval" flag/],
+    ['a health timeout under 1ms', ['--health-timeout', '500us'], /for "--health-timeout" flag: cannot be less than 1ms/],
+    ['negative health retries', ['--health-retries', '-1'], /for "--health-retries" flag: cannot be negative/],
+    ['--no-healthcheck with --health-cmd', ['--no-healthcheck', '--health-cmd', 'true'], /conflicting options: --no-healthcheck and --health-\* options/],
   ];
   for (const [what, flags, error] of bad) {
     it(`${what}: ${flags.join(' ')}`, () => {

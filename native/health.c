@@ -1,0 +1,520 @@
+/*
+ * health.c: docker's HEALTHCHECK, carried out by the monitor itself.
+ *
+ * There is no daemon to run the probe, so the container's monitor does, as
+ * docker's daemon/health.go would. The rules are docker's:
+ *   - the first probe runs one interval after the program started, the next
+ *     one interval after the last one ended;
+ *   - exit 0 is a success: the container is "healthy" and the failing streak
+ *     starts again from 0; anything else is a failure, and `retries` failures
+ *     in a row make it "unhealthy";
+ *   - during the start period a failure does not count (while the status is
+ *     still "starting"); a success ends it;
+ *   - a probe still running at its timeout is killed (SIGKILL to its process
+ *     group) and counts as a failure, exit code -1;
+ *   - the last 5 results are kept, each with at most 4096 bytes of output
+ *     ("..." after it when there was more: the rest is read and thrown away);
+ *   - a restart of the container (its restart policy) starts again from
+ *     "starting" with a streak of 0, and keeps the results.
+ * tsrun adds one rule: while the container is paused (its cgroup frozen) a
+ * probe that is due is skipped, and one that times out meanwhile is not
+ * counted, since a frozen container cannot answer.
+ *
+ * The probe is a child of the monitor. It joins the container as `tsrun
+ * exec` does: the PID namespace by the monitor (setns before fork, and back:
+ * it changes only where our children go), its cgroups, then every other
+ * namespace the container does not share with the monitor (mnt last), and
+ * the plan's `health-step` lines, the container's process steps (rlimits,
+ * no_new_privs, seccomp, user, capabilities, working directory, environment)
+ * ending in the probe's exec.
+ *
+ * The results go to the health file, JSON in docker's shape (State.Health),
+ * replaced whole by rename as the status file is (status.c): a reader sees
+ * the old file or the new one, never half of one. On a full disk the file is
+ * not written and the last one stays.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "helper.h"
+
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+#define LOG_MAX 5        /* results kept (docker's maxLogEntries) */
+#define OUTPUT_MAX 4096  /* bytes of a probe's output kept (docker's maxOutputLen) */
+
+struct result {
+	struct timespec start, end;
+	int exit_code;
+	int truncated;   /* more output came than was kept: shown as "..." */
+	size_t len;
+	char out[OUTPUT_MAX];
+};
+
+static const struct plan *P;
+static char tmp_path[4096 + 8];
+static int running;          /* a run's program is up: probes are due */
+static const char *state = "starting";
+static unsigned streak;
+static struct result results[LOG_MAX], cur;
+static int nresults;
+static pid_t probe = -1;
+static int outfd = -1;       /* the read end of the probe's stdout and stderr */
+static long long run_start, next_at, probe_start, deadline; /* CLOCK_MONOTONIC ns */
+static int timed_out, discard;
+static int self_pidns = -1;  /* ours: where our children go again after a probe's fork */
+
+static long long mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int health_init(const struct plan *p)
+{
+	P = p;
+	if (!p->health_path)
+		return 0;
+	if (strlen(p->health_path) > 4096)
+		return errno = ENAMETOOLONG, -1;
+	strcat(strcpy(tmp_path, p->health_path), ".tmp");
+	self_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+	return self_pidns < 0 ? -1 : 0;
+}
+
+void health_close_in_child(void)
+{
+	if (self_pidns >= 0)
+		close(self_pidns);
+	if (outfd >= 0)
+		close(outfd);
+	self_pidns = outfd = -1;
+}
+
+/* ------------------------------------------------------------ the file */
+
+/* A small buffered writer: the file can be ~120 KiB of escaped output, and
+ * the monitor's memory should not grow by that much to write it. */
+struct jw {
+	int fd, err;
+	size_t n;
+	char b[2048];
+};
+
+static void jw_flush(struct jw *w)
+{
+	if (w->n && !w->err && write_all(w->fd, w->b, w->n) < 0)
+		w->err = 1;
+	w->n = 0;
+}
+
+static void jw_put(struct jw *w, const char *s, size_t n)
+{
+	while (n--) {
+		if (w->n == sizeof(w->b))
+			jw_flush(w);
+		w->b[w->n++] = *s++;
+	}
+}
+
+static void jw_str(struct jw *w, const char *s) { jw_put(w, s, strlen(s)); }
+
+/* A JSON string. Bytes above 0x7f pass as they are: UTF-8 stays UTF-8, and
+ * a reader decoding as UTF-8 turns a stray byte into U+FFFD, as Go's
+ * encoder (docker's) does. */
+static void jw_quoted(struct jw *w, const char *s, size_t n, const char *tail)
+{
+	jw_put(w, "\"", 1);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		char esc[8] = "\\u00";
+		if (ch == '"' || ch == '\\') {
+			esc[1] = (char)ch;
+			jw_put(w, esc, 2);
+		} else if (ch == '\n' || ch == '\t' || ch == '\r') {
+			esc[1] = ch == '\n' ? 'n' : ch == '\t' ? 't' : 'r';
+			jw_put(w, esc, 2);
+		} else if (ch < 0x20 || ch == 0x7f) {
+			esc[4] = "0123456789abcdef"[ch >> 4];
+			esc[5] = "0123456789abcdef"[ch & 15];
+			jw_put(w, esc, 6);
+		} else {
+			jw_put(w, (const char *)&s[i], 1);
+		}
+	}
+	jw_str(w, tail);
+	jw_put(w, "\"", 1);
+}
+
+/*
+ * {"Status":"healthy","FailingStreak":0,"Log":[{"Start":"...","End":"...",
+ *  "ExitCode":0,"Output":"..."}]}: what `inspect` shows as State.Health.
+ */
+static void write_file(void)
+{
+	char num[16], t[40];
+	struct jw w = {.fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0644)};
+	if (w.fd < 0)
+		return;
+	jw_str(&w, "{\"Status\":\"");
+	jw_str(&w, state);
+	jw_str(&w, "\",\"FailingStreak\":");
+	jw_str(&w, itoa_s(num, streak));
+	jw_str(&w, ",\"Log\":[");
+	for (int i = 0; i < nresults; i++) {
+		const struct result *r = &results[i];
+		jw_str(&w, i ? ",{\"Start\":\"" : "{\"Start\":\"");
+		jw_str(&w, rfc3339(t, &r->start));
+		jw_str(&w, "\",\"End\":\"");
+		jw_str(&w, rfc3339(t, &r->end));
+		jw_str(&w, "\",\"ExitCode\":");
+		jw_str(&w, itoa_s(num, r->exit_code));
+		jw_str(&w, ",\"Output\":");
+		/* docker's limitedBuffer: what was kept, then "..." if there was more */
+		jw_quoted(&w, r->out, r->len, r->truncated ? "..." : "");
+		jw_str(&w, "}");
+	}
+	jw_str(&w, "]}\n");
+	jw_flush(&w);
+	if (w.err || close(w.fd) < 0 || rename(tmp_path, P->health_path) < 0)
+		unlink(tmp_path); /* the last file stays */
+}
+
+/* ------------------------------------------------------------ the probe */
+
+/* Go's time.Duration.String() ("300ms", "1m30s", "1.5s"): docker's words
+ * for a timeout, "Health check exceeded timeout (300ms)". */
+static void go_duration(char out[48], long long ns)
+{
+	char frac[16];
+	const char *unit = "s";
+	long long whole, part, scale;
+	if (ns < 1000) {
+		snprintf(out, 48, "%lldns", ns);
+		return;
+	}
+	if (ns < 1000000)
+		unit = "\xc2\xb5s", scale = 1000;
+	else if (ns < 1000000000)
+		unit = "ms", scale = 1000000;
+	else
+		scale = 1000000000;
+	whole = ns / scale, part = ns % scale;
+	frac[0] = '\0';
+	if (part) {
+		int digits = scale == 1000 ? 3 : scale == 1000000 ? 6 : 9;
+		snprintf(frac, sizeof(frac), ".%0*lld", digits, part);
+		for (char *e = frac + strlen(frac) - 1; *e == '0'; e--)
+			*e = '\0';
+	}
+	if (scale < 1000000000) {
+		snprintf(out, 48, "%lld%s%s", whole, frac, unit);
+		return;
+	}
+	long long h = whole / 3600, m = whole / 60 % 60, s = whole % 60;
+	if (h)
+		snprintf(out, 48, "%lldh%lldm%lld%ss", h, m, s, frac);
+	else if (m)
+		snprintf(out, 48, "%lldm%lld%ss", m, s, frac);
+	else
+		snprintf(out, 48, "%lld%ss", s, frac);
+}
+
+/* Whether the kernel holds the container's cgroup frozen (`tsrun pause`):
+ * v1's freezer.state (FREEZING too), else a cgroup2 cgroup.events. */
+static int frozen(void)
+{
+	char dir[4096], path[4096 + 32], buf[256];
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < P->n_cgroup_procs; i++) {
+			if (cgroup_dir(P->cgroup_procs[i], dir, sizeof(dir)) < 0)
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dir, pass ? "cgroup.events" : "freezer.state");
+			int fd = open(path, O_RDONLY | O_CLOEXEC);
+			ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+			if (fd >= 0)
+				close(fd);
+			if (n <= 0)
+				continue;
+			buf[n] = '\0';
+			if (!pass)
+				return strncmp(buf, "THAWED", 6) != 0;
+			if (strstr(buf, "frozen "))
+				return strstr(buf, "frozen 1") != NULL;
+		}
+	}
+	return 0;
+}
+
+static void say(const char *a, const char *b)
+{
+	(void)!write(2, a, strlen(a));
+	(void)!write(2, b, strlen(b));
+	(void)!write(2, "\n", 1);
+}
+
+/* In the probe: into the container, then the health steps (exec last). */
+static _Noreturn void probe_main(pid_t ctr, int out)
+{
+	static const char *ns[] = {"cgroup", "ipc", "uts", "net", "user", "mnt"};
+	struct child c = {.plan = P, .sock = -1, .out = {-1, -1}, .in = -1, .rootfd = -1,
+			  .procfd = -1, .joined = -1, .exit_code = 125};
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	/* Its own process group: a timeout kills it with all it started. */
+	setpgid(0, 0);
+	prctl(PR_SET_NAME, "tsrun-health", 0, 0, 0);
+	g_trace = 0;
+	int null = open("/dev/null", O_RDONLY);
+	if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
+		_exit(125);
+	/* Nothing of the monitor's (fd 3, the log, the attach socket, ...). */
+	if (syscall(SYS_close_range, 3u, ~0u, 0u) < 0)
+		for (int fd = 3; fd < 1024; fd++)
+			close(fd);
+	umask(0);
+	/* Its cgroups, while still host root: counted in the container's
+	 * limits, and frozen with it. */
+	for (int i = 0; i < P->n_cgroup_procs; i++) {
+		int fd = open(P->cgroup_procs[i], O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, "0", 1) != 1) {
+			say("tsrun: healthcheck: join the container's cgroup ", P->cgroup_procs[i]);
+			_exit(125);
+		}
+		close(fd);
+	}
+	if (proc_open(&c) < 0) {
+		say("tsrun: healthcheck: ", c.err_msg);
+		_exit(125);
+	}
+	for (size_t i = 0; i < sizeof(ns) / sizeof(*ns); i++) {
+		char theirs[64], ours[64];
+		struct stat a, b;
+		snprintf(theirs, sizeof(theirs), "/proc/%d/ns/%s", (int)ctr, ns[i]);
+		snprintf(ours, sizeof(ours), "/proc/self/ns/%s", ns[i]);
+		if (stat(theirs, &a) == 0 && stat(ours, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+			continue; /* shared with the host (--network host, rootless's user ns) */
+		char *args[] = {theirs, (char *)ns[i], NULL};
+		if (step_setns(&c, args, 2) < 0) {
+			say("tsrun: healthcheck: ", c.err_msg);
+			_exit(125);
+		}
+	}
+	c.env = calloc(1, sizeof(char *));
+	for (int i = 0; i < P->n_health_steps; i++) {
+		const struct step *st = &P->health_steps[i];
+		c.step = i + 1;
+		snprintf(c.err_op, sizeof(c.err_op), "%s", st->argv[0]);
+		if (st->def->run(&c, st->argv + 1, st->argc - 1) < 0) {
+			say("tsrun: healthcheck: ", c.err_msg);
+			_exit(c.exit_code);
+		}
+	}
+	_exit(125); /* not reached: the last step is exec */
+}
+
+static void start_probe(pid_t ctr)
+{
+	int fds[2], joined = 0;
+	char path[64];
+	struct stat a, b;
+	memset(&cur, 0, sizeof(cur) - sizeof(cur.out));
+	clock_gettime(CLOCK_REALTIME, &cur.start);
+	probe_start = mono_ns();
+	next_at = probe_start + P->health_interval_ns; /* if it cannot even start */
+	if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0)
+		return;
+	fcntl(fds[1], F_SETFL, 0); /* the probe writes as to any pipe: blocking */
+	/* Its PID namespace: setns() here changes only where our next child
+	 * goes, and we go back to ours at once (a restart clones anew). */
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)ctr);
+	if (stat(path, &a) == 0 && stat("/proc/self/ns/pid", &b) == 0 && a.st_ino != b.st_ino) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		joined = fd >= 0 && setns(fd, CLONE_NEWPID) == 0;
+		if (fd >= 0)
+			close(fd);
+	}
+	pid_t pid = fork();
+	if (pid == 0)
+		probe_main(ctr, fds[1]);
+	if (joined)
+		setns(self_pidns, CLONE_NEWPID);
+	if (pid > 0)
+		setpgid(pid, pid); /* as the child does: a timeout right away still finds its group */
+	close(fds[1]);
+	if (pid < 0) {
+		close(fds[0]);
+		return;
+	}
+	probe = pid;
+	outfd = fds[0];
+	deadline = probe_start + P->health_timeout_ns;
+	timed_out = discard = 0;
+}
+
+/* What the probe printed: the first OUTPUT_MAX bytes kept, the rest read
+ * and thrown away (a probe that prints without end costs us nothing). */
+static void read_output(void)
+{
+	char scratch[512];
+	while (outfd >= 0) {
+		ssize_t r = cur.len < OUTPUT_MAX ? read(outfd, cur.out + cur.len, OUTPUT_MAX - cur.len) :
+						   read(outfd, scratch, sizeof(scratch));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return; /* EAGAIN: for now, that is all */
+		if (r == 0) {
+			close(outfd);
+			outfd = -1;
+			return;
+		}
+		if (cur.len < OUTPUT_MAX)
+			cur.len += (size_t)r;
+		else
+			cur.truncated = 1;
+	}
+}
+
+static void finish(int wstatus)
+{
+	long long now = mono_ns();
+	probe = -1;
+	read_output(); /* what it wrote before it ended; a process it left
+			* behind may keep the pipe open: not waited for */
+	if (outfd >= 0)
+		close(outfd);
+	outfd = -1;
+	if (discard || !running)
+		return;
+	clock_gettime(CLOCK_REALTIME, &cur.end);
+	if (timed_out) {
+		char d[48];
+		go_duration(d, P->health_timeout_ns);
+		cur.exit_code = -1;
+		cur.len = (size_t)snprintf(cur.out, sizeof(cur.out), "Health check exceeded timeout (%s)", d);
+		cur.truncated = 0;
+	} else {
+		cur.exit_code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+	}
+	if (nresults == LOG_MAX)
+		memmove(&results[0], &results[1], sizeof(results[0]) * (LOG_MAX - 1));
+	else
+		nresults++;
+	memcpy(&results[nresults - 1], &cur, sizeof(cur) - sizeof(cur.out) + cur.len);
+	if (cur.exit_code == 0) {
+		streak = 0;
+		state = "healthy";
+	} else if (strcmp(state, "starting") != 0 || probe_start - run_start >= P->health_start_period_ns) {
+		if (++streak >= P->health_retries)
+			state = "unhealthy";
+	}
+	next_at = now + P->health_interval_ns;
+	write_file();
+	rss_trim(); /* fork, setns and the JSON touched code the relay loop never runs */
+}
+
+/* ------------------------------------------------------------ the loop */
+
+void health_run_start(void)
+{
+	if (!P || !P->health_path)
+		return;
+	running = 1;
+	state = "starting";
+	streak = 0;
+	run_start = mono_ns();
+	next_at = run_start + P->health_interval_ns;
+	write_file();
+}
+
+void health_reap(void)
+{
+	int ws;
+	if (probe > 0 && waitpid(probe, &ws, WNOHANG) == probe)
+		finish(ws);
+}
+
+void health_run_end(void)
+{
+	if (!P || !P->health_path)
+		return;
+	running = 0;
+	if (probe <= 0)
+		return;
+	/* Its container is gone; so goes the probe. A frozen one (cgroup v1)
+	 * dies only when thawed: reaped then, by health_reap(). */
+	kill(-probe, SIGKILL);
+	for (int i = 0; i < 100 && probe > 0; i++) {
+		struct timespec ms10 = {0, 10000000};
+		health_reap();
+		if (probe > 0)
+			nanosleep(&ms10, NULL);
+	}
+}
+
+int health_poll_fds(struct pollfd *pfd, int n)
+{
+	if (outfd >= 0)
+		pfd[n++] = (struct pollfd){.fd = outfd, .events = POLLIN};
+	return n;
+}
+
+void health_handle(struct pollfd *pfd, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (pfd[i].fd == outfd && pfd[i].revents)
+			read_output();
+}
+
+int health_timeout_ms(void)
+{
+	long long at;
+	if (probe > 0 && !timed_out)
+		at = deadline;
+	else if (probe <= 0 && running)
+		at = next_at;
+	else
+		return -1;
+	long long left = at - mono_ns();
+	return left <= 0 ? 0 : left / 1000000 + 1 > 60000 ? 60000 : (int)(left / 1000000 + 1);
+}
+
+void health_tick(pid_t container)
+{
+	long long now;
+	if (!P || !P->health_path)
+		return;
+	now = mono_ns();
+	if (probe > 0) {
+		if (!timed_out && now >= deadline) {
+			kill(-probe, SIGKILL);
+			timed_out = 1;
+			discard = frozen(); /* a frozen container could not answer */
+		}
+		return;
+	}
+	if (!running || container <= 0 || now < next_at)
+		return;
+	if (frozen()) {
+		next_at = now + P->health_interval_ns; /* paused: skip this one */
+		return;
+	}
+	start_probe(container);
+}
