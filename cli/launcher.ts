@@ -21,7 +21,8 @@ declare const TSRUN_BUNDLE_FILE: string;
 const file = join(dirname(fileURLToPath(import.meta.url)), TSRUN_BUNDLE_FILE);
 let source: string;
 try {
-  source = readFileSync(file, 'utf8');
+  // ASCII (scripts/bundle.mjs makes sure): latin1 reads it as UTF-8 would, twice as fast.
+  source = readFileSync(file, 'latin1');
 } catch (err) {
   process.stderr.write(`tsrun: cannot read ${file} (${(err as NodeJS.ErrnoException).code}): run \`npm run build\`\n`);
   process.exit(125);
