@@ -146,17 +146,22 @@ export class Layers {
   }
 
   /** Untrusts the layer at once (rename), then deletes it and its link. */
-  async remove(chainId: Digest): Promise<void> {
+  /**
+   * Takes a layer out of the store: renamed aside (gone for every reader) and its link removed.
+   * Returns the directory left to delete (removeTree), which can take long: the caller does it
+   * once it no longer holds the store's lock. A kill before that leaves it to the next open.
+   */
+  async remove(chainId: Digest): Promise<string | undefined> {
     const record = await this.get(chainId).catch(() => undefined);
     const doomed = path.join(this.root, 'layers', tempName(RM));
     try {
       await fs.rename(this.dir(chainId), doomed);
     } catch (err) {
-      if (errnoOf(err) === 'ENOENT') return;
+      if (errnoOf(err) === 'ENOENT') return undefined;
       throw err;
     }
     if (record) await fs.unlink(path.join(this.root, record.link)).catch(() => {});
-    await removeTree(doomed);
+    return doomed;
   }
 
   async list(): Promise<Digest[]> {

@@ -78,6 +78,8 @@ export class ImageStore {
   private readonly configs = new Map<Digest, ImageConfig>();
   private readonly dbFile: string;
   private readonly lockFile: string;
+  /** Layer trees taken out of the store under the lock, to delete after it (deleteContent). */
+  private readonly doomed: string[] = [];
 
   private constructor(readonly root: string) {
     this.blobs = new Blobs(root);
@@ -516,12 +518,16 @@ export class ImageStore {
     await writeFileAtomic(this.dbFile, JSON.stringify(db, null, 2) + '\n', 0o600);
   }
 
-  /** Read-modify-write of images.json under the store's lock. */
+  /** Read-modify-write of images.json under the store's lock; then the deletes it left (deleteContent). */
   private async locked<T>(fn: (db: ImagesDb, save: () => Promise<void>) => Promise<T>): Promise<T> {
-    return withLock(this.lockFile, async () => {
-      const db = await this.readDb();
-      return fn(db, () => this.saveDb(db));
-    });
+    try {
+      return await withLock(this.lockFile, async () => {
+        const db = await this.readDb();
+        return fn(db, () => this.saveDb(db));
+      });
+    } finally {
+      for (const dir of this.doomed.splice(0)) await removeTree(dir).catch(() => {});
+    }
   }
 
   /** The ImageRecord for an images.json entry; `strict`: every layer must be present. */
@@ -560,8 +566,16 @@ export class ImageStore {
     return { layers, blobs };
   }
 
+  /**
+   * Takes layers and blobs out of the store (the caller holds the lock). The layers' trees are
+   * deleted once the lock is let go (locked): a prune of gigabytes must not hold every pull and
+   * run waiting on the lock.
+   */
   private async deleteContent(layers: Digest[], blobs: Digest[]): Promise<void> {
-    for (const l of layers) await this.layers.remove(l);
+    for (const l of layers) {
+      const doomed = await this.layers.remove(l);
+      if (doomed !== undefined) this.doomed.push(doomed);
+    }
     for (const b of blobs) await this.blobs.remove(b);
   }
 

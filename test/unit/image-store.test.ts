@@ -315,6 +315,8 @@ describe('ImageStore garbage collection and leases', () => {
     expect(await store.layer(chains[0]!)).toBeDefined();
     expect(await store.hasBlob(configDigest)).toBe(true);
     expect(ls('leases')).toEqual([]); // the dead lease is swept
+    // The layer's tree went too, once the lock was let go: nothing is left aside.
+    expect(ls('layers')).toEqual([chains[0]!.slice(7)]);
   });
 
   it('leaves unrecorded content alone while a writer holds a live lease, and a layer a container mounts always', async () => {
