@@ -357,6 +357,18 @@ void attach_close(void);                   /* the monitor is done: close, unlink
 
 /* The healthcheck: a probe run inside the container on schedule, its results
  * in the health file. All no-ops without a `health` plan line. */
+#define HEALTH_OUTPUT_MAX 4096 /* bytes of a probe's output kept (docker's maxOutputLen) */
+struct health_result {
+	struct timespec start, end;
+	int exit_code;
+	int truncated;   /* more output came than was kept: shown as "..." */
+	size_t len;
+	char out[HEALTH_OUTPUT_MAX]; /* last: only len bytes of it are copied */
+};
+/* health-file.c: the results as JSON, by temp file and rename */
+void health_file_write(const char *path, const char *tmp_path, const char *state, unsigned streak,
+		       const struct health_result *results, int nresults);
+void go_duration(char out[48], long long ns); /* Go's Duration.String(): "300ms", "1m30s" */
 int health_init(const struct plan *p);     /* before the first clone; -1 with errno */
 void health_run_start(void);               /* a run's program started: "starting" */
 void health_run_end(void);                 /* it exited: no more probes this run */

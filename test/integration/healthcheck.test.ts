@@ -23,7 +23,7 @@ describePrivileged('healthchecks', () => {
     expect(r.status).toBe(0);
     return r.stdout;
   };
-  const inspect = (name: string) => JSON.parse(ok(t('inspect', name)))[0] as { Id: string; State: { Health?: Health; Pid: number }; Config: { Healthcheck?: unknown }; Tsrun: { CgroupPaths: Record<string, string> } };
+  const inspect = (name: string) => JSON.parse(ok(t('inspect', name)))[0] as { Id: string; State: { Health?: Health; Pid: number; StartedAt: string }; Config: { Healthcheck?: unknown }; Tsrun: { CgroupPaths: Record<string, string> } };
   /** Runs it detached, with no network; returns its ID. */
   const run = (name: string, ...args: string[]) => ok(t('run', '-d', '--name', name, '--network', 'none', ...args)).trim();
   const healthFile = (id: string) => join(env.root, 'containers', id, 'health.json');
@@ -46,11 +46,12 @@ describePrivileged('healthchecks', () => {
       await sleep(10);
     }
   };
-  /** Host pids whose command line is exactly `argv`. */
-  const pidsOf = (argv: string[]): number[] =>
+  /** Host pids whose command line is exactly `argv`, in the cgroups of container `id`. */
+  const pidsOf = (id: string, argv: string[]): number[] =>
     readdirSync('/proc').filter((d) => /^\d+$/.test(d)).flatMap((d) => {
       try {
-        return readFileSync(`/proc/${d}/cmdline`, 'utf8') === `${argv.join('\0')}\0` ? [Number(d)] : [];
+        const mine = readFileSync(`/proc/${d}/cgroup`, 'utf8').includes(id);
+        return mine && readFileSync(`/proc/${d}/cmdline`, 'utf8') === `${argv.join('\0')}\0` ? [Number(d)] : [];
       } catch {
         return [];
       }
@@ -128,7 +129,7 @@ describePrivileged('healthchecks', () => {
     let probe: number[] = [];
     const end = Date.now() + 5000;
     while (probe.length < 2 && Date.now() < end) {
-      probe = [...pidsOf(['sleep', '100']), ...pidsOf(['sleep', '101'])];
+      probe = [...pidsOf(id, ['sleep', '100']), ...pidsOf(id, ['sleep', '101'])];
       await sleep(10);
     }
     expect(probe.length).toBe(2);
@@ -142,6 +143,35 @@ describePrivileged('healthchecks', () => {
     await sleep(50);
     expect(probe.filter(alive)).toEqual([]);
     ok(t('rm', '-f', 'hang'));
+  });
+
+  it('failures in the start period do not count, until a success ends it', async () => {
+    // Always failing: the streak stays 0 for the first second, then counts.
+    const id = run('late', '--health-cmd', 'false', '--health-interval', '100ms', '--health-retries', '1', '--health-start-period', '1s', image, 'sleep', '60');
+    const started = Date.parse(inspect('late').State.StartedAt);
+    let early = 0;
+    await watch(id, (h) => h.Status === 'unhealthy', (h) => {
+      const last = h.Log.at(-1);
+      if (last && Date.parse(last.Start) - started < 900) {
+        early++;
+        expect(h).toMatchObject({ Status: 'starting', FailingStreak: 0 });
+      }
+    });
+    expect(early).toBeGreaterThan(0);
+    // Passing once (it makes /tmp/x), failing after: the success ends the start period.
+    const once = run('once', '--health-cmd', 'test ! -e /tmp/x && touch /tmp/x', '--health-interval', '100ms', '--health-retries', '1', '--health-start-period', '1m', image, 'sleep', '60');
+    const h = await watch(once, (x) => x.Status === 'unhealthy');
+    expect(h.Log.map((e) => e.ExitCode)).toEqual([0, 1]);
+    ok(t('rm', '-f', 'late', 'once'));
+  });
+
+  it('keeps 4096 bytes of output and "..." when there was more; create + start runs it too', async () => {
+    const id = ok(t('create', '--name', 'loud', '--network', 'none', '--health-cmd', 'yes abc | head -c 100000; exit 0', '--health-interval', '100ms', image, 'sleep', '60')).trim();
+    expect('Health' in inspect('loud').State).toBe(false); // created, never started: none yet
+    ok(t('start', 'loud'));
+    const h = await watch(id, (x) => x.Log.length > 0);
+    expect(h.Log[0]!.Output).toBe(`${'abc\n'.repeat(1024)}...`);
+    ok(t('rm', '-f', 'loud'));
   });
 
   it('the image\'s HEALTHCHECK runs; flags override it field by field; --no-healthcheck turns it off', async () => {
