@@ -304,6 +304,7 @@ void health_run_start(void)
 {
 	if (!P || !P->health_path)
 		return;
+	health_reap(); /* see health_tick() */
 	running = 1;
 	state = "starting";
 	streak = 0;
@@ -329,6 +330,7 @@ void health_run_end(void)
 	/* Its container is gone; so goes the probe. A frozen one (cgroup v1)
 	 * dies only when thawed: reaped then, by health_reap(). */
 	kill(-probe, SIGKILL);
+	timed_out = discard = 1; /* killed, not counted: see health_tick() */
 	for (int i = 0; i < 100 && probe > 0; i++) {
 		struct timespec ms10 = {0, 10000000};
 		health_reap();
@@ -370,6 +372,10 @@ void health_tick(pid_t container)
 	if (!P || !P->health_path)
 		return;
 	now = mono_ns();
+	/* One killed while frozen may have died between two runs, where
+	 * restart.c's wait took its SIGCHLD: look again. */
+	if (probe > 0 && timed_out)
+		health_reap();
 	if (probe > 0) {
 		if (!timed_out && now >= deadline) {
 			kill(-probe, SIGKILL);
