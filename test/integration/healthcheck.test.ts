@@ -243,6 +243,21 @@ describePrivileged('healthchecks', () => {
     ok(t('rm', '-f', 'frozen'));
   });
 
+  it('the monitor stays under 1.5 MB with a probe every 100 ms that prints a megabyte', async () => {
+    run('big', '--health-cmd', 'yes abcdefg | head -c 1000000', '--health-interval', '100ms', image, 'sleep', '60');
+    const monitor = JSON.parse(ok(t('inspect', '-f', '{{json .Tsrun.MonitorPid}}', 'big'))) as number;
+    const rss = () => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${monitor}/status`, 'utf8'))![1]);
+    let most = 0;
+    const end = Date.now() + 2000;
+    while (Date.now() < end) {
+      most = Math.max(most, rss());
+      await sleep(2);
+    }
+    expect(readHealth(inspect('big').Id)!.Log.length).toBeGreaterThan(5 - 1);
+    expect(most).toBeLessThan(1536);
+    ok(t('rm', '-f', 'big'));
+  });
+
   it('a restart (--restart) starts the healthcheck again from starting', async () => {
     const id = run('flappy', '--restart', 'always', '--health-cmd', 'true', '--health-interval', '300ms', image, 'sh', '-c', 'sleep 1; exit 3');
     const states: string[] = [];
