@@ -14,39 +14,50 @@ const load = () =>
 
 /** Runs `fn` for each container named; like docker, goes on after an error and exits 1. */
 /**
- * Runs `fn` for each named container and prints each name once it is done, in the order given
- * (docker's output). `parallel`: the containers' operations run side by side, at most
- * PARALLEL at once, as docker's CLI runs stop, kill, rm and pause; they are independent (each
- * takes its own container's lock, and the shared records their own). start and restart stay
- * one by one, as docker's do.
+ * Runs `fn` for each named container and prints each name once it and all before it are done,
+ * in the order given (docker's output). `parallel`: the containers' operations run side by side,
+ * at most PARALLEL at once, as docker's CLI runs stop, kill, rm and pause; they are independent
+ * (each takes its own container's lock, and the shared records their own). One name given twice
+ * waits for its first turn. start and restart stay one by one, as docker's do.
  */
 async function forEach(names: string[], fn: (name: string) => Promise<void>, opts: { parallel?: boolean } = {}): Promise<number> {
   const { report } = await import('./common.js');
   const limit = opts.parallel ? PARALLEL : 1;
-  const outcomes: Array<Promise<unknown>> = [];
+  /** Per name: undefined while running, then null (done) or its error. */
+  const results: Array<unknown> = names.map(() => undefined);
+  const byName = new Map<string, Promise<unknown>>();
   const running = new Set<Promise<unknown>>();
   let failed = 0;
   let printed = 0;
-  const printReady = async (upTo: number) => {
-    for (; printed < upTo; printed++) {
-      const err = await outcomes[printed];
-      if (err === undefined) process.stdout.write(`${names[printed]}\n`);
+  const printReady = () => {
+    for (; printed < names.length && results[printed] !== undefined; printed++) {
+      const err = results[printed];
+      if (err === null) process.stdout.write(`${names[printed]}\n`);
       else {
         report(err);
         failed++;
       }
     }
   };
-  for (const name of names) {
-    // The error, or undefined: never a rejection left unawaited while earlier ones print.
-    const outcome = (async () => fn(name))().then(() => undefined, (err: unknown) => err ?? new Error('failed'));
-    outcomes.push(outcome);
-    running.add(outcome);
-    void outcome.finally(() => running.delete(outcome));
-    if (running.size >= limit) await Promise.race(running);
-    if (limit === 1) await printReady(outcomes.length);
+  for (const [i, name] of names.entries()) {
+    const before = byName.get(name) ?? Promise.resolve();
+    const done: Promise<unknown> = before
+      .then(() => fn(name))
+      .then(
+        () => null,
+        (err: unknown) => err ?? new Error('failed'),
+      )
+      .then((outcome) => {
+        results[i] = outcome;
+        running.delete(done);
+        printReady();
+      });
+    byName.set(name, done);
+    running.add(done);
+    while (running.size >= limit) await Promise.race(running);
   }
-  await printReady(outcomes.length);
+  await Promise.all(running);
+  printReady();
   return failed > 0 ? 1 : 0;
 }
 

@@ -19,7 +19,7 @@ export function register(program: Command): void {
           import('../src/image/store.js'),
           import('../src/registry-client/reference.js'),
         ]);
-        const store = await ImageStore.open(g.root);
+        const store = await ImageStore.open(g.root, { writer: true });
         const ref = parseReference(name);
         const view = new ProgressView(process.stdout, flags.quiet);
         view.say(`The push refers to repository [${ref.registry}/${ref.repository}]`);

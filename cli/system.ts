@@ -77,6 +77,10 @@ export function register(program: Command): void {
         process.stdout.write(`Deleted Images:\n${lines.join('\n')}\n\n`);
       }
       process.stdout.write(`Total reclaimed space: ${m.humanSize(r.reclaimed)}\n`);
+      if (r.writers.length > 0) {
+        const pids = r.writers.map((w) => w.split('@')[0]).join(', ');
+        process.stderr.write(`tsrun: layers and blobs no image uses were kept: ${r.writers.length === 1 ? 'a pull, load, commit, push or build is' : `${r.writers.length} pulls, loads, commits, pushes or builds are`} writing (pid ${pids}); prune again once done\n`);
+      }
     }));
 
   imageGroup(program)

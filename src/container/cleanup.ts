@@ -99,7 +99,7 @@ export function removeFiles(storeRoot: string, id: string, name: string): void {
     if (errnoOf(err) !== 'ENOENT') throw err;
   }
   crashPoint('remove:renamed');
-  releaseName(storeRoot, name);
+  releaseName(storeRoot, name, id);
   releaseUserns(storeRoot, id, userns);
   rmSync(trash, { recursive: true, force: true });
 }

@@ -68,9 +68,15 @@ async function reserveName(storeRoot: string, wanted: string | undefined, id: st
   }
 }
 
-export function releaseName(storeRoot: string, name: string): void {
+/**
+ * Frees a name this container holds. Only its own: a removal that lost a race must not free the
+ * name a new container just took (a name is taken only once free, so the check cannot go stale).
+ */
+export function releaseName(storeRoot: string, name: string, id: string): void {
+  const link = join(namesDir(storeRoot), name);
+  if (linkTarget(link)?.split('/').pop() !== id) return;
   try {
-    unlinkSync(join(namesDir(storeRoot), name));
+    unlinkSync(link);
   } catch (err) {
     if (errnoOf(err) !== 'ENOENT') throw err;
   }
@@ -129,7 +135,7 @@ async function releaseDebrisName(storeRoot: string, name: string, volumesLocked:
   const id = linkTarget(join(namesDir(storeRoot), name))?.split('/').pop();
   if (!id || !/^[0-9a-f]{64}$/.test(id) || !isDebris(new ContainerPaths(storeRoot, id))) return false;
   await removeDebris(storeRoot, id, { volumesLocked });
-  releaseName(storeRoot, name);
+  releaseName(storeRoot, name, id);
   return true;
 }
 
@@ -276,7 +282,7 @@ async function createUnlocked(req: CreateRequest, volumesLocked: boolean): Promi
     // Under the volumes lock (createContainer), and named by no record: they are this create's
     // alone. Should that fail too, the error to report is still the first; `volume prune` takes them.
     if (anonymous.length > 0) await removeUnusedVolumes(storeRoot, anonymous, { locked: true }).catch(() => undefined);
-    if (name !== undefined) releaseName(storeRoot, name);
+    if (name !== undefined) releaseName(storeRoot, name, id);
     releaseUserns(storeRoot, id, options.userns);
     rmSync(paths.dir, { recursive: true, force: true });
     throw err;

@@ -1,6 +1,6 @@
 // rm and container prune: a running container only with -f (killed first), as docker; with -v
 // its anonymous volumes too.
-import { TsrunError } from '../errors.js';
+import { TsrunError, errnoOf } from '../errors.js';
 import { withLock } from '../sys/lock.js';
 import { cleanupContainer, removeFiles } from './cleanup.js';
 import type { Found } from './lookup.js';
@@ -29,12 +29,18 @@ export async function removeContainer(storeRoot: string, found: Found, force: bo
   }
   await cleanupContainer(storeRoot, found.record.id, { autoRemove: false });
   await withLock(found.paths.lock, () => {
+    // Removed meanwhile (`rm a a`, or a name and an ID of one container, side by side).
+    if (!readRecord(found.paths)) throw new TsrunError('ENOCONTAINER', `no such container: ${found.record.name}`);
     // Asked again under the lock: a start (run's takes no lock) may have begun meanwhile.
     const now = observe(found.paths);
     if (now.starting || !can.remove(now.status)) {
       throw new TsrunError('ESTATE', `cannot remove container ${found.record.name}: it is ${now.starting ? 'being started' : now.status}; try again`);
     }
     removeFiles(storeRoot, found.record.id, found.record.name);
+  }, { createDir: false }).catch((err: unknown) => {
+    // Its directory, lock and all, went with another removal.
+    if (errnoOf(err) === 'ENOENT') throw new TsrunError('ENOCONTAINER', `no such container: ${found.record.name}`);
+    throw err;
   });
   // Once no record names them (a kill before this leaves unused ones, for `volume prune`).
   if (opts.volumes) await removeUnusedVolumes(storeRoot, anonymousVolumesOf(found.record.options.volumes));

@@ -38,5 +38,5 @@ function renameLocked(storeRoot: string, found: Found, name: string): void {
   }
   crashPoint('rename:reserved');
   writeJsonAtomic(found.paths.record, { ...record, name });
-  releaseName(storeRoot, record.name);
+  releaseName(storeRoot, record.name, record.id);
 }

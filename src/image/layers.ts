@@ -161,6 +161,10 @@ export class Layers {
       throw err;
     }
     if (record) await fs.unlink(path.join(this.root, record.link)).catch(() => {});
+    // Aside now, not a day old: another open must not take it for abandoned (isAbandoned) and
+    // delete it under the process deleting it.
+    const now = new Date();
+    await fs.utimes(doomed, now, now).catch(() => {});
     return doomed;
   }
 

@@ -21,22 +21,28 @@ const dirOf = (root: string) => path.join(root, 'leases');
 let held: string | undefined;
 
 /**
- * Takes this process's lease (once; later calls do nothing). The caller holds the store's lock.
+ * Takes this process's lease; false when it holds one already (a build that pulls its base
+ * image: the pull must not give back the build's lease). The caller holds the store's lock.
  * The file goes when the process exits in any way Node sees; a kill leaves it, dead.
  */
-export function takeLease(root: string): void {
-  if (held !== undefined) return;
+export function takeLease(root: string): boolean {
+  if (held !== undefined) return false;
+  const token = selfToken();
+  // Without its start time a lease would read as dead at once, and protect nothing.
+  if (!tokenAlive(token)) throw new Error(`cannot name this process for a lease (${token}): is /proc mounted?`);
   const dir = dirOf(root);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const file = path.join(dir, selfToken());
+  const file = path.join(dir, token);
   writeFileSync(file, '');
   held = file;
   process.once('exit', () => rmSync(file, { force: true }));
+  return true;
 }
 
 /**
  * Gives this process's lease back, once what it wrote is recorded (a `run` that pulled goes on
- * running its container for hours: its lease must not hold garbage collection that long).
+ * running its container for hours: its lease must not hold garbage collection that long). Only
+ * the one that took it (takeLease said true) gives it back.
  */
 export function releaseLease(): void {
   if (held === undefined) return;
@@ -49,6 +55,12 @@ export interface Leases {
   live: string[];
   /** Leases of processes that are gone: what they wrote and did not record is garbage. */
   dead: string[];
+}
+
+/** Whether a process other than this one holds a live lease. */
+export function othersWriting(root: string): boolean {
+  const own = held === undefined ? undefined : path.basename(held);
+  return readLeases(root).live.some((l) => l !== own);
 }
 
 export function readLeases(root: string): Leases {

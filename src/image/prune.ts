@@ -82,13 +82,15 @@ export interface PruneResult {
   /** Image IDs, then chain IDs of layers, as docker lists them. */
   deleted: Digest[];
   reclaimed: number;
+  /** Processes writing into the store (leases.ts): unreferenced content was kept for them. */
+  writers: string[];
 }
 
 /** docker image prune [-a]: images no container uses (only untagged ones without `all`), then GC. */
 export async function pruneImages(store: ImageStore, containers: ContainerRef[], opts: { all?: boolean; userOf?: RemoveOptions['userOf'] } = {}): Promise<PruneResult> {
   const before = await store.usage();
   const used = new Set(containers.map((c) => c.imageId));
-  const result: PruneResult = { untagged: [], deleted: [], reclaimed: 0 };
+  const result: PruneResult = { untagged: [], deleted: [], reclaimed: 0, writers: [] };
   const ids = new Set<Digest>();
   for (const img of await store.list()) {
     if (!used.has(img.id) && (opts.all || img.names.length === 0)) ids.add(img.id);
@@ -99,19 +101,12 @@ export async function pruneImages(store: ImageStore, containers: ContainerRef[],
     result.untagged.push(...r.untagged);
     result.deleted.push(...r.deleted);
   }
-  result.deleted.push(...(await collectGarbage(store, containers)));
+  const collected = await store.collect(mountedLinks(containers));
+  result.deleted.push(...collected.layers);
+  result.writers = collected.writers;
   const after = await store.usage();
   result.reclaimed = Math.max(0, before.layers.size + before.blobs.size - after.layers.size - after.blobs.size);
   return result;
-}
-
-/**
- * Deletes layers and blobs no image references and no container mounts, unless a pull, load,
- * commit or build is writing now (store.collect, leases.ts); returns the chain IDs of the layers
- * deleted.
- */
-export async function collectGarbage(store: ImageStore, containers: ContainerRef[]): Promise<Digest[]> {
-  return (await store.collect(mountedLinks(containers))).layers;
 }
 
 /** The layer links (`l/<26 chars>`) containers mount. */

@@ -32,7 +32,7 @@ export interface PullStore {
   writeBlobBytes(bytes: Uint8Array, expected?: { digest: Digest; size?: number }): Promise<Digest>;
   layer(chainId: Digest): Promise<LayerRecord | undefined>;
   unpackLayer(diffId: Digest, parentChainId: Digest | null, tar: AsyncIterable<Uint8Array>): Promise<LayerRecord>;
-  putImage(p: { manifestDigest: Digest; manifest: ImageManifest; configDigest: Digest; names: string[] }): Promise<ImageRecord>;
+  putImage(p: { manifestDigest: Digest; manifest: ImageManifest; configDigest: Digest; names: string[]; also?: Digest[] }): Promise<ImageRecord>;
   /** With the image's repo digests (name@sha256:...), as ImageStore's StoredImage has them. */
   resolve(nameOrId: string): Promise<(ImageRecord & { repoDigests?: string[] }) | undefined>;
 }
@@ -165,8 +165,11 @@ async function pullWith(
   let parsed = parseManifest(top.bytes, top.contentType, `${name}`);
   let manifestDigest = top.digest;
   let manifestRaw = top.bytes;
+  /** The index the manifest was chosen from: the image holds it too (else it is garbage). */
+  let index: Digest | undefined;
   if (parsed.kind === 'index') {
     await saveBlob(store, top.bytes, top.digest);
+    index = top.digest;
     const chosen = selectManifest(parsed.index.manifests, want, name);
     const child = await manifestBytes(store, repo, chosen.digest);
     parsed = parseManifest(child.bytes, child.contentType ?? chosen.mediaType, `${name} (${formatPlatform(want)})`);
@@ -224,12 +227,12 @@ async function pullWith(
 
   // 4. Manifest last: an image is recorded only once everything it needs is in the store.
   let image: ImageRecord;
-  if (recorded && todo.length === 0) {
+  if (recorded && todo.length === 0 && index === undefined) {
     image = before;
   } else {
     await saveBlob(store, manifestRaw, manifestDigest);
     crashPoint('pull:before-record');
-    image = await store.putImage({ manifestDigest, manifest, configDigest: manifest.config.digest, names: [name] });
+    image = await store.putImage({ manifestDigest, manifest, configDigest: manifest.config.digest, names: [name], ...(index && { also: [index] }) });
   }
   await Promise.all(manifest.layers.map((l) => addBlobSource(sourcesDir(store), l.digest, `${ref.registry}/${ref.repository}`).catch(() => {})));
   return { name, manifestDigest, image, updated: before?.manifestDigest !== manifestDigest };

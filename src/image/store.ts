@@ -20,7 +20,7 @@ import { chainIds, checkDigest, hexOf, isDigest, type Expected } from './digest.
 import { ownerPid, removeTree, tempName, withLock, writeFileAtomic } from './fsutil.js';
 import { emptyDb, lookup, nameKey, namesOf, parseDb, referenced, unique, type CacheEntry, type ImageEntry, type ImagesDb } from './images-db.js';
 import { Layers, isAbandoned } from './layers.js';
-import { readLeases, releaseLease, sweepLeases, takeLease } from './leases.js';
+import { othersWriting, readLeases, releaseLease, sweepLeases, takeLease } from './leases.js';
 import { crashPoint } from '../sys/crash.js';
 import type { Digest, ImageConfig, ImageManifest, ImageRecord, LayerRecord } from './types.js';
 
@@ -78,6 +78,8 @@ export class ImageStore {
   private readonly configs = new Map<Digest, ImageConfig>();
   private readonly dbFile: string;
   private readonly lockFile: string;
+  /** This handle took the process's lease (open({ writer: true })). */
+  private ownsLease = false;
   /** Layer trees taken out of the store under the lock, to delete after it (deleteContent). */
   private readonly doomed: string[] = [];
 
@@ -106,7 +108,7 @@ export class ImageStore {
           if (!(await fs.stat(store.dbFile).then(() => true, () => false))) await store.saveDb(emptyDb());
         });
       }
-      if (opts.writer) await withLock(store.lockFile, async () => takeLease(abs));
+      if (opts.writer) store.ownsLease = await withLock(store.lockFile, async () => takeLease(abs));
     } catch (err) {
       // Typically EACCES: the default root needs root; --root or TSRUN_ROOT choose another.
       throw wrap('EINTERNAL', `opening the image store at ${abs}`, err);
@@ -115,9 +117,14 @@ export class ImageStore {
     return store;
   }
 
-  /** Ends the lease open({ writer: true }) took: what this process wrote is recorded. */
+  /**
+   * Ends the lease open({ writer: true }) took: what this process wrote is recorded. A lease this
+   * handle did not take (the process held one already) stays with whoever took it.
+   */
   releaseLease(): void {
+    if (!this.ownsLease) return;
     releaseLease();
+    this.ownsLease = false;
   }
 
   // ---- blobs ---------------------------------------------------------------------------
@@ -266,7 +273,7 @@ export class ImageStore {
    * references (normalized here); a name@digest adds a repo digest, not a tag. A name that
    * pointed at another image moves to this one (the other one stays, untagged).
    */
-  async putImage(p: { manifestDigest: Digest; manifest: ImageManifest; configDigest: Digest; names: string[] }): Promise<StoredImage> {
+  async putImage(p: { manifestDigest: Digest; manifest: ImageManifest; configDigest: Digest; names: string[]; also?: Digest[] }): Promise<StoredImage> {
     const manifestDigest = checkDigest(p.manifestDigest, 'manifest digest');
     const configDigest = checkDigest(p.configDigest, 'config digest');
     if (p.manifest.config?.digest !== configDigest) {
@@ -286,7 +293,8 @@ export class ImageStore {
       repoDigests.push(`${repositoryName(ref)}@${manifestDigest}`);
     }
     const blobs: Digest[] = [];
-    for (const d of [manifestDigest, configDigest, ...p.manifest.layers.map((l) => l.digest)]) {
+    // `also`: more blobs the image holds, the index a pull chose its manifest from.
+    for (const d of [manifestDigest, configDigest, ...p.manifest.layers.map((l) => l.digest), ...(p.also ?? [])]) {
       if (isDigest(d) && (await this.hasBlob(d))) blobs.push(d);
     }
     for (const c of chains) {
@@ -296,6 +304,11 @@ export class ImageStore {
     return this.locked(async (db, save) => {
       for (const c of chains) {
         if (!(await this.layers.get(c))) throw new TsrunError('EBADIMAGE', `image ${configDigest}: layer ${c} is not in the store`);
+      }
+      // Asked again under the lock: a blob deleted since is not one the image holds.
+      for (const b of [...blobs]) if (!(await this.hasBlob(b))) blobs.splice(blobs.indexOf(b), 1);
+      if (!blobs.includes(manifestDigest) || !blobs.includes(configDigest)) {
+        throw new TsrunError('EBADIMAGE', `image ${configDigest}: its manifest or config is no longer in the store`);
       }
       const old = db.images[manifestDigest];
       // The same image again under names it already has (a cached rebuild): nothing to write.
@@ -450,6 +463,10 @@ export class ImageStore {
         const link = path.join(this.root, 'l', name);
         if ((await fs.stat(link).catch(() => undefined)) === undefined) await fs.unlink(link).catch(() => {});
       }
+      // compressed/<hex> records whose plain layer went.
+      for (const hex of await fs.readdir(path.join(this.root, 'compressed')).catch(() => [] as string[])) {
+        if (/^[a-f0-9]{64}$/.test(hex) && !(await this.hasBlob(`sha256:${hex}` as Digest))) await fs.rm(path.join(this.root, 'compressed', hex), { force: true });
+      }
       return { layers, blobs, writers: [] };
     });
   }
@@ -459,7 +476,9 @@ export class ImageStore {
    * the lock: a report, not a decision.
    */
   async garbage(mounted: Set<string>): Promise<{ layers: Digest[]; blobs: Digest[]; leases: { live: string[]; dead: string[] } }> {
-    return { ...(await this.unreferenced(await this.readDb(), mounted)), leases: readLeases(this.root) };
+    // Leases first: a writer that records and ends in between must not make its content look unreferenced.
+    const leases = readLeases(this.root);
+    return { ...(await this.unreferenced(await this.readDb(), mounted)), leases };
   }
 
   /**
@@ -556,6 +575,13 @@ export class ImageStore {
   /** Layers and blobs that nothing references and no container mounts. */
   private async unreferenced(db: ImagesDb, mounted: Set<string>): Promise<{ layers: Digest[]; blobs: Digest[] }> {
     const keep = referenced(db);
+    // The gzip push made of a layer kept as a plain tar (compressed.ts) goes with that layer.
+    const gzips = path.join(this.root, 'compressed');
+    for (const hex of await fs.readdir(gzips).catch(() => [] as string[])) {
+      if (!keep.blobs.has(`sha256:${hex}` as Digest)) continue;
+      const gzip = await fs.readFile(path.join(gzips, hex), 'utf8').then((t) => (JSON.parse(t) as { digest?: unknown }).digest, () => undefined);
+      if (typeof gzip === 'string' && isDigest(gzip)) keep.blobs.add(gzip);
+    }
     const layers: Digest[] = [];
     for (const chain of await this.layers.list()) {
       if (keep.layers.has(chain)) continue;
@@ -572,6 +598,10 @@ export class ImageStore {
    * run waiting on the lock.
    */
   private async deleteContent(layers: Digest[], blobs: Digest[]): Promise<void> {
+    // Another process writing may be about to record what is no longer referenced here (a pull
+    // that found a layer "already exists", a load that lost the race to unpack one): left to
+    // garbage collection, which waits for no writer to be alive (collect).
+    if (othersWriting(this.root)) return;
     for (const l of layers) {
       const doomed = await this.layers.remove(l);
       if (doomed !== undefined) this.doomed.push(doomed);

@@ -1,4 +1,5 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import * as fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -330,11 +331,43 @@ describe('ImageStore garbage collection and leases', () => {
     expect(await store.layer(chain)).toBeDefined();
   });
 
-  it('a writer takes its lease on open and gives it back', async () => {
+  it('a writer takes its lease on open and gives it back; a handle that found it taken does not give it back', async () => {
     const writer = await ImageStore.open(root, { writer: true });
     expect(ls('leases')).toHaveLength(1);
     expect((await store.collect(new Set())).writers).toHaveLength(1);
+    // A build that pulls its base image: the pull's handle must leave the build's lease alone.
+    const inner = await ImageStore.open(root, { writer: true });
+    inner.releaseLease();
+    expect(ls('leases')).toHaveLength(1);
     writer.releaseLease();
     expect(ls('leases')).toEqual([]);
+  });
+
+  it('rmi leaves content to garbage collection while another process writes (it may be about to record it)', async () => {
+    const { chains } = await addImage(['shared'], ['one:1']);
+    const other = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      leaseOf(other.pid!);
+      await store.removeImage('one:1');
+      expect(await store.layer(chains[0]!)).toBeDefined();
+    } finally {
+      other.kill('SIGKILL');
+      await once(other, 'exit');
+    }
+    expect((await store.collect(new Set())).layers).toEqual([chains[0]]);
+  });
+
+  it('keeps the gzip push made of a plain layer while that layer is kept', async () => {
+    const plain = await store.writeBlobBytes(layerTar('plain')); // the plain tar, as a build keeps it
+    const { manifestDigest } = await addImage(['plain'], ['plain:1']);
+    expect((JSON.parse((await store.readBlob(manifestDigest)).toString()) as ImageManifest).layers[0]!.digest).toBe(plain);
+    const gzip = await store.writeBlobBytes(Buffer.from('pretend gzip'));
+    fs.mkdirSync(path.join(root, 'compressed'));
+    fs.writeFileSync(path.join(root, 'compressed', plain.slice(7)), JSON.stringify({ digest: gzip, size: 12 }));
+    expect((await store.collect(new Set())).blobs).toEqual([]);
+    await store.removeImage('plain:1');
+    await store.collect(new Set());
+    expect(await store.hasBlob(gzip)).toBe(false); // its layer gone, it goes too, with its record
+    expect(fs.readdirSync(path.join(root, 'compressed'))).toEqual([]);
   });
 });
