@@ -14,8 +14,9 @@
  *     group) and counts as a failure, exit code -1;
  *   - the last 5 results are kept, each with at most 4096 bytes of output
  *     ("..." after it when there was more: the rest is read and thrown away);
- *   - a restart of the container (its restart policy) starts again from
- *     "starting" with a streak of 0, and keeps the results.
+ *   - when the container exits the status becomes "unhealthy"; a restart
+ *     (its restart policy) starts again from "starting" with a streak of 0,
+ *     and keeps the results.
  * tsrun adds one rule: while the container is paused (its cgroup frozen) a
  * probe that is due is skipped, and one that times out meanwhile is not
  * counted, since a frozen container cannot answer.
@@ -322,21 +323,25 @@ void health_reap(void)
 
 void health_run_end(void)
 {
-	if (!P || !P->health_path)
+	if (!P || !P->health_path || !running)
 		return;
 	running = 0;
-	if (probe <= 0)
-		return;
-	/* Its container is gone; so goes the probe. A frozen one (cgroup v1)
-	 * dies only when thawed: reaped then, by health_reap(). */
-	kill(-probe, SIGKILL);
-	timed_out = discard = 1; /* killed, not counted: see health_tick() */
-	for (int i = 0; i < 100 && probe > 0; i++) {
-		struct timespec ms10 = {0, 10000000};
-		health_reap();
-		if (probe > 0)
-			nanosleep(&ms10, NULL);
+	if (probe > 0) {
+		/* Its container is gone; so goes the probe. A frozen one (cgroup
+		 * v1) dies only when thawed: reaped then, by health_reap(). */
+		kill(-probe, SIGKILL);
+		timed_out = discard = 1; /* killed, not counted: see health_tick() */
+		for (int i = 0; i < 100 && probe > 0; i++) {
+			struct timespec ms10 = {0, 10000000};
+			health_reap();
+			if (probe > 0)
+				nanosleep(&ms10, NULL);
+		}
 	}
+	/* As docker's monitor, once it stops: "unhealthy ... for compatibility
+	 * reasons" (container/health.go). A restart starts from "starting". */
+	state = "unhealthy";
+	write_file();
 }
 
 int health_poll_fds(struct pollfd *pfd, int n)

@@ -99,6 +99,9 @@ describePrivileged('healthchecks', () => {
       expect(Date.parse(entry.End)).toBeGreaterThanOrEqual(Date.parse(entry.Start));
     }
     expect(ok(t('ps', '--filter', 'name=good', '--format', '{{.Status}}'))).toMatch(/^Up .+ \(healthy\)\n$/);
+    // Stopped, it is unhealthy, as docker says once its health monitor stops.
+    ok(t('stop', '-t', '0', 'good'));
+    expect(inspect('good').State.Health!.Status).toBe('unhealthy');
     // The probe is a process of the container: its PID namespace, user, cgroup.
     const inside = run('inside', '-u', '1000:1000', '--health-cmd', 'echo $$; id -u; cat /proc/self/cgroup', '--health-interval', '100ms', image, 'sleep', '60');
     const out = (await watch(inside, (x) => x.Log.length > 0)).Log[0]!.Output.split('\n');
@@ -266,9 +269,13 @@ describePrivileged('healthchecks', () => {
 
   it('a restart (--restart) starts the healthcheck again from starting', async () => {
     const id = run('flappy', '--restart', 'always', '--health-cmd', 'true', '--health-interval', '300ms', image, 'sh', '-c', 'sleep 1; exit 3');
+    // healthy, unhealthy once it exited (as docker's), starting again once restarted.
     const states: string[] = [];
-    await watch(id, () => states.join(',').includes('healthy,starting'), (h) => {
+    await watch(id, () => /(^|,)healthy,unhealthy,starting$/.test(states.join(',')), (h) => {
       if (states.at(-1) !== h.Status) states.push(h.Status);
+      const order = ['starting', 'healthy', 'unhealthy', 'starting'];
+      const from = states[0] === 'starting' ? 0 : 1;
+      expect(states).toEqual(order.slice(from, from + states.length));
     });
     // The results of the run before are kept, as docker keeps them.
     expect(readHealth(id)!.Log.length).toBeGreaterThan(0);
