@@ -9,6 +9,7 @@ import { flagError, TsrunError } from '../errors.js';
 import type { ImageRunConfig } from '../oci/types.js';
 import { processSteps, type HealthPlan } from '../namespaces/plan.js';
 import type { OciSpec } from '../namespaces/spec.js';
+import { goDuration } from '../sys/go-duration.js';
 
 /** docker's HealthConfig: Test is ["CMD", ...], ["CMD-SHELL", "cmd"], ["NONE"], or [] (the image's); durations in ns, 0 or absent: the default. */
 export type HealthConfig = NonNullable<ImageRunConfig['Healthcheck']>;
@@ -28,29 +29,9 @@ export const HEALTH_DEFAULTS = { interval: 30e9, timeout: 30e9, startPeriod: 0, 
 /** docker refuses a non-zero duration under this (container.MinimumDuration). */
 const MINIMUM_NS = 1e6;
 
-const UNIT_NS: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, 'μs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
-
-/** Go's time.ParseDuration (docker's flags are Go durations), in ns: `1m30s`, `1.5s`, `500ms`, `0`. */
-export function parseGoDuration(s: string): number | undefined {
-  const m = /^([+-]?)(.*)$/.exec(s)!;
-  let rest = m[2]!;
-  if (rest === '0') return 0;
-  if (rest === '') return undefined;
-  let total = 0;
-  while (rest !== '') {
-    const part = /^(\d*)(?:\.(\d*))?([^\d.]+)/.exec(rest);
-    if (!part || (part[1] === '' && (part[2] ?? '') === '')) return undefined;
-    const unit = UNIT_NS[part[3]!];
-    if (unit === undefined) return undefined;
-    total += Number(`${part[1] || '0'}.${part[2] || '0'}`) * unit;
-    rest = rest.slice(part[0].length);
-  }
-  return (m[1] === '-' ? -1 : 1) * Math.round(total);
-}
-
 function durationFlag(flag: string, value: string | undefined): number {
   if (value === undefined) return 0;
-  const ns = parseGoDuration(value);
+  const ns = goDuration(value);
   if (ns === undefined) throw flagError(flag, value, 'expected a duration such as 30s, 1m30s or 500ms');
   if (ns < 0) throw flagError(flag, value, 'cannot be negative');
   if (ns !== 0 && ns < MINIMUM_NS) throw flagError(flag, value, 'cannot be less than 1ms');

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 // buildkit test vectors (envVarTest, wordsTest) are at the end of this file.
-import { evaluate, expandWord, expandWords, goDuration, type Vars } from '../../src/build/expand.js';
+import { evaluate, expandWord, expandWords, type Vars } from '../../src/build/expand.js';
+import { goDuration } from '../../src/sys/go-duration.js';
 import { parseInstruction } from '../../src/build/parse.js';
 import type { Instruction } from '../../src/build/instructions.js';
 import { errorOf } from './build-errors.js';
