@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// The `tsrun` command, dist/tsrun.cjs. It runs the rest of tsrun, dist/tsrun-main.cjs (cli/main.ts
-// bundled with all it imports, scripts/bundle.mjs), from V8's code cache when there is one:
+// The `tsrun` command, dist/tsrun.cjs. It runs the rest of tsrun — the bundle of the command word
+// it is given (dist/tsrun-<word>.cjs, cli/program.ts with that word's modules), else
+// dist/tsrun-main.cjs (cli/main.ts, every command; scripts/bundle.mjs) — from V8's code cache when there is one:
 // compiling that bundle is 10-17 ms of every start, most of which the cache saves. The cache is
 // written after a command's first successful run, so it holds every function that run compiled,
 // not only the bundle's top level; one per command, bundle and Node version, in a directory only
@@ -18,7 +19,17 @@ declare const TSRUN_BUNDLE_ID: string;
 /** The bundle this launcher runs: tsrun-main.cjs (`tsrun`) or tsrun-runtime-main.cjs (`tsrun-runtime`). */
 declare const TSRUN_BUNDLE_FILE: string;
 
-const file = join(dirname(fileURLToPath(import.meta.url)), TSRUN_BUNDLE_FILE);
+/**
+ * `tsrun`'s per-word bundles (scripts/bundle.mjs): command word → [bundle, its hash]. A command
+ * line with another word, or none, runs TSRUN_BUNDLE_FILE, which has every command.
+ */
+declare const TSRUN_BUNDLES: Record<string, [file: string, id: string]>;
+
+const args = process.argv.slice(2);
+// `tsrun --version` alone is answered by any bundle: the smallest, the `version` command's.
+const word = args.length === 1 && (args[0] === '--version' || args[0] === '-v') ? 'version' : commandWord(args);
+const [bundleFile, bundleId] = (word !== undefined && Object.hasOwn(TSRUN_BUNDLES, word) && TSRUN_BUNDLES[word]) || [TSRUN_BUNDLE_FILE, TSRUN_BUNDLE_ID];
+const file = join(dirname(fileURLToPath(import.meta.url)), bundleFile);
 let source: string;
 try {
   // ASCII (scripts/bundle.mjs makes sure): latin1 reads it as UTF-8 would, twice as fast.
@@ -30,7 +41,7 @@ try {
 
 const candidate = codeCacheDir();
 const dir = candidate !== undefined && trustedDir(candidate) ? candidate : undefined;
-const name = codeCacheName(commandWord(process.argv.slice(2)) ?? 'help', TSRUN_BUNDLE_ID);
+const name = codeCacheName(word ?? 'help', bundleId);
 const cached = dir === undefined ? undefined : readCodeCache(dir, name);
 // Node >= 22.1 caches what loads from node_modules later (undici, tar-stream) in the same place.
 if (dir !== undefined) (Module as { enableCompileCache?: (dir: string) => unknown }).enableCompileCache?.(join(dir, 'node'));

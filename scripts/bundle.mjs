@@ -10,7 +10,7 @@
 // koffi, fzstd) stay outside: they load from node_modules when a command needs them.
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -44,18 +44,65 @@ function asciiOnly(file) {
   if (escaped !== text) writeFileSync(file, escaped);
 }
 await bundle('dist/cli/main.js', 'dist/tsrun-main.cjs');
+const words = await commandBundles();
 // The launcher names the bundle's code cache by a hash of the bundle (src/sys/code-cache.ts).
 const bundleId = (file) => createHash('sha256').update(readFileSync(join(root, 'dist', file))).digest('hex').slice(0, 16);
-async function launcher(bundleFile, outfile) {
+async function launcher(bundleFile, outfile, byWord = {}) {
+  const bundles = Object.fromEntries(Object.entries(byWord).map(([word, file]) => [word, [file, bundleId(file)]]));
   await build({
     ...cjs,
     entryPoints: [join(root, 'dist/cli/launcher.js')],
     outfile: join(root, 'dist', outfile),
-    define: { ...cjs.define, TSRUN_BUNDLE_ID: JSON.stringify(bundleId(bundleFile)), TSRUN_BUNDLE_FILE: JSON.stringify(bundleFile) },
+    define: {
+      ...cjs.define,
+      TSRUN_BUNDLE_ID: JSON.stringify(bundleId(bundleFile)),
+      TSRUN_BUNDLE_FILE: JSON.stringify(bundleFile),
+      TSRUN_BUNDLES: JSON.stringify(bundles),
+    },
   });
   chmodSync(join(root, 'dist', outfile), 0o755);
 }
-await launcher('tsrun-main.cjs', 'tsrun.cjs');
+await launcher('tsrun-main.cjs', 'tsrun.cjs', words);
+
+/**
+ * One bundle per command word: cli/program.ts with only the modules that register that word
+ * (cli/main.ts's table), so that `tsrun ps` reads and compiles 0.4 MB, not the 1.1 MB of every
+ * command (about 15 ms of every start). Words whose modules are the same share a bundle. Each is
+ * in dist/ itself, beside the files bundles find relative to their own path (the unpack worker).
+ * Returns word → bundle file; the launcher runs the full bundle for any other command line.
+ */
+async function commandBundles() {
+  const source = readFileSync(join(root, 'cli/main.ts'), 'utf8');
+  const start = source.indexOf('export const MODULES');
+  const table = start < 0 ? '' : source.slice(start, source.indexOf('];', start));
+  const entries = [...table.matchAll(/\[\(\) => import\('\.\/([a-z-]+)\.js'\), \[([^\]]*)\]\]/g)].map((m) => ({
+    module: m[1],
+    words: [...m[2].matchAll(/'([a-z-]+)'/g)].map((w) => w[1]),
+  }));
+  if (entries.length < 20 || !entries.some((e) => e.module === 'run')) {
+    console.error('bundle: cannot read the command table in cli/main.ts (one `[() => import(\'./x.js\'), [...]]` per module)');
+    process.exit(1);
+  }
+  const groups = new Map(); // module list → words
+  for (const word of new Set(entries.flatMap((e) => e.words))) {
+    if (word === 'completion') continue; // describes every command: the full bundle
+    const modules = entries.filter((e) => e.words.includes(word)).map((e) => e.module);
+    const key = modules.join(',');
+    groups.set(key, [...(groups.get(key) ?? []), word]);
+  }
+  const dir = join(root, 'dist/cli/words');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const byWord = {};
+  for (const [key, groupWords] of groups) {
+    const name = groupWords[0];
+    const loaders = key.split(',').map((m) => `[() => import('../${m}.js'), ${JSON.stringify(entries.find((e) => e.module === m).words)}]`);
+    writeFileSync(join(dir, `${name}.js`), `import { runTsrun } from '../program.js';\nvoid runTsrun([${loaders.join(', ')}]);\n`);
+    await bundle(`dist/cli/words/${name}.js`, `dist/tsrun-${name}.cjs`);
+    for (const w of groupWords) byWord[w] = `tsrun-${name}.cjs`;
+  }
+  return byWord;
+}
 
 // tsrun-runtime, runc's command line (cli/runtime.ts): a bundle and a launcher of its own, since
 // podman and containerd start it for every step of a container's life.

@@ -1,0 +1,80 @@
+// What every tsrun command line runs: the program's global options, loading the command
+// modules it is given, and parsing. cli/main.ts gives it every command module (help,
+// completion); scripts/bundle.mjs makes one bundle per command word that gives it only the
+// modules of that word, so that `tsrun ps` reads, compiles and runs none of `tsrun build`.
+import { Command, type CommanderError } from 'commander';
+import { collect, report } from './common.js';
+import { commandWord } from './command-word.js';
+import { needsUserns, reexecInUserns } from '../src/rootless.js';
+
+export const VERSION = 'tsrun 0.1.0';
+
+const program = new Command('tsrun')
+  .description('A daemonless, Docker-like container engine')
+  .version(VERSION, '-v, --version')
+  .option('--root <dir>', 'storage root: images, layers, containers (env TSRUN_ROOT)', undefined)
+  .option('--insecure-registry <host[:port]|cidr>', 'allow plain HTTP / unverified TLS for this registry (repeatable)', collect, [])
+  .option('-D, --debug', 'show the causes of errors', false)
+  .enablePositionalOptions()
+  .showHelpAfterError("See 'tsrun --help', or 'tsrun <command> --help'.")
+  // Errors read like every other tsrun error: "tsrun: unknown option '--bogus'".
+  .configureOutput({ outputError: (text, write) => write(`tsrun: ${text.replace(/^error: /, '')}`) })
+  // docker's exit status for a usage error is 125, not commander's 1.
+  .exitOverride((err: CommanderError) => {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
+      process.exit(0);
+    }
+    process.exit(125);
+  });
+
+type Register = (program: Command) => void;
+export type Loader = () => Promise<{ register: Register }>;
+
+/** A module's loader and the commands it registers, in the order `tsrun --help` lists them. */
+export type CommandModule = [load: Loader, commands: string[]];
+
+/** Runs the command line with these command modules (the bundle cannot await at its top level). */
+export async function runTsrun(modules: CommandModule[]): Promise<void> {
+  // A test hook left set by mistake would make every container without what it names: said, always.
+  if (process.env.TSRUN_TEST_OMIT_STEPS) {
+    process.stderr.write(`tsrun: warning: TSRUN_TEST_OMIT_STEPS=${process.env.TSRUN_TEST_OMIT_STEPS} is set: containers are made without those launch steps (a test hook)\n`);
+  }
+  const word = commandWord(process.argv.slice(2));
+  // `tsrun --version` alone needs none of the commands (scripts call it to probe for tsrun).
+  const only = process.argv.slice(2);
+  if (only.length === 1 && (only[0] === '--version' || only[0] === '-v')) {
+    process.stdout.write(`${VERSION}\n`);
+    process.exit(0);
+  }
+  // Rootless: most commands run again as root of the user's own user namespace (src/rootless.ts).
+  if (needsUserns(word)) {
+    try {
+      await reexecInUserns();
+    } catch (err) {
+      process.exit(report(err));
+    }
+  }
+  // Completion describes every command, so it needs them all.
+  const wanted = word === 'completion' ? [] : modules.filter(([, names]) => word !== undefined && names.includes(word));
+  for (const [load] of wanted.length > 0 ? wanted : modules) {
+    const { register } = await load();
+    register(program);
+  }
+
+  // `tsrun --help` groups commands as `docker --help` does.
+  const COMMON = ['run', 'exec', 'ps', 'build', 'pull', 'push', 'images', 'login', 'logout', 'info', 'version'];
+  const MANAGEMENT = ['builder', 'container', 'image', 'network', 'system', 'volume'];
+  for (const cmd of program.commands) {
+    const name = cmd.name();
+    cmd.helpGroup(COMMON.includes(name) ? 'Common Commands:' : MANAGEMENT.includes(name) ? 'Management Commands:' : 'Commands:');
+  }
+
+  // `tsrun images | head` closes the pipe early: that is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+
+  await program.parseAsync(process.argv);
+}
+
