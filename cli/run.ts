@@ -220,6 +220,12 @@ export function register(program: Command): void {
         // -dit needs no terminal now: it keeps the container's TTY for a later attach (docker).
         stdinIsTty: process.stdin.isTTY === true || flags.detach === true,
       });
+      // -it in the foreground: tsrun is a client of the container's PTY (the monitor's attach
+      // socket), as docker's client is, so that the detach keys can leave it running. Checked
+      // with the other flags: before the cidfile is made or the image pulled.
+      const terminal = !flags.detach && options.tty && options.interactive;
+      const attach = terminal || flags.detachKeys !== undefined ? await import('../src/container/attach.js') : undefined;
+      const detachKeys = attach?.parseDetachKeys(flags.detachKeys);
       const trace = tracing ? await openTrace(flags.trace ?? true, flags.traceFile) : undefined;
       const cid = cidfile(flags.cidfile);
       const record = await imageForRun(g, image, flags);
@@ -228,11 +234,6 @@ export function register(program: Command): void {
         // Without a TTY a detached container's stdin is /dev/null: there is nothing to attach it to.
         process.stderr.write('tsrun: warning: -i without -t is ignored with -d\n');
       }
-      // -it in the foreground: tsrun is a client of the container's PTY (the monitor's attach
-      // socket), as docker's client is, so that the detach keys can leave it running.
-      const terminal = !flags.detach && options.tty && options.interactive;
-      const attach = terminal || flags.detachKeys !== undefined ? await import('../src/container/attach.js') : undefined;
-      const detachKeys = attach?.parseDetachKeys(flags.detachKeys);
 
       // Signals arriving while the container starts are held and sent once it runs. With a
       // terminal, a resize is the client's business (attach.ts), not the container's signal.

@@ -261,9 +261,20 @@ static void read_output(void)
 	}
 }
 
+static void record(int wstatus);
+
+/* A probe killed by a SIGKILL we did not send is held a moment: when the
+ * container's init dies, the kernel kills all of its PID namespace, and
+ * init's exit waits for the probe to be reaped, so the probe is heard of
+ * first. docker throws that result away (its monitor stops and drops the
+ * probe's); so do we, when health_run_end() comes within HOLD_NS. Else the
+ * kill was the probe's own (the OOM killer): a failure like any other. */
+#define HOLD_NS 200000000LL
+static int held, held_ws;
+static long long held_until;
+
 static void finish(int wstatus)
 {
-	long long now = mono_ns();
 	probe = -1;
 	read_output(); /* what it wrote before it ended; a process it left
 			* behind may keep the pipe open: not waited for */
@@ -273,6 +284,18 @@ static void finish(int wstatus)
 	if (discard || !running)
 		return;
 	clock_gettime(CLOCK_REALTIME, &cur.end);
+	if (!timed_out && WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL) {
+		held = 1;
+		held_ws = wstatus;
+		held_until = mono_ns() + HOLD_NS;
+		return;
+	}
+	record(wstatus);
+}
+
+static void record(int wstatus)
+{
+	long long now = mono_ns();
 	if (timed_out) {
 		char d[48];
 		go_duration(d, P->health_timeout_ns);
@@ -306,6 +329,7 @@ void health_run_start(void)
 	if (!P || !P->health_path)
 		return;
 	health_reap(); /* see health_tick() */
+	held = 0;
 	running = 1;
 	state = "starting";
 	streak = 0;
@@ -326,6 +350,7 @@ void health_run_end(void)
 	if (!P || !P->health_path || !running)
 		return;
 	running = 0;
+	held = 0; /* killed with its container: not a result */
 	if (probe > 0) {
 		/* Its container is gone; so goes the probe. A frozen one (cgroup
 		 * v1) dies only when thawed: reaped then, by health_reap(). */
@@ -361,7 +386,9 @@ void health_handle(struct pollfd *pfd, int n)
 int health_timeout_ms(void)
 {
 	long long at;
-	if (probe > 0 && !timed_out)
+	if (held && running)
+		at = held_until;
+	else if (probe > 0 && !timed_out)
 		at = deadline;
 	else if (probe <= 0 && running)
 		at = next_at;
@@ -381,6 +408,12 @@ void health_tick(pid_t container)
 	 * restart.c's wait took its SIGCHLD: look again. */
 	if (probe > 0 && timed_out)
 		health_reap();
+	if (held && running && now >= held_until) { /* the container lives on */
+		held = 0;
+		record(held_ws);
+	}
+	if (held)
+		return; /* no next probe before this one's result is known */
 	if (probe > 0) {
 		if (!timed_out && now >= deadline) {
 			kill(-probe, SIGKILL);

@@ -507,8 +507,10 @@ int monitor_once(struct monitor *m, int *failed)
 		return 125;
 	}
 	*failed = 0;
-	if (!started)
+	if (!started) {
 		mark_started();
+		health_run_end(); /* its exit was heard before its start: over already */
+	}
 	M->st.pid = 0;
 	M->st.exited = 1;
 	M->st.exit_code = code;

@@ -28,6 +28,9 @@ export interface HealthFlagValues {
 export const HEALTH_DEFAULTS = { interval: 30e9, timeout: 30e9, startPeriod: 0, retries: 3 } as const;
 /** docker refuses a non-zero duration under this (container.MinimumDuration). */
 const MINIMUM_NS = 1e6;
+/** What the monitor takes (native/plan.c): 2^62 ns is 146 years; a billion failures in a row. */
+const MAXIMUM_NS = 2 ** 62;
+const MAX_RETRIES = 2 ** 30;
 
 function durationFlag(flag: string, value: string | undefined): number {
   if (value === undefined) return 0;
@@ -35,6 +38,7 @@ function durationFlag(flag: string, value: string | undefined): number {
   if (ns === undefined) throw flagError(flag, value, 'expected a duration such as 30s, 1m30s or 500ms');
   if (ns < 0) throw flagError(flag, value, 'cannot be negative');
   if (ns !== 0 && ns < MINIMUM_NS) throw flagError(flag, value, 'cannot be less than 1ms');
+  if (ns > MAXIMUM_NS) throw flagError(flag, value, 'too long');
   return ns;
 }
 
@@ -52,6 +56,7 @@ export function parseHealthFlags(f: HealthFlagValues): HealthConfig | undefined 
     if (!/^[+-]?\d+$/.test(f.healthRetries) || Math.abs(Number(f.healthRetries)) > 2 ** 31 - 1) throw flagError('--health-retries', f.healthRetries, 'not a whole number');
     retries = Number(f.healthRetries);
     if (retries < 0) throw flagError('--health-retries', f.healthRetries, 'cannot be negative');
+    if (retries > MAX_RETRIES) throw flagError('--health-retries', f.healthRetries, `at most ${MAX_RETRIES}`);
   }
   // As docker's CLI: a flag left at its zero value is no setting at all.
   const cmd = f.healthCmd ?? '';
@@ -74,7 +79,8 @@ export function parseHealthFlags(f: HealthFlagValues): HealthConfig | undefined 
  * The container's Config.Healthcheck: the flags' fields over the image's, one by one, as
  * docker's daemon merges them (daemon/commit.go merge): an empty Test or a 0 takes the image's.
  */
-export function mergeHealthcheck(image: HealthConfig | undefined, flags: HealthConfig | undefined): HealthConfig | undefined {
+export function mergeHealthcheck(untrusted: unknown, flags: HealthConfig | undefined): HealthConfig | undefined {
+  const image = imageHealthcheck(untrusted);
   if (!flags) return image && { ...image };
   if (!image) return flags;
   const pick = (k: 'Interval' | 'Timeout' | 'StartPeriod' | 'StartInterval' | 'Retries') => (flags[k] ? flags[k] : image[k]);
@@ -84,6 +90,25 @@ export function mergeHealthcheck(image: HealthConfig | undefined, flags: HealthC
     if (v) merged[k] = v;
   }
   return merged;
+}
+
+/**
+ * An image's Healthcheck as it may come (any JSON: an image is hostile until checked), as one
+ * the monitor can run: Test an array of strings, else none (docker's is `omitempty`: a commit of
+ * a container given only --health-interval has no Test); a duration or retries that is not a
+ * whole number in the monitor's range counts as unset (docker's default).
+ */
+export function imageHealthcheck(raw: unknown): HealthConfig | undefined {
+  if (raw === null || typeof raw !== 'object') return undefined;
+  const h = raw as Record<string, unknown>;
+  const test = Array.isArray(h.Test) && h.Test.every((t) => typeof t === 'string') ? (h.Test as string[]) : [];
+  const out: HealthConfig = { Test: [...test] };
+  const limits = { Interval: MAXIMUM_NS, Timeout: MAXIMUM_NS, StartPeriod: MAXIMUM_NS, StartInterval: MAXIMUM_NS, Retries: MAX_RETRIES } as const;
+  for (const [k, max] of Object.entries(limits) as Array<[keyof typeof limits, number]>) {
+    const v = h[k];
+    if (typeof v === 'number' && Number.isSafeInteger(v) && v > 0 && v <= max) out[k] = v;
+  }
+  return out;
 }
 
 /** What the monitor runs: the probe's argv and its schedule with docker's defaults; undefined when none runs. */
@@ -96,7 +121,7 @@ export interface Probe {
 }
 
 export function probeOf(h: HealthConfig | undefined): Probe | undefined {
-  if (!h || h.Test.length === 0 || h.Test[0] === 'NONE') return undefined;
+  if (!h || !Array.isArray(h.Test) || h.Test.length === 0 || h.Test[0] === 'NONE') return undefined;
   const [kind, ...rest] = h.Test;
   let argv: string[];
   // docker puts the image's SHELL in front; tsrun's record keeps none, so it is always /bin/sh -c.
@@ -141,11 +166,19 @@ export function healthFile(containerDir: string): string {
 
 /** The monitor's health file; undefined before the first start (it is replaced whole, by rename). */
 export function readHealth(containerDir: string): Health | undefined {
+  let raw: unknown;
   try {
-    return JSON.parse(readFileSync(healthFile(containerDir), 'utf8')) as Health;
+    raw = JSON.parse(readFileSync(healthFile(containerDir), 'utf8'));
   } catch {
     return undefined;
   }
+  // Only what the monitor writes is believed (a crash mid-disk-full, a hand edit: unknown).
+  const h = raw as Partial<Health> | null;
+  if (!h || !['starting', 'healthy', 'unhealthy'].includes(h.Status as string) || !Number.isSafeInteger(h.FailingStreak) || !Array.isArray(h.Log)) return undefined;
+  const log = h.Log.filter(
+    (e) => e !== null && typeof e === 'object' && typeof e.Start === 'string' && typeof e.End === 'string' && Number.isSafeInteger(e.ExitCode) && typeof e.Output === 'string',
+  );
+  return { Status: h.Status!, FailingStreak: h.FailingStreak!, Log: log };
 }
 
 /** ps's words after "Up 5 seconds": docker's Health.String(). */

@@ -80,7 +80,11 @@ export function summarize(record: ContainerRecord, seen: Observed, now = Date.no
  */
 function healthOf(storeRoot: string, record: ContainerRecord, seen: Observed): Health | undefined {
   if (!probeOf(record.options.healthcheck) || seen.state.startedAt === null) return undefined;
-  return readHealth(new ContainerPaths(storeRoot, record.id).dir) ?? { Status: 'starting', FailingStreak: 0, Log: [] };
+  const health = readHealth(new ContainerPaths(storeRoot, record.id).dir) ?? { Status: 'starting', FailingStreak: 0, Log: [] };
+  // Not running: unhealthy, as the monitor writes at the end of a run, even where it was killed
+  // before it could (its last word would say healthy of a dead container).
+  const live = seen.status === 'running' || seen.status === 'paused' || seen.status === 'restarting';
+  return live ? health : { ...health, Status: 'unhealthy' };
 }
 
 /** Every container, newest first. */

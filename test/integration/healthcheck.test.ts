@@ -267,6 +267,35 @@ describePrivileged('healthchecks', () => {
     ok(t('rm', '-f', 'big'));
   });
 
+  it('a probe killed with its container (stop mid-probe) is not a result; a short-lived program ends unhealthy', async () => {
+    const id = run('midprobe', '--init', '--health-cmd', 'sleep 30', '--health-interval', '100ms', '--health-timeout', '60s', image, 'sleep', '60');
+    for (let i = 0; i < 200 && pidsOf(id, ['sleep', '30']).length === 0; i++) await sleep(10);
+    expect(pidsOf(id, ['sleep', '30']).length, 'the probe runs').toBeGreaterThan(0);
+    ok(t('stop', '-t', '1', 'midprobe'));
+    // docker drops the result of a probe its container's end killed: no 137, no failing streak.
+    const h = inspect('midprobe').State.Health!;
+    expect(h).toMatchObject({ Status: 'unhealthy', FailingStreak: 0, Log: [] });
+
+    // Over before its first probe, whichever the monitor heard of first (its start or its end).
+    const quick = ok(t('run', '-d', '--network', 'none', '--name', 'quick', '--health-cmd', 'true', '--health-interval', '1h', image, 'true')).trim();
+    ok(t('wait', 'quick'));
+    expect(inspect('quick').State.Health?.Status).toBe('unhealthy');
+    expect(readHealth(quick)?.Status).toBe('unhealthy');
+    ok(t('rm', 'midprobe', 'quick'));
+  });
+
+  it('a container whose monitor was killed is not reported healthy: its health file\'s last word is not believed', async () => {
+    const id = run('lastword', '--health-cmd', 'true', '--health-interval', '100ms', image, 'sleep', '60');
+    await watch(id, (h) => h.Status === 'healthy');
+    const monitor = Number(/^monitor_pid=(\d+)$/m.exec(readFileSync(join(env.root, 'containers', id, 'status'), 'utf8'))![1]);
+    process.kill(monitor, 'SIGKILL');
+    await sleep(200);
+    expect(readHealth(id)?.Status).toBe('healthy'); // what the file still says
+    expect(inspect('lastword').State.Health?.Status).toBe('unhealthy');
+    expect(ok(t('ps', '-a', '--filter', 'health=healthy', '--format', '{{.Names}}'))).not.toContain('lastword');
+    ok(t('rm', '-f', 'lastword'));
+  });
+
   it('a restart (--restart) starts the healthcheck again from starting', async () => {
     const id = run('flappy', '--restart', 'always', '--health-cmd', 'true', '--health-interval', '300ms', image, 'sh', '-c', 'sleep 1; exit 3');
     // healthy, unhealthy once it exited (as docker's), starting again once restarted.

@@ -117,3 +117,26 @@ describe('healthSuffix', () => {
     expect(healthSuffix(undefined)).toBe('');
   });
 });
+
+describe('an image healthcheck is hostile until checked', () => {
+  it('one without Test runs nothing (docker omits an empty Test: a commit of a container given only --health-interval)', () => {
+    const merged = mergeHealthcheck({ Interval: 5_000_000_000 }, undefined);
+    expect(merged).toEqual({ Test: [], Interval: 5_000_000_000 });
+    expect(probeOf(merged)).toBeUndefined();
+    // The flags' Test over it runs, with the image's interval.
+    expect(probeOf(mergeHealthcheck({ Interval: 5_000_000_000 }, parseHealthFlags({ healthCmd: 'true' })))).toMatchObject({ argv: ['/bin/sh', '-c', 'true'], interval: 5_000_000_000 });
+  });
+
+  it('a Test that is not an array of strings, and numbers out of the monitor\'s range, count as unset', () => {
+    for (const raw of [null, 'x', 7, { Test: 'CMD true' }, { Test: ['CMD', 1] }]) expect(probeOf(mergeHealthcheck(raw, undefined)), JSON.stringify(raw)).toBeUndefined();
+    const odd = mergeHealthcheck({ Test: ['CMD', 'true'], Interval: -1, Timeout: 1.5, StartPeriod: 2 ** 63, Retries: 2 ** 31 }, undefined);
+    expect(odd).toEqual({ Test: ['CMD', 'true'] });
+    expect(probeOf(odd)).toMatchObject({ interval: 30e9, timeout: 30e9, startPeriod: 0, retries: 3 });
+  });
+
+  it('flags the monitor could not take are refused at create, not at start', () => {
+    expect(() => parseHealthFlags({ healthInterval: '9999999999h' })).toThrow(/--health-interval.*too long/);
+    expect(() => parseHealthFlags({ healthRetries: String(2 ** 30 + 1) })).toThrow(/--health-retries.*at most 1073741824/);
+    expect(parseHealthFlags({ healthRetries: String(2 ** 30) })).toMatchObject({ Retries: 2 ** 30 });
+  });
+});
