@@ -2,10 +2,11 @@
 // command's first successful run, used as it is afterwards, rewritten when V8 rejects it, and
 // never kept where another user could write.
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describePrivileged, TestEnv } from './helpers/env.js';
+import { describePrivileged, repoRoot, TestEnv } from './helpers/env.js';
 import { loadBusybox } from './helpers/images.js';
 
 describePrivileged('the tsrun launcher and its code cache', () => {
@@ -37,6 +38,34 @@ M._resolveFilename = function (req, ...rest) { if (!req.startsWith('node:')) fs.
     expect(r.status).toBe(0);
     const resolved = readFileSync(log, 'utf8').split('\n').filter(Boolean);
     expect(resolved.filter((m) => !m.endsWith('tsrun.cjs') && !m.endsWith(hook))).toEqual([]);
+  });
+
+  it('runs each command word from its own bundle, which registers that command and not the others', () => {
+    // The words, as scripts/bundle.mjs reads them: cli/main.ts's table (completion needs them all).
+    const main = readFileSync(join(repoRoot, 'cli', 'main.ts'), 'utf8');
+    const table = main.slice(main.indexOf('export const MODULES'), main.indexOf('];', main.indexOf('export const MODULES')));
+    const lists = [...table.matchAll(/\), \[([^\]]*)\]\]/g)].flatMap((m) => [...m[1]!.matchAll(/'([a-z-]+)'/g)].map((w) => w[1]!));
+    const words = [...new Set(lists)].filter((w) => w !== 'completion');
+    for (const w of ['run', 'ps', 'inspect', 'rm', 'image', 'build', 'network', 'version']) expect(words).toContain(w);
+    const dir = cacheDir();
+    for (const word of words) {
+      const r = tsrun(dir, word, '--help');
+      expect(r.status, `tsrun ${word} --help: ${r.stderr}`).toBe(0);
+      expect(r.stdout, `tsrun ${word} --help`).toMatch(new RegExp(`^Usage: tsrun ${word} `));
+    }
+    // ps's bundle holds ps, not build's Dockerfile parser; the full one holds both. It is the
+    // one `tsrun ps` ran: its code cache is named by that bundle's hash (src/sys/code-cache.ts).
+    const ps = readFileSync(join(repoRoot, 'dist', 'tsrun-ps.cjs'));
+    expect(ps.toString('latin1')).toContain('List containers');
+    expect(ps.toString('latin1')).not.toContain('Dockerfile');
+    expect(tsrun(dir, 'ps').status).toBe(0);
+    const psId = createHash('sha256').update(ps).digest('hex').slice(0, 16);
+    expect(files(dir).filter((f) => f.startsWith('ps.'))).toEqual([`ps.${process.version}-${process.arch}-${psId}.v8`]);
+    expect(readFileSync(join(repoRoot, 'dist', 'tsrun-main.cjs'), 'latin1')).toContain('Dockerfile');
+    // --version alone takes the smallest, version's; help and unknown words the full one.
+    expect(tsrun(dir, '--version').stdout).toBe('tsrun 0.1.0\n');
+    expect(tsrun(dir, '--help').stdout).toMatch(/Common Commands:[\s\S]*build/);
+    expect(tsrun(dir, 'bogus')).toMatchObject({ status: 125, stderr: expect.stringMatching(/^tsrun: unknown command 'bogus'/) });
   });
 
   it('writes a command\'s cache after its first successful run and then runs from it unchanged', () => {
