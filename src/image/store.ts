@@ -416,12 +416,7 @@ export class ImageStore {
       // a concurrent putImage cannot start using a layer we are about to delete.
       const keep = referenced(db);
       const mounted = (await options.mountedLayers?.()) ?? new Set<string>();
-      const layers: Digest[] = [];
-      for (const l of unique(gone.flatMap((e) => e.layers))) {
-        if (keep.layers.has(l)) continue;
-        const link = (await this.layers.get(l).catch(() => undefined))?.link;
-        if (link === undefined || !mounted.has(link)) layers.push(l);
-      }
+      const layers = await this.unmounted(unique(gone.flatMap((e) => e.layers)).filter((l) => !keep.layers.has(l)), mounted);
       const blobs = unique(gone.flatMap((e) => e.blobs)).filter((b) => !keep.blobs.has(b));
       await this.deleteContent(layers, blobs);
       // The same image recorded under another manifest (pulled, and loaded from an archive)
@@ -582,14 +577,19 @@ export class ImageStore {
       const gzip = await fs.readFile(path.join(gzips, hex), 'utf8').then((t) => (JSON.parse(t) as { digest?: unknown }).digest, () => undefined);
       if (typeof gzip === 'string' && isDigest(gzip)) keep.blobs.add(gzip);
     }
-    const layers: Digest[] = [];
-    for (const chain of await this.layers.list()) {
-      if (keep.layers.has(chain)) continue;
-      const link = (await this.layers.get(chain).catch(() => undefined))?.link;
-      if (link === undefined || !mounted.has(link)) layers.push(chain);
-    }
+    const layers = await this.unmounted((await this.layers.list()).filter((c) => !keep.layers.has(c)), mounted);
     const blobs = (await this.blobs.list()).filter((b) => !keep.blobs.has(b));
     return { layers, blobs };
+  }
+
+  /** Of these layers, those whose link (`l/<26 chars>`) no container mounts. */
+  private async unmounted(chains: Digest[], mounted: Set<string>): Promise<Digest[]> {
+    const out: Digest[] = [];
+    for (const chain of chains) {
+      const link = (await this.layers.get(chain).catch(() => undefined))?.link;
+      if (link === undefined || !mounted.has(link)) out.push(chain);
+    }
+    return out;
   }
 
   /**
