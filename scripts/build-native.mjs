@@ -46,3 +46,16 @@ if (f.status !== 0) {
   process.exit(1);
 }
 renameSync(`${frontOut}.new`, frontOut);
+
+// tsrun-sys.node: flock(2) for Node without koffi's load time (native/node/sys.c). Node-API's
+// headers come from the node-api-headers package; the symbols resolve against Node at load.
+const napiInclude = join(root, 'node_modules', 'node-api-headers', 'include');
+const addonOut = join(root, 'native', 'build', 'tsrun-sys.node');
+const addonArgs = ['-std=gnu11', '-O2', '-s', '-Wall', '-Wextra', '-Werror=implicit-function-declaration', '-D_GNU_SOURCE',
+  '-shared', '-fPIC', '-I', napiInclude, '-o', `${addonOut}.new`, join(root, 'native', 'node', 'sys.c')];
+const a = spawnSync(cc, addonArgs, { stdio: 'inherit' });
+if (a.status !== 0) {
+  console.error(`tsrun: building tsrun-sys.node failed (${cc} ${addonArgs.join(' ')}); is node-api-headers installed (npm ci)?`);
+  process.exit(1);
+}
+renameSync(`${addonOut}.new`, addonOut);

@@ -10,11 +10,9 @@
 //
 // Each message gets a typed wait (`waitPid`, `waitStarted`, `waitExit`) instead of raw lines.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Duplex } from 'node:stream';
 import { TsrunError } from '../errors.js';
+import { nativeBuildFile } from '../sys/native-build.js';
 import { decodeField, serializePlan, type Plan } from './plan.js';
 
 /** One line of the helper's trace: a syscall, strace-style (native/trace.c). */
@@ -38,15 +36,7 @@ export interface ExitStatus {
 }
 
 export function helperPath(): string {
-  if (process.env.TSRUN_HELPER) return process.env.TSRUN_HELPER;
-  // dist/src/namespaces/helper.js or src/namespaces/helper.ts → <package>/native/build/tsrun-helper
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 4; i++) {
-    const candidate = join(dir, 'native', 'build', 'tsrun-helper');
-    if (existsSync(candidate)) return candidate;
-    dir = dirname(dir);
-  }
-  throw new TsrunError('EHELPER', 'the native helper is not built: run `npm run build:native` (it needs a C compiler: apt-get install gcc)');
+  return process.env.TSRUN_HELPER || nativeBuildFile('tsrun-helper');
 }
 
 type Message =

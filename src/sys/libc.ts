@@ -1,11 +1,15 @@
 // The few libc calls Node's `fs` does not have, through koffi (an FFI that ships its binary
 // in the npm package). koffi and libc are loaded on first use, not at import, so commands
-// that never call these pay nothing at startup.
+// that never call these pay nothing at startup. flock, which every command that changes state
+// makes, goes through tsrun's own small addon instead (native/node/sys.c): koffi's load alone
+// would cost those commands 13-17 ms.
 //
 // Every wrapper throws a Node-style error on failure (`code: 'EPERM'`, `errno`, `syscall`,
 // `path`), so callers handle it exactly like an error from `fs`.
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
+import { getSystemErrorMap } from 'node:util';
+import { nativeBuildFile } from './native-build.js';
 
 type Koffi = typeof import('koffi');
 type Fn = (...args: unknown[]) => number;
@@ -25,7 +29,6 @@ interface Libc {
   close: Fn;
   mount: Fn;
   umount2: Fn;
-  flock: Fn;
   strerror: (errnum: number) => string;
   openHow: unknown;
 }
@@ -59,7 +62,6 @@ function load(): Libc {
     close: lib.func('int close(int fd)'),
     mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
     umount2: lib.func('int umount2(const char *target, int flags)'),
-    flock: lib.func('int flock(int fd, int operation)'),
     strerror: lib.func('const char *strerror(int errnum)') as unknown as (errnum: number) => string,
     // struct open_how from <linux/openat2.h>: three u64s, always 24 bytes.
     openHow: koffi.struct('open_how', { flags: 'uint64_t', mode: 'uint64_t', resolve: 'uint64_t' }),
@@ -73,9 +75,18 @@ const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map
 function fail(syscall: string, path?: string): never {
   const l = load();
   const errno = l.koffi.errno();
+  return throwErrno(errno, l.strerror(errno).toLowerCase(), syscall, path);
+}
+
+/** The same for an errno the addon returned (libuv's wording of it: no koffi to load for strerror). */
+function failWith(errno: number, syscall: string, path?: string): never {
+  return throwErrno(errno, getSystemErrorMap().get(-errno)?.[1] ?? 'unknown error', syscall, path);
+}
+
+function throwErrno(errno: number, message: string, syscall: string, path?: string): never {
   const code = errnoNames.get(errno) ?? `E${errno}`;
   const where = path === undefined ? '' : ` '${path}'`;
-  const err = new Error(`${code}: ${l.strerror(errno).toLowerCase()}, ${syscall}${where}`) as NodeJS.ErrnoException;
+  const err = new Error(`${code}: ${message}, ${syscall}${where}`) as NodeJS.ErrnoException;
   err.code = code;
   err.errno = -errno;
   err.syscall = syscall;
@@ -214,13 +225,26 @@ const LOCK_UN = 8;
  * Non-blocking on purpose: a blocking call would freeze Node's event loop; callers poll.
  */
 export function tryLockExclusive(fd: number): boolean {
-  const l = load();
-  if (l.flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
-  const code = errnoNames.get(l.koffi.errno());
-  if (code === 'EWOULDBLOCK' || code === 'EAGAIN') return false;
-  return fail('flock');
+  const errno = addon().flock(fd, LOCK_EX | LOCK_NB);
+  if (errno === 0) return true;
+  if (errno === osConstants.errno.EWOULDBLOCK || errno === osConstants.errno.EAGAIN) return false;
+  return failWith(errno, 'flock');
 }
 
 export function unlock(fd: number): void {
-  if (load().flock(fd, LOCK_UN) !== 0) fail('flock');
+  const errno = addon().flock(fd, LOCK_UN);
+  if (errno !== 0) failWith(errno, 'flock');
+}
+
+/** native/build/tsrun-sys.node (native/node/sys.c): flock without loading koffi, on every lock. */
+interface SysAddon {
+  /** 0, or the errno of the failed call. */
+  flock(fd: number, operation: number): number;
+}
+
+let sys: SysAddon | undefined;
+
+function addon(): SysAddon {
+  sys ??= createRequire(import.meta.url)(nativeBuildFile('tsrun-sys.node')) as SysAddon;
+  return sys;
 }
