@@ -15,7 +15,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const common = { bundle: true, platform: 'node', target: 'node20', logLevel: 'warning', legalComments: 'none' };
+// Whitespace and syntax minified, names kept (stack traces still name functions): a third
+// smaller, so a third less to read and scan on every start (~4 ms of `run` on a 2-core VM).
+const common = { bundle: true, platform: 'node', target: 'node20', logLevel: 'warning', legalComments: 'none', minifyWhitespace: true, minifySyntax: true };
 
 // A CommonJS script has no import.meta: its URL is the bundle's own (files found relative to it,
 // native/build/tsrun-helper and package.json, are found by walking up from dist/ either way).

@@ -19,7 +19,7 @@ export interface PullHooks {
 
 export async function findImage(root: string, input: string): Promise<ImageRecord | undefined> {
   const { ImageStore } = await import('../image/store.js');
-  const store = await ImageStore.open(root);
+  const store = await ImageStore.open(root, { sweep: false });
   let name: string | undefined;
   try {
     name = normalizeName(input);

@@ -96,7 +96,13 @@ export class ImageStore {
    * lease first, so that garbage collection leaves alone what it reuses or writes before it
    * records its image (leases.ts).
    */
-  static async open(root: string, opts: { writer?: boolean } = {}): Promise<ImageStore> {
+  /**
+   * `sweep: false` skips the housekeeping every other open does: removing the leases of dead
+   * processes and what killed processes left in tmp/ and layers/. A lookup (`run`, `create`,
+   * `inspect`) needs none of it, and it is several directory reads on the way to a container's
+   * start. Leftovers wait for the next command that writes or lists.
+   */
+  static async open(root: string, opts: { writer?: boolean; sweep?: boolean } = {}): Promise<ImageStore> {
     const abs = path.resolve(root);
     const store = new ImageStore(abs);
     try {
@@ -113,7 +119,7 @@ export class ImageStore {
       // Typically EACCES: the default root needs root; --root or TSRUN_ROOT choose another.
       throw wrap('EINTERNAL', `opening the image store at ${abs}`, err);
     }
-    await store.cleanup().catch(() => {});
+    if (opts.sweep !== false) await store.cleanup().catch(() => {});
     return store;
   }
 

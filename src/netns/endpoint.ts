@@ -21,7 +21,6 @@
 //
 // `network connect` adds more endpoints to the same namespace (eth1, eth2…: connect.ts). They
 // live and die with it: detach() releases them all, the namespace's own endpoint last.
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { TsrunError, wrap } from '../errors.js';
 import { ensureBridge, linkExists } from './bridge.js';
@@ -53,6 +52,7 @@ import {
   type NetworkConfig,
   type Released,
 } from './store.js';
+import { nodeCrypto } from '../sys/random.js';
 
 export const NETNS_DIR = '/run/netns';
 
@@ -61,7 +61,7 @@ export const NETNS_DIR = '/run/netns';
  * of an endpoint `network connect` added is named after the container and that network.
  */
 export const hostVethName = (id: string, connected?: string) =>
-  `veth${createHash('sha256').update(connected === undefined ? id : `${id}+${connected}`).digest('hex').slice(0, 8)}`;
+  `veth${nodeCrypto().createHash('sha256').update(connected === undefined ? id : `${id}+${connected}`).digest('hex').slice(0, 8)}`;
 export const netnsName = (id: string) => `tsrun-${id.slice(0, 12)}`;
 
 export interface AttachRequest {

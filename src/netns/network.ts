@@ -3,7 +3,7 @@
 // tsrun0, 10.99.0.0/24 unless configured) is created on first use. Subnets must not overlap
 // each other nor the host's routes: the kernel could not tell where to send a packet.
 import { crashPoint } from '../sys/crash.js';
-import { randomBytes } from 'node:crypto';
+import { randomBytes } from '../sys/random.js';
 import { existsSync } from 'node:fs';
 import { TsrunError } from '../errors.js';
 import { defaultMtu, hostRoutes, removeBridge } from './bridge.js';

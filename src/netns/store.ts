@@ -15,13 +15,13 @@
 // what to remove; the addresses in use are exactly the ones in endpoint and released files.
 // A container has at most one endpoint per network. Files written before `network connect`
 // existed are the first kind, unchanged: nothing to migrate.
-import { createHash } from 'node:crypto';
 import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, unlinkSync } from 'node:fs';
 import { writeFileNamed } from '../sys/atomic.js';
 import { join } from 'node:path';
 import { TsrunError, errnoOf } from '../errors.js';
 import { tokenAlive } from '../sys/proc.js';
 import type { PortMapping } from './publish.js';
+import { nodeCrypto } from '../sys/random.js';
 
 export interface NetworkConfig {
   name: string;
@@ -107,7 +107,7 @@ export const endpointPath = (stateDir: string, id: string, connected?: string) =
 /** docker's EndpointID (64 hex digits), derived from what the endpoint file records: a new one
  * each time the container joins the network. */
 export const endpointId = (ep: Pick<Endpoint, 'id' | 'network' | 'created'>) =>
-  createHash('sha256').update(`${ep.id}+${ep.network}+${ep.created}`).digest('hex');
+  nodeCrypto().createHash('sha256').update(`${ep.id}+${ep.network}+${ep.created}`).digest('hex');
 export const releasedDir = (stateDir: string) => join(stateDir, 'released');
 export const releasedPath = (stateDir: string, ep: Pick<Endpoint, 'id' | 'network' | 'ifname'>) => join(releasedDir(stateDir), endpointFileOf(ep));
 
