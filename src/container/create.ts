@@ -291,7 +291,7 @@ async function createUnlocked(req: CreateRequest, volumesLocked: boolean): Promi
 
 async function imageStillStored(storeRoot: string, id: string): Promise<boolean> {
   const { ImageStore } = await import('../image/store.js');
-  return (await ImageStore.open(storeRoot)).holds(id as Digest);
+  return (await ImageStore.open(storeRoot, { sweep: false })).holds(id as Digest);
 }
 
 function withoutResources(options: ContainerOptions): Omit<ContainerOptions, 'resources'> {

@@ -10,6 +10,7 @@
 // Anything is trusted only after it was verified and renamed into place; a process killed
 // half-way leaves temp files that the next open removes, and content that the next garbage
 // collection removes (its lease is dead).
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -106,10 +107,11 @@ export class ImageStore {
     const abs = path.resolve(root);
     const store = new ImageStore(abs);
     try {
-      for (const dir of ['blobs/sha256', 'layers', 'l', 'tmp']) {
-        await fs.mkdir(path.join(abs, dir), { recursive: true, mode: 0o700 });
-      }
-      if (!(await fs.stat(store.dbFile).then(() => true, () => false))) {
+      // Synchronous calls, here and where an image is looked up (readDb, config, Layers.get):
+      // a lookup is a few small reads, and a `run` that never touches libuv's thread pool
+      // saves the ~5 ms of starting it.
+      for (const dir of ['blobs/sha256', 'layers', 'l', 'tmp']) mkdirSync(path.join(abs, dir), { recursive: true, mode: 0o700 });
+      if (!existsSync(store.dbFile)) {
         await withLock(store.lockFile, async () => {
           if (!(await fs.stat(store.dbFile).then(() => true, () => false))) await store.saveDb(emptyDb());
         });
@@ -516,8 +518,15 @@ export class ImageStore {
   async config(configDigest: Digest): Promise<ImageConfig> {
     const cached = this.configs.get(configDigest);
     if (cached) return cached;
-    if (!(await this.hasBlob(configDigest))) throw new TsrunError('EBADIMAGE', `config ${configDigest} is not in the store`);
-    const bytes = await this.readBlob(configDigest);
+    let bytes: Buffer;
+    try {
+      const file = this.blobPath(configDigest);
+      if (statSync(file).size > MAX_CONFIG_BYTES) throw new TsrunError('EBADIMAGE', `config ${configDigest} is too large`);
+      bytes = readFileSync(file);
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'EISDIR') throw new TsrunError('EBADIMAGE', `config ${configDigest} is not in the store`);
+      throw err;
+    }
     if (bytes.length > MAX_CONFIG_BYTES) throw new TsrunError('EBADIMAGE', `config ${configDigest} is too large`);
     const config = parseConfig(bytes, configDigest);
     this.configs.set(configDigest, config);
@@ -527,11 +536,14 @@ export class ImageStore {
   // ---- internals -----------------------------------------------------------------------
 
   private async readDb(): Promise<ImagesDb> {
-    const text = await fs.readFile(this.dbFile, 'utf8').catch((err: unknown) => {
-      if (errnoOf(err) === 'ENOENT') return undefined;
+    let text: string;
+    try {
+      text = readFileSync(this.dbFile, 'utf8');
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return emptyDb();
       throw err;
-    });
-    return text === undefined ? emptyDb() : parseDb(text, this.dbFile);
+    }
+    return parseDb(text, this.dbFile);
   }
 
   private async saveDb(db: ImagesDb): Promise<void> {
