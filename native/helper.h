@@ -395,6 +395,8 @@ void monitor_detach(void); /* let go of tsrun's terminal (fds 0-2) */
 void lifecycle_close_in_child(void); /* the monitor's own fds the child must not keep */
 /* monitor.c: one run, clone() to exit; docker's code, *failed: never ran */
 int monitor_once(struct monitor *m, int *failed);
+/* Send "exit <code> <signal>" for the run that just ended (the first run only). */
+void monitor_report_exit(struct monitor *m);
 void monitor_state(struct monitor *m, const char *state); /* + status file */
 void monitor_signals(sigset_t *set); /* the ones we handle */
 /* restart.c */

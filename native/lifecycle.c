@@ -194,10 +194,16 @@ _Noreturn void monitor_run(struct plan *p)
 		/* The first start failing is tsrun's error to show (docker does
 		 * not restart a container that never started either). */
 		if ((failed && m.run == 0) || !restart_wanted(p, code, m.st.restart_count)) {
+			/* The status file first: a `run --rm` that hears "exit"
+			 * finds the container exited, without polling for it. */
 			monitor_state(&m, "exited");
+			if (!failed && m.run == 0)
+				monitor_report_exit(&m);
 			monitor_exit(&m, code);
 		}
 		if (m.run == 0) {
+			if (!failed)
+				monitor_report_exit(&m);
 			/* After "exit" the foreground tsrun is done, as docker's
 			 * client is: restarts show in the status file and log. */
 			proto_close();

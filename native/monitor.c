@@ -516,11 +516,13 @@ int monitor_once(struct monitor *m, int *failed)
 	M->st.exit_code = code;
 	M->st.exit_signal = sig;
 	clock_gettime(CLOCK_REALTIME, &M->st.finished_at);
-	if (M->run == 0) {
-		char c[16], s[16];
-		proto_send("exit", itoa_s(c, code), itoa_s(s, sig), NULL);
-	}
-	return code;
+	return code; /* "exit" is monitor_run's to send, once the status file says so */
+}
+
+void monitor_report_exit(struct monitor *m)
+{
+	char c[16], s[16];
+	proto_send("exit", itoa_s(c, m->st.exit_code), itoa_s(s, m->st.exit_signal), NULL);
 }
 
 /* Before the first clone: everything that lasts for all runs. */
