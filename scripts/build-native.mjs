@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Builds the native helper (native/*.c → native/build/tsrun-helper) and tsrun-runtime's front
-// (native/runtime/*.c → native/build/tsrun-runtime) with the system C compiler.
+// Builds the native helper (native/*.c → native/build/tsrun-helper), the fronts of tsrun-runtime
+// (native/runtime/ → native/build/tsrun-runtime) and of tsrun (native/front/ →
+// native/build/tsrun), and the flock addon (native/node/) with the system C compiler.
 // Runs from `npm install`/`npm ci` (the "prepare" script) and from `npm run build`.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, renameSync } from 'node:fs';
@@ -35,17 +36,21 @@ if (r.status !== 0) {
 }
 renameSync(`${out}.new`, out);
 
-// tsrun-runtime's front: start, kill and delete without starting Node (native/runtime/fast.c).
-const front = readdirSync(join(root, 'native', 'runtime')).filter((f) => f.endsWith('.c')).map((f) => join(root, 'native', 'runtime', f));
-const frontOut = join(root, 'native', 'build', 'tsrun-runtime');
-const frontArgs = ['-std=gnu11', '-O2', '-s', '-Wall', '-Wextra', '-Werror=implicit-function-declaration', '-D_GNU_SOURCE',
-  '-o', `${frontOut}.new`, ...front];
-const f = spawnSync(cc, frontArgs, { stdio: 'inherit' });
-if (f.status !== 0) {
-  console.error(`tsrun: building tsrun-runtime's front failed (${cc} ${frontArgs.join(' ')})`);
-  process.exit(1);
+// The fronts, small programs that answer what they can without starting Node and run the
+// TypeScript command for the rest: tsrun-runtime's (start, kill, delete: native/runtime/fast.c)
+// and tsrun's (exec: native/front/tsrun.c). Both use native/shared/.
+const cFiles = (dir) => readdirSync(join(root, 'native', dir)).filter((f) => f.endsWith('.c')).map((f) => join(root, 'native', dir, f));
+for (const [dir, name] of [['runtime', 'tsrun-runtime'], ['front', 'tsrun']]) {
+  const frontOut = join(root, 'native', 'build', name);
+  const frontArgs = ['-std=gnu11', '-O2', '-s', '-Wall', '-Wextra', '-Werror=implicit-function-declaration', '-D_GNU_SOURCE',
+    '-o', `${frontOut}.new`, ...cFiles(dir), ...cFiles('shared')];
+  const f = spawnSync(cc, frontArgs, { stdio: 'inherit' });
+  if (f.status !== 0) {
+    console.error(`tsrun: building ${name}'s front failed (${cc} ${frontArgs.join(' ')})`);
+    process.exit(1);
+  }
+  renameSync(`${frontOut}.new`, frontOut);
 }
-renameSync(`${frontOut}.new`, frontOut);
 
 // tsrun-sys.node: flock(2) for Node without koffi's load time (native/node/sys.c). Node-API's
 // headers come from the node-api-headers package; the symbols resolve against Node at load.

@@ -37,8 +37,9 @@ fi
 echo "== 2. npm dependencies and build"
 npm ci --no-audit --no-fund
 
-# `tsrun` on PATH, as the README and the lab use it.
-ln -sf "$PWD/dist/tsrun.cjs" /usr/local/bin/tsrun
+# `tsrun` on PATH, as the README and the lab use it: the native front (native/front/tsrun.c),
+# which runs a plain exec itself and dist/tsrun.cjs with Node for everything else.
+ln -sf "$PWD/native/build/tsrun" /usr/local/bin/tsrun
 
 echo "== 3. a local insecure registry on $registry"
 work=$(mktemp -d /tmp/tsrun-demo-XXXX)

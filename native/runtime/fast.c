@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../shared/procstat.h"
+
 enum { DONE, SLOW };
 
 static const char *root = "/run/tsrun-runtime";
@@ -66,27 +68,18 @@ static ssize_t read_file(const char *path, char *buf, size_t len)
  * `create` wrote them, and /proc says the same (a zombie does not run). */
 static pid_t running_pid(const char *id)
 {
-	char path[PATH_MAX], buf[128], stat[1024];
+	char path[PATH_MAX], buf[128], now[32], state;
 	long pid;
 	char start[32];
 	if (!state_path(path, sizeof(path), id, "pid") || read_file(path, buf, sizeof(buf)) < 0 ||
 	    sscanf(buf, "%ld %31s", &pid, start) != 2 || pid <= 0)
 		return -1;
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	if (read_file(path, stat, sizeof(stat)) < 0)
+	int r = proc_start_time(pid, now, sizeof(now), &state);
+	if (r == -1)
 		return 0;
-	/* the command name may hold spaces and parentheses: count from the last ')' */
-	char *p = strrchr(stat, ')');
-	if (!p || p[1] != ' ')
+	if (r < 0)
 		return -1;
-	char state = p[2];
-	p += 2;
-	for (int field = 3; field < 22 && p; field++)
-		p = strchr(p + 1, ' ');
-	if (!p)
-		return -1;
-	size_t len = strcspn(p + 1, " ");
-	if (state == 'Z' || state == 'X' || len != strlen(start) || strncmp(p + 1, start, len))
+	if (state == 'Z' || state == 'X' || strcmp(now, start) != 0)
 		return 0;
 	return (pid_t)pid;
 }

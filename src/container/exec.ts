@@ -2,16 +2,17 @@
 // no_new_privs and user as its first process. The helper joins the container's PID namespace
 // (setns before fork: only children are affected) and the child enters the others, the mount
 // namespace last, since after it the root is the container's.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TsrunError } from '../errors.js';
 import type { OciSpec } from '../namespaces/spec.js';
-import type { Plan, Step } from '../namespaces/plan.js';
+import { encodeField, serializePlan, type Plan, type Step } from '../namespaces/plan.js';
 import { HelperProcess, type TraceLine } from '../namespaces/helper.js';
 import { seccompStepArg } from '../seccomp/index.js';
 import type { Found } from './lookup.js';
 import { resolveUser } from './user.js';
-import { InvalidTransitionError, can, observe } from './status.js';
+import { InvalidTransitionError, can, currentBootId, observe } from './status.js';
+import { writeFileAtomic } from '../sys/atomic.js';
 
 export interface ExecRequest {
   args: string[];
@@ -99,6 +100,27 @@ export interface ExecProcess {
   wait(): Promise<number>;
 }
 
+/** The request the native front carries out itself: no -u, -d, --privileged or --trace. */
+const PLAIN: ExecRequest = { args: ['true'], env: [], tty: false, interactive: false, detach: false, privileged: false, trace: false };
+
+/**
+ * Writes down what a plain `exec` into this container does, for tsrun's native front
+ * (native/front/tsrun.c): the plan of PLAIN with pid 0 in the namespace paths, after a header
+ * with what says whether it still applies (the boot, the freezer files). The front fills in the
+ * running pid from the monitor's status file, the command, -e, -w, -i and -t, and runs the
+ * helper without starting Node. Only what depends on the container's spec goes in, so the file
+ * holds for every run of it; it is written by the first exec that Node carries out (never on
+ * the way to a start) and goes with the container.
+ */
+export function writeExecTemplate(storeRoot: string, found: Found, spec: OciSpec, cgroupProcs: string[], cgroupPaths: Record<string, string>): void {
+  // Rootless: the front does not know the user's store or namespaces; Node does it all.
+  if (spec.annotations['io.tsrun.rootless'] === 'true') return;
+  const header = ['tsrun-exec 1', `boot ${encodeField(currentBootId())}`];
+  if (cgroupPaths.freezer) header.push(`freezer ${encodeField(join(cgroupPaths.freezer, 'freezer.state'))}`);
+  if (cgroupPaths.unified) header.push(`events ${encodeField(join(cgroupPaths.unified, 'cgroup.events'))}`);
+  writeFileAtomic(found.paths.execPlan, `${header.join('\n')}\n${serializePlan(buildExecPlan(spec, found, 0, cgroupProcs, PLAIN, storeRoot))}`);
+}
+
 export async function execInContainer(
   storeRoot: string,
   found: Found,
@@ -113,6 +135,15 @@ export async function execInContainer(
   const { detectCgroups, openDriver } = await import('../cgroups/index.js');
   const cgroup = openDriver(detectCgroups()).open(found.record.options.cgroupParent, found.record.id);
   const plan = buildExecPlan(spec, found, seen.pid, cgroup?.procsFiles ?? [], req, storeRoot);
+  // Missing, or the front passed a plain exec over to us: written (again) for the next one.
+  const plain = !req.detach && !req.privileged && !req.trace && req.user === undefined;
+  if (plain || !existsSync(found.paths.execPlan)) {
+    try {
+      writeExecTemplate(storeRoot, found, spec, cgroup?.procsFiles ?? [], seen.state.cgroupPaths);
+    } catch {
+      // A full disk, say: the next exec is Node's again, which is only slower.
+    }
+  }
   const helper = HelperProcess.launch(plan, { stdio: req.detach ? ['ignore', 'ignore', 'ignore'] : io.stdio, ...(io.onTrace && { onTrace: io.onTrace }) });
   await helper.waitPid();
   helper.go();

@@ -49,6 +49,10 @@ export class ContainerPaths {
   get config(): string {
     return join(this.dir, 'config.json');
   }
+  /** The plan of a plain `exec` into this container, for tsrun's native front (exec.ts, native/front/). */
+  get execPlan(): string {
+    return join(this.dir, 'exec.plan');
+  }
   get state(): string {
     return join(this.dir, 'state.json');
   }

@@ -39,7 +39,7 @@ describePrivileged('rootless tsrun', () => {
     // The repository may sit where the user cannot read (/root/...): give it a copy.
     chmodSync(work, 0o755);
     app = join(work, 'app');
-    for (const p of ['dist', 'node_modules', 'package.json', 'native/build/tsrun-helper']) cpSync(join(repoRoot, p), join(app, p), { recursive: true });
+    for (const p of ['dist', 'node_modules', 'package.json', 'native/build']) cpSync(join(repoRoot, p), join(app, p), { recursive: true });
     try {
       execFileSync('runuser', ['-u', user, '--', 'test', '-x', node]);
     } catch {

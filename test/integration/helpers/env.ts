@@ -1,5 +1,6 @@
 // Each integration test file gets its own store root (under /tmp, named tsrun-test-*), runs the
-// real CLI from dist/ with the Node that runs the tests, and removes everything afterwards.
+// real CLI — the `tsrun` front in native/build, which runs dist/ with the Node that runs the
+// tests — and removes everything afterwards.
 import { spawn, spawnSync, type SpawnOptions, type SpawnSyncReturns } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,9 @@ import { findLeaks } from '../../leaks.js';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const cliPath = join(repoRoot, 'dist', 'tsrun.cjs');
+/** The `tsrun` users run (native/front/tsrun.c): it answers a plain exec itself and runs cliPath
+ * with the Node on PATH for everything else. The tests go through it, as users do. */
+export const frontPath = join(repoRoot, 'native', 'build', 'tsrun');
 export const isRoot = process.getuid?.() === 0;
 let nextNetwork = 0;
 
@@ -55,12 +59,20 @@ export class TestEnv {
     return [cliPath, '--root', this.root, ...args];
   }
 
+  /** The front's argv and environment: the Node that runs the tests first on PATH, so that the
+   * front's `node` is this one. */
+  private front(args: string[], env: NodeJS.ProcessEnv | undefined): [string, string[], NodeJS.ProcessEnv] {
+    const all = { ...process.env, ...this.env, ...env };
+    return [frontPath, ['--root', this.root, ...args], { ...all, PATH: `${dirname(process.execPath)}:${all.PATH ?? ''}` }];
+  }
+
   /** Run tsrun to completion. */
   run(args: string[], opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; timeout?: number } = {}): Result {
-    const r: SpawnSyncReturns<string> = spawnSync(process.execPath, this.args(args), {
+    const [file, argv, env] = this.front(args, opts.env);
+    const r: SpawnSyncReturns<string> = spawnSync(file, argv, {
       encoding: 'utf8',
       input: opts.input ?? '',
-      env: { ...process.env, ...this.env, ...opts.env },
+      env,
       timeout: opts.timeout ?? 30_000,
     });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -68,11 +80,8 @@ export class TestEnv {
 
   /** Start tsrun and return the child (for signals and concurrent checks). */
   spawn(args: string[], opts: SpawnOptions = {}) {
-    return spawn(process.execPath, this.args(args), {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      ...opts,
-      env: { ...process.env, ...this.env, ...opts.env },
-    });
+    const [file, argv, env] = this.front(args, opts.env);
+    return spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...opts, env });
   }
 
   leaks(): string[] {
