@@ -21,10 +21,11 @@
 //
 // `network connect` adds more endpoints to the same namespace (eth1, eth2…: connect.ts). They
 // live and die with it: detach() releases them all, the namespace's own endpoint last.
-import { existsSync, mkdirSync } from 'node:fs';
-import { TsrunError, wrap } from '../errors.js';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { TsrunError, errnoOf, wrap } from '../errors.js';
+import { MNT_DETACH, umount2 } from '../sys/libc.js';
 import { ensureBridge, linkExists } from './bridge.js';
-import { runCommand } from './exec.js';
+import { observeEquivalent, runCommand } from './exec.js';
 import { addPortRules, removePortRules, removeTagged, setupNetworkFirewall } from './firewall.js';
 import { endpointTag } from './firewall-rules.js';
 import { resolveHostPorts } from './host-ports.js';
@@ -229,11 +230,11 @@ export async function detach(stateDir: string, id: string, opts: { processesGone
   // Deleting one end of a veth pair deletes the other; the namespace goes when its last user does.
   if (!handOff) for (const c of connected) if (linkExists(c.hostVeth)) lines.push(`link del ${c.hostVeth}`);
   if (vethThere && !handOff) lines.push(`link del ${veth}`);
-  if (mounted) lines.push(`netns delete ${ns}`);
   // Independent, so concurrent: deleting a veth waits for the kernel's RCU grace period (~15 ms).
   const results = await Promise.allSettled([
     lines.length > 0 ? runCommand(['ip', '-batch', '-'], lines.join('\n') + '\n', `remove the network of container ${id.slice(0, 12)}`) : undefined,
     ...[...(ep ? [ep] : []), ...connected].map((e) => removePortRules(e)),
+    mounted ? deleteNetns(ns) : undefined,
   ]);
   for (const r of results) if (r.status === 'rejected') throw r.reason;
   // Last: the addresses are free again only when nothing uses them any more; the namespace's
@@ -241,6 +242,23 @@ export async function detach(stateDir: string, id: string, opts: { processesGone
   for (const c of connected) removeFile(endpointPath(stateDir, id, c.network));
   removeFile(path);
   return [...(ep ? [ep.network] : []), ...connected.map((c) => c.network)];
+}
+
+/**
+ * `ip netns delete NAME`, in-process: unmount the namespace's bind mount (MNT_DETACH, as ip
+ * does) and remove the file. The same two calls, without the few milliseconds of starting ip
+ * at every container's end; --trace still shows the command.
+ */
+async function deleteNetns(ns: string): Promise<void> {
+  observeEquivalent(['ip', 'netns', 'delete', ns]);
+  const path = `${NETNS_DIR}/${ns}`;
+  try {
+    umount2(path, MNT_DETACH);
+  } catch (err) {
+    // EINVAL: not a mount point (a file left by a killed `ip netns add`): just remove it.
+    if (errnoOf(err) !== 'EINVAL' && errnoOf(err) !== 'ENOENT') throw wrap('ENETWORK', `delete network namespace ${ns}`, err);
+  }
+  rmSync(path, { force: true });
 }
 
 /** Detach every container that `isAlive` says is gone (after a kill -9 or a reboot); returns their ids. */

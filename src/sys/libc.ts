@@ -1,8 +1,8 @@
 // The few libc calls Node's `fs` does not have, through koffi (an FFI that ships its binary
 // in the npm package). koffi and libc are loaded on first use, not at import, so commands
 // that never call these pay nothing at startup. flock, which every command that changes state
-// makes, goes through tsrun's own small addon instead (native/node/sys.c): koffi's load alone
-// would cost those commands 13-17 ms.
+// makes, and umount2 go through tsrun's own small addon instead (native/node/sys.c): koffi's
+// load alone would cost those commands 13-17 ms.
 //
 // Every wrapper throws a Node-style error on failure (`code: 'EPERM'`, `errno`, `syscall`,
 // `path`), so callers handle it exactly like an error from `fs`.
@@ -28,7 +28,6 @@ interface Libc {
   syscall: Fn;
   close: Fn;
   mount: Fn;
-  umount2: Fn;
   strerror: (errnum: number) => string;
   openHow: unknown;
 }
@@ -61,7 +60,6 @@ function load(): Libc {
     syscall: lib.func('long syscall(long number, ...)'),
     close: lib.func('int close(int fd)'),
     mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)'),
-    umount2: lib.func('int umount2(const char *target, int flags)'),
     strerror: lib.func('const char *strerror(int errnum)') as unknown as (errnum: number) => string,
     // struct open_how from <linux/openat2.h>: three u64s, always 24 bytes.
     openHow: koffi.struct('open_how', { flags: 'uint64_t', mode: 'uint64_t', resolve: 'uint64_t' }),
@@ -209,8 +207,10 @@ export function mount(source: string | null, target: string, fstype: string | nu
   if (load().mount(source, target, fstype, flags, data) !== 0) fail('mount', target);
 }
 
+/** umount2(2), through the addon: a container's end unmounts its network namespace. */
 export function umount2(target: string, flags = 0): void {
-  if (load().umount2(target, flags) !== 0) fail('umount2', target);
+  const errno = addon().umount2(target, flags);
+  if (errno !== 0) failWith(errno, 'umount2', target);
 }
 
 // ---- advisory locks ------------------------------------------------------------------------
@@ -236,10 +236,11 @@ export function unlock(fd: number): void {
   if (errno !== 0) failWith(errno, 'flock');
 }
 
-/** native/build/tsrun-sys.node (native/node/sys.c): flock without loading koffi, on every lock. */
+/** native/build/tsrun-sys.node (native/node/sys.c): what hot paths need, without loading koffi. */
 interface SysAddon {
   /** 0, or the errno of the failed call. */
   flock(fd: number, operation: number): number;
+  umount2(path: string, flags: number): number;
 }
 
 let sys: SysAddon | undefined;
