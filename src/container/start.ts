@@ -114,9 +114,13 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
       // Bridge networks: the namespace and its veth exist before the container does, so
       // every run of the container (restart policies) joins the same network.
       let network: NetworkState | null = null;
+      // The inside of the namespace and the port rules, made while the helper starts.
+      let networkReady = async (): Promise<void> => {};
       if (usesBridge(options.network)) {
         const { attach, detach } = await import('../netns/index.js');
         undo.push(async () => {
+          // Never under the inside's and the rules' feet: a rule added after detach would stay.
+          await networkReady().catch(() => {});
           await detach(storeRoot, record.id);
         });
         const att = await attach(storeRoot, {
@@ -127,6 +131,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
           aliases: options.networkAliases,
           ...(options.ip !== undefined && { ip: options.ip }),
         });
+        networkReady = att.ready;
         const { ip, gateway, mac, prefixLen, hostVeth, netnsPath, ports } = att;
         network = { name: att.network, ip, gateway, mac, prefixLen, hostVeth, netnsPath, ports };
         writeHosts(storeRoot, record.id, recipeFor(record.hostname, options, att));
@@ -204,6 +209,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
         terminal = await TerminalConnection.connect(paths.attachSocket, record.name, opts.terminal.size);
         undo.push(() => terminal?.close());
       }
+      await networkReady();
       helper.go();
       await helper.waitStarted();
       return { helper, pid, terminal };

@@ -172,8 +172,13 @@ async function reserve(stateDir: string, req: AttachRequest): Promise<{ ep: Endp
   });
 }
 
-/** Connect the container (its first process `pid`, not yet exec'd) to a network. */
-export async function attach(stateDir: string, req: AttachRequest): Promise<Attachment> {
+/**
+ * Connect the container to a network. It returns once the namespace and the veth exist, so the
+ * container's helper can start joining it; eth0's address and route inside it, and the port
+ * rules, are made meanwhile: `ready()` waits for them (and detaches, and throws, if one
+ * failed), and must be awaited before the container's program runs.
+ */
+export async function attach(stateDir: string, req: AttachRequest): Promise<Attachment & { ready(): Promise<void> }> {
   validateContainerId(req.id);
   if (req.pid !== undefined && (!Number.isInteger(req.pid) || req.pid <= 0)) throw new TsrunError('EINTERNAL', `attach: invalid pid ${req.pid}`);
   ensureDirs(stateDir);
@@ -181,24 +186,29 @@ export async function attach(stateDir: string, req: AttachRequest): Promise<Atta
   const short = req.id.slice(0, 12);
   // The links and the port rules do not depend on each other (a DNAT rule may name an address
   // before anything answers there): made at the same time, the container waits for the longer.
-  const results = await Promise.allSettled([
-    (async () => {
-      await runCommand(['ip', '-batch', '-'], hostBatch(ep), `create veth pair ${ep.hostVeth} for container ${short}`);
-      await runCommand(['ip', '-n', ep.netnsName, '-batch', '-'], containerBatch(ep), `configure eth0 ${ep.ip}/${ep.prefixLen} in container ${short}`);
-    })(),
+  const hostSide = runCommand(['ip', '-batch', '-'], hostBatch(ep), `create veth pair ${ep.hostVeth} for container ${short}`);
+  const rest = Promise.allSettled([
+    hostSide.then(() => runCommand(['ip', '-n', ep.netnsName, '-batch', '-'], containerBatch(ep), `configure eth0 ${ep.ip}/${ep.prefixLen} in container ${short}`)),
     addPortRules(ep).catch(async () => {
       // tsrun's chains are gone (someone flushed the firewall) while the bridge stayed: restore them.
       await setupNetworkFirewall(net);
       await addPortRules(ep);
     }),
   ]);
-  const failed = results.find((r) => r.status === 'rejected');
-  if (failed) {
-    await detach(stateDir, req.id).catch(() => {});
-    throw wrap('ENETWORK', `attach container ${short} to network ${ep.network}`, failed.reason);
+  const ready = async () => {
+    const failed = (await rest).find((r) => r.status === 'rejected');
+    if (failed) {
+      await detach(stateDir, req.id).catch(() => {});
+      throw wrap('ENETWORK', `attach container ${short} to network ${ep.network}`, failed.reason);
+    }
+  };
+  try {
+    await hostSide;
+  } catch {
+    await ready(); // throws: the host side's error, after the rest has settled
   }
   const { network, bridge, ip, prefixLen, gateway, mac, mtu, hostVeth, netnsPath, ports } = ep;
-  return { network, bridge, ip, prefixLen, gateway, mac, mtu, hostVeth, netnsName: ep.netnsName, netnsPath, ports, hostsEntries: hostsEntries(stateDir, req.id) };
+  return { network, bridge, ip, prefixLen, gateway, mac, mtu, hostVeth, netnsName: ep.netnsName, netnsPath, ports, hostsEntries: hostsEntries(stateDir, req.id), ready };
 }
 
 /**
