@@ -21,7 +21,29 @@ const common = { bundle: true, platform: 'node', target: 'node20', logLevel: 'wa
 
 // A CommonJS script has no import.meta: its URL is the bundle's own (files found relative to it,
 // native/build/tsrun-helper and package.json, are found by walking up from dist/ either way).
-const cjs = { ...common, format: 'cjs', define: { 'import.meta.url': 'importMetaUrl' }, inject: [join(root, 'scripts/import-meta-url.js')] };
+const cjs = { ...common, format: 'cjs', define: { 'import.meta.url': 'importMetaUrl' }, inject: [join(root, 'scripts/import-meta-url.js')], plugins: [lazyChildProcess()] };
+
+/**
+ * commander requires node:child_process at load, for subcommands that are executables of their
+ * own, which tsrun has none of; loading it (with net and stream) is ~5 ms of every `ps`,
+ * `inspect` or `--version` on a small VM. Here its one use, spawn, requires it when called.
+ */
+function lazyChildProcess() {
+  const line = "const childProcess = require('node:child_process');";
+  return {
+    name: 'lazy-child-process',
+    setup(b) {
+      b.onLoad({ filter: /[\\/]commander[\\/]lib[\\/]command\.js$/ }, (args) => {
+        const text = readFileSync(args.path, 'utf8');
+        const uses = text.match(/childProcess\.\w+/g) ?? [];
+        if (!text.includes(line) || uses.some((u) => u !== 'childProcess.spawn')) {
+          return { errors: [{ text: `commander changed: ${args.path} no longer has "${line}" with only childProcess.spawn after it; update lazyChildProcess() in scripts/bundle.mjs` }] };
+        }
+        return { contents: text.replace(line, "const childProcess = { spawn: (...a) => require('node:child_process').spawn(...a) };"), loader: 'js' };
+      });
+    },
+  };
+}
 // The launcher runs a bundle as a vm.Script, which has no import(): everything must be bundled
 // or required (a builtin: a static import; an npm package: createRequire).
 async function bundle(entry, outfile) {

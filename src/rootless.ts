@@ -7,7 +7,7 @@
 // published ports (the default network is the host's), device nodes in layers.
 // `tsrun exec` runs as the user on the host: from there it may join the container's
 // namespaces, which a sibling user namespace could not.
-import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { constants, homedir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -61,6 +61,8 @@ export async function reexecInUserns(): Promise<never> {
   const uidMap = mapFor('/etc/subuid', uid);
   const gidMap = mapFor('/etc/subgid', gid);
   const argv = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
+  // Required here, not imported: every command loads this file, few start a process (~5 ms).
+  const { spawn } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
   const child = spawn(helperPath(), ['--userns-exec', uidMap, gidMap, argv[0]!, ...argv], {
     stdio: 'inherit',
     env: { ...process.env, [USERNS_ENV]: String(uid) },
