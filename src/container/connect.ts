@@ -10,7 +10,7 @@
 //
 // tsrun does not take a container off the network it was created with (docker can): that
 // endpoint owns the container's network namespace, and its record (state.json) its ports.
-import { isIPv4 } from 'node:net';
+import { isIPv4 } from '../sys/ip-syntax.js';
 import { TsrunError } from '../errors.js';
 import { parseNetworkAlias } from '../netns/dns.js';
 import { isHostAddress, parseCidr, parseIp } from '../netns/ipv4.js';

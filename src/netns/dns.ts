@@ -2,7 +2,7 @@
 // extra /etc/hosts lines of --add-host. (Container-to-container names are /etc/hosts lines
 // too: see peers() in endpoint.ts.)
 import { readFileSync } from 'node:fs';
-import { isIP, isIPv4 } from 'node:net';
+import { isIP, isIPv4 } from '../sys/ip-syntax.js';
 import { TsrunError } from '../errors.js';
 
 export interface DnsOptions {

@@ -1,6 +1,6 @@
 // IPv4 addresses as 32-bit numbers: enough arithmetic for subnets, gateways and allocation.
 // (tsrun's networks are IPv4 only; see README "Networking".)
-import { isIPv4 } from 'node:net';
+import { isIPv4 } from '../sys/ip-syntax.js';
 
 export interface Cidr {
   /** The network address (all host bits zero), as a number. */

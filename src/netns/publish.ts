@@ -5,7 +5,7 @@
 //   -p 8080:80/udp         UDP (tcp is the default)
 //   -p 8000-8001:80-81     ranges of equal length, port by port
 //   -p 8000-8010:80        one free host port out of the range
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv4, isIPv6 } from '../sys/ip-syntax.js';
 import { TsrunError } from '../errors.js';
 
 export type Protocol = 'tcp' | 'udp';
