@@ -34,7 +34,12 @@ export function register(program: Command): void {
         ]);
         // One line however many could not be released (a full disk says the same for each).
         const unreleased: Array<{ id: string; err: unknown }> = [];
-        await reconcile(root, (id, err) => unreleased.push({ id, err }));
+        let listed = listContainers(root);
+        const orphaned = listed.filter((c) => c.seen.orphaned).map((c) => c.record.id);
+        if (orphaned.length > 0) {
+          await reconcile(root, (id, err) => unreleased.push({ id, err }), orphaned);
+          listed = listContainers(root);
+        }
         if (unreleased.length > 0) {
           const { id, err } = unreleased[0]!;
           const limit = hostLimitOf(err);
@@ -57,7 +62,7 @@ export function register(program: Command): void {
         if (last !== undefined && (!Number.isInteger(last) || last < -1)) throw flagError('--last', String(flags.last), 'expected a number');
         if (last === -1) last = undefined;
         const all = flags.all || last !== undefined || filters.some(([k]) => k === 'status');
-        let rows = listContainers(root)
+        let rows = listed
           .map(({ record, seen }) => summarize(record, seen, Date.now(), root))
           .filter((s) => all || s.status === 'running' || s.status === 'paused' || s.status === 'restarting')
           .filter((s) =>

@@ -106,12 +106,14 @@ export function removeFiles(storeRoot: string, id: string, name: string): void {
 
 /**
  * Release what dead monitors and killed starts left behind (kill -9, reboot). Run by commands
- * that list or start. One container that cannot be released now (a full disk) is passed over
- * with a warning: the command that asked must still do its own work.
+ * that list or start; `ids` limits it to those containers (ps: the ones its listing found
+ * orphaned, rather than observing every container twice). One container that cannot be
+ * released now (a full disk) is passed over with a warning: the command that asked must still
+ * do its own work.
  */
-export async function reconcile(storeRoot: string, warn: (id: string, err: unknown) => void = () => {}): Promise<string[]> {
+export async function reconcile(storeRoot: string, warn: (id: string, err: unknown) => void = () => {}, ids?: string[]): Promise<string[]> {
   const cleaned: string[] = [];
-  for (const id of listIds(storeRoot)) {
+  for (const id of ids ?? listIds(storeRoot)) {
     try {
       if (!observe(new ContainerPaths(storeRoot, id)).orphaned) continue;
       await cleanupContainer(storeRoot, id);
