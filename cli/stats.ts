@@ -42,7 +42,7 @@ export function register(program: Command): void {
           ? names.map((n) => findContainer(root, n))
           : listContainers(root)
               .filter(({ seen }) => flags.all || seen.status === 'running' || seen.status === 'paused')
-              .map(({ record }) => findContainer(root, record.id));
+              .map(({ paths, record }) => ({ paths, record }));
       const tty = process.stdout.isTTY === true && flags.stream;
       for (;;) {
         const found = targets();

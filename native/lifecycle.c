@@ -63,8 +63,11 @@ _Noreturn void monitor_exit(struct monitor *m, int code)
 	tty_restore();
 	attach_close(); /* before the exit command: nobody will answer it again */
 	/* Not after a first start that failed: tsrun saw the error and undoes
-	 * what it did itself. */
-	if (m->plan->exit_command && m->ever_started)
+	 * what it did itself. Nor when a tsrun stopped it on purpose (the stop
+	 * file): that one waits for the end and cleans up; a second tsrun, one
+	 * per container of an `rm -f` of many, would only cost a Node start
+	 * each (and if that tsrun is killed, the next ps or start releases it). */
+	if (m->plan->exit_command && m->ever_started && !stop_requested(m->plan))
 		run_exit_command(m->plan);
 	exit(code);
 }

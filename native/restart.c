@@ -26,7 +26,7 @@
 
 static long long backoff_ms;
 
-static int stop_requested(const struct plan *p)
+int stop_requested(const struct plan *p)
 {
 	return p->stop_path && access(p->stop_path, F_OK) == 0;
 }

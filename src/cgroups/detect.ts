@@ -41,7 +41,19 @@ export function parseMountinfo(text: string): Mount[] {
   return mounts;
 }
 
+let hostLayout: CgroupLayout | undefined;
+
+/**
+ * Where the cgroup hierarchies are. The host's own (no opts) is read from /proc/self/mountinfo
+ * once per process: `stats` and `ps` ask for every container, and that file grows with them
+ * (a bind mount per container's network namespace).
+ */
 export function detectCgroups(opts: { mountRoot?: string; mountinfo?: string } = {}): CgroupLayout {
+  if (opts.mountRoot === undefined && opts.mountinfo === undefined) return (hostLayout ??= detectFrom({}));
+  return detectFrom(opts);
+}
+
+function detectFrom(opts: { mountRoot?: string; mountinfo?: string }): CgroupLayout {
   const mountRoot = (opts.mountRoot ?? '/sys/fs/cgroup').replace(/\/+$/, '');
   const mounts = parseMountinfo(opts.mountinfo ?? readFileSync('/proc/self/mountinfo', 'utf8'));
   const under = (m: Mount) => m.mountPoint === mountRoot || m.mountPoint.startsWith(`${mountRoot}/`);

@@ -9,6 +9,7 @@ import { ContainerPaths } from './paths.js';
 import { listIds, readRecord, type ContainerRecord } from './record.js';
 import { observe, type Observed } from './status.js';
 import { healthSuffix, probeOf, readHealth, type Health } from './healthcheck.js';
+import { compareStrings } from '../sys/order.js';
 
 export interface Summary {
   id: string;
@@ -88,14 +89,14 @@ function healthOf(storeRoot: string, record: ContainerRecord, seen: Observed): H
 }
 
 /** Every container, newest first. */
-export function listContainers(storeRoot: string): Array<{ record: ContainerRecord; seen: Observed }> {
-  const out: Array<{ record: ContainerRecord; seen: Observed }> = [];
+export function listContainers(storeRoot: string): Array<{ paths: ContainerPaths; record: ContainerRecord; seen: Observed }> {
+  const out: Array<{ paths: ContainerPaths; record: ContainerRecord; seen: Observed }> = [];
   for (const id of listIds(storeRoot)) {
     const paths = new ContainerPaths(storeRoot, id);
     const record = readRecord(paths);
-    if (record) out.push({ record, seen: observe(paths) });
+    if (record) out.push({ paths, record, seen: observe(paths) });
   }
-  return out.sort((a, b) => b.record.created.localeCompare(a.record.created));
+  return out.sort((a, b) => compareStrings(b.record.created, a.record.created));
 }
 
 function nsInodes(pid: number): Record<string, string> {

@@ -182,7 +182,9 @@ export function readMonitorStatus(paths: ContainerPaths): MonitorStatus | undefi
     else Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1); // the overwrite takes microseconds
   }
   const kv = new Map<string, string>();
-  for (const line of text.split('\n')) {
+  // The newlines that pad the file to its fixed size (native/status.c) are not lines.
+  const end = text.indexOf('\n\n');
+  for (const line of (end < 0 ? text : text.slice(0, end)).split('\n')) {
     const eq = line.indexOf('=');
     if (eq > 0) kv.set(line.slice(0, eq), line.slice(eq + 1));
   }

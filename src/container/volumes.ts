@@ -39,6 +39,7 @@ import { ContainerPaths } from './paths.js';
 import { listIds, readRecord, writeJsonAtomic } from './record.js';
 import { anonymousVolume, mountTarget, VOLUME_NAME, type ContainerOptions, type VolumeMount } from '../namespaces/options.js';
 import { randomBytes } from '../sys/random.js';
+import { compareStrings } from '../sys/order.js';
 
 
 export interface Volume {
@@ -139,7 +140,7 @@ export function listVolumes(storeRoot: string): Volume[] {
     if (errnoOf(err) === 'ENOENT') return [];
     throw err;
   }
-  return names.flatMap((n) => readVolume(storeRoot, n) ?? []).sort((a, b) => a.name.localeCompare(b.name));
+  return names.flatMap((n) => readVolume(storeRoot, n) ?? []).sort((a, b) => compareStrings(a.name, b.name));
 }
 
 /** Volume name → the containers (IDs) that name it, whatever their state: one read of each record. */

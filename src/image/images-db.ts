@@ -11,6 +11,7 @@ import { TsrunError } from '../errors.js';
 import { normalizeName, parseReference, repositoryName } from '../registry-client/reference.js';
 import { hexOf } from './digest.js';
 import type { Digest } from './types.js';
+import { compareStrings } from '../sys/order.js';
 
 export interface ImageEntry {
   /** Config digest: the image ID. */
@@ -73,7 +74,7 @@ export function byIdPrefix(db: ImagesDb, hexPrefix: string): Digest[] {
   const want = `sha256:${hexPrefix}`;
   return Object.entries(db.images)
     .filter(([, e]) => e.id.startsWith(want))
-    .sort(([, a], [, b]) => b.added.localeCompare(a.added))
+    .sort(([, a], [, b]) => compareStrings(b.added, a.added))
     .map(([m]) => m as Digest);
 }
 

@@ -24,6 +24,7 @@ import { Layers, isAbandoned } from './layers.js';
 import { othersWriting, readLeases, releaseLease, sweepLeases, takeLease } from './leases.js';
 import { crashPoint } from '../sys/crash.js';
 import type { Digest, ImageConfig, ImageManifest, ImageRecord, LayerRecord } from './types.js';
+import { compareStrings } from '../sys/order.js';
 
 /** An image as the store knows it: ImageRecord plus what `images` and `inspect` show. */
 export interface StoredImage extends ImageRecord {
@@ -352,7 +353,7 @@ export class ImageStore {
     const out: StoredImage[] = [];
     // Lenient: an image with a missing layer is still listed (so it can be seen and removed).
     for (const m of Object.keys(db.images)) out.push(await this.record(db, m as Digest, false));
-    return out.sort((a, b) => createdOf(b).localeCompare(createdOf(a)));
+    return out.sort((a, b) => compareStrings(createdOf(b), createdOf(a)));
   }
 
   /** Points `newName` at the image `idOrName` refers to. */

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_CGROUP_PARENT, detectCgroups, type CgroupLayout } from '../cgroups/index.js';
+import { compareStrings } from '../sys/order.js';
 
 export interface CgroupHierarchy {
   /** 'v1': one controller (or a co-mounted few) per mount; 'v2': the unified hierarchy. */
@@ -60,7 +61,7 @@ export function describeCgroups(opts: { layout?: CgroupLayout; read?: Read; env?
   // v1: group controllers by mount point (cpu,cpuacct are often one hierarchy).
   const byMount = new Map<string, string[]>();
   for (const [controller, path] of Object.entries(layout.v1)) byMount.set(path, [...(byMount.get(path) ?? []), controller]);
-  for (const [path, controllers] of [...byMount].sort(([a], [b]) => a.localeCompare(b))) {
+  for (const [path, controllers] of [...byMount].sort(([a], [b]) => compareStrings(a, b))) {
     hierarchies.push({ kind: 'v1', path, controllers: controllers.sort() });
   }
   if (layout.unified !== undefined) {
