@@ -9,6 +9,7 @@ import type { ContainerOptions } from '../namespaces/options.js';
 import type { Attachment } from '../netns/endpoint.js';
 import { addHostEntries, hostResolvConf } from '../netns/dns.js';
 import { hostsEntries, networkPeers } from '../netns/peers.js';
+import { DEFAULT_NETWORK } from '../netns/network-names.js';
 import type { PortMapping } from '../netns/publish.js';
 import { connectKilled, endpointId, findNetwork, readContainerEndpoints } from '../netns/store.js';
 import { hostsFile } from './etc-files.js';
@@ -70,6 +71,9 @@ export function writeHosts(storeRoot: string, id: string, recipe?: HostsRecipe):
 
 /** After a container joins or leaves a network, its peers learn its name (user networks only). */
 export function refreshPeers(storeRoot: string, network: string, except: string): void {
+  // The default network names nobody: rewriting every peer's /etc/hosts to the same content
+  // made each start and end on it cost a file write per container already there.
+  if (network === DEFAULT_NETWORK) return;
   for (const peer of networkPeers(storeRoot, network)) {
     if (peer.id === except) continue;
     try {
