@@ -1,7 +1,7 @@
 // rename: reserve the new name first (atomic symlink), then record it, then free the old one;
 // under the container's lock, so that system check never takes a name being recorded for a
 // stale one. Then its network endpoints, so that its peers' /etc/hosts say the new name.
-import { symlinkSync } from 'node:fs';
+import { rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { TsrunError, errnoOf } from '../errors.js';
 import { releaseName } from './create.js';
@@ -39,4 +39,6 @@ function renameLocked(storeRoot: string, found: Found, name: string): void {
   crashPoint('rename:reserved');
   writeJsonAtomic(found.paths.record, { ...record, name });
   releaseName(storeRoot, record.name, record.id);
+  // The exec plan names its process after the container (exec.ts): the next exec writes it anew.
+  rmSync(found.paths.execPlan, { force: true });
 }
