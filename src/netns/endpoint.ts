@@ -240,11 +240,14 @@ export async function detach(stateDir: string, id: string, opts: { processesGone
   // Deleting one end of a veth pair deletes the other; the namespace goes when its last user does.
   if (!handOff) for (const c of connected) if (linkExists(c.hostVeth)) lines.push(`link del ${c.hostVeth}`);
   if (vethThere && !handOff) lines.push(`link del ${veth}`);
+  // The namespace after its veths: gone first, it would take them along, and `link del` fail.
+  // With no veth to delete (the usual end: handOff), without starting ip for it.
+  if (mounted && lines.length > 0) lines.push(`netns delete ${ns}`);
   // Independent, so concurrent: deleting a veth waits for the kernel's RCU grace period (~15 ms).
   const results = await Promise.allSettled([
     lines.length > 0 ? runCommand(['ip', '-batch', '-'], lines.join('\n') + '\n', `remove the network of container ${id.slice(0, 12)}`) : undefined,
     ...[...(ep ? [ep] : []), ...connected].map((e) => removePortRules(e)),
-    mounted ? deleteNetns(ns) : undefined,
+    mounted && lines.length === 0 ? deleteNetns(ns) : undefined,
   ]);
   for (const r of results) if (r.status === 'rejected') throw r.reason;
   // Last: the addresses are free again only when nothing uses them any more; the namespace's
