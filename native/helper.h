@@ -400,9 +400,11 @@ void monitor_report_exit(struct monitor *m);
 void monitor_state(struct monitor *m, const char *state); /* + status file */
 void monitor_signals(sigset_t *set); /* the ones we handle */
 /* restart.c */
-/* restart.c: the stop file exists: a tsrun stopping the container on purpose (stop, rm -f)
- * waits for its end and cleans up itself. */
+/* restart.c: the stop file exists (stop, rm -f: no restart after this run). */
 int stop_requested(const struct plan *p);
+/* restart.c: and the tsrun that wrote it, named in it, still runs: it waits for the end and
+ * cleans up itself. */
+int stopper_alive(const struct plan *p);
 int restart_wanted(const struct plan *p, int code, unsigned restarts);
 int restart_wait(const struct plan *p, int sigfd, long long ran_ms);
 

@@ -63,11 +63,11 @@ _Noreturn void monitor_exit(struct monitor *m, int code)
 	tty_restore();
 	attach_close(); /* before the exit command: nobody will answer it again */
 	/* Not after a first start that failed: tsrun saw the error and undoes
-	 * what it did itself. Nor when a tsrun stopped it on purpose (the stop
-	 * file): that one waits for the end and cleans up; a second tsrun, one
-	 * per container of an `rm -f` of many, would only cost a Node start
-	 * each (and if that tsrun is killed, the next ps or start releases it). */
-	if (m->plan->exit_command && m->ever_started && !stop_requested(m->plan))
+	 * what it did itself. Nor while the tsrun that stops it on purpose
+	 * (named in the stop file: stop, rm -f) still runs: that one waits for
+	 * the end and cleans up, and a second tsrun, one per container of an
+	 * `rm -f` of many, would only cost a Node start each. */
+	if (m->plan->exit_command && m->ever_started && !stopper_alive(m->plan))
 		run_exit_command(m->plan);
 	exit(code);
 }
@@ -198,10 +198,15 @@ _Noreturn void monitor_run(struct plan *p)
 		 * not restart a container that never started either). */
 		if ((failed && m.run == 0) || !restart_wanted(p, code, m.st.restart_count)) {
 			/* The status file first: a `run --rm` that hears "exit"
-			 * finds the container exited, without polling for it. */
-			monitor_state(&m, "exited");
+			 * finds the container exited, without polling for it. If
+			 * that write fails, "exit" goes now, and monitor_state
+			 * keeps trying (a foreground tsrun must not wait on it). */
+			m.st.state = "exited";
+			int written = status_write(&m.st) == 0;
 			if (!failed && m.run == 0)
 				monitor_report_exit(&m);
+			if (!written)
+				monitor_state(&m, "exited");
 			monitor_exit(&m, code);
 		}
 		if (m.run == 0) {

@@ -12,13 +12,17 @@
  * it signals the container. Between runs it waits 100 ms, doubling after
  * each restart up to a minute, back to 100 ms once a run lasted 10 s.
  */
+#include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
+#include <string.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "helper.h"
+#include "shared/procstat.h"
 
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 60000
@@ -29,6 +33,26 @@ static long long backoff_ms;
 int stop_requested(const struct plan *p)
 {
 	return p->stop_path && access(p->stop_path, F_OK) == 0;
+}
+
+int stopper_alive(const struct plan *p)
+{
+	/* "<pid>@<start time>" of the tsrun that wrote it (src/sys/proc.ts selfToken) */
+	char buf[64], now[32], state;
+	long pid;
+	char start[32];
+	int fd = p->stop_path ? open(p->stop_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (sscanf(buf, "%ld@%31[0-9]", &pid, start) != 2 || pid <= 0)
+		return 0;
+	return proc_start_time(pid, now, sizeof(now), &state) == 0 && state != 'Z' && state != 'X' &&
+	       strcmp(now, start) == 0;
 }
 
 int restart_wanted(const struct plan *p, int code, unsigned restarts)

@@ -18,7 +18,7 @@ if (probe.error || probe.status !== 0) {
   );
   process.exit(1);
 }
-const sources = readdirSync(join(root, 'native'))
+const sources = [...readdirSync(join(root, 'native')), ...readdirSync(join(root, 'native', 'shared')).map((f) => `shared/${f}`)]
   .filter((f) => f.endsWith('.c'))
   .map((f) => join(root, 'native', f));
 mkdirSync(join(root, 'native', 'build'), { recursive: true });

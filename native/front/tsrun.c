@@ -271,14 +271,41 @@ static long running_pid(const char *dir)
 	    !status_value(text, "pid", pid, sizeof(pid)) || !status_value(text, "monitor_pid", mpid, sizeof(mpid)) ||
 	    !status_value(text, "monitor_start_time", mstart, sizeof(mstart)))
 		return 0;
-	char *end;
+	char *end, letter;
 	long p = strtol(pid, &end, 10), m = strtol(mpid, &end, 10);
-	if (p <= 0 || m <= 0 || proc_start_time(m, now, sizeof(now), NULL) != 0 || strcmp(now, mstart) != 0)
+	/* a monitor killed but not yet reaped (Z) is not alive, as Node's check says */
+	if (p <= 0 || m <= 0 || proc_start_time(m, now, sizeof(now), &letter) != 0 || letter == 'Z' || letter == 'X' ||
+	    strcmp(now, mstart) != 0)
 		return 0;
 	return p;
 }
 
 /* ---- the plan ------------------------------------------------------------ */
+
+/* The helper this front runs: TSRUN_HELPER, else <pkg>/native/build/tsrun-helper. */
+static const char *helper_path(void)
+{
+	static char helper[PATH_MAX + 32];
+	const char *pkg = package_dir();
+	if (getenv("TSRUN_HELPER") && *getenv("TSRUN_HELPER"))
+		snprintf(helper, sizeof(helper), "%s", getenv("TSRUN_HELPER"));
+	else if (pkg)
+		snprintf(helper, sizeof(helper), "%s/native/build/tsrun-helper", pkg);
+	else
+		slow();
+	return helper;
+}
+
+/* "<size>-<mtime in ns>" of the helper, as exec.ts writes it: each build renames a new file in. */
+static const char *helper_identity(void)
+{
+	static char id[64];
+	struct stat st;
+	if (stat(helper_path(), &st) < 0)
+		slow();
+	snprintf(id, sizeof(id), "%lld-%lld%09ld", (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+	return id;
+}
 
 struct request {
 	int interactive, tty;
@@ -337,7 +364,7 @@ static char *build_plan(const char *dir, long pid, const struct request *r)
 	char **env = encoded_env(r, &nenv);
 	char *used = calloc((size_t)nenv + 1, 1);
 	struct buf out = {0};
-	int in_plan = 0, after_clone = 0, setns_done = 0, env_zone = 0, has_term = 0, ended = 0;
+	int in_plan = 0, after_clone = 0, setns_done = 0, env_zone = 0, has_term = 0, ended = 0, boot_ok = 0, helper_ok = 0;
 
 	for (char *save, *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char op[32];
@@ -352,6 +379,8 @@ static char *build_plan(const char *dir, long pid, const struct request *r)
 			/* The header: this boot's, and no freezer says frozen. */
 			char value[PATH_MAX], got[256];
 			if (strcmp(op, "tsrun-plan") == 0) {
+				if (!boot_ok || !helper_ok)
+					return NULL;
 				in_plan = 1;
 				puts_(&out, line);
 				puts_(&out, "\n");
@@ -362,6 +391,14 @@ static char *build_plan(const char *dir, long pid, const struct request *r)
 				got[strcspn(got, "\n")] = '\0';
 				if (strcmp(decode(value), got) != 0)
 					return NULL;
+				boot_ok = 1;
+			} else if (strcmp(op, "helper") == 0) {
+				/* The helper build the plan was written for: a rebuilt tsrun
+				 * (an upgrade) goes to Node, which writes it anew. */
+				snprintf(got, sizeof(got), "%s", helper_identity());
+				if (strcmp(rest, got) != 0)
+					return NULL;
+				helper_ok = 1;
 			} else if (strcmp(op, "freezer") == 0) {
 				snprintf(value, sizeof(value), "%s", rest);
 				if (read_file(decode(value), got, sizeof(got)) <= 0 || strncmp(got, "THAWED", 6) != 0)
@@ -506,16 +543,9 @@ static _Noreturn void step_error(char *fields)
 	fail(125, "failed to start the container: step %s (%s): %s (%s)", f[0], f[1], m, f[2]);
 }
 
-static int run_helper(const char *plan)
+static int run_helper(const char *plan, const char *dir)
 {
-	const char *pkg = package_dir();
-	char helper[PATH_MAX + 32];
-	if (getenv("TSRUN_HELPER") && *getenv("TSRUN_HELPER"))
-		snprintf(helper, sizeof(helper), "%s", getenv("TSRUN_HELPER"));
-	else if (pkg)
-		snprintf(helper, sizeof(helper), "%s/native/build/tsrun-helper", pkg);
-	else
-		slow();
+	const char *helper = helper_path();
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		slow();
@@ -534,9 +564,17 @@ static int run_helper(const char *plan)
 	if (pid == 0) {
 		/* Its own session, as helper.ts starts it: the terminal's Ctrl-C reaches us, and we forward it once. */
 		setsid();
-		if (dup2(sv[1], 3) < 0)
+		if (sv[1] == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(sv[1], 3) < 0)
 			_exit(125);
-		sigprocmask(SIG_SETMASK, &old, NULL);
+		/* As Node's spawn leaves them: every signal's default action, none blocked (a
+		 * shell starts background jobs with SIGINT and SIGQUIT ignored: the helper would
+		 * never hear one, and the command would start ignoring it). */
+		for (int s = 1; s < NSIG; s++)
+			if (s != SIGKILL && s != SIGSTOP)
+				signal(s, SIG_DFL);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		execl(helper, helper, (char *)NULL);
 		fprintf(stderr, "tsrun: cannot run the native helper %s: %s\n", helper, strerror(errno));
 		_exit(125);
@@ -572,6 +610,14 @@ static int run_helper(const char *plan)
 				*rest++ = '\0';
 			if (strcmp(line, "error") == 0) {
 				waitpid(pid, NULL, 0);
+				/* The helper refused the plan itself (step 0, before any clone):
+				 * nothing ran. A plan it cannot read is not used again; Node's
+				 * exec writes it anew, and says what is wrong if anything is. */
+				if (rest && strncmp(rest, "0 plan ", 7) == 0) {
+					char path[PATH_MAX];
+					unlink(path_in(path, dir, "exec.plan"));
+					slow();
+				}
 				step_error(rest ? rest : (char *)"");
 			} else if (strcmp(line, expecting) == 0 && strcmp(line, "pid") == 0) {
 				if (write(fd, "go\n", 3) != 3)
@@ -660,8 +706,15 @@ static int parse_exec(int argc, char **argv, int i, struct request *r, const cha
 int main(int argc, char **argv)
 {
 	args_given = argv;
-	if (geteuid() != 0)
-		slow(); /* a rootless store and its user namespace are Node's business */
+	/* A rootless store and its user namespace are Node's business (so is root in tsrun's own
+	 * user namespace, TSRUN_USERNS: src/rootless.ts). */
+	if (geteuid() != 0 || getenv("TSRUN_USERNS"))
+		slow();
+	/* Node opens /dev/null on a closed fd 0-2 before anything else; so must we, or the
+	 * socket to the helper could take one of them. */
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
+			slow();
 	if (getenv("TSRUN_ROOT") && *getenv("TSRUN_ROOT"))
 		root = getenv("TSRUN_ROOT");
 	int i = 1;
@@ -688,5 +741,5 @@ int main(int argc, char **argv)
 	char *plan = pid > 0 ? build_plan(dir, pid, &r) : NULL;
 	if (!plan)
 		slow();
-	return run_helper(plan);
+	return run_helper(plan, dir);
 }

@@ -2,12 +2,12 @@
 // no_new_privs and user as its first process. The helper joins the container's PID namespace
 // (setns before fork: only children are affected) and the child enters the others, the mount
 // namespace last, since after it the root is the container's.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { TsrunError } from '../errors.js';
 import type { OciSpec } from '../namespaces/spec.js';
 import { encodeField, serializePlan, type Plan, type Step } from '../namespaces/plan.js';
-import { HelperProcess, type TraceLine } from '../namespaces/helper.js';
+import { HelperProcess, helperPath, type TraceLine } from '../namespaces/helper.js';
 import { seccompStepArg } from '../seccomp/index.js';
 import type { Found } from './lookup.js';
 import { resolveUser } from './user.js';
@@ -115,7 +115,10 @@ const PLAIN: ExecRequest = { args: ['true'], env: [], tty: false, interactive: f
 export function writeExecTemplate(storeRoot: string, found: Found, spec: OciSpec, cgroupProcs: string[], cgroupPaths: Record<string, string>): void {
   // Rootless: the front does not know the user's store or namespaces; Node does it all.
   if (spec.annotations['io.tsrun.rootless'] === 'true') return;
-  const header = ['tsrun-exec 1', `boot ${encodeField(currentBootId())}`];
+  // The helper build it was written for, as the front compares it: a rebuilt tsrun (an
+  // upgrade, whose plans may differ) takes Node's path, which writes the plan anew.
+  const helper = statSync(helperPath(), { bigint: true });
+  const header = ['tsrun-exec 1', `boot ${encodeField(currentBootId())}`, `helper ${helper.size}-${helper.mtimeNs}`];
   if (cgroupPaths.freezer) header.push(`freezer ${encodeField(join(cgroupPaths.freezer, 'freezer.state'))}`);
   if (cgroupPaths.unified) header.push(`events ${encodeField(join(cgroupPaths.unified, 'cgroup.events'))}`);
   writeFileAtomic(found.paths.execPlan, `${header.join('\n')}\n${serializePlan(buildExecPlan(spec, found, 0, cgroupProcs, PLAIN, storeRoot))}`);

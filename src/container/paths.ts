@@ -1,6 +1,6 @@
 // Where a container's files live under the store root (DESIGN.md "Images and storage"):
 //   containers/<id>/  container.json config.json state.json status ctr.log lock attach.sock
-//                     upper/ work/ rootfs/ hostname hosts resolv.conf
+//                     upper/ work/ rootfs/ hostname hosts resolv.conf stop-requested exec.plan
 //   names/<name> -> ../containers/<id>   (a symlink: creating it is the atomic name reservation)
 import { join } from 'node:path';
 
@@ -26,7 +26,8 @@ export class ContainerPaths {
   get log(): string {
     return join(this.dir, 'ctr.log');
   }
-  /** Present when `stop` asked the container to stop: its monitor must not restart it. */
+  /** Present when `stop` or `rm -f` asked the container to stop: its monitor must not restart
+   * it. It names the tsrun that asked (pid@start time), which cleans up while it lives. */
   get stopFile(): string {
     return join(this.dir, 'stop-requested');
   }

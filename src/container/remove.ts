@@ -22,7 +22,12 @@ export async function removeContainer(storeRoot: string, found: Found, force: bo
     }
     // A restart policy must not bring it back between the kill and the removal.
     requestStop(found);
-    await killContainer(found, 'SIGKILL');
+    try {
+      await killContainer(found, 'SIGKILL');
+    } catch (err) {
+      // It ended on its own meanwhile: removed all the same, as docker's rm -f does.
+      if (!can.remove(observe(found.paths).status)) throw err;
+    }
     if (!(await waitNotRunning(found, 10_000))) {
       throw new TsrunError('ESTATE', `container ${found.record.name} did not stop after SIGKILL`);
     }

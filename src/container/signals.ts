@@ -4,6 +4,7 @@ import { writeFileNamed } from '../sys/atomic.js';
 import { TsrunError } from '../errors.js';
 import { detectCgroups, openDriver } from '../cgroups/index.js';
 import { withLock } from '../sys/lock.js';
+import { selfToken } from '../sys/proc.js';
 import { cleanupContainer } from './cleanup.js';
 import type { Found } from './lookup.js';
 import { InvalidTransitionError, can, observe, type Observed } from './status.js';
@@ -78,9 +79,13 @@ export async function stopContainer(storeRoot: string, found: Found, timeoutSec 
   await cleanupContainer(storeRoot, found.record.id, { autoRemove: true });
 }
 
-/** Tell the monitor the container is being stopped on purpose: its restart policy must not bring it back. */
+/**
+ * Tell the monitor the container is being stopped on purpose: its restart policy must not bring
+ * it back. The file names this process: while it runs, the monitor leaves the cleanup to it
+ * (native/lifecycle.c), and runs its exit command if this process is gone.
+ */
 export function requestStop(found: Found): void {
-  writeFileNamed(found.paths.stopFile, '');
+  writeFileNamed(found.paths.stopFile, `${selfToken()}\n`);
 }
 
 /** docker wait: block until the container stops; its exit code. */

@@ -122,6 +122,8 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
           // Never under the inside's and the rules' feet: a rule added after detach would stay.
           await networkReady().catch(() => {});
           await detach(storeRoot, record.id);
+          // Its peers were told its name (refreshPeers below): they forget it with its address.
+          if (network) refreshPeers(storeRoot, network.name, record.id);
         });
         const att = await attach(storeRoot, {
           id: record.id,
@@ -130,7 +132,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
           ports: options.publish,
           aliases: options.networkAliases,
           ...(options.ip !== undefined && { ip: options.ip }),
-        });
+        }, { early: true });
         networkReady = att.ready;
         const { ip, gateway, mac, prefixLen, hostVeth, netnsPath, ports } = att;
         network = { name: att.network, ip, gateway, mac, prefixLen, hostVeth, netnsPath, ports };

@@ -173,12 +173,13 @@ async function reserve(stateDir: string, req: AttachRequest): Promise<{ ep: Endp
 }
 
 /**
- * Connect the container to a network. It returns once the namespace and the veth exist, so the
- * container's helper can start joining it; eth0's address and route inside it, and the port
- * rules, are made meanwhile: `ready()` waits for them (and detaches, and throws, if one
- * failed), and must be awaited before the container's program runs.
+ * Connect the container to a network: when it returns, everything is made. With `early`, it
+ * returns once the namespace and the veth exist, so the container's helper can start joining
+ * it, while eth0's address and route inside it and the port rules are made: `ready()` waits
+ * for them (and detaches, and throws, if one failed). It must be awaited before the container's
+ * program runs, and before anything undoes the attachment.
  */
-export async function attach(stateDir: string, req: AttachRequest): Promise<Attachment & { ready(): Promise<void> }> {
+export async function attach(stateDir: string, req: AttachRequest, opts: { early?: boolean } = {}): Promise<Attachment & { ready(): Promise<void> }> {
   validateContainerId(req.id);
   if (req.pid !== undefined && (!Number.isInteger(req.pid) || req.pid <= 0)) throw new TsrunError('EINTERNAL', `attach: invalid pid ${req.pid}`);
   ensureDirs(stateDir);
@@ -202,10 +203,14 @@ export async function attach(stateDir: string, req: AttachRequest): Promise<Atta
       throw wrap('ENETWORK', `attach container ${short} to network ${ep.network}`, failed.reason);
     }
   };
-  try {
-    await hostSide;
-  } catch {
-    await ready(); // throws: the host side's error, after the rest has settled
+  if (opts.early) {
+    try {
+      await hostSide;
+    } catch {
+      await ready(); // throws: the host side's error, after the rest has settled
+    }
+  } else {
+    await ready();
   }
   const { network, bridge, ip, prefixLen, gateway, mac, mtu, hostVeth, netnsPath, ports } = ep;
   return { network, bridge, ip, prefixLen, gateway, mac, mtu, hostVeth, netnsName: ep.netnsName, netnsPath, ports, hostsEntries: hostsEntries(stateDir, req.id), ready };

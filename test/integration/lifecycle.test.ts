@@ -2,7 +2,7 @@
 // logs, exec, stop/kill/rm/wait, restart policies, pause, rename, inspect, crash recovery,
 // and many containers and CLIs at once.
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describePrivileged, TestEnv, type Result } from './helpers/env.js';
@@ -183,6 +183,25 @@ describePrivileged('container lifecycle', () => {
     await sleep(1500);
     expect(t('ps', '-a', '--filter', 'name=fg', '--format', '{{.State}}').stdout).toBe('exited\n');
     expect(t('rm', 'fg').status).toBe(0);
+  });
+
+  it('a stop killed mid-way leaves the end to the monitor: the container is released when it ends', async () => {
+    detach('--name', 'abandoned', image, 'sh', '-c', 'trap "" TERM; while :; do sleep 0.1; done');
+    const state = () => JSON.parse(readFileSync(join(env.root, 'containers', inspect('abandoned').Id, 'state.json'), 'utf8'));
+    const cgroups = Object.values(state().cgroupPaths as Record<string, string>);
+    expect(cgroups.length).toBeGreaterThan(0);
+    // The stop names itself in the stop file, then waits for a TERM that is ignored: killed there.
+    const stop = env.spawn(['stop', '-t', '30', 'abandoned']);
+    const stopFile = join(env.root, 'containers', inspect('abandoned').Id, 'stop-requested');
+    await until(() => existsSync(stopFile));
+    stop.kill('SIGKILL');
+    await new Promise((r) => stop.on('exit', r));
+    // Ended another way: the monitor finds its stopper gone and runs its exit command, which
+    // releases the cgroups (a live stopper would have done it itself).
+    expect(t('kill', 'abandoned').status).toBe(0);
+    await until(() => cgroups.every((c) => !existsSync(c)) && state().cleanedUp === true);
+    expect(inspect('abandoned').State.Running).toBe(false);
+    expect(t('rm', 'abandoned').status).toBe(0);
   });
 
   it('starts and removes 50 detached containers, and takes 20 CLIs at once', async () => {
