@@ -1,7 +1,7 @@
 // stop, kill, restart, wait: signals to a container's first process, with docker's semantics.
 import { constants } from 'node:os';
 import { writeFileNamed } from '../sys/atomic.js';
-import { TsrunError } from '../errors.js';
+import { TsrunError, errnoOf } from '../errors.js';
 import { detectCgroups, openDriver } from '../cgroups/index.js';
 import { withLock } from '../sys/lock.js';
 import { selfToken } from '../sys/proc.js';
@@ -85,7 +85,14 @@ export async function stopContainer(storeRoot: string, found: Found, timeoutSec 
  * (native/lifecycle.c), and runs its exit command if this process is gone.
  */
 export function requestStop(found: Found): void {
-  writeFileNamed(found.paths.stopFile, `${selfToken()}\n`);
+  try {
+    writeFileNamed(found.paths.stopFile, `${selfToken()}\n`);
+  } catch (err) {
+    // A full disk has no block for the name; an empty file needs none. It stops the restarts
+    // all the same, and names nobody: the monitor runs its exit command (a cleanup more).
+    if (errnoOf(err) !== 'ENOSPC' && errnoOf(err) !== 'EDQUOT') throw err;
+    writeFileNamed(found.paths.stopFile, '');
+  }
 }
 
 /** docker wait: block until the container stops; its exit code. */
