@@ -1,8 +1,9 @@
 // The bench harness: time whole commands over repeated runs and print a markdown table.
 // Every engine is measured by the same procedure in the same run, so the rows compare.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** Run `argv` `runs` times (after `warmup` untimed runs); returns wall-time stats in ms. */
 export function timeCommand(argv, { runs = 20, warmup = 3, env, before } = {}) {
@@ -32,12 +33,15 @@ export function have(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
 
+/** Rows that carry `load` (the 1-minute load average when they were measured) get a column for it. */
 export function table(title, rows, unit = 'ms') {
   const f = (x) => (typeof x === 'number' ? x.toFixed(1) : x);
-  const out = [`### ${title}`, '', `| command | median ${unit} | min | max | runs |`, '| --- | ---: | ---: | ---: | ---: |'];
+  const load = rows.some((r) => r.load !== undefined);
+  const out = [`### ${title}`, '', `| command | median ${unit} | min | max | runs |${load ? ' load |' : ''}`, `| --- | ---: | ---: | ---: | ---: |${load ? ' ---: |' : ''}`];
   for (const r of rows) {
-    if (r.skipped) out.push(`| ${r.name} | n/a | | | ${r.skipped} |`);
-    else out.push(`| ${r.name} | ${f(r.median)} | ${f(r.min)} | ${f(r.max)} | ${r.runs} |`);
+    const l = load ? ` ${r.load?.toFixed(2) ?? ''} |` : '';
+    if (r.skipped) out.push(`| ${r.name} | n/a | | | ${r.skipped} |${l}`);
+    else out.push(`| ${r.name} | ${f(r.median)} | ${f(r.min)} | ${f(r.max)} | ${r.runs} |${l}`);
   }
   return out.join('\n') + '\n';
 }
@@ -66,8 +70,11 @@ export function unmountUnder(dir) {
  * return the client argv that talks to it; its stop is pushed onto `cleanups`. The client is the
  * one packaged with dockerd when there is one (/usr/bin/docker of docker.io): a newer CLI
  * elsewhere on PATH may lack the builder the daemon speaks (docker 23+ needs buildx for BuildKit).
+ * `bridge: { name, cidr }` (e.g. { name: 'td42', cidr: '10.213.243.1/24' }) gives dockerd a
+ * default bridge of its own instead of none: made here, deleted after dockerd stops. With
+ * --iptables=false docker adds no rules for it; without -p it would add none per container anyway.
  */
-export function startDockerd(work, cleanups) {
+export function startDockerd(work, cleanups, { bridge } = {}) {
   if (!have('dockerd')) throw new Error('dockerd not installed (apt-get install docker.io)');
   const client = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
   const sock = `unix://${join(work, 'docker.sock')}`;
@@ -75,7 +82,15 @@ export function startDockerd(work, cleanups) {
   // made are removed after it stops (rmdir removes only empty cgroups).
   const cgroups = readdirSync('/sys/fs/cgroup').map((h) => join('/sys/fs/cgroup', h, 'docker')).filter((c) => !existsSync(c));
   cleanups.push(() => cgroups.forEach(rmdirTree));
-  const d = spawn('dockerd', ['--iptables=false', '--bridge=none', '--data-root', join(work, 'docker'), '--exec-root', join(work, 'docker-exec'),
+  if (bridge) {
+    // Pushed before dockerd's stop, so it runs after it (cleanups run in reverse).
+    cleanups.push(() => spawnSync('ip', ['link', 'del', bridge.name], { stdio: 'ignore' }));
+    for (const args of [['link', 'add', 'name', bridge.name, 'type', 'bridge'], ['addr', 'add', bridge.cidr, 'dev', bridge.name], ['link', 'set', bridge.name, 'up']]) {
+      const r = spawnSync('ip', args, { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr.trim()}`);
+    }
+  }
+  const d = spawn('dockerd', ['--iptables=false', `--bridge=${bridge?.name ?? 'none'}`, '--data-root', join(work, 'docker'), '--exec-root', join(work, 'docker-exec'),
     '-H', sock, '--pidfile', join(work, 'docker.pid')], { stdio: 'ignore' });
   // dockerd is our child: once it exits it stays a zombie until this process ends, so only
   // wait (bounded) for it to stop being a running process.
@@ -114,4 +129,192 @@ export function peakRss(argv, { env } = {}) {
   if (r.status !== 0) throw new Error(`${argv[0]} failed (status ${r.status}):\n${stderr.slice(-2000)}`);
   const kb = Number(/peak-rss-kb (\d+)\s*$/.exec(stderr)?.[1]);
   return { kb, ms, stderr };
+}
+
+/**
+ * The `tsrun` command as users run it: the native front when the build has one (it execs node
+ * for most commands), else dist/tsrun.cjs run as an executable, so that its shebang
+ * (`#!/usr/bin/env node`) picks the node on PATH.
+ */
+export function tsrunCommand(build) {
+  const front = join(build, 'native/build/tsrun');
+  if (existsSync(front)) return { argv: [front], how: `${front} (the native front)` };
+  const launcher = join(build, 'dist/tsrun.cjs');
+  return { argv: [launcher], how: `${launcher} (run as an executable: #!/usr/bin/env node)` };
+}
+
+/**
+ * Remove everything a bench made with tsrun under `root`: its containers (one rm -f), the default
+ * network's bridge and firewall rules (network prune), the cgroup parent's directories.
+ */
+export function cleanupTsrun(tsrun, env, cgroupParent) {
+  const t = (...args) => spawnSync(tsrun[0], [...tsrun.slice(1), ...args], { env, encoding: 'utf8' });
+  const ids = t('ps', '-aq').stdout?.split('\n').filter(Boolean) ?? [];
+  if (ids.length > 0) t('rm', '-f', ...ids);
+  t('network', 'prune', '-f');
+  for (const h of readdirSync('/sys/fs/cgroup')) rmdirTree(join('/sys/fs/cgroup', h, cgroupParent));
+}
+
+/**
+ * podman with its storage, run and tmp dirs under `work` (argv returned; its reset pushed onto
+ * `cleanups`). What podman still makes outside them on its default network (CNI here: the bridge
+ * cni-podman0, the firewall plugin's CNI-* chains, /var/lib/cni), its runtimes' state dirs
+ * (/run/crun, /run/runc) and its cgroups are removed after the reset when a bench made them.
+ * "A bench", not "this one": two benches may run at once, and the second finds what the first
+ * made; the first records it in PODMAN_MADE, and whichever ends last with the network unused
+ * removes it.
+ */
+export function startPodman(work, cleanups) {
+  if (!have('podman')) throw new Error('podman not installed');
+  const podman = ['podman', '--root', join(work, 'podman'), '--runroot', join(work, 'podman-run'), '--tmpdir', join(work, 'podman-tmp'),
+    '--storage-driver', 'overlay'];
+  // With the cgroupfs manager podman makes libpod_parent in each hierarchy and leaves it.
+  const cgroups = readdirSync('/sys/fs/cgroup').map((h) => join('/sys/fs/cgroup', h, 'libpod_parent')).filter((c) => !existsSync(c));
+  const made = readMade() ?? { paths: PODMAN_PATHS.filter((p) => !existsSync(p)), rules: cniRules() };
+  writeFileSync(PODMAN_MADE, JSON.stringify(made));
+  cleanups.push(() => {
+    spawnSync(podman[0], [...podman.slice(1), 'rm', '-a', '-f', '-t', '0'], { stdio: 'ignore' });
+    spawnSync(podman[0], [...podman.slice(1), 'system', 'reset', '-f'], { stdio: 'ignore' });
+    cgroups.forEach(rmdirTree);
+    // Another bench's podman may be on that network now: its veths on the bridge, its
+    // addresses reserved in /var/lib/cni. Then that bench removes it all when it ends.
+    if (entries('/sys/class/net/cni-podman0/brif').length > 0 || entries('/var/lib/cni/networks/podman').some((f) => /^\d/.test(f))) return;
+    for (const p of made.paths) {
+      if (p.startsWith('/sys/class/net/')) spawnSync('ip', ['link', 'del', p.split('/').pop()], { stdio: 'ignore' });
+      else if (p === '/var/lib/cni') rmSync(p, { recursive: true, force: true });
+      else rmdirIfEmpty(p);
+    }
+    // The rules podman added: deleted, then its chains, in one iptables-restore per table.
+    const byTable = new Map();
+    for (const l of cniRules().filter((x) => !made.rules.includes(x))) {
+      const [table, rule] = l.split('\t');
+      if (!byTable.has(table)) byTable.set(table, { del: [], chains: new Set() });
+      const t = byTable.get(table);
+      if (rule.startsWith('-A ')) t.del.push(`-D ${rule.slice(3)}`);
+      else if (rule.startsWith(':')) t.chains.add(rule.slice(1).split(' ')[0]);
+    }
+    for (const [table, { del, chains }] of byTable) {
+      const lines = [...del, ...[...chains].map((c) => `-F ${c}`), ...[...chains].map((c) => `-X ${c}`)];
+      spawnSync('iptables-restore', ['--noflush', '-w'], { input: `*${table}\n${lines.join('\n')}\nCOMMIT\n`, stdio: ['pipe', 'ignore', 'ignore'] });
+    }
+    rmSync(PODMAN_MADE, { force: true });
+  });
+  mkdirSync(join(work, 'podman-tmp'), { recursive: true });
+  return podman;
+}
+
+/** What benches' podman made outside their work dirs (see startPodman); gone with a reboot. */
+const PODMAN_MADE = '/run/tsrun-bench-podman.json';
+const PODMAN_PATHS = ['/sys/class/net/cni-podman0', '/var/lib/cni', '/run/crun', '/run/runc'];
+
+function rmdirIfEmpty(dir) {
+  try {
+    rmdirSync(dir);
+  } catch {
+    // not empty: a runtime's state of someone's container is in it
+  }
+}
+
+function readMade() {
+  try {
+    return JSON.parse(readFileSync(PODMAN_MADE, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+function entries(dir) {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/** iptables-save lines that name CNI chains, as "table\tline", counters left out. */
+function cniRules() {
+  const out = spawnSync('iptables-save', [], { encoding: 'utf8' }).stdout ?? '';
+  let table = '';
+  const lines = [];
+  for (const l of out.split('\n')) {
+    if (l.startsWith('*')) table = l.slice(1);
+    else if (/CNI-/.test(l)) lines.push(`${table}\t${l.replace(/ \[\d+:\d+\]$/, '')}`);
+  }
+  return lines;
+}
+
+/**
+ * What of a bench could be on the host, by its names: links, iptables lines and cgroups (a
+ * hierarchy's children) that contain one of `names`, and tsrun-* and cni-* network namespaces.
+ * Taken before and after a run, the lines only the second has are what the run left (or what
+ * another user made meanwhile: network namespaces of their containers would show too).
+ */
+export function hostState(names) {
+  const has = (l) => names.some((n) => l.includes(n));
+  const found = [];
+  for (const l of spawnSync('ip', ['-o', 'link'], { encoding: 'utf8' }).stdout.split('\n')) if (has(l)) found.push(`link: ${l.split(':')[1].trim()}`);
+  for (const l of spawnSync('iptables-save', [], { encoding: 'utf8' }).stdout.split('\n')) if (has(l)) found.push(`iptables: ${l.replace(/ \[\d+:\d+\]$/, '')}`);
+  for (const h of readdirSync('/sys/fs/cgroup')) {
+    try {
+      for (const c of readdirSync(join('/sys/fs/cgroup', h))) if (has(c)) found.push(`cgroup: ${h}/${c}`);
+    } catch {
+      // not a directory
+    }
+  }
+  const netns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.split(' ')[0]);
+  for (const n of netns) if (/^(tsrun|cni)-/.test(n)) found.push(`netns: ${n}`);
+  return found;
+}
+
+/**
+ * What hostState(names) has now and did not have `before` (a Set of its lines); a network
+ * namespace only if it is still there 2 s later: another user's containers come and go.
+ */
+export function leftBehind(names, before) {
+  const first = hostState(names).filter((l) => !before.has(l));
+  if (!first.some((l) => l.startsWith('netns:'))) return first;
+  spawnSync('sleep', ['2']);
+  const again = new Set(hostState(names));
+  return first.filter((l) => !l.startsWith('netns:') || again.has(l));
+}
+
+/**
+ * `count` IPv4 subnets of prefix length `prefixLen` inside `within` (a CIDR) that overlap no route
+ * of the host: the ones another bench (or a test) running meanwhile has not taken for its bridge.
+ */
+export function freeSubnets(within, prefixLen, count) {
+  const ip = (s) => s.split('.').reduce((a, b) => a * 256 + Number(b), 0);
+  const text = (n) => [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join('.');
+  // /proc/net/route: destination and mask in hex, host byte order (little-endian here).
+  const le = (hex) => Number.parseInt(hex.match(/../g).reverse().join(''), 16);
+  const routes = readFileSync('/proc/net/route', 'utf8').split('\n').slice(1).map((l) => l.trim().split(/\s+/)).filter((f) => f.length >= 8)
+    .map((f) => ({ base: le(f[1]), size: 2 ** 32 - le(f[7]) })).filter((r) => r.size < 2 ** 32);
+  const [base, len] = within.split('/');
+  const size = 2 ** (32 - prefixLen);
+  const free = [];
+  for (let b = ip(base); b < ip(base) + 2 ** (32 - Number(len)) && free.length < count; b += size) {
+    if (!routes.some((r) => b < r.base + r.size && r.base < b + size)) free.push(`${text(b)}/${prefixLen}`);
+  }
+  if (free.length < count) throw new Error(`no ${count} free /${prefixLen} subnets left in ${within} (host routes take them)`);
+  return free;
+}
+
+/**
+ * Other benches and test runs on this machine now (their command lines): they share its cores,
+ * and a table measured meanwhile says so.
+ */
+export function othersRunning() {
+  const benches = readdirSync(dirname(fileURLToPath(import.meta.url))).filter((f) => f.endsWith('.mjs') && f !== 'harness.mjs');
+  const found = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid)) {
+    let cmd;
+    try {
+      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+    } catch {
+      continue; // gone meanwhile
+    }
+    const node = /^(\S*\/)?node /.test(cmd);
+    if (node && (/\bvitest\b/.test(cmd) || benches.some((b) => cmd.includes(`${b} `) || cmd.endsWith(b)))) found.push(`${pid}: ${cmd.slice(0, 120)}`);
+  }
+  return found;
 }
