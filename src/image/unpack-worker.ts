@@ -10,8 +10,11 @@
 //
 //   this thread (unpackInWorker)                    worker (unpack-worker-thread.ts)
 //     ── {job: n, start: {dir, compression, options}} ─▶
-//     ── {job: n, chunk: ArrayBuffer} (transferred) ──▶  queue → [gunzip|zstd] → sha256 → tar → fs
-//     ◀─ {job: n, ack: bytes} ──────────────────────────  as each chunk leaves the queue
+//     ── {job: n, chunk: ArrayBuffer, length} ────────▶  queue → [gunzip|zstd] → sha256 → tar → fs
+//        (transferred)
+//     ◀─ {job: n, ack: bytes, [buffer]} ────────────────  as each chunk is taken: by the
+//        decompressor, which then gives its buffer back (transferred) for the next chunk; else
+//        as it leaves the queue (a plain tar's chunks live on in the tar parser's slices)
 //        (at most WINDOW bytes unacknowledged: the download waits for the unpacker)
 //     ── {job: n, end: true} or {job: n, abort: true} ─▶
 //     ◀─ {job: n, done: UnpackResult} or {job: n, error: WireError}
@@ -28,6 +31,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { TsrunError, type ErrorCode } from '../errors.js';
+import { keepFreedMemory } from '../sys/libc.js';
 import { decompress, type Compression } from './compression.js';
 import type { UnpackOptions, UnpackResult } from './unpack.js';
 
@@ -37,8 +41,8 @@ export interface JobInput {
   options: UnpackOptions;
 }
 
-export type ToWorker = { job: number } & ({ start: JobInput } | { chunk: ArrayBuffer } | { end: true } | { abort: true });
-export type FromWorker = { job: number } & ({ ack: number } | { done: UnpackResult } | { error: WireError });
+export type ToWorker = { job: number } & ({ start: JobInput } | { chunk: ArrayBuffer; length: number } | { end: true } | { abort: true });
+export type FromWorker = { job: number } & ({ ack: number; buffer?: ArrayBuffer } | { done: UnpackResult } | { error: WireError });
 
 /** An error as plain data: what structured clone would drop (code, errno, cause) kept. */
 export interface WireError {
@@ -55,7 +59,7 @@ export interface WireError {
 }
 
 /** Bytes copied into one message: fewer, larger messages; each still a small part of WINDOW. */
-const BATCH = 256 * 1024;
+export const BATCH = 256 * 1024;
 /** Bytes sent and not yet taken by the worker: bounds memory per layer, keeps the worker fed. */
 const WINDOW = 4 * 1024 * 1024;
 const IDLE_MS = 2000;
@@ -115,11 +119,39 @@ class PooledWorker {
 const pool: PooledWorker[] = [];
 let jobs = 0;
 
+/**
+ * The message buffers the workers gave back, for the next chunks. A fresh buffer costs a page
+ * fault per 4 KiB the first time it is written (64 for a batch), and a pull moves its layers
+ * through these buffers: reused, the memory is touched once. Kept up to what the jobs of a
+ * pull have in flight (WINDOW each, three at a time).
+ */
+const spare: ArrayBuffer[] = [];
+const MAX_SPARE = (3 * WINDOW) / BATCH + 3;
+
+function batchBuffer(): Buffer {
+  const ab = spare.pop();
+  // allocUnsafeSlow: an ArrayBuffer of its own (never Node's shared pool, so it can be
+  // transferred), not zero-filled first.
+  return ab ? Buffer.from(ab) : Buffer.allocUnsafeSlow(BATCH);
+}
+
+function giveBack(ab: ArrayBuffer): void {
+  if (ab.byteLength === BATCH && spare.length < MAX_SPARE) spare.push(ab);
+}
+
+/** How many batch buffers wait for reuse (for tests: whether the workers give them back). */
+export function spareBuffers(): number {
+  return spare.length;
+}
+
 /** An idle worker, else a new one while there are fewer than cores, else the least busy one. */
 function pick(): PooledWorker {
   let best: PooledWorker | undefined;
   for (const w of pool) if (!best || w.jobs.size < best.jobs.size) best = w;
   if (!best || (best.jobs.size > 0 && pool.length < MAX_WORKERS)) {
+    // The layers' buffers (network reads, these messages, the decompressed output) are freed
+    // and allocated again all through an unpack: kept, their memory is touched once.
+    if (pool.length === 0) keepFreedMemory();
     best = new PooledWorker();
     pool.push(best);
   }
@@ -153,6 +185,7 @@ export async function unpackInWorker(
     w.add(job, {
       message: (m) => {
         if ('ack' in m) {
+          if (m.buffer) giveBack(m.buffer);
           inflight -= m.ack;
           if (inflight < WINDOW) wake?.();
         } else if ('done' in m) settle(() => resolve(m.done));
@@ -165,34 +198,31 @@ export async function unpackInWorker(
   const post = (m: ToWorker, transfer?: ArrayBuffer[]): void => w.worker.postMessage(m, transfer);
   post({ job, start: { dir, compression, options } });
 
-  let batch: Uint8Array[] = [];
+  // Chunks are copied as they come into a batch buffer, which goes (transferred) when full:
+  // the source's own buffers may still be in use, by the blob file write for one.
+  let batch = batchBuffer();
   let batched = 0;
   const send = (): void => {
-    // A copy, transferred (not cloned again): the source's own buffers may still be in use, by
-    // the blob file write for one. allocUnsafeSlow gives it an ArrayBuffer of its own (never
-    // Node's shared pool, so it can be transferred), not zero-filled first.
-    const copy = Buffer.allocUnsafeSlow(batched);
-    let off = 0;
-    for (const c of batch) {
-      copy.set(c, off);
-      off += c.length;
-    }
-    const ab = copy.buffer as ArrayBuffer;
-    post({ job, chunk: ab }, [ab]);
+    const ab = batch.buffer as ArrayBuffer;
+    post({ job, chunk: ab, length: batched }, [ab]);
     inflight += batched;
-    batch = [];
+    batch = batchBuffer();
     batched = 0;
   };
   try {
     for await (const chunk of source) {
       if (settled) break; // the worker failed: stop reading (and downloading)
-      if (chunk.length === 0) continue;
-      batch.push(chunk);
-      batched += chunk.length;
-      if (batched < BATCH) continue;
-      send();
-      while (inflight >= WINDOW && !settled) await new Promise<void>((r) => (wake = r));
-      wake = undefined;
+      for (let off = 0; off < chunk.length; ) {
+        const n = Math.min(chunk.length - off, BATCH - batched);
+        batch.set(chunk.subarray(off, off + n), batched);
+        batched += n;
+        off += n;
+        if (batched < BATCH) continue;
+        send();
+        while (inflight >= WINDOW && !settled) await new Promise<void>((r) => (wake = r));
+        wake = undefined;
+        if (settled) break;
+      }
     }
     if (!settled) {
       if (batched > 0) send();
@@ -205,6 +235,8 @@ export async function unpackInWorker(
     await outcome.catch(() => {});
     const { unpackError } = await import('./unpack.js');
     throw unpackError(err);
+  } finally {
+    giveBack(batch.buffer as ArrayBuffer); // never sent: sending replaces it
   }
   return outcome;
 }

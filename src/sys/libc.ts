@@ -236,11 +236,28 @@ export function unlock(fd: number): void {
   if (errno !== 0) failWith(errno, 'flock');
 }
 
+// ---- memory ---------------------------------------------------------------------------------
+
+/**
+ * Lets glibc keep freed memory for the next allocations instead of handing it back to the
+ * kernel (see native/node/sys.c): for the commands that stream layers, whose buffers would
+ * otherwise fault in anew, page by page. Process-wide and lasting; false where it could not
+ * be set (not glibc, or no addon built), which only costs speed.
+ */
+export function keepFreedMemory(): boolean {
+  try {
+    return addon().keepFreedMemory(256 * 1024 * 1024, 4 * 1024 * 1024);
+  } catch {
+    return false;
+  }
+}
+
 /** native/build/tsrun-sys.node (native/node/sys.c): what hot paths need, without loading koffi. */
 interface SysAddon {
   /** 0, or the errno of the failed call. */
   flock(fd: number, operation: number): number;
   umount2(path: string, flags: number): number;
+  keepFreedMemory(trimBytes: number, mmapBytes: number): boolean;
 }
 
 let sys: SysAddon | undefined;
