@@ -28,15 +28,14 @@ export function register(program: Command): void {
       .option('--no-trunc', 'do not truncate IDs and commands')
       .action(action(async (flags: PsFlags, cmd: Command) => {
         const { root } = globalOptions(cmd);
-        const [{ listContainers, summarize, humanDuration }, { reconcile }] = await Promise.all([
-          import('../src/container/inspect.js'),
-          import('../src/container/cleanup.js'),
-        ]);
+        const { listContainers, summarize, humanDuration } = await import('../src/container/list.js');
         // One line however many could not be released (a full disk says the same for each).
         const unreleased: Array<{ id: string; err: unknown }> = [];
         let listed = listContainers(root);
         const orphaned = listed.filter((c) => c.seen.orphaned).map((c) => c.record.id);
         if (orphaned.length > 0) {
+          // Only then the cleanup's modules (cgroups, networks, volumes): most ps have none.
+          const { reconcile } = await import('../src/container/cleanup.js');
           await reconcile(root, (id, err) => unreleased.push({ id, err }), orphaned);
           listed = listContainers(root);
         }

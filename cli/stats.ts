@@ -34,7 +34,7 @@ export function register(program: Command): void {
       const { root } = globalOptions(cmd);
       const [{ findContainer }, { listContainers }, { sample, statsRow }] = await Promise.all([
         import('../src/container/lookup.js'),
-        import('../src/container/inspect.js'),
+        import('../src/container/list.js'),
         import('../src/container/stats.js'),
       ]);
       const targets = () =>

@@ -1,14 +1,12 @@
 // Healthchecks, daemonless. This file is the TypeScript half: docker's --health-* flags, merged
 // over the image's HEALTHCHECK field by field into the container's Config.Healthcheck; what the
-// monitor is told to run (native/health.c runs the probe inside the container on schedule and
-// keeps the results); and the health file it writes, which `inspect` shows as State.Health and
-// `ps` as "(healthy)".
+// monitor is told to run (health-plan.ts; native/health.c runs the probe inside the container on
+// schedule and keeps the results); and the health file it writes, which `inspect` shows as
+// State.Health and `ps` as "(healthy)".
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { flagError, TsrunError } from '../errors.js';
 import type { ImageRunConfig } from '../oci/types.js';
-import { processSteps, type HealthPlan } from '../namespaces/plan.js';
-import type { OciSpec } from '../namespaces/spec.js';
 import { goDuration } from '../sys/go-duration.js';
 
 /** docker's HealthConfig: Test is ["CMD", ...], ["CMD-SHELL", "cmd"], ["NONE"], or [] (the image's); durations in ns, 0 or absent: the default. */
@@ -135,19 +133,6 @@ export function probeOf(h: HealthConfig | undefined): Probe | undefined {
     startPeriod: h.StartPeriod || HEALTH_DEFAULTS.startPeriod,
     retries: h.Retries || HEALTH_DEFAULTS.retries,
   };
-}
-
-/**
- * What the monitor needs to run the healthcheck: the schedule, and the probe's steps — those
- * that make the container's own process who it is (rlimits, no_new_privs, seccomp, user,
- * capabilities, working directory, environment), without a terminal, ending in the probe's exec.
- * The monitor joins the container's namespaces and cgroups before them (native/health.c).
- */
-export function healthPlan(spec: OciSpec, healthcheck: HealthConfig | undefined, file: string): HealthPlan | undefined {
-  const probe = probeOf(healthcheck);
-  if (!probe) return undefined;
-  const steps = processSteps({ ...spec.process, terminal: false, args: probe.argv }, spec.linux.seccomp);
-  return { file, interval: probe.interval, timeout: probe.timeout, startPeriod: probe.startPeriod, retries: probe.retries, steps };
 }
 
 export type HealthStatus = 'starting' | 'healthy' | 'unhealthy';

@@ -5,7 +5,7 @@
 //
 // There is no daemon to ask: every number is read from the store and the kernel right now.
 import { firewallBackend } from '../netns/index.js';
-import { listContainers } from '../container/inspect.js';
+import { listContainers } from '../container/list.js';
 import { describeCgroups, type CgroupInfo } from './cgroups.js';
 import { registriesInfo, type RegistriesInfo } from './registries.js';
 import { storageInfo, type StorageInfo } from './storage.js';

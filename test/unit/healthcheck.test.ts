@@ -1,7 +1,8 @@
 // Healthchecks as data: docker's --health-* flags, the merge over the image's HEALTHCHECK, the
 // probe the monitor is given (schedule and steps), its plan lines, and ps's words.
 import { describe, expect, it } from 'vitest';
-import { healthPlan, healthSuffix, mergeHealthcheck, parseHealthFlags, probeOf } from '../../src/container/healthcheck.js';
+import { healthSuffix, mergeHealthcheck, parseHealthFlags, probeOf } from '../../src/container/healthcheck.js';
+import { healthPlan } from '../../src/container/health-plan.js';
 import { goDuration as parseGoDuration } from '../../src/sys/go-duration.js';
 import { buildPlan, serializePlan } from '../../src/namespaces/plan.js';
 import { createSpec } from '../../src/namespaces/spec.js';
