@@ -207,6 +207,7 @@ static const struct step_def steps[] = {
 	{"seccomp", 1, 1, step_seccomp},       {"chdir", 1, 1, step_chdir},
 	{"env", 1, 1, step_env},               {"init", 0, 0, step_init},
 	{"exec", 1, -1, step_exec},            {"lo-up", 0, 0, step_lo_up},
+	{"net-up", 4, 4, step_net_up},
 	{"setns", 2, 2, step_setns},           {"idmap-mount", 1, 1, step_idmap_mount},
 	{"sysctl", 2, 2, step_sysctl},         {"umask", 1, 1, step_umask},
 	{"wait-start", 1, 1, step_wait_start}, {"hooks", 0, 0, step_hooks},

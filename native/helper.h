@@ -212,6 +212,7 @@ extern int g_preserve_fds; /* main.c: --preserve-fds N (fds 4.. become the conta
  * with the step failed as exec would have failed */
 int exec_lookup(struct child *c, const char *file, char *out, size_t outlen);
 int step_lo_up(struct child *, char **, int);      /* net.c */
+int step_net_up(struct child *, char **, int);     /* net.c */
 int step_setns(struct child *, char **, int);      /* setns.c */
 int step_idmap_mount(struct child *, char **, int); /* userns.c */
 int step_sysctl(struct child *, char **, int);     /* sysctl.c */

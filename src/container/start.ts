@@ -8,6 +8,7 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { TsrunError } from '../errors.js';
 import { withDevices, type OciSpec } from '../namespaces/spec.js';
+import { inUserns, type PlanContext } from '../namespaces/plan.js';
 import { StepError, type ExitStatus, type TraceLine } from '../namespaces/helper.js';
 import { markNoIdmap, prepareContainerDirs, shiftedLayers, usernsFilesFor, type UsernsFiles } from '../namespaces/userns-files.js';
 import { detectCgroups, openDriver } from '../cgroups/index.js';
@@ -21,11 +22,13 @@ import { attachJoined } from './connect.js';
 import { waitNotRunning } from './signals.js';
 import { findContainer, type Found } from './lookup.js';
 import { recipeFor, refreshPeers, usesBridge, writeHosts } from './network.js';
+import type { Attachment } from '../netns/index.js';
 import { updateState, writeJsonAtomic, type ContainerRecord, type NetworkState } from './record.js';
 import { InvalidTransitionError, can, currentBootId, observe } from './status.js';
 import { containerDevices } from '../namespaces/devices.js';
 import { TerminalConnection, type WindowSize } from './attach.js';
-import { healthFile, healthPlan } from './healthcheck.js';
+import { healthFile } from './healthcheck.js';
+import { healthPlan } from './health-plan.js';
 
 export interface StartOptions {
   /** attached: the container uses these fds and tsrun waits; detached: /dev/null and a log. */
@@ -111,40 +114,48 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
       }
       crashPoint('start:cgroup-made');
 
-      // Bridge networks: the namespace and its veth exist before the container does, so
-      // every run of the container (restart policies) joins the same network.
+      // Bridge networks: the namespace and its veth exist before the container's first step, so
+      // every run of the container (restart policies) joins the same network. They are made
+      // while the helper starts (its child waits for "go" before it joins the namespace): once
+      // the address is reserved and `ip` runs, the helper is spawned meanwhile.
       let network: NetworkState | null = null;
       // The inside of the namespace and the port rules, made while the helper starts.
       let networkReady = async (): Promise<void> => {};
+      let attaching: Promise<Attachment & { ready(): Promise<void> }> | undefined;
+      let joinNetns: string | undefined;
+      let netUp: PlanContext['netUp'];
       if (usesBridge(options.network)) {
-        const { attach, detach } = await import('../netns/index.js');
-        undo.push(async () => {
-          // Never under the inside's and the rules' feet: a rule added after detach would stay.
-          await networkReady().catch(() => {});
-          await detach(storeRoot, record.id);
-          // Its peers were told its name (refreshPeers below): they forget it with its address.
-          if (network) refreshPeers(storeRoot, network.name, record.id);
-        });
-        const att = await attach(storeRoot, {
+        const { attach, detach, NETNS_DIR, netnsName } = await import('../netns/index.js');
+        // Its address, once reserved: the child sets it (net-up), unless in a user namespace.
+        let launched!: (address: { ip: string; prefixLen: number; gateway: string }) => void;
+        const reserved = new Promise<{ ip: string; prefixLen: number; gateway: string }>((resolve) => (launched = resolve));
+        const insideByChild = !inUserns(spec);
+        attaching = attach(storeRoot, {
           id: record.id,
           name: record.name,
           network: options.network,
           ports: options.publish,
           aliases: options.networkAliases,
           ...(options.ip !== undefined && { ip: options.ip }),
-        }, { early: true });
-        networkReady = att.ready;
-        const { ip, gateway, mac, prefixLen, hostVeth, netnsPath, ports } = att;
-        network = { name: att.network, ip, gateway, mac, prefixLen, hostVeth, netnsPath, ports };
-        writeHosts(storeRoot, record.id, recipeFor(record.hostname, options, att));
-        refreshPeers(storeRoot, att.network, record.id);
-        // The networks `network connect` added since it was created (`run`'s container has none).
-        if (!opts.fresh) await attachJoined(storeRoot, record);
-        crashPoint('start:network-attached');
+        }, { early: true, launched, insideByChild });
+        attaching.catch(() => {}); // awaited below, or by the undo
+        const pending = attaching;
+        undo.push(async () => {
+          // Never under the attachment's feet: a link or rule added after detach would stay.
+          const att = await pending.catch(() => undefined);
+          await att?.ready().catch(() => {});
+          await detach(storeRoot, record.id);
+          // Its peers were told its name (refreshPeers below): they forget it with its address.
+          if (network) refreshPeers(storeRoot, network.name, record.id);
+        });
+        joinNetns = `${NETNS_DIR}/${netnsName(record.id)}`;
+        // attach() may fail before it reserves (a taken --ip, say): then with its error, at once.
+        const address = await Promise.race([reserved, pending.then(() => undefined)]);
+        if (address && insideByChild) netUp = { ifname: 'eth0', ...address };
+      } else if (options.network.startsWith('container:')) {
+        // --network container:<x>: join that container's network namespace (docker's sharing mode).
+        joinNetns = sharedNetns(storeRoot, options.network.slice(10));
       }
-
-      // --network container:<x>: join that container's network namespace (docker's sharing mode).
-      const joinNetns = network?.netnsPath ?? (options.network.startsWith('container:') ? sharedNetns(storeRoot, options.network.slice(10)) : undefined);
 
       const detached = opts.attach === undefined;
       const health = healthPlan(spec, options.healthcheck, healthFile(paths.dir));
@@ -170,6 +181,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
           interactive: options.interactive && !detached,
           init: options.init,
           ...(joinNetns && { joinNetns }),
+          ...(netUp && { netUp }),
           monitor: {
             attachStdio: !detached,
             ...(record.logConfig.driver !== 'none' && { log: { path: paths.log, maxSize: record.logConfig.maxSize, maxFile: record.logConfig.maxFile } }),
@@ -191,6 +203,17 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
         undo,
       );
       crashPoint('start:helper-started');
+      if (attaching) {
+        const att = await attaching;
+        networkReady = att.ready;
+        const { ip, gateway, mac, prefixLen, hostVeth, netnsPath, ports } = att;
+        network = { name: att.network, ip, gateway, mac, prefixLen, hostVeth, netnsPath, ports };
+        writeHosts(storeRoot, record.id, recipeFor(record.hostname, options, att));
+        refreshPeers(storeRoot, att.network, record.id);
+        // The networks `network connect` added since it was created (`run`'s container has none).
+        if (!opts.fresh) await attachJoined(storeRoot, record);
+        crashPoint('start:network-attached');
+      }
       updateState(paths, {
         startedAt: new Date().toISOString(),
         finishedAt: null,

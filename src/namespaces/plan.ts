@@ -39,6 +39,12 @@ export interface PlanContext {
    * getting a new one, so it keeps its network across restarts.
    */
   joinNetns?: string;
+  /**
+   * The address and default route of the joined namespace's interface, set from inside by the
+   * child (the `net-up` step) instead of by `ip -n` on the host. Not with a user namespace: the
+   * child has no say over a namespace the host owns.
+   */
+  netUp?: { ifname: string; ip: string; prefixLen: number; gateway: string };
   /** With a user namespace: idmap the store (default), or layers already copied with shifted owners. */
   usernsFiles?: 'idmap' | 'copy';
   /**
@@ -149,6 +155,12 @@ function mountSteps(m: OciMount, sourceIsFile: () => boolean, propagation: boole
   return steps;
 }
 
+/** Whether the container runs in a user namespace: its own (--userns), one a bundle joins, or
+ * rootless tsrun's, which the container shares. */
+export function inUserns(spec: OciSpec): boolean {
+  return spec.linux.namespaces.some((n) => n.type === 'user') || spec.annotations?.['io.tsrun.rootless'] === 'true';
+}
+
 export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: string) => boolean): Plan {
   const p = spec.process;
   const bundle = ctx.rootfs === 'bundle';
@@ -156,9 +168,8 @@ export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: str
   const namespaces = spec.linux.namespaces.filter((n) => !n.path).map((n) => n.type);
   const joinPath = (type: string) => spec.linux.namespaces.find((n) => n.type === type && n.path)?.path;
   const joinNetns = ctx.joinNetns ?? joinPath('network');
-  // In a user namespace: its own (--userns), or rootless tsrun's, which the container shares.
   const rootless = spec.annotations?.['io.tsrun.rootless'] === 'true';
-  const userns = namespaces.includes('user') || joinPath('user') !== undefined || rootless;
+  const userns = inUserns(spec);
   const monitor: Step[] = [
     ['trace', ctx.trace ? '1' : '0'],
     ['name', ctx.name],
@@ -182,6 +193,10 @@ export function buildPlan(spec: OciSpec, ctx: PlanContext, sourceIsFile: (p: str
   // owns: the monitor joins it, and the child is born there.
   if (joinNetns && userns) monitor.push(['netns', joinNetns]);
   else if (joinNetns) steps.push(['setns', joinNetns, 'net']);
+  if (joinNetns && !userns && ctx.netUp) {
+    const { ifname, ip, prefixLen, gateway } = ctx.netUp;
+    steps.push(['lo-up'], ['net-up', ifname, ip, String(prefixLen), gateway || '-']);
+  }
   for (const [type, kind] of [['ipc', 'ipc'], ['uts', 'uts'], ['cgroup', 'cgroup']] as const) {
     const path = joinPath(type);
     if (path) steps.push(['setns', path, kind]);

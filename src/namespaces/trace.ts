@@ -182,6 +182,9 @@ export function foldCalls(lines: Timed[], fds: Map<number, string>): Timed[] {
     const open = openOf(c);
     const text = withPaths(c, fds);
     if (open && c.result !== undefined && c.result >= 0) fds.set(c.result, open.path);
+    // An fd number made anew by other means (a socket for interface ioctls) is no longer the
+    // file an earlier open gave that number.
+    else if (c.name === 'socket' && c.result !== undefined && c.result >= 0) fds.delete(c.result);
     last = { at: c.at, text };
     const usedLater = open && c.result !== undefined && c.result >= 0 && calls.slice(i + 1).some((d) => fdArg(d) === c.result);
     if ((open && (open.pathOnly || usedLater)) || (dance && c.name === 'fchdir')) return;

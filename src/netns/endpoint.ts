@@ -177,9 +177,16 @@ async function reserve(stateDir: string, req: AttachRequest): Promise<{ ep: Endp
  * returns once the namespace and the veth exist, so the container's helper can start joining
  * it, while eth0's address and route inside it and the port rules are made: `ready()` waits
  * for them (and detaches, and throws, if one failed). It must be awaited before the container's
- * program runs, and before anything undoes the attachment.
+ * program runs, and before anything undoes the attachment. `launched` is called with the
+ * address once it is reserved and the host side's `ip` started: from then on the caller's own
+ * work overlaps the kernel's. With `insideByChild`, eth0's address, lo and the default route are
+ * the container's first process's to set (its `net-up` step), not an `ip -n` here.
  */
-export async function attach(stateDir: string, req: AttachRequest, opts: { early?: boolean } = {}): Promise<Attachment & { ready(): Promise<void> }> {
+export async function attach(
+  stateDir: string,
+  req: AttachRequest,
+  opts: { early?: boolean; launched?: (address: Pick<Endpoint, 'ip' | 'prefixLen' | 'gateway'>) => void; insideByChild?: boolean } = {},
+): Promise<Attachment & { ready(): Promise<void> }> {
   validateContainerId(req.id);
   if (req.pid !== undefined && (!Number.isInteger(req.pid) || req.pid <= 0)) throw new TsrunError('EINTERNAL', `attach: invalid pid ${req.pid}`);
   ensureDirs(stateDir);
@@ -188,8 +195,9 @@ export async function attach(stateDir: string, req: AttachRequest, opts: { early
   // The links and the port rules do not depend on each other (a DNAT rule may name an address
   // before anything answers there): made at the same time, the container waits for the longer.
   const hostSide = runCommand(['ip', '-batch', '-'], hostBatch(ep), `create veth pair ${ep.hostVeth} for container ${short}`);
+  opts.launched?.({ ip: ep.ip, prefixLen: ep.prefixLen, gateway: ep.gateway });
   const rest = Promise.allSettled([
-    hostSide.then(() => runCommand(['ip', '-n', ep.netnsName, '-batch', '-'], containerBatch(ep), `configure eth0 ${ep.ip}/${ep.prefixLen} in container ${short}`)),
+    opts.insideByChild ? hostSide : hostSide.then(() => runCommand(['ip', '-n', ep.netnsName, '-batch', '-'], containerBatch(ep), `configure eth0 ${ep.ip}/${ep.prefixLen} in container ${short}`)),
     addPortRules(ep).catch(async () => {
       // tsrun's chains are gone (someone flushed the firewall) while the bridge stayed: restore them.
       await setupNetworkFirewall(net);

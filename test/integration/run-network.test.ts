@@ -38,6 +38,20 @@ describePrivileged('tsrun run: networking', () => {
     expect(r.stdout).toMatch(new RegExp(`10\\.213\\.${octet}\\.\\d+\\s+box`));
   });
 
+  it('keeps one address and one default route on every run of a restarting container', async () => {
+    // Each run sets eth0 again from inside (the net-up step), in the namespace the runs share:
+    // the same address, and the default route it finds there from the run before.
+    const id = tsrun(['run', '-d', '--restart', 'on-failure:2', image, 'sh', '-c', 'ip -4 -o addr show eth0 | wc -l; ip route | grep -c "^default via"; exit 1']).stdout.trim();
+    try {
+      for (let i = 0; i < 100 && tsrun(['inspect', '--format', '{{.State.Status}}', id]).stdout.trim() !== 'exited'; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(tsrun(['inspect', '--format', '{{.RestartCount}} {{.State.ExitCode}}', id]).stdout.trim()).toBe('2 1');
+      // Three runs, each with one IPv4 address on eth0 and one default route.
+      expect(tsrun(['logs', id]).stdout).toBe('1\n1\n'.repeat(3));
+    } finally {
+      tsrun(['rm', '-f', id]);
+    }
+  });
+
   it('publishes a port on 127.0.0.1 and on the host\'s own address', async () => {
     const www = join(env.root, 'www');
     mkdirSync(www);

@@ -54,6 +54,7 @@ describePrivileged('run --trace', () => {
     const plan = buildPlan(spec, {
       storeRoot: env.root, lowerDirs: ['l/x'], upperDir: 'u', workDir: 'w', name: 'traced',
       trace: true, interactive: false, init: false, cgroupProcs: [], joinNetns: '/run/netns/x',
+      netUp: { ifname: 'eth0', ip: '10.0.0.2', prefixLen: 24, gateway: '10.0.0.1' },
     }, (p) => existsSync(p) && statSync(p).isFile());
     const named = parse(steps.stderr).map(([, label]) => /^step (\d+) (\S+)$/.exec(label)).filter((m) => m !== null);
     expect(named.map((m) => `${m[1]} ${m[2]}`)).toEqual(plan.steps.map(([op], i) => `${i + 1} ${op}`));
@@ -65,21 +66,30 @@ describePrivileged('run --trace', () => {
     expect(steps.stderr).not.toMatch(/ mount\([^\n]*"(\/proc\/)?self\/fd\/\d+"/);
   });
 
-  it('shows the host side first: the cgroup\'s files and the veth, before the container\'s first step', () => {
+  it('shows the host side first: the cgroup\'s files, the veth and the rules, before the container\'s first step, which gives eth0 its address', () => {
     const lines = parse(steps.stderr);
     const first = lines.findIndex(([, label]) => label.startsWith('step 1 '));
     const cgroupDir = new RegExp(`→ /sys/fs/cgroup/(\\S+/)?${env.cgroupParent}/${id}$`);
     const limit = lines.findIndex(([, label, text]) => label === 'host' && /^write pids\.max "50" /.test(text) && cgroupDir.test(text));
     const veth = lines.findIndex(([, label, text]) => label === 'host' && /^ip link add veth\S+ .*type veth peer name eth0 /.test(text));
-    const address = lines.findIndex(([, label, text]) => label === 'host' && /^ip -n tsrun-[0-9a-f]{12} addr add /.test(text));
     const firewall = lines.findIndex(([, label, text]) => label === 'host' && /^iptables -t (filter|nat) -/.test(text));
     expect(first).toBeGreaterThan(0);
-    for (const i of [limit, veth, address, firewall]) {
+    for (const i of [limit, veth, firewall]) {
       expect(i).toBeGreaterThanOrEqual(0);
       expect(i).toBeLessThan(first);
     }
+    // The inside of the veth: set by the container's first process, from inside (net-up), no
+    // `ip -n` on the host.
+    // In steps mode a step is one line; its socket's fd is shown as a number, not as the file
+    // an earlier step opened with that number.
+    const netUp = lines.findIndex(([, label]) => /^step \d+ net-up$/.test(label));
+    expect(netUp).toBeGreaterThan(first);
+    const calls = lines[netUp]![2];
+    expect(calls).toMatch(/(^|; )ioctl\(\d+, SIOCSIFADDR, \{ifr_name="eth0", addr=\d+\.\d+\.\d+\.\d+\}\) = 0;/);
+    expect(calls).toMatch(/; ioctl\(\d+, SIOCADDRT, \{rt_dst=0\.0\.0\.0\/0, rt_gateway=\d+\.\d+\.\d+\.\d+, rt_dev="eth0"\}\) = 0$/);
+    expect(lines.some(([, label, text]) => label === 'host' && /^ip -n /.test(text))).toBe(false);
     // One clock: the helper's times follow tsrun's, and all fall within the command's run.
-    expect(lines[first]![0]).toBeGreaterThanOrEqual(lines[address]![0]);
+    expect(lines[first]![0]).toBeGreaterThanOrEqual(lines[veth]![0]);
     for (const [ms] of lines) expect(ms).toBeLessThanOrEqual(wallMs + 100);
   });
 

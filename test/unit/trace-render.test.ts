@@ -157,6 +157,17 @@ describe('foldCalls', () => {
     expect(foldCalls([{ at: 1, text: 'mknodat(5, "null", S_IFCHR|0666, makedev(1, 3)) = 0' }], fds)).toEqual([{ at: 1, text: 'mknodat(5</dev>, "null", S_IFCHR|0666, makedev(1, 3)) = 0' }]);
   });
 
+  it('forgets what an fd was opened on once a socket takes its number', () => {
+    const fds = new Map<number, string>();
+    foldCalls([{ at: 0, text: 'openat(AT_FDCWD, "/run/netns/tsrun-0123456789ab", O_RDONLY|O_CLOEXEC) = 4' }, { at: 0, text: 'setns(4, CLONE_NEWNET) = 0' }], fds);
+    expect(fds.get(4)).toBe('/run/netns/tsrun-0123456789ab');
+    const calls = foldCalls([
+      { at: 1, text: 'socket(AF_INET, SOCK_DGRAM|SOCK_CLOEXEC, 0) = 4' },
+      { at: 2, text: 'ioctl(4, SIOCSIFADDR, {ifr_name="eth0", addr=10.99.0.2}) = 0' },
+    ], fds);
+    expect(calls.map((c) => c.text)).toEqual(['socket(AF_INET, SOCK_DGRAM|SOCK_CLOEXEC, 0) = 4', 'ioctl(4, SIOCSIFADDR, {ifr_name="eth0", addr=10.99.0.2}) = 0']);
+  });
+
   it('leaves /proc/self/fd/N alone where it is not a mount on an fd (a symlink target)', () => {
     const fds = new Map([[1, '/somewhere']]);
     expect(foldCalls([{ at: 0, text: 'symlinkat("/proc/self/fd/1", 5, "stdout") = 0' }], fds)[0]!.text).toBe('symlinkat("/proc/self/fd/1", 5, "stdout") = 0');
