@@ -19,8 +19,14 @@
  */
 #define NAPI_VERSION 8
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -86,6 +92,109 @@ static napi_value js_keep_freed_memory(napi_env env, napi_callback_info info) {
   return result;
 }
 
+extern char **environ;
+
+/* spawnPiped(argv) -> [pid, stdin, stdout, stderr] (the parent's pipe ends, close-on-exec),
+ * or a negative errno. posix_spawnp: the child shares our memory until it execs (vfork), where
+ * fork would copy Node's page tables first, several milliseconds on a VM; the child gets every
+ * signal at its default and none blocked, as libuv gives its children. */
+static napi_value js_spawn_piped(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  uint32_t n = 0;
+  bool is_array = false;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1 ||
+      napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[0], &n) != napi_ok || n == 0 || n > 1024) {
+    napi_throw_type_error(env, NULL, "spawnPiped(argv): a non-empty array of strings");
+    return NULL;
+  }
+  char **args = calloc(n + 1, sizeof(char *));
+  int err = 0, pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
+  pid_t pid = -1;
+  if (!args) {
+    napi_throw_error(env, NULL, "spawnPiped: out of memory");
+    return NULL;
+  }
+  for (uint32_t i = 0; i < n && err == 0; i++) {
+    napi_value v;
+    size_t len;
+    if (napi_get_element(env, argv[0], i, &v) != napi_ok || napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok ||
+        !(args[i] = malloc(len + 1)) || napi_get_value_string_utf8(env, v, args[i], len + 1, &len) != napi_ok ||
+        strlen(args[i]) != len)
+      err = -EINVAL;
+  }
+  for (int i = 0; i < 3 && err == 0; i++)
+    if (pipe2(pipes[i], O_CLOEXEC) != 0)
+      err = -errno;
+  if (err == 0) {
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t all, none;
+    sigfillset(&all);
+    sigemptyset(&none);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
+    /* The child's ends become its 0-2 (dup2 clears close-on-exec); everything else of ours is
+     * close-on-exec already (Node opens its fds so). */
+    posix_spawn_file_actions_adddup2(&fa, pipes[0][0], 0);
+    posix_spawn_file_actions_adddup2(&fa, pipes[1][1], 1);
+    posix_spawn_file_actions_adddup2(&fa, pipes[2][1], 2);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    int rc = posix_spawnp(&pid, args[0], &fa, &attr, args, environ);
+    if (rc != 0)
+      err = -rc;
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+  }
+  for (uint32_t i = 0; i < n; i++)
+    free(args[i]);
+  free(args);
+  /* Ours: the write end of its stdin, the read ends of its stdout and stderr. */
+  const int mine[3] = {pipes[0][1], pipes[1][0], pipes[2][0]};
+  const int theirs[3] = {pipes[0][0], pipes[1][1], pipes[2][1]};
+  for (int i = 0; i < 3; i++) {
+    if (theirs[i] >= 0)
+      close(theirs[i]);
+    if (err != 0 && mine[i] >= 0)
+      close(mine[i]);
+  }
+  if (err != 0) {
+    napi_create_int32(env, err, &result);
+    return result;
+  }
+  napi_create_array_with_length(env, 4, &result);
+  int32_t out[4] = {pid, mine[0], mine[1], mine[2]};
+  for (uint32_t i = 0; i < 4; i++) {
+    napi_value v;
+    napi_create_int32(env, out[i], &v);
+    napi_set_element(env, result, i, v);
+  }
+  return result;
+}
+
+/* waitExit(pid) -> the exit status as waitpid gives it, or a negative errno. Blocks: call it once
+ * the child's stdout and stderr have ended, when it is exiting or gone. */
+static napi_value js_wait_exit(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  int32_t pid;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1 ||
+      napi_get_value_int32(env, argv[0], &pid) != napi_ok || pid <= 0) {
+    napi_throw_type_error(env, NULL, "waitExit(pid): a positive integer");
+    return NULL;
+  }
+  int status = 0;
+  pid_t r;
+  do {
+    r = waitpid(pid, &status, 0);
+  } while (r < 0 && errno == EINTR);
+  napi_create_int32(env, r < 0 ? -errno : status, &result);
+  return result;
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_value fn;
   if (napi_create_function(env, "flock", NAPI_AUTO_LENGTH, js_flock, NULL, &fn) != napi_ok ||
@@ -93,7 +202,11 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       napi_create_function(env, "umount2", NAPI_AUTO_LENGTH, js_umount2, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "umount2", fn) != napi_ok ||
       napi_create_function(env, "keepFreedMemory", NAPI_AUTO_LENGTH, js_keep_freed_memory, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "keepFreedMemory", fn) != napi_ok)
+      napi_set_named_property(env, exports, "keepFreedMemory", fn) != napi_ok ||
+      napi_create_function(env, "spawnPiped", NAPI_AUTO_LENGTH, js_spawn_piped, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "spawnPiped", fn) != napi_ok ||
+      napi_create_function(env, "waitExit", NAPI_AUTO_LENGTH, js_wait_exit, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "waitExit", fn) != napi_ok)
     return NULL;
   return exports;
 }
