@@ -6,21 +6,23 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** Run `argv` `runs` times (after `warmup` untimed runs); returns wall-time stats in ms. */
-export function timeCommand(argv, { runs = 20, warmup = 3, env, before } = {}) {
+export function timeCommand(argv, { runs = 20, warmup = 3, env, before, after } = {}) {
   const samples = [];
   for (let i = 0; i < warmup + runs; i++) {
     if (before) before(i);
     const ms = runOnce(argv, env);
+    if (after) after(i);
     if (i >= warmup) samples.push(ms);
   }
   return stats(samples);
 }
 
 /**
- * timeCommand for several commands ({ argv, env }) at once, interleaved: each command's warm-up
- * runs, then `runs` rounds that run every command once in turn. On a machine whose speed drifts
- * (a shared VM) every command is then slowed alike, and their differences hold. A command that
- * fails gets { error } and is left out of the next rounds.
+ * timeCommand for several commands ({ argv, env, after }) at once, interleaved: each command's
+ * warm-up runs, then `runs` rounds that run every command once in turn. On a machine whose speed
+ * drifts (a shared VM) every command is then slowed alike, and their differences hold. A command
+ * that fails gets { error } and is left out of the next rounds. `after` runs, untimed, after
+ * each run of its command (removing what it started).
  */
 export function timeInterleaved(commands, { runs = 20, warmup = 3 } = {}) {
   const results = commands.map(() => ({ samples: [] }));
@@ -29,6 +31,7 @@ export function timeInterleaved(commands, { runs = 20, warmup = 3 } = {}) {
       if (results[n].error) continue;
       try {
         const ms = runOnce(c.argv, c.env);
+        c.after?.();
         if (i >= warmup) results[n].samples.push(ms);
       } catch (err) {
         results[n].error = err;
