@@ -20,7 +20,7 @@ export function register(program: Command): void {
         try {
           if (flags.type !== 'image') {
             try {
-              out.push(inspectContainer(root, findContainer(root, name).record));
+              out.push(await inspectContainer(root, findContainer(root, name).record));
               continue;
             } catch (err) {
               if (!(err instanceof TsrunError && err.code === 'ENOCONTAINER') || flags.type === 'container') throw err;

@@ -2,7 +2,7 @@
 // paths, the files a learner can cat). What ps shows of it is in list.ts.
 import { readFileSync, readlinkSync } from 'node:fs';
 import type { OciSpec } from '../namespaces/spec.js';
-import { describeSeccomp, seccompSecurityOpt } from '../seccomp/index.js';
+import { seccompSecurityOpt } from '../seccomp/security-opt.js';
 import { inspectNetworks } from './network.js';
 import { ContainerPaths } from './paths.js';
 import type { ContainerRecord } from './record.js';
@@ -23,7 +23,7 @@ function nsInodes(pid: number): Record<string, string> {
 }
 
 /** docker inspect's shape, with the fields tsrun has; plus a `Tsrun` section for learners. */
-export function inspectContainer(storeRoot: string, record: ContainerRecord): Record<string, unknown> {
+export async function inspectContainer(storeRoot: string, record: ContainerRecord): Promise<Record<string, unknown>> {
   const paths = new ContainerPaths(storeRoot, record.id);
   const seen = observe(paths);
   const spec = JSON.parse(readFileSync(paths.config, 'utf8')) as OciSpec;
@@ -147,7 +147,8 @@ export function inspectContainer(storeRoot: string, record: ContainerRecord): Re
       Limits: spec.linux.resources,
       Capabilities: spec.process.capabilities.bounding,
       NoNewPrivileges: spec.process.noNewPrivileges,
-      Seccomp: describeSeccomp(o.seccomp, o.privileged, spec.linux.seccomp),
+      // Described at its start; a container never started: here, with the compiler.
+      Seccomp: seen.state.seccomp ?? (await import('../seccomp/index.js')).describeSeccomp(o.seccomp, o.privileged, spec.linux.seccomp),
       // The maps as /proc/<pid>/uid_map has them, and how image files get the right owners.
       UserNamespace: o.userns
         ? {

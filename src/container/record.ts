@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { errnoOf, TsrunError } from '../errors.js';
 import type { ContainerOptions } from '../namespaces/options.js';
 import type { PortMapping } from '../netns/publish.js';
+import type { SeccompDescription } from '../seccomp/index.js';
 import { ContainerPaths } from './paths.js';
 
 export interface RestartPolicy {
@@ -91,6 +92,11 @@ export interface ContainerState {
    * naming a dead process, and the container's resources are released as a dead monitor's.
    */
   startingBy?: string | null;
+  /**
+   * inspect's Tsrun.Seccomp, described at the last start, which compiled the filter anyway:
+   * inspect then needs neither the profiles nor the compiler (absent before a first start).
+   */
+  seccomp?: SeccompDescription;
 }
 
 export const emptyState = (): ContainerState => ({

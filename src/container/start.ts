@@ -9,6 +9,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { TsrunError } from '../errors.js';
 import { withDevices, type OciSpec } from '../namespaces/spec.js';
 import { inUserns, type PlanContext } from '../namespaces/plan.js';
+import { describeSeccomp } from '../seccomp/index.js';
 import { StepError, type ExitStatus, type TraceLine } from '../namespaces/helper.js';
 import { markNoIdmap, prepareContainerDirs, shiftedLayers, usernsFilesFor, type UsernsFiles } from '../namespaces/userns-files.js';
 import { detectCgroups, openDriver } from '../cgroups/index.js';
@@ -226,6 +227,7 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
         cleanedUp: false,
         startingBy: null,
         ...(files && { usernsFiles: files }),
+        seccomp: describeSeccomp(options.seccomp, options.privileged, spec.linux.seccomp),
       });
       let terminal: TerminalConnection | undefined;
       if (opts.terminal) {

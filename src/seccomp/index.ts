@@ -57,7 +57,19 @@ export function ociSeccompFor(
 
 /** The `seccomp` step's argument: the filter for this host's architecture, as hex. */
 export function seccompStepArg(seccomp: OciSeccomp, arch: NativeArch = hostArch()): string {
-  return filterHex(compileFilter(seccomp, arch));
+  return filterHex(compiled(seccomp, arch));
+}
+
+/** Each filter compiled once per process: a start compiles it for the plan, then describes it
+ * for the container's state (what inspect shows, without loading this module). */
+const compiledFilters = new WeakMap<OciSeccomp, Map<NativeArch, CompiledFilter>>();
+
+function compiled(seccomp: OciSeccomp, arch: NativeArch): CompiledFilter {
+  let byArch = compiledFilters.get(seccomp);
+  if (!byArch) compiledFilters.set(seccomp, (byArch = new Map()));
+  let filter = byArch.get(arch);
+  if (!filter) byArch.set(arch, (filter = compileFilter(seccomp, arch)));
+  return filter;
 }
 
 /** inspect's `Tsrun.Seccomp` (PascalCase like the rest of inspect). */
@@ -82,7 +94,7 @@ export function describeSeccomp(
   if (!seccomp) return { Mode: 'unconfined', Profile: privileged ? 'none (--privileged)' : 'none', Instructions: 0, Architectures: [] };
   let filter: CompiledFilter | undefined;
   try {
-    filter = compileFilter(seccomp, arch ?? hostArch());
+    filter = compiled(seccomp, arch ?? hostArch());
   } catch {
     // described, not run: an uncompilable filter shows 0 instructions
   }
@@ -94,9 +106,4 @@ export function describeSeccomp(
   };
 }
 
-/** docker inspect's HostConfig.SecurityOpt entry for seccomp, if any. */
-export function seccompSecurityOpt(option: SeccompOption | undefined): string[] {
-  if (option?.mode === 'unconfined') return ['seccomp=unconfined'];
-  if (option?.mode === 'profile') return [`seccomp=${option.path}`];
-  return [];
-}
+export { seccompSecurityOpt } from './security-opt.js';

@@ -2,7 +2,7 @@
 // unshare, /proc/self/status) and what it cannot, through a tiny static probe compiled here
 // (keyring, io_uring, clone flags, AF_VSOCK, the x32 ABI and i386 `int 0x80`). Needs root.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describePrivileged, TestEnv, type Result } from './helpers/env.js';
@@ -231,8 +231,16 @@ describePrivileged('seccomp', () => {
       expect(bg.HostConfig.SecurityOpt).toEqual(['no-new-privileges']);
       expect(inspect('sc-loose').Tsrun.Seccomp.Mode).toBe('unconfined');
       expect(inspect('sc-loose').HostConfig.SecurityOpt).toEqual(['no-new-privileges', 'seccomp=unconfined']);
+      // What a start recorded (the state's, read without the compiler) is what inspect makes
+      // of a container never started: the same filter, described the same.
+      expect(t('create', '--network', 'none', '--name', 'sc-created', image, 'true').status).toBe(0);
+      const created = inspect('sc-created');
+      expect(created.State.Status).toBe('created');
+      expect(created.Tsrun.Seccomp).toEqual(bg.Tsrun.Seccomp);
+      const state = JSON.parse(readFileSync(join(env.root, 'containers', id, 'state.json'), 'utf8'));
+      expect(state.seccomp).toEqual(bg.Tsrun.Seccomp);
     } finally {
-      t('rm', '-f', 'sc-bg', 'sc-loose');
+      t('rm', '-f', 'sc-bg', 'sc-loose', 'sc-created');
     }
   });
 
