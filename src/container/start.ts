@@ -118,7 +118,8 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
       // Bridge networks: the namespace and its veth exist before the container's first step, so
       // every run of the container (restart policies) joins the same network. They are made
       // while the helper starts (its child waits for "go" before it joins the namespace): once
-      // the address is reserved and `ip` runs, the helper is spawned meanwhile.
+      // the address is reserved and `ip` runs, the helper is spawned meanwhile. Not in a user
+      // namespace, where the monitor itself joins the namespace as it starts.
       let network: NetworkState | null = null;
       // The inside of the namespace and the port rules, made while the helper starts.
       let networkReady = async (): Promise<void> => {};
@@ -150,9 +151,15 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
           if (network) refreshPeers(storeRoot, network.name, record.id);
         });
         joinNetns = `${NETNS_DIR}/${netnsName(record.id)}`;
-        // attach() may fail before it reserves (a taken --ip, say): then with its error, at once.
-        const address = await Promise.race([reserved, pending.then(() => undefined)]);
-        if (address && insideByChild) netUp = { ifname: 'eth0', ...address };
+        if (insideByChild) {
+          // attach() may fail before it reserves (a taken --ip, say): then with its error, at once.
+          const address = await Promise.race([reserved, pending.then(() => undefined)]);
+          if (address) netUp = { ifname: 'eth0', ...address };
+        } else {
+          // In a user namespace the monitor joins the namespace before anything else, so it
+          // must exist first (`ip netns add` makes its file, then mounts the namespace on it).
+          await pending;
+        }
       } else if (options.network.startsWith('container:')) {
         // --network container:<x>: join that container's network namespace (docker's sharing mode).
         joinNetns = sharedNetns(storeRoot, options.network.slice(10));

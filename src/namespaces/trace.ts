@@ -182,15 +182,26 @@ export function foldCalls(lines: Timed[], fds: Map<number, string>): Timed[] {
     const open = openOf(c);
     const text = withPaths(c, fds);
     if (open && c.result !== undefined && c.result >= 0) fds.set(c.result, open.path);
-    // An fd number made anew by other means (a socket for interface ioctls) is no longer the
-    // file an earlier open gave that number.
-    else if (c.name === 'socket' && c.result !== undefined && c.result >= 0) fds.delete(c.result);
+    else if (c.result !== undefined && c.result >= 0) reusedFd(c, fds);
     last = { at: c.at, text };
     const usedLater = open && c.result !== undefined && c.result >= 0 && calls.slice(i + 1).some((d) => fdArg(d) === c.result);
     if ((open && (open.pathOnly || usedLater)) || (dance && c.name === 'fchdir')) return;
     kept.push(last);
   });
   return kept.length > 0 || !last ? kept : [last];
+}
+
+/** Calls besides opens that return a new fd: its number is no longer what an earlier open gave it. */
+const NEW_FD = new Set(['socket', 'open_tree', 'fsmount', 'fsopen', 'pidfd_open', 'memfd_create', 'eventfd', 'signalfd']);
+
+function reusedFd(c: Call, fds: Map<number, string>): void {
+  if (NEW_FD.has(c.name)) fds.delete(c.result!);
+  if (c.name === 'dup2' || c.name === 'dup3') {
+    // dup2(old, new) = new: new is now old's file.
+    const old = fds.get(Number(c.args.split(', ')[0]));
+    if (old === undefined) fds.delete(c.result!);
+    else fds.set(c.result!, old);
+  }
 }
 
 /** `"self/fd/5"` → the path fd 5 was opened on; an fd argument N → `N</path>`. */

@@ -9,7 +9,7 @@ import { runCommand } from '../../src/netns/exec.js';
 import { spawnPiped, waitExit } from '../../src/sys/libc.js';
 
 describe('spawnPiped', () => {
-  it('starts the command without forking Node: its parent is this process, and it is reaped', () => {
+  it('starts the command as a child of this process (posix_spawnp), and reaps it', () => {
     const p = spawnPiped(['sh', '-c', 'echo $PPID; exit 7'])!;
     expect(p).toBeDefined();
     closeSync(p.stdin);

@@ -168,6 +168,12 @@ describe('foldCalls', () => {
     expect(calls.map((c) => c.text)).toEqual(['socket(AF_INET, SOCK_DGRAM|SOCK_CLOEXEC, 0) = 4', 'ioctl(4, SIOCSIFADDR, {ifr_name="eth0", addr=10.99.0.2}) = 0']);
   });
 
+  it('follows dup2: the new number names the old one\'s file', () => {
+    const fds = new Map<number, string>([[4, '/dev/pts/0'], [5, '/somewhere']]);
+    foldCalls([{ at: 0, text: 'dup2(4, 5) = 5' }], fds);
+    expect(fds.get(5)).toBe('/dev/pts/0');
+  });
+
   it('leaves /proc/self/fd/N alone where it is not a mount on an fd (a symlink target)', () => {
     const fds = new Map([[1, '/somewhere']]);
     expect(foldCalls([{ at: 0, text: 'symlinkat("/proc/self/fd/1", 5, "stdout") = 0' }], fds)[0]!.text).toBe('symlinkat("/proc/self/fd/1", 5, "stdout") = 0');
