@@ -10,6 +10,7 @@
  *   flock(fd, operation) -> 0, or the errno of the failed call (a positive number)
  *   umount2(path, flags) -> the same
  *   keepFreedMemory(trimBytes, mmapBytes) -> whether glibc took both settings
+ *   releaseFreedMemory() -> glibc's defaults again, and what is free back to the kernel
  *
  * keepFreedMemory is for the commands that stream layers (pull, load, build): by default glibc
  * hands freed memory back to the kernel (buffers above 128 KiB are unmapped when freed, and a
@@ -25,6 +26,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #ifdef __GLIBC__
@@ -94,6 +96,36 @@ static napi_value js_keep_freed_memory(napi_env env, napi_callback_info info) {
 
 extern char **environ;
 
+/* posix_spawnp with what libuv gives a child: every signal at its default, none blocked (and,
+ * with `flags`, more: POSIX_SPAWN_SETSID). Returns 0 or a negative errno. */
+static int spawn_child(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa, char **args, short flags) {
+  posix_spawnattr_t attr;
+  sigset_t all, none;
+  sigfillset(&all);
+  sigemptyset(&none);
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | flags);
+  int rc = posix_spawnp(pid, file, fa, &attr, args, environ);
+  posix_spawnattr_destroy(&attr);
+  return -rc;
+}
+
+/* The strings of a JS array, copied into out[first..first+n-1] (malloc'd, NUL-free): 0, or
+ * -EINVAL for anything else. */
+static int get_strings(napi_env env, napi_value array, uint32_t n, char **out) {
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    size_t len;
+    if (napi_get_element(env, array, i, &v) != napi_ok || napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok ||
+        !(out[i] = malloc(len + 1)) || napi_get_value_string_utf8(env, v, out[i], len + 1, &len) != napi_ok ||
+        strlen(out[i]) != len)
+      return -EINVAL;
+  }
+  return 0;
+}
+
 /* spawnPiped(argv) -> [pid, stdin, stdout, stderr] (the parent's pipe ends, close-on-exec),
  * or a negative errno. posix_spawnp: the child shares our memory until it execs (vfork), where
  * fork would copy Node's page tables first, several milliseconds on a VM; the child gets every
@@ -116,38 +148,20 @@ static napi_value js_spawn_piped(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "spawnPiped: out of memory");
     return NULL;
   }
-  for (uint32_t i = 0; i < n && err == 0; i++) {
-    napi_value v;
-    size_t len;
-    if (napi_get_element(env, argv[0], i, &v) != napi_ok || napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok ||
-        !(args[i] = malloc(len + 1)) || napi_get_value_string_utf8(env, v, args[i], len + 1, &len) != napi_ok ||
-        strlen(args[i]) != len)
-      err = -EINVAL;
-  }
+  err = get_strings(env, argv[0], n, args);
   for (int i = 0; i < 3 && err == 0; i++)
     if (pipe2(pipes[i], O_CLOEXEC) != 0)
       err = -errno;
   if (err == 0) {
     posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    sigset_t all, none;
-    sigfillset(&all);
-    sigemptyset(&none);
     posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&attr);
     /* The child's ends become its 0-2 (dup2 clears close-on-exec); everything else of ours is
      * close-on-exec already (Node opens its fds so). */
     posix_spawn_file_actions_adddup2(&fa, pipes[0][0], 0);
     posix_spawn_file_actions_adddup2(&fa, pipes[1][1], 1);
     posix_spawn_file_actions_adddup2(&fa, pipes[2][1], 2);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    int rc = posix_spawnp(&pid, args[0], &fa, &attr, args, environ);
-    if (rc != 0)
-      err = -rc;
+    err = spawn_child(&pid, args[0], &fa, args, 0);
     posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
   }
   for (uint32_t i = 0; i < n; i++)
     free(args[i]);
@@ -175,23 +189,160 @@ static napi_value js_spawn_piped(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* waitExit(pid) -> the exit status as waitpid gives it, or a negative errno. Blocks: call it once
- * the child's stdout and stderr have ended, when it is exiting or gone. */
-static napi_value js_wait_exit(napi_env env, napi_callback_info info) {
+/* spawnHelper(path, args, stdio, preserve) -> [pid, channel], or a negative errno.
+ * The container's helper, by posix_spawn (see spawnPiped), as child_process would start it with
+ * stdio [stdio[0], stdio[1], stdio[2], 'pipe', 3, 4, ...] and `detached`: its fds 0-2 are the
+ * given fds (-1: /dev/null), fd 3 its end of a socketpair (ours is `channel`), our fds
+ * 3..3+preserve-1 its 4..; a session of its own (setsid). */
+static napi_value js_spawn_helper(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], result;
+  uint32_t nargs = 0;
+  int32_t stdio[3], preserve;
+  bool is_array = false;
+  char path[4096];
+  size_t len;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 4 ||
+      napi_get_value_string_utf8(env, argv[0], path, sizeof(path), &len) != napi_ok || len == 0 || len >= sizeof(path) - 1 ||
+      strlen(path) != len || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[1], &nargs) != napi_ok || nargs > 64 ||
+      napi_get_value_int32(env, argv[3], &preserve) != napi_ok || preserve < 0 || preserve > 1000) {
+    napi_throw_type_error(env, NULL, "spawnHelper(path, args, [fd0, fd1, fd2], preserve)");
+    return NULL;
+  }
+  for (uint32_t i = 0; i < 3; i++) {
+    napi_value v;
+    if (napi_get_element(env, argv[2], i, &v) != napi_ok || napi_get_value_int32(env, v, &stdio[i]) != napi_ok || stdio[i] < -1) {
+      napi_throw_type_error(env, NULL, "spawnHelper: stdio is three fds (-1: /dev/null)");
+      return NULL;
+    }
+  }
+  char **args = calloc(nargs + 2, sizeof(char *));
+  /* Copies of every fd the child gets, above any it could land on, so that no dup2 of the file
+   * actions overwrites the source of a later one (fd 1 to 0 and 0 to 1, say). */
+  int *src = calloc((size_t)preserve + 4, sizeof(int));
+  int err = 0, sv[2] = {-1, -1};
+  pid_t pid = -1;
+  const int nsrc = preserve + 4;
+  if (!args || !src) {
+    free(args);
+    free(src);
+    napi_throw_error(env, NULL, "spawnHelper: out of memory");
+    return NULL;
+  }
+  for (int i = 0; i < nsrc; i++)
+    src[i] = -1;
+  args[0] = strdup(path);
+  if (!args[0])
+    err = -ENOMEM;
+  if (err == 0)
+    err = get_strings(env, argv[1], nargs, args + 1);
+  if (err == 0 && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    err = -errno;
+  /* The copies: 0-2 the stdio (or none: /dev/null), 3 the child's end, 4.. the preserved. */
+  const int above = 3 + preserve + 1;
+  for (int i = 0; i < nsrc && err == 0; i++) {
+    int from = i < 3 ? stdio[i] : i == 3 ? sv[1] : 3 + (i - 4);
+    if (from < 0)
+      continue;
+    if ((src[i] = fcntl(from, F_DUPFD_CLOEXEC, above)) < 0)
+      err = -errno;
+  }
+  /* Its stdio blocking, as libuv makes a child's 0-2 (a terminal Node put in non-blocking mode
+   * would give a shell in the container EAGAIN). The flag is the open file's, shared with us. */
+  for (int i = 0; i < 3 && err == 0; i++) {
+    int fl = src[i] >= 0 ? fcntl(src[i], F_GETFL) : -1;
+    if (fl >= 0 && (fl & O_NONBLOCK))
+      fcntl(src[i], F_SETFL, fl & ~O_NONBLOCK);
+  }
+  if (err == 0) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    for (int i = 0; i < nsrc; i++) {
+      if (src[i] >= 0)
+        posix_spawn_file_actions_adddup2(&fa, src[i], i);
+      else
+        posix_spawn_file_actions_addopen(&fa, i, "/dev/null", O_RDWR, 0);
+    }
+    err = spawn_child(&pid, path, &fa, args, POSIX_SPAWN_SETSID);
+    posix_spawn_file_actions_destroy(&fa);
+  }
+  for (int i = 0; i < nsrc; i++)
+    if (src[i] >= 0)
+      close(src[i]);
+  if (sv[1] >= 0)
+    close(sv[1]);
+  for (uint32_t i = 0; i < nargs + 1; i++)
+    free(args[i]);
+  free(args);
+  free(src);
+  if (err != 0) {
+    if (sv[0] >= 0)
+      close(sv[0]);
+    napi_create_int32(env, err, &result);
+    return result;
+  }
+  napi_value v;
+  napi_create_array_with_length(env, 2, &result);
+  napi_create_int32(env, pid, &v);
+  napi_set_element(env, result, 0, v);
+  napi_create_int32(env, sv[0], &v);
+  napi_set_element(env, result, 1, v);
+  return result;
+}
+
+/* waitpid(pid, options) for the napi functions below: the pid argument checked, EINTR retried.
+ * Returns waitpid's result (status in *status), or -2 after throwing on a bad argument. */
+static pid_t wait_child(napi_env env, napi_callback_info info, int options, const char *usage, int *status) {
   size_t argc = 1;
-  napi_value argv[1], result;
+  napi_value argv[1];
   int32_t pid;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1 ||
       napi_get_value_int32(env, argv[0], &pid) != napi_ok || pid <= 0) {
-    napi_throw_type_error(env, NULL, "waitExit(pid): a positive integer");
-    return NULL;
+    napi_throw_type_error(env, NULL, usage);
+    return -2;
   }
-  int status = 0;
   pid_t r;
   do {
-    r = waitpid(pid, &status, 0);
+    r = waitpid(pid, status, options);
   } while (r < 0 && errno == EINTR);
+  return r;
+}
+
+/* reapIfGone(pid) -> the exit status if the child has ended (reaped now), -1 if it still runs,
+ * -2 if it is no child of ours (any more). */
+static napi_value js_reap_if_gone(napi_env env, napi_callback_info info) {
+  int status = 0;
+  napi_value result;
+  pid_t r = wait_child(env, info, WNOHANG, "reapIfGone(pid): a positive integer", &status);
+  if (r == -2)
+    return NULL;
+  napi_create_int32(env, r == 0 ? -1 : r < 0 ? -2 : status, &result);
+  return result;
+}
+
+/* waitExit(pid) -> the exit status as waitpid gives it, or a negative errno. Blocks: call it once
+ * the child's stdout and stderr have ended, when it is exiting or gone. */
+static napi_value js_wait_exit(napi_env env, napi_callback_info info) {
+  int status = 0;
+  napi_value result;
+  pid_t r = wait_child(env, info, 0, "waitExit(pid): a positive integer", &status);
+  if (r == -2)
+    return NULL;
   napi_create_int32(env, r < 0 ? -errno : status, &result);
+  return result;
+}
+
+/* releaseFreedMemory(): glibc's default thresholds again (128 KiB), and malloc_trim(0). */
+static napi_value js_release_freed_memory(napi_env env, napi_callback_info info) {
+  (void)info;
+#ifdef __GLIBC__
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+  malloc_trim(0);
+#endif
+  napi_value result;
+  napi_get_undefined(env, &result);
   return result;
 }
 
@@ -206,7 +357,13 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       napi_create_function(env, "spawnPiped", NAPI_AUTO_LENGTH, js_spawn_piped, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "spawnPiped", fn) != napi_ok ||
       napi_create_function(env, "waitExit", NAPI_AUTO_LENGTH, js_wait_exit, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "waitExit", fn) != napi_ok)
+      napi_set_named_property(env, exports, "waitExit", fn) != napi_ok ||
+      napi_create_function(env, "releaseFreedMemory", NAPI_AUTO_LENGTH, js_release_freed_memory, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "releaseFreedMemory", fn) != napi_ok ||
+      napi_create_function(env, "spawnHelper", NAPI_AUTO_LENGTH, js_spawn_helper, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "spawnHelper", fn) != napi_ok ||
+      napi_create_function(env, "reapIfGone", NAPI_AUTO_LENGTH, js_reap_if_gone, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "reapIfGone", fn) != napi_ok)
     return NULL;
   return exports;
 }

@@ -31,7 +31,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { TsrunError, type ErrorCode } from '../errors.js';
-import { keepFreedMemory } from '../sys/libc.js';
+import { keepFreedMemory, releaseFreedMemory } from '../sys/libc.js';
 import { decompress, type Compression } from './compression.js';
 import type { UnpackOptions, UnpackResult } from './unpack.js';
 
@@ -113,6 +113,12 @@ class PooledWorker {
     clearTimeout(this.timer);
     const i = pool.indexOf(this);
     if (i >= 0) pool.splice(i, 1);
+    if (pool.length === 0) {
+      // No layer streams any more: a process that goes on (`run` after its pull, `build`)
+      // gives back the memory kept for them.
+      spare.length = 0;
+      releaseFreedMemory();
+    }
   }
 }
 

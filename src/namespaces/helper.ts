@@ -9,9 +9,11 @@
 // With `trace 1`, `trace <who> <step> <time> <text>` lines come in between, one per syscall.
 //
 // Each message gets a typed wait (`waitPid`, `waitStarted`, `waitExit`) instead of raw lines.
-import { spawn, type ChildProcess } from 'node:child_process';
-import type { Duplex } from 'node:stream';
+import { spawn } from 'node:child_process';
+import { Socket } from 'node:net';
+import { PassThrough, type Duplex } from 'node:stream';
 import { TsrunError } from '../errors.js';
+import { reapIfGone, spawnHelper } from '../sys/libc.js';
 import { nativeBuildFile } from '../sys/native-build.js';
 import { decodeField, serializePlan, type Plan } from './plan.js';
 
@@ -55,6 +57,46 @@ export interface LaunchIO {
   onTrace?: (line: TraceLine) => void;
 }
 
+/** What HelperProcess needs of the helper's process, however it was started. */
+interface HelperChild {
+  readonly pid?: number | undefined;
+  kill(signal: NodeJS.Signals): void;
+  /** Let it outlive us: our event loop does not wait for it. */
+  unref(): void;
+}
+
+/**
+ * The helper started by posix_spawnp (sys/libc.ts): no fork of Node, which takes 7-8 ms of the
+ * event loop on a VM. Reaped when its channel closes if it has ended by then; one that goes on
+ * (a detached container's monitor, a restart) is left to outlive us, as with child_process.
+ */
+function spawnedHelper(io: LaunchIO, args: string[]): { child: HelperChild; channel: Duplex } | undefined {
+  const spawned = spawnHelper(helperPath(), args, io.stdio, io.preserveFds ?? 0);
+  if (!spawned) return undefined;
+  const { pid } = spawned;
+  // Once reaped, its pid may be another process's: no signal goes there any more.
+  let reaped = false;
+  const reap = () => (reaped ||= reapIfGone(pid));
+  const channel = new Socket({ fd: spawned.channel, readable: true, writable: true });
+  channel.on('close', () => {
+    // Its end of the channel closes as it exits: reap it now, or soon after (not a restarting
+    // monitor, which closes it and goes on, nor a released one: they outlive us).
+    if (reap()) return;
+    const retry = setInterval(() => reap() && clearInterval(retry), 50).unref();
+    setTimeout(() => clearInterval(retry), 2000).unref();
+  });
+  return {
+    channel,
+    child: {
+      pid,
+      kill: (signal) => {
+        if (!reaped) process.kill(pid, signal);
+      },
+      unref: () => {},
+    },
+  };
+}
+
 /** A running helper: the monitor of one container. */
 export class HelperProcess {
   private readonly queue: Message[] = [];
@@ -63,7 +105,7 @@ export class HelperProcess {
   private buffered = '';
 
   private constructor(
-    readonly child: ChildProcess,
+    readonly child: HelperChild,
     private readonly channel: Duplex,
     private readonly onTrace: ((line: TraceLine) => void) | undefined,
     /** The plan's step names: steps[n - 1] is step n, as the helper numbers them. */
@@ -78,7 +120,25 @@ export class HelperProcess {
   /** Start the helper and hand it the plan. */
   static launch(plan: Plan, io: LaunchIO): HelperProcess {
     const extra = Array.from({ length: io.preserveFds ?? 0 }, (_, i) => 3 + i);
-    const child = spawn(helperPath(), extra.length > 0 ? ['--preserve-fds', String(extra.length)] : [], {
+    const args = extra.length > 0 ? ['--preserve-fds', String(extra.length)] : [];
+    const ops = plan.steps.map(([op]) => op);
+    let spawned;
+    try {
+      spawned = spawnedHelper(io, args);
+    } catch (err) {
+      // As child_process's 'error': the first wait says the helper could not be started.
+      const gone = new PassThrough();
+      const helper = new HelperProcess({ pid: undefined, kill: () => {}, unref: () => {} }, gone, io.onTrace, ops);
+      helper.fail(err as Error);
+      gone.destroy();
+      return helper;
+    }
+    if (spawned) {
+      const helper = new HelperProcess(spawned.child, spawned.channel, io.onTrace, ops);
+      spawned.channel.write(serializePlan(plan));
+      return helper;
+    }
+    const child = spawn(helperPath(), args, {
       // fd 3 is the plan's socket: the preserved ones follow it, at 4.. in the helper
       stdio: [...io.stdio, 'pipe', ...extra],
       // Its own session: the terminal's Ctrl-C reaches tsrun, which forwards it once.
@@ -86,7 +146,7 @@ export class HelperProcess {
     });
     const channel = child.stdio[3] as Duplex | null;
     if (!channel) throw new TsrunError('EHELPER', 'the native helper has no control channel');
-    const helper = new HelperProcess(child, channel, io.onTrace, plan.steps.map(([op]) => op));
+    const helper = new HelperProcess(child, channel, io.onTrace, ops);
     child.on('error', (err) => helper.fail(err));
     channel.write(serializePlan(plan));
     return helper;

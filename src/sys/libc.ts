@@ -252,6 +252,12 @@ export function keepFreedMemory(): boolean {
   }
 }
 
+/** Back to glibc's defaults (128 KiB each), and what is free handed back to the kernel
+ * (malloc_trim): once the layers are done, in a process that goes on (`run` after its pull). */
+export function releaseFreedMemory(): void {
+  addonWith('releaseFreedMemory')?.releaseFreedMemory!();
+}
+
 // ---- processes ------------------------------------------------------------------------------
 
 /** A process started by spawnPiped: its pid and our ends of its stdin, stdout and stderr. */
@@ -268,12 +274,8 @@ export interface PipedProcess {
  * caller then uses child_process). Throws the errno as a system error (ENOENT: not installed).
  */
 export function spawnPiped(argv: string[]): PipedProcess | undefined {
-  let native: SysAddon;
-  try {
-    native = addon();
-  } catch {
-    return undefined;
-  }
+  const native = addonWith('spawnPiped');
+  if (!native) return undefined;
   const r = native.spawnPiped(argv);
   if (typeof r === 'number') return failWith(-r, 'posix_spawnp', argv[0]);
   const [pid, stdin, stdout, stderr] = r;
@@ -288,12 +290,37 @@ export function waitExit(pid: number): { code: number | null; signal: number | n
   return signal === 0 ? { code: (status >> 8) & 0xff, signal: null } : { code: null, signal };
 }
 
+/**
+ * Starts the container's helper by posix_spawnp (native/node/sys.c), as child_process would with
+ * stdio [...stdio, 'pipe', 3, 4, ...] and `detached`: its fds 0-2 are these ('ignore':
+ * /dev/null), fd 3 its end of a socketpair whose other end is `channel`, our fds
+ * 3..3+preserve-1 its 4.., in a session of its own. Undefined without the addon; throws the
+ * errno as a system error.
+ */
+export function spawnHelper(path: string, args: string[], stdio: Array<number | 'ignore'>, preserve: number): { pid: number; channel: number } | undefined {
+  const native = addonWith('spawnHelper');
+  if (!native) return undefined;
+  const r = native.spawnHelper(path, args, stdio.map((f) => (f === 'ignore' ? -1 : f)), preserve);
+  if (typeof r === 'number') return failWith(-r, 'posix_spawnp', path);
+  return { pid: r[0], channel: r[1] };
+}
+
+/** waitpid(pid, WNOHANG) for a child of spawnHelper: whether it has ended (and is reaped now). */
+export function reapIfGone(pid: number): boolean {
+  return addon().reapIfGone(pid) !== -1;
+}
+
 /** native/build/tsrun-sys.node (native/node/sys.c): what hot paths need, without loading koffi. */
 interface SysAddon {
+  /** [pid, channel], or a negative errno. */
+  spawnHelper(path: string, args: string[], stdio: number[], preserve: number): [number, number] | number;
+  /** The exit status, -1 while it runs, -2 if it is not our child. */
+  reapIfGone(pid: number): number;
   /** 0, or the errno of the failed call. */
   flock(fd: number, operation: number): number;
   umount2(path: string, flags: number): number;
   keepFreedMemory(trimBytes: number, mmapBytes: number): boolean;
+  releaseFreedMemory?(): void;
   /** [pid, stdin, stdout, stderr], or a negative errno. */
   spawnPiped(argv: string[]): [number, number, number, number] | number;
   /** waitpid's status, or a negative errno. */
@@ -301,6 +328,17 @@ interface SysAddon {
 }
 
 let sys: SysAddon | undefined;
+
+/** The addon if it is built and has `fn` (one built before `fn` was added has not): else the
+ * caller does without it (child_process instead of posix_spawnp). */
+function addonWith(fn: keyof SysAddon): SysAddon | undefined {
+  try {
+    const native = addon();
+    return typeof native[fn] === 'function' ? native : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 function addon(): SysAddon {
   sys ??= createRequire(import.meta.url)(nativeBuildFile('tsrun-sys.node')) as SysAddon;
