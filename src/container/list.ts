@@ -6,6 +6,9 @@ import { listIds, readRecord, type ContainerRecord } from './record.js';
 import { observe, type Observed } from './status.js';
 import { healthSuffix, probeOf, readHealth, type Health } from './healthcheck.js';
 import { compareStrings } from '../sys/order.js';
+import { humanDuration } from '../sys/human-duration.js';
+
+export { humanDuration };
 
 export interface Summary {
   id: string;
@@ -21,17 +24,6 @@ export interface Summary {
   labels: Record<string, string>;
   /** For `ps --filter health=`: the healthcheck's status, or none. */
   health: Health['Status'] | 'none';
-}
-
-export function humanDuration(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 1) return 'Less than a second';
-  if (s < 60) return `${s} second${s === 1 ? '' : 's'}`;
-  const m = Math.round(s / 60);
-  if (m < 60) return m === 1 ? 'About a minute' : `${m} minutes`;
-  const h = Math.round(m / 60);
-  if (h < 48) return h === 1 ? 'About an hour' : `${h} hours`;
-  return `${Math.round(h / 24)} days`;
 }
 
 function statusText(seen: Observed, now: number, health: Health | undefined): string {

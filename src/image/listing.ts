@@ -1,6 +1,9 @@
 // What `tsrun images` shows, computed as data (the CLI only prints it): docker's rows,
 // familiar names, 12-digit IDs, "2 hours ago", and sizes in decimal units ("4.26MB").
 import { familiarRepository, parseReference } from '../registry-client/reference.js';
+import { humanDuration } from '../sys/human-duration.js';
+
+export { humanDuration };
 import type { StoredImage } from './store.js';
 import type { Digest } from './types.js';
 
@@ -96,24 +99,6 @@ function goG(x: number, p: number): string {
   const trim = (s: string): string => (s.includes('.') ? s.replace(/0+$/, '').replace(/\.$/, '') : s);
   if (exp < -4 || exp >= p) return `${trim(mantissa)}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
   return trim(x.toFixed(Math.max(0, p - 1 - exp)));
-}
-
-/** go-units HumanDuration, as docker's CREATED column uses it ("About an hour"). */
-export function humanDuration(ms: number): string {
-  const seconds = Math.floor(ms / 1000);
-  if (seconds < 1) return 'Less than a second';
-  if (seconds === 1) return '1 second';
-  if (seconds < 60) return `${seconds} seconds`;
-  const minutes = Math.floor(seconds / 60);
-  if (minutes === 1) return 'About a minute';
-  if (minutes < 60) return `${minutes} minutes`;
-  const hours = Math.floor(ms / 3_600_000 + 0.5);
-  if (hours === 1) return 'About an hour';
-  if (hours < 48) return `${hours} hours`;
-  if (hours < 24 * 7 * 2) return `${Math.floor(hours / 24)} days`;
-  if (hours < 24 * 30 * 2) return `${Math.floor(hours / 24 / 7)} weeks`;
-  if (hours < 24 * 365 * 2) return `${Math.floor(hours / 24 / 30)} months`;
-  return `${Math.floor(ms / 3_600_000 / 24 / 365)} years`;
 }
 
 export function createdSince(created: Date | undefined, now: Date): string {
