@@ -129,8 +129,9 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
       if (usesBridge(options.network)) {
         const { attach, detach, NETNS_DIR, netnsName } = await import('../netns/index.js');
         // Its address, once reserved: the child sets it (net-up), unless in a user namespace.
-        let launched!: (address: { ip: string; prefixLen: number; gateway: string }) => void;
-        const reserved = new Promise<{ ip: string; prefixLen: number; gateway: string }>((resolve) => (launched = resolve));
+        type Address = Omit<NonNullable<PlanContext['netUp']>, 'ifname'>;
+        let launched!: (address: Address) => void;
+        const reserved = new Promise<Address>((resolve) => (launched = resolve));
         const insideByChild = !inUserns(spec);
         attaching = attach(storeRoot, {
           id: record.id,

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { Socket } from 'node:net';
 import { constants } from 'node:os';
 import { TsrunError, errnoOf } from '../errors.js';
-import { spawnPiped, waitExit } from '../sys/libc.js';
+import { spawnPiped, waitExit, type PipedProcess } from '../sys/libc.js';
 
 /** Every command tsrun's network code runs goes through here; tests and --trace can watch. */
 export type CommandObserver = (argv: string[], input: string) => void;
@@ -73,7 +73,7 @@ export function runCommand(argv: string[], input: string, doing: string): Promis
  * ended, it has exited (or is exiting), and waitpid reaps it.
  */
 function runPiped(
-  p: { pid: number; stdin: number; stdout: number; stderr: number },
+  p: PipedProcess,
   input: string,
   ended: (stdout: string, stderr: string, code: number | null, signal: string | null) => void,
   failed: (err: unknown) => void,

@@ -37,7 +37,9 @@ M._resolveFilename = function (req, ...rest) { if (!req.startsWith('node:')) fs.
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const resolved = readFileSync(log, 'utf8').split('\n').filter(Boolean);
-    expect(resolved.filter((m) => !m.endsWith('tsrun.cjs') && !m.endsWith(hook))).toEqual([]);
+    // tsrun's own addon (native/build/tsrun-sys.node: locks, posix_spawnp of the helper) is no
+    // npm package: it loads in well under a millisecond.
+    expect(resolved.filter((m) => !m.endsWith('tsrun.cjs') && !m.endsWith(hook) && m !== join(repoRoot, 'native', 'build', 'tsrun-sys.node'))).toEqual([]);
   });
 
   it('runs each command word from its own bundle, which registers that command and not the others', () => {
