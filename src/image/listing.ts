@@ -2,10 +2,10 @@
 // familiar names, 12-digit IDs, "2 hours ago", and sizes in decimal units ("4.26MB").
 import { familiarRepository, parseReference } from '../registry-client/reference.js';
 import { humanDuration } from '../sys/human-duration.js';
-
-export { humanDuration };
 import type { StoredImage } from './store.js';
 import type { Digest } from './types.js';
+
+export { humanDuration };
 
 export interface ImageRow {
   repository: string;

@@ -41,7 +41,7 @@ export function runCommand(argv: string[], input: string, doing: string): Promis
       const why = errnoOf(err) === 'ENOENT' ? `${argv[0]} is not installed (Debian/Ubuntu: apt-get install iproute2 iptables)` : String(err);
       reject(new TsrunError('ENETWORK', `${doing}: ${why}`, { cause: err }));
     };
-    const ended = (stdout: string, stderr: string, code: number | null, signal: string | number | null) => {
+    const ended = (stdout: string, stderr: string, code: number | null, signal: string | null) => {
       if (code === 0) return resolve({ stdout, stderr });
       const detail = stderr.trim() || `${argv.join(' ')} exited with ${signal ?? code}`;
       const missing = /Unknown device type|Could not fetch rule set|can.t initialize iptables table/.test(detail);
