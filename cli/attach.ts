@@ -6,6 +6,7 @@
 import os from 'node:os';
 import type { Command } from 'commander';
 import { action, globalOptions } from './common.js';
+import { writeErr, stdoutStream, stderrStream } from './out.js';
 
 export function register(program: Command): void {
   program
@@ -30,7 +31,7 @@ export function register(program: Command): void {
       if (status !== 'running') throw new InvalidTransitionError(found.record.name, status, 'attach to', 'start it first');
       const signals = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const;
       if (attach.servesTerminal(found)) {
-        const size = process.stdout.isTTY ? { rows: process.stdout.rows, cols: process.stdout.columns } : undefined;
+        const size = stdoutStream().isTTY ? { rows: stdoutStream().rows, cols: stdoutStream().columns } : undefined;
         const terminal = await attach.TerminalConnection.connect(found.paths.attachSocket, found.record.name, size);
         let signalled = 0;
         for (const sig of signals) {
@@ -40,21 +41,21 @@ export function register(program: Command): void {
           });
         }
         const input = flags.stdin && found.record.options.interactive;
-        const outcome = await attach.attachTerminal(found, terminal, { ...(input && { stdin: process.stdin }), stdout: process.stdout, detachKeys });
+        const outcome = await attach.attachTerminal(found, terminal, { ...(input && { stdin: process.stdin }), stdout: stdoutStream(), detachKeys });
         return signalled ? 128 + signalled : outcome.code;
       }
       if (found.record.options.tty) {
         // A foreground `run -t` (its tsrun has the terminal), or one started before tsrun served terminals.
-        process.stderr.write(`tsrun: no monitor serves ${found.record.name}'s terminal (it runs in the foreground of another tsrun): following its output\n`);
+        writeErr(`tsrun: no monitor serves ${found.record.name}'s terminal (it runs in the foreground of another tsrun): following its output\n`);
       }
       if (flags.sigProxy) {
         for (const sig of signals) process.on(sig, () => void killContainer(found, sig).catch(() => {}));
       }
       if (found.record.logConfig.driver === 'none') {
         // Its output goes nowhere tsrun can read (the monitor's /dev/null): signals and the exit status still come through.
-        process.stderr.write(`tsrun: ${found.record.name} keeps no log (--log-driver none): attached for signals and the exit status only\n`);
+        writeErr(`tsrun: ${found.record.name} keeps no log (--log-driver none): attached for signals and the exit status only\n`);
       } else {
-        await streamLogs(found, { follow: true, tail: 0 }, (e) => (e.stream === 'stderr' ? process.stderr : process.stdout).write(e.log));
+        await streamLogs(found, { follow: true, tail: 0 }, (e) => (e.stream === 'stderr' ? stderrStream() : stdoutStream()).write(e.log));
       }
       return waitContainer(found);
     }));

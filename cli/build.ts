@@ -10,6 +10,7 @@ import type { ResourceFlags } from '../src/cgroups/index.js';
 import { TsrunError, flagError } from '../src/errors.js';
 import { action, addResourceOptions, collect, globalOptions, report, tsrunCommand } from './common.js';
 import { imageGroup } from './images.js';
+import { writeOut, writeErr, stderrStream } from './out.js';
 
 interface BuildFlags {
   file?: string;
@@ -52,7 +53,7 @@ export function register(program: Command): void {
       const r = await store.pruneCache(before ? { before } : {});
       // The contexts' remembered file hashes (src/build/file-hashes.ts) go with the cache.
       if (!before) await rm(join(root, 'build-hashes'), { recursive: true, force: true });
-      process.stdout.write(`Deleted build cache objects: ${r.entries}\nTotal reclaimed space: ${humanSize(r.reclaimed)}\n`);
+      writeOut(`Deleted build cache objects: ${r.entries}\nTotal reclaimed space: ${humanSize(r.reclaimed)}\n`);
     }));
 }
 
@@ -119,7 +120,7 @@ function addBuild(cmd: Command): void {
     // build's is removed when the store is next opened).
     const tmp = contextPath === '-' ? await store.makeTempDir('context') : undefined;
     const ctx = await openContext({ path: contextPath, stdin: process.stdin, tempRoot: tmp ?? store.root });
-    const view = flags.quiet ? new QuietView() : flags.progress === 'tty' || (flags.progress === 'auto' && process.stderr.isTTY) ? new TtyView() : new PlainView();
+    const view = flags.quiet ? new QuietView() : flags.progress === 'tty' || (flags.progress === 'auto' && stderrStream().isTTY) ? new TtyView() : new PlainView();
     try {
       const df = ctx.dockerfileFromStdin !== undefined ? { text: ctx.dockerfileFromStdin, name: 'Dockerfile' } : await readDockerfile(ctx, flags.file, process.stdin);
       const dockerfile = parseDockerfile(df.text, df.name);
@@ -149,17 +150,17 @@ function addBuild(cmd: Command): void {
         await writeFileAtomically(output.dest, (out) => saveImages(store, items, out));
       }
       if (flags.iidfile !== undefined) writeFileSync(flags.iidfile, result.id);
-      if (flags.quiet) process.stdout.write(`${result.id}\n`);
+      if (flags.quiet) writeOut(`${result.id}\n`);
       else {
-        process.stderr.write(`Successfully built ${result.id.slice(7, 19)}\n`);
-        for (const n of result.names) process.stderr.write(`Successfully tagged ${n}\n`);
-        if (output) process.stderr.write(`Wrote ${output.type} archive ${output.dest}\n`);
+        writeErr(`Successfully built ${result.id.slice(7, 19)}\n`);
+        for (const n of result.names) writeErr(`Successfully tagged ${n}\n`);
+        if (output) writeErr(`Wrote ${output.type} archive ${output.dest}\n`);
       }
       return 0;
     } catch (err) {
       view.finish();
       const out = err instanceof Error && err.cause instanceof StepOutput ? err.cause.output : undefined;
-      if (out !== undefined && view.hidesOutput) process.stderr.write(out.endsWith('\n') || out === '' ? out : `${out}\n`);
+      if (out !== undefined && view.hidesOutput) writeErr(out.endsWith('\n') || out === '' ? out : `${out}\n`);
       return report(err);
     } finally {
       await ctx.close();
@@ -221,7 +222,7 @@ class PlainView implements View {
   private readonly cached = new Set<number>();
 
   event(e: BuildEvent): void {
-    const w = (s: string) => process.stderr.write(`${s}\n`);
+    const w = (s: string) => writeErr(`${s}\n`);
     switch (e.type) {
       case 'step':
         this.started.set(e.step, Date.now());
@@ -282,13 +283,13 @@ class TtyView implements View {
         break;
       case 'done':
         this.clear();
-        if (this.current) process.stderr.write(` => ${this.current.text.padEnd(60)} ${secs(e.ms)}\n`);
+        if (this.current) writeErr(` => ${this.current.text.padEnd(60)} ${secs(e.ms)}\n`);
         this.current = undefined;
         break;
       case 'pull':
       case 'warning':
         this.clear();
-        process.stderr.write(`${e.type === 'warning' ? 'WARNING: ' : ''}${e.message}\n`);
+        writeErr(`${e.type === 'warning' ? 'WARNING: ' : ''}${e.message}\n`);
         break;
       case 'output':
         break;
@@ -296,15 +297,15 @@ class TtyView implements View {
   }
 
   private clear(): void {
-    process.stderr.write('\r\x1b[2K');
+    writeErr('\r\x1b[2K');
   }
 
   private draw(): void {
     if (!this.current) return;
-    const cols = process.stderr.columns ?? 80;
+    const cols = stderrStream().columns ?? 80;
     const line = `[+] Building ${secs(Date.now() - this.start)}  => ${this.current.text}  ${secs(Date.now() - this.current.start)}`;
     this.clear();
-    process.stderr.write(line.slice(0, cols - 1));
+    writeErr(line.slice(0, cols - 1));
   }
 
   finish(): void {
@@ -316,7 +317,7 @@ class TtyView implements View {
 class QuietView implements View {
   readonly hidesOutput = true;
   event(e: BuildEvent): void {
-    if (e.type === 'warning') process.stderr.write(`WARNING: ${e.message}\n`);
+    if (e.type === 'warning') writeErr(`WARNING: ${e.message}\n`);
   }
   finish(): void {}
 }
@@ -348,7 +349,7 @@ function addHistory(cmd: Command): void {
       rows.reverse();
       const id = (i: number) => (i === 0 ? (flags.trunc ? image.id.slice(7, 19) : image.id) : '<missing>');
       if (flags.quiet) {
-        process.stdout.write(`${id(0)}\n`);
+        writeOut(`${id(0)}\n`);
         return 0;
       }
       const table = [['IMAGE', 'CREATED', 'CREATED BY', 'SIZE', 'COMMENT']];
@@ -357,7 +358,7 @@ function addHistory(cmd: Command): void {
         table.push([id(i), human ? ago(r.created) : r.created, by, human ? humanSize(r.size) : String(r.size), r.comment]);
       });
       const widths = table[0]!.map((_, c) => Math.max(...table.map((row) => row[c]!.length)));
-      for (const row of table) process.stdout.write(`${row.map((cell, c) => (c === row.length - 1 ? cell : cell.padEnd(widths[c]! + 3))).join('').trimEnd()}\n`);
+      for (const row of table) writeOut(`${row.map((cell, c) => (c === row.length - 1 ? cell : cell.padEnd(widths[c]! + 3))).join('').trimEnd()}\n`);
       return 0;
     }));
 }

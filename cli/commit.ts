@@ -1,6 +1,7 @@
 // tsrun commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]
 import type { Command } from 'commander';
 import { action, collect, flagError, globalOptions } from './common.js';
+import { writeOut } from './out.js';
 
 interface CommitFlags {
   author?: string;
@@ -43,6 +44,6 @@ export function register(program: Command): void {
         changes: flags.change,
         pause,
       });
-      process.stdout.write(`${result.id}\n`);
+      writeOut(`${result.id}\n`);
     }));
 }

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { hostLimitOf, TsrunError } from '../src/errors.js';
 import { isRootless, rootlessPaths } from '../src/rootless.js';
+import { writeErr } from './out.js';
 
 export interface GlobalOptions {
   /** Store root (images, layers, containers). */
@@ -64,16 +65,16 @@ export function hostLimitLine(limit: NonNullable<ReturnType<typeof hostLimitOf>>
 export function report(err: unknown): number {
   const limit = hostLimitOf(err);
   if (limit) {
-    process.stderr.write(`tsrun: ${hostLimitLine(limit)}\n`);
-    if (debug) process.stderr.write(`${stackOf(err)}\n`);
+    writeErr(`tsrun: ${hostLimitLine(limit)}\n`);
+    if (debug) writeErr(`${stackOf(err)}\n`);
     return err instanceof TsrunError ? err.exitCode : 125;
   }
   if (err instanceof TsrunError) {
-    process.stderr.write(`tsrun: ${err.message}\n`);
-    if (debug && err.cause) process.stderr.write(`  caused by: ${String(err.cause)}\n`);
+    writeErr(`tsrun: ${err.message}\n`);
+    if (debug && err.cause) writeErr(`  caused by: ${String(err.cause)}\n`);
     return err.exitCode;
   }
-  process.stderr.write(`tsrun: internal error: ${stackOf(err)}\n`);
+  writeErr(`tsrun: internal error: ${stackOf(err)}\n`);
   return 125;
 }
 

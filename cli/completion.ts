@@ -4,6 +4,7 @@
 import type { Argument, Command, Option } from 'commander';
 import { TsrunError } from '../src/errors.js';
 import { action } from './common.js';
+import { writeOut } from './out.js';
 
 export function register(program: Command): void {
   program
@@ -14,7 +15,7 @@ export function register(program: Command): void {
     .addHelpText('after', '\nInstall for every shell:  tsrun completion bash > /etc/bash_completion.d/tsrun\nThis shell only:          source <(tsrun completion bash)')
     .action(action(async (shell: string) => {
       if (shell !== 'bash') throw new TsrunError('EINVAL_FLAG', `unsupported shell "${shell}": only bash`);
-      process.stdout.write(bashCompletion(program));
+      writeOut(bashCompletion(program));
     }));
 }
 

@@ -2,6 +2,7 @@
 // container's monitor runs when the container exits (like podman's container cleanup).
 import type { Command } from 'commander';
 import { action, globalOptions } from './common.js';
+import { writeOut } from './out.js';
 
 export function register(program: Command): void {
   const group = program.command('container').description('Manage containers');
@@ -14,8 +15,8 @@ export function register(program: Command): void {
       const { root } = globalOptions(cmd);
       const { pruneContainers } = await import('../src/container/remove.js');
       const removed = await pruneContainers(root);
-      process.stdout.write(removed.length ? `Deleted Containers:\n${removed.join('\n')}\n` : '');
-      process.stdout.write(`\nTotal reclaimed space: 0B\n`);
+      writeOut(removed.length ? `Deleted Containers:\n${removed.join('\n')}\n` : '');
+      writeOut(`\nTotal reclaimed space: 0B\n`);
     }));
 
   group

@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { TsrunError } from '../src/errors.js';
 import { action, globalOptions } from './common.js';
+import { writeErr, stdoutStream, stderrStream } from './out.js';
 
 interface CpFlags {
   archive: boolean;
@@ -45,7 +46,7 @@ export function register(program: Command): void {
         return;
       }
       if (dstArg === '-') {
-        await copyToStream(findContainer(root, src.container!), src.path, process.stdout, flags);
+        await copyToStream(findContainer(root, src.container!), src.path, stdoutStream(), flags);
         return;
       }
       const result = await copy(
@@ -54,9 +55,9 @@ export function register(program: Command): void {
         { archive: flags.archive, followLink: flags.followLink },
       );
       // docker reports the size only to a terminal.
-      if (!flags.quiet && process.stderr.isTTY) {
+      if (!flags.quiet && stderrStream().isTTY) {
         const { humanSize } = await import('../src/image/prune.js');
-        process.stderr.write(`Successfully copied ${humanSize(result.bytes)} to ${dstArg}\n`);
+        writeErr(`Successfully copied ${humanSize(result.bytes)} to ${dstArg}\n`);
       }
     }));
 }

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import type { CreateFlagValues } from '../src/container/create-request.js';
 import { action, globalOptions } from './common.js';
 import { addRunOptions, cidfile, imageForRun } from './run.js';
+import { isTerminal, writeOut } from './out.js';
 
 type CreateFlags = CreateFlagValues & { platform?: string; pull: string };
 
@@ -25,13 +26,15 @@ export function register(program: Command): void {
     const { options, restartPolicy, logConfig } = parseCreateFlags(flags, command, {
       readFile: (p) => readFileSync(p, 'utf8'),
       env: process.env,
-      stdinIsTty: process.stdin.isTTY === true,
+      get stdinIsTty() {
+        return isTerminal(0);
+      },
     });
     const cid = cidfile(flags.cidfile);
     const record = await imageForRun(g, image, flags);
     const { createContainer } = await import('../src/container/create.js');
     const created = await createContainer({ storeRoot: g.root, image: record, imageName: image, options, restartPolicy, logConfig });
     cid.write(created.id);
-    process.stdout.write(`${created.id}\n`);
+    writeOut(`${created.id}\n`);
   }));
 }

@@ -1,6 +1,7 @@
 // tsrun diff CONTAINER: A (added), C (changed), D (deleted), as docker diff prints them.
 import type { Command } from 'commander';
 import { action, globalOptions } from './common.js';
+import { writeOut } from './out.js';
 
 export function register(program: Command): void {
   program
@@ -12,6 +13,6 @@ export function register(program: Command): void {
       const { root } = globalOptions(cmd);
       const [{ findContainer }, { containerChanges }] = await Promise.all([import('../src/container/lookup.js'), import('../src/container/diff.js')]);
       const changes = await containerChanges(findContainer(root, name));
-      process.stdout.write(changes.map((c) => `${c.kind} ${c.path}\n`).join(''));
+      writeOut(changes.map((c) => `${c.kind} ${c.path}\n`).join(''));
     }));
 }

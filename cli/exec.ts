@@ -1,6 +1,7 @@
 // tsrun exec [-i] [-t] [-d] [-e K=V] [-u user] [-w dir] CONTAINER COMMAND [ARG...]
 import type { Command } from 'commander';
 import { action, collect, globalOptions } from './common.js';
+import { writeErr } from './out.js';
 
 interface ExecFlags {
   interactive: boolean;
@@ -52,7 +53,7 @@ export function register(program: Command): void {
         },
         {
           stdio: [0, 1, 2],
-          ...(flags.trace && { onTrace: (t) => process.stderr.write(`[${t.who === 'monitor' ? 'monitor' : `step ${t.step}`}] ${t.text}\n`) }),
+          ...(flags.trace && { onTrace: (t) => writeErr(`[${t.who === 'monitor' ? 'monitor' : `step ${t.step}`}] ${t.text}\n`) }),
         },
       );
       for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGWINCH'] as const) process.on(sig, () => proc.signal(sig));

@@ -5,6 +5,7 @@ import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
 import { TsrunError } from '../src/errors.js';
 import { action, globalOptions } from './common.js';
+import { stdoutStream } from './out.js';
 
 export function register(program: Command): void {
   program
@@ -18,8 +19,8 @@ export function register(program: Command): void {
       const [{ findContainer }, { exportContainer }] = await Promise.all([import('../src/container/lookup.js'), import('../src/container/export.js')]);
       const found = findContainer(root, name);
       if (flags.output === undefined) {
-        if (process.stdout.isTTY) throw new TsrunError('EINVAL_FLAG', 'cowardly refusing to save to a terminal. Use the -o flag or redirect');
-        await exportContainer(found, process.stdout);
+        if (stdoutStream().isTTY) throw new TsrunError('EINVAL_FLAG', 'cowardly refusing to save to a terminal. Use the -o flag or redirect');
+        await exportContainer(found, stdoutStream());
         return;
       }
       await writeFileAtomically(flags.output, (out) => exportContainer(found, out));

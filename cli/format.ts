@@ -1,6 +1,7 @@
 // Output shapes docker users know: aligned tables, `--format json`, and Go templates
 // `--format '{{.ID}}\t{{.Names}}'` (a `table` prefix keeps the header).
 import { expandTextEscapes, renderGoTemplate } from './template.js';
+import { writeOut } from './out.js';
 
 export function formatTable(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
@@ -15,7 +16,7 @@ export function renderTemplate(template: string, row: unknown): string {
 /** Print rows as a table (header = keys), JSON lines, or a template. */
 export function printRows(rows: Array<Record<string, unknown>>, columns: Array<[header: string, field: string]>, format?: string): void {
   if (format === 'json') {
-    for (const r of rows) process.stdout.write(JSON.stringify(r) + '\n');
+    for (const r of rows) writeOut(JSON.stringify(r) + '\n');
     return;
   }
   if (format && format !== 'table') {
@@ -24,12 +25,12 @@ export function printRows(rows: Array<Record<string, unknown>>, columns: Array<[
     if (tableMode) {
       const header = template.replace(/\{\{\s*\.(\w+)\s*\}\}/g, (_, f: string) => columns.find(([, field]) => field === f)?.[0] ?? f.toUpperCase());
       const lines = [header.replace(/\\t/g, '\t'), ...rows.map((r) => renderTemplate(template, r))];
-      process.stdout.write(formatTable(lines.map((l) => l.split('\t'))));
+      writeOut(formatTable(lines.map((l) => l.split('\t'))));
       return;
     }
-    for (const r of rows) process.stdout.write(renderTemplate(template, r) + '\n');
+    for (const r of rows) writeOut(renderTemplate(template, r) + '\n');
     return;
   }
   const table = [columns.map(([h]) => h), ...rows.map((r) => columns.map(([, f]) => String(r[f] ?? '')))];
-  process.stdout.write(formatTable(table));
+  writeOut(formatTable(table));
 }

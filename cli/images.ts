@@ -1,6 +1,7 @@
 // tsrun images | image ls, rmi | image rm, tag | image tag
 import type { Command } from 'commander';
 import { action, flagError, globalOptions } from './common.js';
+import { writeOut } from './out.js';
 
 interface ListFlags {
   quiet: boolean;
@@ -47,14 +48,14 @@ function addList(cmd: Command): void {
         const rows = listing.imageRows(await store.list(), repository);
         const id = (d: string): string => (flags.trunc === false ? d : listing.shortId(d));
         if (flags.quiet) {
-          for (const i of new Set(rows.map((r) => id(r.id)))) process.stdout.write(`${i}\n`);
+          for (const i of new Set(rows.map((r) => id(r.id)))) writeOut(`${i}\n`);
           return;
         }
         const now = new Date();
         if (flags.format === 'json') {
           for (const r of rows) {
             const size = listing.humanSize(r.size);
-            process.stdout.write(
+            writeOut(
               JSON.stringify({
                 Containers: 'N/A',
                 CreatedAt: listing.goTimeString(r.created),
@@ -73,7 +74,7 @@ function addList(cmd: Command): void {
           return;
         }
         const cells = rows.map((r) => [r.repository, r.tag, id(r.id), listing.createdSince(r.created, now), listing.humanSize(r.size)]);
-        process.stdout.write(listing.table(['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], cells));
+        writeOut(listing.table(['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], cells));
       }),
     );
 }
@@ -102,8 +103,8 @@ function addRemove(cmd: Command): void {
         for (const image of images) {
           try {
             const r = await removeImageChecked(store, containers, image, { force: flags.force, userOf, mountedLayers });
-            for (const n of r.untagged) process.stdout.write(`Untagged: ${familiarName(n)}\n`);
-            for (const d of r.deleted) process.stdout.write(`Deleted: ${d}\n`);
+            for (const n of r.untagged) writeOut(`Untagged: ${familiarName(n)}\n`);
+            for (const d of r.deleted) writeOut(`Deleted: ${d}\n`);
           } catch (err) {
             status = report(err);
           }

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import type { SystemInfo } from '../src/info/index.js';
 import { action, globalOptions } from './common.js';
 import { renderTemplate } from './format.js';
+import { writeOut } from './out.js';
 
 export function register(program: Command): void {
   program
@@ -14,9 +15,9 @@ export function register(program: Command): void {
       const { gatherInfo } = await import('../src/info/index.js');
       const { humanSize } = await import('../src/image/listing.js');
       const info = await gatherInfo(g);
-      if (flags.format === 'json') process.stdout.write(JSON.stringify(pascalKeys(info)) + '\n');
-      else if (flags.format) process.stdout.write(renderTemplate(flags.format, pascalKeys(info) as Record<string, unknown>) + '\n');
-      else process.stdout.write(renderInfo(info, humanSize));
+      if (flags.format === 'json') writeOut(JSON.stringify(pascalKeys(info)) + '\n');
+      else if (flags.format) writeOut(renderTemplate(flags.format, pascalKeys(info) as Record<string, unknown>) + '\n');
+      else writeOut(renderInfo(info, humanSize));
     }));
 }
 

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { TsrunError } from '../src/errors.js';
 import { action, globalOptions } from './common.js';
 import { renderTemplate } from './format.js';
+import { writeOut } from './out.js';
 
 export function register(program: Command): void {
   program
@@ -36,8 +37,8 @@ export function register(program: Command): void {
           failed = true;
         }
       }
-      if (flags.format) for (const o of out) process.stdout.write(renderTemplate(flags.format, o) + '\n');
-      else process.stdout.write(JSON.stringify(out, null, 4) + '\n');
+      if (flags.format) for (const o of out) writeOut(renderTemplate(flags.format, o) + '\n');
+      else writeOut(JSON.stringify(out, null, 4) + '\n');
       return failed ? 1 : 0;
     }));
 }

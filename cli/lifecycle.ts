@@ -2,6 +2,7 @@
 // wait, pause, unpause, rename. Each parses, calls src/container, prints what docker prints.
 import type { Command } from 'commander';
 import { action, flagError, globalOptions, tsrunCommand } from './common.js';
+import { writeOut, stdoutStream } from './out.js';
 
 const load = () =>
   Promise.all([
@@ -32,7 +33,7 @@ async function forEach(names: string[], fn: (name: string) => Promise<void>, opt
   const printReady = () => {
     for (; printed < names.length && results[printed] !== undefined; printed++) {
       const err = results[printed];
-      if (err === null) process.stdout.write(`${names[printed]}\n`);
+      if (err === null) writeOut(`${names[printed]}\n`);
       else {
         report(err);
         failed++;
@@ -91,11 +92,11 @@ export function register(program: Command): void {
           // it starts; the detach keys leave it running.
           const attach = await import('../src/container/attach.js');
           const detachKeys = attach.parseDetachKeys(flags.detachKeys);
-          const size = process.stdout.isTTY ? { rows: process.stdout.rows, cols: process.stdout.columns } : undefined;
+          const size = stdoutStream().isTTY ? { rows: stdoutStream().rows, cols: stdoutStream().columns } : undefined;
           const started = await m.startContainer(root, found, { terminal: { ...(size && { size }) }, tsrunCommand: tsrunCommand(root) });
           for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => started.signal(sig));
           const input = flags.interactive && process.stdin;
-          const outcome = await attach.attachStarted(root, found, started.terminal!, { ...(input && { stdin: input }), stdout: process.stdout, detachKeys });
+          const outcome = await attach.attachStarted(root, found, started.terminal!, { ...(input && { stdin: input }), stdout: stdoutStream(), detachKeys });
           return outcome.code;
         }
         // Made with `create --trace`: its trace, as `run --trace` prints it.
@@ -165,7 +166,7 @@ export function register(program: Command): void {
     .action(action(async (names: string[], _flags: object, cmd: Command) => {
       const { root } = globalOptions(cmd);
       const m = await load();
-      for (const name of names) process.stdout.write(`${await m.waitContainer(m.findContainer(root, name))}\n`);
+      for (const name of names) writeOut(`${await m.waitContainer(m.findContainer(root, name))}\n`);
     }));
 
   for (const verb of ['pause', 'unpause'] as const) {

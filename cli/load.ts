@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { TsrunError } from '../src/errors.js';
 import { action, globalOptions } from './common.js';
 import { imageGroup } from './images.js';
+import { writeOut, writeErr } from './out.js';
 
 interface LoadFlags {
   input?: string;
@@ -30,9 +31,9 @@ export function register(program: Command): void {
             loaded = await loadImagesFromStream(store, process.stdin, 'stdin');
           }
           for (const img of loaded) {
-            if (!flags.quiet) for (const w of img.warnings) process.stderr.write(`tsrun: warning: ${w}\n`);
-            if (img.names.length === 0) process.stdout.write(`Loaded image ID: ${img.id}\n`);
-            for (const n of img.names) process.stdout.write(`Loaded image: ${n}\n`);
+            if (!flags.quiet) for (const w of img.warnings) writeErr(`tsrun: warning: ${w}\n`);
+            if (img.names.length === 0) writeOut(`Loaded image ID: ${img.id}\n`);
+            for (const n of img.names) writeOut(`Loaded image: ${n}\n`);
           }
         }),
       );

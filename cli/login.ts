@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { TsrunError } from '../src/errors.js';
 import { action, globalOptions } from './common.js';
 import { warnLine } from './pull.js';
+import { writeOut, writeErr, stderrStream } from './out.js';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -15,16 +16,16 @@ async function readStdin(): Promise<string> {
 
 /** Asks on the terminal; the password is not echoed. */
 async function prompt(question: string, secret: boolean): Promise<string> {
-  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+  const rl = createInterface({ input: process.stdin, output: stderrStream(), terminal: true });
   if (secret) {
     // Write the question ourselves, then swallow readline's echo of what is typed.
-    process.stderr.write(question);
+    writeErr(question);
     (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = () => {};
   }
   return new Promise((resolve) => {
     rl.question(secret ? '' : question, (answer) => {
       rl.close();
-      if (secret) process.stderr.write('\n');
+      if (secret) writeErr('\n');
       resolve(answer);
     });
   });
@@ -74,7 +75,7 @@ export function register(program: Command): void {
         if (!r.verified) warnLine(`${r.registry} asks for no authentication; the credentials were stored anyway`);
         const where = r.store.kind === 'helper' ? `docker-credential-${r.store.helper} (the "${r.store.setting}" of ${r.path})` : r.path;
         if (r.store.kind === 'file') warnLine(`the password is stored unencrypted in ${r.path}; configure a credential helper ("credsStore") to keep it elsewhere`);
-        process.stdout.write(`Credentials saved in ${where}\nLogin Succeeded\n`);
+        writeOut(`Credentials saved in ${where}\nLogin Succeeded\n`);
       }),
     );
 }

@@ -2,6 +2,7 @@
 // erasing them from the credential helper that holds them, if one does.
 import type { Command } from 'commander';
 import { action } from './common.js';
+import { writeOut } from './out.js';
 
 export function register(program: Command): void {
   program
@@ -12,7 +13,7 @@ export function register(program: Command): void {
       action(async (server: string | undefined) => {
         const { logout } = await import('../src/registry-client/login.js');
         const r = await logout(server);
-        process.stdout.write(r.removed ? `Removing login credentials for ${r.registry}\n` : `Not logged in to ${r.registry}\n`);
+        writeOut(r.removed ? `Removing login credentials for ${r.registry}\n` : `Not logged in to ${r.registry}\n`);
       }),
     );
 }

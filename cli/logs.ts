@@ -1,6 +1,7 @@
 // tsrun logs [-f] [--tail N] [-t] [--since T] [--until T] CONTAINER
 import type { Command } from 'commander';
 import { action, flagError, globalOptions } from './common.js';
+import { stdoutStream, stderrStream } from './out.js';
 
 interface LogsFlags {
   follow: boolean;
@@ -36,7 +37,7 @@ export function register(program: Command): void {
           ...(flags.since && { since: parseTime('--since', flags.since) }),
           ...(flags.until && { until: parseTime('--until', flags.until) }),
         },
-        (e) => (e.stream === 'stderr' ? process.stderr : process.stdout).write(flags.timestamps ? `${e.time} ${e.log}` : e.log),
+        (e) => (e.stream === 'stderr' ? stderrStream() : stdoutStream()).write(flags.timestamps ? `${e.time} ${e.log}` : e.log),
       );
     }));
 }

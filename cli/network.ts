@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { action, collect, globalOptions } from './common.js';
 import { formatTable, renderTemplate } from './format.js';
+import { writeOut } from './out.js';
 
 export function register(program: Command): void {
   const network = program.command('network').description('Manage networks');
@@ -22,7 +23,7 @@ export function register(program: Command): void {
         ...(flags.gateway && { gateway: flags.gateway }),
         ...opt,
       });
-      process.stdout.write(`${net.id}\n`);
+      writeOut(`${net.id}\n`);
     }));
 
   network
@@ -34,14 +35,14 @@ export function register(program: Command): void {
       const { listNetworks } = await import('../src/netns/index.js');
       const nets = listNetworks(globalOptions(cmd).root);
       if (flags.quiet) {
-        for (const n of nets) process.stdout.write(`${n.id.slice(0, 12)}\n`);
+        for (const n of nets) writeOut(`${n.id.slice(0, 12)}\n`);
         return;
       }
       const rows = [['NETWORK ID', 'NAME', 'DRIVER', 'SUBNET', 'BRIDGE']];
       for (const n of nets) rows.push([n.id.slice(0, 12), n.name, 'bridge', n.subnet, n.bridge]);
       // host and none are always there, as in docker; they have no ID of their own.
       rows.push(['-', 'host', 'host', '-', '-'], ['-', 'none', 'null', '-', '-']);
-      process.stdout.write(formatTable(rows));
+      writeOut(formatTable(rows));
     }));
 
   network
@@ -53,8 +54,8 @@ export function register(program: Command): void {
       const { inspectNetwork, networkJson } = await import('../src/netns/index.js');
       const root = globalOptions(cmd).root;
       const out = names.map((n) => networkJson(inspectNetwork(root, n)));
-      if (flags.format) for (const o of out) process.stdout.write(renderTemplate(flags.format, o) + '\n');
-      else process.stdout.write(JSON.stringify(out, null, 4) + '\n');
+      if (flags.format) for (const o of out) writeOut(renderTemplate(flags.format, o) + '\n');
+      else writeOut(JSON.stringify(out, null, 4) + '\n');
     }));
 
   network
@@ -92,7 +93,7 @@ export function register(program: Command): void {
       const root = globalOptions(cmd).root;
       for (const n of names) {
         await removeNetwork(root, n);
-        process.stdout.write(`${n}\n`);
+        writeOut(`${n}\n`);
       }
     }));
 
@@ -111,7 +112,7 @@ export function register(program: Command): void {
       await reconcile(root);
       for (const { ep } of strayEndpoints(root)) await releaseStray(root, ep);
       const removed = await pruneNetworks(root);
-      if (removed.length > 0) process.stdout.write(`Deleted Networks:\n${removed.join('\n')}\n`);
+      if (removed.length > 0) writeOut(`Deleted Networks:\n${removed.join('\n')}\n`);
     }));
 }
 

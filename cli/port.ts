@@ -1,6 +1,7 @@
 // tsrun port CONTAINER [PRIVATE_PORT[/PROTO]]: the published ports, as docker prints them.
 import type { Command } from 'commander';
 import { action, globalOptions } from './common.js';
+import { writeOut } from './out.js';
 
 export function register(program: Command): void {
   program
@@ -26,7 +27,7 @@ export function register(program: Command): void {
       }
       for (const p of shown) {
         const host = `${p.hostIp || '0.0.0.0'}:${p.hostPort}`;
-        process.stdout.write(port === undefined ? `${p.containerPort}/${p.protocol} -> ${host}\n` : `${host}\n`);
+        writeOut(port === undefined ? `${p.containerPort}/${p.protocol} -> ${host}\n` : `${host}\n`);
       }
     }));
 }

@@ -6,6 +6,7 @@ import { Command, type CommanderError } from 'commander';
 import { collect, report } from './common.js';
 import { commandWord } from './command-word.js';
 import { needsUserns, reexecInUserns } from '../src/rootless.js';
+import { writeOut, writeErr } from './out.js';
 
 export const VERSION = 'tsrun 0.1.0';
 
@@ -18,7 +19,8 @@ const program = new Command('tsrun')
   .enablePositionalOptions()
   .showHelpAfterError("See 'tsrun --help', or 'tsrun <command> --help'.")
   // Errors read like every other tsrun error: "tsrun: unknown option '--bogus'".
-  .configureOutput({ outputError: (text, write) => write(`tsrun: ${text.replace(/^error: /, '')}`) })
+  // Help and usage errors go out as all tsrun's text does (out.ts), not through Node's streams.
+  .configureOutput({ writeOut, writeErr, outputError: (text, write) => write(`tsrun: ${text.replace(/^error: /, '')}`) })
   // docker's exit status for a usage error is 125, not commander's 1.
   .exitOverride((err: CommanderError) => {
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
@@ -37,13 +39,13 @@ export type CommandModule = [load: Loader, commands: string[]];
 export async function runTsrun(modules: CommandModule[]): Promise<void> {
   // A test hook left set by mistake would make every container without what it names: said, always.
   if (process.env.TSRUN_TEST_OMIT_STEPS) {
-    process.stderr.write(`tsrun: warning: TSRUN_TEST_OMIT_STEPS=${process.env.TSRUN_TEST_OMIT_STEPS} is set: containers are made without those launch steps (a test hook)\n`);
+    writeErr(`tsrun: warning: TSRUN_TEST_OMIT_STEPS=${process.env.TSRUN_TEST_OMIT_STEPS} is set: containers are made without those launch steps (a test hook)\n`);
   }
   const word = commandWord(process.argv.slice(2));
   // `tsrun --version` alone needs none of the commands (scripts call it to probe for tsrun).
   const only = process.argv.slice(2);
   if (only.length === 1 && (only[0] === '--version' || only[0] === '-v')) {
-    process.stdout.write(`${VERSION}\n`);
+    writeOut(`${VERSION}\n`);
     process.exit(0);
   }
   // Rootless: most commands run again as root of the user's own user namespace (src/rootless.ts).
@@ -68,12 +70,6 @@ export async function runTsrun(modules: CommandModule[]): Promise<void> {
     const name = cmd.name();
     cmd.helpGroup(COMMON.includes(name) ? 'Common Commands:' : MANAGEMENT.includes(name) ? 'Management Commands:' : 'Commands:');
   }
-
-  // `tsrun images | head` closes the pipe early: that is not an error.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(0);
-    throw err;
-  });
 
   await program.parseAsync(process.argv);
 }

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { action, collect, flagError, globalOptions, hostLimitLine } from './common.js';
 import { hostLimitOf } from '../src/errors.js';
 import { printRows } from './format.js';
+import { writeOut, writeErr } from './out.js';
 
 interface PsFlags {
   all: boolean;
@@ -44,7 +45,7 @@ export function register(program: Command): void {
           const limit = hostLimitOf(err);
           const why = limit ? hostLimitLine(limit) : (err as Error).message;
           const more = unreleased.length > 1 ? ` (and ${unreleased.length - 1} more)` : '';
-          process.stderr.write(`tsrun: warning: could not release container ${id.slice(0, 12)}${more}: ${why}\n`);
+          writeErr(`tsrun: warning: could not release container ${id.slice(0, 12)}${more}: ${why}\n`);
         }
         const filters = flags.filter.map((f) => {
           const eq = f.indexOf('=');
@@ -77,7 +78,7 @@ export function register(program: Command): void {
         if (last !== undefined) rows = rows.slice(0, last);
         const trunc = (id: string) => ((flags.trunc === false) ? id : id.slice(0, 12));
         if (flags.quiet) {
-          for (const r of rows) process.stdout.write(`${trunc(r.id)}\n`);
+          for (const r of rows) writeOut(`${trunc(r.id)}\n`);
           return;
         }
         const shown = rows.map((r) => ({

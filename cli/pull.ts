@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { humanSize } from '../src/image/listing.js';
 import { action, flagError, globalOptions } from './common.js';
+import { writeOut, writeErr, stdoutStream } from './out.js';
 
 /** docker's HumanSize: 3 significant digits, decimal units (2.22MB). */
 export { humanSize };
@@ -81,7 +82,7 @@ export class ProgressView {
 }
 
 export function warnLine(message: string): void {
-  process.stderr.write(`tsrun: warning: ${message}\n`);
+  writeErr(`tsrun: warning: ${message}\n`);
 }
 
 function positiveInt(flag: string) {
@@ -117,7 +118,7 @@ export function register(program: Command): void {
           import('../src/registry-client/reference.js'),
         ]);
         const store = await ImageStore.open(g.root, { writer: true });
-        const view = new ProgressView(process.stdout, flags.quiet);
+        const view = new ProgressView(stdoutStream(), flags.quiet);
         const options = {
           insecureRegistries: g.insecureRegistry,
           maxConcurrentDownloads: flags.maxConcurrentDownloads,
@@ -139,14 +140,14 @@ export function register(program: Command): void {
             view.say(`${tag}: Pulling from ${ref.repository}`);
           });
           for (const r of results) show(r, r.name.slice(r.name.lastIndexOf(':') + 1));
-          process.stdout.write(`${ref.registry}/${ref.repository}\n`);
+          writeOut(`${ref.registry}/${ref.repository}\n`);
           return;
         }
         if (!ref.digest && !/:[^/]+$/.test(name)) view.say('Using default tag: latest');
         view.say(`${ref.digest ?? ref.tag}: Pulling from ${ref.repository}`);
         const r = await pullImage(store, name, options, (e) => view.update(e));
         show(r, ref.digest ? undefined : ref.tag);
-        process.stdout.write(`${r.name}\n`);
+        writeOut(`${r.name}\n`);
       }),
     );
 }

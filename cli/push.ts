@@ -4,6 +4,7 @@
 import type { Command } from 'commander';
 import { action, globalOptions } from './common.js';
 import { ProgressView, warnLine } from './pull.js';
+import { writeOut, stdoutStream } from './out.js';
 
 export function register(program: Command): void {
   program
@@ -21,12 +22,12 @@ export function register(program: Command): void {
         ]);
         const store = await ImageStore.open(g.root, { writer: true });
         const ref = parseReference(name);
-        const view = new ProgressView(process.stdout, flags.quiet);
+        const view = new ProgressView(stdoutStream(), flags.quiet);
         view.say(`The push refers to repository [${ref.registry}/${ref.repository}]`);
         const r = await pushImage(store, name, { insecureRegistries: g.insecureRegistry, onWarning: warnLine }, (e) => view.update(e));
         view.finish();
         view.say(`${r.tag}: digest: ${r.digest} size: ${r.size}`);
-        if (flags.quiet) process.stdout.write(`${r.name}\n`);
+        if (flags.quiet) writeOut(`${r.name}\n`);
       }),
     );
 }

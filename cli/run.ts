@@ -5,6 +5,7 @@ import type { CreateFlagValues } from '../src/container/create-request.js';
 import type { TraceLine } from '../src/namespaces/helper.js';
 import { TsrunError } from '../src/errors.js';
 import { action, addResourceOptions, collect, flagError, globalOptions, tsrunCommand, type GlobalOptions } from './common.js';
+import { isTerminal, writeOut, writeErr, stdoutStream, stderrStream } from './out.js';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
 
@@ -43,7 +44,7 @@ export async function openTrace(value: true | string, file: string | undefined):
       throw flagError('--trace-file', file, `cannot write it (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
     }
   }
-  const out = fd === undefined ? (line: string) => process.stderr.write(`${line}\n`) : (line: string) => writeSync(fd, `${line}\n`);
+  const out = fd === undefined ? (line: string) => writeErr(`${line}\n`) : (line: string) => writeSync(fd, `${line}\n`);
   const renderer = new trace.TraceRenderer(mode, out);
   // Host lines are stamped as they happen; the helper's carry the time their call began.
   fsio.setCgroupMkdirObserver((dir) => renderer.host(performance.now(), trace.hostMkdir(dir)));
@@ -77,13 +78,15 @@ function acceptTraceMode(cmd: Command): void {
 export async function imageForRun(g: GlobalOptions, image: string, flags: { pull: string; platform?: string }) {
   const { findOrPullImage } = await import('../src/container/image-lookup.js');
   const { ProgressView, warnLine } = await import('./pull.js');
-  const view = new ProgressView(process.stderr, false);
+  // Made when a pull starts: an image already here prints nothing, and needs no stderr stream.
+  let view: InstanceType<typeof ProgressView> | undefined;
+  const shown = () => (view ??= new ProgressView(stderrStream(), false));
   const record = await findOrPullImage(g, image, { pull: flags.pull, platform: flags.platform }, {
-    onPull: (message) => view.say(message),
-    onProgress: (e) => view.update(e),
+    onPull: (message) => shown().say(message),
+    onProgress: (e) => shown().update(e),
     onWarning: warnLine,
   });
-  view.finish();
+  view?.finish();
   return record;
 }
 
@@ -218,7 +221,9 @@ export function register(program: Command): void {
         readFile: (p) => readFileSync(p, 'utf8'),
         env: process.env,
         // -dit needs no terminal now: it keeps the container's TTY for a later attach (docker).
-        stdinIsTty: process.stdin.isTTY === true || flags.detach === true,
+        get stdinIsTty() {
+          return flags.detach === true || isTerminal(0);
+        },
       });
       // -it in the foreground: tsrun is a client of the container's PTY (the monitor's attach
       // socket), as docker's client is, so that the detach keys can leave it running. Checked
@@ -232,7 +237,7 @@ export function register(program: Command): void {
       const { runContainer } = await import('../src/container/run.js');
       if (flags.detach && options.interactive && !options.tty) {
         // Without a TTY a detached container's stdin is /dev/null: there is nothing to attach it to.
-        process.stderr.write('tsrun: warning: -i without -t is ignored with -d\n');
+        writeErr('tsrun: warning: -i without -t is ignored with -d\n');
       }
 
       // Signals arriving while the container starts are held and sent once it runs. With a
@@ -253,20 +258,20 @@ export function register(program: Command): void {
         restartPolicy,
         logConfig,
         ...(!flags.detach && !terminal && { stdio: [0, 1, 2] as [number, number, number] }),
-        ...(terminal && { terminal: process.stdout.isTTY ? { size: { rows: process.stdout.rows, cols: process.stdout.columns } } : {} }),
+        ...(terminal && { terminal: stdoutStream().isTTY ? { size: { rows: stdoutStream().rows, cols: stdoutStream().columns } } : {} }),
         tsrunCommand: tsrunCommand(g.root),
         ...(trace && { onTrace: trace.onTrace }),
       }).finally(() => trace?.flush());
       cid.write(running.id);
       if (flags.detach) {
-        process.stdout.write(`${running.id}\n`);
+        writeOut(`${running.id}\n`);
         return 0;
       }
       container = running;
       for (const sig of pending) running.signal(sig);
       if (running.terminal && attach && detachKeys) {
         const { findContainer } = await import('../src/container/lookup.js');
-        const outcome = await attach.attachStarted(g.root, findContainer(g.root, running.id), running.terminal, { stdin: process.stdin, stdout: process.stdout, detachKeys });
+        const outcome = await attach.attachStarted(g.root, findContainer(g.root, running.id), running.terminal, { stdin: process.stdin, stdout: stdoutStream(), detachKeys });
         return outcome.code;
       }
       const status = await running.wait();

@@ -9,6 +9,7 @@ import { Command, Option, type CommanderError } from 'commander';
 import { TsrunError } from '../src/errors.js';
 import type { Resources } from '../src/cgroups/types.js';
 import type { OciSpec } from '../src/namespaces/spec.js';
+import { writeOut, writeErr } from './out.js';
 
 const VERSION = '0.1.0';
 
@@ -67,7 +68,7 @@ async function context(): Promise<import('../src/runtime/container.js').RuntimeC
     root: g.root,
     warn: (msg) => {
       logLine('warning', msg);
-      process.stderr.write(`tsrun-runtime: warning: ${msg}\n`);
+      writeErr(`tsrun-runtime: warning: ${msg}\n`);
     },
     ...(g.debug && { onTrace: (t) => logLine('debug', `[${t.who} ${t.step}] ${t.text}`) }),
   };
@@ -82,8 +83,8 @@ function action<A extends unknown[]>(fn: (...args: A) => Promise<number | void> 
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
       logLine('error', msg);
-      process.stderr.write(`tsrun-runtime: ${msg}\n`);
-      if (globals().debug && err instanceof Error && !(err instanceof TsrunError)) process.stderr.write(`${err.stack}\n`);
+      writeErr(`tsrun-runtime: ${msg}\n`);
+      if (globals().debug && err instanceof Error && !(err instanceof TsrunError)) writeErr(`${err.stack}\n`);
       process.exit(1);
     }
   };
@@ -180,7 +181,7 @@ program
   .action(
     action(async (id: string) => {
       const { containerState } = await runtime();
-      process.stdout.write(JSON.stringify(containerState(await context(), id), null, 2) + '\n');
+      writeOut(JSON.stringify(containerState(await context(), id), null, 2) + '\n');
     }),
   );
 
@@ -236,7 +237,7 @@ program
       const { containerPids } = await runtime();
       const pids = containerPids(await context(), id);
       if (o.format === 'json') {
-        process.stdout.write(JSON.stringify(pids) + '\n');
+        writeOut(JSON.stringify(pids) + '\n');
         return;
       }
       const out = execFileSync('ps', psArgs.length > 0 ? psArgs : ['-ef'], { encoding: 'utf8' }).split('\n');
@@ -244,7 +245,7 @@ program
       const pidColumn = header.trim().split(/\s+/).indexOf('PID');
       if (pidColumn < 0) throw new TsrunError('EINVAL_FLAG', 'ps output has no PID column');
       const lines = out.slice(1).filter((l) => pids.includes(Number(l.trim().split(/\s+/)[pidColumn])));
-      process.stdout.write([header, ...lines].join('\n') + '\n');
+      writeOut([header, ...lines].join('\n') + '\n');
     }),
   );
 
@@ -261,13 +262,13 @@ program
       const ctx = await context();
       const list = listContainers(ctx, listIds(ctx.root));
       if (o.quiet) {
-        process.stdout.write(list.map((c) => `${c.id}\n`).join(''));
+        writeOut(list.map((c) => `${c.id}\n`).join(''));
       } else if (o.format === 'json') {
-        process.stdout.write(JSON.stringify(list) + '\n');
+        writeOut(JSON.stringify(list) + '\n');
       } else {
         const rows = [['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER'], ...list.map((c) => [c.id, c.pid, c.status, c.bundle, c.created, 'root'].map(String))];
         const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-        process.stdout.write(rows.map((r) => r.map((x, i) => (i === r.length - 1 ? x : x.padEnd(widths[i]! + 3))).join('')).join('\n') + '\n');
+        writeOut(rows.map((r) => r.map((x, i) => (i === r.length - 1 ? x : x.padEnd(widths[i]! + 3))).join('')).join('\n') + '\n');
       }
     }),
   );
@@ -420,7 +421,7 @@ program
       if (!m) throw new TsrunError('EINVAL_FLAG', `--interval: "${o.interval}" is not a duration like 5s`);
       const ms = Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 'm' ? 60000 : 1000);
       for (;;) {
-        process.stdout.write(JSON.stringify(statsEvent(ctx, id)) + '\n');
+        writeOut(JSON.stringify(statsEvent(ctx, id)) + '\n');
         if (o.stats) return;
         await new Promise((r) => setTimeout(r, Math.max(ms, 100)));
       }
@@ -448,7 +449,7 @@ program
   .action(
     action(async () => {
       const { features } = await import('../src/runtime/features.js');
-      process.stdout.write(JSON.stringify(features(VERSION), null, '    ') + '\n');
+      writeOut(JSON.stringify(features(VERSION), null, '    ') + '\n');
     }),
   );
 
@@ -473,7 +474,7 @@ async function main(): Promise<void> {
   }
   if (args[i] === '--version' || args[i] === '-v') {
     // runc's first line is what podman shows; the spec line is what callers parse.
-    process.stdout.write(`tsrun-runtime version ${VERSION}\nspec: 1.2.0\n`);
+    writeOut(`tsrun-runtime version ${VERSION}\nspec: 1.2.0\n`);
     return;
   }
   await program.parseAsync(process.argv);

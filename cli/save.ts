@@ -5,6 +5,7 @@ import { TsrunError } from '../src/errors.js';
 import { action, globalOptions } from './common.js';
 import { writeFileAtomically } from './export.js';
 import { imageGroup } from './images.js';
+import { stdoutStream } from './out.js';
 
 export function register(program: Command): void {
   for (const cmd of [program.command('save'), imageGroup(program).command('save')]) {
@@ -18,8 +19,8 @@ export function register(program: Command): void {
         const store = await ImageStore.open(globalOptions(c).root);
         const items = await resolveForSave(store, images);
         if (flags.output === undefined) {
-          if (process.stdout.isTTY) throw new TsrunError('EINVAL_FLAG', 'cowardly refusing to save to a terminal. Use the -o flag or redirect');
-          await saveImages(store, items, process.stdout);
+          if (stdoutStream().isTTY) throw new TsrunError('EINVAL_FLAG', 'cowardly refusing to save to a terminal. Use the -o flag or redirect');
+          await saveImages(store, items, stdoutStream());
           return;
         }
         await writeFileAtomically(flags.output, (out) => saveImages(store, items, out));

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { action, addResourceOptions, globalOptions } from './common.js';
 import { printRows } from './format.js';
 import { humanSize } from './pull.js';
+import { writeOut, stdoutStream } from './out.js';
 
 const COLUMNS: Array<[string, string]> = [
   ['CONTAINER ID', 'ID'],
@@ -43,7 +44,7 @@ export function register(program: Command): void {
           : listContainers(root)
               .filter(({ seen }) => flags.all || seen.status === 'running' || seen.status === 'paused')
               .map(({ paths, record }) => ({ paths, record }));
-      const tty = process.stdout.isTTY === true && flags.stream;
+      const tty = stdoutStream().isTTY === true && flags.stream;
       for (;;) {
         const found = targets();
         const first = found.map(sample);
@@ -66,7 +67,7 @@ export function register(program: Command): void {
           };
         });
         // On a terminal the table is redrawn in place, as docker does.
-        if (tty) process.stdout.write('\x1b[2J\x1b[H');
+        if (tty) writeOut('\x1b[2J\x1b[H');
         printRows(rows, COLUMNS, flags.format);
         if (!flags.stream) return;
       }
@@ -81,7 +82,7 @@ export function register(program: Command): void {
       const [{ findContainer }, { updateContainer }] = await Promise.all([import('../src/container/lookup.js'), import('../src/container/stats.js')]);
       for (const name of names) {
         await updateContainer(findContainer(root, name), flags);
-        process.stdout.write(`${name}\n`);
+        writeOut(`${name}\n`);
       }
     }));
 }

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { action, flagError, globalOptions } from './common.js';
 import { renderTemplate } from './format.js';
 import { imageGroup } from './images.js';
+import { writeOut, writeErr } from './out.js';
 
 const load = () =>
   Promise.all([import('../src/image/store.js'), import('../src/image/prune.js'), import('../src/container/diff.js')]).then(
@@ -29,13 +30,13 @@ export function register(program: Command): void {
       const rows = m.diskUsage(await store.list(), await m.containerRefs(root, { sizes: true }), volumes, await store.cacheUsage());
       if (flags.format === 'json') {
         for (const r of rows) {
-          process.stdout.write(JSON.stringify({ Active: String(r.active), Reclaimable: m.reclaimableCell(r), Size: m.humanSize(r.size), TotalCount: String(r.total), Type: r.type }) + '\n');
+          writeOut(JSON.stringify({ Active: String(r.active), Reclaimable: m.reclaimableCell(r), Size: m.humanSize(r.size), TotalCount: String(r.total), Type: r.type }) + '\n');
         }
         return;
       }
       const { table } = await import('../src/image/listing.js');
       const cells = rows.map((r) => [r.type, String(r.total), String(r.active), m.humanSize(r.size), m.reclaimableCell(r)]);
-      process.stdout.write(table(['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'], cells));
+      writeOut(table(['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'], cells));
     }));
 
   system
@@ -48,11 +49,11 @@ export function register(program: Command): void {
       const { checkStore } = await import('../src/container/check.js');
       const findings = await checkStore(globalOptions(c).root, { repair: flags.repair });
       if (flags.format === 'json') {
-        process.stdout.write(JSON.stringify(findings) + '\n');
+        writeOut(JSON.stringify(findings) + '\n');
       } else if (findings.length === 0) {
-        process.stdout.write('the store is consistent\n');
+        writeOut('the store is consistent\n');
       } else {
-        for (const f of findings) process.stdout.write(`${f.kind}: ${f.subject}: ${f.detail}${f.repaired ? ' (repaired)' : ''}\n`);
+        for (const f of findings) writeOut(`${f.kind}: ${f.subject}: ${f.detail}${f.repaired ? ' (repaired)' : ''}\n`);
       }
       return findings.every((f) => f.repaired) ? 0 : 1;
     }));
@@ -74,12 +75,12 @@ export function register(program: Command): void {
       pruneShiftedLayers(root, new Set(refs.flatMap((r) => (r.usernsKey ? [r.usernsKey] : []))));
       if (r.untagged.length + r.deleted.length > 0) {
         const lines = [...r.untagged.map((n) => `untagged: ${familiarName(n)}`), ...r.deleted.map((d) => `deleted: ${d}`)];
-        process.stdout.write(`Deleted Images:\n${lines.join('\n')}\n\n`);
+        writeOut(`Deleted Images:\n${lines.join('\n')}\n\n`);
       }
-      process.stdout.write(`Total reclaimed space: ${m.humanSize(r.reclaimed)}\n`);
+      writeOut(`Total reclaimed space: ${m.humanSize(r.reclaimed)}\n`);
       if (r.writers.length > 0) {
         const pids = r.writers.map((w) => w.split('@')[0]).join(', ');
-        process.stderr.write(`tsrun: layers and blobs no image uses were kept: ${r.writers.length === 1 ? 'a pull, load, commit, push or build is' : `${r.writers.length} pulls, loads, commits, pushes or builds are`} writing (pid ${pids}); prune again once done\n`);
+        writeErr(`tsrun: layers and blobs no image uses were kept: ${r.writers.length === 1 ? 'a pull, load, commit, push or build is' : `${r.writers.length} pulls, loads, commits, pushes or builds are`} writing (pid ${pids}); prune again once done\n`);
       }
     }));
 
@@ -98,12 +99,12 @@ export function register(program: Command): void {
         const image = await store.resolve(name);
         if (image) out.push(inspectImage(image));
         else {
-          process.stderr.write(`tsrun: No such image: ${name}\n`);
+          writeErr(`tsrun: No such image: ${name}\n`);
           failed = true;
         }
       }
-      if (flags.format) for (const o of out) process.stdout.write(renderTemplate(flags.format, o) + '\n');
-      else process.stdout.write(JSON.stringify(out, null, 4) + '\n');
+      if (flags.format) for (const o of out) writeOut(renderTemplate(flags.format, o) + '\n');
+      else writeOut(JSON.stringify(out, null, 4) + '\n');
       return failed ? 1 : 0;
     }));
 }

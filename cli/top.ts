@@ -1,6 +1,7 @@
 // tsrun top CONTAINER [ps OPTIONS]: the container's processes, as the host's ps shows them.
 import type { Command } from 'commander';
 import { action, globalOptions } from './common.js';
+import { writeOut } from './out.js';
 
 /** docker's top table: Go tabwriter with min width 20 and padding 3; the last column unpadded. */
 export function topTable(titles: string[], rows: string[][]): string {
@@ -22,6 +23,6 @@ export function register(program: Command): void {
       const { root } = globalOptions(cmd);
       const [{ findContainer }, { containerTop }] = await Promise.all([import('../src/container/lookup.js'), import('../src/container/top.js')]);
       const top = containerTop(findContainer(root, name), psOptions.length ? psOptions : ['-ef']);
-      if (top.titles.length) process.stdout.write(topTable(top.titles, top.processes));
+      if (top.titles.length) writeOut(topTable(top.titles, top.processes));
     }));
 }

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import type { VersionInfo } from '../src/info/version.js';
 import { action } from './common.js';
 import { renderTemplate } from './format.js';
+import { writeOut } from './out.js';
 
 export function register(program: Command): void {
   program
@@ -12,9 +13,9 @@ export function register(program: Command): void {
     .action(action(async (flags: { format?: string }) => {
       const { gatherVersion } = await import('../src/info/version.js');
       const v = gatherVersion();
-      if (flags.format === 'json') process.stdout.write(JSON.stringify(v) + '\n');
-      else if (flags.format) process.stdout.write(renderTemplate(flags.format, v as unknown as Record<string, unknown>) + '\n');
-      else process.stdout.write(renderVersion(v));
+      if (flags.format === 'json') writeOut(JSON.stringify(v) + '\n');
+      else if (flags.format) writeOut(renderTemplate(flags.format, v as unknown as Record<string, unknown>) + '\n');
+      else writeOut(renderVersion(v));
       // Like docker version when the server is unreachable: a broken helper is a failure.
       return v.Helper.Error === undefined ? 0 : 1;
     }));

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { action, collect, globalOptions } from './common.js';
 import { formatTable } from './format.js';
+import { writeOut, writeErr } from './out.js';
 
 export function register(program: Command): void {
   const volume = program.command('volume').description('Manage volumes');
@@ -14,7 +15,7 @@ export function register(program: Command): void {
     .action(action(async (name: string, flags: { label?: string[] }, cmd: Command) => {
       const [{ ensureVolume }, { parseLabels }] = await Promise.all([import('../src/container/volumes.js'), import('../src/namespaces/more-options.js')]);
       const v = ensureVolume(globalOptions(cmd).root, name, { labels: parseLabels(flags.label ?? [], []) });
-      process.stdout.write(`${v.name}\n`);
+      writeOut(`${v.name}\n`);
     }));
 
   volume
@@ -26,10 +27,10 @@ export function register(program: Command): void {
       const { listVolumes } = await import('../src/container/volumes.js');
       const volumes = listVolumes(globalOptions(cmd).root);
       if (flags.quiet) {
-        for (const v of volumes) process.stdout.write(`${v.name}\n`);
+        for (const v of volumes) writeOut(`${v.name}\n`);
         return;
       }
-      process.stdout.write(formatTable([['DRIVER', 'VOLUME NAME'], ...volumes.map((v) => ['local', v.name])]));
+      writeOut(formatTable([['DRIVER', 'VOLUME NAME'], ...volumes.map((v) => ['local', v.name])]));
     }));
 
   volume
@@ -39,7 +40,7 @@ export function register(program: Command): void {
     .action(action(async (names: string[], _flags: object, cmd: Command) => {
       const { inspectVolume } = await import('../src/container/volumes.js');
       const root = globalOptions(cmd).root;
-      process.stdout.write(JSON.stringify(names.map((n) => inspectVolume(root, n)), null, 4) + '\n');
+      writeOut(JSON.stringify(names.map((n) => inspectVolume(root, n)), null, 4) + '\n');
     }));
 
   volume
@@ -56,7 +57,7 @@ export function register(program: Command): void {
       for (const n of names) {
         try {
           await removeVolume(root, n, { force: flags.force });
-          process.stdout.write(`${n}\n`);
+          writeOut(`${n}\n`);
         } catch (err) {
           failed ??= err;
         }
@@ -73,7 +74,7 @@ export function register(program: Command): void {
       const { pruneVolumes } = await import('../src/container/volumes.js');
       // docker (since 23.0) keeps named volumes unless told.
       const removed = await pruneVolumes(globalOptions(cmd).root, { all: flags.all });
-      if (removed.length === 0 && !flags.all) process.stderr.write('tsrun: no unused anonymous volumes; -a removes the named ones no container uses\n');
-      if (removed.length > 0) process.stdout.write(`Deleted Volumes:\n${removed.join('\n')}\n`);
+      if (removed.length === 0 && !flags.all) writeErr('tsrun: no unused anonymous volumes; -a removes the named ones no container uses\n');
+      if (removed.length > 0) writeOut(`Deleted Volumes:\n${removed.join('\n')}\n`);
     }));
 }
