@@ -27,7 +27,7 @@ import type { Attachment } from '../netns/index.js';
 import { updateState, writeJsonAtomic, type ContainerRecord, type NetworkState } from './record.js';
 import { InvalidTransitionError, can, currentBootId, observe } from './status.js';
 import { containerDevices } from '../namespaces/devices.js';
-import { TerminalConnection, type WindowSize } from './attach.js';
+import type { TerminalConnection, WindowSize } from './attach.js';
 import { healthFile } from './healthcheck.js';
 import { healthPlan } from './health-plan.js';
 
@@ -241,6 +241,8 @@ export async function startContainer(storeRoot: string, found: Found, opts: Star
       if (opts.terminal) {
         if (!detached || !spec.process.terminal) throw new TsrunError('EINTERNAL', `start ${record.name}: a terminal needs a detached container with a TTY`);
         // On the PTY before the container runs: a shell's first prompt is not missed.
+        // attach.ts (and node:net with it) only here: a start without a terminal loads neither.
+        const { TerminalConnection } = await import('./attach.js');
         terminal = await TerminalConnection.connect(paths.attachSocket, record.name, opts.terminal.size);
         undo.push(() => terminal?.close());
       }

@@ -8,11 +8,14 @@
 // `<store>/userns/<map>/`), the container's upper dir owned by its root, and the store
 // traversable (0711) by that unprivileged uid — docker's userns-remap does the same.
 // TSRUN_USERNS_FILES=idmap|copy forces one.
-import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { chmodSync, existsSync, lchownSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { TsrunError, errnoOf } from '../errors.js';
 import { mapKey, type IdMap, type UsernsOption } from './userns.js';
+
+/** node:child_process, loaded when a copy is made: not by every `run` (it loads net and streams). */
+const childProcess = () => createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
 
 export type UsernsFiles = 'idmap' | 'copy';
 
@@ -110,7 +113,7 @@ export function shiftedLayers(storeRoot: string, lowerDirs: string[], userns: Us
       const tmp = join(dir, `.tmp-${name}-${process.pid}`);
       rmSync(tmp, { recursive: true, force: true });
       // cp -a keeps hard links, devices, xattrs and times; reflinks where the file system can.
-      execFileSync('cp', ['-a', '--reflink=auto', realpathSync(join(storeRoot, lower)), tmp], { stdio: ['ignore', 'ignore', 'pipe'] });
+      childProcess().execFileSync('cp', ['-a', '--reflink=auto', realpathSync(join(storeRoot, lower)), tmp], { stdio: ['ignore', 'ignore', 'pipe'] });
       shiftOwners(tmp, userns);
       try {
         renameSync(tmp, dest);
