@@ -11,6 +11,9 @@
  *   umount2(path, flags) -> the same
  *   keepFreedMemory(trimBytes, mmapBytes) -> whether glibc took both settings
  *   releaseFreedMemory() -> glibc's defaults again, and what is free back to the kernel
+ *   spawnPiped, waitExit, spawnHelper, reapIfGone: processes without forking Node (below)
+ *   watchChannel(fd, onChunk), shutdownChannel(fd): the helper's control socket without
+ *     node:net (below)
  *
  * keepFreedMemory is for the commands that stream layers (pull, load, build): by default glibc
  * hands freed memory back to the kernel (buffers above 128 KiB are unmapped when freed, and a
@@ -21,6 +24,7 @@
 #define NAPI_VERSION 8
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdbool.h>
@@ -346,6 +350,138 @@ static napi_value js_release_freed_memory(napi_env env, napi_callback_info info)
   return result;
 }
 
+/*
+ * watchChannel(fd, onChunk): reads the socket fd on a thread of its own and hands what comes to
+ * onChunk(buffer) on the event loop; at the end onChunk(null, errno) once (0: end of file), and
+ * the event loop no longer waits for it. The fd stays the caller's, to write to and to close
+ * after the end, not before: the thread may be reading it until then.
+ * shutdownChannel(fd): shutdown(2) both ways, which ends a read in progress: the end follows.
+ *
+ * This is what net.Socket would do for the helper's channel (src/namespaces/helper.ts), but
+ * node:net loads Node's stream modules with it: ~4 ms of every `run` on a VM. A thread rather
+ * than libuv's threadpool, where a read that waits as long as a container runs would take one of
+ * its four threads.
+ */
+struct chunk {
+  ssize_t len; /* > 0: bytes; 0: the end */
+  int err;     /* at the end: the errno of the failed read, or 0 */
+  char bytes[];
+};
+
+struct channel {
+  int fd;
+  napi_threadsafe_function tsfn;
+};
+
+static void channel_call_js(napi_env env, napi_value on_chunk, void *context, void *data) {
+  (void)context;
+  struct chunk *c = data;
+  if (env != NULL) {
+    napi_value argv[2], undefined, ignored;
+    napi_get_undefined(env, &undefined);
+    if (c->len > 0)
+      napi_create_buffer_copy(env, (size_t)c->len, c->bytes, NULL, &argv[0]);
+    else
+      napi_get_null(env, &argv[0]);
+    napi_create_int32(env, c->err, &argv[1]);
+    if (napi_call_function(env, undefined, on_chunk, 2, argv, &ignored) == napi_pending_exception) {
+      /* As any callback's: the process's uncaughtException. */
+      napi_value err;
+      napi_get_and_clear_last_exception(env, &err);
+      napi_fatal_exception(env, err);
+    }
+  }
+  free(c);
+}
+
+static void *channel_read(void *arg) {
+  struct channel *ch = arg;
+  enum { SIZE = 64 * 1024 };
+  for (;;) {
+    struct chunk *c = malloc(sizeof(struct chunk) + SIZE);
+    if (!c) {
+      /* Nothing to say it with: end with ENOMEM, if even that can be allocated. */
+      struct chunk *end = malloc(sizeof(struct chunk));
+      if (end) {
+        end->len = 0;
+        end->err = ENOMEM;
+        if (napi_call_threadsafe_function(ch->tsfn, end, napi_tsfn_blocking) != napi_ok)
+          free(end);
+      }
+      break;
+    }
+    ssize_t n;
+    do
+      n = read(ch->fd, c->bytes, SIZE);
+    while (n < 0 && errno == EINTR);
+    c->len = n > 0 ? n : 0;
+    c->err = n < 0 ? errno : 0;
+    /* Fails only while Node tears the environment down (exit): then nobody listens. */
+    if (napi_call_threadsafe_function(ch->tsfn, c, napi_tsfn_blocking) != napi_ok) {
+      free(c);
+      break;
+    }
+    if (n <= 0)
+      break;
+  }
+  napi_release_threadsafe_function(ch->tsfn, napi_tsfn_release);
+  free(ch);
+  return NULL;
+}
+
+static napi_value js_watch_channel(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], name, result;
+  napi_valuetype type = napi_undefined;
+  int32_t fd;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 2 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
+      napi_typeof(env, argv[1], &type) != napi_ok || type != napi_function) {
+    napi_throw_type_error(env, NULL, "watchChannel(fd, onChunk)");
+    return NULL;
+  }
+  struct channel *ch = malloc(sizeof(*ch));
+  if (!ch) {
+    napi_throw_error(env, NULL, "watchChannel: out of memory");
+    return NULL;
+  }
+  ch->fd = fd;
+  napi_create_string_utf8(env, "tsrun-channel", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, NULL, channel_call_js, &ch->tsfn) != napi_ok) {
+    free(ch);
+    napi_throw_error(env, NULL, "watchChannel: cannot make a threadsafe function");
+    return NULL;
+  }
+  pthread_t thread;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  int err = pthread_create(&thread, &attr, channel_read, ch);
+  pthread_attr_destroy(&attr);
+  if (err != 0) {
+    napi_release_threadsafe_function(ch->tsfn, napi_tsfn_abort);
+    free(ch);
+    napi_create_int32(env, -err, &result);
+    return result;
+  }
+  napi_create_int32(env, 0, &result);
+  return result;
+}
+
+static napi_value js_shutdown_channel(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  int32_t fd;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, NULL, "shutdownChannel(fd)");
+    return NULL;
+  }
+  napi_create_int32(env, shutdown(fd, SHUT_RDWR) == 0 ? 0 : errno, &result);
+  return result;
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_value fn;
   if (napi_create_function(env, "flock", NAPI_AUTO_LENGTH, js_flock, NULL, &fn) != napi_ok ||
@@ -363,7 +499,11 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       napi_create_function(env, "spawnHelper", NAPI_AUTO_LENGTH, js_spawn_helper, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "spawnHelper", fn) != napi_ok ||
       napi_create_function(env, "reapIfGone", NAPI_AUTO_LENGTH, js_reap_if_gone, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "reapIfGone", fn) != napi_ok)
+      napi_set_named_property(env, exports, "reapIfGone", fn) != napi_ok ||
+      napi_create_function(env, "watchChannel", NAPI_AUTO_LENGTH, js_watch_channel, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "watchChannel", fn) != napi_ok ||
+      napi_create_function(env, "shutdownChannel", NAPI_AUTO_LENGTH, js_shutdown_channel, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "shutdownChannel", fn) != napi_ok)
     return NULL;
   return exports;
 }

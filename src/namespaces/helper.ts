@@ -9,11 +9,11 @@
 // With `trace 1`, `trace <who> <step> <time> <text>` lines come in between, one per syscall.
 //
 // Each message gets a typed wait (`waitPid`, `waitStarted`, `waitExit`) instead of raw lines.
-import { spawn } from 'node:child_process';
-import { Socket } from 'node:net';
-import { PassThrough, type Duplex } from 'node:stream';
+import { closeSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { Duplex } from 'node:stream';
 import { TsrunError } from '../errors.js';
-import { reapIfGone, spawnHelper } from '../sys/libc.js';
+import { reapIfGone, shutdownChannel, spawnHelper, watchChannel } from '../sys/libc.js';
 import { nativeBuildFile } from '../sys/native-build.js';
 import { decodeField, serializePlan, type Plan } from './plan.js';
 
@@ -65,26 +65,115 @@ interface HelperChild {
   unref(): void;
 }
 
+/** The helper's control channel, as HelperProcess uses it. */
+interface Channel {
+  /** Text as it comes, then onEnd: at the end of file, on an error, or after destroy(). */
+  listen(onText: (text: string) => void, onEnd: () => void): void;
+  write(text: string): void;
+  destroy(): void;
+}
+
+/**
+ * Our end of the helper's socketpair, read by a thread of the addon (sys/libc.ts watchChannel)
+ * rather than by a net.Socket: node:net, and Node's streams with it, would cost each `run` ~4 ms
+ * to load. Writes block: they are a few lines, and the plan, which the helper reads at once.
+ */
+class WatchedChannel implements Channel {
+  private readonly decoder = new TextDecoder();
+  private onText: (text: string) => void = () => {};
+  private readonly ends: Array<() => void> = [];
+  private state: 'open' | 'shut' | 'ended' = 'open';
+
+  private constructor(private readonly fd: number) {}
+
+  /** Undefined without an addon that can watch (the caller then uses node:net). */
+  static open(fd: number): WatchedChannel | undefined {
+    const channel = new WatchedChannel(fd);
+    return watchChannel(fd, (chunk) => channel.received(chunk)) ? channel : undefined;
+  }
+
+  listen(onText: (text: string) => void, onEnd: () => void): void {
+    this.onText = onText;
+    this.onEnd(onEnd);
+  }
+
+  onEnd(fn: () => void): void {
+    this.ends.push(fn);
+  }
+
+  write(text: string): void {
+    if (this.state !== 'open') return;
+    const bytes = Buffer.from(text, 'utf8');
+    try {
+      for (let done = 0; done < bytes.length; ) done += writeSync(this.fd, bytes, done);
+    } catch {
+      // EPIPE: the helper is gone. Its end of file, or this shutdown, ends the channel.
+      this.destroy();
+    }
+  }
+
+  destroy(): void {
+    if (this.state !== 'open') return;
+    this.state = 'shut';
+    shutdownChannel(this.fd);
+  }
+
+  private received(chunk: Buffer | null): void {
+    if (chunk) {
+      this.onText(this.decoder.decode(chunk, { stream: true }));
+      return;
+    }
+    // The thread has stopped reading: the fd may be closed now, and nothing follows.
+    this.state = 'ended';
+    closeSync(this.fd);
+    for (const fn of this.ends) fn();
+  }
+}
+
+/** A stream as a Channel: child_process's pipe, or a net.Socket where the addon cannot watch. */
+function streamChannel(stream: Duplex): Channel {
+  stream.setEncoding('utf8');
+  return {
+    listen(onText, onEnd) {
+      stream.on('data', onText);
+      stream.on('close', onEnd);
+      stream.on('error', onEnd);
+    },
+    write: (text) => void stream.write(text),
+    destroy: () => void stream.destroy(),
+  };
+}
+
 /**
  * The helper started by posix_spawnp (sys/libc.ts): no fork of Node, which takes 7-8 ms of the
  * event loop on a VM. Reaped when its channel closes if it has ended by then; one that goes on
  * (a detached container's monitor, a restart) is left to outlive us, as with child_process.
  */
-function spawnedHelper(io: LaunchIO, args: string[]): { child: HelperChild; channel: Duplex } | undefined {
+function spawnedHelper(io: LaunchIO, args: string[]): { child: HelperChild; channel: Channel } | undefined {
   const spawned = spawnHelper(helperPath(), args, io.stdio, io.preserveFds ?? 0);
   if (!spawned) return undefined;
   const { pid } = spawned;
   // Once reaped, its pid may be another process's: no signal goes there any more.
   let reaped = false;
   const reap = () => (reaped ||= reapIfGone(pid));
-  const channel = new Socket({ fd: spawned.channel, readable: true, writable: true });
-  channel.on('close', () => {
+  const closed = () => {
     // Its end of the channel closes as it exits: reap it now, or soon after (not a restarting
     // monitor, which closes it and goes on, nor a released one: they outlive us).
     if (reap()) return;
     const retry = setInterval(() => reap() && clearInterval(retry), 50).unref();
     setTimeout(() => clearInterval(retry), 2000).unref();
-  });
+  };
+  let channel: Channel;
+  const watched = WatchedChannel.open(spawned.channel);
+  if (watched) {
+    watched.onEnd(closed);
+    channel = watched;
+  } else {
+    const { Socket } = createRequire(import.meta.url)('node:net') as typeof import('node:net');
+    const socket = new Socket({ fd: spawned.channel, readable: true, writable: true });
+    socket.on('close', closed);
+    channel = streamChannel(socket);
+  }
   return {
     channel,
     child: {
@@ -106,15 +195,12 @@ export class HelperProcess {
 
   private constructor(
     readonly child: HelperChild,
-    private readonly channel: Duplex,
+    private readonly channel: Channel,
     private readonly onTrace: ((line: TraceLine) => void) | undefined,
     /** The plan's step names: steps[n - 1] is step n, as the helper numbers them. */
     private readonly ops: readonly string[],
   ) {
-    channel.setEncoding('utf8');
-    channel.on('data', (chunk: string) => this.receive(chunk));
-    channel.on('close', () => this.deliver(undefined));
-    channel.on('error', () => this.deliver(undefined));
+    channel.listen((text) => this.receive(text), () => this.deliver(undefined));
   }
 
   /** Start the helper and hand it the plan. */
@@ -127,10 +213,9 @@ export class HelperProcess {
       spawned = spawnedHelper(io, args);
     } catch (err) {
       // As child_process's 'error': the first wait says the helper could not be started.
-      const gone = new PassThrough();
-      const helper = new HelperProcess({ pid: undefined, kill: () => {}, unref: () => {} }, gone, io.onTrace, ops);
+      const none: Channel = { listen: () => {}, write: () => {}, destroy: () => {} };
+      const helper = new HelperProcess({ pid: undefined, kill: () => {}, unref: () => {} }, none, io.onTrace, ops);
       helper.fail(err as Error);
-      gone.destroy();
       return helper;
     }
     if (spawned) {
@@ -138,14 +223,17 @@ export class HelperProcess {
       spawned.channel.write(serializePlan(plan));
       return helper;
     }
+    // Without the addon: node:child_process, loaded only here (it loads net, dgram and more).
+    const { spawn } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
     const child = spawn(helperPath(), args, {
       // fd 3 is the plan's socket: the preserved ones follow it, at 4.. in the helper
       stdio: [...io.stdio, 'pipe', ...extra],
       // Its own session: the terminal's Ctrl-C reaches tsrun, which forwards it once.
       detached: true,
     });
-    const channel = child.stdio[3] as Duplex | null;
-    if (!channel) throw new TsrunError('EHELPER', 'the native helper has no control channel');
+    const pipe = child.stdio[3] as Duplex | null;
+    if (!pipe) throw new TsrunError('EHELPER', 'the native helper has no control channel');
+    const channel = streamChannel(pipe);
     const helper = new HelperProcess(child, channel, io.onTrace, ops);
     child.on('error', (err) => helper.fail(err));
     channel.write(serializePlan(plan));

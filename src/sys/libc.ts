@@ -310,6 +310,25 @@ export function reapIfGone(pid: number): boolean {
   return addon().reapIfGone(pid) !== -1;
 }
 
+/**
+ * Reads the socket `fd` on a thread of the addon's (native/node/sys.c) and hands each chunk to
+ * onChunk on the event loop, then `onChunk(null, errno)` once at the end (0: end of file);
+ * until then the event loop waits for it. The fd stays ours: to write to, and to close after
+ * the end, never before. False without the addon (the caller then uses node:net).
+ */
+export function watchChannel(fd: number, onChunk: (chunk: Buffer | null, errno: number) => void): boolean {
+  const native = addonWith('watchChannel');
+  if (!native) return false;
+  const err = native.watchChannel!(fd, onChunk);
+  if (err !== 0) return failWith(-err, 'pthread_create');
+  return true;
+}
+
+/** shutdown(2) both ways of a watched channel: its read ends, and its end follows. */
+export function shutdownChannel(fd: number): void {
+  addon().shutdownChannel!(fd);
+}
+
 /** native/build/tsrun-sys.node (native/node/sys.c): what hot paths need, without loading koffi. */
 interface SysAddon {
   /** [pid, channel], or a negative errno. */
@@ -325,6 +344,10 @@ interface SysAddon {
   spawnPiped(argv: string[]): [number, number, number, number] | number;
   /** waitpid's status, or a negative errno. */
   waitExit(pid: number): number;
+  /** 0, or a negative errno (no thread). */
+  watchChannel?(fd: number, onChunk: (chunk: Buffer | null, errno: number) => void): number;
+  /** 0, or shutdown's errno. */
+  shutdownChannel?(fd: number): number;
 }
 
 let sys: SysAddon | undefined;

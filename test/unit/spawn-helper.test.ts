@@ -1,13 +1,13 @@
 // spawnHelper (src/sys/libc.ts, native/node/sys.c): the container's helper started by
 // posix_spawnp instead of child_process, with what child_process gave it: fds 0-2 as asked
 // ('ignore': /dev/null), the channel on fd 3, the caller's fds 3.. on 4.., a session of its own,
-// every signal at its default; and reaped once it has ended.
-import { closeSync, constants, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+// every signal at its default; and reaped once it has ended. Then the channel's reading.
+import { closeSync, constants, fstatSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { reapIfGone, spawnHelper } from '../../src/sys/libc.js';
+import { reapIfGone, shutdownChannel, spawnHelper, watchChannel } from '../../src/sys/libc.js';
 
 let dir: string;
 beforeEach(() => {
@@ -109,5 +109,58 @@ describe('spawnHelper', () => {
     const before = readdirSync('/proc/self/fd').sort();
     expect(() => spawnHelper(join(dir, 'no-such-helper'), [], ['ignore', 'ignore', 'ignore'], 0)).toThrow(expect.objectContaining({ code: 'ENOENT' }));
     expect(readdirSync('/proc/self/fd').sort()).toEqual(before);
+  });
+});
+
+// watchChannel (native/node/sys.c): the helper's channel read on a thread of the addon's rather
+// than by a net.Socket, so that `run` loads no node:net.
+describe('watchChannel', () => {
+  /** Everything that comes on the channel, and how it ended. */
+  function watched(fd: number): Promise<{ text: string; ends: number[]; openAtEnd: boolean }> {
+    return new Promise((resolve) => {
+      let text = '';
+      const ends: number[] = [];
+      expect(watchChannel(fd, (chunk, errno) => {
+        if (chunk) text += chunk.toString('utf8');
+        else {
+          ends.push(errno);
+          // The fd is still ours at the end: the addon does not close it.
+          let openAtEnd = true;
+          try {
+            fstatSync(fd);
+          } catch {
+            openAtEnd = false;
+          }
+          // A second end would come after this one: wait a moment for it.
+          setTimeout(() => resolve({ text, ends, openAtEnd }), 50);
+        }
+      })).toBe(true);
+    });
+  }
+
+  it('hands over what the helper writes, in order, then one end of file, and leaves the fd to us', async () => {
+    const p = spawnHelper('sh', ['-c', 'i=0; while [ $i -lt 3000 ]; do echo "line $i" >&3; i=$((i+1)); done'], ['ignore', 'ignore', 'ignore'], 0)!;
+    const { text, ends, openAtEnd } = await watched(p.channel);
+    expect(text).toBe(Array.from({ length: 3000 }, (_, i) => `line ${i}\n`).join(''));
+    expect(ends).toEqual([0]);
+    expect(openAtEnd).toBe(true);
+    closeSync(p.channel);
+    expect(await reaped(p.pid)).toBe(true);
+  });
+
+  it('ends a read that waits when shut down, though the helper goes on', async () => {
+    const p = spawnHelper('sleep', ['30'], ['ignore', 'ignore', 'ignore'], 0)!;
+    try {
+      const result = watched(p.channel);
+      await new Promise((r) => setTimeout(r, 50));
+      shutdownChannel(p.channel);
+      const { text, ends } = await result;
+      expect(text).toBe('');
+      expect(ends).toEqual([0]);
+    } finally {
+      closeSync(p.channel);
+      process.kill(p.pid, 'SIGKILL');
+      await reaped(p.pid);
+    }
   });
 });
