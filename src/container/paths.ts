@@ -11,25 +11,27 @@ export class ContainerPaths {
     readonly storeRoot: string,
     readonly id: string,
   ) {
+    // Normalized once here; the files below are appended to it (ps reads five of them per
+    // container, and path.join's normalizing showed up in its profile).
     this.dir = join(storeRoot, 'containers', id);
   }
 
   /** What the container was created with (record.ts). */
   get record(): string {
-    return join(this.dir, 'container.json');
+    return `${this.dir}/container.json`;
   }
   /** Written by the monitor (native/README.md): running, pid, exit code, restart count. */
   get status(): string {
-    return join(this.dir, 'status');
+    return `${this.dir}/status`;
   }
   /** docker's json-file log: one JSON object per line of output. */
   get log(): string {
-    return join(this.dir, 'ctr.log');
+    return `${this.dir}/ctr.log`;
   }
   /** Present when `stop` or `rm -f` asked the container to stop: its monitor must not restart
    * it. It names the tsrun that asked (pid@start time), which cleans up while it lives. */
   get stopFile(): string {
-    return join(this.dir, 'stop-requested');
+    return `${this.dir}/stop-requested`;
   }
   /**
    * With a TTY, a detached container's monitor serves its PTY here (native/attach.c), for
@@ -37,28 +39,28 @@ export class ContainerPaths {
    * the monitor binds it from inside this directory, clients connect through /proc/self/fd.
    */
   get attachSocket(): string {
-    return join(this.dir, 'attach.sock');
+    return `${this.dir}/attach.sock`;
   }
   /** flock'ed by every command that changes the container. */
   get lock(): string {
-    return join(this.dir, 'lock');
+    return `${this.dir}/lock`;
   }
   /** Present while `create` makes the container (create.ts CreatingMarker). */
   get creating(): string {
-    return join(this.dir, 'creating');
+    return `${this.dir}/creating`;
   }
   get config(): string {
-    return join(this.dir, 'config.json');
+    return `${this.dir}/config.json`;
   }
   /** The plan of a plain `exec` into this container, for tsrun's native front (exec.ts, native/front/). */
   get execPlan(): string {
-    return join(this.dir, 'exec.plan');
+    return `${this.dir}/exec.plan`;
   }
   get state(): string {
-    return join(this.dir, 'state.json');
+    return `${this.dir}/state.json`;
   }
   get rootfs(): string {
-    return join(this.dir, 'rootfs');
+    return `${this.dir}/rootfs`;
   }
   /** Overlay upper and work dirs, relative to the store root (keeps mount options short). */
   get upperRel(): string {
@@ -68,13 +70,13 @@ export class ContainerPaths {
     return join('containers', this.id, 'work');
   }
   get hostname(): string {
-    return join(this.dir, 'hostname');
+    return `${this.dir}/hostname`;
   }
   get hosts(): string {
-    return join(this.dir, 'hosts');
+    return `${this.dir}/hosts`;
   }
   get resolvConf(): string {
-    return join(this.dir, 'resolv.conf');
+    return `${this.dir}/resolv.conf`;
   }
 }
 
