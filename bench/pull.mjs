@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Cold and warm pull of a multi-layer Debian image (debootstrap minbase, split into layers by
 // GNU tar) from a loopback registry, side by side with skopeo copy
-// (download only), the download-plus-`tar -xzf` floor, podman and docker where installed.
+// (download only), the download-plus-`tar -xzf` floor and the issue's (with sha256), podman and
+// docker where installed.
 // Every engine gets the same procedure: its store emptied and `sync`ed before each timed run.
 // Usage (root): node bench/pull.mjs [--runs N] [--docker]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -117,6 +118,13 @@ try {
   const waitAll = manifest.layers.map((_, i) => `wait $p${i}`).join(' && ');
   rows.push(row('download + tar -xzf, layers in parallel (the floor)', () =>
     timeCommand(['bash', '-c', `${floor}\n${waitAll}`], { runs, warmup: 1, before: empty(floorDir) })));
+  // The issue's floor: what a pull must do at least, the digest check included. sha256sum reads
+  // a copy of the download beside tar; `wait $!` waits for it (the last process substitution).
+  const verified = manifest.layers
+    .map((l, i) => `(set -o pipefail; mkdir -p ${floorDir}/${i} && curl -fsS http://${registry}/v2/debian/blobs/${l.digest} | tee >(sha256sum >/dev/null) | tar -xzf - -C ${floorDir}/${i} && wait $!) & p${i}=$!`)
+    .join('\n');
+  rows.push(row('download + sha256 + tar -xzf, layers in parallel', () =>
+    timeCommand(['bash', '-c', `${verified}\n${waitAll}`], { runs, warmup: 1, before: empty(floorDir) })));
   rows.push(row('podman pull', () => {
     if (!have('podman')) throw new Error('podman not installed');
     const p = ['podman', '--root', join(work, 'podman'), '--runroot', join(work, 'podman-run')];
