@@ -152,15 +152,30 @@ function ranges(abi: AbiInfo, seccomp: OciSeccomp, defaultRet: number, known: Se
   const permissive = defaultRet === RET.ALLOW || defaultRet === RET.LOG || ((defaultRet & 0xffff0000) >>> 0) === RET.TRACE;
   const enosysFrom = !permissive && highest >= 0 ? highest + 1 : Infinity;
 
+  const returns = new Map<number, Outcome>();
+  const returning = (value: number): Outcome => {
+    let o = returns.get(value);
+    if (!o) returns.set(value, (o = { kind: 'ret', ret: value }));
+    return o;
+  };
   const outcomeOf = (nr: number): Outcome => {
     const u = unconditional.get(nr);
-    if (u !== undefined) return { kind: 'ret', ret: u };
+    if (u !== undefined) return returning(u);
     const rules = byNr.get(nr);
-    return rules ? { kind: 'rules', rules } : { kind: 'ret', ret: defaultRet };
+    return rules ? { kind: 'rules', rules } : returning(defaultRet);
   };
   const out: Array<{ start: number; outcome: Outcome; key: string }> = [];
+  // Neighbours with equal outcomes merge. The key of a syscall's rules is made once per rules
+  // list, not once per number: this loop runs ~450 times per ABI in every `run`.
+  const ruleKeys = new Map<Rule[], string>();
+  const keyOf = (o: Outcome): string => {
+    if (o.kind === 'ret') return `ret ${o.ret}`;
+    let key = ruleKeys.get(o.rules);
+    if (key === undefined) ruleKeys.set(o.rules, (key = `rules ${JSON.stringify(o.rules)}`));
+    return key;
+  };
   const push = (start: number, outcome: Outcome) => {
-    const key = JSON.stringify(outcome);
+    const key = keyOf(outcome);
     if (out.at(-1)?.key !== key) out.push({ start, outcome, key });
   };
   const last = highest;
