@@ -48,6 +48,11 @@ export function isTerminal(fd: 0 | Fd): boolean {
   return isatty(fd);
 }
 
+/** Whether Node's stdout or stderr stream has been made: then it may hold output not yet written. */
+export function stdioStreamsInUse(): boolean {
+  return streamed.size > 0;
+}
+
 function write(fd: Fd, text: string): void {
   if (streamed.has(fd)) {
     stream(fd).write(text);
