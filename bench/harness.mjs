@@ -20,14 +20,24 @@ export function timeCommand(argv, { runs = 20, warmup = 3, env, before, after } 
 /**
  * timeCommand for several commands ({ argv, env, after }) at once, interleaved: each command's
  * warm-up runs, then `runs` rounds that run every command once in turn. On a machine whose speed
- * drifts (a shared VM) every command is then slowed alike, and their differences hold. A command
+ * drifts (a shared VM) every command is then slowed alike, and their differences hold; each round
+ * runs them in a new random order. A command
  * that fails gets { error } and is left out of the next rounds. `after` runs, untimed, after
  * each run of its command (removing what it started).
  */
 export function timeInterleaved(commands, { runs = 20, warmup = 3 } = {}) {
   const results = commands.map(() => ({ samples: [] }));
   for (let i = 0; i < warmup + runs; i++) {
-    for (const [n, c] of commands.entries()) {
+    // Each round in a new order: what a command leaves running (dockerd removing a container
+    // after `docker run --rm` returns) slows whichever command comes next, so no row may
+    // always be the one after it.
+    const order = [...commands.keys()];
+    for (let k = order.length - 1; k > 0; k--) {
+      const j = Math.floor(Math.random() * (k + 1));
+      [order[k], order[j]] = [order[j], order[k]];
+    }
+    for (const n of order) {
+      const c = commands[n];
       if (results[n].error) continue;
       try {
         const ms = runOnce(c.argv, c.env);
