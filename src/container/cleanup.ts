@@ -39,8 +39,8 @@ export async function cleanupContainer(storeRoot: string, id: string, opts: Clea
       const cgroup = driver.open(record.options.cgroupParent, id);
       const oomKilled = cgroup?.oomKilled() ?? false;
       if (cgroup) {
-        // A monitor killed with -9 leaves its container behind: end it before releasing anything.
-        cgroup.killAll();
+        // A monitor killed with -9 leaves its container behind: remove() ends every process of
+        // it (killAll) before the cgroup goes, and before anything else is released.
         cgroup.remove();
       }
       // Also when the container's own cgroup was never made: a start killed between making the
