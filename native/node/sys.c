@@ -354,7 +354,9 @@ static napi_value js_release_freed_memory(napi_env env, napi_callback_info info)
  * watchChannel(fd, onChunk): reads the socket fd on a thread of its own and hands what comes to
  * onChunk(buffer) on the event loop; at the end onChunk(null, errno) once (0: end of file), and
  * the event loop no longer waits for it. The fd stays the caller's, to write to and to close
- * after the end, not before: the thread may be reading it until then.
+ * after the end, not before: the thread may be reading it until then. It is made blocking (the
+ * thread waits in read). Main thread only: a worker's teardown would take the threadsafe
+ * function from under a thread still reading.
  * shutdownChannel(fd): shutdown(2) both ways, which ends a read in progress: the end follows.
  *
  * This is what net.Socket would do for the helper's channel (src/namespaces/helper.ts), but
@@ -362,6 +364,8 @@ static napi_value js_release_freed_memory(napi_env env, napi_callback_info info)
  * than libuv's threadpool, where a read that waits as long as a container runs would take one of
  * its four threads.
  */
+#define CHANNEL_READ (64 * 1024)
+
 struct chunk {
   ssize_t len; /* > 0: bytes; 0: the end */
   int err;     /* at the end: the errno of the failed read, or 0 */
@@ -371,60 +375,78 @@ struct chunk {
 struct channel {
   int fd;
   napi_threadsafe_function tsfn;
+  struct chunk *end; /* allocated up front, so that the end can always be said */
 };
 
 static void channel_call_js(napi_env env, napi_value on_chunk, void *context, void *data) {
   (void)context;
   struct chunk *c = data;
-  if (env != NULL) {
-    napi_value argv[2], undefined, ignored;
-    napi_get_undefined(env, &undefined);
-    if (c->len > 0)
-      napi_create_buffer_copy(env, (size_t)c->len, c->bytes, NULL, &argv[0]);
-    else
-      napi_get_null(env, &argv[0]);
-    napi_create_int32(env, c->err, &argv[1]);
-    if (napi_call_function(env, undefined, on_chunk, 2, argv, &ignored) == napi_pending_exception) {
-      /* As any callback's: the process's uncaughtException. */
-      napi_value err;
-      napi_get_and_clear_last_exception(env, &err);
-      napi_fatal_exception(env, err);
-    }
+  if (env == NULL) {
+    free(c);
+    return;
   }
+  napi_value argv[2], undefined, ignored, err;
+  napi_status made;
+  napi_get_undefined(env, &undefined);
+  if (c->len > 0)
+    made = napi_create_buffer_copy(env, (size_t)c->len, c->bytes, NULL, &argv[0]);
+  else
+    made = napi_get_null(env, &argv[0]);
+  napi_create_int32(env, c->err, &argv[1]);
   free(c);
+  if (made != napi_ok) {
+    /* Never an end in its place: the caller would close the fd the thread reads. */
+    napi_value msg;
+    napi_create_string_utf8(env, "watchChannel: cannot make a Buffer", NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &err);
+    napi_fatal_exception(env, err);
+    return;
+  }
+  if (napi_call_function(env, undefined, on_chunk, 2, argv, &ignored) == napi_pending_exception) {
+    /* As any callback's: the process's uncaughtException. */
+    napi_get_and_clear_last_exception(env, &err);
+    napi_fatal_exception(env, err);
+  }
 }
 
 static void *channel_read(void *arg) {
   struct channel *ch = arg;
-  enum { SIZE = 64 * 1024 };
-  for (;;) {
-    struct chunk *c = malloc(sizeof(struct chunk) + SIZE);
-    if (!c) {
-      /* Nothing to say it with: end with ENOMEM, if even that can be allocated. */
-      struct chunk *end = malloc(sizeof(struct chunk));
-      if (end) {
-        end->len = 0;
-        end->err = ENOMEM;
-        if (napi_call_threadsafe_function(ch->tsfn, end, napi_tsfn_blocking) != napi_ok)
-          free(end);
-      }
-      break;
-    }
+  char *buf = malloc(CHANNEL_READ);
+  int err = buf ? 0 : ENOMEM;
+  while (buf) {
     ssize_t n;
-    do
-      n = read(ch->fd, c->bytes, SIZE);
-    while (n < 0 && errno == EINTR);
-    c->len = n > 0 ? n : 0;
-    c->err = n < 0 ? errno : 0;
-    /* Fails only while Node tears the environment down (exit): then nobody listens. */
-    if (napi_call_threadsafe_function(ch->tsfn, c, napi_tsfn_blocking) != napi_ok) {
-      free(c);
+    do {
+      n = read(ch->fd, buf, CHANNEL_READ);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+      err = n < 0 ? errno : 0;
       break;
     }
-    if (n <= 0)
+    struct chunk *c = malloc(sizeof(struct chunk) + (size_t)n);
+    if (!c) {
+      err = ENOMEM;
       break;
+    }
+    c->len = n;
+    c->err = 0;
+    memcpy(c->bytes, buf, (size_t)n);
+    if (napi_call_threadsafe_function(ch->tsfn, c, napi_tsfn_blocking) != napi_ok) {
+      /* Closing (the environment goes away): the function is no longer ours to call, nor to
+       * release. */
+      free(c);
+      free(buf);
+      free(ch->end);
+      free(ch);
+      return NULL;
+    }
   }
-  napi_release_threadsafe_function(ch->tsfn, napi_tsfn_release);
+  free(buf);
+  ch->end->len = 0;
+  ch->end->err = err;
+  if (napi_call_threadsafe_function(ch->tsfn, ch->end, napi_tsfn_blocking) == napi_ok)
+    napi_release_threadsafe_function(ch->tsfn, napi_tsfn_release);
+  else
+    free(ch->end);
   free(ch);
   return NULL;
 }
@@ -440,27 +462,48 @@ static napi_value js_watch_channel(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "watchChannel(fd, onChunk)");
     return NULL;
   }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || ((fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)) {
+    napi_create_int32(env, -errno, &result);
+    return result;
+  }
   struct channel *ch = malloc(sizeof(*ch));
-  if (!ch) {
-    napi_throw_error(env, NULL, "watchChannel: out of memory");
-    return NULL;
+  struct chunk *end = malloc(sizeof(struct chunk));
+  if (!ch || !end) {
+    free(ch);
+    free(end);
+    napi_create_int32(env, -ENOMEM, &result);
+    return result;
   }
   ch->fd = fd;
+  ch->end = end;
   napi_create_string_utf8(env, "tsrun-channel", NAPI_AUTO_LENGTH, &name);
   if (napi_create_threadsafe_function(env, argv[1], NULL, name, 0, 1, NULL, NULL, NULL, channel_call_js, &ch->tsfn) != napi_ok) {
+    free(end);
     free(ch);
     napi_throw_error(env, NULL, "watchChannel: cannot make a threadsafe function");
     return NULL;
   }
-  pthread_t thread;
+  /* The thread needs little stack (its buffer is on the heap), and takes no signal: they are
+   * the main thread's, whose handlers Node set. */
+  size_t stack = 64 * 1024;
+  long least = sysconf(_SC_THREAD_STACK_MIN);
+  if (least > 0 && (size_t)least > stack)
+    stack = (size_t)least;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 64 * 1024);
+  pthread_attr_setstacksize(&attr, stack);
+  sigset_t all, before;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &before);
+  pthread_t thread;
   int err = pthread_create(&thread, &attr, channel_read, ch);
+  pthread_sigmask(SIG_SETMASK, &before, NULL);
   pthread_attr_destroy(&attr);
   if (err != 0) {
     napi_release_threadsafe_function(ch->tsfn, napi_tsfn_abort);
+    free(end);
     free(ch);
     napi_create_int32(env, -err, &result);
     return result;

@@ -86,10 +86,15 @@ class WatchedChannel implements Channel {
 
   private constructor(private readonly fd: number) {}
 
-  /** Undefined without an addon that can watch (the caller then uses node:net). */
+  /** Undefined without an addon that can watch, or if its thread could not start (the caller
+   * then uses node:net: the fd is still its own). */
   static open(fd: number): WatchedChannel | undefined {
     const channel = new WatchedChannel(fd);
-    return watchChannel(fd, (chunk) => channel.received(chunk)) ? channel : undefined;
+    try {
+      return watchChannel(fd, (chunk) => channel.received(chunk)) ? channel : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   listen(onText: (text: string) => void, onEnd: () => void): void {
@@ -125,8 +130,11 @@ class WatchedChannel implements Channel {
     }
     // The thread has stopped reading: the fd may be closed now, and nothing follows.
     this.state = 'ended';
-    closeSync(this.fd);
-    for (const fn of this.ends) fn();
+    try {
+      closeSync(this.fd);
+    } finally {
+      for (const fn of this.ends) fn();
+    }
   }
 }
 

@@ -314,13 +314,14 @@ export function reapIfGone(pid: number): boolean {
  * Reads the socket `fd` on a thread of the addon's (native/node/sys.c) and hands each chunk to
  * onChunk on the event loop, then `onChunk(null, errno)` once at the end (0: end of file);
  * until then the event loop waits for it. The fd stays ours: to write to, and to close after
- * the end, never before. False without the addon (the caller then uses node:net).
+ * the end, never before; it is made blocking. Main thread only. False without the addon (the
+ * caller then uses node:net); throws if no thread could be started.
  */
 export function watchChannel(fd: number, onChunk: (chunk: Buffer | null, errno: number) => void): boolean {
   const native = addonWith('watchChannel');
   if (!native) return false;
   const err = native.watchChannel!(fd, onChunk);
-  if (err !== 0) return failWith(-err, 'pthread_create');
+  if (err !== 0) return failWith(-err, 'watchChannel');
   return true;
 }
 
@@ -344,7 +345,7 @@ interface SysAddon {
   spawnPiped(argv: string[]): [number, number, number, number] | number;
   /** waitpid's status, or a negative errno. */
   waitExit(pid: number): number;
-  /** 0, or a negative errno (no thread). */
+  /** 0, or a negative errno (no thread, no memory, or fcntl's). */
   watchChannel?(fd: number, onChunk: (chunk: Buffer | null, errno: number) => void): number;
   /** 0, or shutdown's errno. */
   shutdownChannel?(fd: number): number;
