@@ -60,9 +60,22 @@ it('ends with 0 and says nothing when the reader has gone (EPIPE)', () => {
   expect(readFileSync(join(dir, 'err'), 'utf8')).toBe('');
 });
 
-it('sends text after the stream is in use through it, after what it holds', () => {
-  const file = script(`stdoutStream().write('first\\n'); writeOut('second\\n'); stdoutStream().write('third\\n'); writeOut('fourth\\n');`);
-  const r = spawnSync(process.execPath, [file], { encoding: 'utf8' });
-  expect(r.status).toBe(0);
-  expect(r.stdout).toBe('first\nsecond\nthird\nfourth\n');
+it('sends text after the stream is in use through it, after what it still holds', async () => {
+  // The stream takes 200 KiB; the pipe holds 64 KiB of it and the stream keeps the rest until
+  // its event loop turns. The child then blocks while we empty the pipe: a write(2) now would
+  // get in, ahead of what the stream holds. writeOut must queue behind it instead.
+  const file = script(`
+    import { createRequire } from 'node:module';
+    const koffi = createRequire(import.meta.url)(${JSON.stringify(koffi)});
+    const fcntl = koffi.load('libc.so.6').func('int fcntl(int fd, int cmd, int arg)');
+    if (fcntl(1, 4, fcntl(1, 3, 0) | 0o4000) !== 0) process.exit(9);
+    stdoutStream().write('a'.repeat(200 * 1024));
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 800);
+    writeOut('marker\\n');`);
+  const child = spawn(process.execPath, [file], { stdio: ['ignore', 'pipe', 'inherit'], timeout: 20_000 });
+  let text = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (text += d));
+  const code = await new Promise((r) => child.on('close', r));
+  expect(code).toBe(0);
+  expect(text).toBe(`${'a'.repeat(200 * 1024)}marker\n`);
 });
