@@ -42,6 +42,34 @@ M._resolveFilename = function (req, ...rest) { if (!req.startsWith('node:')) fs.
     expect(resolved.filter((m) => !m.endsWith('tsrun.cjs') && !m.endsWith(hook) && m !== join(repoRoot, 'native', 'build', 'tsrun-sys.node'))).toEqual([]);
   });
 
+  it('runs, lists and inspects containers without loading Node\'s streams, sockets or child_process', () => {
+    const image = loadBusybox(env);
+    // Node's own modules each command loaded, written down as it exits.
+    const hook = join(env.root, 'builtins-hook.cjs');
+    const log = join(env.root, 'builtins.txt');
+    writeFileSync(hook, `process.on('exit', () => require('fs').appendFileSync(${JSON.stringify(log)}, process.argv.slice(2).join(' ') + '\\t' + process.moduleLoadList.join(',') + '\\n'));\n`);
+    const options = { env: { NODE_OPTIONS: `--require=${hook}` } };
+    const run = env.run(['run', '--rm', '--network', 'none', image, 'true'], options);
+    expect(run.status).toBe(0);
+    const id = env.run(['run', '-d', '--network', 'none', image, 'sleep', '60'], options).stdout.trim();
+    try {
+      for (const args of [['--version'], ['ps'], ['ps', '-a'], ['inspect', id]]) expect(env.run(args, options).status).toBe(0);
+    } finally {
+      env.run(['rm', '-f', id]);
+    }
+    const loadedBy = new Map(readFileSync(log, 'utf8').split('\n').filter(Boolean).map((line) => {
+      const [command, list] = line.split('\t');
+      return [command!, new Set(list!.split(',').map((m) => m.replace(/^NativeModule /, '')))] as const;
+    }));
+    const forbidden = ['stream', 'net', 'child_process', 'dgram', 'tty', 'internal/fs/promises'];
+    for (const args of [['run', '--rm', '--network', 'none', image, 'true'], ['run', '-d'], ['--version'], ['ps'], ['ps', '-a'], ['inspect', id]]) {
+      // Matched by the end of the command line (the harness puts its own options first).
+      const found = [...loadedBy].filter(([command]) => command.endsWith(args.join(' ')) || command.includes(` ${args.join(' ')} `));
+      expect([args.join(' '), found.length > 0]).toEqual([args.join(' '), true]);
+      for (const [command, loaded] of found) expect([command, forbidden.filter((m) => loaded.has(m))]).toEqual([command, []]);
+    }
+  });
+
   it('runs each command word from its own bundle, which registers that command and not the others', () => {
     // The words, as scripts/bundle.mjs reads them: cli/main.ts's table (completion needs them all).
     const main = readFileSync(join(repoRoot, 'cli', 'main.ts'), 'utf8');
