@@ -21,9 +21,8 @@ export function timeCommand(argv, { runs = 20, warmup = 3, env, before, after } 
  * timeCommand for several commands ({ argv, env, after }) at once, interleaved: each command's
  * warm-up runs, then `runs` rounds that run every command once in turn. On a machine whose speed
  * drifts (a shared VM) every command is then slowed alike, and their differences hold; each round
- * runs them in a new random order. A command
- * that fails gets { error } and is left out of the next rounds. `after` runs, untimed, after
- * each run of its command (removing what it started).
+ * runs them in a new random order. A command that fails gets { error } and is left out of the
+ * next rounds. `after` runs, untimed, after each run of its command (removing what it started).
  */
 export function timeInterleaved(commands, { runs = 20, warmup = 3 } = {}) {
   const results = commands.map(() => ({ samples: [] }));
