@@ -75,6 +75,7 @@ export async function runTsrun(modules: CommandModule[]): Promise<void> {
   // The command is done. Left to end by itself, Node would first tear its heap and isolate down
   // (~6 ms of a `run` on a VM, interleaved A/B); exit now instead, unless Node's stdout or stderr
   // stream is in use (out.ts): a pipe's stream may still hold output, which exit would drop.
+  // Nothing else is left pending by then: a helper that exited as we did is reaped by init.
   if (!stdioStreamsInUse()) process.exit();
 }
 
