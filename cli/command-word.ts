@@ -12,3 +12,15 @@ export function commandWord(args: string[]): string | undefined {
   }
   return undefined;
 }
+
+/** `tsrun --version` (or -v), alone or after global options: what the smallest bundle answers. */
+export function versionOnly(args: string[]): boolean {
+  let version = false;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (GLOBAL_WITH_VALUE.has(a)) i++;
+    else if (a === '--version' || a === '-v') version = true;
+    else if (a !== '-D' && a !== '--debug' && !/^--(root|insecure-registry)=/.test(a)) return false;
+  }
+  return version;
+}

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import vm from 'node:vm';
-import { commandWord } from './command-word.js';
+import { commandWord, versionOnly } from './command-word.js';
 import { codeCacheDir, codeCacheName, readCodeCache, trustedDir, writeCodeCache } from '../src/sys/code-cache.js';
 
 /** A hash of the bundle's content, put here when both are built (scripts/bundle.mjs). */
@@ -26,8 +26,8 @@ declare const TSRUN_BUNDLE_FILE: string;
 declare const TSRUN_BUNDLES: Record<string, [file: string, id: string]>;
 
 const args = process.argv.slice(2);
-// `tsrun --version` alone is answered by any bundle: the smallest, the `version` command's.
-const word = args.length === 1 && (args[0] === '--version' || args[0] === '-v') ? 'version' : commandWord(args);
+// `tsrun --version` is answered by any bundle: the smallest, the `version` command's.
+const word = versionOnly(args) ? 'version' : commandWord(args);
 const [bundleFile, bundleId] = (word !== undefined && Object.hasOwn(TSRUN_BUNDLES, word) && TSRUN_BUNDLES[word]) || [TSRUN_BUNDLE_FILE, TSRUN_BUNDLE_ID];
 const file = join(dirname(fileURLToPath(import.meta.url)), bundleFile);
 let source: string;

@@ -4,7 +4,7 @@
 // modules of that word, so that `tsrun ps` reads, compiles and runs none of `tsrun build`.
 import { Command, type CommanderError } from 'commander';
 import { collect, report } from './common.js';
-import { commandWord } from './command-word.js';
+import { commandWord, versionOnly } from './command-word.js';
 import { needsUserns, reexecInUserns } from '../src/rootless.js';
 import { stdioStreamsInUse, writeOut, writeErr } from './out.js';
 
@@ -42,9 +42,8 @@ export async function runTsrun(modules: CommandModule[]): Promise<void> {
     writeErr(`tsrun: warning: TSRUN_TEST_OMIT_STEPS=${process.env.TSRUN_TEST_OMIT_STEPS} is set: containers are made without those launch steps (a test hook)\n`);
   }
   const word = commandWord(process.argv.slice(2));
-  // `tsrun --version` alone needs none of the commands (scripts call it to probe for tsrun).
-  const only = process.argv.slice(2);
-  if (only.length === 1 && (only[0] === '--version' || only[0] === '-v')) {
+  // `tsrun --version` needs none of the commands (scripts call it to probe for tsrun).
+  if (versionOnly(process.argv.slice(2))) {
     writeOut(`${VERSION}\n`);
     process.exit(0);
   }
