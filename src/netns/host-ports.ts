@@ -2,14 +2,21 @@
 // listens, so tsrun checks two things itself, as docker-proxy's bind would: no other tsrun
 // container has the port (endpoint files, read under the lock), and no host process listens
 // on it (a test bind). A port chosen at random comes from the kernel's ephemeral range.
-import { createSocket } from 'node:dgram';
-import { createServer } from 'node:net';
+import { createRequire } from 'node:module';
 import { TsrunError, errnoOf } from '../errors.js';
+import { testBind as addonTestBind } from '../sys/libc.js';
 import type { PortMapping, Protocol } from './publish.js';
 
 /** Bind and release hostIp:port; resolves to the port bound (the kernel's choice for 0). */
-function testBind(protocol: Protocol, hostIp: string, port: number): Promise<number> {
+async function testBind(protocol: Protocol, hostIp: string, port: number): Promise<number> {
   const host = hostIp || '0.0.0.0';
+  // The addon's bind, synchronous: node:net and node:dgram only where it cannot (no addon, a
+  // host name).
+  const bound = addonTestBind(protocol, host, port);
+  if (bound !== undefined) return bound;
+  const load = createRequire(import.meta.url);
+  const { createSocket } = load('node:dgram') as typeof import('node:dgram');
+  const { createServer } = load('node:net') as typeof import('node:net');
   return new Promise((resolve, reject) => {
     if (protocol === 'udp') {
       const s = createSocket('udp4');

@@ -330,6 +330,21 @@ export function shutdownChannel(fd: number): void {
   addon().shutdownChannel!(fd);
 }
 
+/**
+ * Binds `address`:`port` and lets go at once, as Node's listen() (tcp) or dgram's bind (udp)
+ * would (native/node/sys.c): the port bound, the kernel's choice for 0. Undefined without the
+ * addon, or for an address that is no IP literal (the caller then asks node:net or node:dgram);
+ * throws the errno as a system error (EADDRINUSE: a host process has it).
+ */
+export function testBind(protocol: 'tcp' | 'udp', address: string, port: number): number | undefined {
+  const native = addonWith('testBind');
+  if (!native) return undefined;
+  const r = native.testBind!(protocol, address, port);
+  if (r === -osConstants.errno.EAFNOSUPPORT) return undefined;
+  if (r < 0) return failWith(-r, 'bind', `${address}:${port}`);
+  return r;
+}
+
 /** native/build/tsrun-sys.node (native/node/sys.c): what hot paths need, without loading koffi. */
 interface SysAddon {
   /** [pid, channel], or a negative errno. */
@@ -349,6 +364,8 @@ interface SysAddon {
   watchChannel?(fd: number, onChunk: (chunk: Buffer | null, errno: number) => void): number;
   /** 0, or shutdown's errno. */
   shutdownChannel?(fd: number): number;
+  /** The port bound, or a negative errno. */
+  testBind?(protocol: 'tcp' | 'udp', address: string, port: number): number;
 }
 
 let sys: SysAddon | undefined;
