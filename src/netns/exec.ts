@@ -1,11 +1,11 @@
 // Running iproute2 and iptables. tsrun shells out on purpose: these are the commands a learner
 // can type to see or repeat each step. Each process costs a few milliseconds, so the callers
 // batch their work: `ip -batch -` and `iptables-restore --noflush` read many commands on stdin.
-import { spawn } from 'node:child_process';
-import { Socket } from 'node:net';
+import { closeSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { TsrunError, errnoOf } from '../errors.js';
-import { spawnPiped, waitExit, type PipedProcess } from '../sys/libc.js';
+import { spawnPiped, waitExit, watchChannel, type PipedProcess } from '../sys/libc.js';
 
 /** Every command tsrun's network code runs goes through here; tests and --trace can watch. */
 export type CommandObserver = (argv: string[], input: string) => void;
@@ -54,6 +54,8 @@ export function runCommand(argv: string[], input: string, doing: string): Promis
       return failed(err);
     }
     if (piped) return runPiped(piped, input, ended, failed);
+    // Without the addon: node:child_process, loaded only here (with net, dgram and streams).
+    const { spawn } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
@@ -69,7 +71,8 @@ export function runCommand(argv: string[], input: string, doing: string): Promis
 
 /**
  * The same for a process posix_spawnp started (sys/libc.ts: no fork of Node, ~1 ms instead of
- * 7-8 on a VM): its pipes as sockets on the event loop; once its stdout and stderr have both
+ * 7-8 on a VM). Its stdout and stderr are read by threads of the addon (watchChannel), so that
+ * its stdin can take a blocking write meanwhile, and no node:net is loaded; once both have
  * ended, it has exited (or is exiting), and waitpid reaps it.
  */
 function runPiped(
@@ -90,16 +93,39 @@ function runPiped(
     }
     ended(out.stdout, out.stderr, status.code, status.signal === null ? null : signalName(status.signal));
   };
-  for (const name of ['stdout', 'stderr'] as const) {
-    const s = new Socket({ fd: p[name], readable: true, writable: false });
-    s.setEncoding('utf8').on('data', (d: string) => (out[name] += d));
-    s.on('error', () => {}); // then 'close' all the same
-    s.on('close', done);
+  for (const name of ['stdout', 'stderr'] as const) readAll(p[name], (text) => (out[name] += text), done);
+  try {
+    const bytes = Buffer.from(input, 'utf8');
+    for (let written = 0; written < bytes.length; ) written += writeSync(p.stdin, bytes, written);
+  } catch {
+    // EPIPE: the command exited before reading its stdin; its exit status says why.
+  } finally {
+    closeSync(p.stdin);
   }
-  const stdin = new Socket({ fd: p.stdin, readable: false, writable: true });
-  // A command that exits before reading stdin makes the write fail with EPIPE: the exit status says why.
-  stdin.on('error', () => {});
-  stdin.end(input);
+}
+
+/** Everything that comes on a pipe, as text, then done() once, the pipe closed. */
+function readAll(fd: number, onText: (text: string) => void, done: () => void): void {
+  const decoder = new TextDecoder();
+  let watched = false;
+  try {
+    watched = watchChannel(fd, (chunk) => {
+      if (chunk) return onText(decoder.decode(chunk, { stream: true }));
+      try {
+        closeSync(fd);
+      } finally {
+        done();
+      }
+    });
+  } catch {
+    // no thread to read it: as without the addon
+  }
+  if (watched) return;
+  const { Socket } = createRequire(import.meta.url)('node:net') as typeof import('node:net');
+  const s = new Socket({ fd, readable: true, writable: false });
+  s.setEncoding('utf8').on('data', onText);
+  s.on('error', () => {}); // then 'close' all the same
+  s.on('close', done);
 }
 
 /** SIGTERM for 15, as child_process names the signal that ended a child. */
