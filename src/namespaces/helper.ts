@@ -9,11 +9,10 @@
 // With `trace 1`, `trace <who> <step> <time> <text>` lines come in between, one per syscall.
 //
 // Each message gets a typed wait (`waitPid`, `waitStarted`, `waitExit`) instead of raw lines.
-import { closeSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
 import { TsrunError } from '../errors.js';
-import { reapIfGone, shutdownChannel, spawnHelper, watchChannel } from '../sys/libc.js';
+import { reapIfGone, shutdownChannel, spawnHelper, watchText, writeAll } from '../sys/libc.js';
 import { nativeBuildFile } from '../sys/native-build.js';
 import { decodeField, serializePlan, type Plan } from './plan.js';
 
@@ -79,7 +78,6 @@ interface Channel {
  * to load. Writes block: they are a few lines, and the plan, which the helper reads at once.
  */
 class WatchedChannel implements Channel {
-  private readonly decoder = new TextDecoder();
   private onText: (text: string) => void = () => {};
   private readonly ends: Array<() => void> = [];
   private state: 'open' | 'shut' | 'ended' = 'open';
@@ -90,11 +88,7 @@ class WatchedChannel implements Channel {
    * then uses node:net: the fd is still its own). */
   static open(fd: number): WatchedChannel | undefined {
     const channel = new WatchedChannel(fd);
-    try {
-      return watchChannel(fd, (chunk) => channel.received(chunk)) ? channel : undefined;
-    } catch {
-      return undefined;
-    }
+    return watchText(fd, (text) => channel.onText(text), () => channel.ended()) ? channel : undefined;
   }
 
   listen(onText: (text: string) => void, onEnd: () => void): void {
@@ -107,14 +101,8 @@ class WatchedChannel implements Channel {
   }
 
   write(text: string): void {
-    if (this.state !== 'open') return;
-    const bytes = Buffer.from(text, 'utf8');
-    try {
-      for (let done = 0; done < bytes.length; ) done += writeSync(this.fd, bytes, done);
-    } catch {
-      // EPIPE: the helper is gone. Its end of file, or this shutdown, ends the channel.
-      this.destroy();
-    }
+    // EPIPE: the helper is gone. Its end of file, or this shutdown, ends the channel.
+    if (this.state === 'open' && !writeAll(this.fd, text)) this.destroy();
   }
 
   destroy(): void {
@@ -123,18 +111,10 @@ class WatchedChannel implements Channel {
     shutdownChannel(this.fd);
   }
 
-  private received(chunk: Buffer | null): void {
-    if (chunk) {
-      this.onText(this.decoder.decode(chunk, { stream: true }));
-      return;
-    }
-    // The thread has stopped reading: the fd may be closed now, and nothing follows.
+  /** The thread has stopped reading and the fd is closed: nothing follows. */
+  private ended(): void {
     this.state = 'ended';
-    try {
-      closeSync(this.fd);
-    } finally {
-      for (const fn of this.ends) fn();
-    }
+    for (const fn of this.ends) fn();
   }
 }
 

@@ -1,11 +1,11 @@
 // Running iproute2 and iptables. tsrun shells out on purpose: these are the commands a learner
 // can type to see or repeat each step. Each process costs a few milliseconds, so the callers
 // batch their work: `ip -batch -` and `iptables-restore --noflush` read many commands on stdin.
-import { closeSync, writeSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { TsrunError, errnoOf } from '../errors.js';
-import { spawnPiped, waitExit, watchChannel, type PipedProcess } from '../sys/libc.js';
+import { spawnPiped, waitExit, watchText, writeAll, type PipedProcess } from '../sys/libc.js';
 
 /** Every command tsrun's network code runs goes through here; tests and --trace can watch. */
 export type CommandObserver = (argv: string[], input: string) => void;
@@ -94,33 +94,14 @@ function runPiped(
     ended(out.stdout, out.stderr, status.code, status.signal === null ? null : signalName(status.signal));
   };
   for (const name of ['stdout', 'stderr'] as const) readAll(p[name], (text) => (out[name] += text), done);
-  try {
-    const bytes = Buffer.from(input, 'utf8');
-    for (let written = 0; written < bytes.length; ) written += writeSync(p.stdin, bytes, written);
-  } catch {
-    // EPIPE: the command exited before reading its stdin; its exit status says why.
-  } finally {
-    closeSync(p.stdin);
-  }
+  // false on EPIPE: the command exited before reading its stdin; its exit status says why.
+  writeAll(p.stdin, input);
+  closeSync(p.stdin);
 }
 
 /** Everything that comes on a pipe, as text, then done() once, the pipe closed. */
 function readAll(fd: number, onText: (text: string) => void, done: () => void): void {
-  const decoder = new TextDecoder();
-  let watched = false;
-  try {
-    watched = watchChannel(fd, (chunk) => {
-      if (chunk) return onText(decoder.decode(chunk, { stream: true }));
-      try {
-        closeSync(fd);
-      } finally {
-        done();
-      }
-    });
-  } catch {
-    // no thread to read it: as without the addon
-  }
-  if (watched) return;
+  if (watchText(fd, onText, done)) return;
   const { Socket } = createRequire(import.meta.url)('node:net') as typeof import('node:net');
   const s = new Socket({ fd, readable: true, writable: false });
   s.setEncoding('utf8').on('data', onText);

@@ -6,6 +6,7 @@
 //
 // Every wrapper throws a Node-style error on failure (`code: 'EPERM'`, `errno`, `syscall`,
 // `path`), so callers handle it exactly like an error from `fs`.
+import { closeSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
@@ -323,6 +324,38 @@ export function watchChannel(fd: number, onChunk: (chunk: Buffer | null, errno: 
   const err = native.watchChannel!(fd, onChunk);
   if (err !== 0) return failWith(-err, 'watchChannel');
   return true;
+}
+
+/**
+ * watchChannel for text: onText with each chunk (UTF-8 decoded across chunks), then the fd
+ * closed and onEnd once. False where the addon cannot watch (none, an older one, no thread):
+ * the fd is then still the caller's.
+ */
+export function watchText(fd: number, onText: (text: string) => void, onEnd: () => void): boolean {
+  const decoder = new TextDecoder();
+  try {
+    return watchChannel(fd, (chunk) => {
+      if (chunk) return onText(decoder.decode(chunk, { stream: true }));
+      try {
+        closeSync(fd);
+      } finally {
+        onEnd();
+      }
+    });
+  } catch {
+    return false;
+  }
+}
+
+/** All of `text` to a blocking fd; false if the reader has gone (EPIPE) or the write failed. */
+export function writeAll(fd: number, text: string): boolean {
+  const bytes = Buffer.from(text, 'utf8');
+  try {
+    for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** shutdown(2) both ways of a watched channel: its read ends, and its end follows. */
