@@ -53,7 +53,7 @@ import {
   type NetworkConfig,
   type Released,
 } from './store.js';
-import { nodeCrypto } from '../sys/random.js';
+import { sha256Text } from '../sys/text-hash.js';
 
 export const NETNS_DIR = '/run/netns';
 
@@ -62,7 +62,7 @@ export const NETNS_DIR = '/run/netns';
  * of an endpoint `network connect` added is named after the container and that network.
  */
 export const hostVethName = (id: string, connected?: string) =>
-  `veth${nodeCrypto().createHash('sha256').update(connected === undefined ? id : `${id}+${connected}`).digest('hex').slice(0, 8)}`;
+  `veth${sha256Text(connected === undefined ? id : `${id}+${connected}`).slice(0, 8)}`;
 export const netnsName = (id: string) => `tsrun-${id.slice(0, 12)}`;
 
 export interface AttachRequest {

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { TsrunError, errnoOf } from '../errors.js';
 import { tokenAlive } from '../sys/proc.js';
 import type { PortMapping } from './publish.js';
-import { nodeCrypto } from '../sys/random.js';
+import { sha256Text } from '../sys/text-hash.js';
 
 export interface NetworkConfig {
   name: string;
@@ -107,7 +107,7 @@ export const endpointPath = (stateDir: string, id: string, connected?: string) =
 /** docker's EndpointID (64 hex digits), derived from what the endpoint file records: a new one
  * each time the container joins the network. */
 export const endpointId = (ep: Pick<Endpoint, 'id' | 'network' | 'created'>) =>
-  nodeCrypto().createHash('sha256').update(`${ep.id}+${ep.network}+${ep.created}`).digest('hex');
+  sha256Text(`${ep.id}+${ep.network}+${ep.created}`);
 export const releasedDir = (stateDir: string) => join(stateDir, 'released');
 export const releasedPath = (stateDir: string, ep: Pick<Endpoint, 'id' | 'network' | 'ifname'>) => join(releasedDir(stateDir), endpointFileOf(ep));
 
