@@ -334,7 +334,7 @@ function addHistory(cmd: Command): void {
     .option('-q, --quiet', 'only show image IDs')
     .action(action(async (name: string, flags: { trunc: boolean; quiet?: boolean; human: boolean | string }, command: Command) => {
       const { root } = globalOptions(command);
-      const [{ findImage }, { humanSize }] = await Promise.all([import('../src/container/image-lookup.js'), import('../src/image/listing.js')]);
+      const [{ findImage }, { humanSize }] = await Promise.all([import('../src/container/image-find.js'), import('../src/image/listing.js')]);
       const image = await findImage(root, name);
       if (!image) throw new TsrunError('ENOIMAGE', `No such image: ${name}`);
       const history = [...(image.config.history ?? [])];

@@ -27,7 +27,7 @@ export function register(program: Command): void {
               if (!(err instanceof TsrunError && err.code === 'ENOCONTAINER') || flags.type === 'container') throw err;
             }
           }
-          const { findImage } = await import('../src/container/image-lookup.js');
+          const { findImage } = await import('../src/container/image-find.js');
           const image = await findImage(root, name);
           if (!image) throw new TsrunError('ENOCONTAINER', `no such object: ${name}`);
           out.push({ Id: image.id, RepoTags: image.names, Config: image.config.config ?? {}, Architecture: image.config.architecture, Os: image.config.os, Size: image.size, RootFS: image.config.rootfs, Layers: image.layers });

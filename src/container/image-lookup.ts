@@ -3,7 +3,7 @@
 import { TsrunError } from '../errors.js';
 import type { ImageRecord } from '../image/types.js';
 import type { PullEvent } from '../image/pull.js';
-import { normalizeName } from '../registry-client/reference.js';
+import { findImage } from './image-find.js';
 
 export interface LookupContext {
   root: string;
@@ -15,18 +15,6 @@ export interface PullHooks {
   onPull?: (message: string) => void;
   onProgress?: (e: PullEvent) => void;
   onWarning?: (message: string) => void;
-}
-
-export async function findImage(root: string, input: string): Promise<ImageRecord | undefined> {
-  const { ImageStore } = await import('../image/store.js');
-  const store = await ImageStore.open(root, { sweep: false });
-  let name: string | undefined;
-  try {
-    name = normalizeName(input);
-  } catch {
-    // not a valid name: maybe an ID
-  }
-  return (name !== undefined ? await store.resolve(name) : undefined) ?? (await store.resolve(input));
 }
 
 export async function findOrPullImage(
