@@ -29,16 +29,16 @@ export function register(program: Command): void {
       .option('--no-trunc', 'do not truncate IDs and commands')
       .action(action(async (flags: PsFlags, cmd: Command) => {
         const { root } = globalOptions(cmd);
-        const { listContainers, summarize, humanDuration } = await import('../src/container/list.js');
+        const { listSummaries, humanDuration } = await import('../src/container/list.js');
         // One line however many could not be released (a full disk says the same for each).
         const unreleased: Array<{ id: string; err: unknown }> = [];
-        let listed = listContainers(root);
-        const orphaned = listed.filter((c) => c.seen.orphaned).map((c) => c.record.id);
+        let listed = listSummaries(root);
+        const orphaned = listed.filter((c) => c.orphaned).map((c) => c.id);
         if (orphaned.length > 0) {
           // Only then the cleanup's modules (cgroups, networks, volumes): most ps have none.
           const { reconcile } = await import('../src/container/cleanup.js');
           await reconcile(root, (id, err) => unreleased.push({ id, err }), orphaned);
-          listed = listContainers(root);
+          listed = listSummaries(root);
         }
         if (unreleased.length > 0) {
           const { id, err } = unreleased[0]!;
@@ -63,7 +63,6 @@ export function register(program: Command): void {
         if (last === -1) last = undefined;
         const all = flags.all || last !== undefined || filters.some(([k]) => k === 'status');
         let rows = listed
-          .map(({ record, seen }) => summarize(record, seen, Date.now(), root))
           .filter((s) => all || s.status === 'running' || s.status === 'paused' || s.status === 'restarting')
           .filter((s) =>
             filters.every(([k, v]) =>

@@ -76,6 +76,23 @@ export function healthOf(storeRoot: string, record: ContainerRecord, seen: Obser
   return live ? health : { ...health, Status: 'unhealthy' };
 }
 
+/**
+ * ps's listing: every container summarized as soon as it is read, newest first, so that only
+ * the summaries stay in memory, not every record and state (which the young generation's
+ * scavenges would copy over and over: ~10 ms with 200 containers). `orphaned` as observe's.
+ */
+export function listSummaries(storeRoot: string, now = Date.now()): Array<Summary & { orphaned: boolean }> {
+  const out: Array<Summary & { orphaned: boolean }> = [];
+  for (const id of listIds(storeRoot)) {
+    const paths = new ContainerPaths(storeRoot, id);
+    const record = readRecord(paths);
+    if (!record) continue;
+    const seen = observe(paths);
+    out.push({ ...summarize(record, seen, now, storeRoot), orphaned: seen.orphaned });
+  }
+  return out.sort((a, b) => compareStrings(b.created, a.created));
+}
+
 /** Every container, newest first. */
 export function listContainers(storeRoot: string): Array<{ paths: ContainerPaths; record: ContainerRecord; seen: Observed }> {
   const out: Array<{ paths: ContainerPaths; record: ContainerRecord; seen: Observed }> = [];
