@@ -18,11 +18,12 @@ export function timeCommand(argv, { runs = 20, warmup = 3, env, before, after } 
 }
 
 /**
- * timeCommand for several commands ({ argv, env, after }) at once, interleaved: each command's
+ * timeCommand for several commands ({ argv, env, before, after }) at once, interleaved: each command's
  * warm-up runs, then `runs` rounds that run every command once in turn. On a machine whose speed
  * drifts (a shared VM) every command is then slowed alike, and their differences hold; each round
  * runs them in a new random order. A command that fails gets { error } and is left out of the
- * next rounds. `after` runs, untimed, after each run of its command (removing what it started).
+ * next rounds. `before` and `after` run, untimed, before and after each run of their command
+ * (emptying its store; removing what it started). Each result keeps its samples in round order.
  */
 export function timeInterleaved(commands, { runs = 20, warmup = 3 } = {}) {
   const results = commands.map(() => ({ samples: [] }));
@@ -39,6 +40,7 @@ export function timeInterleaved(commands, { runs = 20, warmup = 3 } = {}) {
       const c = commands[n];
       if (results[n].error) continue;
       try {
+        c.before?.();
         const ms = runOnce(c.argv, c.env);
         c.after?.();
         if (i >= warmup) results[n].samples.push(ms);
@@ -47,7 +49,7 @@ export function timeInterleaved(commands, { runs = 20, warmup = 3 } = {}) {
       }
     }
   }
-  return results.map((r) => (r.error ? { error: r.error } : stats(r.samples)));
+  return results.map((r) => (r.error ? { error: r.error } : { ...stats(r.samples), samples: r.samples }));
 }
 
 function runOnce(argv, env) {

@@ -3,14 +3,15 @@
 // GNU tar) from a loopback registry, side by side with skopeo copy
 // (download only), the download-plus-`tar -xzf` floor and the issue's (with sha256), podman and
 // docker where installed.
-// Every engine gets the same procedure: its store emptied and `sync`ed before each timed run.
+// Every engine gets the same procedure: its store emptied and `sync`ed before each timed run;
+// tsrun, skopeo and the two floors run in interleaved rounds (podman and docker after them).
 // Usage (root): node bench/pull.mjs [--runs N] [--docker]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { have, row, unmountUnder, table, timeCommand } from './harness.mjs';
+import { have, row, stats, unmountUnder, table, timeCommand, timeInterleaved } from './harness.mjs';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -95,9 +96,36 @@ try {
   };
   const tsrunRoot = join(work, 'tsrun');
   const tsrun = [process.execPath, join(repo, 'dist/tsrun.cjs'), '--root', tsrunRoot];
-  const rows = [];
-  rows.push(row('tsrun pull (cold)', () => timeCommand([...tsrun, 'pull', '-q', ref], { runs, warmup: 1, before: empty(tsrunRoot) })));
-  rows.push(row('tsrun pull (warm: all present)', () => timeCommand([...tsrun, 'pull', '-q', ref], { runs: runs * 2, warmup: 1 })));
+  const skopeoDir = join(work, 'skopeo');
+  const floorDir = join(work, 'floor');
+  const floor = manifest.layers
+    .map((l, i) => `(mkdir -p ${floorDir}/${i} && curl -fsS http://${registry}/v2/debian/blobs/${l.digest} | tar -xzf - -C ${floorDir}/${i}) & p${i}=$!`)
+    .join('\n');
+  const waitAll = manifest.layers.map((_, i) => `wait $p${i}`).join(' && ');
+  // The issue's floor: what a pull must do at least, the digest check included. sha256sum reads
+  // a copy of the download (through a FIFO) beside tar, and the layer is done when both are.
+  const verified = manifest.layers
+    .map((l, i) => `(set -o pipefail; mkdir -p ${floorDir}/${i} && rm -f ${floorDir}/${i}.fifo && mkfifo ${floorDir}/${i}.fifo && { sha256sum <${floorDir}/${i}.fifo >/dev/null & s=$!; curl -fsS http://${registry}/v2/debian/blobs/${l.digest} | tee ${floorDir}/${i}.fifo | tar -xzf - -C ${floorDir}/${i} && wait $s; }) & p${i}=$!`)
+    .join('\n');
+  // The cold rows in rounds, each round in a new order, every store emptied (and synced) right
+  // before its run: this disk's speed drifts by tens of percent within minutes, which separate
+  // rows measured one after the other would take for a difference between them.
+  const cold = [
+    { name: 'tsrun pull (cold)', argv: [...tsrun, 'pull', '-q', ref], before: empty(tsrunRoot) },
+    { name: 'skopeo copy to dir: (download only)', argv: ['skopeo', 'copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `dir:${skopeoDir}`], before: empty(skopeoDir) },
+    { name: 'download + tar -xzf, layers in parallel (the floor)', argv: ['bash', '-c', `${floor}\n${waitAll}`], before: empty(floorDir) },
+    { name: 'download + sha256 + tar -xzf, layers in parallel', argv: ['bash', '-c', `${verified}\n${waitAll}`], before: empty(floorDir) },
+  ];
+  const measured = timeInterleaved(cold, { runs, warmup: 1 });
+  const rows = cold.map((c, i) => (measured[i].error ? { name: c.name, skipped: String(measured[i].error.message).split('\n')[0].slice(0, 160) } : { name: c.name, ...measured[i] }));
+  // The ratio to the floor with sha256, round by round (both ran within seconds of each other).
+  const [ts, , , floorSha] = measured;
+  if (!ts.error && !floorSha.error) {
+    const ratios = ts.samples.map((t, i) => t / floorSha.samples[i]);
+    console.log(`tsrun cold pull / (download + sha256 + tar -xzf), per round: median ${stats(ratios).median.toFixed(2)}, ` +
+      `min ${stats(ratios).min.toFixed(2)}, max ${stats(ratios).max.toFixed(2)} (${ratios.length} rounds); ratio of the medians ${(ts.median / floorSha.median).toFixed(2)}\n`);
+  }
+  rows.splice(1, 0, row('tsrun pull (warm: all present)', () => timeCommand([...tsrun, 'pull', '-q', ref], { runs: runs * 2, warmup: 1 })));
   // Peak RSS of the whole process, worker threads included (GNU time's %M, in KiB).
   const peakRss = (argv) => {
     const r = spawnSync('/usr/bin/time', ['-f', '%M', ...argv], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
@@ -108,23 +136,6 @@ try {
     empty(tsrunRoot)();
     console.log(`tsrun peak RSS: cold pull ${peakRss([...tsrun, 'pull', '-q', ref])}, warm pull ${warm}\n`);
   }
-  const skopeoDir = join(work, 'skopeo');
-  rows.push(row('skopeo copy to dir: (download only)', () =>
-    timeCommand(['skopeo', 'copy', '--quiet', '--src-tls-verify=false', `docker://${ref}`, `dir:${skopeoDir}`], { runs, warmup: 1, before: empty(skopeoDir) })));
-  const floorDir = join(work, 'floor');
-  const floor = manifest.layers
-    .map((l, i) => `(mkdir -p ${floorDir}/${i} && curl -fsS http://${registry}/v2/debian/blobs/${l.digest} | tar -xzf - -C ${floorDir}/${i}) & p${i}=$!`)
-    .join('\n');
-  const waitAll = manifest.layers.map((_, i) => `wait $p${i}`).join(' && ');
-  rows.push(row('download + tar -xzf, layers in parallel (the floor)', () =>
-    timeCommand(['bash', '-c', `${floor}\n${waitAll}`], { runs, warmup: 1, before: empty(floorDir) })));
-  // The issue's floor: what a pull must do at least, the digest check included. sha256sum reads
-  // a copy of the download (through a FIFO) beside tar, and the layer is done when both are.
-  const verified = manifest.layers
-    .map((l, i) => `(set -o pipefail; mkdir -p ${floorDir}/${i} && rm -f ${floorDir}/${i}.fifo && mkfifo ${floorDir}/${i}.fifo && { sha256sum <${floorDir}/${i}.fifo >/dev/null & s=$!; curl -fsS http://${registry}/v2/debian/blobs/${l.digest} | tee ${floorDir}/${i}.fifo | tar -xzf - -C ${floorDir}/${i} && wait $s; }) & p${i}=$!`)
-    .join('\n');
-  rows.push(row('download + sha256 + tar -xzf, layers in parallel', () =>
-    timeCommand(['bash', '-c', `${verified}\n${waitAll}`], { runs, warmup: 1, before: empty(floorDir) })));
   rows.push(row('podman pull', () => {
     if (!have('podman')) throw new Error('podman not installed');
     const p = ['podman', '--root', join(work, 'podman'), '--runroot', join(work, 'podman-run')];
