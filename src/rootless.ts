@@ -39,7 +39,7 @@ export async function reexecInUserns(): Promise<never> {
   const uid = process.geteuid?.() ?? 0;
   const gid = process.getegid?.() ?? 0;
   const name = userInfo().username;
-  const [{ helperPath }, { subordinateRange }] = await Promise.all([import('./namespaces/helper.js'), import('./namespaces/userns.js')]);
+  const [{ helperPath }, { subordinateRange }] = await Promise.all([import('./sys/native-build.js'), import('./namespaces/userns.js')]);
   // newuidmap's triples: the user's own id (uid, or gid for newgidmap) is 0, its range 1..N.
   const mapFor = (file: string, ownId: number): string => {
     let text = '';

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { helperPath } from '../namespaces/helper.js';
+import { helperPath } from '../sys/native-build.js';
 import { hostInfo, ociArch } from './system.js';
 
 /** The package's version: src/info/version.ts and dist/src/info/version.js both find it. */

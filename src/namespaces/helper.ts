@@ -13,7 +13,7 @@ import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
 import { TsrunError } from '../errors.js';
 import { reapIfGone, shutdownChannel, spawnHelper, watchText, writeAll } from '../sys/libc.js';
-import { nativeBuildFile } from '../sys/native-build.js';
+import { helperPath } from '../sys/native-build.js';
 import { decodeField, serializePlan, type Plan } from './plan.js';
 
 /** One line of the helper's trace: a syscall, strace-style (native/trace.c). */
@@ -36,9 +36,7 @@ export interface ExitStatus {
   oomKilled?: boolean;
 }
 
-export function helperPath(): string {
-  return process.env.TSRUN_HELPER || nativeBuildFile('tsrun-helper');
-}
+export { helperPath };
 
 type Message =
   | { kind: 'pid'; pid: number }

@@ -14,3 +14,12 @@ export function nativeBuildFile(name: string): string {
   }
   throw new TsrunError('EHELPER', `native/build/${name} is not built: run \`npm run build:native\` (it needs a C compiler: apt-get install gcc)`);
 }
+
+/**
+ * The C helper: TSRUN_HELPER, else native/build/tsrun-helper. Here, not in namespaces/helper.ts,
+ * so that rootless.ts (which every command's bundle holds) does not bring in the launch plan's
+ * encoder and the seccomp tables with that module.
+ */
+export function helperPath(): string {
+  return process.env.TSRUN_HELPER || nativeBuildFile('tsrun-helper');
+}
