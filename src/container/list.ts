@@ -76,6 +76,15 @@ export function healthOf(storeRoot: string, record: ContainerRecord, seen: Obser
   return live ? health : { ...health, Status: 'unhealthy' };
 }
 
+/** Each container of the store, read and observed, one at a time (in no order). */
+function* eachContainer(storeRoot: string): Generator<{ paths: ContainerPaths; record: ContainerRecord; seen: Observed }> {
+  for (const id of listIds(storeRoot)) {
+    const paths = new ContainerPaths(storeRoot, id);
+    const record = readRecord(paths);
+    if (record) yield { paths, record, seen: observe(paths) };
+  }
+}
+
 /**
  * ps's listing: every container summarized as soon as it is read, newest first, so that only
  * the summaries stay in memory, not every record and state (which the young generation's
@@ -83,23 +92,11 @@ export function healthOf(storeRoot: string, record: ContainerRecord, seen: Obser
  */
 export function listSummaries(storeRoot: string, now = Date.now()): Array<Summary & { orphaned: boolean }> {
   const out: Array<Summary & { orphaned: boolean }> = [];
-  for (const id of listIds(storeRoot)) {
-    const paths = new ContainerPaths(storeRoot, id);
-    const record = readRecord(paths);
-    if (!record) continue;
-    const seen = observe(paths);
-    out.push({ ...summarize(record, seen, now, storeRoot), orphaned: seen.orphaned });
-  }
+  for (const { record, seen } of eachContainer(storeRoot)) out.push({ ...summarize(record, seen, now, storeRoot), orphaned: seen.orphaned });
   return out.sort((a, b) => compareStrings(b.created, a.created));
 }
 
 /** Every container, newest first. */
 export function listContainers(storeRoot: string): Array<{ paths: ContainerPaths; record: ContainerRecord; seen: Observed }> {
-  const out: Array<{ paths: ContainerPaths; record: ContainerRecord; seen: Observed }> = [];
-  for (const id of listIds(storeRoot)) {
-    const paths = new ContainerPaths(storeRoot, id);
-    const record = readRecord(paths);
-    if (record) out.push({ paths, record, seen: observe(paths) });
-  }
-  return out.sort((a, b) => compareStrings(b.record.created, a.record.created));
+  return [...eachContainer(storeRoot)].sort((a, b) => compareStrings(b.record.created, a.record.created));
 }
