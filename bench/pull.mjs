@@ -117,7 +117,10 @@ try {
     { name: 'download + sha256 + tar -xzf, layers in parallel', argv: ['bash', '-c', `${verified}\n${waitAll}`], before: empty(floorDir) },
   ];
   const measured = timeInterleaved(cold, { runs, warmup: 1 });
-  const rows = cold.map((c, i) => (measured[i].error ? { name: c.name, skipped: String(measured[i].error.message).split('\n')[0].slice(0, 160) } : { name: c.name, ...measured[i] }));
+  const rows = cold.map((c, i) => row(c.name, () => {
+    if (measured[i].error) throw measured[i].error;
+    return measured[i];
+  }));
   // The ratio to the floor with sha256, round by round (both ran within seconds of each other).
   const [ts, , , floorSha] = measured;
   if (!ts.error && !floorSha.error) {

@@ -1,6 +1,6 @@
 // Find an image in the store by name (normalized as docker does) or ID prefix. Apart from
 // image-lookup.ts, whose pull would bring the registry client into every bundle that only looks
-// (inspect, build's final line): a bundle holds whatever its modules import, even lazily.
+// (inspect, history): a bundle holds whatever its modules import, even lazily.
 import type { ImageRecord } from '../image/types.js';
 import { normalizeName } from '../registry-client/reference.js';
 

@@ -1,4 +1,4 @@
-// Random bytes and a lazily loaded node:crypto. Loading node:crypto (OpenSSL) costs 3-5 ms of
+// Random bytes and a lazily loaded node:crypto. Loading node:crypto (OpenSSL) costs 3-6 ms of
 // every start; `run` needs only random IDs, which /dev/urandom gives for the price of a read.
 import { closeSync, openSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
