@@ -6,12 +6,13 @@
 // Usage (root): node bench/scale.mjs [--count N] [--build DIR] [--docker]
 //   --build: the tsrun build to measure (a checkout after `npm run build`; default this one).
 //   --docker: start a private dockerd (data, exec root, socket and bridge its own).
+//   --tsrun-only: leave podman and docker out.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cleanupTsrun, freeSubnets, hostState, leftBehind, othersRunning, startDockerd, startPodman, stats, timeCommand, tsrunCommand, unmountUnder } from './harness.mjs';
+import { cleanupTsrun, freeSubnets, hostState, leftBehind, othersRunning, startDockerd, startPodman, stats, timeCommand, timeInterleaved, tsrunCommand, unmountUnder } from './harness.mjs';
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -24,20 +25,24 @@ const work = mkdtempSync(join(tmpdir(), 'tsrun-bench-scale-'));
 // command would replace this one's cache file).
 const cgroupParent = `tsrun-bench-${process.pid}`;
 const bridge = `tb${process.pid % 10000}`;
+// A second tsrun store with no container, for starts interleaved with those beside N running.
+const emptyBridge = `te${process.pid % 10000}`;
 const dockerBridge = `td${process.pid % 10000}`;
 // Subnets no bridge on the host has, big enough for N containers, the gateway and the network's
 // own two addresses: tsrun's and docker's (a /24 up to 253 containers).
-const [subnet, dockerSubnet] = freeSubnets('10.213.240.0/22', Math.min(24, 32 - Math.ceil(Math.log2(count + 3))), 2);
+const [subnet, dockerSubnet, emptySubnet] = freeSubnets('10.213.240.0/22', Math.min(24, 32 - Math.ceil(Math.log2(count + 3))), 3);
 const env = { ...process.env, TSRUN_CGROUP_PARENT: cgroupParent, TSRUN_BRIDGE: bridge, TSRUN_BRIDGE_SUBNET: subnet,
   TSRUN_CODE_CACHE: join(work, 'code-cache') };
 const root = join(work, 'store');
 const front = tsrunCommand(build);
 const tsrun = [...front.argv, '--root', root];
+const emptyEnv = { ...env, TSRUN_BRIDGE: emptyBridge, TSRUN_BRIDGE_SUBNET: emptySubnet };
+const tsrunEmpty = [...front.argv, '--root', join(work, 'store-empty')];
 const sh = (cmd, args) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env });
 const node = sh('sh', ['-c', 'command -v node']).trim();
 // What is on the host under the names this run uses, peers' included: the leak check at the end
 // reports what was not there before.
-const watched = [bridge, cgroupParent, dockerBridge, subnet, dockerSubnet, 'cni-podman0', 'CNI-', 'libpod_parent', 'docker'];
+const watched = [bridge, emptyBridge, cgroupParent, dockerBridge, subnet, dockerSubnet, emptySubnet, 'cni-podman0', 'CNI-', 'libpod_parent', 'docker'];
 const hostBefore = new Set(hostState(watched));
 const image = 'bench/busybox:latest';
 const names = Array.from({ length: count }, (_, i) => `s${i + 1}`);
@@ -55,9 +60,12 @@ function once(cmd) {
 
 /**
  * The procedure, the same for each engine: `cli` is its argv, `runArgs` what its `run` needs
- * besides; `rm` the flags that make its rm -f kill at once.
+ * besides; `rm` the flags that make its rm -f kill at once. With `empty` (the same engine on a
+ * store of its own with no container: { cli, env }), the start beside N running is also timed
+ * in rounds against a start there, in turn: one after the other, N starts take minutes, and
+ * this VM's speed drifts more than that between the first and the last.
  */
-function scale(cli, { runArgs = [], rm = ['-f'] } = {}) {
+function scale(cli, { runArgs = [], rm = ['-f'], empty } = {}) {
   const c = (...args) => [...cli, ...args];
   // One container first, so that the first timed start does not also make the bridge (and
   // the code cache): it measures a start with no other container, as the Nth with N-1.
@@ -73,8 +81,15 @@ function scale(cli, { runArgs = [], rm = ['-f'] } = {}) {
   const nodeMs = timeCommand([node, '-e', '0'], { runs: 5, warmup: 1, env }).median;
   const load = loadavg()[0];
   const statsMs = timeCommand(c('stats', '--no-stream'), { runs: 3, warmup: 1, env }).median;
+  let growth;
+  if (empty) {
+    const start = (argv, e) => ({ argv: [...argv, 'run', '-d', '--name', 'grow', ...runArgs, image, 'sleep', '3600'], env: e, after: () => spawnSync(argv[0], [...argv.slice(1), 'rm', '-f', 'grow'], { env: e, stdio: 'ignore' }) });
+    const [full, none] = timeInterleaved([start(cli, env), start(empty.cli, empty.env)], { runs: 20, warmup: 2 });
+    if (full.error || none.error) throw full.error ?? none.error;
+    growth = { full: full.median, none: none.median, ratios: full.samples.map((t, i) => t / none.samples[i]) };
+  }
   const rmMs = once(c('rm', ...rm, ...names));
-  return { starts, ps, nodeMs, stats: statsMs, rm: rmMs, load };
+  return { starts, ps, nodeMs, stats: statsMs, rm: rmMs, load, growth };
 }
 
 const cleanups = [];
@@ -88,19 +103,23 @@ try {
   const archive = join(work, 'image.tar');
   sh(process.execPath, [join(repo, 'scripts/make-busybox-image.mjs'), '--out', archive, '--format', 'docker-archive', '--name', image]);
   sh(tsrun[0], [...tsrun.slice(1), 'load', '-q', '-i', archive]);
+  execFileSync(tsrunEmpty[0], [...tsrunEmpty.slice(1), 'load', '-q', '-i', archive], { stdio: 'ignore', env: emptyEnv });
 
   const measure = (name, fn) => {
     const t0 = performance.now();
     try {
       results.push({ name, ...fn() });
     } catch (err) {
-      results.push({ name, skipped: String(err.message).split('\n')[0].slice(0, 200) });
+      // The line that says why (a tsrun error), not the command line that failed.
+      const lines = String(err.message).split('\n');
+      results.push({ name, skipped: (lines.find((l) => /tsrun:|rror/.test(l) && !l.includes(' failed (status')) ?? lines[0]).slice(0, 200) });
     }
     console.log(`(${name}: ${((performance.now() - t0) / 1000).toFixed(0)} s)`);
   };
-  measure('tsrun', () => scale(tsrun));
+  measure('tsrun', () => scale(tsrun, { empty: { cli: tsrunEmpty, env: emptyEnv } }));
 
   measure('podman', () => {
+    if (argv.includes('--tsrun-only')) throw new Error('--tsrun-only');
     const podman = startPodman(work, cleanups);
     sh(podman[0], [...podman.slice(1), 'load', '-q', '-i', archive]);
     // Its default runtime first; where that refuses the host, runc with a lower RLIMIT_NPROC
@@ -119,6 +138,7 @@ try {
   });
 
   measure('docker', () => {
+    if (argv.includes('--tsrun-only')) throw new Error('--tsrun-only');
     if (!argv.includes('--docker')) throw new Error('pass --docker to start a private dockerd');
     // Its default bridge a private one: docker's veth/netns/IPAM work, without iptables rules
     // (which docker makes per network, and per container only for -p).
@@ -142,6 +162,7 @@ try {
     `| last / 1st | ${results.map((r) => cell(r, (x) => x.starts.at(-1) / x.starts[0])).join(' | ')} |`,
     // Single starts are noisy: the medians of the first and last tenth say the same, steadier.
     `| median of the last ${Math.ceil(count / 10)} / of the first ${Math.ceil(count / 10)} | ${results.map((r) => cell(r, (x) => median(x.starts.slice(-Math.ceil(count / 10))) / median(x.starts.slice(0, Math.ceil(count / 10))))).join(' | ')} |`,
+    `| start beside ${count} running / in an empty store, in turn (20 rounds: ratio of the medians) | ${results.map((r) => (r.skipped || !r.growth ? 'n/a' : f(r.growth.full / r.growth.none))).join(' | ')} |`,
     ...psAt.map((n) => `| ps with ${n} running, ms (median of 5) | ${results.map((r) => cell(r, (x) => x.ps[n])).join(' | ')} |`),
     `| node -e 0 right after, ms (median of 5) | ${results.map((r) => cell(r, (x) => x.nodeMs)).join(' | ')} |`,
     `| stats --no-stream with ${count}, ms (median of 3) | ${results.map((r) => cell(r, (x) => x.stats)).join(' | ')} |`,
@@ -162,7 +183,10 @@ try {
   const checks = [];
   if (!ts.skipped) {
     const growth = ts.starts.at(-1) / ts.starts[0];
-    checks.push(row(`tsrun start no. ${count} / 1st`, `${f(ts.starts.at(-1))} / ${f(ts.starts[0])} = ${growth.toFixed(2)}`, '<= 1.1 (at 200)', growth <= 1.1));
+    checks.push(row(`tsrun start no. ${count} / 1st (single starts, minutes apart)`, `${f(ts.starts.at(-1))} / ${f(ts.starts[0])} = ${growth.toFixed(2)}`, '<= 1.1 (at 200)'));
+    const g = ts.growth;
+    const inTurn = g.full / g.none;
+    checks.push(row(`tsrun start beside ${count} running / in an empty store, in turn`, `${f(g.full)} / ${f(g.none)} = ${inTurn.toFixed(2)} (per round: median ${stats(g.ratios).median.toFixed(2)})`, '<= 1.1 (at 200)', inTurn <= 1.1));
     const ps = ts.ps[count] - ts.nodeMs;
     checks.push(row(`tsrun ps with ${count} - node -e 0`, `${f(ts.ps[count])} - ${f(ts.nodeMs)} = ${ps.toFixed(1)} ms`, '<= 15 ms', ps <= 15));
     checks.push(row(`tsrun stats --no-stream with ${count}`, `${f(ts.stats)} ms`, '< 1000 ms (at 200)', ts.stats < 1000));
@@ -177,6 +201,7 @@ try {
   console.log(`node -e 0 next to ps with ${count}: ${ts.skipped ? 'n/a' : f(ts.nodeMs)} ms (median of 5); load average at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}; measuring took ${((performance.now() - started) / 1000).toFixed(0)} s`);
   for (const o of othersRunning()) console.log(`running beside this bench at its end: ${o}`);
 } finally {
+  cleanupTsrun(tsrunEmpty, emptyEnv, cgroupParent);
   cleanupTsrun(tsrun, env, cgroupParent);
   for (const c of cleanups.reverse()) c();
   unmountUnder(work);
