@@ -28,9 +28,12 @@ const bridge = `tb${process.pid % 10000}`;
 // A second tsrun store with no container, for starts interleaved with those beside N running.
 const emptyBridge = `te${process.pid % 10000}`;
 const dockerBridge = `td${process.pid % 10000}`;
-// Subnets no bridge on the host has, big enough for N containers, the gateway and the network's
-// own two addresses: tsrun's and docker's (a /24 up to 253 containers).
-const [subnet, dockerSubnet, emptySubnet] = freeSubnets('10.213.240.0/22', Math.min(24, 32 - Math.ceil(Math.log2(count + 3))), 3);
+// Subnets no bridge on the host has, big enough for N containers (and tsrun's one more, timed
+// beside them), the gateway and the network's own two addresses: tsrun's and docker's (a /24
+// up to 252 containers). The empty store's holds one container: a /28 from another range
+// (freeSubnets knows only the host's routes, so two calls on one range could give the same).
+const [subnet, dockerSubnet] = freeSubnets('10.213.240.0/22', Math.min(24, 32 - Math.ceil(Math.log2(count + 4))), 2);
+const [emptySubnet] = freeSubnets('10.213.244.0/22', 28, 1);
 const env = { ...process.env, TSRUN_CGROUP_PARENT: cgroupParent, TSRUN_BRIDGE: bridge, TSRUN_BRIDGE_SUBNET: subnet,
   TSRUN_CODE_CACHE: join(work, 'code-cache') };
 const root = join(work, 'store');
@@ -83,10 +86,17 @@ function scale(cli, { runArgs = [], rm = ['-f'], empty } = {}) {
   const statsMs = timeCommand(c('stats', '--no-stream'), { runs: 3, warmup: 1, env }).median;
   let growth;
   if (empty) {
-    const start = (argv, e) => ({ argv: [...argv, 'run', '-d', '--name', 'grow', ...runArgs, image, 'sleep', '3600'], env: e, after: () => spawnSync(argv[0], [...argv.slice(1), 'rm', '-f', 'grow'], { env: e, stdio: 'ignore' }) });
+    // Each start removed after it (untimed); a removal that fails fails its row, which the next
+    // round's start of the same name would otherwise do less clearly.
+    const removeGrow = (argv, e) => () => {
+      const r = spawnSync(argv[0], [...argv.slice(1), 'rm', '-f', 'grow'], { env: e, encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`rm -f grow failed (status ${r.status}): ${r.stderr}`);
+    };
+    const start = (argv, e) => ({ argv: [...argv, 'run', '-d', '--name', 'grow', ...runArgs, image, 'sleep', '3600'], env: e, after: removeGrow(argv, e) });
     const [full, none] = timeInterleaved([start(cli, env), start(empty.cli, empty.env)], { runs: 20, warmup: 2 });
-    if (full.error || none.error) throw full.error ?? none.error;
-    growth = { full: full.median, none: none.median, ratios: full.samples.map((t, i) => t / none.samples[i]) };
+    // A failure is this row's, not the rest's: the N containers are still removed below.
+    if (full.error || none.error) growth = { error: `${full.error ? 'beside N running' : 'in the empty store'}: ${String((full.error ?? none.error).message).split('\n').find((l) => /tsrun:|rror/.test(l) && !l.includes(' failed (status')) ?? ''}` };
+    else growth = { full: full.median, none: none.median, ratios: full.samples.map((t, i) => t / none.samples[i]) };
   }
   const rmMs = once(c('rm', ...rm, ...names));
   return { starts, ps, nodeMs, stats: statsMs, rm: rmMs, load, growth };
@@ -162,7 +172,7 @@ try {
     `| last / 1st | ${results.map((r) => cell(r, (x) => x.starts.at(-1) / x.starts[0])).join(' | ')} |`,
     // Single starts are noisy: the medians of the first and last tenth say the same, steadier.
     `| median of the last ${Math.ceil(count / 10)} / of the first ${Math.ceil(count / 10)} | ${results.map((r) => cell(r, (x) => median(x.starts.slice(-Math.ceil(count / 10))) / median(x.starts.slice(0, Math.ceil(count / 10))))).join(' | ')} |`,
-    `| start beside ${count} running / in an empty store, in turn (20 rounds: ratio of the medians) | ${results.map((r) => (r.skipped || !r.growth ? 'n/a' : f(r.growth.full / r.growth.none))).join(' | ')} |`,
+    `| start beside ${count} running / in an empty store, in turn (20 rounds: ratio of the medians) | ${results.map((r) => (r.skipped || !r.growth || r.growth.error ? 'n/a' : f(r.growth.full / r.growth.none))).join(' | ')} |`,
     ...psAt.map((n) => `| ps with ${n} running, ms (median of 5) | ${results.map((r) => cell(r, (x) => x.ps[n])).join(' | ')} |`),
     `| node -e 0 right after, ms (median of 5) | ${results.map((r) => cell(r, (x) => x.nodeMs)).join(' | ')} |`,
     `| stats --no-stream with ${count}, ms (median of 3) | ${results.map((r) => cell(r, (x) => x.stats)).join(' | ')} |`,
@@ -185,8 +195,12 @@ try {
     const growth = ts.starts.at(-1) / ts.starts[0];
     checks.push(row(`tsrun start no. ${count} / 1st (single starts, minutes apart)`, `${f(ts.starts.at(-1))} / ${f(ts.starts[0])} = ${growth.toFixed(2)}`, '<= 1.1 (at 200)'));
     const g = ts.growth;
-    const inTurn = g.full / g.none;
-    checks.push(row(`tsrun start beside ${count} running / in an empty store, in turn`, `${f(g.full)} / ${f(g.none)} = ${inTurn.toFixed(2)} (per round: median ${stats(g.ratios).median.toFixed(2)})`, '<= 1.1 (at 200)', inTurn <= 1.1));
+    if (g.error) {
+      checks.push(row(`tsrun start beside ${count} running / in an empty store, in turn`, `n/a (${g.error.slice(0, 160)})`, '<= 1.1 (at 200)'));
+    } else {
+      const inTurn = g.full / g.none;
+      checks.push(row(`tsrun start beside ${count} running / in an empty store, in turn`, `${f(g.full)} / ${f(g.none)} = ${inTurn.toFixed(2)} (per round: median ${stats(g.ratios).median.toFixed(2)})`, '<= 1.1 (at 200)', inTurn <= 1.1));
+    }
     const ps = ts.ps[count] - ts.nodeMs;
     checks.push(row(`tsrun ps with ${count} - node -e 0`, `${f(ts.ps[count])} - ${f(ts.nodeMs)} = ${ps.toFixed(1)} ms`, '<= 15 ms', ps <= 15));
     checks.push(row(`tsrun stats --no-stream with ${count}`, `${f(ts.stats)} ms`, '< 1000 ms (at 200)', ts.stats < 1000));
@@ -201,8 +215,8 @@ try {
   console.log(`node -e 0 next to ps with ${count}: ${ts.skipped ? 'n/a' : f(ts.nodeMs)} ms (median of 5); load average at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}; measuring took ${((performance.now() - started) / 1000).toFixed(0)} s`);
   for (const o of othersRunning()) console.log(`running beside this bench at its end: ${o}`);
 } finally {
-  cleanupTsrun(tsrunEmpty, emptyEnv, cgroupParent);
   cleanupTsrun(tsrun, env, cgroupParent);
+  cleanupTsrun(tsrunEmpty, emptyEnv, cgroupParent);
   for (const c of cleanups.reverse()) c();
   unmountUnder(work);
   rmSync(work, { recursive: true, force: true });
