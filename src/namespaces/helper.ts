@@ -36,8 +36,6 @@ export interface ExitStatus {
   oomKilled?: boolean;
 }
 
-export { helperPath };
-
 type Message =
   | { kind: 'pid'; pid: number }
   | { kind: 'started' }
