@@ -35,11 +35,12 @@
 #include <unistd.h>
 
 #include "../shared/procstat.h"
+#include "front.h"
 
 #define MAX_TEMPLATE (4 << 20)
 
 static char **args_given;
-static const char *root = "/var/lib/tsrun";
+const char *root = "/var/lib/tsrun";
 
 /* Where this program is: <pkg>/native/build/tsrun. Returns <pkg>. */
 static const char *package_dir(void)
@@ -59,7 +60,7 @@ static const char *package_dir(void)
 }
 
 /* Node runs the TypeScript CLI with the arguments as given. */
-static _Noreturn void slow(void)
+_Noreturn void slow(void)
 {
 	static char script[PATH_MAX + 32];
 	const char *pkg = package_dir();
@@ -83,12 +84,7 @@ static _Noreturn void slow(void)
 
 /* ---- a growing buffer --------------------------------------------------- */
 
-struct buf {
-	char *p;
-	size_t len, cap;
-};
-
-static void put(struct buf *b, const char *s, size_t n)
+void put(struct buf *b, const char *s, size_t n)
 {
 	if (b->len + n + 1 > b->cap) {
 		size_t cap = b->cap ? b->cap : 4096;
@@ -105,7 +101,7 @@ static void put(struct buf *b, const char *s, size_t n)
 	b->p[b->len] = '\0';
 }
 
-static void puts_(struct buf *b, const char *s)
+void puts_(struct buf *b, const char *s)
 {
 	put(b, s, strlen(s));
 }
@@ -150,7 +146,7 @@ static char *decode(char *s)
 }
 
 /* dir/name into out (PATH_MAX); a path too long for it is Node's to report. */
-static char *path_in(char *out, const char *dir, const char *name)
+char *path_in(char *out, const char *dir, const char *name)
 {
 	int n = snprintf(out, PATH_MAX, "%s/%s", dir, name);
 	if (n < 0 || n >= PATH_MAX)
@@ -158,7 +154,7 @@ static char *path_in(char *out, const char *dir, const char *name)
 	return out;
 }
 
-static ssize_t read_file(const char *path, char *out, size_t len)
+ssize_t read_file(const char *path, char *out, size_t len)
 {
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -181,7 +177,7 @@ static ssize_t read_file(const char *path, char *out, size_t len)
 
 /* ---- which container, and is it plainly running ------------------------- */
 
-static int is_hex(const char *s, size_t max)
+int is_hex(const char *s, size_t max)
 {
 	size_t n = strspn(s, "0123456789abcdef");
 	return n > 0 && n <= max && s[n] == '\0';
@@ -229,7 +225,7 @@ static const char *container_id(const char *ref)
 }
 
 /* A key's value in the monitor's status file (native/status.c): "key=value\n". */
-static const char *status_value(const char *text, const char *key, char *out, size_t len)
+const char *status_value(const char *text, const char *key, char *out, size_t len)
 {
 	size_t k = strlen(key);
 	for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
@@ -246,7 +242,7 @@ static const char *status_value(const char *text, const char *key, char *out, si
 }
 
 /* The checksum line checks out (record.ts checksumOk: FNV-1a of every byte up to it). */
-static int checksum_ok(const char *text)
+int checksum_ok(const char *text)
 {
 	const char *at = strstr(text, "\nchecksum=");
 	if (!at)

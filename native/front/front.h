@@ -1,0 +1,34 @@
+/* front.h: what the parts of tsrun's native front share (tsrun.c: exec and the
+ * dispatch). Each part answers what it can without Node and calls
+ * slow() for anything else, before it has printed anything. */
+#ifndef TSRUN_FRONT_H
+#define TSRUN_FRONT_H
+#include <stddef.h>
+#include <sys/types.h>
+
+/* The store: --root, else TSRUN_ROOT, else /var/lib/tsrun (absolute). */
+extern const char *root;
+
+/* Node runs the TypeScript CLI with the arguments as given. */
+_Noreturn void slow(void);
+
+/* A growing, NUL-terminated buffer (out of memory: Node's). */
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+void put(struct buf *b, const char *s, size_t n);
+void puts_(struct buf *b, const char *s);
+
+/* dir/name into out (PATH_MAX); a path too long for it is Node's to report. */
+char *path_in(char *out, const char *dir, const char *name);
+/* At most len - 1 bytes of a file (not a symlink), NUL-terminated; -1 when it cannot be opened. */
+ssize_t read_file(const char *path, char *out, size_t len);
+/* s is 1 to max lowercase hex digits. */
+int is_hex(const char *s, size_t max);
+/* A key's value in the monitor's status file ("key=value\n"), or NULL. */
+const char *status_value(const char *text, const char *key, char *out, size_t len);
+/* The status file's checksum line is there and checks out. */
+int checksum_ok(const char *text);
+
+#endif
