@@ -38,12 +38,23 @@ renameSync(`${out}.new`, out);
 
 // The fronts, small programs that answer what they can without starting Node and run the
 // TypeScript command for the rest: tsrun-runtime's (start, kill, delete: native/runtime/fast.c)
-// and tsrun's (exec: native/front/tsrun.c). Both use native/shared/.
+// and tsrun's (exec and ps: native/front/). Both use native/shared/.
 const cFiles = (dir) => readdirSync(join(root, 'native', dir)).filter((f) => f.endsWith('.c')).map((f) => join(root, 'native', dir, f));
+// tsrun's `ps` reads the store's JSON with json-c (Debian's libjson-c-dev), linked in statically:
+// the front must run even where the shared library is gone, if only to hand over to Node.
+// Without it the front still builds, and every `ps` runs through Node.
+const jsonC = spawnSync(cc, ['-x', 'c', '-o', '/dev/null', '-', '-Wl,-Bstatic', '-ljson-c', '-Wl,-Bdynamic'], {
+  input: '#include <json-c/json.h>\nint main(void) { return json_object_new_object() == 0; }\n',
+  stdio: ['pipe', 'ignore', 'ignore'],
+});
+const psFront = jsonC.status === 0
+  ? ['-Wl,-Bstatic', '-ljson-c', '-Wl,-Bdynamic', '-lm']
+  : (console.error('tsrun: json-c not found (apt-get install libjson-c-dev): `tsrun ps` will run through Node'), ['-DTSRUN_FRONT_NO_PS']);
 for (const [dir, name] of [['runtime', 'tsrun-runtime'], ['front', 'tsrun']]) {
   const frontOut = join(root, 'native', 'build', name);
+  const sources = cFiles(dir).filter((f) => !(dir === 'front' && f.endsWith('/ps.c') && psFront[0] === '-DTSRUN_FRONT_NO_PS'));
   const frontArgs = ['-std=gnu11', '-O2', '-s', '-Wall', '-Wextra', '-Werror=implicit-function-declaration', '-D_GNU_SOURCE',
-    '-o', `${frontOut}.new`, ...cFiles(dir), ...cFiles('shared')];
+    '-o', `${frontOut}.new`, ...sources, ...cFiles('shared'), ...(dir === 'front' ? psFront : [])];
   const f = spawnSync(cc, frontArgs, { stdio: 'inherit' });
   if (f.status !== 0) {
     console.error(`tsrun: building ${name}'s front failed (${cc} ${frontArgs.join(' ')})`);

@@ -20,7 +20,7 @@ echo "== 1. system packages"
 # The engine's needs first; then what the tests compare against or drive (skopeo, umoci, buildah,
 # podman, runc, containerd, zstd, iperf3), check (vagrant validates vagrant/Vagrantfile,
 # shellcheck the scripts) or teach with (libcap2-bin's capsh in the lab's by-hand track).
-packages=(gcc libc6-dev make busybox-static docker-registry skopeo umoci openssl iproute2 iptables util-linux procps hostname python3 curl ca-certificates iperf3 uidmap passwd buildah podman runc containerd zstd vagrant shellcheck libcap2-bin)
+packages=(gcc libc6-dev libjson-c-dev make busybox-static docker-registry skopeo umoci openssl iproute2 iptables util-linux procps hostname python3 curl ca-certificates iperf3 uidmap passwd buildah podman runc containerd zstd vagrant shellcheck libcap2-bin)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then

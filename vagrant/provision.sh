@@ -65,7 +65,7 @@ fi
 
 # --- 1. system packages ------------------------------------------------------------------
 # What tsrun, its tests and the lab use (the same list as scripts/setup-and-demo.sh).
-packages=(gcc libc6-dev make busybox-static docker-registry skopeo umoci openssl apache2-utils
+packages=(gcc libc6-dev libjson-c-dev make busybox-static docker-registry skopeo umoci openssl apache2-utils
   iproute2 iptables util-linux python3 curl ca-certificates xz-utils uidmap)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

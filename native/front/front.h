@@ -1,5 +1,5 @@
 /* front.h: what the parts of tsrun's native front share (tsrun.c: exec and the
- * dispatch). Each part answers what it can without Node and calls
+ * dispatch; ps.c: ps). Each part answers what it can without Node and calls
  * slow() for anything else, before it has printed anything. */
 #ifndef TSRUN_FRONT_H
 #define TSRUN_FRONT_H
@@ -30,5 +30,8 @@ int is_hex(const char *s, size_t max);
 const char *status_value(const char *text, const char *key, char *out, size_t len);
 /* The status file's checksum line is there and checks out. */
 int checksum_ok(const char *text);
+
+/* `tsrun ps` from argv[i] on (the word after ps): its exit status, or slow(). */
+int ps_main(int argc, char **argv, int i);
 
 #endif

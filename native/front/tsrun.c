@@ -13,7 +13,8 @@
  *
  *   tsrun [--root DIR] exec [-i] [-t] [-e K[=V]]... [-w DIR] CONTAINER CMD [ARG...]
  *
- * Anything else — another command or flag (-u, -d, --privileged, --help, ...),
+ * and a plain `ps` (ps.c). Anything else — another command or flag (-u, -d,
+ * --privileged, --help, ...),
  * a container that is not plainly running (paused, restarting, its monitor
  * gone, not found, ambiguous), no exec.plan yet, not root, any doubt — is not
  * decided here: node runs dist/tsrun.cjs with the same arguments and says what
@@ -722,7 +723,13 @@ int main(int argc, char **argv)
 		else
 			slow(); /* -D, --insecure-registry, --version, --help: Node's */
 	}
-	if (i >= argc || strcmp(argv[i], "exec") != 0 || root[0] != '/')
+	if (i >= argc || root[0] != '/')
+		slow();
+#ifndef TSRUN_FRONT_NO_PS
+	if (strcmp(argv[i], "ps") == 0)
+		return ps_main(argc, argv, i + 1);
+#endif
+	if (strcmp(argv[i], "exec") != 0)
 		slow();
 	struct request r = {0};
 	const char *ref;

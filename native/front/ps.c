@@ -1,0 +1,675 @@
+/*
+ * ps.c: `tsrun ps` without Node, for the listings people and scripts run over
+ * and over: ps, -a/--all, -q/--quiet, --no-trunc, and -aq and -qa.
+ *
+ * Through Node, ps with 200 containers costs Node's start plus ~60 ms: five
+ * small files read and parsed for each container in a fresh V8. Here the same
+ * reads and a JSON parser (json-c, linked in) cost a few microseconds each.
+ *
+ * It must print byte for byte what cli/ps.ts prints, so it decides only what it
+ * can decide as Node does (src/container/status.ts observe, list.ts summarize,
+ * cli/format.ts formatTable) and hands the whole command to Node, before it has
+ * printed anything, for everything else: another flag (--filter, --format, -n,
+ * -l, --help), a container whose resources must be released first (its monitor
+ * died: Node's ps reconciles), a start in progress, a healthcheck (its status
+ * is in another file), a file that does not read as Node would read it, text
+ * that is not ASCII (Node measures and cuts UTF-16 code units), a value of an
+ * unexpected type. The test (test/integration/ps-front.test.ts) runs both on
+ * the same store, in every state, with no `node` on PATH for this one.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "../shared/procstat.h"
+#include "front.h"
+
+#define MAX_JSON (16 << 20)
+
+/* ---- reading ------------------------------------------------------------- */
+
+/* A whole file (malloc'd, NUL-terminated); NULL when it does not exist. Any
+ * other failure is Node's to report. */
+static char *read_all(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return NULL;
+		slow();
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size >= MAX_JSON)
+		slow();
+	size_t cap = (size_t)st.st_size + 1, got = 0;
+	char *p = malloc(cap + 1);
+	for (;;) {
+		if (!p)
+			slow();
+		ssize_t n = read(fd, p + got, cap - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			slow();
+		if (n == 0)
+			break;
+		got += (size_t)n;
+		if (got == cap) { /* it grew while we read */
+			if (cap >= MAX_JSON)
+				slow();
+			cap *= 2;
+			p = realloc(p, cap + 1);
+		}
+	}
+	close(fd);
+	p[got] = '\0';
+	*len = got;
+	return p;
+}
+
+/* What json-c takes even in strict mode and JSON.parse does not: single quotes,
+ * NaN and Infinity, "1." and control characters inside a string. Outside
+ * strings, JSON has only white space, punctuation, numbers and true, false, null. */
+static int json_lexically_strict(const char *text, size_t len)
+{
+	int in_string = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+		if (in_string) {
+			if (c < 0x20)
+				return 0;
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = 0;
+		} else if (c == '"') {
+			in_string = 1;
+		} else if (c == '.') {
+			if (!(i + 1 < len && text[i + 1] >= '0' && text[i + 1] <= '9'))
+				return 0;
+		} else if (c == 0 || !strchr(" \t\n\r{}[],:0123456789+-eEtruefalsn", c)) {
+			return 0;
+		}
+	}
+	return !in_string;
+}
+
+/* A JSON file as JSON.parse reads it (strict: no comments, no trailing commas,
+ * nothing after the value); NULL when it does not exist, Node's when damaged. */
+static struct json_object *read_json(const char *path)
+{
+	size_t len;
+	char *text = read_all(path, &len);
+	if (!text)
+		return NULL;
+	if (!json_lexically_strict(text, len))
+		slow();
+	struct json_tokener *tok = json_tokener_new();
+	if (!tok)
+		slow();
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	struct json_object *o = json_tokener_parse_ex(tok, text, (int)len);
+	int ok = o && json_tokener_get_error(tok) == json_tokener_success;
+	for (size_t end = ok ? json_tokener_get_parse_end(tok) : len; ok && end < len; end++)
+		ok = strchr(" \t\n\r", text[end]) != NULL && text[end] != '\0';
+	json_tokener_free(tok);
+	free(text);
+	if (!ok || !json_object_is_type(o, json_type_object))
+		slow();
+	return o;
+}
+
+/* o[key], with JSON null as NULL; *present says whether the key is there at all. */
+static struct json_object *field(struct json_object *o, const char *key, int *present)
+{
+	struct json_object *v = NULL;
+	int there = o && json_object_object_get_ex(o, key, &v);
+	if (present)
+		*present = there;
+	return there ? v : NULL;
+}
+
+/* A string field: NULL for null or absent; anything but a string without NUL is Node's. */
+static const char *string_or_null(struct json_object *o, const char *key)
+{
+	struct json_object *v = field(o, key, NULL);
+	if (!v)
+		return NULL;
+	if (!json_object_is_type(v, json_type_string) || strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v))
+		slow();
+	return json_object_get_string(v);
+}
+
+static const char *string_field(struct json_object *o, const char *key)
+{
+	const char *s = string_or_null(o, key);
+	if (!s)
+		slow();
+	return s;
+}
+
+/* An integer field, or null (*isnull); a fraction or anything else is Node's. */
+static long long int_or_null(struct json_object *o, const char *key, int *isnull)
+{
+	struct json_object *v = field(o, key, NULL);
+	*isnull = v == NULL;
+	if (!v)
+		return 0;
+	if (!json_object_is_type(v, json_type_int))
+		slow();
+	/* json-c clamps what int64 cannot hold; JavaScript would print it */
+	long long n = json_object_get_int64(v);
+	if (n == LLONG_MAX || n == LLONG_MIN)
+		slow();
+	return n;
+}
+
+/* JavaScript's truthiness of a JSON value. */
+static int truthy(struct json_object *v)
+{
+	switch (v ? json_object_get_type(v) : json_type_null) {
+	case json_type_null:
+		return 0;
+	case json_type_boolean:
+		return json_object_get_boolean(v);
+	case json_type_int:
+		return json_object_get_int64(v) != 0;
+	case json_type_double: {
+		double d = json_object_get_double(v);
+		return d != 0 && !isnan(d);
+	}
+	case json_type_string:
+		return json_object_get_string_len(v) > 0;
+	default:
+		return 1;
+	}
+}
+
+/* A number the monitor wrote, as Number() reads it; only plain decimal integers here. */
+static long long status_number(const char *text, const char *key, long long absent)
+{
+	char v[32], *end;
+	if (!status_value(text, key, v, sizeof(v)) || !*v)
+		return absent;
+	errno = 0;
+	long long n = strtoll(v, &end, 10);
+	if (errno || *end || !(v[0] == '-' || (v[0] >= '0' && v[0] <= '9')))
+		slow();
+	return n;
+}
+
+/* ---- time ---------------------------------------------------------------- */
+
+/* Milliseconds since the epoch of an RFC 3339 UTC time as tsrun writes them
+ * ("2026-11-22T01:02:03.123Z", the monitor's with nanoseconds), as
+ * new Date(t).getTime() reads them: digits after the milliseconds do not count.
+ * Any other form is Node's. */
+static double parse_time(const char *t)
+{
+	int y, mo, d, h, mi, s, n = 0;
+	if (strlen(t) < 20 || sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &n) != 6 || n != 19)
+		slow();
+	for (int i = 0; i < 19; i++)
+		if ((i == 4 || i == 7) ? t[i] != '-' : i == 10 ? t[i] != 'T' : (i == 13 || i == 16) ? t[i] != ':' : (t[i] < '0' || t[i] > '9'))
+			slow();
+	const char *p = t + 19;
+	double ms = 0;
+	if (*p == '.') {
+		int digits = 0;
+		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+			if (digits < 3)
+				ms += (*p - '0') * (digits == 0 ? 100 : digits == 1 ? 10 : 1);
+		if (digits == 0)
+			slow();
+	}
+	if (strcmp(p, "Z") != 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 59)
+		slow();
+	/* days from 1970-01-01 (Howard Hinnant's days_from_civil); a day past the
+	 * month's end runs into the next, as V8's does */
+	int yy = y - (mo <= 2);
+	int era = (yy >= 0 ? yy : yy - 399) / 400;
+	int yoe = yy - era * 400;
+	int doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	double days = (double)era * 146097 + doe - 719468;
+	return ((days * 24 + h) * 60 + mi) * 60000.0 + s * 1000.0 + ms;
+}
+
+/* go-units' HumanDuration, as src/sys/human-duration.ts computes it (in doubles). */
+static void human_duration(double ms, char *out, size_t len)
+{
+	double seconds = floor(ms / 1000);
+	if (seconds < 1) {
+		snprintf(out, len, "Less than a second");
+		return;
+	}
+	if (seconds == 1) {
+		snprintf(out, len, "1 second");
+		return;
+	}
+	if (seconds < 60) {
+		snprintf(out, len, "%.0f seconds", seconds);
+		return;
+	}
+	double minutes = floor(seconds / 60);
+	if (minutes == 1)
+		snprintf(out, len, "About a minute");
+	else if (minutes < 60)
+		snprintf(out, len, "%.0f minutes", minutes);
+	else {
+		double hours = floor(ms / 3600000 + 0.5);
+		if (hours == 1)
+			snprintf(out, len, "About an hour");
+		else if (hours < 48)
+			snprintf(out, len, "%.0f hours", hours);
+		else if (hours < 24 * 7 * 2)
+			snprintf(out, len, "%.0f days", floor(hours / 24));
+		else if (hours < 24 * 30 * 2)
+			snprintf(out, len, "%.0f weeks", floor(hours / 24 / 7));
+		else if (hours < 24 * 365 * 2)
+			snprintf(out, len, "%.0f months", floor(hours / 24 / 30));
+		else
+			snprintf(out, len, "%.0f years", floor(ms / 3600000 / 24 / 365));
+	}
+}
+
+static double now_ms;
+
+/* list.ts statusText's since(): "" for no time. */
+static const char *since(const char *t, char *out, size_t len)
+{
+	if (!t || !*t)
+		*out = '\0';
+	else
+		human_duration(now_ms - parse_time(t), out, len);
+	return out;
+}
+
+/* ---- one container ------------------------------------------------------- */
+
+struct row {
+	char dir[65]; /* its directory: the order of equal creation times */
+	const char *created;
+	char *cells[7]; /* CONTAINER ID, IMAGE, COMMAND, CREATED, STATUS, PORTS, NAMES */
+	int listed;     /* running, paused or restarting: shown without -a */
+	int ascii;      /* all it shows is ASCII, which Node measures as this program does */
+};
+
+static int shown_all, quiet, no_trunc;
+
+static int ascii(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 0;
+	return 1;
+}
+
+static char *dup_or_die(const char *s)
+{
+	char *d = strdup(s);
+	if (!d)
+		slow();
+	return d;
+}
+
+/* A file of the cgroup, trimmed (readOptional); NULL when it cannot be read. */
+static char *cgroup_file(const char *dir, const char *name, char *out, size_t len)
+{
+	char path[PATH_MAX];
+	int fd = open(path_in(path, dir, name), O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	ssize_t n = read(fd, out, len - 1);
+	close(fd);
+	if (n < 0)
+		return NULL;
+	if ((size_t)n == len - 1)
+		slow(); /* not a freezer file as the kernel writes it */
+	out[n] = '\0';
+	while (n > 0 && strchr(" \t\n\r\v\f", out[n - 1]))
+		out[--n] = '\0';
+	return out;
+}
+
+/* freezer.ts frozenInKernel: 1 frozen, 0 thawed, -1 cannot tell. */
+static int frozen_in_kernel(struct json_object *cgroups)
+{
+	char text[4096];
+	const char *freezer = string_or_null(cgroups, "freezer"), *unified = string_or_null(cgroups, "unified");
+	if (freezer && *freezer && cgroup_file(freezer, "freezer.state", text, sizeof(text)))
+		return strcmp(text, "THAWED") != 0;
+	if (unified && *unified && cgroup_file(unified, "cgroup.events", text, sizeof(text))) {
+		/* /^frozen (\d)$/m: the first such line */
+		for (char *line = text; line; line = strchr(line, '\n'), line = line ? line + 1 : NULL)
+			if (strncmp(line, "frozen ", 7) == 0 && line[7] >= '0' && line[7] <= '9' && strchr("\n\r", line[8]))
+				return line[7] == '1';
+	}
+	return -1;
+}
+
+/* publish.ts formatPsPort of each mapping, joined with ", ". */
+static char *ports_text(struct json_object *network)
+{
+	struct buf b = {0};
+	puts_(&b, "");
+	struct json_object *ports = field(network, "ports", NULL);
+	if (!ports)
+		return b.p;
+	if (!json_object_is_type(ports, json_type_array))
+		slow();
+	for (size_t i = 0; i < json_object_array_length(ports); i++) {
+		struct json_object *m = json_object_array_get_idx(ports, i);
+		if (!json_object_is_type(m, json_type_object))
+			slow();
+		struct json_object *ip = field(m, "hostIp", NULL);
+		const char *host = truthy(ip) ? string_field(m, "hostIp") : "0.0.0.0";
+		int null1, null2;
+		long long hp = int_or_null(m, "hostPort", &null1), cp = int_or_null(m, "containerPort", &null2);
+		if (null1 || null2)
+			slow();
+		char one[512];
+		snprintf(one, sizeof(one), "%s%s:%lld->%lld/%s", i ? ", " : "", host, hp, cp, string_field(m, "protocol"));
+		puts_(&b, one);
+	}
+	return b.p;
+}
+
+/* The row of one container (list.ts summarize of status.ts observe), or 0
+ * when it has no container.json (a create in progress, or its debris). */
+static int read_container(const char *id, const char *boot_id, struct row *r)
+{
+	char containers[PATH_MAX], dir[PATH_MAX], path[PATH_MAX];
+	path_in(dir, path_in(containers, root, "containers"), id);
+	struct json_object *record = read_json(path_in(path, dir, "container.json"));
+	if (!record)
+		return 0;
+	struct json_object *state = read_json(path_in(path, dir, "state.json"));
+
+	int present;
+	if (truthy(field(state, "startingBy", NULL)))
+		slow(); /* a start in progress, or one killed with -9: Node tells which */
+	const char *started = string_or_null(state, "startedAt"), *finished = string_or_null(state, "finishedAt");
+	int exit_null;
+	long long exit_code = int_or_null(state, "exitCode", &exit_null);
+	struct json_object *cleaned = field(state, "cleanedUp", &present);
+	int cleaned_up = present ? truthy(cleaned) : 1;
+
+	char *monitor = NULL, mstatus[64] = "", mstart[64] = "", mstarted[64] = "", mfinished[64] = "";
+	size_t mlen;
+	monitor = read_all(path_in(path, dir, "status"), &mlen);
+	if (monitor && (strlen(monitor) != mlen || !checksum_ok(monitor)))
+		slow(); /* half-overwritten on a full disk: Node reads it again */
+	if (monitor) {
+		if (!status_value(monitor, "status", mstatus, sizeof(mstatus)))
+			snprintf(mstatus, sizeof(mstatus), "unknown");
+		status_value(monitor, "monitor_start_time", mstart, sizeof(mstart));
+		status_value(monitor, "started_at", mstarted, sizeof(mstarted));
+		status_value(monitor, "finished_at", mfinished, sizeof(mfinished));
+	}
+
+	/* observe() */
+	const char *status;
+	long long code = 0;
+	int code_null = 1, orphaned = 0, live_status_from_monitor = 0;
+	char text[256], ago[64];
+	if (!monitor || !started) {
+		status = started ? "exited" : "created";
+		code = exit_code, code_null = exit_null;
+	} else {
+		long long mpid = status_number(monitor, "monitor_pid", 0);
+		const char *bid = string_or_null(state, "bootId");
+		int alive = 0;
+		if (mpid > 0 && mpid <= INT_MAX && (!bid || strcmp(bid, boot_id) == 0)) {
+			char now[32], letter;
+			alive = proc_start_time((long)mpid, now, sizeof(now), &letter) == 0 && letter != 'Z' && letter != 'X' &&
+				strcmp(now, mstart) == 0;
+		}
+		int mexit_null;
+		long long mexit = status_number(monitor, "exit_code", LLONG_MIN);
+		mexit_null = mexit == LLONG_MIN;
+		if (alive && strcmp(mstatus, "running") == 0) {
+			/* absent: emptyState's {}; null or not an object: Node's (it would throw) */
+			struct json_object *cg = field(state, "cgroupPaths", &present);
+			if (present && (!cg || !json_object_is_type(cg, json_type_object)))
+				slow();
+			int frozen = frozen_in_kernel(cg);
+			if (frozen < 0)
+				frozen = truthy(field(state, "paused", NULL));
+			status = frozen ? "paused" : "running";
+			live_status_from_monitor = 1;
+		} else if (alive && strcmp(mstatus, "exited") != 0) {
+			status = strcmp(mstatus, "restarting") == 0 || status_number(monitor, "restart_count", 0) > 0 ? "restarting" : "created";
+			code = mexit, code_null = mexit_null;
+		} else if (strcmp(mstatus, "exited") == 0) {
+			status = "exited";
+			code = mexit_null ? exit_code : mexit, code_null = mexit_null && exit_null;
+			orphaned = !cleaned_up;
+		} else {
+			status = "exited";
+			code = exit_null ? 255 : exit_code, code_null = 0;
+			orphaned = !cleaned_up;
+		}
+	}
+	if (orphaned)
+		slow(); /* its resources are released by Node's ps before it lists */
+
+	/* healthOf(): a healthcheck's status is in another file */
+	struct json_object *options = field(record, "options", NULL);
+	if (!options || !json_object_is_type(options, json_type_object))
+		slow();
+	if (field(options, "healthcheck", NULL) && started)
+		slow();
+
+	/* statusText() */
+	if (strcmp(status, "created") == 0) {
+		snprintf(text, sizeof(text), "Created");
+	} else if (live_status_from_monitor) {
+		since(*mstarted ? mstarted : started, ago, sizeof(ago));
+		snprintf(text, sizeof(text), strcmp(status, "paused") == 0 ? "Up %s (Paused)" : "Up %s", ago);
+	} else if (strcmp(status, "restarting") == 0) {
+		snprintf(text, sizeof(text), "Restarting (%lld) %s ago", code_null ? 0 : code, since(mfinished, ago, sizeof(ago)));
+	} else {
+		since(*mfinished ? mfinished : finished, ago, sizeof(ago));
+		snprintf(text, sizeof(text), "Exited (%lld) %s ago", code_null ? 0 : code, ago);
+	}
+
+	/* the row, as cli/ps.ts shows it */
+	const char *cid = string_field(record, "id");
+	snprintf(r->dir, sizeof(r->dir), "%s", id);
+	r->created = dup_or_die(string_field(record, "created"));
+	r->listed = strcmp(status, "running") == 0 || strcmp(status, "paused") == 0 || strcmp(status, "restarting") == 0;
+	r->cells[0] = dup_or_die(cid);
+	if (!no_trunc && strlen(cid) > 12)
+		r->cells[0][12] = '\0';
+
+	struct buf cmd = {0};
+	puts_(&cmd, string_field(record, "path"));
+	struct json_object *args = field(record, "args", NULL);
+	if (!args || !json_object_is_type(args, json_type_array))
+		slow();
+	for (size_t i = 0; i < json_object_array_length(args); i++) {
+		struct json_object *a = json_object_array_get_idx(args, i);
+		if (!a || !json_object_is_type(a, json_type_string))
+			slow();
+		puts_(&cmd, " ");
+		puts_(&cmd, json_object_get_string(a));
+	}
+	r->ascii = ascii(cid) && ascii(r->created) && ascii(cmd.p) && ascii(text);
+	if (!no_trunc && strlen(cmd.p) > 20) {
+		cmd.p[19] = '\0';
+		cmd.len = 19;
+		puts_(&cmd, "\xe2\x80\xa6"); /* … */
+	}
+	struct buf quoted = {0};
+	puts_(&quoted, "\"");
+	puts_(&quoted, cmd.p);
+	puts_(&quoted, "\"");
+	free(cmd.p);
+	r->cells[1] = dup_or_die(string_field(record, "image"));
+	r->cells[2] = quoted.p;
+	human_duration(now_ms - parse_time(r->created), ago, sizeof(ago));
+	struct buf created = {0};
+	puts_(&created, ago);
+	puts_(&created, " ago");
+	r->cells[3] = created.p;
+	r->cells[4] = dup_or_die(text);
+	struct json_object *network = field(state, "network", NULL);
+	if (network && !json_object_is_type(network, json_type_object))
+		slow();
+	r->cells[5] = live_status_from_monitor ? ports_text(network) : dup_or_die("");
+	r->cells[6] = dup_or_die(string_field(record, "name"));
+	r->ascii = r->ascii && ascii(r->cells[1]) && ascii(r->cells[5]) && ascii(r->cells[6]);
+
+	json_object_put(record);
+	json_object_put(state);
+	free(monitor);
+	return 1;
+}
+
+/* ---- the listing --------------------------------------------------------- */
+
+/* Newest first (compareStrings on created); equal times in the order Node's
+ * readdirSync gives the IDs (libuv sorts them with strcmp), as a stable sort keeps them. */
+static int newest_first(const void *a, const void *b)
+{
+	const struct row *x = a, *y = b;
+	int c = strcmp(y->created, x->created);
+	return c ? c : strcmp(x->dir, y->dir);
+}
+
+/* What formatTable counts: UTF-16 code units; here ASCII and the one "…". */
+static size_t width(const char *s)
+{
+	size_t n = 0;
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
+/* All of it to stdout: a closed pipe ends ps quietly (exit 0), as out.ts does. */
+static int write_out(const char *s, size_t len)
+{
+	signal(SIGPIPE, SIG_IGN);
+	for (size_t done = 0; done < len;) {
+		ssize_t n = write(1, s + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			struct pollfd p = {.fd = 1, .events = POLLOUT};
+			poll(&p, 1, -1);
+			continue;
+		}
+		if (n < 0 && errno == EPIPE)
+			return 0;
+		if (n < 0) {
+			if (done == 0)
+				slow(); /* nothing shown yet: Node says what is wrong */
+			return 125;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+int ps_main(int argc, char **argv, int i)
+{
+	for (; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--all"))
+			shown_all = 1;
+		else if (!strcmp(a, "--quiet"))
+			quiet = 1;
+		else if (!strcmp(a, "--no-trunc"))
+			no_trunc = 1;
+		else if (a[0] == '-' && a[1] && a[1] != '-' && strspn(a + 1, "aq") == strlen(a + 1))
+			for (const char *c = a + 1; *c; c++)
+				*c == 'a' ? (shown_all = 1) : (quiet = 1);
+		else
+			slow();
+	}
+
+	char boot_id[64], path[PATH_MAX];
+	if (read_file("/proc/sys/kernel/random/boot_id", boot_id, sizeof(boot_id)) <= 0)
+		slow();
+	boot_id[strcspn(boot_id, "\n")] = '\0';
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now_ms = (double)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+
+	struct row *rows = NULL;
+	size_t n = 0, cap = 0;
+	DIR *d = opendir(path_in(path, root, "containers"));
+	if (!d && errno != ENOENT)
+		slow();
+	for (struct dirent *e; d && (e = readdir(d));) {
+		if (strlen(e->d_name) != 64 || !is_hex(e->d_name, 64))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			rows = realloc(rows, cap * sizeof(*rows));
+			if (!rows)
+				slow();
+		}
+		if (read_container(e->d_name, boot_id, &rows[n]))
+			n++;
+	}
+	if (d)
+		closedir(d);
+	qsort(rows, n, sizeof(*rows), newest_first);
+
+	static const char *header[7] = {"CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"};
+	size_t widths[7];
+	for (int c = 0; c < 7; c++)
+		widths[c] = strlen(header[c]);
+	size_t shown = 0;
+	for (size_t k = 0; k < n; k++) {
+		struct row *r = &rows[k];
+		if (!shown_all && !r->listed)
+			continue;
+		if (!r->ascii)
+			slow();
+		rows[shown++] = *r;
+		for (int c = 0; c < 7; c++) {
+			if (width(r->cells[c]) > widths[c])
+				widths[c] = width(r->cells[c]);
+		}
+	}
+
+	struct buf out = {0};
+	puts_(&out, "");
+	if (quiet) {
+		for (size_t k = 0; k < shown; k++) {
+			puts_(&out, rows[k].cells[0]);
+			puts_(&out, "\n");
+		}
+		return write_out(out.p, out.len);
+	}
+	for (size_t k = 0; k <= shown; k++) {
+		const char *const *cells = k == 0 ? header : (const char *const *)rows[k - 1].cells;
+		size_t start = out.len;
+		for (int c = 0; c < 7; c++) {
+			puts_(&out, cells[c]);
+			if (c < 6)
+				for (size_t pad = width(cells[c]); pad < widths[c] + 3; pad++)
+					puts_(&out, " ");
+		}
+		/* trimEnd (only ASCII white space can end a line here) */
+		while (out.len > start && strchr(" \t\n\r\v\f", out.p[out.len - 1]))
+			out.p[--out.len] = '\0';
+		puts_(&out, "\n");
+	}
+	return write_out(out.p, out.len);
+}
