@@ -40,24 +40,30 @@ renameSync(`${out}.new`, out);
 // TypeScript command for the rest: tsrun-runtime's (start, kill, delete: native/runtime/fast.c)
 // and tsrun's (exec and ps: native/front/). Both use native/shared/.
 const cFiles = (dir) => readdirSync(join(root, 'native', dir)).filter((f) => f.endsWith('.c')).map((f) => join(root, 'native', dir, f));
-// tsrun's `ps` reads the store's JSON with json-c (Debian's libjson-c-dev), linked in statically:
-// the front must run even where the shared library is gone, if only to hand over to Node.
-// Without it the front still builds, and every `ps` runs through Node.
-const jsonC = spawnSync(cc, ['-x', 'c', '-o', '/dev/null', '-', '-Wl,-Bstatic', '-ljson-c', '-Wl,-Bdynamic'], {
-  input: '#include <json-c/json.h>\nint main(void) { return json_object_new_object() == 0; }\n',
-  stdio: ['pipe', 'ignore', 'ignore'],
-});
-const psFront = jsonC.status === 0
-  ? ['-Wl,-Bstatic', '-ljson-c', '-Wl,-Bdynamic', '-lm']
-  : (console.error('tsrun: json-c not found (apt-get install libjson-c-dev): `tsrun ps` will run through Node'), ['-DTSRUN_FRONT_NO_PS']);
+const frontArgs = (dir, out) => ['-std=gnu11', '-O2', '-s', '-Wall', '-Wextra', '-Werror=implicit-function-declaration',
+  '-D_GNU_SOURCE', '-o', out, ...cFiles(dir), ...cFiles('shared')];
 for (const [dir, name] of [['runtime', 'tsrun-runtime'], ['front', 'tsrun']]) {
   const frontOut = join(root, 'native', 'build', name);
-  const sources = cFiles(dir).filter((f) => !(dir === 'front' && f.endsWith('/ps.c') && psFront[0] === '-DTSRUN_FRONT_NO_PS'));
-  const frontArgs = ['-std=gnu11', '-O2', '-s', '-Wall', '-Wextra', '-Werror=implicit-function-declaration', '-D_GNU_SOURCE',
-    '-o', `${frontOut}.new`, ...sources, ...cFiles('shared'), ...(dir === 'front' ? psFront : [])];
-  const f = spawnSync(cc, frontArgs, { stdio: 'inherit' });
+  let args = frontArgs(dir, `${frontOut}.new`);
+  if (dir === 'front') {
+    // tsrun's `ps` (native/front/ps.c) reads the store's JSON with json-c >= 0.14 (Debian's
+    // libjson-c-dev), linked in statically: the front must run even where the shared library is
+    // gone, if only to hand over to Node. Without it the front is built without ps, and every
+    // `ps` runs through Node.
+    const withPs = [...args, '-Wl,-Bstatic', '-ljson-c', '-Wl,-Bdynamic', '-lm'];
+    const tried = spawnSync(cc, withPs, { encoding: 'utf8' });
+    process.stderr.write(tried.status === 0 ? tried.stderr : '');
+    if (tried.status === 0) {
+      renameSync(`${frontOut}.new`, frontOut);
+      continue;
+    }
+    const why = (tried.stderr || tried.error?.message || '').split('\n').filter(Boolean).slice(0, 3).join('\n  ');
+    console.error(`tsrun: the native front is built without its own \`ps\` (it needs json-c >= 0.14 and its static library: apt-get install libjson-c-dev):\n  ${why}`);
+    args = [...args.filter((a) => !a.endsWith('/ps.c')), '-DTSRUN_FRONT_NO_PS'];
+  }
+  const f = spawnSync(cc, args, { stdio: 'inherit' });
   if (f.status !== 0) {
-    console.error(`tsrun: building ${name}'s front failed (${cc} ${frontArgs.join(' ')})`);
+    console.error(`tsrun: building ${name}'s front failed (${cc} ${args.join(' ')})`);
     process.exit(1);
   }
   renameSync(`${frontOut}.new`, frontOut);

@@ -6,7 +6,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* The store: --root, else TSRUN_ROOT, else /var/lib/tsrun (absolute). */
+/* The store: --root, else TSRUN_ROOT, else /var/lib/tsrun; main() hands Node any
+ * but an absolute path without "." or "..". */
 extern const char *root;
 
 /* Node runs the TypeScript CLI with the arguments as given. */

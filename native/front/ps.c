@@ -3,8 +3,9 @@
  * and over: ps, -a/--all, -q/--quiet, --no-trunc, and -aq and -qa.
  *
  * Through Node, ps with 200 containers costs Node's start plus ~60 ms: five
- * small files read and parsed for each container in a fresh V8. Here the same
- * reads and a JSON parser (json-c, linked in) cost a few microseconds each.
+ * small files read and three parsed for each container in a fresh V8. Here the
+ * whole of ps with 200 takes ~30 ms on a small VM, most of it the kernel's
+ * opens and reads; json-c (linked in) parses the JSON.
  *
  * It must print byte for byte what cli/ps.ts prints, so it decides only what it
  * can decide as Node does (src/container/status.ts observe, list.ts summarize,
@@ -15,7 +16,8 @@
  * is in another file), a file that does not read as Node would read it, text
  * that is not ASCII (Node measures and cuts UTF-16 code units), a value of an
  * unexpected type. The test (test/integration/ps-front.test.ts) runs both on
- * the same store, in every state, with no `node` on PATH for this one.
+ * the same stores, real and written by hand for each state a monitor reports,
+ * with no `node` on PATH for this one.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -37,6 +39,10 @@
 #include "front.h"
 
 #define MAX_JSON (16 << 20)
+/* Integers JavaScript holds exactly; past them Node would print a rounded value. */
+#define SAFE_INTEGER 9007199254740991LL
+/* CONTAINER ID, IMAGE, COMMAND, CREATED, STATUS, PORTS, NAMES */
+#define COLUMNS 7
 
 /* ---- reading ------------------------------------------------------------- */
 
@@ -79,42 +85,111 @@ static char *read_all(const char *path, size_t *len)
 	return p;
 }
 
-/* What json-c takes even in strict mode and JSON.parse does not: single quotes,
- * NaN and Infinity, "1." and control characters inside a string. Outside
- * strings, JSON has only white space, punctuation, numbers and true, false, null. */
-static int json_lexically_strict(const char *text, size_t len)
+/* A number as JSON has it: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?; its length, or 0. */
+static size_t json_number(const unsigned char *s, size_t len)
 {
-	int in_string = 0;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)text[i];
-		if (in_string) {
-			if (c < 0x20)
+	size_t i = 0, digits;
+#define DIGITS() for (digits = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++, digits++)
+	if (i < len && s[i] == '-')
+		i++;
+	DIGITS();
+	if (digits == 0 || (digits > 1 && s[i - digits] == '0'))
+		return 0;
+	if (i < len && s[i] == '.') {
+		i++;
+		DIGITS();
+		if (digits == 0)
+			return 0;
+	}
+	if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < len && (s[i] == '+' || s[i] == '-'))
+			i++;
+		DIGITS();
+		if (digits == 0)
+			return 0;
+	}
+#undef DIGITS
+	return i;
+}
+
+/* The length of one well-formed UTF-8 sequence (RFC 3629: no overlong forms,
+ * no surrogates, nothing past U+10FFFF), or 0. */
+static size_t utf8_sequence(const unsigned char *s, size_t len)
+{
+	size_t n = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+	if (n == 0 || n > len)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) || (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
+		return 0;
+	return n;
+}
+
+/*
+ * What json-c takes, even in strict mode, and JSON.parse refuses or reads
+ * otherwise: single quotes, NaN and Infinity, numbers such as 01, -.5 and 1.,
+ * control characters inside strings, UTF-8 that is not well formed (Node reads
+ * U+FFFD), and \u escapes of NUL (json-c cuts a key there) or beyond ASCII
+ * (lone surrogates: JSON.stringify writes those and nothing else beyond ASCII
+ * as escapes). Outside strings JSON has white space, punctuation, numbers and
+ * true, false and null; json-c checks how they are put together.
+ */
+static int json_screen(const unsigned char *s, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		size_t n;
+		if (s[i] == '"') {
+			for (i++; i < len && s[i] != '"'; i += n) {
+				n = 1;
+				if (s[i] < 0x20)
+					return 0;
+				if (s[i] == '\\' && i + 1 < len && s[i + 1] == 'u') {
+					char hex[5] = {0};
+					if (i + 6 > len || strspn(memcpy(hex, s + i + 2, 4), "0123456789abcdefABCDEF") != 4)
+						return 0;
+					unsigned long v = strtoul(hex, NULL, 16);
+					if (v == 0 || v >= 0x80)
+						return 0;
+					n = 6;
+				} else if (s[i] == '\\') {
+					n = 2;
+				} else if (s[i] >= 0x80 && (n = utf8_sequence(s + i, len - i)) == 0) {
+					return 0;
+				}
+			}
+			if (i >= len)
 				return 0;
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				in_string = 0;
-		} else if (c == '"') {
-			in_string = 1;
-		} else if (c == '.') {
-			if (!(i + 1 < len && text[i + 1] >= '0' && text[i + 1] <= '9'))
+			i++;
+		} else if (s[i] == '-' || (s[i] >= '0' && s[i] <= '9')) {
+			if ((n = json_number(s + i, len - i)) == 0)
 				return 0;
-		} else if (c == 0 || !strchr(" \t\n\r{}[],:0123456789+-eEtruefalsn", c)) {
+			i += n;
+		} else if (s[i] && strchr(" \t\n\r{}[],:", s[i])) {
+			i++;
+		} else if (len - i >= 4 && (memcmp(s + i, "true", 4) == 0 || memcmp(s + i, "null", 4) == 0)) {
+			i += 4;
+		} else if (len - i >= 5 && memcmp(s + i, "false", 5) == 0) {
+			i += 5;
+		} else {
 			return 0;
 		}
 	}
-	return !in_string;
+	return 1;
 }
 
-/* A JSON file as JSON.parse reads it (strict: no comments, no trailing commas,
- * nothing after the value); NULL when it does not exist, Node's when damaged. */
+/* A JSON file as JSON.parse reads it (json_screen, then json-c in strict mode:
+ * no comments, no trailing commas, nothing after the value); NULL when it does
+ * not exist, Node's when damaged. */
 static struct json_object *read_json(const char *path)
 {
 	size_t len;
 	char *text = read_all(path, &len);
 	if (!text)
 		return NULL;
-	if (!json_lexically_strict(text, len))
+	if (!json_screen((const unsigned char *)text, len))
 		slow();
 	struct json_tokener *tok = json_tokener_new();
 	if (!tok)
@@ -160,7 +235,8 @@ static const char *string_field(struct json_object *o, const char *key)
 	return s;
 }
 
-/* An integer field, or null (*isnull); a fraction or anything else is Node's. */
+/* An integer field, or null (*isnull); a fraction, an integer JavaScript would
+ * round, or anything else is Node's. */
 static long long int_or_null(struct json_object *o, const char *key, int *isnull)
 {
 	struct json_object *v = field(o, key, NULL);
@@ -169,9 +245,9 @@ static long long int_or_null(struct json_object *o, const char *key, int *isnull
 		return 0;
 	if (!json_object_is_type(v, json_type_int))
 		slow();
-	/* json-c clamps what int64 cannot hold; JavaScript would print it */
+	/* (json-c clamps what int64 cannot hold to its limits, which are past these too) */
 	long long n = json_object_get_int64(v);
-	if (n == LLONG_MAX || n == LLONG_MIN)
+	if (n > SAFE_INTEGER || n < -SAFE_INTEGER)
 		slow();
 	return n;
 }
@@ -197,17 +273,63 @@ static int truthy(struct json_object *v)
 	}
 }
 
-/* A number the monitor wrote, as Number() reads it; only plain decimal integers here. */
-static long long status_number(const char *text, const char *key, long long absent)
+/* A number the monitor wrote, as Number() reads it: only plain decimal
+ * integers here ("-12", "007"); anything else is Node's. */
+static long long decimal(const char *v)
 {
-	char v[32], *end;
-	if (!status_value(text, key, v, sizeof(v)) || !*v)
-		return absent;
+	char *end;
 	errno = 0;
 	long long n = strtoll(v, &end, 10);
-	if (errno || *end || !(v[0] == '-' || (v[0] >= '0' && v[0] <= '9')))
+	if (errno || *end || !(v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) || n > SAFE_INTEGER || n < -SAFE_INTEGER)
 		slow();
 	return n;
+}
+
+/* The monitor's status file (native/status.c) as record.ts readMonitorStatus
+ * reads it: key=value lines up to the first empty one (the padding), the last
+ * of a key winning. A value longer than any tsrun writes is Node's. */
+struct monitor {
+	char status[64], start_time[64], started[128], finished[128];
+	char pid_text[32], exit_text[32], restarts_text[32];
+	int has_status;
+};
+
+static void read_monitor(char *text, struct monitor *m)
+{
+	struct {
+		const char *key;
+		char *value;
+		size_t len;
+	} wanted[] = {
+		{"status", m->status, sizeof(m->status)},
+		{"monitor_start_time", m->start_time, sizeof(m->start_time)},
+		{"started_at", m->started, sizeof(m->started)},
+		{"finished_at", m->finished, sizeof(m->finished)},
+		{"monitor_pid", m->pid_text, sizeof(m->pid_text)},
+		{"exit_code", m->exit_text, sizeof(m->exit_text)},
+		{"restart_count", m->restarts_text, sizeof(m->restarts_text)},
+	};
+	memset(m, 0, sizeof(*m));
+	char *end = strstr(text, "\n\n");
+	if (end)
+		*end = '\0';
+	for (char *save, *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *eq = strchr(line, '=');
+		if (!eq || eq == line)
+			continue;
+		*eq = '\0';
+		for (size_t k = 0; k < sizeof(wanted) / sizeof(*wanted); k++) {
+			if (strcmp(line, wanted[k].key) != 0)
+				continue;
+			if (strlen(eq + 1) >= wanted[k].len)
+				slow();
+			strcpy(wanted[k].value, eq + 1);
+			if (k == 0)
+				m->has_status = 1;
+		}
+	}
+	if (!m->has_status)
+		strcpy(m->status, "unknown");
 }
 
 /* ---- time ---------------------------------------------------------------- */
@@ -302,12 +424,22 @@ static const char *since(const char *t, char *out, size_t len)
 struct row {
 	char dir[65]; /* its directory: the order of equal creation times */
 	const char *created;
-	char *cells[7]; /* CONTAINER ID, IMAGE, COMMAND, CREATED, STATUS, PORTS, NAMES */
+	char *cells[COLUMNS];
+	size_t widths[COLUMNS];
 	int listed;     /* running, paused or restarting: shown without -a */
 	int ascii;      /* all it shows is ASCII, which Node measures as this program does */
 };
 
 static int shown_all, quiet, no_trunc;
+
+/* What formatTable counts: UTF-16 code units; here ASCII and the one "…". */
+static size_t width(const char *s)
+{
+	size_t n = 0;
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
 
 static int ascii(const char *s)
 {
@@ -325,7 +457,9 @@ static char *dup_or_die(const char *s)
 	return d;
 }
 
-/* A file of the cgroup, trimmed (readOptional); NULL when it cannot be read. */
+/* A file of the cgroup as fsio.ts readOptional reads it, trimmed at both ends;
+ * NULL when it cannot be read. Anything but ASCII (trim() knows more white
+ * space) and any \r (a line end to the regular expression below) is Node's. */
 static char *cgroup_file(const char *dir, const char *name, char *out, size_t len)
 {
 	char path[PATH_MAX];
@@ -337,24 +471,26 @@ static char *cgroup_file(const char *dir, const char *name, char *out, size_t le
 	if (n < 0)
 		return NULL;
 	if ((size_t)n == len - 1)
-		slow(); /* not a freezer file as the kernel writes it */
+		slow(); /* not a file the kernel writes */
 	out[n] = '\0';
-	while (n > 0 && strchr(" \t\n\r\v\f", out[n - 1]))
+	if (!ascii(out) || strchr(out, '\r'))
+		slow();
+	while (n > 0 && strchr(" \t\n\v\f", out[n - 1]))
 		out[--n] = '\0';
-	return out;
+	return out + strspn(out, " \t\n\v\f");
 }
 
 /* freezer.ts frozenInKernel: 1 frozen, 0 thawed, -1 cannot tell. */
 static int frozen_in_kernel(struct json_object *cgroups)
 {
 	char text[4096];
-	const char *freezer = string_or_null(cgroups, "freezer"), *unified = string_or_null(cgroups, "unified");
-	if (freezer && *freezer && cgroup_file(freezer, "freezer.state", text, sizeof(text)))
-		return strcmp(text, "THAWED") != 0;
-	if (unified && *unified && cgroup_file(unified, "cgroup.events", text, sizeof(text))) {
+	const char *freezer = string_or_null(cgroups, "freezer"), *unified = string_or_null(cgroups, "unified"), *got;
+	if (freezer && *freezer && (got = cgroup_file(freezer, "freezer.state", text, sizeof(text))))
+		return strcmp(got, "THAWED") != 0;
+	if (unified && *unified && (got = cgroup_file(unified, "cgroup.events", text, sizeof(text)))) {
 		/* /^frozen (\d)$/m: the first such line */
-		for (char *line = text; line; line = strchr(line, '\n'), line = line ? line + 1 : NULL)
-			if (strncmp(line, "frozen ", 7) == 0 && line[7] >= '0' && line[7] <= '9' && strchr("\n\r", line[8]))
+		for (const char *line = got; line; line = strchr(line, '\n'), line = line ? line + 1 : NULL)
+			if (strncmp(line, "frozen ", 7) == 0 && line[7] >= '0' && line[7] <= '9' && (line[8] == '\n' || line[8] == '\0'))
 				return line[7] == '1';
 	}
 	return -1;
@@ -380,9 +516,12 @@ static char *ports_text(struct json_object *network)
 		long long hp = int_or_null(m, "hostPort", &null1), cp = int_or_null(m, "containerPort", &null2);
 		if (null1 || null2)
 			slow();
-		char one[512];
-		snprintf(one, sizeof(one), "%s%s:%lld->%lld/%s", i ? ", " : "", host, hp, cp, string_field(m, "protocol"));
-		puts_(&b, one);
+		char numbers[64];
+		snprintf(numbers, sizeof(numbers), ":%lld->%lld/", hp, cp);
+		puts_(&b, i ? ", " : "");
+		puts_(&b, host);
+		puts_(&b, numbers);
+		puts_(&b, string_field(m, "protocol"));
 	}
 	return b.p;
 }
@@ -407,18 +546,13 @@ static int read_container(const char *id, const char *boot_id, struct row *r)
 	struct json_object *cleaned = field(state, "cleanedUp", &present);
 	int cleaned_up = present ? truthy(cleaned) : 1;
 
-	char *monitor = NULL, mstatus[64] = "", mstart[64] = "", mstarted[64] = "", mfinished[64] = "";
 	size_t mlen;
-	monitor = read_all(path_in(path, dir, "status"), &mlen);
+	struct monitor m = {0};
+	char *monitor = read_all(path_in(path, dir, "status"), &mlen);
 	if (monitor && (strlen(monitor) != mlen || !checksum_ok(monitor)))
 		slow(); /* half-overwritten on a full disk: Node reads it again */
-	if (monitor) {
-		if (!status_value(monitor, "status", mstatus, sizeof(mstatus)))
-			snprintf(mstatus, sizeof(mstatus), "unknown");
-		status_value(monitor, "monitor_start_time", mstart, sizeof(mstart));
-		status_value(monitor, "started_at", mstarted, sizeof(mstarted));
-		status_value(monitor, "finished_at", mfinished, sizeof(mfinished));
-	}
+	if (monitor)
+		read_monitor(monitor, &m);
 
 	/* observe() */
 	const char *status;
@@ -429,18 +563,17 @@ static int read_container(const char *id, const char *boot_id, struct row *r)
 		status = started ? "exited" : "created";
 		code = exit_code, code_null = exit_null;
 	} else {
-		long long mpid = status_number(monitor, "monitor_pid", 0);
+		long long mpid = *m.pid_text ? decimal(m.pid_text) : 0;
 		const char *bid = string_or_null(state, "bootId");
 		int alive = 0;
 		if (mpid > 0 && mpid <= INT_MAX && (!bid || strcmp(bid, boot_id) == 0)) {
 			char now[32], letter;
 			alive = proc_start_time((long)mpid, now, sizeof(now), &letter) == 0 && letter != 'Z' && letter != 'X' &&
-				strcmp(now, mstart) == 0;
+				strcmp(now, m.start_time) == 0;
 		}
-		int mexit_null;
-		long long mexit = status_number(monitor, "exit_code", LLONG_MIN);
-		mexit_null = mexit == LLONG_MIN;
-		if (alive && strcmp(mstatus, "running") == 0) {
+		int mexit_null = !*m.exit_text;
+		long long mexit = mexit_null ? 0 : decimal(m.exit_text);
+		if (alive && strcmp(m.status, "running") == 0) {
 			/* absent: emptyState's {}; null or not an object: Node's (it would throw) */
 			struct json_object *cg = field(state, "cgroupPaths", &present);
 			if (present && (!cg || !json_object_is_type(cg, json_type_object)))
@@ -450,10 +583,11 @@ static int read_container(const char *id, const char *boot_id, struct row *r)
 				frozen = truthy(field(state, "paused", NULL));
 			status = frozen ? "paused" : "running";
 			live_status_from_monitor = 1;
-		} else if (alive && strcmp(mstatus, "exited") != 0) {
-			status = strcmp(mstatus, "restarting") == 0 || status_number(monitor, "restart_count", 0) > 0 ? "restarting" : "created";
+		} else if (alive && strcmp(m.status, "exited") != 0) {
+			long long restarts = *m.restarts_text ? decimal(m.restarts_text) : 0;
+			status = strcmp(m.status, "restarting") == 0 || restarts > 0 ? "restarting" : "created";
 			code = mexit, code_null = mexit_null;
-		} else if (strcmp(mstatus, "exited") == 0) {
+		} else if (strcmp(m.status, "exited") == 0) {
 			status = "exited";
 			code = mexit_null ? exit_code : mexit, code_null = mexit_null && exit_null;
 			orphaned = !cleaned_up;
@@ -477,12 +611,12 @@ static int read_container(const char *id, const char *boot_id, struct row *r)
 	if (strcmp(status, "created") == 0) {
 		snprintf(text, sizeof(text), "Created");
 	} else if (live_status_from_monitor) {
-		since(*mstarted ? mstarted : started, ago, sizeof(ago));
+		since(*m.started ? m.started : started, ago, sizeof(ago));
 		snprintf(text, sizeof(text), strcmp(status, "paused") == 0 ? "Up %s (Paused)" : "Up %s", ago);
 	} else if (strcmp(status, "restarting") == 0) {
-		snprintf(text, sizeof(text), "Restarting (%lld) %s ago", code_null ? 0 : code, since(mfinished, ago, sizeof(ago)));
+		snprintf(text, sizeof(text), "Restarting (%lld) %s ago", code_null ? 0 : code, since(m.finished, ago, sizeof(ago)));
 	} else {
-		since(*mfinished ? mfinished : finished, ago, sizeof(ago));
+		since(monitor && *m.finished ? m.finished : finished, ago, sizeof(ago));
 		snprintf(text, sizeof(text), "Exited (%lld) %s ago", code_null ? 0 : code, ago);
 	}
 
@@ -532,6 +666,8 @@ static int read_container(const char *id, const char *boot_id, struct row *r)
 	r->cells[5] = live_status_from_monitor ? ports_text(network) : dup_or_die("");
 	r->cells[6] = dup_or_die(string_field(record, "name"));
 	r->ascii = r->ascii && ascii(r->cells[1]) && ascii(r->cells[5]) && ascii(r->cells[6]);
+	for (int c = 0; c < COLUMNS; c++)
+		r->widths[c] = width(r->cells[c]);
 
 	json_object_put(record);
 	json_object_put(state);
@@ -550,14 +686,6 @@ static int newest_first(const void *a, const void *b)
 	return c ? c : strcmp(x->dir, y->dir);
 }
 
-/* What formatTable counts: UTF-16 code units; here ASCII and the one "…". */
-static size_t width(const char *s)
-{
-	size_t n = 0;
-	for (; *s; s++)
-		n += ((unsigned char)*s & 0xc0) != 0x80;
-	return n;
-}
 
 /* All of it to stdout: a closed pipe ends ps quietly (exit 0), as out.ts does. */
 static int write_out(const char *s, size_t len)
@@ -577,6 +705,7 @@ static int write_out(const char *s, size_t len)
 		if (n < 0) {
 			if (done == 0)
 				slow(); /* nothing shown yet: Node says what is wrong */
+			fprintf(stderr, "tsrun: cannot write the listing: %s\n", strerror(errno));
 			return 125;
 		}
 		done += (size_t)n;
@@ -594,10 +723,10 @@ int ps_main(int argc, char **argv, int i)
 			quiet = 1;
 		else if (!strcmp(a, "--no-trunc"))
 			no_trunc = 1;
-		else if (a[0] == '-' && a[1] && a[1] != '-' && strspn(a + 1, "aq") == strlen(a + 1))
-			for (const char *c = a + 1; *c; c++)
-				*c == 'a' ? (shown_all = 1) : (quiet = 1);
-		else
+		else if (a[0] == '-' && a[1] && a[1] != '-' && strspn(a + 1, "aq") == strlen(a + 1)) {
+			shown_all |= strchr(a, 'a') != NULL;
+			quiet |= strchr(a, 'q') != NULL;
+		} else
 			slow();
 	}
 
@@ -614,7 +743,7 @@ int ps_main(int argc, char **argv, int i)
 	DIR *d = opendir(path_in(path, root, "containers"));
 	if (!d && errno != ENOENT)
 		slow();
-	for (struct dirent *e; d && (e = readdir(d));) {
+	for (struct dirent *e; d && (errno = 0, e = readdir(d)) != NULL;) {
 		if (strlen(e->d_name) != 64 || !is_hex(e->d_name, 64))
 			continue;
 		if (n == cap) {
@@ -626,47 +755,54 @@ int ps_main(int argc, char **argv, int i)
 		if (read_container(e->d_name, boot_id, &rows[n]))
 			n++;
 	}
+	if (d && errno)
+		slow(); /* the listing broke off: Node says why */
 	if (d)
 		closedir(d);
-	qsort(rows, n, sizeof(*rows), newest_first);
+	if (n > 1)
+		qsort(rows, n, sizeof(*rows), newest_first);
 
-	static const char *header[7] = {"CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"};
-	size_t widths[7];
-	for (int c = 0; c < 7; c++)
-		widths[c] = strlen(header[c]);
+	static const char *header[COLUMNS] = {"CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"};
+	struct row top = {0};
+	for (int c = 0; c < COLUMNS; c++)
+		top.cells[c] = (char *)header[c], top.widths[c] = strlen(header[c]);
+	/* the rows shown, after the header */
 	size_t shown = 0;
-	for (size_t k = 0; k < n; k++) {
-		struct row *r = &rows[k];
-		if (!shown_all && !r->listed)
+	rows = realloc(rows, (n + 1) * sizeof(*rows));
+	if (!rows)
+		slow();
+	memmove(rows + 1, rows, n * sizeof(*rows));
+	rows[shown++] = top;
+	for (size_t k = 1; k <= n; k++) {
+		if (!shown_all && !rows[k].listed)
 			continue;
-		if (!r->ascii)
+		if (!rows[k].ascii)
 			slow();
-		rows[shown++] = *r;
-		for (int c = 0; c < 7; c++) {
-			if (width(r->cells[c]) > widths[c])
-				widths[c] = width(r->cells[c]);
-		}
+		rows[shown++] = rows[k];
 	}
 
 	struct buf out = {0};
 	puts_(&out, "");
 	if (quiet) {
-		for (size_t k = 0; k < shown; k++) {
+		for (size_t k = 1; k < shown; k++) {
 			puts_(&out, rows[k].cells[0]);
 			puts_(&out, "\n");
 		}
 		return write_out(out.p, out.len);
 	}
-	for (size_t k = 0; k <= shown; k++) {
-		const char *const *cells = k == 0 ? header : (const char *const *)rows[k - 1].cells;
+	/* formatTable: each column as wide as its widest cell, 3 spaces apart, each line trimEnd()'s */
+	size_t widths[COLUMNS] = {0};
+	for (size_t k = 0; k < shown; k++)
+		for (int c = 0; c < COLUMNS; c++)
+			if (rows[k].widths[c] > widths[c])
+				widths[c] = rows[k].widths[c];
+	for (size_t k = 0; k < shown; k++) {
 		size_t start = out.len;
-		for (int c = 0; c < 7; c++) {
-			puts_(&out, cells[c]);
-			if (c < 6)
-				for (size_t pad = width(cells[c]); pad < widths[c] + 3; pad++)
-					puts_(&out, " ");
+		for (int c = 0; c < COLUMNS; c++) {
+			puts_(&out, rows[k].cells[c]);
+			for (size_t pad = rows[k].widths[c]; c < COLUMNS - 1 && pad < widths[c] + 3; pad++)
+				puts_(&out, " ");
 		}
-		/* trimEnd (only ASCII white space can end a line here) */
 		while (out.len > start && strchr(" \t\n\r\v\f", out.p[out.len - 1]))
 			out.p[--out.len] = '\0';
 		puts_(&out, "\n");

@@ -69,6 +69,11 @@ describePrivileged('ps through the native front', () => {
     image = loadBusybox(env);
     noNode = mkdtempSync(join(tmpdir(), 'tsrun-nonode-'));
     writeFileSync(join(noNode, 'node'), '#!/bin/sh\necho "no node here" >&2\nexit 99\n', { mode: 0o755 });
+    const empty = mkdtempSync(join(tmpdir(), 'tsrun-psfront-'));
+    scratch.push(empty);
+    if (fast(empty, ['ps']).status === 99) {
+      throw new Error(`${frontPath} was built without its own ps: install libjson-c-dev, then npm run build:native`);
+    }
   });
   afterAll(async () => {
     const ids = t('ps', '-aq').stdout.split('\n').filter(Boolean);
@@ -123,7 +128,7 @@ describePrivileged('ps through the native front', () => {
   });
 
   /** A store written by hand: each container's files as tsrun writes them. */
-  function store(containers: Array<{ id: string; name: string; created: number | string; args?: string[]; state?: object; status?: Record<string, string | number>; options?: object }>): string {
+  function store(containers: Array<{ id: string; name: string; created: number | string; args?: string[]; state?: object; status?: Record<string, string | number> | string; options?: object }>): string {
     const root = mkdtempSync(join(tmpdir(), 'tsrun-psfront-'));
     scratch.push(root);
     for (const c of containers) {
@@ -140,7 +145,7 @@ describePrivileged('ps through the native front', () => {
         startedAt: null, finishedAt: null, exitCode: null, oomKilled: false, paused: false, bootId: bootId(), cgroupPaths: {}, network: null,
         cleanedUp: true, startingBy: null, ...c.state,
       }, null, 2));
-      if (c.status) writeFileSync(join(dir, 'status'), statusFile(c.status));
+      if (c.status) writeFileSync(join(dir, 'status'), typeof c.status === 'string' ? c.status : statusFile(c.status));
     }
     return root;
   }
@@ -193,6 +198,15 @@ describePrivileged('ps through the native front', () => {
       { id: 'f'.repeat(64), name: 'tie-f', created: '2020-01-01T00:00:00.000Z' },
       { id: 'a'.repeat(64), name: 'tie-a', created: '2020-01-01T00:00:00.000Z' },
       { id: 'c'.repeat(64), name: 'tie-c', created: '2020-01-01T00:00:00.000Z' },
+      // cgroup v2 thawed; no frozen line (state.json's word); white space around the state.
+      { id: id(18), name: 'thawed-v2', created: now - 3 * HOUR, state: { startedAt: iso(now - 3 * HOUR), paused: true, cgroupPaths: { unified: cgroupDir('cgroup.events', 'populated 1\nfrozen 0\n') } }, status: monitor({}) },
+      { id: id(19), name: 'no-frozen-line', created: now - 3 * HOUR, state: { startedAt: iso(now - 3 * HOUR), paused: true, cgroupPaths: { unified: cgroupDir('cgroup.events', 'populated 1\n') } }, status: monitor({}) },
+      { id: id(20), name: 'spaced-thawed', created: now - 3 * HOUR, state: { startedAt: iso(now - 3 * HOUR), paused: true, cgroupPaths: { freezer: cgroupDir('freezer.state', '  THAWED \n') } }, status: monitor({}) },
+      // The last of a key counts, and nothing after the padding's first empty line.
+      { id: id(21), name: 'status-read-as-node-does', created: now - 3 * HOUR, state: { startedAt: iso(now - 3 * HOUR) }, status: (() => {
+        const body = `status=running\nexit_code=\nmonitor_pid=1\nmonitor_pid=${process.pid}\nmonitor_start_time=${startTime(process.pid)}\nstarted_at=${nanos(now - 90_000)}\nnot a line\n`;
+        return `${body}checksum=${fnv1a(body)}\n\nstatus=exited\n`.padEnd(1024, '\n');
+      })() },
       // A healthcheck that never started is no health to show.
       { id: id(17), name: 'health-not-started', created: now - HOUR * 5, options: { healthcheck: { Test: ['CMD', 'true'] } } },
     ]);
@@ -204,7 +218,7 @@ describePrivileged('ps through the native front', () => {
     const table = fast(root, ['ps', '-a']);
     expect(table.status, table.stderr).toBe(0);
     const lines = table.stdout.trimEnd().split('\n');
-    expect(lines).toHaveLength(21);
+    expect(lines).toHaveLength(25);
     const line = (name: string) => lines.find((l) => l.endsWith(` ${name}`)) ?? '';
     expect(line('running-with-ports')).toMatch(/ 3 hours ago +Up 3 hours +0\.0\.0\.0:8080->80\/tcp, 127\.0\.0\.1:53->5353\/udp +running-with-ports$/);
     expect(line('frozen-v1')).toMatch(/ 3 weeks ago +Up About an hour \(Paused\) /);
@@ -221,11 +235,16 @@ describePrivileged('ps through the native front', () => {
     expect(line('created')).toMatch(/ "echo exactly 20 char" +About an hour ago +Created /);
     expect(line('created-21')).toMatch(/ "echo exactly 20 cha…" /);
     expect(line('from-the-future')).toMatch(/ Less than a second ago +Created /);
+    expect(line('thawed-v2')).toMatch(/ Up 3 hours +thawed-v2$/);
+    expect(line('no-frozen-line')).toMatch(/ Up 3 hours \(Paused\) +no-frozen-line$/);
+    expect(line('spaced-thawed')).toMatch(/ Up 3 hours +spaced-thawed$/);
+    expect(line('status-read-as-node-does')).toMatch(/ Up About a minute +status-read-as-node-does$/);
     expect(lines.slice(-3).map((l) => l.split(/ +/).at(-1))).toEqual(['tie-a', 'tie-c', 'tie-f']);
     same(root);
     // Without -a: running, paused and restarting ones only.
     expect(fast(root, ['ps']).stdout.trimEnd().split('\n').slice(1).map((l) => l.split(/ +/).at(-1)).sort())
-      .toEqual(['between-runs', 'frozen-v1', 'frozen-v2', 'paused-by-record', 'restarting', 'running-with-ports', 'thawed']);
+      .toEqual(['between-runs', 'frozen-v1', 'frozen-v2', 'no-frozen-line', 'paused-by-record', 'restarting', 'running-with-ports', 'spaced-thawed',
+        'status-read-as-node-does', 'thawed', 'thawed-v2']);
   });
 
   it('prints the header alone for a store without containers, as Node does', () => {
@@ -252,16 +271,28 @@ describePrivileged('ps through the native front', () => {
       // What json-c takes and JSON.parse does not, in fields ps does not show.
       ['NaN', store([{ id: id(1), name: 'x', created: now }])],
       ['a tab inside a string', store([{ id: id(1), name: 'x', created: now }])],
+      ['a number with a leading zero', store([{ id: id(1), name: 'x', created: now }])],
+      // What json-c reads otherwise: a key cut at \u0000, UTF-8 that Node decodes as U+FFFD.
+      ['NUL in a key', store([{ id: id(1), name: 'x', created: now }])],
+      ['an overlong UTF-8 sequence', store([{ id: id(1), name: 'x', created: now }])],
+      ['an integer JavaScript rounds', store([{ id: id(1), name: 'x', created: now, state: { startedAt: iso(now), exitCode: 2 ** 53 + 2 } }])],
+      ['a status value longer than tsrun writes', store([{ id: id(1), name: 'x', created: now, state: running, status: monitor({ exit_code: `${'0'.repeat(70)}1` }) }])],
+      // Node's ps releases it first, even when it is not listed.
+      ['an exited container to release, without -a', store([{ id: id(1), name: 'x', created: now, state: { ...running, cleanedUp: false }, status: monitor({ status: 'exited', exit_code: 0 }) }]), ['ps']],
     ];
     writeFileSync(join(cases[4]![1], 'containers', id(1), 'state.json'), '{"startedAt": null,}');
     writeFileSync(join(cases[8]![1], 'containers', id(1), 'state.json'), '{"startedAt": null, "oomKilled": NaN}');
-    const record = join(cases[9]![1], 'containers', id(1), 'container.json');
-    writeFileSync(record, readFileSync(record, 'utf8').replace('"hostname": "', '"hostname": "\t'));
+    const file = (c: number, name: string) => join(cases[c]![1], 'containers', id(1), name);
+    writeFileSync(file(9, 'container.json'), readFileSync(file(9, 'container.json'), 'utf8').replace('"hostname": "', '"hostname": "\t'));
+    writeFileSync(file(10, 'state.json'), '{"startedAt": null, "oomKilled": false, "exitCode": 01}');
+    writeFileSync(file(11, 'state.json'), '{"startedAt": null, "paused\\u0000x": true}');
+    const [before, after] = readFileSync(file(12, 'container.json'), 'utf8').split('"hostname": "');
+    writeFileSync(file(12, 'container.json'), Buffer.concat([Buffer.from(`${before}"hostname": "`), Buffer.from([0xc0, 0xaf]), Buffer.from(after!)]));
     const status = join(cases[5]![1], 'containers', id(1), 'status');
     writeFileSync(status, readFileSync(status, 'utf8').replace('status=running', 'status=exited!'));
-    for (const [why, root] of cases) expect({ why, ...fast(root, ['ps', '-a']) }).toEqual({ why, ...noNodeHere });
+    for (const [why, root, args] of cases) expect({ why, ...fast(root, args ?? ['ps', '-a']) }).toEqual({ why, ...noNodeHere });
     // Node reads them: the damaged ones with its own words.
-    for (const c of [4, 8]) expect(slow(cases[c]![1], ['ps', '-a'])).toMatchObject({ status: 125, stderr: expect.stringMatching(/state\.json is damaged/) });
+    for (const c of [4, 8, 10]) expect(slow(cases[c]![1], ['ps', '-a'])).toMatchObject({ status: 125, stderr: expect.stringMatching(/state\.json is damaged/) });
     expect(slow(cases[9]![1], ['ps', '-a'])).toMatchObject({ status: 125, stderr: expect.stringMatching(/container\.json is damaged/) });
 
     const plain = store([{ id: id(1), name: 'x', created: now, state: running, status: live }]);
@@ -269,7 +300,24 @@ describePrivileged('ps through the native front', () => {
     for (const args of [['--filter', 'status=running'], ['--format', 'json'], ['-n', '1'], ['-l'], ['--help'], ['-ax'], ['extra'], ['--'], ['--all=true']]) {
       expect({ args, ...fast(plain, ['ps', ...args]) }).toEqual({ args, ...noNodeHere });
     }
-    // A relative root is resolved by Node.
-    expect(spawnSync(frontPath, ['--root', 'relative/root', 'ps'], { encoding: 'utf8', env: { ...process.env, PATH: noNode } }).status).toBe(99);
+    // A root Node resolves otherwise: relative, with "..", TSRUN_ROOT set but empty (the current
+    // directory); and a test hook Node warns about.
+    const front = (args: string[], env: NodeJS.ProcessEnv = {}) => spawnSync(frontPath, args, { encoding: 'utf8', env: { ...process.env, ...env, PATH: noNode } }).status;
+    expect(front(['--root', 'relative/root', 'ps'])).toBe(99);
+    expect(front(['--root', `${plain}/containers/..`, 'ps'])).toBe(99);
+    expect(front(['ps'], { TSRUN_ROOT: '' })).toBe(99);
+    expect(front(['--root', plain, 'ps'], { TSRUN_TEST_OMIT_STEPS: 'seccomp' })).toBe(99);
+    expect(front(['--root', plain, 'ps'], { TSRUN_ROOT: '' })).toBe(0);
+  });
+
+  it('ends quietly, with 0, when the reader of its output is gone', () => {
+    const root = store(Array.from({ length: 30 }, (_, n) => ({ id: id(n + 1), name: `c${n}`, created: Date.now() })));
+    for (let i = 0; i < 5; i++) {
+      const r = spawnSync('bash', ['-c', '"$0" --root "$1" ps -a | true; echo "${PIPESTATUS[0]}"', frontPath, root], {
+        encoding: 'utf8',
+        env: { ...process.env, PATH: `${noNode}:/usr/bin:/bin` },
+      });
+      expect(r).toMatchObject({ status: 0, stdout: '0\n', stderr: '' });
+    }
   });
 });
