@@ -27,8 +27,22 @@ char *path_in(char *out, const char *dir, const char *name);
 ssize_t read_file(const char *path, char *out, size_t len);
 /* s is 1 to max lowercase hex digits. */
 int is_hex(const char *s, size_t max);
-/* A key's value in the monitor's status file ("key=value\n"), or NULL. */
-const char *status_value(const char *text, const char *key, char *out, size_t len);
+/* Integers JavaScript holds exactly; past them Node would print a rounded value. */
+#define SAFE_INTEGER 9007199254740991LL
+/* A number the monitor wrote, as Number() reads it: only plain decimal
+ * integers ("-12", "007"); anything else is Node's (slow()). */
+long long decimal(const char *v);
+
+/* The monitor's status file (native/status.c) as record.ts readMonitorStatus
+ * reads it: key=value lines up to the first empty one (the padding), the last
+ * of a key winning; "" for a key not there, status "unknown" without one. A
+ * value longer than any tsrun writes is Node's. */
+struct monitor {
+	char status[64], pid[32], monitor_pid[32], start_time[64], exit_code[32], started[128], finished[128], restart_count[32];
+};
+void read_monitor(char *text, struct monitor *m);
+/* Its monitor runs: the pid it recorded, with the start time it recorded, not a zombie. */
+int monitor_alive(const struct monitor *m);
 /* The status file's checksum line is there and checks out. */
 int checksum_ok(const char *text);
 

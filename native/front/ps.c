@@ -39,8 +39,6 @@
 #include "front.h"
 
 #define MAX_JSON (16 << 20)
-/* Integers JavaScript holds exactly; past them Node would print a rounded value. */
-#define SAFE_INTEGER 9007199254740991LL
 /* CONTAINER ID, IMAGE, COMMAND, CREATED, STATUS, PORTS, NAMES */
 #define COLUMNS 7
 
@@ -273,65 +271,6 @@ static int truthy(struct json_object *v)
 	}
 }
 
-/* A number the monitor wrote, as Number() reads it: only plain decimal
- * integers here ("-12", "007"); anything else is Node's. */
-static long long decimal(const char *v)
-{
-	char *end;
-	errno = 0;
-	long long n = strtoll(v, &end, 10);
-	if (errno || *end || !(v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) || n > SAFE_INTEGER || n < -SAFE_INTEGER)
-		slow();
-	return n;
-}
-
-/* The monitor's status file (native/status.c) as record.ts readMonitorStatus
- * reads it: key=value lines up to the first empty one (the padding), the last
- * of a key winning. A value longer than any tsrun writes is Node's. */
-struct monitor {
-	char status[64], start_time[64], started[128], finished[128];
-	char pid_text[32], exit_text[32], restarts_text[32];
-	int has_status;
-};
-
-static void read_monitor(char *text, struct monitor *m)
-{
-	struct {
-		const char *key;
-		char *value;
-		size_t len;
-	} wanted[] = {
-		{"status", m->status, sizeof(m->status)},
-		{"monitor_start_time", m->start_time, sizeof(m->start_time)},
-		{"started_at", m->started, sizeof(m->started)},
-		{"finished_at", m->finished, sizeof(m->finished)},
-		{"monitor_pid", m->pid_text, sizeof(m->pid_text)},
-		{"exit_code", m->exit_text, sizeof(m->exit_text)},
-		{"restart_count", m->restarts_text, sizeof(m->restarts_text)},
-	};
-	memset(m, 0, sizeof(*m));
-	char *end = strstr(text, "\n\n");
-	if (end)
-		*end = '\0';
-	for (char *save, *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *eq = strchr(line, '=');
-		if (!eq || eq == line)
-			continue;
-		*eq = '\0';
-		for (size_t k = 0; k < sizeof(wanted) / sizeof(*wanted); k++) {
-			if (strcmp(line, wanted[k].key) != 0)
-				continue;
-			if (strlen(eq + 1) >= wanted[k].len)
-				slow();
-			strcpy(wanted[k].value, eq + 1);
-			if (k == 0)
-				m->has_status = 1;
-		}
-	}
-	if (!m->has_status)
-		strcpy(m->status, "unknown");
-}
-
 /* ---- time ---------------------------------------------------------------- */
 
 /* Milliseconds since the epoch of an RFC 3339 UTC time as tsrun writes them
@@ -546,13 +485,17 @@ static int read_container(const char *id, const char *boot_id, struct row *r)
 	struct json_object *cleaned = field(state, "cleanedUp", &present);
 	int cleaned_up = present ? truthy(cleaned) : 1;
 
-	size_t mlen;
+	char monitor_text[8192];
 	struct monitor m = {0};
-	char *monitor = read_all(path_in(path, dir, "status"), &mlen);
-	if (monitor && (strlen(monitor) != mlen || !checksum_ok(monitor)))
-		slow(); /* half-overwritten on a full disk: Node reads it again */
+	ssize_t mlen = read_file(path_in(path, dir, "status"), monitor_text, sizeof(monitor_text));
+	int monitor = mlen >= 0;
+	if (!monitor && errno != ENOENT)
+		slow();
+	/* half-overwritten on a full disk (Node reads it again), or not a file the monitor writes */
+	if (monitor && ((size_t)mlen != strlen(monitor_text) || (size_t)mlen == sizeof(monitor_text) - 1 || !checksum_ok(monitor_text)))
+		slow();
 	if (monitor)
-		read_monitor(monitor, &m);
+		read_monitor(monitor_text, &m);
 
 	/* observe() */
 	const char *status;
@@ -563,16 +506,11 @@ static int read_container(const char *id, const char *boot_id, struct row *r)
 		status = started ? "exited" : "created";
 		code = exit_code, code_null = exit_null;
 	} else {
-		long long mpid = *m.pid_text ? decimal(m.pid_text) : 0;
+		/* monitorAlive(): a monitor of another boot is gone, whatever runs under its pid now */
 		const char *bid = string_or_null(state, "bootId");
-		int alive = 0;
-		if (mpid > 0 && mpid <= INT_MAX && (!bid || strcmp(bid, boot_id) == 0)) {
-			char now[32], letter;
-			alive = proc_start_time((long)mpid, now, sizeof(now), &letter) == 0 && letter != 'Z' && letter != 'X' &&
-				strcmp(now, m.start_time) == 0;
-		}
-		int mexit_null = !*m.exit_text;
-		long long mexit = mexit_null ? 0 : decimal(m.exit_text);
+		int alive = (!bid || strcmp(bid, boot_id) == 0) && monitor_alive(&m);
+		int mexit_null = !*m.exit_code;
+		long long mexit = mexit_null ? 0 : decimal(m.exit_code);
 		if (alive && strcmp(m.status, "running") == 0) {
 			/* absent: emptyState's {}; null or not an object: Node's (it would throw) */
 			struct json_object *cg = field(state, "cgroupPaths", &present);
@@ -584,7 +522,7 @@ static int read_container(const char *id, const char *boot_id, struct row *r)
 			status = frozen ? "paused" : "running";
 			live_status_from_monitor = 1;
 		} else if (alive && strcmp(m.status, "exited") != 0) {
-			long long restarts = *m.restarts_text ? decimal(m.restarts_text) : 0;
+			long long restarts = *m.restart_count ? decimal(m.restart_count) : 0;
 			status = strcmp(m.status, "restarting") == 0 || restarts > 0 ? "restarting" : "created";
 			code = mexit, code_null = mexit_null;
 		} else if (strcmp(m.status, "exited") == 0) {
@@ -671,7 +609,6 @@ static int read_container(const char *id, const char *boot_id, struct row *r)
 
 	json_object_put(record);
 	json_object_put(state);
-	free(monitor);
 	return 1;
 }
 

@@ -225,21 +225,61 @@ static const char *container_id(const char *ref)
 	return found == 1 ? id : NULL;
 }
 
-/* A key's value in the monitor's status file (native/status.c): "key=value\n". */
-const char *status_value(const char *text, const char *key, char *out, size_t len)
+/* A number the monitor wrote, as Number() reads it: only plain decimal
+ * integers here ("-12", "007"); anything else is Node's. */
+long long decimal(const char *v)
 {
-	size_t k = strlen(key);
-	for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
-		if (strncmp(line, key, k) == 0 && line[k] == '=') {
-			size_t n = strcspn(line + k + 1, "\n");
-			if (n >= len)
-				return NULL;
-			memcpy(out, line + k + 1, n);
-			out[n] = '\0';
-			return out;
+	char *end;
+	errno = 0;
+	long long n = strtoll(v, &end, 10);
+	if (errno || *end || !(v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) || n > SAFE_INTEGER || n < -SAFE_INTEGER)
+		slow();
+	return n;
+}
+
+void read_monitor(char *text, struct monitor *m)
+{
+	struct {
+		const char *key;
+		char *value;
+		size_t len;
+	} wanted[] = {
+		{"status", m->status, sizeof(m->status)},
+		{"pid", m->pid, sizeof(m->pid)},
+		{"monitor_pid", m->monitor_pid, sizeof(m->monitor_pid)},
+		{"monitor_start_time", m->start_time, sizeof(m->start_time)},
+		{"exit_code", m->exit_code, sizeof(m->exit_code)},
+		{"started_at", m->started, sizeof(m->started)},
+		{"finished_at", m->finished, sizeof(m->finished)},
+		{"restart_count", m->restart_count, sizeof(m->restart_count)},
+	};
+	memset(m, 0, sizeof(*m));
+	strcpy(m->status, "unknown"); /* no status line */
+	char *end = strstr(text, "\n\n");
+	if (end)
+		*end = '\0';
+	for (char *save, *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *eq = strchr(line, '=');
+		if (!eq || eq == line)
+			continue;
+		*eq = '\0';
+		for (size_t k = 0; k < sizeof(wanted) / sizeof(*wanted); k++) {
+			if (strcmp(line, wanted[k].key) != 0)
+				continue;
+			if (strlen(eq + 1) >= wanted[k].len)
+				slow();
+			strcpy(wanted[k].value, eq + 1);
 		}
 	}
-	return NULL;
+}
+
+int monitor_alive(const struct monitor *m)
+{
+	char now[32], letter;
+	long long pid = *m->monitor_pid ? decimal(m->monitor_pid) : 0;
+	/* a monitor killed but not yet reaped (Z) is not alive, as Node's check says */
+	return pid > 0 && pid <= INT_MAX && proc_start_time((long)pid, now, sizeof(now), &letter) == 0 && letter != 'Z' &&
+	       letter != 'X' && strcmp(now, m->start_time) == 0;
 }
 
 /* The checksum line checks out (record.ts checksumOk: FNV-1a of every byte up to it). */
@@ -260,21 +300,15 @@ int checksum_ok(const char *text)
  * monitor is alive (its pid and start time); else 0. */
 static long running_pid(const char *dir)
 {
-	char path[PATH_MAX], text[8192], pid[32], mpid[32], mstart[32], state[32], now[32];
-	path_in(path, dir, "status");
-	if (read_file(path, text, sizeof(text)) <= 0 || !checksum_ok(text))
+	char path[PATH_MAX], text[8192];
+	struct monitor m;
+	if (read_file(path_in(path, dir, "status"), text, sizeof(text)) <= 0 || !checksum_ok(text))
 		return 0;
-	if (!status_value(text, "status", state, sizeof(state)) || strcmp(state, "running") != 0 ||
-	    !status_value(text, "pid", pid, sizeof(pid)) || !status_value(text, "monitor_pid", mpid, sizeof(mpid)) ||
-	    !status_value(text, "monitor_start_time", mstart, sizeof(mstart)))
+	read_monitor(text, &m);
+	long long pid = *m.pid ? decimal(m.pid) : 0;
+	if (strcmp(m.status, "running") != 0 || pid <= 0 || pid > INT_MAX || !monitor_alive(&m))
 		return 0;
-	char *end, letter;
-	long p = strtol(pid, &end, 10), m = strtol(mpid, &end, 10);
-	/* a monitor killed but not yet reaped (Z) is not alive, as Node's check says */
-	if (p <= 0 || m <= 0 || proc_start_time(m, now, sizeof(now), &letter) != 0 || letter == 'Z' || letter == 'X' ||
-	    strcmp(now, mstart) != 0)
-		return 0;
-	return p;
+	return (long)pid;
 }
 
 /* ---- the plan ------------------------------------------------------------ */
