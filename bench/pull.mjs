@@ -124,9 +124,9 @@ try {
   // The ratio to the floor with sha256, round by round (both ran within seconds of each other).
   const [ts, , , floorSha] = measured;
   if (!ts.error && !floorSha.error) {
-    const ratios = ts.samples.map((t, i) => t / floorSha.samples[i]);
-    console.log(`tsrun cold pull / (download + sha256 + tar -xzf), per round: median ${stats(ratios).median.toFixed(2)}, ` +
-      `min ${stats(ratios).min.toFixed(2)}, max ${stats(ratios).max.toFixed(2)} (${ratios.length} rounds); ratio of the medians ${(ts.median / floorSha.median).toFixed(2)}\n`);
+    const ratios = stats(ts.samples.map((t, i) => t / floorSha.samples[i]));
+    console.log(`tsrun cold pull / (download + sha256 + tar -xzf), per round: median ${ratios.median.toFixed(2)}, ` +
+      `min ${ratios.min.toFixed(2)}, max ${ratios.max.toFixed(2)} (${ts.samples.length} rounds); ratio of the medians ${(ts.median / floorSha.median).toFixed(2)}\n`);
   }
   rows.splice(1, 0, row('tsrun pull (warm: all present)', () => timeCommand([...tsrun, 'pull', '-q', ref], { runs: runs * 2, warmup: 1 })));
   // Peak RSS of the whole process, worker threads included (GNU time's %M, in KiB).

@@ -52,8 +52,8 @@ for (const [dir, name] of [['runtime', 'tsrun-runtime'], ['front', 'tsrun']]) {
     // `ps` runs through Node.
     const withPs = [...args, '-Wl,-Bstatic', '-ljson-c', '-Wl,-Bdynamic', '-lm'];
     const tried = spawnSync(cc, withPs, { encoding: 'utf8' });
-    process.stderr.write(tried.status === 0 ? tried.stderr : '');
     if (tried.status === 0) {
+      process.stderr.write(tried.stderr); // the compiler's warnings, if any
       renameSync(`${frontOut}.new`, frontOut);
       continue;
     }
