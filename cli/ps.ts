@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { action, collect, flagError, globalOptions, hostLimitLine } from './common.js';
 import { hostLimitOf } from '../src/errors.js';
-import { printRows } from './format.js';
+import { goQuote, printRows } from './format.js';
 import { writeOut, writeErr } from './out.js';
 
 interface PsFlags {
@@ -83,7 +83,8 @@ export function register(program: Command): void {
         const shown = rows.map((r) => ({
           ID: trunc(r.id),
           Image: r.image,
-          Command: (flags.trunc === false) || r.command.length <= 20 ? `"${r.command}"` : `"${r.command.slice(0, 19)}…"`,
+          // Quoted as docker quotes it: an image's CMD reaches the terminal escaped.
+          Command: goQuote((flags.trunc === false) || r.command.length <= 20 ? r.command : `${r.command.slice(0, 19)}…`),
           CreatedAt: r.created,
           RunningFor: `${humanDuration(Date.now() - new Date(r.created).getTime())} ago`,
           Status: r.statusText,

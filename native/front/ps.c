@@ -14,7 +14,8 @@
  * -l, --help), a container whose resources must be released first (its monitor
  * died: Node's ps reconciles), a start in progress, a healthcheck (its status
  * is in another file), a file that does not read as Node would read it, text
- * that is not ASCII (Node measures and cuts UTF-16 code units), a value of an
+ * that is not ASCII (Node measures and cuts UTF-16 code units), a command that
+ * Node's quoting (docker's: Go's strconv.Quote) would escape, a value of an
  * unexpected type. The test (test/integration/ps-front.test.ts) runs both on
  * the same stores, real and written by hand for each state a monitor reports,
  * with no `node` on PATH for this one.
@@ -366,7 +367,7 @@ struct row {
 	char *cells[COLUMNS];
 	size_t widths[COLUMNS];
 	int listed;     /* running, paused or restarting: shown without -a */
-	int ascii;      /* all it shows is ASCII, which Node measures as this program does */
+	int ascii;      /* all it shows is ASCII (Node measures it as this program does), the command printable and needing no escape */
 };
 
 static int shown_all, quiet, no_trunc;
@@ -579,7 +580,10 @@ static int read_container(const char *id, const char *boot_id, struct row *r)
 		puts_(&cmd, " ");
 		puts_(&cmd, json_object_get_string(a));
 	}
-	r->ascii = ascii(cid) && ascii(r->created) && ascii(cmd.p) && ascii(text);
+	/* goQuote (cli/format.ts) escapes ", \ and control characters: a command with any is Node's */
+	r->ascii = ascii(cid) && ascii(r->created) && ascii(text) && !strpbrk(cmd.p, "\"\\");
+	for (const unsigned char *c = (const unsigned char *)cmd.p; *c && r->ascii; c++)
+		r->ascii = *c >= 0x20 && *c < 0x7f;
 	if (!no_trunc && strlen(cmd.p) > 20) {
 		cmd.p[19] = '\0';
 		cmd.len = 19;

@@ -264,6 +264,9 @@ describePrivileged('ps through the native front', () => {
       ['a start in progress', store([{ id: id(1), name: 'x', created: now, state: { startingBy: `${process.pid}@${startTime(process.pid)}` } }])],
       ['a healthcheck\'s status', store([{ id: id(1), name: 'x', created: now, state: running, status: live, options: { healthcheck: { Test: ['CMD', 'true'] } } }])],
       ['text beyond ASCII', store([{ id: id(1), name: 'x', created: now, args: ['echo', 'é'], state: running, status: live }])],
+      // Node quotes a command as docker does (Go's strconv.Quote): escapes are its business.
+      ['a terminal escape in the command', store([{ id: id(1), name: 'x', created: now, args: ['printf', '\x1b[2J'], state: running, status: live }])],
+      ['a quote in the command', store([{ id: id(1), name: 'x', created: now, args: ['echo', '"hi"'], state: running, status: live }])],
       ['a damaged state.json', store([{ id: id(1), name: 'x', created: now }])],
       ['a status file caught half-written', store([{ id: id(1), name: 'x', created: now, state: running, status: live }])],
       ['a time in another form', store([{ id: id(1), name: 'x', created: '2026-01-01T00:00:00+01:00' }])],
@@ -280,20 +283,28 @@ describePrivileged('ps through the native front', () => {
       // Node's ps releases it first, even when it is not listed.
       ['an exited container to release, without -a', store([{ id: id(1), name: 'x', created: now, state: { ...running, cleanedUp: false }, status: monitor({ status: 'exited', exit_code: 0 }) }]), ['ps']],
     ];
-    writeFileSync(join(cases[4]![1], 'containers', id(1), 'state.json'), '{"startedAt": null,}');
-    writeFileSync(join(cases[8]![1], 'containers', id(1), 'state.json'), '{"startedAt": null, "oomKilled": NaN}');
-    const file = (c: number, name: string) => join(cases[c]![1], 'containers', id(1), name);
-    writeFileSync(file(9, 'container.json'), readFileSync(file(9, 'container.json'), 'utf8').replace('"hostname": "', '"hostname": "\t'));
-    writeFileSync(file(10, 'state.json'), '{"startedAt": null, "oomKilled": false, "exitCode": 01}');
-    writeFileSync(file(11, 'state.json'), '{"startedAt": null, "paused\\u0000x": true}');
-    const [before, after] = readFileSync(file(12, 'container.json'), 'utf8').split('"hostname": "');
-    writeFileSync(file(12, 'container.json'), Buffer.concat([Buffer.from(`${before}"hostname": "`), Buffer.from([0xc0, 0xaf]), Buffer.from(after!)]));
-    const status = join(cases[5]![1], 'containers', id(1), 'status');
+    const file = (why: string, name: string) => join(cases.find(([w]) => w === why)![1], 'containers', id(1), name);
+    writeFileSync(file('a damaged state.json', 'state.json'), '{"startedAt": null,}');
+    writeFileSync(file('NaN', 'state.json'), '{"startedAt": null, "oomKilled": NaN}');
+    writeFileSync(file('a tab inside a string', 'container.json'), readFileSync(file('a tab inside a string', 'container.json'), 'utf8').replace('"hostname": "', '"hostname": "\t'));
+    writeFileSync(file('a number with a leading zero', 'state.json'), '{"startedAt": null, "oomKilled": false, "exitCode": 01}');
+    writeFileSync(file('NUL in a key', 'state.json'), '{"startedAt": null, "paused\\u0000x": true}');
+    const [before, after] = readFileSync(file('an overlong UTF-8 sequence', 'container.json'), 'utf8').split('"hostname": "');
+    writeFileSync(file('an overlong UTF-8 sequence', 'container.json'), Buffer.concat([Buffer.from(`${before}"hostname": "`), Buffer.from([0xc0, 0xaf]), Buffer.from(after!)]));
+    const status = file('a status file caught half-written', 'status');
     writeFileSync(status, readFileSync(status, 'utf8').replace('status=running', 'status=exited!'));
     for (const [why, root, args] of cases) expect({ why, ...fast(root, args ?? ['ps', '-a']) }).toEqual({ why, ...noNodeHere });
     // Node reads them: the damaged ones with its own words.
-    for (const c of [4, 8, 10]) expect(slow(cases[c]![1], ['ps', '-a'])).toMatchObject({ status: 125, stderr: expect.stringMatching(/state\.json is damaged/) });
-    expect(slow(cases[9]![1], ['ps', '-a'])).toMatchObject({ status: 125, stderr: expect.stringMatching(/container\.json is damaged/) });
+    const viaNode = (why: string, args = ['ps', '-a']) => slow(cases.find(([w]) => w === why)![1], args);
+    for (const why of ['a damaged state.json', 'NaN', 'a number with a leading zero']) {
+      expect(viaNode(why)).toMatchObject({ status: 125, stderr: expect.stringMatching(/state\.json is damaged/) });
+    }
+    expect(viaNode('a tab inside a string')).toMatchObject({ status: 125, stderr: expect.stringMatching(/container\.json is damaged/) });
+    // An image's CMD never reaches the terminal as it is: escaped, as docker's ps writes it.
+    const escaped = viaNode('a terminal escape in the command', ['ps', '-a', '--no-trunc']);
+    expect(escaped.stdout).toContain(' "printf \\x1b[2J" ');
+    expect(escaped.stdout).not.toContain('\x1b');
+    expect(viaNode('a quote in the command').stdout).toContain(' "echo \\"hi\\"" ');
 
     const plain = store([{ id: id(1), name: 'x', created: now, state: running, status: live }]);
     expect(fast(plain, ['ps', '-a']).status).toBe(0);
