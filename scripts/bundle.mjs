@@ -10,7 +10,7 @@
 // koffi, fzstd) stay outside: they load from node_modules when a command needs them.
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -47,26 +47,44 @@ function lazyChildProcess() {
 // The launcher runs a bundle as a vm.Script, which has no import(): everything must be bundled
 // or required (a builtin: a static import; an npm package: createRequire).
 async function bundle(entry, outfile) {
-  const out = await build({ ...cjs, entryPoints: [join(root, entry)], outfile: join(root, outfile), metafile: true });
+  const out = await build({ ...cjs, entryPoints: [join(root, entry)], outfile: join(root, outfile), metafile: true, write: false });
   const dynamic = Object.values(out.metafile.outputs).flatMap((o) => o.imports).filter((i) => i.kind === 'dynamic-import');
   if (dynamic.length > 0) {
     console.error(`bundle: import() of ${dynamic.map((i) => i.path).join(', ')} in ${entry} would fail at run time: import it statically`);
     process.exit(1);
   }
-  asciiOnly(join(root, outfile));
+  const [code] = out.outputFiles;
+  writeAtomic(join(root, outfile), `${WRAPPER}${asciiOnly(code.text)}\n})`);
 }
 
 /**
- * The launcher reads a bundle as latin1: a one-byte string, read about twice as fast as UTF-8
- * is decoded (the bundle is a megabyte, read by every command). That reads ASCII right, and
- * esbuild writes strings, regular expressions and names as ASCII escapes; what it copies as it
- * is, comments, may hold any character: escaped here, which in a comment changes no code.
+ * A bundle is a CommonJS module already wrapped in the function Node would wrap it in, so that
+ * the launcher compiles the file's text as it is (cli/launcher.ts: mapped, not copied into a
+ * string of its own). The launcher checks that a bundle starts so.
  */
-function asciiOnly(file) {
-  const text = readFileSync(file, 'utf8');
-  const escaped = text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  if (escaped !== text) writeFileSync(file, escaped);
+const WRAPPER = '(function (exports, require, module, __filename, __dirname) {';
+
+/**
+ * The launcher reads a bundle as latin1: a one-byte string, read about twice as fast as UTF-8
+ * is decoded, or mapped as it is (cli/launcher.ts). That reads ASCII right, and esbuild writes
+ * strings, regular expressions and names as ASCII escapes; what it copies as it is, comments,
+ * may hold any character: escaped here, which in a comment changes no code.
+ */
+function asciiOnly(text) {
+  return text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
+
+/**
+ * Written beside and renamed into place, never rewritten in place: a running tsrun may have the
+ * old bundle mapped (native/node/sys.c's mapFile), and a file truncated under a mapping kills
+ * its reader with SIGBUS; renamed, the old file lives on until its last reader is done.
+ */
+function writeAtomic(file, text) {
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, file);
+}
+
 await bundle('dist/cli/main.js', 'dist/tsrun-main.cjs');
 const words = await commandBundles();
 // The launcher names the bundle's code cache by a hash of the bundle (src/sys/code-cache.ts).

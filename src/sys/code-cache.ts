@@ -49,14 +49,21 @@ export function codeCacheName(command: string, bundleId: string): string {
   return `${word}.${process.version}-${process.arch}-${bundleId}.v8`;
 }
 
-/** The cached code, if there is a regular file of ours at that name. */
-export function readCodeCache(dir: string, name: string): Buffer | undefined {
+/** native/node/sys.c's mapFile: a file's bytes, mapped, as a string or a Buffer; undefined when it cannot. */
+export type MapFile = (fd: number, asString: boolean) => string | Buffer | undefined;
+
+/**
+ * The cached code, if there is a regular file of ours at that name: mapped by `map` when given
+ * (no copy; the cache is only ever replaced by rename, never rewritten in place), else read.
+ */
+export function readCodeCache(dir: string, name: string, map?: MapFile): Buffer | undefined {
   let fd: number | undefined;
   try {
     fd = openSync(join(dir, name), constants.O_RDONLY | constants.O_NOFOLLOW);
     const st = fstatSync(fd);
     if (!st.isFile() || st.uid !== (process.geteuid?.() ?? 0)) return undefined;
-    return readFileSync(fd);
+    const mapped = map?.(fd, false);
+    return mapped instanceof Buffer ? mapped : readFileSync(fd);
   } catch {
     return undefined;
   } finally {

@@ -139,6 +139,39 @@ M._resolveFilename = function (req, ...rest) { if (!req.startsWith('node:')) fs.
     expect(readFileSync(join(dir, cache!)).length).toBeGreaterThan(10_000);
   });
 
+  it('maps its bundle and the code cache (the addon\'s mapFile) instead of reading them into memory', () => {
+    const dir = cacheDir();
+    // What the process has mapped from dist/ and the cache directory, written down as it exits.
+    const hook = join(env.root, 'maps-hook.cjs');
+    const log = join(env.root, 'maps.txt');
+    writeFileSync(hook, `process.on('exit', () => require('fs').appendFileSync(${JSON.stringify(log)}, require('fs').readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((l) => l.includes(${JSON.stringify(join(repoRoot, 'dist'))}) || l.includes(${JSON.stringify(dir)})).map((l) => l.split(/\\s+/).slice(5).join(' ')).join('\\n') + '\\n---\\n'));\n`);
+    for (let i = 0; i < 2; i++) expect(viaNode(['images'], { TSRUN_CODE_CACHE: dir, NODE_OPTIONS: `--require=${hook}` }).status).toBe(0);
+    const [first, second] = readFileSync(log, 'utf8').split('---\n').map((run) => run.split('\n').filter(Boolean));
+    const bundle = join(repoRoot, 'dist', 'tsrun-images.cjs');
+    // The first run compiles and writes the cache; the second maps both.
+    expect(first).toEqual([bundle]);
+    expect(second!.sort()).toEqual([bundle, join(dir, files(dir)[0]!)].sort());
+  });
+
+  it('reads the bundle where there is no addon, and refuses one that is not wrapped as scripts/bundle.mjs wraps it', () => {
+    // A package with the launcher and one bundle, no native/build: nothing to map with.
+    const pkg = mkdtempSync(join(tmpdir(), 'tsrun-test-launcher-'));
+    try {
+      mkdirSync(join(pkg, 'dist'));
+      writeFileSync(join(pkg, 'package.json'), readFileSync(join(repoRoot, 'package.json')));
+      for (const f of ['tsrun.cjs', 'tsrun-version.cjs']) writeFileSync(join(pkg, 'dist', f), readFileSync(join(repoRoot, 'dist', f)));
+      const version = () => spawnSync(process.execPath, [join(pkg, 'dist', 'tsrun.cjs'), '--version'], { encoding: 'utf8', env: { ...process.env, TSRUN_CODE_CACHE: 'off' } });
+      expect(version()).toMatchObject({ status: 0, stdout: 'tsrun 0.1.0\n', stderr: '' });
+      // A bundle from before the wrapper (or edited by hand): a clear error, not a silent no-op.
+      const bundle = join(pkg, 'dist', 'tsrun-version.cjs');
+      const text = readFileSync(bundle, 'latin1');
+      writeFileSync(bundle, text.slice(text.indexOf('{') + 1, text.lastIndexOf('}')));
+      expect(version()).toMatchObject({ status: 125, stdout: '', stderr: `tsrun: ${bundle} is not a bundle this launcher runs: run \`npm run build\`\n` });
+    } finally {
+      rmSync(pkg, { recursive: true, force: true });
+    }
+  });
+
   it('keeps nothing when turned off, or in a directory others may write to', () => {
     const off = cacheDir();
     expect(env.run(['images'], { env: { TSRUN_CODE_CACHE: 'off', HOME: off } }).status).toBe(0);

@@ -64,6 +64,21 @@ describe('the code cache of the tsrun bundle', () => {
     expect(readCodeCache(dir, 'missing.v8')).toBeUndefined();
   });
 
+  it('maps the cache when given a way to (the addon\'s mapFile), and reads it when that declines', () => {
+    const dir = join(tmp, 'mapped');
+    expect(trustedDir(dir)).toBe(true);
+    const name = codeCacheName('ps', 'cccc');
+    writeCodeCache(dir, name, Buffer.from('code'));
+    const asked: Array<[number, boolean]> = [];
+    const mapped = Buffer.from('mapped');
+    expect(readCodeCache(dir, name, (fd, asString) => (asked.push([fd, asString]), mapped))).toBe(mapped);
+    expect(asked).toEqual([[expect.any(Number), false]]);
+    expect(readCodeCache(dir, name, () => undefined)?.toString()).toBe('code');
+    // A planted symlink is refused before anything is mapped.
+    symlinkSync(join(dir, name), join(dir, 'link.v8'));
+    expect(readCodeCache(dir, 'link.v8', () => mapped)).toBeUndefined();
+  });
+
   it('does not follow a symlink planted in place of a cache file', () => {
     const dir = join(tmp, 'planted');
     expect(trustedDir(dir)).toBe(true);
