@@ -3,9 +3,15 @@
 import { expandTextEscapes, renderGoTemplate } from './template.js';
 import { writeOut } from './out.js';
 
+/**
+ * docker's table layout (Go's tabwriter, as docker sets it: a cell is its text and 3 spaces, at
+ * least 10 wide; the last column unpadded, so a line whose last cell is empty ends in blanks, as
+ * docker's does). The first row is the header; the native front's ps prints the same
+ * (native/front/ps.c).
+ */
 export function formatTable(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd()).join('\n') + '\n';
+  const widths = rows[0]!.map((_, i) => Math.max(10, ...rows.map((r) => (r[i] ?? '').length + 3)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('')).join('\n') + '\n';
 }
 
 const GO_SHORT_ESCAPES: Record<string, string> = { '\x07': 'a', '\b': 'b', '\f': 'f', '\n': 'n', '\r': 'r', '\t': 't', '\v': 'v' };

@@ -42,6 +42,8 @@
 #define MAX_JSON (16 << 20)
 /* CONTAINER ID, IMAGE, COMMAND, CREATED, STATUS, PORTS, NAMES */
 #define COLUMNS 7
+/* docker's tables: Go's tabwriter with a minimum cell width of 10 and a padding of 3 */
+#define TABLE_MIN_WIDTH 10
 
 /* ---- reading ------------------------------------------------------------- */
 
@@ -731,21 +733,22 @@ int ps_main(int argc, char **argv, int i)
 		}
 		return write_out(out.p, out.len);
 	}
-	/* formatTable: each column as wide as its widest cell, 3 spaces apart, each line trimEnd()'s */
+	/* formatTable: each column its widest cell and 3 spaces, at least 10 (docker's tabwriter);
+	 * the last column unpadded */
 	size_t widths[COLUMNS] = {0};
 	for (size_t k = 0; k < shown; k++)
 		for (int c = 0; c < COLUMNS; c++)
-			if (rows[k].widths[c] > widths[c])
-				widths[c] = rows[k].widths[c];
+			if (rows[k].widths[c] + 3 > widths[c])
+				widths[c] = rows[k].widths[c] + 3;
+	for (int c = 0; c < COLUMNS; c++)
+		if (widths[c] < TABLE_MIN_WIDTH)
+			widths[c] = TABLE_MIN_WIDTH;
 	for (size_t k = 0; k < shown; k++) {
-		size_t start = out.len;
 		for (int c = 0; c < COLUMNS; c++) {
 			puts_(&out, rows[k].cells[c]);
-			for (size_t pad = rows[k].widths[c]; c < COLUMNS - 1 && pad < widths[c] + 3; pad++)
+			for (size_t pad = rows[k].widths[c]; c < COLUMNS - 1 && pad < widths[c]; pad++)
 				puts_(&out, " ");
 		}
-		while (out.len > start && strchr(" \t\n\r\v\f", out.p[out.len - 1]))
-			out.p[--out.len] = '\0';
 		puts_(&out, "\n");
 	}
 	return write_out(out.p, out.len);

@@ -250,7 +250,7 @@ describePrivileged('ps through the native front', () => {
   it('prints the header alone for a store without containers, as Node does', () => {
     const root = mkdtempSync(join(tmpdir(), 'tsrun-psfront-empty-'));
     scratch.push(root);
-    expect(fast(root, ['ps'])).toEqual({ status: 0, stdout: 'CONTAINER ID   IMAGE   COMMAND   CREATED   STATUS   PORTS   NAMES\n', stderr: '' });
+    expect(fast(root, ['ps'])).toEqual({ status: 0, stdout: 'CONTAINER ID   IMAGE     COMMAND   CREATED   STATUS    PORTS     NAMES\n', stderr: '' });
     same(root);
   });
 

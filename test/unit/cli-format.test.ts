@@ -1,0 +1,29 @@
+// formatTable (cli/format.ts): the tables of ps, network ls, volume ls, stats and `--format
+// 'table ...'`. The expected lines are what docker 20.10 (Debian's docker.io) printed for the
+// same cells, trailing blanks included.
+import { expect, it } from 'vitest';
+import { formatTable } from '../../cli/format.js';
+
+it('lays a table out as docker does: a cell and 3 spaces, at least 10 wide, the last column unpadded', () => {
+  // `docker ps` with no containers.
+  expect(formatTable([['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES']])).toBe(
+    'CONTAINER ID   IMAGE     COMMAND   CREATED   STATUS    PORTS     NAMES\n',
+  );
+  // `docker volume ls` with one volume; `docker network ls`.
+  expect(formatTable([['DRIVER', 'VOLUME NAME'], ['local', 'v1']])).toBe('DRIVER    VOLUME NAME\nlocal     v1\n');
+  expect(formatTable([['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE'], ['889129c536e0', 'host', 'host', 'local'], ['e84654aa28cd', 'none', 'null', 'local']])).toBe(
+    'NETWORK ID     NAME      DRIVER    SCOPE\n889129c536e0   host      host      local\ne84654aa28cd   none      null      local\n',
+  );
+  // `docker ps -a` with a created container: a wide column, and an empty one (PORTS) padded.
+  expect(formatTable([
+    ['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NAMES'],
+    ['20a3a3df59f6', '127.0.0.1:5000/busybox', '"true"', '1 second ago', 'Created', '', 'c1'],
+  ])).toBe(
+    'CONTAINER ID   IMAGE                    COMMAND   CREATED        STATUS    PORTS     NAMES\n' +
+    '20a3a3df59f6   127.0.0.1:5000/busybox   "true"    1 second ago   Created             c1\n',
+  );
+});
+
+it('keeps the blanks before an empty last cell, as docker does (`--format \'table {{.ID}}\\t{{.Ports}}\'`)', () => {
+  expect(formatTable([['CONTAINER ID', 'PORTS'], ['20a3a3df59f6', '']])).toBe('CONTAINER ID   PORTS\n20a3a3df59f6   \n');
+});
