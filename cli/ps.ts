@@ -56,6 +56,7 @@ export function register(program: Command): void {
           if (key === 'health' && !['starting', 'healthy', 'unhealthy', 'none'].includes(value)) {
             throw flagError('--filter', f, 'health is one of starting, healthy, unhealthy, none');
           }
+          if (key === 'status' && !STATUSES.includes(value)) throw flagError('--filter', f, `status is one of ${STATUSES.join(', ')}`);
           return [key, value] as const;
         });
         let last = flags.latest ? 1 : flags.last === undefined ? undefined : Number(flags.last);
@@ -64,16 +65,14 @@ export function register(program: Command): void {
         const all = flags.all || last !== undefined || filters.some(([k]) => k === 'status');
         let rows = listed
           .filter((s) => all || s.status === 'running' || s.status === 'paused' || s.status === 'restarting')
-          .filter((s) =>
-            filters.every(([k, v]) =>
-              k === 'status' ? s.status === v
-              : k === 'name' ? s.name.includes(v)
-              : k === 'id' ? s.id.startsWith(v)
-              : k === 'label' ? hasLabel(s.labels, v)
-              : k === 'health' ? s.health === v
-              : s.image === v || s.image.startsWith(`${v}:`),
-            ),
-          );
+          .filter((s) => matches(filters, (k, v) =>
+            k === 'status' ? s.status === v
+            : k === 'name' ? nameMatches(v, s.name)
+            : k === 'id' ? s.id.startsWith(v)
+            : k === 'label' ? hasLabel(s.labels, v)
+            : k === 'health' ? s.health === v
+            : s.image === v || s.image.startsWith(`${v}:`),
+          ));
         if (last !== undefined) rows = rows.slice(0, last);
         const trunc = (id: string) => ((flags.trunc === false) ? id : id.slice(0, 12));
         if (flags.quiet) {
@@ -105,6 +104,39 @@ export function register(program: Command): void {
         ], flags.format);
       }));
   configure(program.command('ps'));
+}
+
+/** What docker's --filter status= takes. */
+const STATUSES = ['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead'];
+
+/**
+ * docker's rule for several filters: one of the values of a key must match (`-f status=exited
+ * -f status=created` lists both), and every key must (`-f status=exited -f name=web`); labels
+ * are the exception, each of them must match.
+ */
+function matches(filters: ReadonlyArray<readonly [string, string]>, test: (key: string, value: string) => boolean): boolean {
+  const keys = new Set(filters.map(([k]) => k));
+  return [...keys].every((key) => {
+    const values = filters.filter(([k]) => k === key).map(([, v]) => v);
+    return key === 'label' ? values.every((v) => test(key, v)) : values.some((v) => test(key, v));
+  });
+}
+
+/**
+ * docker's name filter: the value as it is, else as a regular expression, matched against the
+ * name with and without docker's leading slash (`-f name=^web$`, `-f name=^/web$`). A value that
+ * is no valid expression matches nothing, as in docker. (Go's syntax and JavaScript's agree on
+ * what names need: anchors, classes, alternation, repetition.)
+ */
+function nameMatches(value: string, name: string): boolean {
+  if (value === name || value === `/${name}`) return true;
+  let pattern: RegExp;
+  try {
+    pattern = new RegExp(value);
+  } catch {
+    return false;
+  }
+  return pattern.test(name) || pattern.test(`/${name}`);
 }
 
 /** docker's label filter: `key` (any value) or `key=value`. */

@@ -39,6 +39,31 @@ describePrivileged('docker run flags', () => {
     ok(t('rm', 'shop', 'blog'));
   });
 
+  it('ps filters as docker does: names by regular expression, one value of a key enough, every key needed', () => {
+    // The expected names are what docker 20.10 listed for three containers of the same names.
+    const web = ok(t('create', '--network', 'none', '--name', 'web', '-l', 'app=shop', '-l', 'team=core', image, 'true')).trim();
+    ok(t('create', '--network', 'none', '--name', 'web2', '-l', 'app=blog', image, 'true'));
+    ok(t('create', '--network', 'none', '--name', 'db', image, 'true'));
+    const names = (...filters: string[]) => ok(t('ps', '-a', ...filters.flatMap((f) => ['--filter', f]), '--format', '{{.Names}}')).split('\n').filter(Boolean).sort().join(' ');
+    expect(names('name=web')).toBe('web web2');
+    expect(names('name=^web$')).toBe('web');
+    expect(names('name=^/web$')).toBe('web'); // docker's names begin with a slash
+    expect(names('name=w.b')).toBe('web web2');
+    expect(names('name=b$')).toBe('db web');
+    expect(names('name=web', 'name=db')).toBe('db web web2');
+    expect(names('name=[')).toBe(''); // no valid expression: nothing, as in docker
+    expect(names('status=created', 'status=exited')).toBe('db web web2');
+    expect(names('status=created', 'name=db')).toBe('db');
+    expect(names(`id=${web.slice(0, 5)}`)).toBe('web');
+    expect(names(`id=${web.slice(5, 11)}`)).toBe(''); // a prefix, not a pattern
+    expect(names(`id=${web}`)).toBe('web');
+    // Labels are the exception: every one must match.
+    expect(names('label=app=shop', 'label=team=core')).toBe('web');
+    expect(names('label=app=shop', 'label=app=blog')).toBe('');
+    expect(t('ps', '--filter', 'status=bogus')).toMatchObject({ status: 125, stdout: '', stderr: expect.stringMatching(/status is one of created, restarting, running, removing, paused, exited, dead/) });
+    ok(t('rm', 'web', 'web2', 'db'));
+  });
+
   it('--mount binds and tmpfs mounts as -v and --tmpfs do', () => {
     writeFileSync(join(dir, 'data'), 'host data\n');
     const out = sh('cat /in/data; touch /in/new 2>&1; grep -E " /(in|scratch) " /proc/mounts | cut -d" " -f2-4',
