@@ -1,6 +1,7 @@
 /*
  * ps.c: `tsrun ps` without Node, for the listings people and scripts run over
- * and over: ps, -a/--all, -q/--quiet, --no-trunc, and -aq and -qa.
+ * and over: ps, -a/--all, -q/--quiet, --no-trunc, -aq and -qa, and the filters
+ * scripts use most: -f/--filter status=, id= and name= (a name, ^ and $ around it).
  *
  * Through Node, ps with 200 containers costs Node's start plus ~60 ms: five
  * small files read and three parsed for each container in a fresh V8. Here the
@@ -10,8 +11,8 @@
  * It must print byte for byte what cli/ps.ts prints, so it decides only what it
  * can decide as Node does (src/container/status.ts observe, list.ts summarize,
  * cli/format.ts formatTable) and hands the whole command to Node, before it has
- * printed anything, for everything else: another flag (--filter, --format, -n,
- * -l, --help), a container whose resources must be released first (its monitor
+ * printed anything, for everything else: another flag (--format, -n, -l,
+ * --help, another filter or a name filter that is more of a regular expression), a container whose resources must be released first (its monitor
  * died: Node's ps reconciles), a start in progress, a healthcheck (its status
  * is in another file), a file that does not read as Node would read it, text
  * that is not ASCII (Node measures and cuts UTF-16 code units), a command that
@@ -20,6 +21,7 @@
  * the same stores, real and written by hand for each state a monitor reports,
  * with no `node` on PATH for this one.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -369,6 +371,8 @@ struct row {
 	char *cells[COLUMNS];
 	size_t widths[COLUMNS];
 	int listed;     /* running, paused or restarting: shown without -a */
+	const char *status; /* observe()'s word: running, exited, ... */
+	char *id;       /* the record's, whole */
 	int ascii;      /* all it shows is ASCII (Node measures it as this program does), the command printable and needing no escape */
 };
 
@@ -566,6 +570,8 @@ static int read_container(const char *id, const char *boot_id, struct row *r)
 	snprintf(r->dir, sizeof(r->dir), "%s", id);
 	r->created = dup_or_die(string_field(record, "created"));
 	r->listed = strcmp(status, "running") == 0 || strcmp(status, "paused") == 0 || strcmp(status, "restarting") == 0;
+	r->status = status;
+	r->id = dup_or_die(cid);
 	r->cells[0] = dup_or_die(cid);
 	if (!no_trunc && strlen(cid) > 12)
 		r->cells[0][12] = '\0';
@@ -656,11 +662,111 @@ static int write_out(const char *s, size_t len)
 	return 0;
 }
 
+/* ---- filters (cli/ps.ts) -------------------------------------------------- */
+
+#define MAX_FILTERS 32
+static struct filter {
+	char key; /* s(tatus), i(d), n(ame) */
+	const char *value;
+} filters[MAX_FILTERS];
+static int nfilters;
+
+/* A name filter this program can match: a name of [A-Za-z0-9_/-] with ^ before
+ * and $ after it or not, which as docker's regular expression means what it
+ * says; anything more of a regular expression goes to Node. */
+static int plain_name_pattern(const char *v)
+{
+	size_t len = strlen(v), from = v[0] == '^', to = len > from && v[len - 1] == '$' ? len - 1 : len;
+	for (size_t k = from; k < to; k++)
+		if (!isalnum((unsigned char)v[k]) && !strchr("_/-", v[k]))
+			return 0;
+	return 1;
+}
+
+/* --filter's value: key=value, with a key and a value this program decides as
+ * Node does; any other (label=, ancestor=, health=, a status Node refuses) to Node. */
+static void add_filter(const char *f)
+{
+	static const char *statuses[] = {"created", "restarting", "running", "removing", "paused", "exited", "dead"};
+	if (nfilters == MAX_FILTERS)
+		slow();
+	struct filter *x = &filters[nfilters++];
+	if (!strncmp(f, "status=", 7)) {
+		x->key = 's', x->value = f + 7;
+		size_t k = 0;
+		while (k < sizeof(statuses) / sizeof(*statuses) && strcmp(x->value, statuses[k]))
+			k++;
+		if (k == sizeof(statuses) / sizeof(*statuses))
+			slow(); /* Node says which it takes */
+	} else if (!strncmp(f, "id=", 3)) {
+		x->key = 'i', x->value = f + 3;
+	} else if (!strncmp(f, "name=", 5) && plain_name_pattern(f + 5)) {
+		x->key = 'n', x->value = f + 5;
+	} else {
+		slow();
+	}
+}
+
+/* The pattern of plain_name_pattern() against one string, as a regular
+ * expression would match it. */
+static int name_pattern_matches(const char *pattern, const char *s)
+{
+	size_t len = strlen(pattern), slen = strlen(s);
+	int start = pattern[0] == '^', end = len > (size_t)start && pattern[len - 1] == '$';
+	size_t n = len - start - end;
+	const char *lit = pattern + start;
+	if (start && end)
+		return slen == n && !strncmp(s, lit, n);
+	if (start)
+		return slen >= n && !strncmp(s, lit, n);
+	if (end)
+		return slen >= n && !strncmp(s + slen - n, lit, n);
+	for (size_t k = 0; k + n <= slen; k++)
+		if (!strncmp(s + k, lit, n))
+			return 1;
+	return 0;
+}
+
+static int filter_matches(const struct filter *x, const struct row *r)
+{
+	if (x->key == 's')
+		return !strcmp(r->status, x->value);
+	if (x->key == 'i')
+		return !strncmp(r->id, x->value, strlen(x->value));
+	/* docker's names begin with a slash: the name is tried with and without it */
+	char slashed[256];
+	if (snprintf(slashed, sizeof(slashed), "/%s", r->cells[6]) >= (int)sizeof(slashed))
+		slow();
+	return name_pattern_matches(x->value, r->cells[6]) || name_pattern_matches(x->value, slashed);
+}
+
+/* cli/ps.ts matches(): one of the values of a key matches, for every key given. */
+static int passes(const struct row *r)
+{
+	for (const char *key = "sin"; *key; key++) {
+		int given = 0, matched = 0;
+		for (int k = 0; k < nfilters; k++)
+			if (filters[k].key == *key) {
+				given = 1;
+				matched |= filter_matches(&filters[k], r);
+			}
+		if (given && !matched)
+			return 0;
+	}
+	return 1;
+}
+
 int ps_main(int argc, char **argv, int i)
 {
 	for (; i < argc; i++) {
 		const char *a = argv[i];
-		if (!strcmp(a, "--all"))
+		if (!strcmp(a, "-f") || !strcmp(a, "--filter")) {
+			if (i + 1 == argc)
+				slow(); /* Node says what is missing */
+			add_filter(argv[++i]);
+		} else if (!strncmp(a, "--filter=", 9))
+			add_filter(a + 9);
+		else if (!strcmp(a, "--all"))
 			shown_all = 1;
 		else if (!strcmp(a, "--quiet"))
 			quiet = 1;
@@ -672,6 +778,9 @@ int ps_main(int argc, char **argv, int i)
 		} else
 			slow();
 	}
+
+	for (int k = 0; k < nfilters; k++)
+		shown_all |= filters[k].key == 's'; /* as in Node: a status filter looks at all */
 
 	char boot_id[64], path[PATH_MAX];
 	if (read_file("/proc/sys/kernel/random/boot_id", boot_id, sizeof(boot_id)) <= 0)
@@ -718,6 +827,8 @@ int ps_main(int argc, char **argv, int i)
 	rows[shown++] = top;
 	for (size_t k = 1; k <= n; k++) {
 		if (!shown_all && !rows[k].listed)
+			continue;
+		if (!passes(&rows[k]))
 			continue;
 		if (!rows[k].ascii)
 			slow();

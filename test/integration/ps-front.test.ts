@@ -14,7 +14,13 @@ import { loadBusybox } from './helpers/images.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
-const FLAGS = [[], ['-a'], ['-q'], ['-aq'], ['-qa', '--no-trunc'], ['--no-trunc'], ['--all', '--no-trunc'], ['--quiet', '--all']];
+const FLAGS = [
+  [], ['-a'], ['-q'], ['-aq'], ['-qa', '--no-trunc'], ['--no-trunc'], ['--all', '--no-trunc'], ['--quiet', '--all'],
+  // The filters the front decides: status=, id=, and name= as a name with ^ and $ or not.
+  ['-f', 'status=exited'], ['-aq', '--filter', 'status=paused', '-f', 'status=created'], ['-a', '-f', 'name=e'], ['--filter=name=^web$'],
+  ['-a', '-f', 'name=^/done$'], ['-a', '-f', 'name=name$', '-f', 'name=^c1'], ['-f', 'name=e', '-f', 'status=running'], ['-a', '-f', 'name='],
+  ['-a', '-f', 'id=0'], ['-aq', '--no-trunc', '-f', 'id='], ['-a', '-f', 'id=0', '-f', 'id=a', '-f', 'name=-'],
+];
 
 /** FNV-1a of every byte before the checksum line, as native/status.c writes it. */
 function fnv1a(text: string): string {
@@ -308,7 +314,8 @@ describePrivileged('ps through the native front', () => {
 
     const plain = store([{ id: id(1), name: 'x', created: now, state: running, status: live }]);
     expect(fast(plain, ['ps', '-a']).status).toBe(0);
-    for (const args of [['--filter', 'status=running'], ['--format', 'json'], ['-n', '1'], ['-l'], ['--help'], ['-ax'], ['extra'], ['--'], ['--all=true']]) {
+    const filters = [['-f', 'label=a'], ['-f', 'ancestor=busybox'], ['-f', 'health=none'], ['-f', 'status=bogus'], ['-f', 'name=x.'], ['-f', 'name=(x)'], ['-f', 'name=x|y'], ['-f', 'name=^x$$'], ['-f'], ['-fname=x'], ['-af', 'name=x'], ['-f', 'nam=x']];
+    for (const args of [...filters, ['--format', 'json'], ['-n', '1'], ['-l'], ['--help'], ['-ax'], ['extra'], ['--'], ['--all=true']]) {
       expect({ args, ...fast(plain, ['ps', ...args]) }).toEqual({ args, ...noNodeHere });
     }
     // A root Node resolves otherwise: relative, with "..", TSRUN_ROOT set but empty (the current
