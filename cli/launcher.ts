@@ -13,11 +13,14 @@ import { fileURLToPath } from 'node:url';
 import vm from 'node:vm';
 import { commandWord, versionOnly } from './command-word.js';
 import { codeCacheDir, codeCacheName, readCodeCache, trustedDir, writeCodeCache, type MapFile } from '../src/sys/code-cache.js';
+import { LOADED_ADDON } from '../src/sys/loaded-addon.js';
 
 /** A hash of the bundle's content, put here when both are built (scripts/bundle.mjs). */
 declare const TSRUN_BUNDLE_ID: string;
 /** The bundle this launcher runs: tsrun-main.cjs (`tsrun`) or tsrun-runtime-main.cjs (`tsrun-runtime`). */
 declare const TSRUN_BUNDLE_FILE: string;
+/** How scripts/bundle.mjs begins every bundle: the function Node would wrap a CommonJS module in. */
+declare const TSRUN_BUNDLE_WRAPPER: string;
 
 /**
  * `tsrun`'s per-word bundles (scripts/bundle.mjs): command word → [bundle, its hash]. A command
@@ -40,8 +43,9 @@ try {
   process.stderr.write(`tsrun: cannot read ${file} (${(err as NodeJS.ErrnoException).code}): run \`npm run build\`\n`);
   process.exit(125);
 }
-// scripts/bundle.mjs wraps each bundle in this function, which Node would wrap it in.
-if (!source.startsWith('(function (exports, require, module, __filename, __dirname) {')) {
+// A bundle from another build (older ones were not wrapped) is refused aloud: run as it is, it
+// could do nothing and exit 0.
+if (!source.startsWith(TSRUN_BUNDLE_WRAPPER)) {
   process.stderr.write(`tsrun: ${file} is not a bundle this launcher runs: run \`npm run build\`\n`);
   process.exit(125);
 }
@@ -75,22 +79,20 @@ const mod = { exports: {} };
 
 /**
  * tsrun's addon (native/node/sys.c), loaded here rather than when the bundle first needs it, to
- * map the bundle and its code cache instead of reading them (~2 ms of `inspect`, ~4 of `run` on
- * a 2-core VM, where a page fault costs ~15 us). Put in require's cache under the path the bundle
- * requires it by (src/sys/libc.ts), so that it is not loaded twice. Without it (not built, or
- * built before mapFile), the files are read.
+ * map the bundle and its code cache instead of reading them (inspect −3.6 ms, run −4 to −12 on
+ * a 2-core VM, where a page fault costs ~15 us), and handed to the bundle (src/sys/libc.ts)
+ * so that it is not looked for and loaded again. Without it (not built, or built before
+ * mapFile), the files are read.
  */
 function loadAddon(path: string): { mapFile?: MapFile } | undefined {
-  const addon = new Module(path);
+  const addon = { exports: {} as { mapFile?: MapFile } };
   try {
     process.dlopen(addon, path);
   } catch {
     return undefined;
   }
-  addon.filename = path;
-  addon.loaded = true;
-  bundleRequire.cache[path] = addon;
-  return addon.exports as { mapFile?: MapFile };
+  (globalThis as Record<symbol, unknown>)[LOADED_ADDON] = addon.exports;
+  return addon.exports;
 }
 
 /** The bundle's text: mapped (one-byte, no copy) when the addon can, else read as latin1. */

@@ -54,15 +54,23 @@ async function bundle(entry, outfile) {
     process.exit(1);
   }
   const [code] = out.outputFiles;
-  writeAtomic(join(root, outfile), `${WRAPPER}${asciiOnly(code.text)}\n})`);
+  pending.set(outfile, `${WRAPPER}${asciiOnly(code.text)}\n})`);
 }
 
 /**
  * A bundle is a CommonJS module already wrapped in the function Node would wrap it in, so that
  * the launcher compiles the file's text as it is (cli/launcher.ts: mapped, not copied into a
- * string of its own). The launcher checks that a bundle starts so.
+ * string of its own). The launcher checks that a bundle starts so (TSRUN_BUNDLE_WRAPPER).
  */
 const WRAPPER = '(function (exports, require, module, __filename, __dirname) {';
+
+/**
+ * The bundles, kept until the launchers are written: the launchers go first, so that a `tsrun`
+ * starting mid-build, or after a build that died, is a new launcher that refuses an old
+ * bundle aloud ("run npm run build"), never an old one (from before bundles came wrapped) that
+ * would wrap a new bundle again and exit 0 having run nothing.
+ */
+const pending = new Map(); // dist-relative outfile → text
 
 /**
  * The launcher reads a bundle as latin1: a one-byte string, read about twice as fast as UTF-8
@@ -79,30 +87,38 @@ function asciiOnly(text) {
  * old bundle mapped (native/node/sys.c's mapFile), and a file truncated under a mapping kills
  * its reader with SIGBUS; renamed, the old file lives on until its last reader is done.
  */
-function writeAtomic(file, text) {
+function writeAtomic(file, text, mode = 0o644) {
   const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, file);
+  try {
+    writeFileSync(tmp, text);
+    chmodSync(tmp, mode);
+    renameSync(tmp, file);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
 }
 
 await bundle('dist/cli/main.js', 'dist/tsrun-main.cjs');
 const words = await commandBundles();
 // The launcher names the bundle's code cache by a hash of the bundle (src/sys/code-cache.ts).
-const bundleId = (file) => createHash('sha256').update(readFileSync(join(root, 'dist', file))).digest('hex').slice(0, 16);
+const bundleId = (file) => createHash('sha256').update(pending.get(`dist/${file}`)).digest('hex').slice(0, 16);
 async function launcher(bundleFile, outfile, byWord = {}) {
   const bundles = Object.fromEntries(Object.entries(byWord).map(([word, file]) => [word, [file, bundleId(file)]]));
-  await build({
+  const out = await build({
     ...cjs,
     entryPoints: [join(root, 'dist/cli/launcher.js')],
     outfile: join(root, 'dist', outfile),
+    write: false,
     define: {
       ...cjs.define,
       TSRUN_BUNDLE_ID: JSON.stringify(bundleId(bundleFile)),
       TSRUN_BUNDLE_FILE: JSON.stringify(bundleFile),
       TSRUN_BUNDLES: JSON.stringify(bundles),
+      TSRUN_BUNDLE_WRAPPER: JSON.stringify(WRAPPER),
     },
   });
-  chmodSync(join(root, 'dist', outfile), 0o755);
+  writeAtomic(join(root, 'dist', outfile), out.outputFiles[0].text, 0o755);
 }
 await launcher('tsrun-main.cjs', 'tsrun.cjs', words);
 
@@ -150,6 +166,8 @@ async function commandBundles() {
 // podman and containerd start it for every step of a container's life.
 await bundle('dist/cli/runtime.js', 'dist/tsrun-runtime-main.cjs');
 await launcher('tsrun-runtime-main.cjs', 'tsrun-runtime.cjs');
+// The launchers are in place: now their bundles (see `pending`).
+for (const [outfile, text] of pending) writeAtomic(join(root, outfile), text);
 
 // The worker is started by URL, './unpack-worker-thread.js' next to the module that starts it:
 // dist/src/image/ in tsc's output, dist/ in the bundle. As an ES module it keeps import.meta.

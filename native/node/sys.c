@@ -41,7 +41,6 @@
 #include <malloc.h>
 #endif
 #include <node_api.h>
-#include <dlfcn.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -591,27 +590,37 @@ static napi_value js_test_bind(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* node_api_create_external_string_latin1 (Node >= 20.4), looked up when first needed: declared
- * only under NAPI_VERSION 10, and absent from older Nodes, where mapFile then declines. */
-typedef napi_status (*external_latin1_fn)(napi_env, char *, size_t, napi_finalize, void *, napi_value *, bool *);
+/* Node-API's external one-byte string (Node >= 20.4; declared by node_api.h only under
+ * NAPI_VERSION 10): declared weak here, so that on an older Node, which lacks the symbol, the
+ * addon still loads, the address is NULL, and mapFile declines. */
+extern napi_status node_api_create_external_string_latin1(napi_env env, char *str, size_t length, napi_finalize finalize,
+                                                          void *hint, napi_value *result, bool *copied)
+    __attribute__((weak));
 
 static void unmap_file(napi_env env, void *data, void *hint) {
-  (void)env;
+  (void)env; /* NULL when Node calls it as the environment goes */
   munmap(data, (size_t)hint);
 }
 
+/* The largest file mapFile maps: far above a bundle or a code cache (< 1 MiB), below V8's
+ * longest string on any platform (2^28 - 16 characters on 32-bit) and below what makes
+ * napi_create_external_buffer refuse a Buffer after it has freed the memory itself. */
+#define MAP_FILE_MAX (1 << 27)
+
 /*
  * mapFile(fd, asString) -> the whole file as a one-byte (latin1) string when asString, else as
- * a Buffer; undefined when it cannot (not a regular file, empty, too large, no such Node-API,
- * mmap failed): the caller then reads the file as usual.
+ * a read-only Buffer (a write to it is a SIGSEGV, not an exception); undefined when it cannot
+ * (not a regular file, empty, too large, no such Node-API, mmap failed): the caller then reads
+ * the file as usual. The fd stays the caller's, who may close it at once: the mapping holds
+ * the file.
  *
  * For the launcher (cli/launcher.ts), which reads a bundle of 0.1-0.8 MB and its code cache on
  * every start. Read, each costs a buffer and, for the source, a string on the V8 heap: fresh
- * pages, a fault per 4 KiB (~15 us each on a VM; 2.3 ms for `inspect`'s 236 kB). Mapped with
- * MAP_POPULATE, the page cache's pages are the string's: one system call, no copy, ~0.1 ms.
- * The mapping is private and read-only, and lives until V8 frees the string or Buffer. A file
- * mapped this way must never be rewritten in place (truncated, a reader would get SIGBUS):
- * scripts/bundle.mjs and the code cache replace theirs by rename.
+ * pages, a fault per 4 KiB (~15 us each on a VM). Mapped with MAP_POPULATE, the page cache's
+ * pages are the string's: one system call, no copy. The mapping is private and read-only, and
+ * lives until V8 frees the string or Buffer. A file mapped this way must never be rewritten in
+ * place: truncated, its reader dies of SIGBUS at the next read past the end; rewritten, V8's
+ * string changes under it. scripts/bundle.mjs and the code cache replace theirs by rename.
  */
 static napi_value js_map_file(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -619,8 +628,6 @@ static napi_value js_map_file(napi_env env, napi_callback_info info) {
   int32_t fd;
   bool as_string;
   napi_value result;
-  static external_latin1_fn external_latin1;
-  static bool looked_up;
 
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 2 ||
       napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_bool(env, argv[1], &as_string) != napi_ok) {
@@ -628,14 +635,9 @@ static napi_value js_map_file(napi_env env, napi_callback_info info) {
     return NULL;
   }
   napi_get_undefined(env, &result);
-  if (as_string && !looked_up) {
-    external_latin1 = (external_latin1_fn)dlsym(RTLD_DEFAULT, "node_api_create_external_string_latin1");
-    looked_up = true;
-  }
   struct stat st;
-  /* A V8 string holds at most 2^29 - 24 characters; a bundle or cache is far below 256 MiB. */
-  if ((as_string && !external_latin1) || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
-      st.st_size > (1 << 28))
+  if ((as_string && !node_api_create_external_string_latin1) || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+      st.st_size <= 0 || st.st_size > MAP_FILE_MAX)
     return result;
   size_t size = (size_t)st.st_size;
   void *data = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
@@ -643,9 +645,10 @@ static napi_value js_map_file(napi_env env, napi_callback_info info) {
     return result;
   napi_value mapped;
   bool copied;
-  napi_status status = as_string ? external_latin1(env, data, size, unmap_file, (void *)size, &mapped, &copied)
+  napi_status status = as_string ? node_api_create_external_string_latin1(env, data, size, unmap_file, (void *)size, &mapped, &copied)
                                  : napi_create_external_buffer(env, size, data, unmap_file, (void *)size, &mapped);
-  /* When V8 copied the string, it has already called unmap_file. */
+  /* A call that failed (no external Buffers in a V8 sandbox, say) has not called unmap_file;
+   * one that copied the string has, at once. */
   if (status != napi_ok) {
     munmap(data, size);
     return result;

@@ -10,6 +10,8 @@ import { closeSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
+import type { MapFile } from './code-cache.js';
+import { LOADED_ADDON } from './loaded-addon.js';
 import { nativeBuildFile } from './native-build.js';
 
 type Koffi = typeof import('koffi');
@@ -399,6 +401,8 @@ interface SysAddon {
   shutdownChannel?(fd: number): number;
   /** The port bound, or a negative errno. */
   testBind?(protocol: 'tcp' | 'udp', address: string, port: number): number;
+  /** The file mapped (a latin1 string, or a read-only Buffer), or undefined (the launcher's). */
+  mapFile?: MapFile;
 }
 
 let sys: SysAddon | undefined;
@@ -415,6 +419,6 @@ function addonWith(fn: keyof SysAddon): SysAddon | undefined {
 }
 
 function addon(): SysAddon {
-  sys ??= createRequire(import.meta.url)(nativeBuildFile('tsrun-sys.node')) as SysAddon;
+  sys ??= ((globalThis as Record<symbol, unknown>)[LOADED_ADDON] as SysAddon | undefined) ?? (createRequire(import.meta.url)(nativeBuildFile('tsrun-sys.node')) as SysAddon);
   return sys;
 }
