@@ -1,26 +1,29 @@
 // Runs once around the whole suite: after the last test, nothing tsrun made may remain.
 // The leak check looks at the whole host, so two suites at once would see each other's live
 // containers as leaks: a suite that finds another one running says so and stops.
-import { closeSync, constants, existsSync, openSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { tryLockExclusive } from '../src/sys/libc.js';
+import { createServer, type Server } from 'node:net';
 import { findLeaks } from './leaks.js';
 
-// A fixed path, not one under TMPDIR (two suites with different TMPDIRs would both go on), and
-// an flock on it, not a pid written there: the kernel drops it when this suite's process ends,
-// however it ends, and two suites starting at once cannot both take it.
-const lockFile = existsSync('/run/lock') ? '/run/lock/tsrun-test-suite.lock' : join(tmpdir(), 'tsrun-test-suite.lock');
-let held: number | undefined;
+// One suite at a time on a host: a socket bound to a fixed name in Linux's abstract namespace.
+// No file that every user must be able to create and open whatever TMPDIR, the directory's
+// permissions or fs.protected_regular say; the kernel frees the name when this process ends,
+// however it ends; and of two suites starting at once, one gets it.
+const NAME = '\0tsrun-test-suite';
+let held: Server | undefined;
 
 export async function setup(): Promise<void> {
-  // Read-only is enough for flock, so a file another user made does not stop this one.
-  const fd = openSync(lockFile, constants.O_RDONLY | constants.O_CREAT | constants.O_CLOEXEC, 0o644);
-  if (!tryLockExclusive(fd)) {
-    closeSync(fd);
-    throw new Error(`another tsrun test suite is running on this host (it holds ${lockFile}): its containers would look like this one's leaks; wait for it to end`);
+  const server = createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(NAME, resolve);
+    });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    throw new Error('another tsrun test suite is running on this host: its containers would look like this one\'s leaks; wait for it to end');
   }
-  held = fd;
+  server.unref();
+  held = server;
 }
 
 export async function teardown(): Promise<void> {
@@ -30,7 +33,7 @@ export async function teardown(): Promise<void> {
   try {
     leaks = findLeaks();
   } finally {
-    closeSync(held); // the next suite may start
+    held.close(); // the next suite may start
     held = undefined;
   }
   if (leaks.length > 0) {
