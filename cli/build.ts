@@ -9,6 +9,7 @@ import type { BuildEvent } from '../src/build/builder.js';
 import type { ResourceFlags } from '../src/cgroups/index.js';
 import { TsrunError, flagError } from '../src/errors.js';
 import { action, addResourceOptions, collect, globalOptions, report, tsrunCommand } from './common.js';
+import { formatTable } from './format.js';
 import { imageGroup } from './images.js';
 import { writeOut, writeErr, stderrStream } from './out.js';
 
@@ -357,8 +358,7 @@ function addHistory(cmd: Command): void {
         const by = flags.trunc && r.by.length > 45 ? `${r.by.slice(0, 44)}…` : r.by;
         table.push([id(i), human ? ago(r.created) : r.created, by, human ? humanSize(r.size) : String(r.size), r.comment]);
       });
-      const widths = table[0]!.map((_, c) => Math.max(...table.map((row) => row[c]!.length)));
-      for (const row of table) writeOut(`${row.map((cell, c) => (c === row.length - 1 ? cell : cell.padEnd(widths[c]! + 3))).join('').trimEnd()}\n`);
+      writeOut(formatTable(table));
       return 0;
     }));
 }

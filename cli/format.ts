@@ -6,12 +6,14 @@ import { writeOut } from './out.js';
 /**
  * docker's table layout (Go's tabwriter, as docker sets it: a cell is its text and 3 spaces, at
  * least 10 wide; the last column unpadded, so a line whose last cell is empty ends in blanks, as
- * docker's does). The first row is the header; the native front's ps prints the same
- * (native/front/ps.c).
+ * docker's does): ps, images, history, network ls, volume ls, stats, `--format 'table ...'`.
+ * The first row is the header; the native front's ps prints the same (native/front/ps.c).
  */
 export function formatTable(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(10, ...rows.map((r) => (r[i] ?? '').length + 3)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('')).join('\n') + '\n';
+  // Widths in characters (code points), as tabwriter counts runes; not in UTF-16 units.
+  const width = (cell: string) => [...cell].length;
+  const widths = rows[0]!.map((_, i) => Math.max(10, ...rows.map((r) => width(r[i] ?? '') + 3)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 || widths[i] === undefined ? c : c + ' '.repeat(Math.max(0, widths[i] - width(c))))).join('')).join('\n') + '\n';
 }
 
 const GO_SHORT_ESCAPES: Record<string, string> = { '\x07': 'a', '\b': 'b', '\f': 'f', '\n': 'n', '\r': 'r', '\t': 't', '\v': 'v' };

@@ -1,6 +1,7 @@
 // tsrun images | image ls, rmi | image rm, tag | image tag
 import type { Command } from 'commander';
 import { action, flagError, globalOptions } from './common.js';
+import { formatTable } from './format.js';
 import { writeOut } from './out.js';
 
 interface ListFlags {
@@ -74,7 +75,7 @@ function addList(cmd: Command): void {
           return;
         }
         const cells = rows.map((r) => [r.repository, r.tag, id(r.id), listing.createdSince(r.created, now), listing.humanSize(r.size)]);
-        writeOut(listing.table(['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], cells));
+        writeOut(formatTable([['REPOSITORY', 'TAG', 'IMAGE ID', 'CREATED', 'SIZE'], ...cells]));
       }),
     );
 }

@@ -2,7 +2,7 @@
 // it is true, and what can go.
 import type { Command } from 'commander';
 import { action, flagError, globalOptions } from './common.js';
-import { renderTemplate } from './format.js';
+import { formatTable, renderTemplate } from './format.js';
 import { imageGroup } from './images.js';
 import { writeOut, writeErr } from './out.js';
 
@@ -34,9 +34,8 @@ export function register(program: Command): void {
         }
         return;
       }
-      const { table } = await import('../src/image/listing.js');
       const cells = rows.map((r) => [r.type, String(r.total), String(r.active), m.humanSize(r.size), m.reclaimableCell(r)]);
-      writeOut(table(['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'], cells));
+      writeOut(formatTable([['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'], ...cells]));
     }));
 
   system

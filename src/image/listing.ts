@@ -110,10 +110,3 @@ export function goTimeString(d: Date | undefined): string {
   if (!d) return 'N/A';
   return `${d.toISOString().slice(0, 19).replace('T', ' ')} +0000 UTC`;
 }
-
-/** docker's table layout (tabwriter: min width 10, padding 3); the last column is not padded. */
-export function table(header: string[], rows: string[][]): string {
-  const all = [header, ...rows];
-  const widths = header.map((_, c) => Math.max(10, ...all.map((r) => r[c]!.length + 3)));
-  return all.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join('') + '\n').join('');
-}

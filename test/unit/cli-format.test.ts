@@ -24,6 +24,12 @@ it('lays a table out as docker does: a cell and 3 spaces, at least 10 wide, the 
   );
 });
 
+it('counts characters, as Go counts runes, not UTF-16 units', () => {
+  expect(formatTable([['COMMAND', 'NAMES'], ['"echo 🐳🐳"', 'x']])).toBe('COMMAND     NAMES\n"echo 🐳🐳"   x\n');
+  // `docker images`: REPOSITORY wider than 10, TAG padded to 10.
+  expect(formatTable([['REPOSITORY', 'TAG', 'SIZE'], ['busybox', 'latest', '4.26MB']])).toBe('REPOSITORY   TAG       SIZE\nbusybox      latest    4.26MB\n');
+});
+
 it('keeps the blanks before an empty last cell, as docker does (`--format \'table {{.ID}}\\t{{.Ports}}\'`)', () => {
   expect(formatTable([['CONTAINER ID', 'PORTS'], ['20a3a3df59f6', '']])).toBe('CONTAINER ID   PORTS\n20a3a3df59f6   \n');
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createdSince, familiarName, goTimeString, humanDuration, humanSize, imageRows, shortId, table } from '../../src/image/listing.js';
+import { createdSince, familiarName, goTimeString, humanDuration, humanSize, imageRows, shortId } from '../../src/image/listing.js';
 import type { StoredImage } from '../../src/image/store.js';
 import type { Digest } from '../../src/image/types.js';
 
@@ -76,11 +76,5 @@ describe('images listing', () => {
     expect(imageRows(imgs, 'busybox').map((r) => r.tag)).toEqual(['latest', '1.36']);
     expect(imageRows(imgs, 'busybox:1.36').map((r) => r.tag)).toEqual(['1.36']);
     expect(imageRows(imgs, 'docker.io/library/alpine').map((r) => r.repository)).toEqual(['alpine']);
-  });
-
-  it('lays out a table like docker', () => {
-    expect(table(['REPOSITORY', 'TAG', 'SIZE'], [['busybox', 'latest', '4.26MB']])).toBe(
-      'REPOSITORY   TAG       SIZE\n' + 'busybox      latest    4.26MB\n',
-    );
   });
 });
