@@ -24,7 +24,7 @@ export function register(program: Command): void {
       .option('-q, --quiet', 'only display container IDs', false)
       .option('-n, --last <int>', 'show the n last created containers (all states)')
       .option('-l, --latest', 'show the latest created container (all states)', false)
-      .option('-f, --filter <key=value>', 'filter: status=, name=, ancestor=, id=, label=key[=value], health=starting|healthy|unhealthy|none (repeatable)', collect, [])
+      .option('-f, --filter <key=value>', 'filter: status=, name= (a regular expression), ancestor=, id= (a prefix), label=key[=value], health=starting|healthy|unhealthy|none (repeatable)', collect, [])
       .option('--format <format>', 'table (default), json, or a template such as "{{.ID}}\\t{{.Names}}"')
       .option('--no-trunc', 'do not truncate IDs and commands')
       .action(action(async (flags: PsFlags, cmd: Command) => {
@@ -47,12 +47,14 @@ export function register(program: Command): void {
           const more = unreleased.length > 1 ? ` (and ${unreleased.length - 1} more)` : '';
           writeErr(`tsrun: warning: could not release container ${id.slice(0, 12)}${more}: ${why}\n`);
         }
-        const filters = flags.filter.map((f) => {
+        // As docker's CLI reads them (filters.ParseFlag): an empty one is no filter; the key is
+        // lower-cased, key and value trimmed.
+        const filters = flags.filter.filter((f) => f !== '').map((f) => {
           const eq = f.indexOf('=');
-          if (eq <= 0) throw flagError('--filter', f, 'expected key=value');
-          const key = f.slice(0, eq);
+          if (eq < 0) throw flagError('--filter', f, 'expected key=value');
+          const key = f.slice(0, eq).trim().toLowerCase();
           if (!['status', 'name', 'ancestor', 'id', 'label', 'health'].includes(key)) throw flagError('--filter', f, `unknown filter "${key}" (status, name, ancestor, id, label, health)`);
-          const value = f.slice(eq + 1);
+          const value = f.slice(eq + 1).trim();
           if (key === 'health' && !['starting', 'healthy', 'unhealthy', 'none'].includes(value)) {
             throw flagError('--filter', f, 'health is one of starting, healthy, unhealthy, none');
           }
@@ -68,7 +70,7 @@ export function register(program: Command): void {
           .filter((s) => matches(filters, (k, v) =>
             k === 'status' ? s.status === v
             : k === 'name' ? nameMatches(v, s.name)
-            : k === 'id' ? s.id.startsWith(v)
+            : k === 'id' ? idMatches(v, s.id, listed)
             : k === 'label' ? hasLabel(s.labels, v)
             : k === 'health' ? s.health === v
             : s.image === v || s.image.startsWith(`${v}:`),
@@ -125,23 +127,33 @@ function matches(filters: ReadonlyArray<readonly [string, string]>, test: (key: 
 /**
  * docker's name filter: the value as it is, else as a regular expression, matched against the
  * name with and without docker's leading slash (`-f name=^web$`, `-f name=^/web$`). A value that
- * is no valid expression matches nothing, as in docker. (Go's syntax and JavaScript's agree on
- * what names need: anchors, classes, alternation, repetition.)
+ * is no valid expression matches nothing, as in docker. docker's are Go's (RE2); JavaScript's
+ * agree on what names need (anchors, classes, alternation, repetition), and Go's leading flags,
+ * `(?i)web`, become JavaScript's.
  */
 function nameMatches(value: string, name: string): boolean {
   if (value === name || value === `/${name}`) return true;
+  const flags = /^\(\?([ims]+)\)/.exec(value);
   let pattern: RegExp;
   try {
-    pattern = new RegExp(value);
+    pattern = flags ? new RegExp(value.slice(flags[0].length), flags[1]) : new RegExp(value);
   } catch {
     return false;
   }
   return pattern.test(name) || pattern.test(`/${name}`);
 }
 
+/**
+ * docker's ID filter: a prefix that names one container of the store, whichever are listed
+ * (docker's truncindex): an ambiguous or empty one matches none.
+ */
+function idMatches(value: string, id: string, all: ReadonlyArray<{ id: string }>): boolean {
+  return value !== '' && id.startsWith(value) && all.filter((c) => c.id.startsWith(value)).length === 1;
+}
+
 /** docker's label filter: `key` (any value) or `key=value`. */
 function hasLabel(labels: Record<string, string>, filter: string): boolean {
   const eq = filter.indexOf('=');
-  if (eq < 0) return filter in labels;
-  return labels[filter.slice(0, eq)] === filter.slice(eq + 1);
+  if (eq < 0) return Object.hasOwn(labels, filter);
+  return Object.hasOwn(labels, filter.slice(0, eq)) && labels[filter.slice(0, eq)] === filter.slice(eq + 1);
 }

@@ -57,6 +57,12 @@ describePrivileged('docker run flags', () => {
     expect(names(`id=${web.slice(0, 5)}`)).toBe('web');
     expect(names(`id=${web.slice(5, 11)}`)).toBe(''); // a prefix, not a pattern
     expect(names(`id=${web}`)).toBe('web');
+    expect(names('id=')).toBe(''); // docker's truncindex: an empty prefix names none
+    // As docker's CLI reads a filter: key lower-cased, both trimmed; an empty one ignored.
+    expect(names(' NAME = ^web$ ')).toBe('web');
+    expect(names('')).toBe('db web web2');
+    expect(names('name=(?i)^WEB')).toBe('web web2'); // Go's flags
+    expect(names('label=constructor')).toBe(''); // no label, whatever objects inherit
     // Labels are the exception: every one must match.
     expect(names('label=app=shop', 'label=team=core')).toBe('web');
     expect(names('label=app=shop', 'label=app=blog')).toBe('');
