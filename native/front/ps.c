@@ -15,7 +15,7 @@
  * --help, another filter or a name filter that is more of a regular expression), a container whose resources must be released first (its monitor
  * died: Node's ps reconciles), a start in progress, a healthcheck (its status
  * is in another file), a file that does not read as Node would read it, text
- * that is not ASCII (Node measures and cuts UTF-16 code units), a command that
+ * that is not ASCII (Node cuts UTF-16 code units and measures code points), a command that
  * Node's quoting (docker's: Go's strconv.Quote) would escape, a value of an
  * unexpected type. The test (test/integration/ps-front.test.ts) runs both on
  * the same stores, real and written by hand for each state a monitor reports,
@@ -378,7 +378,7 @@ struct row {
 
 static int shown_all, quiet, no_trunc;
 
-/* What formatTable counts: UTF-16 code units; here ASCII and the one "…". */
+/* What formatTable counts: characters (code points); here ASCII and the one "…". */
 static size_t width(const char *s)
 {
 	size_t n = 0;
@@ -668,6 +668,7 @@ static int write_out(const char *s, size_t len)
 static struct filter {
 	char key; /* s(tatus), i(d), n(ame) */
 	const char *value;
+	size_t holders; /* id: how many containers' IDs begin with it */
 } filters[MAX_FILTERS];
 static int nfilters;
 
@@ -698,7 +699,7 @@ static void add_filter(const char *f)
 			k++;
 		if (k == sizeof(statuses) / sizeof(*statuses))
 			slow(); /* Node says which it takes */
-	} else if (!strncmp(f, "id=", 3)) {
+	} else if (!strncmp(f, "id=", 3) && f[3] && strspn(f + 3, "0123456789abcdef") == strlen(f + 3)) {
 		x->key = 'i', x->value = f + 3;
 	} else if (!strncmp(f, "name=", 5) && plain_name_pattern(f + 5)) {
 		x->key = 'n', x->value = f + 5;
@@ -731,8 +732,11 @@ static int filter_matches(const struct filter *x, const struct row *r)
 {
 	if (x->key == 's')
 		return !strcmp(r->status, x->value);
-	if (x->key == 'i')
-		return !strncmp(r->id, x->value, strlen(x->value));
+	if (x->key == 'i') /* a prefix of one container's ID only, as docker's truncindex */
+		return x->holders == 1 && !strncmp(r->id, x->value, strlen(x->value));
+	const char *name = r->cells[6];
+	if (!strcmp(x->value, name) || (x->value[0] == '/' && !strcmp(x->value + 1, name)))
+		return 1; /* as it is, before it is a pattern (nameMatches) */
 	/* docker's names begin with a slash: the name is tried with and without it */
 	char slashed[256];
 	if (snprintf(slashed, sizeof(slashed), "/%s", r->cells[6]) >= (int)sizeof(slashed))
@@ -825,6 +829,9 @@ int ps_main(int argc, char **argv, int i)
 		slow();
 	memmove(rows + 1, rows, n * sizeof(*rows));
 	rows[shown++] = top;
+	for (int f = 0; f < nfilters; f++)
+		for (size_t k = 1; filters[f].key == 'i' && k <= n; k++)
+			filters[f].holders += !strncmp(rows[k].id, filters[f].value, strlen(filters[f].value));
 	for (size_t k = 1; k <= n; k++) {
 		if (!shown_all && !rows[k].listed)
 			continue;

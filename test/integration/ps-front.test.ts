@@ -19,7 +19,7 @@ const FLAGS = [
   // The filters the front decides: status=, id=, and name= as a name with ^ and $ or not.
   ['-f', 'status=exited'], ['-aq', '--filter', 'status=paused', '-f', 'status=created'], ['-a', '-f', 'name=e'], ['--filter=name=^web$'],
   ['-a', '-f', 'name=^/done$'], ['-a', '-f', 'name=name$', '-f', 'name=^c1'], ['-f', 'name=e', '-f', 'status=running'], ['-a', '-f', 'name='],
-  ['-a', '-f', 'id=0'], ['-aq', '--no-trunc', '-f', 'id='], ['-a', '-f', 'id=0', '-f', 'id=a', '-f', 'name=-'],
+  ['-a', '-f', 'id=0'], ['-a', '-f', 'id=0', '-f', 'id=a', '-f', 'name=-'],
 ];
 
 /** FNV-1a of every byte before the checksum line, as native/status.c writes it. */
@@ -260,6 +260,45 @@ describePrivileged('ps through the native front', () => {
     same(root);
   });
 
+  it('filters as Node does: name patterns with and without anchors, ID prefixes that name one container', () => {
+    const now = Date.now();
+    const running = { startedAt: iso(now - HOUR) };
+    const live = monitor({ started_at: iso(now - HOUR) });
+    const exited = { startedAt: iso(now - 2 * HOUR), finishedAt: iso(now - HOUR), exitCode: 0 };
+    // IDs that share prefixes: ab… twice, abc… once among them, cd… once. Times in the middle of
+    // their minute: both programs say the same however long the comparisons take.
+    const ids = ['ab1'.padEnd(64, '0'), 'abc'.padEnd(64, '1'), 'cd'.padEnd(64, '2'), 'ef'.padEnd(64, '3'), 'f0'.padEnd(64, '4'), 'f1'.padEnd(64, '5')];
+    const root = store([
+      { id: ids[0]!, name: 'web', created: now - 10.5 * 60_000, state: running, status: live },
+      { id: ids[1]!, name: 'web2', created: now - 11.5 * 60_000, state: running, status: live },
+      { id: ids[2]!, name: 'myweb', created: now - 12.5 * 60_000, state: exited },
+      { id: ids[3]!, name: 'done', created: now - 13.5 * 60_000, state: exited },
+      { id: ids[4]!, name: 'done-2', created: now - 14.5 * 60_000 },
+      { id: ids[5]!, name: 'db_1', created: now - 15.5 * 60_000, state: running, status: live },
+    ]);
+    const filters = [
+      ['name=web'], ['name=^web'], ['name=web$'], ['name=^web$'], ['name=^/web'], ['name=^/'], ['name=^'], ['name=$'], ['name=^$'], ['name='],
+      ['name=/web'], ['name=/'], ['name=-2'], ['name=_'], ['name=^done', 'name=^db'], ['name=web', 'status=exited'], ['status=created', 'name=2$'],
+      ['id=ab'], ['id=abc'], ['id=ab1'], ['id=ab', 'id=cd'], ['id=f'], ['id=f0', 'name=done'], [`id=${ids[3]}`], ['id=ff'],
+    ];
+    for (const f of filters) {
+      for (const flags of [[], ['-a'], ['-q']]) {
+        const args = [...flags, ...f.flatMap((v) => ['-f', v])];
+        const node = slow(root, ['ps', ...args]);
+        expect(node.status, node.stderr).toBe(0);
+        expect({ args, ...fast(root, ['ps', ...args]) }).toEqual({ args, ...node });
+      }
+    }
+    // Node's answers are docker's: an ambiguous prefix names no container; anchors hold.
+    const listed = (...f: string[]) => slow(root, ['ps', '-a', ...f.flatMap((v) => ['-f', v]), '--format', '{{.Names}}']).stdout.split('\n').filter(Boolean).sort().join(' ');
+    expect(listed('id=ab')).toBe('');
+    expect(listed('id=abc')).toBe('web2');
+    expect(listed('id=ab', 'id=cd')).toBe('myweb');
+    expect(listed('name=^web')).toBe('web web2');
+    expect(listed('name=web$')).toBe('myweb web');
+    expect(listed('name=^/web$')).toBe('web');
+  });
+
   it('leaves to Node what it cannot tell as Node would', () => {
     const now = Date.now();
     const running = { startedAt: iso(now - HOUR) };
@@ -314,7 +353,16 @@ describePrivileged('ps through the native front', () => {
 
     const plain = store([{ id: id(1), name: 'x', created: now, state: running, status: live }]);
     expect(fast(plain, ['ps', '-a']).status).toBe(0);
-    const filters = [['-f', 'label=a'], ['-f', 'ancestor=busybox'], ['-f', 'health=none'], ['-f', 'status=bogus'], ['-f', 'name=x.'], ['-f', 'name=(x)'], ['-f', 'name=x|y'], ['-f', 'name=^x$$'], ['-f'], ['-fname=x'], ['-af', 'name=x'], ['-f', 'nam=x']];
+    // A name longer than the front matches patterns against: Node's.
+    const long = store([{ id: id(1), name: 'x'.repeat(300), created: now, state: running, status: live }]);
+    expect(fast(long, ['ps', '-a']).status).toBe(0);
+    expect(fast(long, ['ps', '-a', '-f', 'name=x'])).toEqual(noNodeHere);
+    const filters = [
+      ['-f', 'label=a'], ['-f', 'ancestor=busybox'], ['-f', 'health=none'], ['-f', 'status=bogus'], ['-f', 'status='], ['-f', 'name=x.'], ['-f', 'name=(x)'],
+      ['-f', 'name=x|y'], ['-f', 'name=^x$$'], ['-f', 'name=(?i)X'], ['-f'], ['-fname=x'], ['-af', 'name=x'], ['-f', 'nam=x'], ['-f', '-a'], ['--filter='],
+      ['-f', 'id='], ['-f', 'id=0X'], ['-f', 'Status=running'], ['-f', ' name=x'], ['-f', 'name=x '], ['-f', 'name=x', '--'],
+      Array.from({ length: 33 }, () => ['-f', 'status=running']).flat(),
+    ];
     for (const args of [...filters, ['--format', 'json'], ['-n', '1'], ['-l'], ['--help'], ['-ax'], ['extra'], ['--'], ['--all=true']]) {
       expect({ args, ...fast(plain, ['ps', ...args]) }).toEqual({ args, ...noNodeHere });
     }
