@@ -12,8 +12,10 @@ import { writeOut } from './out.js';
 export function formatTable(rows: string[][]): string {
   // Widths in characters (code points), as tabwriter counts runes; not in UTF-16 units.
   const width = (cell: string) => [...cell].length;
-  const widths = rows[0]!.map((_, i) => Math.max(10, ...rows.map((r) => width(r[i] ?? '') + 3)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 || widths[i] === undefined ? c : c + ' '.repeat(Math.max(0, widths[i] - width(c))))).join('')).join('\n') + '\n';
+  // A template's value may hold a tab: a line with more cells than the header, padded alike.
+  const columns = Math.max(...rows.map((r) => r.length));
+  const widths = Array.from({ length: columns }, (_, i) => Math.max(10, ...rows.map((r) => (i < r.length - 1 ? width(r[i]!) + 3 : 0))));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i]! - width(c)))).join('')).join('\n') + '\n';
 }
 
 const GO_SHORT_ESCAPES: Record<string, string> = { '\x07': 'a', '\b': 'b', '\f': 'f', '\n': 'n', '\r': 'r', '\t': 't', '\v': 'v' };

@@ -33,3 +33,10 @@ it('counts characters, as Go counts runes, not UTF-16 units', () => {
 it('keeps the blanks before an empty last cell, as docker does (`--format \'table {{.ID}}\\t{{.Ports}}\'`)', () => {
   expect(formatTable([['CONTAINER ID', 'PORTS'], ['20a3a3df59f6', '']])).toBe('CONTAINER ID   PORTS\n20a3a3df59f6   \n');
 });
+
+it('pads a line with more cells than the header (a template value holding a tab) as tabwriter does', () => {
+  // Column 0 is as wide as its widest cell (14); column 1 holds one cell, padded to the minimum.
+  expect(formatTable([['NAME', 'PORTS'], ['a', 'b', 'c'], ['longer-name', 'd']])).toBe(
+    `${'NAME'.padEnd(14)}PORTS\n${'a'.padEnd(14)}${'b'.padEnd(10)}c\n${'longer-name'.padEnd(14)}d\n`,
+  );
+});
