@@ -141,10 +141,18 @@ M._resolveFilename = function (req, ...rest) { if (!req.startsWith('node:')) fs.
 
   it('maps its bundle and the code cache (the addon\'s mapFile) instead of reading them into memory', () => {
     const dir = cacheDir();
-    // What the process has mapped from dist/ and the cache directory, written down as it exits.
+    // What the process has mapped from dist/ and the cache directory, written down right after
+    // the launcher has compiled the bundle (a mapping lives only as long as V8 keeps its string
+    // or Buffer: the cache's may be collected before the command is done).
     const hook = join(env.root, 'maps-hook.cjs');
     const log = join(env.root, 'maps.txt');
-    writeFileSync(hook, `process.on('exit', () => require('fs').appendFileSync(${JSON.stringify(log)}, require('fs').readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((l) => l.includes(${JSON.stringify(join(repoRoot, 'dist'))}) || l.includes(${JSON.stringify(dir)})).map((l) => l.split(/\\s+/).slice(5).join(' ')).join('\\n') + '\\n---\\n'));\n`);
+    writeFileSync(hook, `const vm = require('vm'); const fs = require('fs'); const Script = vm.Script; let first = true;
+vm.Script = function (...args) {
+  const script = new Script(...args);
+  if (first) fs.appendFileSync(${JSON.stringify(log)}, fs.readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((l) => l.includes(${JSON.stringify(join(repoRoot, 'dist'))}) || l.includes(${JSON.stringify(dir)})).map((l) => l.split(/\\s+/).slice(5).join(' ')).join('\\n') + '\\n---\\n');
+  first = false;
+  return script;
+};\n`);
     for (let i = 0; i < 2; i++) expect(viaNode(['images'], { TSRUN_CODE_CACHE: dir, NODE_OPTIONS: `--require=${hook}` }).status).toBe(0);
     const [first, second] = readFileSync(log, 'utf8').split('---\n').map((run) => run.split('\n').filter(Boolean));
     const bundle = join(repoRoot, 'dist', 'tsrun-images.cjs');
