@@ -9,7 +9,7 @@ import type { BuildEvent } from '../src/build/builder.js';
 import type { ResourceFlags } from '../src/cgroups/index.js';
 import { TsrunError, flagError } from '../src/errors.js';
 import { action, addResourceOptions, collect, globalOptions, report, tsrunCommand } from './common.js';
-import { formatTable } from './format.js';
+import { formatTable } from './table.js';
 import { imageGroup } from './images.js';
 import { writeOut, writeErr, stderrStream } from './out.js';
 

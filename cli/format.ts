@@ -2,21 +2,7 @@
 // `--format '{{.ID}}\t{{.Names}}'` (a `table` prefix keeps the header).
 import { expandTextEscapes, renderGoTemplate } from './template.js';
 import { writeOut } from './out.js';
-
-/**
- * docker's table layout (Go's tabwriter, as docker sets it: a cell is its text and 3 spaces, at
- * least 10 wide; the last column unpadded, so a line whose last cell is empty ends in blanks, as
- * docker's does): ps, images, history, network ls, volume ls, stats, `--format 'table ...'`.
- * The first row is the header; the native front's ps prints the same (native/front/ps.c).
- */
-export function formatTable(rows: string[][]): string {
-  // Widths in characters (code points), as tabwriter counts runes; not in UTF-16 units.
-  const width = (cell: string) => [...cell].length;
-  // A template's value may hold a tab: a line with more cells than the header, padded alike.
-  const columns = Math.max(...rows.map((r) => r.length));
-  const widths = Array.from({ length: columns }, (_, i) => Math.max(10, ...rows.map((r) => (i < r.length - 1 ? width(r[i]!) + 3 : 0))));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i]! - width(c)))).join('')).join('\n') + '\n';
-}
+import { formatTable } from './table.js';
 
 const GO_SHORT_ESCAPES: Record<string, string> = { '\x07': 'a', '\b': 'b', '\f': 'f', '\n': 'n', '\r': 'r', '\t': 't', '\v': 'v' };
 /** Go's unicode.IsPrint beyond ASCII: letters, marks, numbers, punctuation, symbols. */

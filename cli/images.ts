@@ -1,7 +1,7 @@
 // tsrun images | image ls, rmi | image rm, tag | image tag
 import type { Command } from 'commander';
 import { action, flagError, globalOptions } from './common.js';
-import { formatTable } from './format.js';
+import { formatTable } from './table.js';
 import { writeOut } from './out.js';
 
 interface ListFlags {

@@ -1,7 +1,8 @@
 // tsrun network create|ls|inspect|rm|prune|connect|disconnect
 import type { Command } from 'commander';
 import { action, collect, globalOptions } from './common.js';
-import { formatTable, renderTemplate } from './format.js';
+import { renderTemplate } from './format.js';
+import { formatTable } from './table.js';
 import { writeOut } from './out.js';
 
 export function register(program: Command): void {

@@ -2,7 +2,8 @@
 // it is true, and what can go.
 import type { Command } from 'commander';
 import { action, flagError, globalOptions } from './common.js';
-import { formatTable, renderTemplate } from './format.js';
+import { renderTemplate } from './format.js';
+import { formatTable } from './table.js';
 import { imageGroup } from './images.js';
 import { writeOut, writeErr } from './out.js';
 

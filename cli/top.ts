@@ -2,12 +2,11 @@
 import type { Command } from 'commander';
 import { action, globalOptions } from './common.js';
 import { writeOut } from './out.js';
+import { formatTable } from './table.js';
 
-/** docker's top table: Go tabwriter with min width 20 and padding 3; the last column unpadded. */
+/** docker's top table: its tabwriter's, with a minimum width of 20. */
 export function topTable(titles: string[], rows: string[][]): string {
-  const all = [titles, ...rows];
-  const widths = titles.map((_, c) => Math.max(20, ...all.map((r) => (r[c] ?? '').length + 3)));
-  return all.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join('') + '\n').join('');
+  return formatTable([titles, ...rows], 20);
 }
 
 export function register(program: Command): void {

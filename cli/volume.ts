@@ -1,7 +1,7 @@
 // tsrun volume create|ls|inspect|rm|prune: named and anonymous volumes (src/container/volumes.ts).
 import type { Command } from 'commander';
 import { action, collect, globalOptions } from './common.js';
-import { formatTable } from './format.js';
+import { formatTable } from './table.js';
 import { writeOut, writeErr } from './out.js';
 
 export function register(program: Command): void {

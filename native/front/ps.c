@@ -10,7 +10,7 @@
  *
  * It must print byte for byte what cli/ps.ts prints, so it decides only what it
  * can decide as Node does (src/container/status.ts observe, list.ts summarize,
- * cli/format.ts formatTable) and hands the whole command to Node, before it has
+ * cli/table.ts formatTable) and hands the whole command to Node, before it has
  * printed anything, for everything else: another flag (--format, -n, -l,
  * --help, another filter or a name filter that is more of a regular expression), a container whose resources must be released first (its monitor
  * died: Node's ps reconciles), a start in progress, a healthcheck (its status

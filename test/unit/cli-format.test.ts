@@ -1,8 +1,8 @@
-// formatTable (cli/format.ts): the tables of ps, network ls, volume ls, stats and `--format
+// formatTable (cli/table.ts): the tables of ps, network ls, volume ls, stats and `--format
 // 'table ...'`. The expected lines are what docker 20.10 (Debian's docker.io) printed for the
 // same cells, trailing blanks included.
 import { expect, it } from 'vitest';
-import { formatTable } from '../../cli/format.js';
+import { formatTable } from '../../cli/table.js';
 
 it('lays a table out as docker does: a cell and 3 spaces, at least 10 wide, the last column unpadded', () => {
   // `docker ps` with no containers.
