@@ -65,12 +65,15 @@ export function register(program: Command): void {
         if (last !== undefined && (!Number.isInteger(last) || last < -1)) throw flagError('--last', String(flags.last), 'expected a number');
         if (last === -1) last = undefined;
         const all = flags.all || last !== undefined || filters.some(([k]) => k === 'status');
+        // docker's ID filter (truncindex): a prefix names a container only if it is the one container
+        // of the store, listed or not, whose ID begins so.
+        const holders = new Map(filters.filter(([k]) => k === 'id').map(([, v]) => [v, listed.filter((c) => c.id.startsWith(v)).length]));
         let rows = listed
           .filter((s) => all || s.status === 'running' || s.status === 'paused' || s.status === 'restarting')
           .filter((s) => matches(filters, (k, v) =>
             k === 'status' ? s.status === v
             : k === 'name' ? nameMatches(v, s.name)
-            : k === 'id' ? idMatches(v, s.id, listed)
+            : k === 'id' ? v !== '' && holders.get(v) === 1 && s.id.startsWith(v)
             : k === 'label' ? hasLabel(s.labels, v)
             : k === 'health' ? s.health === v
             : s.image === v || s.image.startsWith(`${v}:`),
@@ -141,14 +144,6 @@ function nameMatches(value: string, name: string): boolean {
     return false;
   }
   return pattern.test(name) || pattern.test(`/${name}`);
-}
-
-/**
- * docker's ID filter: a prefix that names one container of the store, whichever are listed
- * (docker's truncindex): an ambiguous or empty one matches none.
- */
-function idMatches(value: string, id: string, all: ReadonlyArray<{ id: string }>): boolean {
-  return value !== '' && id.startsWith(value) && all.filter((c) => c.id.startsWith(value)).length === 1;
 }
 
 /** docker's label filter: `key` (any value) or `key=value`. */
