@@ -15,7 +15,7 @@
 // what to remove; the addresses in use are exactly the ones in endpoint and released files.
 // A container has at most one endpoint per network. Files written before `network connect`
 // existed are the first kind, unchanged: nothing to migrate.
-import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, unlinkSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, rmSync, unlinkSync } from 'node:fs';
 import { writeFileNamed } from '../sys/atomic.js';
 import { join } from 'node:path';
 import { TsrunError, errnoOf } from '../errors.js';
@@ -129,6 +129,17 @@ export function createJsonExclusive(path: string, value: unknown): boolean {
   } finally {
     unlinkSync(tmp);
   }
+}
+
+/**
+ * The temporary files of network records whose writer was killed before its rename or link
+ * (`<name>.json.tmp-<pid or hex>`). Every writer of networks/ holds the network lock: with it
+ * held, any such file is a dead writer's. Lock held.
+ */
+export function sweepNetworkTemps(stateDir: string): void {
+  const dir = networksDir(stateDir);
+  if (!existsSync(dir)) return;
+  for (const f of readdirSync(dir)) if (/\.json\.tmp-[0-9a-f]+$/.test(f)) rmSync(join(dir, f), { force: true });
 }
 
 export function readJson<T>(path: string): T | undefined {

@@ -1,11 +1,11 @@
 // Network records and the batches attach() sends to ip: no root, no kernel changes.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { bridgeBatch, hostRoutes } from '../../src/netns/bridge.js';
 import { containerBatch, hostBatch, hostsEntries, hostVethName, networkPeers } from '../../src/netns/endpoint.js';
-import { createNetwork, findNetwork, inspectNetwork, listNetworks } from '../../src/netns/network.js';
+import { createNetwork, findNetwork, inspectNetwork, listNetworks, pruneNetworks } from '../../src/netns/network.js';
 import { endpointPath, ensureDirs, writeJsonAtomic, type Endpoint } from '../../src/netns/store.js';
 
 let stateDir: string;
@@ -34,6 +34,15 @@ describe('networks', () => {
     expect(listNetworks(stateDir).map((n) => n.name)).toEqual(['bridge', 'one', 'two']);
     expect(findNetwork(stateDir, one.id.slice(0, 6))?.name).toBe('one');
     expect(inspectNetwork(stateDir, 'one').containers).toEqual([]);
+  });
+
+  it('network prune removes the temporary records of writers killed before their rename (a crash)', async () => {
+    const dir = join(stateDir, 'networks');
+    mkdirSync(dir, { recursive: true });
+    // createJsonExclusive's (a pid) and writeFileAtomic's (hex) names; and what is no such file.
+    for (const f of ['crashnet.json.tmp-12393', 'other.json.tmp-a1b2c3d4e5f6', 'notes.txt', 'x.json.tmp-zz']) writeFileSync(join(dir, f), '{');
+    expect(await pruneNetworks(stateDir)).toEqual([]);
+    expect(readdirSync(dir).filter((f) => !f.startsWith('.')).sort()).toEqual(['notes.txt', 'x.json.tmp-zz']);
   });
 
   it('refuses duplicates, overlaps and malformed values', async () => {
