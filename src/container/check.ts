@@ -6,12 +6,11 @@ import { existsSync, readFileSync, rmSync, symlinkSync, unlinkSync } from 'node:
 import { join } from 'node:path';
 import { detectCgroups, openDriver } from '../cgroups/index.js';
 import { frozenInKernel } from '../cgroups/freezer.js';
-import { errnoOf } from '../errors.js';
 import { blocksDir } from '../namespaces/userns.js';
 import { cleanupContainer } from './cleanup.js';
 import { entries, isDebris, linkTarget, removeDebris } from './create.js';
 import { removeContainer } from './remove.js';
-import { tokenAlive } from '../sys/proc.js';
+import { pidAlive, tokenAlive } from '../sys/proc.js';
 import { withLock } from '../sys/lock.js';
 import { ContainerPaths, namesDir } from './paths.js';
 import { listIds, readRecord, updateState } from './record.js';
@@ -193,13 +192,4 @@ function locked(paths: ContainerPaths, fn: () => unknown): Promise<unknown> {
 /** A userns block file names its container (userns.ts allocateUserns). */
 function blockHolder(path: string): string {
   return readFileSync(path, 'utf8').trim();
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errnoOf(err) === 'EPERM';
-  }
 }

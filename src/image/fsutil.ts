@@ -18,14 +18,7 @@ export function ownerPid(name: string, prefix = ''): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errnoOf(err) === 'EPERM'; // alive, but not ours to signal
-  }
-}
+export { pidAlive } from '../sys/proc.js';
 
 /** Write a file so readers see the old or the new content, never a torn one. */
 export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600): Promise<void> {

@@ -21,7 +21,7 @@ import {
   readEndpoints,
   readNetworks,
   removeFile,
-  sweepNetworkTemps,
+  sweepDeadWriters,
   validateNetworkName,
   type Endpoint,
   type NetworkConfig,
@@ -177,7 +177,7 @@ export async function removeNetwork(stateDir: string, nameOrId: string, opts: { 
  */
 export async function pruneNetworks(stateDir: string): Promise<string[]> {
   return withLock(lockPath(stateDir), async () => {
-    sweepNetworkTemps(stateDir);
+    sweepDeadWriters(stateDir);
     const used = new Set(readEndpoints(stateDir).map((e) => e.network));
     const removed: string[] = [];
     for (const net of readNetworks(stateDir)) {

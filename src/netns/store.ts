@@ -19,7 +19,7 @@ import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, rmSync, unl
 import { writeFileNamed } from '../sys/atomic.js';
 import { join } from 'node:path';
 import { TsrunError, errnoOf } from '../errors.js';
-import { tokenAlive } from '../sys/proc.js';
+import { pidAlive, tokenAlive } from '../sys/proc.js';
 import type { PortMapping } from './publish.js';
 import { sha256Text } from '../sys/text-hash.js';
 
@@ -132,15 +132,27 @@ export function createJsonExclusive(path: string, value: unknown): boolean {
 }
 
 /**
- * The temporary files of network records whose writer was killed before its rename or link
- * (`<name>.json.tmp-<pid or hex>`). Every writer of networks/ holds the network lock: with it
- * held, any such file is a dead writer's. Lock held.
+ * The temporary files of records whose writer was killed before its rename or link:
+ * `<name>.json.tmp-<pid>` (createJsonExclusive), `.tmp-<pid>-<hex>` (writeFileAtomic), or
+ * `.tmp-<hex>` (writeFileAtomic before it named its pid). Lock held.
+ *   - networks/: every writer holds the network lock, so with it held, any such file is a dead
+ *     writer's.
+ *   - endpoints/ and released/: detach() writes released/ without the lock, so there a file
+ *     goes only when the process its name gives is gone; a file without a pid stays.
  */
-export function sweepNetworkTemps(stateDir: string): void {
-  const dir = networksDir(stateDir);
-  if (!existsSync(dir)) return;
-  for (const f of readdirSync(dir)) if (/\.json\.tmp-[0-9a-f]+$/.test(f)) rmSync(join(dir, f), { force: true });
+export function sweepDeadWriters(stateDir: string): void {
+  for (const dir of [networksDir(stateDir), endpointsDir(stateDir), releasedDir(stateDir)]) {
+    if (!existsSync(dir)) continue;
+    const locked = dir === networksDir(stateDir);
+    for (const f of readdirSync(dir)) {
+      const m = /\.json\.tmp-(?:(\d{1,7})(?:-[0-9a-f]{12})?|[0-9a-f]{12})$/.exec(f);
+      const pid = m?.[1] === undefined ? undefined : Number(m[1]);
+      const dead = pid !== undefined && pid > 0 && pid !== process.pid && !pidAlive(pid);
+      if (m && (locked || dead)) rmSync(join(dir, f), { force: true });
+    }
+  }
 }
+
 
 export function readJson<T>(path: string): T | undefined {
   let text: string;

@@ -17,9 +17,11 @@ export function writeFileNamed(path: string, data: string | Uint8Array, options?
  * Write `text` to a new temp file beside `path` — a random name, O_EXCL, no symlink followed, so
  * never through a file someone else put there (pid files go where a caller says, maybe a
  * directory others can write) — and rename it over `path`. On any failure the temp file goes.
+ * The name, `<path>.tmp-<pid>-<random>`, says whose it is: one whose process is gone was left by
+ * a kill between the write and the rename, and a cleanup may remove it (netns/store.ts).
  */
 export function writeFileAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   let fd: number;
   try {
     fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);

@@ -1,5 +1,6 @@
 // What /proc says of a process.
 import { readFileSync } from 'node:fs';
+import { errnoOf } from '../errors.js';
 
 /**
  * Field 22 of /proc/<pid>/stat: when the process started, in clock ticks since boot; undefined
@@ -30,4 +31,14 @@ export function selfToken(): string {
 export function tokenAlive(token: string | undefined): boolean {
   const m = /^(\d+)@(\d+)$/.exec(token ?? '');
   return m !== null && processStartTime(Number(m[1])) === m[2];
+}
+
+/** Whether a process `pid` exists, anyone's (EPERM: alive, but not ours to signal). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errnoOf(err) === 'EPERM';
+  }
 }

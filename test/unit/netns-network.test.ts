@@ -1,4 +1,5 @@
 // Network records and the batches attach() sends to ip: no root, no kernel changes.
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,10 +40,33 @@ describe('networks', () => {
   it('network prune removes the temporary records of writers killed before their rename (a crash)', async () => {
     const dir = join(stateDir, 'networks');
     mkdirSync(dir, { recursive: true });
-    // createJsonExclusive's (a pid) and writeFileAtomic's (hex) names; and what is no such file.
-    for (const f of ['crashnet.json.tmp-12393', 'other.json.tmp-a1b2c3d4e5f6', 'notes.txt', 'x.json.tmp-zz']) writeFileSync(join(dir, f), '{');
+    // createJsonExclusive's (a pid) and writeFileAtomic's (pid and hex; hex before) names; and
+    // what is no such file. Every writer of networks/ holds the lock prune holds: all are dead.
+    const names = ['crashnet.json.tmp-12393', 'next.json.tmp-12393-a1b2c3d4e5f6', 'other.json.tmp-a1b2c3d4e5f6', 'notes.txt', 'x.json.tmp-zz'];
+    for (const f of names) writeFileSync(join(dir, f), '{');
     expect(await pruneNetworks(stateDir)).toEqual([]);
     expect(readdirSync(dir).filter((f) => !f.startsWith('.')).sort()).toEqual(['notes.txt', 'x.json.tmp-zz']);
+  });
+
+  it('network prune removes the temporary endpoint and released records of dead writers only', async () => {
+    ensureDirs(stateDir);
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!; // exited: no such process now
+    const live = process.pid;
+    const id = 'ab'.repeat(32);
+    for (const d of ['endpoints', 'released']) {
+      const names = [
+        `${id}.json.tmp-${dead}`, // createJsonExclusive, killed
+        `${id}+net.json.tmp-${dead}-a1b2c3d4e5f6`, // writeFileAtomic, killed
+        `${id}.json.tmp-${live}-a1b2c3d4e5f6`, // a writer still at work: detach() takes no lock
+        `${id}.json.tmp-1`, // pid 1 lives
+        `${id}.json.tmp-a1b2c3d4e5f6`, // no pid: whose it is cannot be known
+      ];
+      for (const f of names) writeFileSync(join(stateDir, d, f), '{');
+    }
+    await pruneNetworks(stateDir);
+    for (const d of ['endpoints', 'released']) {
+      expect(readdirSync(join(stateDir, d)).sort(), d).toEqual([`${id}.json.tmp-${live}-a1b2c3d4e5f6`, `${id}.json.tmp-1`, `${id}.json.tmp-a1b2c3d4e5f6`].sort());
+    }
   });
 
   it('refuses duplicates, overlaps and malformed values', async () => {
