@@ -51,7 +51,10 @@ export interface Pack extends NodeJS.EventEmitter, AsyncIterable<Buffer> {
   finalize(): void;
 }
 
-const tarStream = require('tar-stream') as { extract(): Extract; pack(): Pack };
+// tar-stream's entry point (with streamx and its helpers, ~11 ms to load in a fresh unpack
+// worker) only where a tar is made or extracted with it; TarReader needs its headers alone.
+let tarStream: { extract(): Extract; pack(): Pack } | undefined;
+const tarStreamModule = () => (tarStream ??= require('tar-stream') as { extract(): Extract; pack(): Pack });
 // extract.js calls `headers.decodePax(...)` through this same module object at run time.
 const headers = require(path.join(path.dirname(require.resolve('tar-stream')), 'headers.js')) as {
   decodePax: (buf: Buffer) => Record<string, string>;
@@ -110,8 +113,8 @@ if (!headers.tsrunBinaryPax) {
   headers.tsrunBinaryPax = true;
 }
 
-export const extract = (): Extract => tarStream.extract();
-export const pack = (): Pack => tarStream.pack();
+export const extract = (): Extract => tarStreamModule().extract();
+export const pack = (): Pack => tarStreamModule().pack();
 
 /** The PAX records of an entry (tar-stream keeps them in `header.pax`). */
 export function paxOf(header: Header): Record<string, string> | undefined {
