@@ -112,12 +112,17 @@ export function register(program: Command): void {
     .action(
       action(async (name: string, flags: PullFlags, cmd: Command) => {
         const g = globalOptions(cmd);
-        const [{ pullImage, pullAllTags }, { ImageStore }, { parseReference, familiarRepository }] = await Promise.all([
+        const { ImageStore } = await import('../src/image/store.js');
+        const store = await ImageStore.open(g.root, { writer: true });
+        // An image not here yet has layers to unpack: their workers boot while the registry
+        // answers. Not for one that is here, most often up to date (its pull unpacks nothing).
+        if (!flags.allTags && !(await store.resolve(name).catch(() => undefined))) {
+          (await import('../src/image/unpack-worker.js')).startUnpackWorkers();
+        }
+        const [{ pullImage, pullAllTags }, { parseReference, familiarRepository }] = await Promise.all([
           import('../src/image/pull.js'),
-          import('../src/image/store.js'),
           import('../src/registry-client/reference.js'),
         ]);
-        const store = await ImageStore.open(g.root, { writer: true });
         const view = new ProgressView(stdoutStream(), flags.quiet);
         const options = {
           insecureRegistries: g.insecureRegistry,

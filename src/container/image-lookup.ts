@@ -4,6 +4,7 @@ import { TsrunError } from '../errors.js';
 import type { ImageRecord } from '../image/types.js';
 import type { PullEvent } from '../image/pull.js';
 import { findImage } from './image-find.js';
+import { releaseFreedMemory } from '../sys/libc.js';
 
 export interface LookupContext {
   root: string;
@@ -30,6 +31,8 @@ export async function findOrPullImage(
       throw new TsrunError('ENOIMAGE', `no such image: ${input} (not in ${ctx.root}, and --pull never)`);
     }
     hooks.onPull?.(`Unable to find image '${input}' locally`);
+    // Missing: its layers will unpack, in workers that boot meanwhile (startUnpackWorkers).
+    void import('../image/unpack-worker.js').then((m) => m.startUnpackWorkers());
   }
   const [{ pullImage }, { ImageStore }] = await Promise.all([import('../image/pull.js'), import('../image/store.js')]);
   const store = await ImageStore.open(ctx.root, { writer: true });
@@ -46,7 +49,10 @@ export async function findOrPullImage(
     );
     return result.image;
   } finally {
-    // Recorded (or failed and discarded): the container that runs next may run for hours.
+    // Recorded (or failed and discarded): the container that runs next may run for hours, and
+    // needs neither the lease nor the memory the layers streamed through. That memory is handed
+    // back a little later (malloc_trim takes ~25 ms after a large pull), off the way to start.
     store.releaseLease();
+    setTimeout(releaseFreedMemory, 2000).unref();
   }
 }

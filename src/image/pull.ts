@@ -224,6 +224,8 @@ async function pullWith(
   ]);
   for (const r of [layers, configSaved]) if (r.status === 'rejected') throw r.reason;
   crashPoint('pull:layers-stored');
+  // The unpack workers' work is done: they stop while the image is recorded.
+  if (todo.length > 0 && !options.decompressor) (await import('./unpack-worker.js')).stopIdleUnpackWorkers();
 
   // 4. Manifest last: an image is recorded only once everything it needs is in the store.
   let image: ImageRecord;

@@ -96,12 +96,20 @@ class PooledWorker {
 
   remove(job: number): void {
     this.jobs.delete(job);
-    if (this.jobs.size > 0 || !pool.includes(this)) return;
+    if (this.jobs.size === 0) this.idle();
+  }
+
+  /** No job: the worker does not keep the process alive, and ends after IDLE_MS. */
+  idle(): void {
+    if (!pool.includes(this)) return;
     this.worker.unref();
-    this.timer = setTimeout(() => {
-      this.leavePool();
-      void this.worker.terminate();
-    }, IDLE_MS).unref();
+    this.timer = setTimeout(() => this.end(), IDLE_MS).unref();
+  }
+
+  /** `release`: when it is the last, hand the memory kept for layers back (releaseFreedMemory). */
+  end(release = true): void {
+    this.leavePool(release);
+    void this.worker.terminate();
   }
 
   private fail(err: Error): void {
@@ -109,15 +117,15 @@ class PooledWorker {
     for (const h of [...this.jobs.values()]) h.fail(err);
   }
 
-  private leavePool(): void {
+  private leavePool(release = true): void {
     clearTimeout(this.timer);
     const i = pool.indexOf(this);
     if (i >= 0) pool.splice(i, 1);
     if (pool.length === 0) {
-      // No layer streams any more: a process that goes on (`run` after its pull, `build`)
-      // gives back the memory kept for them.
+      // No layer streams any more: a process that goes on (`build`) gives back the memory
+      // kept for them.
       spare.length = 0;
-      releaseFreedMemory();
+      if (release) releaseFreedMemory();
     }
   }
 }
@@ -150,18 +158,50 @@ export function spareBuffers(): number {
   return spare.length;
 }
 
+/**
+ * Ends the workers without a job now rather than after IDLE_MS: a pull whose layers are all in
+ * calls it, so that they stop while it records the image, not as the process exits, where Node
+ * waits for each (−14 ms of a cold pull here). The memory kept for the layers is not handed back
+ * (malloc_trim: ~25 ms after a 93 MB pull), which a process about to exit would only wait for:
+ * one that goes on calls releaseFreedMemory (sys/libc.ts) itself.
+ */
+export function stopIdleUnpackWorkers(): void {
+  for (const w of [...pool]) if (w.jobs.size === 0) w.end(false);
+}
+
+/** How many workers are up (for tests: whether startUnpackWorkers started them, and they end). */
+export function unpackWorkers(): number {
+  return pool.length;
+}
+
 /** An idle worker, else a new one while there are fewer than cores, else the least busy one. */
 function pick(): PooledWorker {
   let best: PooledWorker | undefined;
   for (const w of pool) if (!best || w.jobs.size < best.jobs.size) best = w;
-  if (!best || (best.jobs.size > 0 && pool.length < MAX_WORKERS)) {
-    // The layers' buffers (network reads, these messages, the decompressed output) are freed
-    // and allocated again all through an unpack: kept, their memory is touched once.
-    if (pool.length === 0) keepFreedMemory();
-    best = new PooledWorker();
-    pool.push(best);
-  }
+  if (!best || (best.jobs.size > 0 && pool.length < MAX_WORKERS)) best = startWorker();
   return best;
+}
+
+function startWorker(): PooledWorker {
+  // The layers' buffers (network reads, these messages, the decompressed output) are freed
+  // and allocated again all through an unpack: kept, their memory is touched once.
+  if (pool.length === 0) keepFreedMemory();
+  const w = new PooledWorker();
+  pool.push(w);
+  return w;
+}
+
+/**
+ * Starts the workers that layers unpack in, one per core, before any layer is known to need
+ * them. A worker costs ~60 ms of CPU to start (a new isolate, Node's bootstrap, the unpacker's
+ * code), ~200 ms of waiting on a busy 2-core machine; started when the first layer arrives, it
+ * kept that layer's bytes waiting. Started early, they boot while the command loads and the
+ * registry answers. Unused, they end as idle workers do (IDLE_MS) and never keep the process
+ * alive, but they still cost their start: call this only when layers are likely to come.
+ */
+export function startUnpackWorkers(): void {
+  if (!haveWorker) return;
+  while (pool.length < MAX_WORKERS) startWorker().idle();
 }
 
 /** Unpacks the tar in `source` (compressed as `compression` says) into `dir`. */

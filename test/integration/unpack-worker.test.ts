@@ -6,12 +6,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { makeTar } from '../fixtures/tar.js';
 
 type Worker = typeof import('../../src/image/unpack-worker.js');
-const { unpackInWorker, spareBuffers, BATCH } = (await import(path.resolve('dist/src/image/unpack-worker.js'))) as Worker;
+const workerModule = path.resolve('dist/src/image/unpack-worker.js');
+const { unpackInWorker, spareBuffers, startUnpackWorkers, unpackWorkers, BATCH } = (await import(workerModule)) as Worker;
 
 let dir: string;
 beforeEach(() => {
@@ -105,5 +107,31 @@ describe('unpackInWorker', () => {
     const target = path.join(dir, 'dropped');
     fs.mkdirSync(target);
     await expect(unpackInWorker(dropped(), 'gzip', target, {})).rejects.toThrow(/socket hang up/);
+  });
+
+  it('starts one worker per core before any layer, which the layers then use, and which end when idle', async () => {
+    const cores = os.availableParallelism();
+    startUnpackWorkers();
+    expect(unpackWorkers()).toBe(cores);
+    startUnpackWorkers(); // already up: no more
+    expect(unpackWorkers()).toBe(cores);
+    const { tar, contents } = layer(3, 300_000);
+    const target = path.join(dir, 'warm');
+    fs.mkdirSync(target);
+    await unpackInWorker(chunked(gzipSync(tar, { level: 1 }), [65_536]), 'gzip', target, {});
+    expectUnpacked(target, contents);
+    expect(unpackWorkers()).toBe(cores); // it ran in one of them
+    // Idle, each ends on its own (IDLE_MS, 2 s).
+    await vi.waitFor(() => expect(unpackWorkers()).toBe(0), { timeout: 10_000, interval: 200 });
+  });
+
+  it('does not keep a process alive with workers started and never used', () => {
+    const script = path.join(dir, 'started.mjs');
+    fs.writeFileSync(script, `const m = await import(${JSON.stringify(workerModule)}); m.startUnpackWorkers(); console.log(m.unpackWorkers());\n`);
+    const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 20_000 });
+    // Killed by the timeout, it would have no status; IDLE_MS alone would end it after 2 s.
+    expect(r.signal).toBeNull();
+    expect(r.status).toBe(0);
+    expect(Number(r.stdout.trim())).toBe(os.availableParallelism());
   });
 });
