@@ -5,7 +5,9 @@
 // docker where installed.
 // Every engine gets the same procedure: its store emptied and `sync`ed before each timed run;
 // tsrun, skopeo and the two floors run in interleaved rounds (podman and docker after them).
-// Usage (root): node bench/pull.mjs [--runs N] [--docker]
+// Usage (root): node bench/pull.mjs [--runs N] [--docker] [--baseline DIR]
+//   --baseline DIR: another built checkout of tsrun (a git worktree), pulled cold in the same
+//   rounds: an A/B of two builds measured side by side, under the same disk weather.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,6 +18,11 @@ import { have, row, stats, unmountUnder, table, timeCommand, timeInterleaved } f
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
 const runs = Number(argv[argv.indexOf('--runs') + 1]) || 5;
+const baseline = argv.includes('--baseline') ? argv[argv.indexOf('--baseline') + 1] : undefined;
+if (baseline !== undefined && !existsSync(join(baseline, 'dist/tsrun.cjs'))) {
+  console.error(`--baseline: no dist/tsrun.cjs under ${baseline} (build it first)`);
+  process.exit(2);
+}
 const cache = process.env.TSRUN_BENCH_CACHE ?? '/var/cache/tsrun-bench';
 const work = mkdtempSync(join(tmpdir(), 'tsrun-bench-pull-'));
 const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], ...opts });
@@ -116,6 +123,10 @@ try {
     { name: 'download + tar -xzf, layers in parallel (the floor)', argv: ['bash', '-c', `${floor}\n${waitAll}`], before: empty(floorDir) },
     { name: 'download + sha256 + tar -xzf, layers in parallel', argv: ['bash', '-c', `${verified}\n${waitAll}`], before: empty(floorDir) },
   ];
+  const baselineRoot = join(work, 'tsrun-baseline');
+  if (baseline !== undefined) {
+    cold.push({ name: `tsrun pull (cold), the baseline build in ${baseline}`, argv: [process.execPath, join(baseline, 'dist/tsrun.cjs'), '--root', baselineRoot, 'pull', '-q', ref], before: empty(baselineRoot) });
+  }
   const measured = timeInterleaved(cold, { runs, warmup: 1 });
   const rows = cold.map((c, i) => row(c.name, () => {
     if (measured[i].error) throw measured[i].error;
@@ -127,6 +138,12 @@ try {
     const ratios = stats(ts.samples.map((t, i) => t / floorSha.samples[i]));
     console.log(`tsrun cold pull / (download + sha256 + tar -xzf), per round: median ${ratios.median.toFixed(2)}, ` +
       `min ${ratios.min.toFixed(2)}, max ${ratios.max.toFixed(2)} (${ts.samples.length} rounds); ratio of the medians ${(ts.median / floorSha.median).toFixed(2)}\n`);
+  }
+  const base = measured[4];
+  if (base && !ts.error && !base.error) {
+    const ratios = stats(ts.samples.map((t, i) => t / base.samples[i]));
+    console.log(`tsrun cold pull / the baseline build's, per round: median ${ratios.median.toFixed(2)}, min ${ratios.min.toFixed(2)}, max ${ratios.max.toFixed(2)}; ` +
+      `ratio of the medians ${(ts.median / base.median).toFixed(2)}; the baseline / the floor with sha256: ${(base.median / floorSha.median).toFixed(2)}\n`);
   }
   rows.splice(1, 0, row('tsrun pull (warm: all present)', () => timeCommand([...tsrun, 'pull', '-q', ref], { runs: runs * 2, warmup: 1 })));
   // Peak RSS of the whole process, worker threads included (GNU time's %M, in KiB).
