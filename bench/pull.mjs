@@ -18,8 +18,8 @@ import { have, row, stats, unmountUnder, table, timeCommand, timeInterleaved } f
 const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
 const runs = Number(argv[argv.indexOf('--runs') + 1]) || 5;
-const baseline = argv.includes('--baseline') ? argv[argv.indexOf('--baseline') + 1] : undefined;
-if (baseline !== undefined && !existsSync(join(baseline, 'dist/tsrun.cjs'))) {
+const baseline = argv.includes('--baseline') ? argv[argv.indexOf('--baseline') + 1] ?? '' : undefined;
+if (baseline !== undefined && (baseline === '' || !existsSync(join(baseline, 'dist/tsrun.cjs')))) {
   console.error(`--baseline: no dist/tsrun.cjs under ${baseline} (build it first)`);
   process.exit(2);
 }
@@ -124,6 +124,7 @@ try {
     { name: 'download + sha256 + tar -xzf, layers in parallel', argv: ['bash', '-c', `${verified}\n${waitAll}`], before: empty(floorDir) },
   ];
   const baselineRoot = join(work, 'tsrun-baseline');
+  const baselineRow = cold.length;
   if (baseline !== undefined) {
     cold.push({ name: `tsrun pull (cold), the baseline build in ${baseline}`, argv: [process.execPath, join(baseline, 'dist/tsrun.cjs'), '--root', baselineRoot, 'pull', '-q', ref], before: empty(baselineRoot) });
   }
@@ -139,8 +140,8 @@ try {
     console.log(`tsrun cold pull / (download + sha256 + tar -xzf), per round: median ${ratios.median.toFixed(2)}, ` +
       `min ${ratios.min.toFixed(2)}, max ${ratios.max.toFixed(2)} (${ts.samples.length} rounds); ratio of the medians ${(ts.median / floorSha.median).toFixed(2)}\n`);
   }
-  const base = measured[4];
-  if (base && !ts.error && !base.error) {
+  const base = baseline === undefined ? undefined : measured[baselineRow];
+  if (base && !ts.error && !base.error && !floorSha.error) {
     const ratios = stats(ts.samples.map((t, i) => t / base.samples[i]));
     console.log(`tsrun cold pull / the baseline build's, per round: median ${ratios.median.toFixed(2)}, min ${ratios.min.toFixed(2)}, max ${ratios.max.toFixed(2)}; ` +
       `ratio of the medians ${(ts.median / base.median).toFixed(2)}; the baseline / the floor with sha256: ${(base.median / floorSha.median).toFixed(2)}\n`);

@@ -112,25 +112,25 @@ export function register(program: Command): void {
     .action(
       action(async (name: string, flags: PullFlags, cmd: Command) => {
         const g = globalOptions(cmd);
-        const { ImageStore } = await import('../src/image/store.js');
-        const store = await ImageStore.open(g.root, { writer: true });
-        // An image not here yet has layers to unpack: their workers boot while the registry
-        // answers. Not for one that is here, most often up to date (its pull unpacks nothing).
-        if (!flags.allTags && !(await store.resolve(name).catch(() => undefined))) {
-          (await import('../src/image/unpack-worker.js')).startUnpackWorkers();
-        }
-        const [{ pullImage, pullAllTags }, { parseReference, familiarRepository }] = await Promise.all([
-          import('../src/image/pull.js'),
+        const [{ ImageStore }, { parseReference, familiarRepository }] = await Promise.all([
+          import('../src/image/store.js'),
           import('../src/registry-client/reference.js'),
         ]);
+        const store = await ImageStore.open(g.root, { writer: true });
+        const ref = parseReference(name);
+        // An image not here yet has layers to unpack: their workers boot while the registry
+        // answers. Not for one that is here, most often up to date (its pull unpacks nothing).
+        const workers = !flags.allTags && !(await store.resolve(name).catch(() => undefined)) ? await import('../src/image/unpack-worker.js') : undefined;
+        workers?.startUnpackWorkers();
+        const { pullImage, pullAllTags } = await import('../src/image/pull.js');
         const view = new ProgressView(stdoutStream(), flags.quiet);
         const options = {
+          lastUnpack: !flags.allTags,
           insecureRegistries: g.insecureRegistry,
           maxConcurrentDownloads: flags.maxConcurrentDownloads,
           ...(flags.platform && { platform: flags.platform }),
           onWarning: warnLine,
         };
-        const ref = parseReference(name);
         const familiar = familiarRepository(ref);
         const show = (r: { name: string; manifestDigest: string; updated: boolean }, tag: string | undefined) => {
           view.finish();
@@ -151,6 +151,7 @@ export function register(program: Command): void {
         if (!ref.digest && !/:[^/]+$/.test(name)) view.say('Using default tag: latest');
         view.say(`${ref.digest ?? ref.tag}: Pulling from ${ref.repository}`);
         const r = await pullImage(store, name, options, (e) => view.update(e));
+        workers?.stopIdleUnpackWorkers(); // started for layers that were all here
         show(r, ref.digest ? undefined : ref.tag);
         writeOut(`${r.name}\n`);
       }),

@@ -81,7 +81,7 @@ export async function imageForRun(g: GlobalOptions, image: string, flags: { pull
   // Made when a pull starts: an image already here prints nothing, and needs no stderr stream.
   let view: InstanceType<typeof ProgressView> | undefined;
   const shown = () => (view ??= new ProgressView(stderrStream(), false));
-  const record = await findOrPullImage(g, image, { pull: flags.pull, platform: flags.platform }, {
+  const record = await findOrPullImage(g, image, { pull: flags.pull, platform: flags.platform, lastUnpack: true }, {
     onPull: (message) => shown().say(message),
     onProgress: (e) => shown().update(e),
     onWarning: warnLine,

@@ -4,7 +4,7 @@ import { TsrunError } from '../errors.js';
 import type { ImageRecord } from '../image/types.js';
 import type { PullEvent } from '../image/pull.js';
 import { findImage } from './image-find.js';
-import { releaseFreedMemory } from '../sys/libc.js';
+import { parseReference } from '../registry-client/reference.js';
 
 export interface LookupContext {
   root: string;
@@ -21,9 +21,11 @@ export interface PullHooks {
 export async function findOrPullImage(
   ctx: LookupContext,
   input: string,
-  opts: { pull: string; platform?: string | undefined },
+  /** `lastUnpack`: nothing more is unpacked after (`run`, `create`; not `build`), see PullOptions. */
+  opts: { pull: string; platform?: string | undefined; lastUnpack?: boolean },
   hooks: PullHooks = {},
 ): Promise<ImageRecord> {
+  let workers: typeof import('../image/unpack-worker.js') | undefined;
   if (opts.pull !== 'always') {
     const found = await findImage(ctx.root, input);
     if (found) return found;
@@ -32,7 +34,11 @@ export async function findOrPullImage(
     }
     hooks.onPull?.(`Unable to find image '${input}' locally`);
     // Missing: its layers will unpack, in workers that boot meanwhile (startUnpackWorkers).
-    void import('../image/unpack-worker.js').then((m) => m.startUnpackWorkers());
+    // Not for a name that is none, whose error the pull gives.
+    if (isReference(input)) {
+      workers = await import('../image/unpack-worker.js');
+      workers.startUnpackWorkers();
+    }
   }
   const [{ pullImage }, { ImageStore }] = await Promise.all([import('../image/pull.js'), import('../image/store.js')]);
   const store = await ImageStore.open(ctx.root, { writer: true });
@@ -44,15 +50,23 @@ export async function findOrPullImage(
         insecureRegistries: ctx.insecureRegistry,
         ...(opts.platform && { platform: opts.platform }),
         ...(hooks.onWarning && { onWarning: hooks.onWarning }),
+        ...(opts.lastUnpack && { lastUnpack: true }),
       },
       hooks.onProgress,
     );
     return result.image;
   } finally {
-    // Recorded (or failed and discarded): the container that runs next may run for hours, and
-    // needs neither the lease nor the memory the layers streamed through. That memory is handed
-    // back a little later (malloc_trim takes ~25 ms after a large pull), off the way to start.
+    // Recorded (or failed and discarded): the container that runs next may run for hours.
     store.releaseLease();
-    setTimeout(releaseFreedMemory, 2000).unref();
+    if (opts.lastUnpack) workers?.stopIdleUnpackWorkers(); // started for layers all here, or a pull that failed
+  }
+}
+
+function isReference(input: string): boolean {
+  try {
+    parseReference(input);
+    return true;
+  } catch {
+    return false;
   }
 }

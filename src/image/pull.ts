@@ -66,6 +66,9 @@ export interface PullOptions extends ClientOptions {
   client?: RegistryClient;
   /** Tells the caller which image is being pulled, before any layer event. */
   onResolved?: (info: { manifestDigest: Digest; layers: number }) => void;
+  /** The process unpacks nothing after this pull (`pull` of one image, `run`): the unpack
+   * workers end once the layers are in, while the image is recorded (unpack-worker.ts). */
+  lastUnpack?: boolean;
 }
 
 export interface PullResult {
@@ -224,8 +227,7 @@ async function pullWith(
   ]);
   for (const r of [layers, configSaved]) if (r.status === 'rejected') throw r.reason;
   crashPoint('pull:layers-stored');
-  // The unpack workers' work is done: they stop while the image is recorded.
-  if (todo.length > 0 && !options.decompressor) (await import('./unpack-worker.js')).stopIdleUnpackWorkers();
+  if (options.lastUnpack && todo.length > 0) (await import('./unpack-worker.js')).stopIdleUnpackWorkers();
 
   // 4. Manifest last: an image is recorded only once everything it needs is in the store.
   let image: ImageRecord;

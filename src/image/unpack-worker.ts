@@ -25,7 +25,9 @@
 // EBADIMAGE, ...), message and causes — that an unpack in this thread would throw.
 //
 // Workers stay for the next layer (a pull's fourth layer, the next image of a load); idle ones
-// do not keep the process alive, and end after IDLE_MS.
+// do not keep the process alive, and end after IDLE_MS. A pull of an image not in the store
+// starts them as it begins (startUnpackWorkers), and a pull after which the process unpacks
+// nothing more ends them once its layers are in (stopIdleUnpackWorkers).
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -113,7 +115,8 @@ class PooledWorker {
   }
 
   private fail(err: Error): void {
-    this.leavePool();
+    // Ended on purpose (end()), it has left the pool already, as it meant to.
+    if (pool.includes(this)) this.leavePool();
     for (const h of [...this.jobs.values()]) h.fail(err);
   }
 
@@ -132,6 +135,10 @@ class PooledWorker {
 
 const pool: PooledWorker[] = [];
 let jobs = 0;
+/** The memory kept for layers goes back when it fires (stopIdleUnpackWorkers). */
+let releaseTimer: NodeJS.Timeout | undefined;
+/** Workers constructed so far (for tests: whether a job ran in one started before it). */
+let started = 0;
 
 /**
  * The message buffers the workers gave back, for the next chunks. A fresh buffer costs a page
@@ -159,19 +166,24 @@ export function spareBuffers(): number {
 }
 
 /**
- * Ends the workers without a job now rather than after IDLE_MS: a pull whose layers are all in
- * calls it, so that they stop while it records the image, not as the process exits, where Node
- * waits for each (−14 ms of a cold pull here). The memory kept for the layers is not handed back
- * (malloc_trim: ~25 ms after a 93 MB pull), which a process about to exit would only wait for:
- * one that goes on calls releaseFreedMemory (sys/libc.ts) itself.
+ * Ends the workers without a job now rather than after IDLE_MS, for a process that unpacks
+ * nothing more (`pull` of one image, `run` after its pull): they stop while the image is
+ * recorded, not as the process exits, where Node waits for each (−14 ms of a cold pull here).
+ * The memory kept for the layers goes back IDLE_MS later, unless a worker is needed again by
+ * then: malloc_trim takes ~25 ms after a 93 MB pull, which a process about to exit would only
+ * wait for, and a `run` does better without on its way to start the container.
  */
 export function stopIdleUnpackWorkers(): void {
   for (const w of [...pool]) if (w.jobs.size === 0) w.end(false);
+  if (pool.length > 0) return;
+  clearTimeout(releaseTimer);
+  releaseTimer = setTimeout(releaseFreedMemory, IDLE_MS).unref();
 }
 
-/** How many workers are up (for tests: whether startUnpackWorkers started them, and they end). */
-export function unpackWorkers(): number {
-  return pool.length;
+
+/** How many workers are up, and how many were ever started (for tests). */
+export function unpackWorkers(): { up: number; started: number } {
+  return { up: pool.length, started };
 }
 
 /** An idle worker, else a new one while there are fewer than cores, else the least busy one. */
@@ -185,9 +197,11 @@ function pick(): PooledWorker {
 function startWorker(): PooledWorker {
   // The layers' buffers (network reads, these messages, the decompressed output) are freed
   // and allocated again all through an unpack: kept, their memory is touched once.
+  clearTimeout(releaseTimer);
   if (pool.length === 0) keepFreedMemory();
   const w = new PooledWorker();
   pool.push(w);
+  started++;
   return w;
 }
 
@@ -201,7 +215,12 @@ function startWorker(): PooledWorker {
  */
 export function startUnpackWorkers(): void {
   if (!haveWorker) return;
-  while (pool.length < MAX_WORKERS) startWorker().idle();
+  try {
+    while (pool.length < MAX_WORKERS) startWorker().idle();
+  } catch {
+    // A head start only: a thread the system refuses now (a pids limit) is tried again, and
+    // reported, when a layer needs it.
+  }
 }
 
 /** Unpacks the tar in `source` (compressed as `compression` says) into `dir`. */

@@ -153,7 +153,6 @@ export function sweepDeadWriters(stateDir: string): void {
   }
 }
 
-
 export function readJson<T>(path: string): T | undefined {
   let text: string;
   try {

@@ -111,27 +111,45 @@ describe('unpackInWorker', () => {
 
   it('starts one worker per core before any layer, which the layers then use, and which end when idle', async () => {
     const cores = os.availableParallelism();
+    // The earlier tests' workers end first (IDLE_MS, 2 s): from an empty pool, what starts is ours.
+    await vi.waitFor(() => expect(unpackWorkers().up).toBe(0), { timeout: 10_000, interval: 200 });
+    const before = unpackWorkers().started;
     startUnpackWorkers();
-    expect(unpackWorkers()).toBe(cores);
+    expect(unpackWorkers()).toEqual({ up: cores, started: before + cores });
     startUnpackWorkers(); // already up: no more
-    expect(unpackWorkers()).toBe(cores);
+    expect(unpackWorkers().started).toBe(before + cores);
     const { tar, contents } = layer(3, 300_000);
     const target = path.join(dir, 'warm');
     fs.mkdirSync(target);
     await unpackInWorker(chunked(gzipSync(tar, { level: 1 }), [65_536]), 'gzip', target, {});
     expectUnpacked(target, contents);
-    expect(unpackWorkers()).toBe(cores); // it ran in one of them
-    // Idle, each ends on its own (IDLE_MS, 2 s).
-    await vi.waitFor(() => expect(unpackWorkers()).toBe(0), { timeout: 10_000, interval: 200 });
+    expect(unpackWorkers().started).toBe(before + cores); // it ran in one of them: none was started for it
+    // Idle, each ends on its own.
+    await vi.waitFor(() => expect(unpackWorkers().up).toBe(0), { timeout: 10_000, interval: 200 });
   });
 
-  it('does not keep a process alive with workers started and never used', () => {
+  it('ends idle workers at once when asked, and they keep no process alive', () => {
     const script = path.join(dir, 'started.mjs');
-    fs.writeFileSync(script, `const m = await import(${JSON.stringify(workerModule)}); m.startUnpackWorkers(); console.log(m.unpackWorkers());\n`);
-    const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 20_000 });
-    // Killed by the timeout, it would have no status; IDLE_MS alone would end it after 2 s.
-    expect(r.signal).toBeNull();
-    expect(r.status).toBe(0);
-    expect(Number(r.stdout.trim())).toBe(os.availableParallelism());
+    // Started and never used, then started and ended: either way the process ends at once,
+    // not when the idle workers' timers (IDLE_MS, 2 s) would have ended them.
+    fs.writeFileSync(
+      script,
+      `const m = await import(${JSON.stringify(workerModule)});
+const t0 = performance.now();
+m.startUnpackWorkers();
+const up = m.unpackWorkers().up;
+if (process.argv[2] === 'stop') m.stopIdleUnpackWorkers();
+process.on('exit', () => console.log(JSON.stringify({ up, after: m.unpackWorkers().up, ms: performance.now() - t0 })));
+`,
+    );
+    for (const mode of ['unused', 'stop']) {
+      const r = spawnSync(process.execPath, [script, mode], { encoding: 'utf8', timeout: 20_000 });
+      expect(r.signal, mode).toBeNull(); // a worker kept alive would have the timeout kill it
+      expect(r.status, mode).toBe(0);
+      const out = JSON.parse(r.stdout) as { up: number; after: number; ms: number };
+      expect(out.up, mode).toBe(os.availableParallelism());
+      expect(out.after, mode).toBe(mode === 'stop' ? 0 : os.availableParallelism());
+      expect(out.ms, `${mode}: ended by the idle timer, not at once`).toBeLessThan(2000);
+    }
   });
 });
