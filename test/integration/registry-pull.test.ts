@@ -4,10 +4,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { pullAllTags, pullImage, type PullEvent } from '../../src/image/pull.js';
 import { pushImage } from '../../src/image/push.js';
 import { ImageStore } from '../../src/image/store.js';
+import { Repository } from '../../src/registry-client/remote.js';
 import { describePrivileged } from './helpers/env.js';
 import {
   buildImage,
@@ -69,16 +70,16 @@ describe('pull from a plain-HTTP registry on loopback', () => {
       expect(await store.hasBlob(image.manifestDigest)).toBe(true);
       expect((await store.resolve(`${reg.host}/busybox:latest`))?.manifestDigest).toBe(image.manifestDigest);
 
-      // Warm: nothing to download, not even the config; docker's "Image is up to date".
+      // Warm: nothing to download, not even the config; docker's "Image is up to date". (Its
+      // time is bench/pull.mjs's "warm" row, not a test's.)
       const writes = store.blobWrites.length;
       const warmEvents: PullEvent[] = [];
-      const t0 = performance.now();
-      const again = await pullImage(store, `${reg.host}/busybox:latest`, opts, (e) => warmEvents.push(e));
-      const ms = performance.now() - t0;
+      const blobsOpened = vi.spyOn(Repository.prototype, 'openBlob');
+      const again = await pullImage(store, `${reg.host}/busybox:latest`, opts, (e) => warmEvents.push(e)).finally(() => blobsOpened.mockRestore());
       expect(again.updated).toBe(false);
       expect(warmEvents.map((e) => e.status)).toEqual(Array(5).fill('Already exists'));
       expect(store.blobWrites.length).toBe(writes);
-      expect(ms).toBeLessThan(150);
+      expect(blobsOpened).not.toHaveBeenCalled();
     } finally {
       await store.destroy();
     }
