@@ -13,6 +13,7 @@ import { chmodSync, existsSync, lchownSync, lstatSync, mkdirSync, readdirSync, r
 import { basename, dirname, join } from 'node:path';
 import { TsrunError, errnoOf } from '../errors.js';
 import { mapKey, type IdMap, type UsernsOption } from './userns.js';
+import { pidAlive } from '../sys/proc.js';
 
 /** node:child_process, loaded when a copy is made: not by every `run` (it loads net and streams). */
 const childProcess = () => createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
@@ -106,6 +107,7 @@ export function shiftedLayers(storeRoot: string, lowerDirs: string[], userns: Us
   // The copies hold the image's set-id programs, owned by the map's host uids: only the
   // container's root (and the host's) may reach them, not any local user.
   ownByMappedRoot(dir, mappedRoot(userns));
+  sweepDeadCopies(dir);
   return lowerDirs.map((lower) => {
     const name = basename(lower);
     const dest = join(dir, name);
@@ -164,6 +166,18 @@ function mappedRoot(userns: Pick<UsernsOption, 'uidMap' | 'gidMap'>): { uid: num
 function ownByMappedRoot(dir: string, root: { uid: number; gid: number }): void {
   lchownSync(dir, root.uid, root.gid);
   chmodSync(dir, 0o700);
+}
+
+/**
+ * The copies a start killed half-way left (`.tmp-<layer>-<pid>`, whole layers), once their
+ * process is gone: else only an `image prune` with no container of this map removes them.
+ */
+function sweepDeadCopies(dir: string): void {
+  for (const name of readdirSync(dir)) {
+    const m = /^\.tmp-.+-(\d+)$/.exec(name);
+    const pid = m ? Number(m[1]) : undefined;
+    if (pid !== undefined && pid !== process.pid && !pidAlive(pid)) rmSync(join(dir, name), { recursive: true, force: true });
+  }
 }
 
 /** The copies no container uses any more (for `image prune`). */

@@ -157,6 +157,17 @@ describePrivileged('user namespaces', () => {
     for (const d of [join(store, 'containers', seen.Id), join(store, 'userns', readdirSync(join(store, 'userns')).find((n) => n.startsWith('u'))!)]) {
       expect([statSync(d).uid, statSync(d).mode & 0o777]).toEqual([host, 0o700]);
     }
+    // A start killed while copying left a layer's copy, named by its pid: the next start of a
+    // container of that map removes it once that process is gone, never a live one's.
+    const key = join(store, 'userns', readdirSync(join(store, 'userns')).find((n) => n.startsWith('u'))!);
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+    for (const left of [`.tmp-abc-${dead}`, `.tmp-abc-${process.pid}`]) {
+      mkdirSync(join(key, left, 'bin'), { recursive: true });
+      writeFileSync(join(key, left, 'bin', 'busybox'), 'half a copy');
+    }
+    expect(cli('start', '-a', id)).toMatchObject({ status: 0, stdout: '0\n0\n' });
+    expect(readdirSync(key).filter((n) => n.startsWith('.tmp-'))).toEqual([`.tmp-abc-${process.pid}`]);
+    rmSync(join(key, `.tmp-abc-${process.pid}`), { recursive: true });
     const copies = () => readdirSync(join(store, 'userns')).filter((n) => n.startsWith('u'));
     expect(cli('image', 'prune', '-f').status).toBe(0);
     expect(copies()).toHaveLength(1); // its container still uses them
