@@ -18,8 +18,8 @@ fi
 
 echo "== 1. system packages"
 # The engine's needs first; then what the tests compare against or drive (skopeo, umoci, buildah,
-# podman, runc, containerd, zstd, iperf3), check (vagrant validates vagrant/Vagrantfile,
-# shellcheck the scripts) or teach with (libcap2-bin's capsh in the lab's by-hand track).
+# podman, runc, containerd, zstd, iperf3), check (vagrant validates vagrant/Vagrantfile, and
+# the scripts pass shellcheck) or teach with (libcap2-bin's capsh in the lab's by-hand track).
 packages=(gcc libc6-dev libjson-c-dev make busybox-static docker-registry skopeo umoci openssl iproute2 iptables util-linux procps hostname python3 curl ca-certificates iperf3 uidmap passwd buildah podman runc containerd zstd vagrant shellcheck libcap2-bin)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -43,8 +43,13 @@ ln -sf "$PWD/native/build/tsrun" /usr/local/bin/tsrun
 
 echo "== 3. a local insecure registry on $registry"
 work=$(mktemp -d /tmp/tsrun-demo-XXXX)
+tsrun=tsrun
+# The demo's containers run on a network of its own, removed at the end with its bridge and
+# firewall rules: the host's network is left as the demo found it.
+demo_net="tsrun-demo"
 cleanup() {
-  [ -f "$work/registry.pid" ] && kill "$(cat "$work/registry.pid")" 2>/dev/null || true
+  if [ -f "$work/registry.pid" ]; then kill "$(cat "$work/registry.pid")" 2>/dev/null || true; fi
+  $tsrun network rm "$demo_net" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -68,11 +73,12 @@ node scripts/make-busybox-image.mjs --out "$work/image" --tag latest
 skopeo copy --quiet --dest-tls-verify=false "oci:$work/image:latest" "docker://$registry/busybox:latest"
 
 echo "== 5. tsrun pull (plain HTTP: loopback registries are insecure by default, as in docker)"
-tsrun=tsrun
 $tsrun pull "$registry/busybox:latest"
 
 echo "== 6. tsrun run: what a container sees"
-$tsrun run --rm "$registry/busybox:latest" sh -c '
+$tsrun network inspect "$demo_net" >/dev/null 2>&1 || $tsrun network create "$demo_net" >/dev/null
+# shellcheck disable=SC2016 # the container's shell expands these, not this one
+$tsrun run --rm --network "$demo_net" "$registry/busybox:latest" sh -c '
   echo "hostname:   $(hostname)"
   echo "PID 1:      $(cat /proc/1/comm) (my PID is $$)"
   echo "cgroup:     $(cat /proc/self/cgroup | head -1)"
@@ -81,6 +87,6 @@ $tsrun run --rm "$registry/busybox:latest" sh -c '
   echo "caps:       $(grep CapEff /proc/self/status)"'
 
 echo "== 7. tsrun build: an image from examples/hello/Dockerfile, then run it"
-$tsrun build --progress plain --build-arg "BASE=$registry/busybox:latest" -t hello examples/hello
+$tsrun build --progress plain --network none --build-arg "BASE=$registry/busybox:latest" -t hello examples/hello
 $tsrun run --rm --network none hello
 echo "== done: tsrun works on this machine"
