@@ -18,8 +18,6 @@ export function ownerPid(name: string, prefix = ''): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-export { pidAlive } from '../sys/proc.js';
-
 /** Write a file so readers see the old or the new content, never a torn one. */
 export async function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${tempName()}`);

@@ -13,7 +13,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { TsrunError, errnoOf, wrap } from '../errors.js';
 import { Hasher, chainIdOf, hexOf, isDigest, mismatch } from './digest.js';
-import { ownerPid, pidAlive, readJson, removeTree, tempName, writeFileAtomic } from './fsutil.js';
+import { ownerPid, readJson, removeTree, tempName, writeFileAtomic } from './fsutil.js';
+import { ownerGone } from '../sys/proc.js';
 import type { Digest, LayerRecord } from './types.js';
 // The unpacker (tar-stream, koffi, worker threads) loads only when a layer is unpacked: `run`
 // never needs it.
@@ -195,7 +196,7 @@ export class Layers {
 
 /** Owner dead, or (pid reused) the entry is very old. */
 export async function isAbandoned(p: string, pid: number | undefined): Promise<boolean> {
-  if (pid !== undefined && pid !== process.pid && !pidAlive(pid)) return true;
+  if (pid !== undefined && ownerGone(pid)) return true;
   const st = await fs.lstat(p).catch(() => undefined);
   return st !== undefined && Date.now() - st.mtimeMs > STALE_MS && pid !== process.pid;
 }

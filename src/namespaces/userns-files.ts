@@ -13,7 +13,7 @@ import { chmodSync, existsSync, lchownSync, lstatSync, mkdirSync, readdirSync, r
 import { basename, dirname, join } from 'node:path';
 import { TsrunError, errnoOf } from '../errors.js';
 import { mapKey, type IdMap, type UsernsOption } from './userns.js';
-import { pidAlive } from '../sys/proc.js';
+import { ownerGone } from '../sys/proc.js';
 
 /** node:child_process, loaded when a copy is made: not by every `run` (it loads net and streams). */
 const childProcess = () => createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
@@ -175,8 +175,7 @@ function ownByMappedRoot(dir: string, root: { uid: number; gid: number }): void 
 function sweepDeadCopies(dir: string): void {
   for (const name of readdirSync(dir)) {
     const m = /^\.tmp-.+-(\d+)$/.exec(name);
-    const pid = m ? Number(m[1]) : undefined;
-    if (pid !== undefined && pid !== process.pid && !pidAlive(pid)) rmSync(join(dir, name), { recursive: true, force: true });
+    if (m && ownerGone(Number(m[1]))) rmSync(join(dir, name), { recursive: true, force: true });
   }
 }
 

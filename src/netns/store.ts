@@ -19,7 +19,7 @@ import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, rmSync, unl
 import { writeFileNamed } from '../sys/atomic.js';
 import { join } from 'node:path';
 import { TsrunError, errnoOf } from '../errors.js';
-import { pidAlive, tokenAlive } from '../sys/proc.js';
+import { ownerGone, tokenAlive } from '../sys/proc.js';
 import type { PortMapping } from './publish.js';
 import { sha256Text } from '../sys/text-hash.js';
 
@@ -146,9 +146,7 @@ export function sweepDeadWriters(stateDir: string): void {
     const locked = dir === networksDir(stateDir);
     for (const f of readdirSync(dir)) {
       const m = /\.json\.tmp-(?:(\d{1,7})(?:-[0-9a-f]{12})?|[0-9a-f]{12})$/.exec(f);
-      const pid = m?.[1] === undefined ? undefined : Number(m[1]);
-      const dead = pid !== undefined && pid > 0 && pid !== process.pid && !pidAlive(pid);
-      if (m && (locked || dead)) rmSync(join(dir, f), { force: true });
+      if (m && (locked || (m[1] !== undefined && ownerGone(Number(m[1]))))) rmSync(join(dir, f), { force: true });
     }
   }
 }

@@ -33,6 +33,14 @@ export function tokenAlive(token: string | undefined): boolean {
   return m !== null && processStartTime(Number(m[1])) === m[2];
 }
 
+/**
+ * Whether the process a temporary file or directory is named after (`.tmp-<pid>…`) is gone:
+ * neither this one nor any living one. Then what it left half-made is debris.
+ */
+export function ownerGone(pid: number): boolean {
+  return pid > 0 && pid !== process.pid && !pidAlive(pid);
+}
+
 /** Whether a process `pid` exists, anyone's (EPERM: alive, but not ours to signal). */
 export function pidAlive(pid: number): boolean {
   try {
