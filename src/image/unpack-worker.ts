@@ -180,7 +180,6 @@ export function stopIdleUnpackWorkers(): void {
   releaseTimer = setTimeout(releaseFreedMemory, IDLE_MS).unref();
 }
 
-
 /** How many workers are up, and how many were ever started (for tests). */
 export function unpackWorkers(): { up: number; started: number } {
   return { up: pool.length, started };
