@@ -204,6 +204,18 @@ describe('a misbehaving registry', () => {
     expect(store.unpacked.length).toBeLessThan(2);
   });
 
+  it('rejects a layer that unpacks to its diff_id but whose bytes are not the blob the manifest names', async () => {
+    // The gzip header's timestamp changed: the same size, the same tar inside, another digest.
+    // The download no longer hashes a layer (the blob writer does): this is what catches it.
+    await setUp();
+    const recompressed = Buffer.from(bigLayer.blob);
+    recompressed[4] ^= 0xff;
+    fake.blobs.set(bigLayer.digest, recompressed);
+    await expect(pullImage(store, `${fake.host}/app`, opts())).rejects.toMatchObject({ code: 'EDIGEST', message: expect.stringContaining(bigLayer.digest) });
+    expect(store.blobWrites).not.toContain(bigLayer.digest);
+    await expect(store.resolve(`${fake.host}/app:latest`)).resolves.toBeUndefined();
+  });
+
   it('rejects a manifest whose bytes do not match Docker-Content-Digest, or the pinned digest', async () => {
     await setUp();
     fake.manifests.get('latest')!.digestHeader = `sha256:${'0'.repeat(64)}`;
