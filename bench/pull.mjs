@@ -126,7 +126,16 @@ try {
   const baselineRoot = join(work, 'tsrun-baseline');
   const baselineRow = cold.length;
   if (baseline !== undefined) {
-    cold.push({ name: `tsrun pull (cold), the baseline build in ${baseline}`, argv: [process.execPath, join(baseline, 'dist/tsrun.cjs'), '--root', baselineRoot, 'pull', '-q', ref], before: empty(baselineRoot) });
+    // A code cache of its own: two builds sharing one directory remove each other's cache (the
+    // launcher keeps one bundle's per command), and each would then compile its bundle every run.
+    const baselineCache = join(work, 'baseline-code-cache');
+    mkdirSync(baselineCache, { mode: 0o700 });
+    cold.push({
+      name: `tsrun pull (cold), the baseline build in ${baseline}`,
+      argv: [process.execPath, join(baseline, 'dist/tsrun.cjs'), '--root', baselineRoot, 'pull', '-q', ref],
+      env: { ...process.env, TSRUN_CODE_CACHE: baselineCache },
+      before: empty(baselineRoot),
+    });
   }
   const measured = timeInterleaved(cold, { runs, warmup: 1 });
   const rows = cold.map((c, i) => row(c.name, () => {
