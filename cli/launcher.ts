@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import vm from 'node:vm';
 import { commandWord, versionOnly } from './command-word.js';
-import { codeCacheDir, codeCacheName, readCodeCache, trustedDir, writeCodeCache, type MapFile } from '../src/sys/code-cache.js';
+import { CODE_CACHE_NOW, codeCacheDir, codeCacheName, partialCacheName, readCodeCache, trustedDir, writeCodeCache, type MapFile } from '../src/sys/code-cache.js';
 import { LOADED_ADDON } from '../src/sys/loaded-addon.js';
 
 /** A hash of the bundle's content, put here when both are built (scripts/bundle.mjs). */
@@ -53,7 +53,9 @@ if (!source.startsWith(TSRUN_BUNDLE_WRAPPER)) {
 const candidate = codeCacheDir();
 const dir = candidate !== undefined && trustedDir(candidate) ? candidate : undefined;
 const name = codeCacheName(word ?? 'help', bundleId);
-const cached = dir === undefined ? undefined : readCodeCache(dir, name, mapFile);
+const whole = dir === undefined ? undefined : readCodeCache(dir, name, mapFile);
+const partial = whole === undefined && dir !== undefined ? readCodeCache(dir, partialCacheName(name), mapFile) : undefined;
+const cached = whole ?? partial;
 // Node >= 22.1 caches what loads from node_modules later (undici, tar-stream) in the same place.
 if (dir !== undefined) (Module as { enableCompileCache?: (dir: string) => unknown }).enableCompileCache?.(join(dir, 'node'));
 
@@ -64,11 +66,20 @@ const script = new vm.Script(source, {
   filename: file,
   ...(cached && { cachedData: cached }),
 });
-if (dir !== undefined && (cached === undefined || script.cachedDataRejected)) {
+const rejected = cached === undefined || script.cachedDataRejected;
+if (dir !== undefined && (rejected || partial !== undefined)) {
+  // V8 stamps the cache with its flags, and rejects it at a start whose flags differ: a run that
+  // changes one (src/sys/v8-flags.ts) takes its cache before, with what it compiled so far, and
+  // keeps it as the partial one; a run that changes none writes the whole cache.
+  let taken: Buffer | undefined;
+  (globalThis as Record<symbol, unknown>)[CODE_CACHE_NOW] = () => {
+    taken ??= script.createCachedData();
+  };
   process.once('exit', (code) => {
     if (code !== 0) return; // a failed run compiled less than a command needs
     try {
-      writeCodeCache(dir, name, script.createCachedData());
+      if (taken === undefined) writeCodeCache(dir, name, script.createCachedData());
+      else if (rejected) writeCodeCache(dir, partialCacheName(name), taken);
     } catch {
       // no cache this time (out of memory, say): the next start compiles again
     }

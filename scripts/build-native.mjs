@@ -74,7 +74,7 @@ for (const [dir, name] of [['runtime', 'tsrun-runtime'], ['front', 'tsrun']]) {
 const napiInclude = join(root, 'node_modules', 'node-api-headers', 'include');
 const addonOut = join(root, 'native', 'build', 'tsrun-sys.node');
 const addonArgs = ['-std=gnu11', '-O2', '-s', '-Wall', '-Wextra', '-Werror=implicit-function-declaration', '-D_GNU_SOURCE',
-  '-shared', '-fPIC', '-pthread', '-I', napiInclude, '-o', `${addonOut}.new`, join(root, 'native', 'node', 'sys.c')];
+  '-shared', '-fPIC', '-pthread', '-I', napiInclude, '-o', `${addonOut}.new`, join(root, 'native', 'node', 'sys.c'), '-ldl'];
 const a = spawnSync(cc, addonArgs, { stdio: 'inherit' });
 if (a.status !== 0) {
   console.error(`tsrun: building tsrun-sys.node failed (${cc} ${addonArgs.join(' ')}); is node-api-headers installed (npm ci)?`);

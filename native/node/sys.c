@@ -16,6 +16,7 @@
  *     node:net (below)
  *   testBind(protocol, address, port): whether -p may use a host port (below)
  *   mapFile(fd, asString): a file's bytes without copying them (below)
+ *   setV8Flags(flags): V8's flags, before the launcher compiles a bundle (below)
  *
  * keepFreedMemory is for the commands that stream layers (pull, load, build): by default glibc
  * hands freed memory back to the kernel (buffers above 128 KiB are unmapped when freed, and a
@@ -25,6 +26,7 @@
  */
 #define NAPI_VERSION 8
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -656,6 +658,35 @@ static napi_value js_map_file(napi_env env, napi_callback_info info) {
   return mapped;
 }
 
+/*
+ * setV8Flags(flags) -> whether V8 took them (false: this Node does not export the function).
+ *
+ * For src/sys/v8-flags.ts, which sets one V8 flag when a command first connects to a registry.
+ * node:v8's setFlagsFromString would do, but loading node:v8 costs 4-7 ms on a 2-core VM; this
+ * calls what it calls, v8::V8::SetFlagsFromString, which Node exports for addons written
+ * against V8's C++ API, by its Itanium C++ ABI name (a static member function: no `this`, so a
+ * plain C call).
+ */
+static napi_value js_set_v8_flags(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  char flags[256];
+  size_t len;
+  napi_value result;
+
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1 ||
+      napi_get_value_string_latin1(env, argv[0], flags, sizeof flags, &len) != napi_ok || len >= sizeof flags - 1) {
+    napi_throw_type_error(env, NULL, "setV8Flags(flags): a string of fewer than 255 characters");
+    return NULL;
+  }
+  void (*set_flags)(const char *, size_t);
+  *(void **)&set_flags = dlsym(RTLD_DEFAULT, "_ZN2v82V818SetFlagsFromStringEPKcm");
+  if (set_flags)
+    set_flags(flags, len);
+  napi_get_boolean(env, set_flags != NULL, &result);
+  return result;
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_value fn;
   if (napi_create_function(env, "flock", NAPI_AUTO_LENGTH, js_flock, NULL, &fn) != napi_ok ||
@@ -681,7 +712,9 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       napi_create_function(env, "testBind", NAPI_AUTO_LENGTH, js_test_bind, NULL, &fn) != napi_ok ||
       napi_set_named_property(env, exports, "testBind", fn) != napi_ok ||
       napi_create_function(env, "mapFile", NAPI_AUTO_LENGTH, js_map_file, NULL, &fn) != napi_ok ||
-      napi_set_named_property(env, exports, "mapFile", fn) != napi_ok)
+      napi_set_named_property(env, exports, "mapFile", fn) != napi_ok ||
+      napi_create_function(env, "setV8Flags", NAPI_AUTO_LENGTH, js_set_v8_flags, NULL, &fn) != napi_ok ||
+      napi_set_named_property(env, exports, "setV8Flags", fn) != napi_ok)
     return NULL;
   return exports;
 }

@@ -2,11 +2,11 @@
 // HTTP(S)_PROXY / NO_PROXY, and the sockets still connecting, which close() ends.
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
-import { setFlagsFromString } from 'node:v8';
 import type * as Undici from 'undici';
 import type { Dispatcher } from 'undici';
 import { loadTlsMaterial, tlsOptions } from './certs.js';
 import { splitHostPort } from './insecure.js';
+import { applyV8Flags } from '../sys/v8-flags.js';
 
 // undici's entry point loads all of undici — fetch, WebSocket, cookies, caches, mocks: ~70 ms
 // of a warm pull's ~300 here. Only the connection pool and the request API are needed (~20 ms);
@@ -17,13 +17,6 @@ const Agent = require('undici/lib/dispatcher/agent.js') as typeof Undici.Agent;
 export const { BodyTimeoutError } = require('undici/lib/core/errors.js') as typeof Undici.errors;
 const buildConnector = require('undici/lib/core/connect.js') as typeof Undici.buildConnector;
 Object.assign((require('undici/lib/dispatcher/dispatcher.js') as typeof Undici.Dispatcher).prototype, require('undici/lib/api/index.js'));
-
-// undici parses HTTP with llhttp compiled to WebAssembly. After a few responses V8 starts
-// recompiling its 33 KB parser function with its optimizing compiler (~90 ms of CPU), and Node
-// waits for that compilation before the process may exit — a third of a warm pull. Registry
-// responses are a few headers around bodies llhttp skips in bulk: the baseline code is plenty.
-// The flag only decides when V8 optimizes WebAssembly (llhttp is tsrun's only WebAssembly).
-setFlagsFromString('--wasm-tiering-budget=1000000000');
 
 export class Connections {
   private readonly dispatchers = new Map<string, Promise<Dispatcher>>();
@@ -66,6 +59,8 @@ export class Connections {
   private connector(tls: object): Undici.buildConnector.connector {
     const connect = buildConnector({ timeout: this.timeoutMs, ...tls });
     return (options, callback) => {
+      // Before llhttp, undici's WebAssembly, parses a response (src/sys/v8-flags.ts).
+      applyV8Flags();
       // undici's connector returns the socket it connects (its types say void).
       const socket = (connect as (...args: Parameters<typeof connect>) => unknown)(options, (...result) => {
         this.connecting.delete(socket as Socket);

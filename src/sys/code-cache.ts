@@ -6,6 +6,10 @@
 import { closeSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, constants } from 'node:fs';
 import { join } from 'node:path';
 
+/** The launcher's, under this registered symbol: makes the bundle's code cache now, if it is to
+ * write one at exit (a command about to change a V8 flag calls it: src/sys/v8-flags.ts). */
+export const CODE_CACHE_NOW = Symbol.for('tsrun.code-cache-now');
+
 /** TSRUN_CODE_CACHE: a directory to keep it in instead, or "off". */
 export const CODE_CACHE_ENV = 'TSRUN_CODE_CACHE';
 
@@ -49,6 +53,15 @@ export function codeCacheName(command: string, bundleId: string): string {
   return `${word}.${process.version}-${process.arch}-${bundleId}.v8`;
 }
 
+/**
+ * The cache a run took before it changed a V8 flag (src/sys/v8-flags.ts), with what it had
+ * compiled by then: V8 would reject one made after. It serves until a run that changes no flag
+ * (a `run` of an image in the store, after one that pulled it) writes the whole one.
+ */
+export function partialCacheName(name: string): string {
+  return name.replace(/\.v8$/, '.partial.v8');
+}
+
 /** native/node/sys.c's mapFile: a file's bytes, mapped, as a string or a Buffer; undefined when it cannot. */
 export type MapFile = (fd: number, asString: boolean) => string | Buffer | undefined;
 
@@ -81,12 +94,14 @@ export function writeCodeCache(dir: string, name: string, data: Buffer): void {
   try {
     writeFileSync(tmp, data, { mode: 0o600, flag: 'wx' });
     renameSync(tmp, join(dir, name));
-    // The command's caches of other bundles (earlier builds); another Node's of this one stay.
+    // The command's caches of other bundles (earlier builds); another Node's of this one stay,
+    // and a whole cache replaces the partial one (partialCacheName).
     const command = name.slice(0, name.indexOf('.') + 1);
-    const bundle = name.slice(name.lastIndexOf('-'));
+    const bundle = `${name.slice(name.lastIndexOf('-')).replace(/(\.partial)?\.v8$/, '')}.`;
     for (const old of readdirSync(dir)) {
-      if (old.startsWith(command) && old.endsWith('.v8') && !old.endsWith(bundle)) rmSync(join(dir, old), { force: true });
+      if (old.startsWith(command) && old.endsWith('.v8') && !old.includes(bundle)) rmSync(join(dir, old), { force: true });
     }
+    if (!name.endsWith('.partial.v8')) rmSync(join(dir, partialCacheName(name)), { force: true });
   } catch {
     rmSync(tmp, { force: true });
   }

@@ -261,6 +261,12 @@ export function releaseFreedMemory(): void {
   addonWith('releaseFreedMemory')?.releaseFreedMemory!();
 }
 
+/** V8's flags through the addon (native/node/sys.c), without loading node:v8 (4-7 ms); false
+ * when the addon cannot (not built, built before setV8Flags, a Node that does not export it). */
+export function setV8Flags(flags: string): boolean {
+  return addonWith('setV8Flags')?.setV8Flags!(flags) ?? false;
+}
+
 // ---- processes ------------------------------------------------------------------------------
 
 /** A process started by spawnPiped: its pid and our ends of its stdin, stdout and stderr. */
@@ -403,6 +409,8 @@ interface SysAddon {
   testBind?(protocol: 'tcp' | 'udp', address: string, port: number): number;
   /** The file mapped (a latin1 string, or a read-only Buffer), or undefined (the launcher's). */
   mapFile?: MapFile;
+  /** Whether V8 took the flags. */
+  setV8Flags?(flags: string): boolean;
 }
 
 let sys: SysAddon | undefined;

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describePrivileged, repoRoot, TestEnv } from './helpers/env.js';
 import { loadBusybox } from './helpers/images.js';
+import { pushLayout, startRegistry } from './helpers/registry.js';
 
 describePrivileged('the tsrun launcher and its code cache', () => {
   let env: TestEnv;
@@ -126,6 +127,40 @@ M._resolveFilename = function (req, ...rest) { if (!req.startsWith('node:')) fs.
     expect(viaNode(['ps', '-a'], { TSRUN_CODE_CACHE: dir }).status).toBe(0);
     expect(tsrun(dir, 'inspect', 'no-such-container').status).not.toBe(0);
     expect(files(dir).map((f) => f.split('.')[0]).sort()).toEqual(['images', 'ps']);
+  });
+
+  it('keeps the cache a pull took before it set a V8 flag, and a later run that sets none completes it', async () => {
+    // V8 rejects a cache stamped with other flags than the start's: made after the flag
+    // (src/sys/v8-flags.ts), a pull's cache was rejected, compiled again and rewritten every run.
+    const reg = await startRegistry({ mode: 'http' });
+    const layout = join(env.root, 'busybox-oci');
+    try {
+      // Published by skopeo from the busybox fixture's OCI layout (tsrun's push is not the test).
+      spawnSync(process.execPath, [join(repoRoot, 'scripts', 'make-busybox-image.mjs'), '--out', layout, '--format', 'oci']);
+      await pushLayout(reg, layout, 'busybox:latest');
+      const ref = `${reg.host}/busybox:latest`;
+      const dir = cacheDir();
+      const pull = () => tsrun(dir, 'pull', '-q', ref);
+      expect(pull().status).toBe(0); // cold
+      const [cache] = files(dir);
+      expect(cache).toMatch(/^pull\..*\.partial\.v8$/);
+      const before = statSync(join(dir, cache!));
+      const r = pull(); // warm: from that cache, so it writes none
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      const after = statSync(join(dir, cache!));
+      expect([after.ino, after.mtimeMs]).toEqual([before.ino, before.mtimeMs]);
+      // A run that pulls its image keeps a partial cache; the next, of the image in the store,
+      // sets no flag and writes the whole one in its place.
+      expect(tsrun(dir, 'rmi', ref).status).toBe(0);
+      const runIt = () => tsrun(dir, 'run', '--rm', '--network', 'none', ref, 'true');
+      expect(runIt().status).toBe(0);
+      expect(files(dir).filter((f) => f.startsWith('run.'))).toEqual([expect.stringMatching(/\.partial\.v8$/)]);
+      expect(runIt().status).toBe(0);
+      expect(files(dir).filter((f) => f.startsWith('run.'))).toEqual([expect.stringMatching(/-[0-9a-f]+\.v8$/)]);
+    } finally {
+      await reg.stop();
+    }
   });
 
   it('compiles from the source when the cache is not V8\'s, and replaces it', () => {

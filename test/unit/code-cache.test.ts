@@ -2,7 +2,7 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { codeCacheDir, codeCacheName, readCodeCache, trustedDir, writeCodeCache } from '../../src/sys/code-cache.js';
+import { codeCacheDir, codeCacheName, partialCacheName, readCodeCache, trustedDir, writeCodeCache } from '../../src/sys/code-cache.js';
 
 describe('the code cache of the tsrun bundle', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'tsrun-code-cache-'));
@@ -62,6 +62,22 @@ describe('the code cache of the tsrun bundle', () => {
     expect(readdirSync(dir).sort()).toEqual([name, other, otherNode].sort());
     expect(statSync(join(dir, name)).mode & 0o777).toBe(0o600);
     expect(readCodeCache(dir, 'missing.v8')).toBeUndefined();
+  });
+
+  it('keeps a partial cache beside the whole ones of this bundle, and drops it when the whole one is written', () => {
+    const dir = join(tmp, 'partial');
+    expect(trustedDir(dir)).toBe(true);
+    const name = codeCacheName('run', 'dddd');
+    const partial = partialCacheName(name);
+    expect(partial).toBe(`run.${process.version}-${process.arch}-dddd.partial.v8`);
+    const otherNode = `run.v0.0.1-${process.arch}-dddd.v8`;
+    const olderBundle = codeCacheName('run', 'eeee');
+    const olderPartial = partialCacheName(olderBundle);
+    for (const f of [otherNode, olderBundle, olderPartial]) writeFileSync(join(dir, f), 'x', { mode: 0o600 });
+    writeCodeCache(dir, partial, Buffer.from('part'));
+    expect(readdirSync(dir).sort()).toEqual([otherNode, partial].sort());
+    writeCodeCache(dir, name, Buffer.from('whole'));
+    expect(readdirSync(dir).sort()).toEqual([otherNode, name].sort());
   });
 
   it('maps the cache when given a way to (the addon\'s mapFile), and reads it when that declines', () => {
