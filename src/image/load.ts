@@ -225,13 +225,21 @@ async function ingest(store: ImageStore, source: ImageSource, plan: IngestPlan):
     const chains = chainIds(diffIds);
     const sizes: number[] = [];
     for (const [i, l] of plan.layers.entries()) {
+      const diffId = diffIds[i]!;
+      // Without the image's own manifest, the one recorded lists the layers as docker does,
+      // uncompressed, by their diff_ids (dockerManifest): each layer's tar is kept as that blob,
+      // which `push` and `save` send, and unpacked from the verified copy in the store.
+      if (!keep && !(await store.hasBlob(diffId))) {
+        await store.writeBlob(await layerTar(source.open(l.path), l, source.what), { digest: diffId });
+        created.blobs.push(diffId);
+      }
       const have = await store.layer(chains[i]!);
       if (have) {
         sizes.push(have.size);
         continue;
       }
-      const tar = await layerTar(keep && l.desc ? store.blobStream(l.desc.digest) : source.open(l.path), l, source.what);
-      const record = await store.unpackLayer(diffIds[i]!, i === 0 ? null : chains[i - 1]!, tar);
+      const tar = keep ? await layerTar(l.desc ? store.blobStream(l.desc.digest) : source.open(l.path), l, source.what) : store.blobStream(diffId);
+      const record = await store.unpackLayer(diffId, i === 0 ? null : chains[i - 1]!, tar);
       created.layers.push(chains[i]!);
       sizes.push(record.size);
     }

@@ -106,6 +106,14 @@ describe.runIf(haveBusybox)('loadImages', () => {
     const rec = (await store.resolve('busybox:latest'))!;
     expect(rec.layers.map((l) => l.diffId)).toEqual(docker3.diffIds);
     expect(rec.manifestDigest).toBe(img!.manifestDigest);
+    // The manifest recorded names each layer's tar by its diff_id, as docker's does; the store
+    // holds those blobs (`push` and `save` send them), each what its descriptor says.
+    const manifest = JSON.parse((await store.readBlob(img!.manifestDigest)).toString('utf8')) as { layers: Array<{ digest: string; size: number }> };
+    expect(manifest.layers.map((l) => l.digest)).toEqual(docker3.diffIds);
+    for (const l of manifest.layers) {
+      const blob = fs.readFileSync(path.join(root, 'blobs/sha256', l.digest.slice(7)));
+      expect([sha256(blob), blob.length]).toEqual([l.digest, l.size]);
+    }
     await store.removeImage('busybox');
     const gz = path.join(scratch, 'busybox.tar.gz');
     fs.writeFileSync(gz, zlib.gzipSync(fs.readFileSync(docker3.path)));
