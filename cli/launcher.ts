@@ -4,10 +4,11 @@
 // dist/tsrun-main.cjs (cli/main.ts, every command; scripts/bundle.mjs) — from V8's code cache when there is one:
 // compiling that bundle is 10-17 ms of every start, most of which the cache saves. The cache is
 // written after a command's first successful run, so it holds every function that run compiled,
-// not only the bundle's top level; one per command, bundle and Node version, in a directory only
-// this user can write (src/sys/code-cache.ts).
+// not only the bundle's top level (up to a V8 flag's change, for a command that changes one: a
+// partial cache, see below); one per command, bundle and Node version, in a directory only this
+// user can write (src/sys/code-cache.ts).
 import Module from 'node:module';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import vm from 'node:vm';
@@ -71,15 +72,21 @@ if (dir !== undefined && (rejected || partial !== undefined)) {
   // V8 stamps the cache with its flags, and rejects it at a start whose flags differ: a run that
   // changes one (src/sys/v8-flags.ts) takes its cache before, with what it compiled so far, and
   // keeps it as the partial one; a run that changes none writes the whole cache.
+  let flagged = false;
   let taken: Buffer | undefined;
   (globalThis as Record<symbol, unknown>)[CODE_CACHE_NOW] = () => {
-    taken ??= script.createCachedData();
+    flagged = true;
+    if (rejected) taken ??= script.createCachedData(); // else the partial cache read is kept
   };
   process.once('exit', (code) => {
     if (code !== 0) return; // a failed run compiled less than a command needs
     try {
-      if (taken === undefined) writeCodeCache(dir, name, script.createCachedData());
-      else if (rejected) writeCodeCache(dir, partialCacheName(name), taken);
+      if (!flagged) writeCodeCache(dir, name, script.createCachedData());
+      else if (taken !== undefined) {
+        // A whole cache V8 rejected would be read first at every start, and the partial never.
+        if (whole !== undefined) rmSync(join(dir, name), { force: true });
+        writeCodeCache(dir, partialCacheName(name), taken);
+      }
     } catch {
       // no cache this time (out of memory, say): the next start compiles again
     }

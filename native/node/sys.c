@@ -16,7 +16,7 @@
  *     node:net (below)
  *   testBind(protocol, address, port): whether -p may use a host port (below)
  *   mapFile(fd, asString): a file's bytes without copying them (below)
- *   setV8Flags(flags): V8's flags, before the launcher compiles a bundle (below)
+ *   setV8Flags(flags): V8's flags without loading node:v8 (below)
  *
  * keepFreedMemory is for the commands that stream layers (pull, load, build): by default glibc
  * hands freed memory back to the kernel (buffers above 128 KiB are unmapped when freed, and a
@@ -680,7 +680,9 @@ static napi_value js_set_v8_flags(napi_env env, napi_callback_info info) {
     return NULL;
   }
   void (*set_flags)(const char *, size_t);
-  *(void **)&set_flags = dlsym(RTLD_DEFAULT, "_ZN2v82V818SetFlagsFromStringEPKcm");
+  /* size_t is unsigned long (m) on 64-bit Linux, unsigned int (j) on 32-bit. */
+  *(void **)&set_flags = dlsym(RTLD_DEFAULT, sizeof(size_t) == sizeof(unsigned long) ? "_ZN2v82V818SetFlagsFromStringEPKcm"
+                                                                                      : "_ZN2v82V818SetFlagsFromStringEPKcj");
   if (set_flags)
     set_flags(flags, len);
   napi_get_boolean(env, set_flags != NULL, &result);

@@ -110,8 +110,8 @@ export async function commitContainer(store: ImageStore, found: Found, opts: Com
     const configBytes = Buffer.from(JSON.stringify(imageConfig));
     const configDigest = await putBlob(store, configBytes, created.blobs);
 
-    // The parent's layers as its manifest lists them; one it holds no blob for (loaded from a
-    // docker-archive) is taken from another image with the same layer, so push can send it.
+    // The parent's layers as its manifest lists them; one it holds no blob for (a docker-archive
+    // loaded by an older tsrun) is taken from another image with the same layer, so push can send it.
     const parentManifest = JSON.parse((await store.readBlob(parent.manifestDigest)).toString('utf8')) as ImageManifest;
     const docker = parentManifest.mediaType === MediaType.dockerManifest;
     const layers: Descriptor[] = [];

@@ -6,6 +6,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
+import { TsrunError } from '../errors.js';
 import { removeTree, writeFileAtomic } from './fsutil.js';
 import { compressionOf } from './compression.js';
 import { Hasher, hexOf, isDigest } from './digest.js';
@@ -40,6 +41,9 @@ async function compressed(store: Store, plain: Descriptor): Promise<Descriptor> 
   const known = await fs.readFile(record, 'utf8').then((t) => JSON.parse(t) as { digest: Digest; size: number }, () => undefined);
   if (known && isDigest(known.digest) && (await store.hasBlob(known.digest))) return { mediaType, digest: known.digest, size: known.size };
 
+  if (!(await store.hasBlob(plain.digest))) {
+    throw new TsrunError('EBADIMAGE', `layer ${plain.digest} has only its unpacked copy in the store (a docker-archive loaded by an older tsrun kept no tars): load the image again to push it`);
+  }
   const tmp = await store.makeTempDir('gzip');
   try {
     const out = path.join(tmp, 'layer.tar.gz');

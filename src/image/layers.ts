@@ -65,7 +65,15 @@ export class Layers {
    * to the worker compressed, and is decompressed there too. `diffId` undefined: a tar tsrun
    * makes itself as it goes (a build step), named by what it hashes to once it is all read.
    */
-  async unpack(expected: Digest | undefined, parent: Digest | null, tar: AsyncIterable<Uint8Array>, options: UnpackOptions = {}): Promise<LayerRecord> {
+  /** `before`: settles when the layer may go into place (a pull's blob, verified and stored);
+   * if it rejects, the unpacked copy is removed and that error thrown. */
+  async unpack(
+    expected: Digest | undefined,
+    parent: Digest | null,
+    tar: AsyncIterable<Uint8Array>,
+    options: UnpackOptions = {},
+    before?: Promise<unknown>,
+  ): Promise<LayerRecord> {
     const existing = expected === undefined ? undefined : await this.get(chainIdOf(parent, expected));
     if (existing && expected) {
       // Already here (another image, or a concurrent pull won): read the stream anyway, so the
@@ -90,6 +98,7 @@ export class Layers {
       const chainId = chainIdOf(parent, diffId);
       const bad = mismatch(`layer ${diffId}`, { digest: diffId }, { digest: result.diffId, size: result.tarSize });
       if (bad) throw bad;
+      await before;
       const meta: LayerMeta = {
         chainId,
         diffId,

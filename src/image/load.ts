@@ -211,7 +211,7 @@ async function ingest(store: ImageStore, source: ImageSource, plan: IngestPlan):
     // Verify every layer blob before unpacking any, so a broken archive fails fast and says
     // which blob is wrong (gunzip alone may not notice garbage after a gzip stream). With the
     // image's own manifest, the blobs are kept (as a pull keeps them: `push` needs them) and
-    // unpacked from the verified copy in the store.
+    // unpacked from the verified copy in the store; without, see below.
     const keep = plan.manifest !== undefined;
     for (const l of plan.layers) {
       if (!l.desc) continue;
@@ -230,7 +230,9 @@ async function ingest(store: ImageStore, source: ImageSource, plan: IngestPlan):
       // uncompressed, by their diff_ids (dockerManifest): each layer's tar is kept as that blob,
       // which `push` and `save` send, and unpacked from the verified copy in the store.
       if (!keep && !(await store.hasBlob(diffId))) {
-        await store.writeBlob(await layerTar(source.open(l.path), l, source.what), { digest: diffId });
+        await store.writeBlob(await layerTar(source.open(l.path), l, source.what), { digest: diffId }).catch((err: unknown) => {
+          throw err instanceof TsrunError ? new TsrunError(err.code, `${source.what}: layer ${l.path}: ${err.message}`, { cause: err }) : err;
+        });
         created.blobs.push(diffId);
       }
       const have = await store.layer(chains[i]!);
@@ -255,7 +257,7 @@ async function ingest(store: ImageStore, source: ImageSource, plan: IngestPlan):
   }
 }
 
-/** The layer's tar (its blob was verified before): decompressed per media type, or sniffed. */
+/** The layer's tar, decompressed per media type, or sniffed. */
 async function layerTar(raw: Readable, l: IngestPlan['layers'][number], what: string): Promise<Readable> {
   if (l.desc?.mediaType !== undefined) {
     const d = decompressor(l.desc.mediaType);

@@ -33,7 +33,8 @@ export interface PullStore {
   writeBlob(source: AsyncIterable<Uint8Array>, expected: { digest: Digest; size?: number }): Promise<void>;
   writeBlobBytes(bytes: Uint8Array, expected?: { digest: Digest; size?: number }): Promise<Digest>;
   layer(chainId: Digest): Promise<LayerRecord | undefined>;
-  unpackLayer(diffId: Digest, parentChainId: Digest | null, tar: AsyncIterable<Uint8Array>): Promise<LayerRecord>;
+  /** `before`: the layer goes into place only once it settles, and not at all if it rejects. */
+  unpackLayer(diffId: Digest, parentChainId: Digest | null, tar: AsyncIterable<Uint8Array>, before?: Promise<unknown>): Promise<LayerRecord>;
   putImage(p: { manifestDigest: Digest; manifest: ImageManifest; configDigest: Digest; names: string[]; also?: Digest[] }): Promise<ImageRecord>;
   /** With the image's repo digests (name@sha256:...), as ImageStore's StoredImage has them. */
   resolve(nameOrId: string): Promise<(ImageRecord & { repoDigests?: string[] }) | undefined>;
@@ -320,9 +321,7 @@ async function fetchLayer(
   const source: AsyncIterable<Uint8Array> = haveBlob
     ? createReadStream(store.blobPath(desc.digest))
     : blobStream(repo, desc, {
-        // Every byte goes to the store's blob writer, which checks the digest (and fails the
-        // layer); the unpacker checks the diff_id. A third hash would be CPU for nothing.
-        checkDigest: false,
+        verifyDigest: false, // the blob writer does (below)
         onProgress: (current, total) => {
           // Throttle: a progress line per 64 KiB is plenty.
           if (current - lastShown >= 65536 || current === total) {
@@ -345,16 +344,27 @@ async function fetchLayer(
   const outs = haveBlob ? [toUnpack] : [toBlob, toUnpack];
 
   const abort = (err: unknown) => {
-    for (const s of [toBlob, toUnpack, decompressed]) s?.destroy(err instanceof Error ? err : new Error(String(err)));
+    const e = err instanceof Error ? err : new Error(String(err));
+    toBlob.destroy(e);
+    // The unpacker's stream, once it has all its bytes, is left to the unpacker: the layer does
+    // not go into place when its blob fails (`before`), and a stream destroyed after its reader
+    // is gone throws its error with nobody listening.
+    for (const s of [toUnpack, decompressed]) if (s && !s.writableEnded) s.destroy(e);
   };
+  // The download checks sizes only: the blob writer hashes what it stores and refuses another
+  // digest, and the layer goes into place only once its blob is in (a layer that unpacks to its
+  // diff_id from bytes that are not the manifest's blob would otherwise stay, and the next pull
+  // would record the image without that blob).
+  const blob = haveBlob ? undefined : store.writeBlob(toBlob, { digest: desc.digest, size: desc.size });
   const tasks: Array<Promise<unknown>> = [
     fanOut(source, outs).then(() => {
       if (!haveBlob) onProgress({ id, status: 'Verifying Checksum', current: desc.size, total: desc.size });
       onProgress({ id, status: 'Extracting', current: desc.size, total: desc.size });
     }),
-    store.unpackLayer(diffId, parent, tar),
+    // The blob before the layer: when both fail, the blob's error is the cause (see below).
+    ...(blob ? [blob] : []),
+    store.unpackLayer(diffId, parent, tar, blob),
   ];
-  if (!haveBlob) tasks.push(store.writeBlob(toBlob, { digest: desc.digest, size: desc.size }));
   const results = await Promise.allSettled(tasks.map((t) => t.catch((err) => (abort(err), Promise.reject(err)))));
   const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason as unknown);
   // One failure stops the other tasks, which then fail too: report the one that was the cause

@@ -113,7 +113,7 @@ function blobName(d: Digest): string {
 
 /**
  * The blob a layer can be read from: its own manifest's, or (an image loaded from a
- * docker-archive keeps no blobs) another image's with the same diff_id.
+ * docker-archive by an older tsrun kept no blobs) another image's with the same diff_id.
  */
 export async function layerBlob(store: ImageStore, desc: Descriptor | undefined, diffId: Digest): Promise<Descriptor | undefined> {
   if (desc && (await store.hasBlob(desc.digest))) return desc;
@@ -132,7 +132,7 @@ async function layerEntry(store: ImageStore, pack: Pack, desc: Descriptor | unde
   if (!desc || size === undefined || !(await store.hasBlob(desc.digest))) {
     throw new TsrunError(
       'EBADIMAGE',
-      `image ${hexOf(imageId).slice(0, 12)}: layer ${diffId} has only its unpacked copy in the store (it was loaded from a docker-archive), and its exact tar cannot be rebuilt; pull the image, or load it from an OCI layout, to save it`,
+      `image ${hexOf(imageId).slice(0, 12)}: layer ${diffId} has only its unpacked copy in the store (a docker-archive loaded by an older tsrun kept no tars), and its exact tar cannot be rebuilt; pull or load the image again to save it`,
     );
   }
   const d = desc.digest === diffId ? null : decompressor(desc.mediaType);

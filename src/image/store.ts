@@ -189,10 +189,11 @@ export class ImageStore {
   /**
    * Unpacks an uncompressed layer tar (chain ID from `parentChainId` and `diffId`), verifying
    * that the tar hashes to `diffId`. Reads `tar` to its end in every case; when the layer is
-   * already present, it is only verified and the existing one returned.
+   * already present, it is only verified and the existing one returned. `before`: the layer goes
+   * into place only once it settles, and not at all if it rejects (a pull's blob, see pull.ts).
    */
-  async unpackLayer(diffId: Digest, parentChainId: Digest | null, tar: AsyncIterable<Uint8Array>): Promise<LayerRecord> {
-    return this.layers.unpack(checkDigest(diffId, 'diff ID'), parentChainId, tar);
+  async unpackLayer(diffId: Digest, parentChainId: Digest | null, tar: AsyncIterable<Uint8Array>, before?: Promise<unknown>): Promise<LayerRecord> {
+    return this.layers.unpack(checkDigest(diffId, 'diff ID'), parentChainId, tar, {}, before);
   }
 
   /**

@@ -5,7 +5,7 @@
 // that ignores Range (200) sends everything again and the first N bytes are dropped, so the
 // consumer — already unpacking — never sees a byte twice. Every byte goes through sha256 and
 // the end of the stream checks digest and size (go-containerregistry's internal/verify), unless
-// the consumer hashes every byte itself and says so (checkDigest: false): then only the size.
+// the consumer hashes every byte itself and says so (verifyDigest: false): then only the size.
 //
 // Resumes and back-offs share one registry timeout (patience.ts): only the blob's bytes restart
 // it, a KiB at a time, so a registry that stops sending, or sends a few bytes now and then,
@@ -32,7 +32,7 @@ export interface BlobStreamOptions {
    * stream then checks only the size: sha256 is a pull's largest CPU cost after gunzip, and
    * hashing each layer twice cost ~60 ms of CPU per 93 MB on a 2-core VM.
    */
-  checkDigest?: boolean;
+  verifyDigest?: boolean;
 }
 
 /** `bytes 100-199/200` → 100. */
@@ -51,7 +51,7 @@ export async function* blobStream(repo: Repository, desc: Descriptor, options: B
   // credentials at all, and the registry is the fallback.
   const foreign = (desc.urls ?? []).map((u) => new URL(u)).filter((u) => u.protocol === 'https:' || u.protocol === 'http:');
   let source = 0;
-  const hash = options.checkDigest === false ? undefined : createHash('sha256');
+  const hash = options.verifyDigest === false ? undefined : createHash('sha256');
   let delivered = 0;
   let failures = 0;
 

@@ -34,6 +34,9 @@ export class Connections {
     const key = `${url.host}|${verify}`;
     let d = this.dispatchers.get(key);
     if (!d) {
+      // Before undici makes a connection and llhttp parses anything, whether through our
+      // connector or a proxy agent's own (src/sys/v8-flags.ts).
+      applyV8Flags();
       d = (async () => {
         const tls = tlsOptions(await loadTlsMaterial(url.host, this.certsDirs), verify);
         // The request's Patience gives up first (with what is left); the connect and headers
@@ -59,8 +62,6 @@ export class Connections {
   private connector(tls: object): Undici.buildConnector.connector {
     const connect = buildConnector({ timeout: this.timeoutMs, ...tls });
     return (options, callback) => {
-      // Before llhttp, undici's WebAssembly, parses a response (src/sys/v8-flags.ts).
-      applyV8Flags();
       // undici's connector returns the socket it connects (its types say void).
       const socket = (connect as (...args: Parameters<typeof connect>) => unknown)(options, (...result) => {
         this.connecting.delete(socket as Socket);

@@ -6,8 +6,9 @@
 import { closeSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, constants } from 'node:fs';
 import { join } from 'node:path';
 
-/** The launcher's, under this registered symbol: makes the bundle's code cache now, if it is to
- * write one at exit (a command about to change a V8 flag calls it: src/sys/v8-flags.ts). */
+/** The launcher's, under this registered symbol, called by a command about to change a V8 flag
+ * (src/sys/v8-flags.ts): the launcher takes the bundle's code cache now if it is to write one,
+ * and keeps it as the partial cache. */
 export const CODE_CACHE_NOW = Symbol.for('tsrun.code-cache-now');
 
 /** TSRUN_CODE_CACHE: a directory to keep it in instead, or "off". */

@@ -10,15 +10,16 @@
 // flags, and rejects the code when the flags differ: Node's own modules, compiled into Node
 // with such a cache, compile from source once the flag has changed (an unpack worker then
 // boots in ~90 ms instead of ~60), and so does tsrun's bundle at every start if its cache was
-// made after the change. So the flag is set as late as it can be — when the first connection
-// to a registry is made, after the unpack workers had the command's start to boot — and the
-// launcher takes its code cache just before (cli/launcher.ts: a partial one, which a later run
-// that changes no flag completes).
+// made after the change. So the flag is set as late as it can be — when the first request to a
+// registry is about to be sent, while the unpack workers a pull starts first have had the
+// command's start to boot (on a busy machine, a worker may still be booting: slower, not wrong)
+// — and the launcher takes its code cache just before (cli/launcher.ts: a partial one, which a
+// later run that changes no flag completes).
 import { createRequire } from 'node:module';
 import { CODE_CACHE_NOW } from './code-cache.js';
 import { setV8Flags } from './libc.js';
 
-export const V8_FLAGS = '--wasm-tiering-budget=1000000000';
+const V8_FLAGS = '--wasm-tiering-budget=1000000000';
 
 let applied = false;
 
@@ -26,6 +27,10 @@ let applied = false;
 export function applyV8Flags(): void {
   if (applied) return;
   applied = true;
-  ((globalThis as Record<symbol, unknown>)[CODE_CACHE_NOW] as (() => void) | undefined)?.();
+  try {
+    ((globalThis as Record<symbol, unknown>)[CODE_CACHE_NOW] as (() => void) | undefined)?.();
+  } catch {
+    // no cache this time (out of memory, say): the request goes on
+  }
   if (!setV8Flags(V8_FLAGS)) (createRequire(import.meta.url)('node:v8') as typeof import('node:v8')).setFlagsFromString(V8_FLAGS);
 }

@@ -4,6 +4,11 @@
 // (TSRUN_REGISTRY_TIMEOUT) that bounds how long tsrun waits on one, retries included.
 import { readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { chainIds } from '../../src/image/digest.js';
+import { ImageStore } from '../../src/image/store.js';
+import type { Digest } from '../../src/image/types.js';
 import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -204,16 +209,30 @@ describe('a misbehaving registry', () => {
     expect(store.unpacked.length).toBeLessThan(2);
   });
 
-  it('rejects a layer that unpacks to its diff_id but whose bytes are not the blob the manifest names', async () => {
+  it('rejects a layer that unpacks to its diff_id but whose bytes are not the blob the manifest names, and keeps neither', async () => {
     // The gzip header's timestamp changed: the same size, the same tar inside, another digest.
-    // The download no longer hashes a layer (the blob writer does): this is what catches it.
+    // The blob writer is what hashes a layer's download (pull.ts), and the layer waits for it:
+    // kept, it would be "Already exists" at the next pull, which would record the image
+    // without its blob. The real store, with its unpack workers.
     await setUp();
     const recompressed = Buffer.from(bigLayer.blob);
     recompressed[4] ^= 0xff;
     fake.blobs.set(bigLayer.digest, recompressed);
-    await expect(pullImage(store, `${fake.host}/app`, opts())).rejects.toMatchObject({ code: 'EDIGEST', message: expect.stringContaining(bigLayer.digest) });
-    expect(store.blobWrites).not.toContain(bigLayer.digest);
-    await expect(store.resolve(`${fake.host}/app:latest`)).resolves.toBeUndefined();
+    const root = await mkdtemp(join(tmpdir(), 'tsrun-store-'));
+    try {
+      const real = await ImageStore.open(root);
+      const config = JSON.parse(fake.blobs.get(image.configDigest)!.toString('utf8')) as { rootfs: { diff_ids: Digest[] } };
+      const [, big] = chainIds(config.rootfs.diff_ids);
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const { decompressor: _, ...rest } = opts();
+        await expect(pullImage(real, `${fake.host}/app`, rest)).rejects.toMatchObject({ code: 'EDIGEST', message: expect.stringContaining(bigLayer.digest) });
+        expect(await real.layer(big!)).toBeUndefined();
+        expect(await real.hasBlob(bigLayer.digest as Digest)).toBe(false);
+        expect(await real.resolve(`${fake.host}/app:latest`)).toBeUndefined();
+      }
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 
   it('rejects a manifest whose bytes do not match Docker-Content-Digest, or the pinned digest', async () => {

@@ -113,6 +113,22 @@ describe('ImageStore layers', () => {
     expect(ls('l')).toEqual([]);
   });
 
+  it('puts a layer in place only once what it waits for settles, and not at all if that fails', async () => {
+    const tar = layerTar('a');
+    const diffId = sha256(tar);
+    const refused = Object.assign(new Error('blob refused'), { code: 'EDIGEST' });
+    await expect(store.unpackLayer(diffId, null, chunks(tar), Promise.reject(refused))).rejects.toMatchObject({ cause: refused });
+    expect(ls('layers')).toEqual([]);
+    expect(ls('l')).toEqual([]);
+    let release!: () => void;
+    const unpacking = store.unpackLayer(diffId, null, chunks(tar), new Promise<void>((r) => (release = r)));
+    await new Promise((r) => setTimeout(r, 200)); // unpacked by now, held back
+    expect(await store.layer(diffId)).toBeUndefined();
+    release();
+    expect((await unpacking).chainId).toBe(diffId);
+    expect(await store.layer(diffId)).toBeDefined();
+  });
+
   it('rejects an unsafe layer, keeping nothing', async () => {
     const tar = makeTar([{ name: '../escape', content: 'x' }]);
     await expect(store.unpackLayer(sha256(tar), null, chunks(tar))).rejects.toMatchObject({ code: 'EUNSAFE' });

@@ -513,7 +513,7 @@ export class TestStore {
       () => undefined,
     );
   }
-  async unpackLayer(diffId: `sha256:${string}`, parent: `sha256:${string}` | null, tar: AsyncIterable<Uint8Array>): Promise<TestLayer> {
+  async unpackLayer(diffId: `sha256:${string}`, parent: `sha256:${string}` | null, tar: AsyncIterable<Uint8Array>, before?: Promise<unknown>): Promise<TestLayer> {
     this.active++;
     this.maxParallelUnpacks = Math.max(this.maxParallelUnpacks, this.active);
     try {
@@ -535,6 +535,7 @@ export class TestStore {
       });
       extract.end(bytes);
       await done;
+      await before;
       const chainId = parent === null ? diffId : sha(Buffer.from(`${parent} ${diffId}`));
       const rec: TestLayer = { chainId, diffId, size: bytes.length, dir: join(this.root, 'layers', chainId.slice(7)), link: 'l/x', files };
       await writeFile(join(this.root, 'layers', chainId.slice(7) + '.json'), JSON.stringify(rec));
