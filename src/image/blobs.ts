@@ -77,6 +77,10 @@ export class Blobs {
       await fs.rename(tmp, target);
     } catch (err) {
       await fs.rm(tmp, { force: true });
+      // A write's system error names no file (a full disk: "ENOSPC, write"): the one written.
+      if (errnoOf(err) !== undefined && !(err instanceof TsrunError) && (err as NodeJS.ErrnoException).path === undefined) {
+        (err as NodeJS.ErrnoException).path = tmp;
+      }
       throw err;
     }
   }
