@@ -74,6 +74,7 @@ export class Layers {
     options: UnpackOptions = {},
     before?: Promise<unknown>,
   ): Promise<LayerRecord> {
+    before?.catch(() => {}); // awaited below, or not at all when the unpack fails first
     const existing = expected === undefined ? undefined : await this.get(chainIdOf(parent, expected));
     if (existing && expected) {
       // Already here (another image, or a concurrent pull won): read the stream anyway, so the
